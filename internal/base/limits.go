@@ -65,6 +65,148 @@ const (
 // Broker core: queues, streams, routing (internal/queue, internal/stream,
 // internal/routing, internal/broker, internal/controller): none yet.
 
+// Streams (internal/stream): partition state, committed offsets, consumer
+// groups.
+const (
+	// StreamRetentionChunkBytes is the granularity at which a partition's
+	// state remembers its batches for retention: consecutive batches are
+	// summarised in chunks of about this many bytes, so the state grows
+	// with the retained bytes divided by this, not with the batch count.
+	// Retention moves the log start by whole chunks; 8 MiB is far below
+	// the 1 GiB segments the log deletes, so it never holds data back.
+	StreamRetentionChunkBytes = 8 << 20
+
+	// StreamRetentionChunksMax bounds the chunks a partition keeps; at the
+	// bound, neighbouring chunks are merged pairwise (coarser retention,
+	// same memory). 65,536 chunks of 8 MiB cover 512 GiB before the first
+	// merge, and cost about 3 MiB of state.
+	StreamRetentionChunksMax = 1 << 16
+
+	// StreamProducersMax bounds the idempotent producers a partition
+	// remembers; past it the least recently used one is forgotten (its
+	// next batch is then accepted with any sequence, as Kafka does for a
+	// producer whose state expired). About 200 bytes each: 2 MiB.
+	StreamProducersMax = 10_000
+
+	// StreamProducerBatchesMax is how many recent batches per producer are
+	// kept for duplicate detection: Kafka's five, which is also the most
+	// in-flight requests an idempotent Kafka producer may have.
+	StreamProducerBatchesMax = 5
+
+	// StreamProducerExpiryDefault forgets a producer idle this long
+	// (Kafka's producer.id.expiration.ms).
+	StreamProducerExpiryDefault = 24 * time.Hour
+
+	// StreamCommittedGroupsMax bounds the consumer groups with a committed
+	// offset on one partition; a commit from one more group is refused
+	// until expiry or deletion frees a slot.
+	StreamCommittedGroupsMax = 10_000
+
+	// StreamOffsetMetadataBytesMax bounds the metadata string of a
+	// committed offset (Kafka's offset.metadata.max.bytes).
+	StreamOffsetMetadataBytesMax = 4096
+
+	// StreamOffsetsRetentionDefault expires the committed offsets of a
+	// group empty for this long (Kafka's offsets.retention.minutes).
+	StreamOffsetsRetentionDefault = 7 * 24 * time.Hour
+
+	// GroupIDBytesMax bounds every identifier a group command carries:
+	// group id, member id, group instance id, client id and host,
+	// protocol type and name. Kafka's strings can reach 32 KiB; real ids
+	// are UUID-sized, and this keeps one member's bookkeeping small.
+	GroupIDBytesMax = 1024
+
+	// GroupsMax bounds the groups one coordinator state machine hosts.
+	GroupsMax = 10_000
+
+	// GroupMembersMax bounds the members (and, separately, the members
+	// still to confirm their id) of one group; Kafka's group.max.size is
+	// unlimited by default, but a group is one state machine and its
+	// SyncGroup carries every member's assignment.
+	GroupMembersMax = 1000
+
+	// GroupProtocolsMax bounds the protocols one member offers in
+	// JoinGroup (a Kafka client offers one per configured assignor).
+	GroupProtocolsMax = 32
+
+	// GroupMemberMetadataBytesMax bounds the metadata one member sends in
+	// JoinGroup, summed over its protocols (a subscription lists topic
+	// names; 64 KiB is thousands of them).
+	GroupMemberMetadataBytesMax = 64 << 10
+
+	// GroupAssignmentBytesMax bounds one member's assignment in SyncGroup.
+	GroupAssignmentBytesMax = 64 << 10
+
+	// GroupPartitionsMax bounds the partitions a server-assigned group
+	// distributes.
+	GroupPartitionsMax = 10_000
+
+	// GroupInitialRebalanceDelayDefault holds the first rebalance of an
+	// empty group so that members starting together join one generation
+	// (Kafka's group.initial.rebalance.delay.ms).
+	GroupInitialRebalanceDelayDefault = 3 * time.Second
+
+	// GroupSessionTimeoutMin and GroupSessionTimeoutMax bound the session
+	// timeout a member may ask for (Kafka's group.min.session.timeout.ms
+	// and group.max.session.timeout.ms).
+	GroupSessionTimeoutMin = 6 * time.Second
+	GroupSessionTimeoutMax = 30 * time.Minute
+)
+
+// Auth (internal/auth): credentials, SASL, permissions, policies.
+const (
+	// AuthArgon2MemoryKiB, AuthArgon2Iterations and AuthArgon2Parallelism
+	// are the argon2id parameters of new password hashes: OWASP's first
+	// recommendation (19 MiB, t=2, p=1) rather than RFC 9106's 64 MiB,
+	// because a broker verifies passwords in bursts (every client
+	// reconnecting at once) and memory per verification is what runs out.
+	AuthArgon2MemoryKiB   = 19 * 1024
+	AuthArgon2Iterations  = 2
+	AuthArgon2Parallelism = 1
+
+	// AuthArgon2MemoryKiBMax, AuthArgon2IterationsMax and
+	// AuthArgon2ParallelismMax bound the parameters a stored hash may
+	// claim, so that a damaged or hostile hash cannot make verification
+	// allocate or spin without bound (256 MiB, 16 passes, 16 lanes).
+	AuthArgon2MemoryKiBMax   = 256 * 1024
+	AuthArgon2IterationsMax  = 16
+	AuthArgon2ParallelismMax = 16
+
+	// AuthSaltBytesMin and AuthSaltBytesMax bound a salt (RFC 9106 asks
+	// for 16 bytes); AuthArgon2KeyBytes is the hash length (RFC 9106: 32).
+	AuthSaltBytesMin   = 16
+	AuthSaltBytesMax   = 64
+	AuthArgon2KeyBytes = 32
+
+	// AuthPHCBytesMax bounds an encoded password hash
+	// ($argon2id$v=19$m=...,t=...,p=...$salt$hash).
+	AuthPHCBytesMax = 256
+
+	// AuthScramIterationsDefault is the PBKDF2 count of new SCRAM
+	// credentials: RFC 7677's minimum (4096), which is also what Kafka's
+	// tools and RabbitMQ use; the cost falls on every client login.
+	// AuthScramIterationsMax bounds what stored credentials may claim.
+	AuthScramIterationsDefault = 4096
+	AuthScramIterationsMax     = 1 << 20
+
+	// AuthSASLMessageBytesMax bounds one SASL message from a client
+	// (PLAIN's whole message, each SCRAM client message).
+	AuthSASLMessageBytesMax = 4096
+
+	// AuthIdentityBytesMax bounds a user name or authorization identity;
+	// AuthPasswordBytesMax a password. RFC 4616 requires at least 255.
+	AuthIdentityBytesMax = 1024
+	AuthPasswordBytesMax = 1024
+
+	// AuthPatternBytesMax bounds a permission or policy pattern, keeping
+	// the compiled regular expression small.
+	AuthPatternBytesMax = 4096
+
+	// AuthPoliciesMax bounds the policies of one tenant (each entity
+	// evaluates all of them).
+	AuthPoliciesMax = 1000
+)
+
 // AMQP 0-9-1 (internal/proto/amqp).
 const (
 	// AMQPMessageBytesMax is the largest message body accepted, as
