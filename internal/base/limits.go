@@ -52,6 +52,29 @@ const (
 
 	// SyncIntervalDefault is the fsync period of durability "interval".
 	SyncIntervalDefault = 100 * time.Millisecond
+
+	// SegmentBytesMin is the smallest segment size the log accepts: small
+	// segments exist for tests that roll often; a segment always holds at
+	// least one batch, however large.
+	SegmentBytesMin = 512
+
+	// LogWriteBufferBytes is where the log flushes its write buffer to the
+	// segment file without waiting for a Sync: large enough that one group
+	// commit of many small batches is one write(2), small enough that the
+	// buffer's memory per log stays modest. A single batch larger than it
+	// is buffered whole (it is bounded by BatchBytesMax).
+	LogWriteBufferBytes = 1 << 20
+
+	// LogReadBytesMax bounds what one Read or Entries call collects past
+	// its first batch, so a caller's maxBytes cannot make the log allocate
+	// without bound; a read allocates at most this plus one BatchBytesMax.
+	LogReadBytesMax = 64 << 20
+
+	// CheckpointIntervalDefault is how often, at most, the log rewrites its
+	// checkpoint to move the recovery point forward outside segment rolls:
+	// it bounds the tail that recovery must scan, at the price of two
+	// fsyncs and a rename every few seconds, never per append.
+	CheckpointIntervalDefault = 5 * time.Second
 )
 
 // Metadata: the Pebble store (internal/storage/meta).
