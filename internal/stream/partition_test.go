@@ -1,0 +1,246 @@
+package stream
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/cockroachdb/datadriven"
+)
+
+// args reads a datadriven directive's key=value arguments.
+type args struct {
+	t  testing.TB
+	kv map[string]string
+}
+
+func argsOf(t testing.TB, td *datadriven.TestData) args {
+	kv := map[string]string{}
+	for _, a := range td.CmdArgs {
+		kv[a.Key] = strings.Join(a.Vals, ",")
+	}
+	return args{t: t, kv: kv}
+}
+
+func (a args) has(k string) bool { _, ok := a.kv[k]; return ok }
+
+func (a args) str(k, def string) string {
+	if v, ok := a.kv[k]; ok {
+		return v
+	}
+	return def
+}
+
+// int reads an integer; a suffix K or M multiplies by 1024 or 1024².
+func (a args) int(k string, def int64) int64 {
+	v, ok := a.kv[k]
+	if !ok {
+		return def
+	}
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(v, "K"):
+		mult, v = 1<<10, strings.TrimSuffix(v, "K")
+	case strings.HasSuffix(v, "M"):
+		mult, v = 1<<20, strings.TrimSuffix(v, "M")
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		a.t.Fatalf("argument %s=%q: %v", k, a.kv[k], err)
+	}
+	return n * mult
+}
+
+func (a args) bool(k string) bool { return a.str(k, "false") == "true" }
+
+// roundTrip sends cmd through its encoding, as the Raft log would.
+func roundTrip(t testing.TB, cmd Command) Command {
+	t.Helper()
+	b := EncodeCommand(nil, cmd)
+	got, err := DecodeCommand(b)
+	if err != nil {
+		t.Fatalf("decode of encoded %#v: %v", cmd, err)
+	}
+	if !bytes.Equal(EncodeCommand(nil, got), b) {
+		t.Fatalf("re-encoding %#v changed the bytes", got)
+	}
+	return got
+}
+
+// checkSnapshot restores a snapshot and checks that the copy snapshots to
+// the same bytes, so every state a test reaches is one a follower can
+// install.
+func checkSnapshot(t testing.TB, p *Partition) {
+	t.Helper()
+	snap := p.Snapshot(nil)
+	q, err := RestorePartition(snap)
+	if err != nil {
+		t.Fatalf("restore of a snapshot: %v", err)
+	}
+	if again := q.Snapshot(nil); !bytes.Equal(again, snap) {
+		t.Fatalf("restored snapshot differs:\n got %x\nwant %x", again, snap)
+	}
+}
+
+func appendOf(p *Partition, a args) Append {
+	return Append{
+		Now:             a.int("now", 0),
+		Index:           uint64(a.int("index", int64(p.NextIndex()))),
+		LastOffsetDelta: int32(a.int("records", 1) - 1),
+		MaxTimestamp:    a.int("ts", a.int("now", 0)),
+		Bytes:           a.int("bytes", 100),
+		ProducerID:      a.int("pid", NoProducerID),
+		ProducerEpoch:   int16(a.int("epoch", 0)),
+		BaseSequence:    int32(a.int("seq", 0)),
+	}
+}
+
+func formatAppend(r AppendResult) string {
+	switch r.Status {
+	case AppendOK:
+		if r.BaseOffset < 0 {
+			return "ok"
+		}
+		return fmt.Sprintf("ok offsets=%d-%d", r.BaseOffset, r.LastOffset)
+	case AppendDuplicate:
+		if r.BaseOffset < 0 {
+			return "duplicate of a batch in flight"
+		}
+		return fmt.Sprintf("duplicate of %d-%d", r.BaseOffset, r.LastOffset)
+	default:
+		return r.Status.String()
+	}
+}
+
+func formatPartition(p *Partition) string {
+	var b strings.Builder
+	off, idx := p.LogStart()
+	ts, tsOff := p.MaxTimestamp()
+	fmt.Fprintf(&b, "start=%d@%d hwm=%d next-index=%d bytes=%d chunks=%d max-ts=%d@%d\n",
+		off, idx, p.HighWatermark(), p.NextIndex(), p.RetainedBytes(), len(p.chunks), ts, tsOff)
+	for _, c := range p.chunks {
+		fmt.Fprintf(&b, "  chunk %d@%d bytes=%d max-ts=%d\n", c.firstOffset, c.firstIndex, c.bytes, c.maxTimestamp)
+	}
+	for _, id := range sortedProducerIDs(p) {
+		info, _ := p.Producer(id)
+		fmt.Fprintf(&b, "producer %d: epoch=%d last-seq=%d last-offset=%d last-ms=%d\n",
+			id, info.Epoch, info.LastSequence, info.LastOffset, info.LastMs)
+	}
+	for _, g := range p.Groups() {
+		o, _ := p.CommittedOffset(g)
+		gs := p.groups[g]
+		state := "standalone"
+		if gs.active {
+			state = "active"
+		} else if gs.emptyMs != 0 {
+			state = fmt.Sprintf("empty-since=%d", gs.emptyMs)
+		}
+		meta := fmt.Sprintf("%q", o.Metadata)
+		if len(o.Metadata) > 32 {
+			meta = fmt.Sprintf("<%d bytes>", len(o.Metadata))
+		}
+		fmt.Fprintf(&b, "group %s: offset=%d leader-epoch=%d meta=%s commit-ms=%d %s\n",
+			g, o.Offset, o.LeaderEpoch, meta, o.CommitMs, state)
+	}
+	return b.String()
+}
+
+func sortedProducerIDs(p *Partition) []int64 {
+	ids := make([]int64, 0, len(p.producers))
+	for id := range p.producers {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func TestPartitionDataDriven(t *testing.T) {
+	datadriven.Walk(t, "testdata/partition", func(t *testing.T, path string) {
+		var p *Partition
+		datadriven.RunTest(t, path, func(t *testing.T, td *datadriven.TestData) string {
+			a := argsOf(t, td)
+			if td.Cmd != "new" && p == nil {
+				t.Fatalf("%s: no partition; start with new", td.Pos)
+			}
+			out := runPartitionCmd(t, &p, td, a)
+			if p != nil {
+				checkSnapshot(t, p)
+			}
+			return out
+		})
+	})
+}
+
+func runPartitionCmd(t *testing.T, pp **Partition, td *datadriven.TestData, a args) string {
+	cfgOf := func() PartitionConfig {
+		return PartitionConfig{RetentionBytes: a.int("retention-bytes", 0), RetentionMs: a.int("retention-ms", 0),
+			OffsetsRetentionMs: a.int("offsets-retention-ms", 0), ProducerExpiryMs: a.int("producer-expiry-ms", 0)}
+	}
+	switch td.Cmd {
+	case "new":
+		*pp = NewPartition(cfgOf(), uint64(a.int("first-index", 1)))
+		return formatPartition(*pp)
+	case "configure":
+		(*pp).Apply(roundTrip(t, Configure{Config: cfgOf()}))
+		return formatPartition(*pp)
+	}
+	p := *pp
+	switch td.Cmd {
+	case "append":
+		return formatAppend(p.Apply(roundTrip(t, appendOf(p, a))).Append)
+	case "check":
+		var inflight []Append
+		for _, line := range strings.Split(strings.TrimSpace(td.Input), "\n") {
+			if line == "" {
+				continue
+			}
+			td2 := datadriven.TestData{}
+			fields := strings.Fields(line)
+			for _, f := range fields {
+				k, v, _ := strings.Cut(f, "=")
+				td2.CmdArgs = append(td2.CmdArgs, datadriven.CmdArg{Key: k, Vals: []string{v}})
+			}
+			inflight = append(inflight, appendOf(p, argsOf(t, &td2)))
+		}
+		return formatAppend(p.Check(appendOf(p, a), inflight))
+	case "tick":
+		r := p.Apply(roundTrip(t, RetentionTick{Now: a.int("now", 0)})).Retention
+		return fmt.Sprintf("truncate=%v start=%d@%d deleted-bytes=%d expired-producers=%d expired-groups=%v\n%s",
+			r.Truncate, r.StartOffset, r.StartIndex, r.DeletedBytes, r.ExpiredProducers, r.ExpiredGroups, formatPartition(p))
+	case "commit":
+		r := p.Apply(roundTrip(t, CommitOffset{Now: a.int("now", 0), Group: a.str("group", "g"),
+			Offset: a.int("offset", 0), LeaderEpoch: int32(a.int("leader-epoch", -1)), Metadata: a.str("meta", "")}))
+		if r.Err != nil {
+			return "error: " + r.Err.Error()
+		}
+		return "ok"
+	case "commit-long":
+		// A commit whose group id or metadata is n bytes long, for limits.
+		n := int(a.int("n", 0))
+		c := CommitOffset{Now: a.int("now", 0), Group: "g", Offset: 1}
+		if a.str("field", "") == "group" {
+			c.Group = strings.Repeat("g", n)
+		} else {
+			c.Metadata = strings.Repeat("m", n)
+		}
+		if r := p.Apply(c); r.Err != nil {
+			return "error: " + r.Err.Error()
+		}
+		return "ok"
+	case "delete-offsets":
+		return fmt.Sprintf("existed=%v", p.Apply(roundTrip(t, DeleteOffsets{Group: a.str("group", "g")})).Existed)
+	case "mark":
+		p.Apply(roundTrip(t, MarkGroup{Now: a.int("now", 0), Group: a.str("group", "g"), Empty: a.bool("empty")}))
+		return formatPartition(p)
+	case "state":
+		return formatPartition(p)
+	case "seek":
+		off, ok := p.SeekTimestamp(a.int("ts", 0))
+		return fmt.Sprintf("offset=%d found=%v", off, ok)
+	}
+	t.Fatalf("%s: unknown command %q", td.Pos, td.Cmd)
+	return ""
+}
