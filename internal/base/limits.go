@@ -81,12 +81,210 @@ const (
 const (
 	// MetaValueBytesMax bounds one metadata value.
 	MetaValueBytesMax = 16 << 20
+
+	// MetaKeyBytesMax bounds one metadata key. The largest typed key, a
+	// consumer offset, holds a stream name (at most 255 bytes, AMQP's
+	// shortstr) and a group id (GroupIDBytesMax): under 2.6 KiB even if
+	// every byte needed escaping. Short keys keep Pebble's index blocks
+	// small.
+	MetaKeyBytesMax = 4 << 10
+
+	// MetaBatchBytesMax bounds the keys and values of one batch: room for
+	// four values of MetaValueBytesMax. A batch is held in memory twice
+	// while it commits (the batch, then the memtable); the replication
+	// engine's per-loop batch of hard states is far smaller (10,000
+	// groups of ~40 bytes is 400 KB).
+	MetaBatchBytesMax = 4*MetaValueBytesMax + 64<<10
+
+	// MetaCacheBytesDefault is the block cache of the store when the
+	// configuration names none. A node's metadata is a few MiB per
+	// 10,000 groups, so this keeps the whole working set in memory.
+	MetaCacheBytesDefault = 32 << 20
+
+	// MetaMemTableBytes is the memtable of the store, Pebble's default:
+	// Raft hard states overwrite the same keys, so a larger memtable
+	// would mostly hold superseded versions; a batch over half of it is
+	// flushed as its own table.
+	MetaMemTableBytes = 4 << 20
 )
 
-// Replication (internal/replication): none yet.
+// Replication (internal/replication): the multi-group Raft engine and its
+// transport.
+const (
+	// RaftProposalsInFlightMax bounds the proposals of one group that wait
+	// for their outcome on its leader; one more fails at once with
+	// CodeOverloaded. 64 producers pipelining 64 batches each fit; more would
+	// only wait behind RaftUncommittedBytesMax.
+	RaftProposalsInFlightMax = 4096
+
+	// RaftReadsInFlightMax bounds the ReadIndex and lease reads of one group
+	// waiting for their read index to be applied; one more fails at once
+	// with CodeOverloaded.
+	RaftReadsInFlightMax = 4096
+
+	// RaftMessageBytesMax is raft's MaxSizePerMsg: the entry bytes one append
+	// message carries (a single larger entry still travels alone). 1 MiB
+	// keeps one group from holding a connection for more than about a
+	// millisecond at 10 Gb/s, while amortising per-message costs.
+	RaftMessageBytesMax = 1 << 20
+
+	// RaftInflightMsgsMax is raft's MaxInflightMsgs: append messages sent to
+	// one follower and not yet acknowledged. 256 keeps a pipeline full
+	// across a 10 ms round trip at 25,600 appends per second.
+	RaftInflightMsgsMax = 256
+
+	// RaftInflightBytesMax is raft's MaxInflightBytes: the entry bytes in
+	// flight to one follower, 32 round trips' worth of full messages.
+	RaftInflightBytesMax = 32 * RaftMessageBytesMax
+
+	// RaftUncommittedBytesMax is raft's MaxUncommittedEntriesSize: once a
+	// leader holds this much appended but uncommitted payload, proposals
+	// fail with CodeOverloaded until commits catch up. It bounds what a
+	// leader buffers for a slow quorum.
+	RaftUncommittedBytesMax = 64 << 20
+
+	// RaftApplyBytesMax is raft's MaxCommittedSizePerReady: the committed
+	// entry bytes handed to a group's state machine in one engine
+	// iteration, so one busy group cannot stall the others of its loop.
+	RaftApplyBytesMax = 16 << 20
+
+	// RaftLoopInboxMax bounds the requests (peer messages, proposals, reads,
+	// membership changes) waiting for one engine loop. Peer messages beyond
+	// it are dropped (Raft retransmits) and calls fail with CodeOverloaded.
+	RaftLoopInboxMax = 1 << 16
+
+	// RaftPromoteLagEntriesMax is how close a learner's match index must be
+	// to the leader's last index before Promote proposes the promotion, so
+	// a new voter never starts out holding back the commit index.
+	RaftPromoteLagEntriesMax = 64
+
+	// RaftConfStateNodesMax bounds the node ids one decoded ConfState (from
+	// the wire or a snapshot file) may list, so a decoder never allocates
+	// for a count it cannot back. Groups have 3 or 5 voters; 1024 is far
+	// beyond any placement.
+	RaftConfStateNodesMax = 1024
+
+	// TransportFrameBytesMax bounds one frame of the inter-node transport:
+	// a message carrying the largest entry (one batch, BatchBytesMax) plus
+	// room for its other fields. The length prefix is checked against it
+	// before anything is allocated.
+	TransportFrameBytesMax = BatchBytesMax + 1<<20
+
+	// TransportQueueBytesMax and TransportQueueBatchesMax bound what waits
+	// to be written to one peer. Beyond either, the engine's send is
+	// dropped and reported unreachable rather than blocking the engine
+	// loop: Raft retransmits, and a peer that slow is better probed than
+	// buffered for.
+	TransportQueueBytesMax   = 64 << 20
+	TransportQueueBatchesMax = 4096
+
+	// TransportWriteBytesMax is how many bytes of frames the writer of one
+	// connection coalesces into one write call.
+	TransportWriteBytesMax = 1 << 20
+
+	// SnapshotChunkBytes is the size of the chunks a snapshot is streamed
+	// in, so a multi-GiB snapshot never sits in memory and message frames
+	// interleave with it on the shared connection.
+	SnapshotChunkBytes = 1 << 20
+
+	// SnapshotChunksBuffered bounds the received chunks of one snapshot
+	// stream waiting to be written to disk; beyond it the connection's
+	// reader waits (TCP backpressure to the sender).
+	SnapshotChunksBuffered = 4
+
+	// SnapshotBytesMax bounds one snapshot stream or file (state machine
+	// state plus the log entries it retains): larger streams are refused,
+	// so a peer cannot fill the disk with one.
+	SnapshotBytesMax = 64 << 30
+
+	// SnapshotStreamsMax bounds the snapshot streams in flight to or from
+	// one peer; more are refused and retried by Raft later.
+	SnapshotStreamsMax = 2
+)
 
 // Broker core: queues, streams, routing (internal/queue, internal/stream,
 // internal/routing, internal/broker, internal/controller): none yet.
+
+// Queues (internal/queue): the queue state machine.
+const (
+	// QueueMessagesMax bounds the live messages of one queue in every state
+	// (ready, delayed, unacknowledged, dead-letter pending); a publish past
+	// it is refused. The state machine names messages by 32-bit slots, and
+	// at its budget of 64 bytes of RAM per message 2^30 messages already
+	// take 64 GiB, more than one queue on one node should ever hold.
+	QueueMessagesMax = 1 << 30
+
+	// QueueEnqueueMessagesMax bounds the messages of one Enqueue command:
+	// one command carries the records of one batch.
+	QueueEnqueueMessagesMax = BatchRecordsMax
+
+	// QueueFieldBytesMax bounds every string a queue command or snapshot
+	// carries: dedupe id, message id, ordering key, consumer owner and
+	// name, consumer tag, return reason, dead-letter target. AMQP's
+	// shortstr fields are at most 255 bytes; 4 KiB leaves room for
+	// composite ids and keys while bounding what a decoder allocates for
+	// one field.
+	QueueFieldBytesMax = 4 << 10
+
+	// QueueSettleIDsMax bounds the delivery ids of one Settle or Return
+	// and the refs of one DeadLetterDone. A front end acks one tag or a
+	// range (UpTo) at a time; 65,536 covers an HTTP client acking a whole
+	// prefetch window by list.
+	QueueSettleIDsMax = 1 << 16
+
+	// QueueConsumersMax bounds the consumer records of one queue
+	// (subscribed consumers and channels holding basic.get deliveries).
+	// Dispatch is O(log consumers); the bound keeps the consumer table and
+	// its snapshot small.
+	QueueConsumersMax = 1 << 16
+
+	// QueuePriorityMax is the highest configurable priority level:
+	// RabbitMQ's x-max-priority maximum. QueuePriorityDefault is the
+	// default (RabbitMQ recommends at most 10 levels).
+	QueuePriorityMax     = 255
+	QueuePriorityDefault = 10
+
+	// QueueRetryReasonsMax bounds the return-reason schedules of a retry
+	// policy; a policy names a handful of reasons (transient, poison...).
+	QueueRetryReasonsMax = 64
+
+	// QueueBrowseMax bounds the messages one Browse returns: a page for a
+	// console or an HTTP peek, not a way to copy the queue.
+	QueueBrowseMax = 1000
+
+	// QueueTimeMsMax is the latest Unix time in ms a queue command may
+	// carry (about the year 2109), and QueueDurationMsMax the longest TTL,
+	// delay, timeout, window or backoff (about 34 years). Together they
+	// keep every deadline sum far inside int64.
+	QueueTimeMsMax     = 1 << 42
+	QueueDurationMsMax = 1 << 40
+
+	// QueueAckTimeoutDefault returns a delivery unacknowledged this long
+	// (RabbitMQ's consumer_timeout default).
+	QueueAckTimeoutDefault = 30 * time.Minute
+
+	// QueueDedupeWindowDefault is how long a dedupe id is remembered by
+	// default (NATS JetStream's duplicate window); a queue may set from
+	// QueueDedupeWindowMin to QueueDedupeWindowMax.
+	QueueDedupeWindowDefault = 2 * time.Minute
+	QueueDedupeWindowMin     = time.Minute
+	QueueDedupeWindowMax     = 7 * 24 * time.Hour
+
+	// QueueDedupeIDsMax bounds the dedupe ids one queue remembers; past it
+	// the oldest is forgotten early (counted as evicted). An id costs
+	// about 80 bytes, so the bound is about 80 MiB: a 2-minute window at
+	// 8,000 publishes a second.
+	QueueDedupeIDsMax = 1 << 20
+
+	// QueueDedupeIDRawBytes is the longest dedupe id stored as is; longer
+	// ids are stored as the first 16 bytes of their SHA-256.
+	QueueDedupeIDRawBytes = 16
+
+	// QueueDeliveryLimitMax is the largest delivery limit: delivery counts
+	// are 16-bit and saturate at 65,535, so a limit must stay below that
+	// to be reachable.
+	QueueDeliveryLimitMax = 1<<16 - 2
+)
 
 // Streams (internal/stream): partition state, committed offsets, consumer
 // groups.
@@ -176,6 +374,55 @@ const (
 	GroupSessionTimeoutMax = 30 * time.Minute
 )
 
+// Routing (internal/routing): exchanges, bindings, the topic trie.
+const (
+	// RoutingKeyBytesMax bounds a routing key and a binding key (a topic
+	// pattern): AMQP 0-9-1 carries both as a shortstr. An MQTT topic
+	// longer than this cannot be routed through an exchange, as in
+	// RabbitMQ.
+	RoutingKeyBytesMax = 255
+
+	// RoutingNameBytesMax bounds the name of a vhost, exchange, queue or
+	// stream in a routing table: AMQP carries them as shortstr.
+	RoutingNameBytesMax = 255
+
+	// TopicWordsMax bounds the words of a topic key or pattern, and so the
+	// depth of the topic trie and the steps of one match. It is the most
+	// words a key within RoutingKeyBytesMax can have (255 separators), so
+	// no key that fits is refused for its word count.
+	TopicWordsMax = RoutingKeyBytesMax + 1
+
+	// ExchangeBindingsMax bounds the bindings whose source is one exchange.
+	// Every MQTT subscription of a vhost is a binding of amq.topic, so this
+	// must allow millions; at roughly 200 bytes a binding it caps one
+	// exchange near 800 MiB in every controller replica, and it bounds a
+	// fanout or headers publish's pass over the bindings.
+	ExchangeBindingsMax = 1 << 22
+
+	// RoutingExchangesMax bounds the exchanges of one vhost, built-ins
+	// included: applications declare a few to a few thousand; MQTT and
+	// STOMP create none.
+	RoutingExchangesMax = 1 << 16
+
+	// RoutingDestinationsMax bounds the queues and streams one vhost's
+	// routing table knows: each MQTT session has its own queue, so as for
+	// ExchangeBindingsMax this must allow millions.
+	RoutingDestinationsMax = 1 << 22
+
+	// RoutingArgsBytesMax bounds the encoded arguments table of one
+	// exchange or binding. A headers binding matching dozens of headers
+	// takes well under 1 KiB; 16 KiB leaves room for long values while
+	// bounding one binding's memory and matching cost.
+	RoutingArgsBytesMax = 16 << 10
+
+	// RouteExchangeDepthMax bounds the exchange-to-exchange and
+	// alternate-exchange hops one publish follows; exchanges deeper than
+	// this are not visited (Route reports it). Real topologies are two or
+	// three levels deep; with each exchange visited once per publish,
+	// this bounds the latency a misconfigured chain can add.
+	RouteExchangeDepthMax = 16
+)
+
 // Auth (internal/auth): credentials, SASL, permissions, policies.
 const (
 	// AuthArgon2MemoryKiB, AuthArgon2Iterations and AuthArgon2Parallelism
@@ -235,6 +482,32 @@ const (
 	// AMQPMessageBytesMax is the largest message body accepted, as
 	// RabbitMQ's default max_message_size.
 	AMQPMessageBytesMax = 128 << 20
+
+	// AMQPFrameBytesMax is the largest frame-max (frame size including
+	// its 8 bytes of header and frame-end) a connection may negotiate; a
+	// peer's "no limit" (0) means this. A connection's read buffer grows
+	// to its frame-max, so this bounds per-connection memory; bodies are
+	// split across frames, so larger frames gain little over RabbitMQ's
+	// default of 128 KiB.
+	AMQPFrameBytesMax = 1 << 20
+
+	// AMQPFrameSlackBytes is how far a received frame may exceed the
+	// negotiated frame-max and still be accepted: RabbitMQ tolerates one
+	// empty frame's size (8) because clients commonly count frame-max
+	// without the header and frame-end.
+	AMQPFrameSlackBytes = 8
+
+	// AMQPTableDepthMax bounds the nesting of field tables and arrays (a
+	// top-level table is depth 1), so decoding and encoding recurse a
+	// bounded amount and a cyclic table cannot loop. Real headers nest
+	// four deep (x-death: an array of tables holding arrays).
+	AMQPTableDepthMax = 32
+
+	// AMQPTableFieldsMax bounds the values in one field table, counting
+	// nested tables' and arrays' values: a 2-byte void field decodes into
+	// a map entry or interface of ~50 bytes, and this caps that
+	// amplification at a few MiB per table.
+	AMQPTableFieldsMax = 1 << 16
 )
 
 // Kafka (internal/proto/kafka).
@@ -243,4 +516,23 @@ const (
 	// prefix is refused before anything is allocated (Kafka's
 	// socket.request.max.bytes).
 	KafkaRequestBytesMax = 100 << 20
+
+	// KafkaFrameReadChunkBytes is how far a frame's buffer is grown ahead
+	// of the bytes that have arrived, so a size prefix alone never reserves
+	// more than this: a peer announcing 100 MiB and sending nothing costs
+	// 64 KiB, and a legitimate large request costs one doubling copy chain.
+	KafkaFrameReadChunkBytes = 64 << 10
+
+	// KafkaTaggedFieldsMax bounds the tagged fields of one struct of a
+	// request, response or header. Kafka uses at most four per struct
+	// today and assigns tags in order from 0, so 64 leaves years of room
+	// while bounding the unknown tags a decoder keeps.
+	KafkaTaggedFieldsMax = 64
+
+	// KafkaDecodeAllocBytesMax bounds the Go memory one decoded message
+	// holds besides its input (bytes and records fields alias the input):
+	// slices, strings, pointers. A 1-byte array element can decode into a
+	// 100-byte struct, so without this bound a 100 MiB request could cost
+	// 10 GiB; with it, at most the size of the largest request again.
+	KafkaDecodeAllocBytesMax = KafkaRequestBytesMax
 )
