@@ -97,7 +97,7 @@ func Open(opts Options) (*Store, error) {
 	s.opening.Store(true)
 	defer s.opening.Store(false)
 
-	db, err := pebble.Open(opts.Dir, s.pebbleOptions(opts, log))
+	db, err := s.openPebble(opts.Dir, s.pebbleOptions(opts, log))
 	if err != nil {
 		return nil, s.openError(opts.Dir, err)
 	}
@@ -122,6 +122,25 @@ func (s *Store) pebbleOptions(opts Options, log *slog.Logger) *pebble.Options {
 	}
 	po.EnsureDefaults()
 	return po
+}
+
+// openPebble is pebble.Open, except that a panic after the fence tripped
+// becomes the store's failure: Pebble panics, rather than returning, when a
+// directory sync fails while it moves a marker file (its answer to
+// fsyncgate), and it releases what it had opened before re-panicking. A
+// panic with the fence intact is a bug and goes on.
+func (s *Store) openPebble(dir string, po *pebble.Options) (db *pebble.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			ferr := s.fence.err()
+			if ferr == nil {
+				panic(r)
+			}
+			s.fence.log.Error("meta: pebble panicked on the storage failure while opening", "panic", fmt.Sprint(r))
+			db, err = nil, ferr
+		}
+	}()
+	return pebble.Open(dir, po)
 }
 
 func (s *Store) openError(dir string, err error) error {
