@@ -1,0 +1,115 @@
+package log
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/ferry-mq/ferry/internal/base"
+	"github.com/ferry-mq/ferry/internal/base/vfs"
+)
+
+// Durability says when Append returns.
+type Durability uint8
+
+const (
+	// DurabilitySync: Append returns once the batch is fsynced. Concurrent
+	// appenders share one write and one fsync.
+	DurabilitySync Durability = iota
+	// DurabilityInterval: Append returns once the batch is written to the
+	// file; an fsync runs every SyncInterval. A crash (power loss) can lose
+	// batches confirmed within the last interval.
+	DurabilityInterval
+	// DurabilityNone: Append returns once the batch is written; nothing on
+	// the append path fsyncs. A power loss can lose any batch not yet in a
+	// rolled segment. Segment rolls, checkpoints, Close, Sync and SyncAll
+	// still fsync, which keeps the recovery rules the same for every mode.
+	DurabilityNone
+)
+
+func (d Durability) String() string {
+	switch d {
+	case DurabilitySync:
+		return "sync"
+	case DurabilityInterval:
+		return "interval"
+	case DurabilityNone:
+		return "none"
+	}
+	return fmt.Sprintf("durability(%d)", uint8(d))
+}
+
+// Options configure a Log. Zero values take the defaults named in base.
+type Options struct {
+	FS    vfs.FS     // default vfs.Default
+	Dir   string     // required; created if missing
+	Clock base.Clock // default base.RealClock
+
+	SegmentBytes       int64         // roll size; default base.SegmentBytesDefault, within [SegmentBytesMin, SegmentBytesMax]
+	SegmentAge         time.Duration // roll age; default base.SegmentAgeDefault
+	IndexIntervalBytes int           // bytes between index entries; default base.IndexIntervalBytes
+
+	Durability   Durability
+	SyncInterval time.Duration // DurabilityInterval's period; default base.SyncIntervalDefault
+
+	// CheckpointInterval is the longest the recovery point may lag behind
+	// a sync; default base.CheckpointIntervalDefault.
+	CheckpointInterval time.Duration
+
+	RetentionBytes int64         // <= 0: unlimited
+	RetentionAge   time.Duration // 0: unlimited
+
+	// FirstIndex is the Index of the first batch of a fresh log (default
+	// 1). An existing log keeps its own.
+	FirstIndex uint64
+
+	Logger *slog.Logger // default: discard
+}
+
+// maxTerm is the largest term the log stores: the term goes in the batch's
+// int32 partitionLeaderEpoch.
+const maxTerm = math.MaxInt32
+
+func (o Options) withDefaults() (Options, error) {
+	if o.Dir == "" {
+		return o, base.Errorf(base.CodeInvalidArgument, "log: Options.Dir is required")
+	}
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	if o.Clock == nil {
+		o.Clock = base.RealClock{}
+	}
+	if o.SegmentBytes == 0 {
+		o.SegmentBytes = base.SegmentBytesDefault
+	}
+	if o.SegmentBytes < base.SegmentBytesMin || o.SegmentBytes > base.SegmentBytesMax {
+		return o, base.Errorf(base.CodeInvalidArgument, "log: SegmentBytes %d outside [%d, %d]", o.SegmentBytes, base.SegmentBytesMin, int64(base.SegmentBytesMax))
+	}
+	if o.SegmentAge == 0 {
+		o.SegmentAge = base.SegmentAgeDefault
+	}
+	if o.IndexIntervalBytes == 0 {
+		o.IndexIntervalBytes = base.IndexIntervalBytes
+	}
+	if o.SyncInterval == 0 {
+		o.SyncInterval = base.SyncIntervalDefault
+	}
+	if o.CheckpointInterval == 0 {
+		o.CheckpointInterval = base.CheckpointIntervalDefault
+	}
+	if o.SegmentAge < 0 || o.IndexIntervalBytes < 0 || o.SyncInterval < 0 || o.CheckpointInterval < 0 || o.RetentionAge < 0 {
+		return o, base.Errorf(base.CodeInvalidArgument, "log: negative duration or interval in options")
+	}
+	if o.Durability > DurabilityNone {
+		return o, base.Errorf(base.CodeInvalidArgument, "log: unknown durability %d", o.Durability)
+	}
+	if o.FirstIndex == 0 {
+		o.FirstIndex = 1
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o, nil
+}
