@@ -36,9 +36,11 @@ import (
 //     disaggregated storage, and disk-space heuristics (which treat
 //     ErrUnsupported as "unknown"). The store uses none of the former.
 //
-// Every mutation that fails (write, sync, create, rename, remove, mkdir)
-// trips the fence: afterwards every operation, reads included, is refused,
-// and only Close of handles still runs.
+// Every mutation that fails (write, sync, create, rename, remove, mkdir),
+// and every failed read of an open file, trips the fence: afterwards every
+// operation is refused, and only Close of handles still runs. Failures to
+// open, stat or list a name are not fatal: Pebble probes for names that may
+// not exist.
 type pebbleFS struct {
 	fs    vfs.FS
 	fence *fence
@@ -228,18 +230,28 @@ var _ pvfs.File = (*pebbleFile)(nil)
 // Close runs even on a fenced store, so that Pebble can release handles.
 func (f *pebbleFile) Close() error { return f.f.Close() }
 
+// Read and ReadAt trip the fence on any error but io.EOF: a disk that fails
+// reads is failing, and the store stops rather than serve around it.
 func (f *pebbleFile) Read(b []byte) (int, error) {
 	if err := f.p.fence.refuse("read", f.f.Name()); err != nil {
 		return 0, err
 	}
-	return f.f.Read(b)
+	n, err := f.f.Read(b)
+	if err != nil && err != io.EOF {
+		return n, f.p.failed(err)
+	}
+	return n, err
 }
 
 func (f *pebbleFile) ReadAt(b []byte, off int64) (int, error) {
 	if err := f.p.fence.refuse("read", f.f.Name()); err != nil {
 		return 0, err
 	}
-	return f.f.ReadAt(b, off)
+	n, err := f.f.ReadAt(b, off)
+	if err != nil && err != io.EOF {
+		return n, f.p.failed(err)
+	}
+	return n, err
 }
 
 func (f *pebbleFile) Write(b []byte) (int, error) {

@@ -252,8 +252,8 @@ func (s *Store) enter() error {
 
 // Get returns a copy of key's value, which the caller owns. Errors:
 // CodeNotFound when key is absent, CodeInvalidArgument or CodeTooLarge for a
-// bad key, CodeStorageFailed once the store has failed (or on a read error),
-// CodeCorrupt when the data fails its checksum. A Get may see a batch whose
+// bad key, CodeStorageFailed once the store has failed (a failed disk read
+// fails it too), CodeCorrupt when the data fails its checksum. A Get may see a batch whose
 // Sync commit has not returned yet.
 func (s *Store) Get(key []byte) ([]byte, error) {
 	if err := checkKey(key); err != nil {
@@ -284,6 +284,8 @@ func (s *Store) Get(key []byte) ([]byte, error) {
 	return out, nil
 }
 
+// readError classifies an error of a read. A failed disk read has tripped
+// the fence already; what is left is corruption Pebble found, or a bug.
 func (s *Store) readError(err error) error {
 	if ferr := s.fence.err(); ferr != nil {
 		return ferr
@@ -291,7 +293,7 @@ func (s *Store) readError(err error) error {
 	if pebble.IsCorruptionError(err) {
 		return base.Errorf(base.CodeCorrupt, "meta: %w", err)
 	}
-	return base.Errorf(base.CodeStorageFailed, "meta: read: %w", err)
+	return base.Errorf(base.CodeInternal, "meta: read: %w", err)
 }
 
 // StopScan stops a Scan early: return it from the callback and Scan returns
