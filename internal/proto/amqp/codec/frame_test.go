@@ -130,7 +130,7 @@ func TestFrameSizeLimitEdge(t *testing.T) {
 	if f, err := fr.ReadFrame(); err != nil || len(f.Payload) != largest {
 		t.Errorf("payload of %d at the largest frame-max: got %v", largest, err)
 	}
-	fr = NewFrameReader(&failingReader{t: t, header: sizedFrame(largest+1)[:7]})
+	fr = NewFrameReader(&failingReader{t: t, header: sizedFrame(largest + 1)[:7]})
 	_ = fr.SetFrameMax(base.AMQPFrameBytesMax)
 	if _, err := fr.ReadFrame(); err == nil || base.CodeOf(err) != base.CodeTooLarge {
 		t.Errorf("payload of %d at the largest frame-max: got %v, want too_large", largest+1, err)
