@@ -9,31 +9,35 @@ import (
 )
 
 // rollLocked closes the active segment and starts the next one. The old
-// segment and its indexes are fsynced before the new one is created, and
-// the new one's header is durable (file and directory synced) before any
-// batch goes into it; then the checkpoint moves the recovery point to it.
+// segment's data is fsynced before the new one is created, the new one's
+// header is durable (file and directory synced) before any batch goes into
+// it, the old one's indexes (with their final time entry) are synced, and
+// then the checkpoint moves the recovery point to the new segment.
 func (l *Log) rollLocked() error {
 	old := l.active()
 	if err := l.flushLocked(); err != nil {
 		return err
 	}
+	if err := old.file.Sync(); err != nil {
+		return l.failLocked("fsync at segment roll", err)
+	}
+	old.synced = old.size
+	ns, err := l.createSegmentLocked(old.nextIndex, old.nextOffset)
+	if err != nil {
+		return err // the old segment stays active, unchanged
+	}
 	if te, ok := l.t.cur.finalTimeEntry(); ok {
 		if err := l.writeIndexesLocked(old, nil, []timeEntry{te}); err != nil {
-			return l.writeFailedLocked(old, "index write", err)
+			return l.failLocked("index write at segment roll", err)
 		}
 		l.stateMu.Lock()
 		old.tix = append(old.tix, te)
 		l.stateMu.Unlock()
 	}
-	for _, f := range []vfs.File{old.file, old.idxFile, old.tixFile} {
+	for _, f := range []vfs.File{old.idxFile, old.tixFile} {
 		if err := f.Sync(); err != nil {
-			return l.failLocked("fsync at segment roll", err)
+			return l.failLocked("index fsync at segment roll", err)
 		}
-	}
-	old.synced = old.size
-	ns, err := l.createSegmentLocked(old.nextIndex, old.nextOffset)
-	if err != nil {
-		return err
 	}
 	l.stateMu.Lock()
 	l.segs = append(l.segs, ns)

@@ -71,3 +71,25 @@ func appendOK(t testing.TB, l *Log, term uint64, b []byte) Position {
 }
 
 var _ = errors.Is
+
+// rec is one record for buildBatch.
+type rec struct {
+	ts    int64
+	value []byte
+}
+
+// buildBatch builds a batch of the given records (null keys).
+func buildBatch(recs []rec) []byte {
+	var b batch.Builder
+	b.Begin(nil, batch.Header{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1})
+	for _, r := range recs {
+		if err := b.Add(r.ts, nil, r.value, nil); err != nil {
+			panic(err)
+		}
+	}
+	out, err := b.Finish()
+	if err != nil {
+		panic(err)
+	}
+	return out
+}

@@ -89,8 +89,16 @@ func Open(opts Options) (*Log, error) {
 	if err := l.fs.MkdirAll(l.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("log: creating %s: %w", l.dir, err)
 	}
-	if err := l.fs.SyncDir(filepath.Dir(filepath.Clean(l.dir))); err != nil {
-		return nil, fmt.Errorf("log: syncing the parent of %s: %w", l.dir, err)
+	// MkdirAll may have created ancestors too: make every link durable.
+	for p := filepath.Clean(l.dir); ; {
+		parent := filepath.Dir(p)
+		if err := l.fs.SyncDir(parent); err != nil {
+			return nil, fmt.Errorf("log: syncing %s: %w", parent, err)
+		}
+		if parent == p {
+			break
+		}
+		p = parent
 	}
 	if l.lock, err = l.fs.Lock(l.path(lockName)); err != nil {
 		return nil, base.Errorf(base.CodeResourceLocked, "log: %s is in use: %w", l.dir, err)

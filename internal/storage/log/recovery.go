@@ -33,6 +33,11 @@ func (l *Log) recover() error {
 		return l.initFreshLocked(l.opts.FirstIndex, 0)
 	case ok && ck.resetPending:
 		return l.finishResetLocked(ck, bases)
+	case len(bases) == 0 && ck.rpSegment == ck.firstIndex && ck.rpPos == segHeaderSize:
+		// A crash before the first segment's creation was durable.
+		return l.initFreshLocked(ck.firstIndex, ck.firstOffset)
+	case len(bases) == 0:
+		return corrupt(l.path(checkpointName), 0, fmt.Errorf("the checkpoint records synced data (%+v) but no segment exists", ck))
 	}
 	segs, err := l.openSegments(bases)
 	if err != nil {

@@ -98,6 +98,9 @@ func (l *Log) cutSegmentLocked(s *segment, from uint64, cutPos, cutOffset int64)
 	for len(tix) > 0 && s.baseOffset+int64(tix[len(tix)-1].relOffset) >= cutOffset {
 		tix = tix[:len(tix)-1]
 	}
+	if n := len(tix); n > 0 && !hasOffsetEntry(idx, tix[n-1].relOffset) {
+		tix = tix[:n-1] // a roll's final entry: the segment is active again
+	}
 	maxTs, err := maxTimestampTo(s, idx, tix, cutPos)
 	if err != nil {
 		return err
