@@ -1,0 +1,185 @@
+package replication
+
+import (
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	raft "go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+
+	"github.com/ferry-mq/ferry/internal/base"
+)
+
+// writeReady appends the Ready's entries to the group's log (after a
+// snapshot install's log reset) and reports whether it wrote anything.
+// Nothing is durable until the loop's SyncAll.
+func (g *group) writeReady(rd raft.Ready) (bool, error) {
+	wrote := false
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		if err := g.installLog(); err != nil {
+			return false, err
+		}
+		wrote = true
+	}
+	if len(rd.Entries) == 0 {
+		return wrote, nil
+	}
+	first := rd.Entries[0].GetIndex()
+	if first <= g.log.LastIndex() {
+		if err := g.log.TruncateSuffix(first); err != nil {
+			return false, fmt.Errorf("group %d: truncating log from %d: %w", g.id, first, err)
+		}
+	}
+	if first < g.log.FirstIndex() || first != g.log.LastIndex()+1 {
+		// The log was reset by a snapshot install whose entries end below
+		// first, or raft skipped ahead: both are bugs.
+		base.Bugf("group %d: appending entry %d to a log holding [%d, %d]", g.id, first, g.log.FirstIndex(), g.log.LastIndex())
+	}
+	for _, e := range rd.Entries {
+		idx, err := g.log.Write(e.GetTerm(), storedBytes(e))
+		if err != nil {
+			return false, fmt.Errorf("group %d: writing entry %d: %w", g.id, e.GetIndex(), err)
+		}
+		base.Assert(idx == e.GetIndex(), "group %d: log stored entry %d at index %d", g.id, e.GetIndex(), idx)
+	}
+	g.e.metrics.entriesWritten.Add(uint64(len(rd.Entries)))
+	return true, nil
+}
+
+// hardStateUpdate records raft's hard state and returns an update when its
+// term or vote changed: the commit index alone is not worth a sync.
+func (g *group) hardStateUpdate(rd raft.Ready) (StateUpdate, bool) {
+	if rd.HardState != nil {
+		g.hs = HardState{Term: rd.GetTerm(), Vote: rd.GetVote(), Commit: rd.GetCommit()}
+	}
+	if g.hs.Term == g.persisted.Term && g.hs.Vote == g.persisted.Vote {
+		return StateUpdate{}, false
+	}
+	hs := g.hs
+	return StateUpdate{Group: g.id, HardState: &hs}, true
+}
+
+func (g *group) persistedState(u StateUpdate) {
+	if u.HardState != nil {
+		g.persisted = *u.HardState
+	}
+}
+
+// applyReady runs after the iteration is durable and its messages are
+// queued: it installs a snapshot into the FSM, applies committed entries,
+// resolves proposals and reads, and advances raft.
+func (g *group) applyReady(r ready) {
+	if g.stopped {
+		return
+	}
+	rd := r.rd
+	if rd.SoftState != nil {
+		g.softStateChanged(rd.SoftState)
+	}
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		if err := g.restoreInstalled(); err != nil {
+			g.stop(err)
+			return
+		}
+	}
+	g.readStates(rd.ReadStates)
+	if len(rd.Entries) > 0 || len(rd.CommittedEntries) > 0 {
+		g.idleTicks = 0
+	}
+	g.applyCommitted(rd.CommittedEntries)
+	g.rn.Advance(rd)
+	g.completeReads()
+	g.maybeCampaignAlone()
+	if err := g.maybeSnapshot(); err != nil {
+		g.e.fail(err)
+		return
+	}
+	g.removeStaleRecvFiles()
+	g.publish()
+	g.updateBusy()
+}
+
+func (g *group) softStateChanged(ss *raft.SoftState) {
+	leadChanged := ss.Lead != g.lead
+	g.lead, g.state = ss.Lead, ss.RaftState
+	if leadChanged {
+		g.failReads()
+	}
+	g.checkTransfer()
+	if g.state != raft.StateLeader && len(g.promotes) > 0 {
+		g.checkPromotes()
+	}
+}
+
+// applyCommitted hands committed entries to the FSM in runs, applying
+// membership changes to raft between runs, and resolves proposals in
+// index order.
+func (g *group) applyCommitted(ents []*pb.Entry) {
+	run := g.l.fsmBuf[:0]
+	flush := func() {
+		if len(run) == 0 {
+			return
+		}
+		results := g.l.results[:0]
+		for range run {
+			results = append(results, nil)
+		}
+		g.fsm.Apply(run, results)
+		for i, e := range run {
+			g.completeProposals(e.Index, e.Term, results[i], false)
+		}
+		clear(results)
+		g.l.results = results[:0]
+		clear(run)
+		run = run[:0]
+	}
+	for _, e := range ents {
+		idx, term := e.GetIndex(), e.GetTerm()
+		switch {
+		case e.GetType() == pb.EntryConfChangeV2:
+			flush()
+			cs := g.applyConfChange(e)
+			g.completeProposals(idx, term, cs, true)
+		case e.GetType() != pb.EntryNormal:
+			base.Bugf("group %d: committed entry %d has type %v", g.id, idx, e.GetType())
+		case len(e.GetData()) == 0:
+			flush()
+			g.completeProposals(idx, term, nil, false)
+		default:
+			run = append(run, fsmEntry(e))
+			g.bytesSinceSnap += uint64(len(e.GetData()))
+		}
+		g.applied, g.appliedTerm = idx, term
+		g.appliedSinceSnap++
+	}
+	flush()
+	g.l.fsmBuf = run[:0]
+	g.e.metrics.entriesApplied.Add(uint64(len(ents)))
+}
+
+func (g *group) applyConfChange(e *pb.Entry) *pb.ConfState {
+	var cc pb.ConfChangeV2
+	if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
+		base.Bugf("group %d: committed membership change %d does not decode: %v", g.id, e.GetIndex(), err)
+	}
+	cs := g.rn.ApplyConfChange(&cc)
+	g.setConfState(cloneConfState(cs), e.GetIndex())
+	return cloneConfState(cs)
+}
+
+// maybeCampaignAlone starts an election at once in a group whose only voter
+// is this node: there is nobody to wait for.
+func (g *group) maybeCampaignAlone() {
+	if g.lead != 0 || len(g.confState.GetVoters()) != 1 || g.confState.GetVoters()[0] != g.e.cfg.NodeID ||
+		len(g.confState.GetVotersOutgoing()) != 0 {
+		return
+	}
+	if st := g.rn.BasicStatus(); st.RaftState != raft.StateFollower || st.Lead != 0 {
+		return // already campaigning or led
+	}
+	if err := g.rn.Campaign(); err == nil {
+		g.l.markDirty(g)
+		g.l.more = true
+	}
+}

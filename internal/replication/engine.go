@@ -1,0 +1,491 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"path"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	raft "go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+
+	"github.com/ferry-mq/ferry/internal/base"
+	"github.com/ferry-mq/ferry/internal/base/vfs"
+)
+
+// Config configures an Engine. Zero durations and counts take the defaults
+// named below.
+type Config struct {
+	// NodeID is this node's id (nonzero); it is the Raft id of every
+	// replica the engine hosts.
+	NodeID NodeID
+	// Clock drives ticks, leases and stamps; nil means base.RealClock.
+	Clock base.Clock
+	// FS and Dir hold the snapshot files: Dir/snap/<group>/.
+	FS  vfs.FS
+	Dir string
+	// Logs and State are the node's durable storage.
+	Logs  LogProvider
+	State StateStore
+	// Transport carries messages to peers. It may be nil for a node whose
+	// groups all have one voter.
+	Transport Transport
+	// Address returns a node's address for NotLeaderError; nil leaves it
+	// empty.
+	Address func(NodeID) string
+
+	// Loops is the number of engine loops the groups are spread over (by a
+	// hash of the group id); default 1. Each loop makes one fsync per
+	// iteration for all its groups.
+	Loops int
+	// TickInterval is the Raft tick; default 100ms. ElectionTicks
+	// (default 10) and HeartbeatTicks (default 2) are in ticks.
+	TickInterval   time.Duration
+	ElectionTicks  int
+	HeartbeatTicks int
+	// QuiesceTicks is how many ticks a leader's group must be idle and
+	// fully replicated before it sleeps; default 2*ElectionTicks. Negative
+	// disables quiescence.
+	QuiesceTicks int
+	// SnapshotEntries and SnapshotBytes: a replica snapshots its FSM when
+	// this many entries or bytes were applied since its last snapshot;
+	// defaults 10,000 and 64 MiB.
+	SnapshotEntries uint64
+	SnapshotBytes   uint64
+	// MaxClockRateDrift is the largest fraction by which two nodes' clocks
+	// may disagree about the length of an interval (default 0.1). Leader
+	// leases last (ElectionTicks-1)*TickInterval*(1-MaxClockRateDrift)
+	// from the heartbeat that a quorum acknowledged; see DESIGN.md.
+	MaxClockRateDrift float64
+
+	// Manual makes the engine start no goroutine: the caller drives it by
+	// calling Step (the deterministic simulator does).
+	Manual bool
+	// Logger receives the engine's and raft's warnings; nil means
+	// slog.Default().
+	Logger *slog.Logger
+
+	// UnsafeAckBeforeSync breaks durability on purpose: an iteration sends
+	// its messages and applies without syncing the log, which is synced at
+	// the start of the next iteration instead. Only the simulator's
+	// self-test sets it, to prove the checkers catch a lost acknowledged
+	// write.
+	UnsafeAckBeforeSync bool
+}
+
+func (c *Config) setDefaults() error {
+	if c.NodeID == 0 {
+		return base.Errorf(base.CodeInvalidArgument, "replication: Config.NodeID is 0")
+	}
+	if c.Logs == nil || c.State == nil || c.FS == nil {
+		return base.Errorf(base.CodeInvalidArgument, "replication: Config needs Logs, State and FS")
+	}
+	if c.Clock == nil {
+		c.Clock = base.RealClock{}
+	}
+	if c.Loops <= 0 {
+		c.Loops = 1
+	}
+	if c.TickInterval <= 0 {
+		c.TickInterval = 100 * time.Millisecond
+	}
+	if c.ElectionTicks <= 0 {
+		c.ElectionTicks = 10
+	}
+	if c.HeartbeatTicks <= 0 {
+		c.HeartbeatTicks = 2
+	}
+	if c.ElectionTicks <= c.HeartbeatTicks {
+		return base.Errorf(base.CodeInvalidArgument, "replication: ElectionTicks %d must exceed HeartbeatTicks %d", c.ElectionTicks, c.HeartbeatTicks)
+	}
+	if c.QuiesceTicks == 0 {
+		c.QuiesceTicks = 2 * c.ElectionTicks
+	}
+	if c.SnapshotEntries == 0 {
+		c.SnapshotEntries = 10_000
+	}
+	if c.SnapshotBytes == 0 {
+		c.SnapshotBytes = 64 << 20
+	}
+	if c.MaxClockRateDrift <= 0 || c.MaxClockRateDrift >= 1 {
+		c.MaxClockRateDrift = 0.1
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Engine runs the Raft groups of one node. See doc.go.
+type Engine struct {
+	cfg       Config
+	clock     base.Clock
+	log       *slog.Logger
+	raftLog   raft.Logger
+	loops     []*loop
+	start     time.Time
+	embargo   time.Time     // votes are refused before this (see DESIGN.md)
+	leaseSpan time.Duration // how long a quorum-acknowledged heartbeat holds the lease
+	snapSeq   atomic.Uint64 // names received snapshot files
+
+	mu      sync.Mutex
+	groups  map[GroupID]*group // guarded by mu
+	stopped bool               // guarded by mu
+
+	failed  atomic.Bool
+	failErr atomic.Pointer[error] // set once, before failed
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+
+	metrics metrics
+}
+
+// New returns an engine; Start it (unless Manual) and open its groups.
+func New(cfg Config) (*Engine, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		cfg:    cfg,
+		clock:  cfg.Clock,
+		log:    cfg.Logger.With("node", cfg.NodeID),
+		groups: map[GroupID]*group{},
+		stop:   make(chan struct{}),
+	}
+	e.raftLog = raftLogger{e.log}
+	e.start = e.clock.Now()
+	e.embargo = e.start.Add(time.Duration(cfg.ElectionTicks) * cfg.TickInterval)
+	e.leaseSpan = time.Duration(float64(time.Duration(cfg.ElectionTicks-1)*cfg.TickInterval) * (1 - cfg.MaxClockRateDrift))
+	for i := range cfg.Loops {
+		e.loops = append(e.loops, newLoop(e, i))
+	}
+	if err := mkdirDurable(cfg.FS, path.Join(cfg.Dir, "snap")); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Start starts the engine loops. It does nothing in Manual mode.
+func (e *Engine) Start() {
+	if e.cfg.Manual {
+		return
+	}
+	for _, l := range e.loops {
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			l.run()
+		}()
+	}
+}
+
+// Stop stops the loops, waits for them, fails every pending call with
+// CodeStopped and closes the groups' logs. It returns the error that made
+// the engine fail-stop, if any.
+func (e *Engine) Stop() error {
+	e.mu.Lock()
+	already := e.stopped
+	e.stopped = true
+	e.mu.Unlock()
+	if !already {
+		close(e.stop)
+	}
+	e.wg.Wait()
+	for _, l := range e.loops {
+		l.shutdown(base.Errorf(base.CodeStopped, "replication: node %d is stopping", e.cfg.NodeID))
+	}
+	return e.Err()
+}
+
+// Err returns the storage error that stopped the engine, or nil.
+func (e *Engine) Err() error {
+	if p := e.failErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// fail makes the engine fail-stop: no loop runs another iteration, and
+// every pending and later call fails with err (CodeStorageFailed). An
+// fsync error is never retried (DESIGN.md §3 of the project design).
+func (e *Engine) fail(err error) {
+	if base.CodeOf(err) != base.CodeStorageFailed {
+		err = base.Errorf(base.CodeStorageFailed, "replication: node %d: %w", e.cfg.NodeID, err)
+	}
+	if e.failErr.CompareAndSwap(nil, &err) {
+		e.log.Error("replication engine stopped: storage failed", "err", err)
+		e.failed.Store(true)
+		for _, l := range e.loops {
+			l.signal()
+		}
+	}
+}
+
+// Step runs one iteration of every loop, in order, and reports whether any
+// of them did work. Only for Manual engines.
+func (e *Engine) Step() bool {
+	base.Assert(e.cfg.Manual, "Engine.Step called on an engine that runs its own loops")
+	worked := false
+	for _, l := range e.loops {
+		if l.iterate() {
+			worked = true
+		}
+	}
+	return worked
+}
+
+func (e *Engine) loopFor(g GroupID) *loop {
+	if len(e.loops) == 1 {
+		return e.loops[0]
+	}
+	h := fnv.New64a()
+	var b [8]byte
+	for i := range b {
+		b[i] = byte(g >> (8 * i))
+	}
+	h.Write(b[:])
+	return e.loops[h.Sum64()%uint64(len(e.loops))]
+}
+
+// Result is the outcome of a proposal or a read.
+type Result struct {
+	// Index is the log index of the proposal, or the read index.
+	Index uint64
+	// Value is the FSM's result for the entry.
+	Value any
+	// Err is nil on success; otherwise it carries a base code (see the
+	// methods).
+	Err error
+	// Lease is true for a read served from the leader's lease.
+	Lease bool
+}
+
+// NotLeaderError is wrapped in the CodeNotLeader errors of this package: it
+// names the leader, when one is known.
+type NotLeaderError struct {
+	Group   GroupID
+	Leader  NodeID // 0 when unknown
+	Address string // the leader's address, when known
+}
+
+func (e *NotLeaderError) Error() string {
+	if e.Leader == 0 {
+		return fmt.Sprintf("group %d has no known leader", e.Group)
+	}
+	return fmt.Sprintf("group %d is led by node %d at %q", e.Group, e.Leader, e.Address)
+}
+
+func (e *Engine) notLeader(g GroupID, lead NodeID) error {
+	nl := &NotLeaderError{Group: g, Leader: lead}
+	if lead != 0 && e.cfg.Address != nil {
+		nl.Address = e.cfg.Address(lead)
+	}
+	return base.Errorf(base.CodeNotLeader, "replication: node %d is not the leader: %w", e.cfg.NodeID, nl)
+}
+
+// submit hands a request to its group's loop; done is called exactly once,
+// on the loop goroutine or (for immediate failures) on the caller's.
+func (e *Engine) submit(r *request) {
+	if e.failed.Load() {
+		r.finish(Result{Err: e.Err()})
+		return
+	}
+	e.loopFor(r.group).enqueueRequest(r)
+}
+
+// wait turns an asynchronous call into a blocking one.
+func wait(ctx context.Context, submit func(done func(Result))) Result {
+	ch := make(chan Result, 1) // size one: done never blocks the loop
+	submit(func(r Result) { ch <- r })
+	select {
+	case r := <-ch:
+		return r
+	case <-ctx.Done():
+		return Result{Err: base.Errorf(base.CodeTimeout, "replication: outcome unknown: %w", ctx.Err())}
+	}
+}
+
+// Propose replicates an opaque command and returns once it is committed and
+// applied on this node, with the FSM's result. Errors: CodeNotLeader (with
+// a NotLeaderError naming the leader), CodeTimeout when ctx ends first (the
+// outcome is then unknown), CodeOverloaded, CodeUnavailable (no quorum
+// progress, or the entry was overwritten by a new leader: not committed),
+// CodeStopped, CodeStorageFailed, CodeNotFound for an unknown group.
+func (e *Engine) Propose(ctx context.Context, g GroupID, cmd []byte) (Result, error) {
+	r := wait(ctx, func(done func(Result)) { e.ProposeAsync(g, cmd, done) })
+	return r, r.Err
+}
+
+// ProposeAsync is Propose with a callback, called exactly once and never
+// blocking (it runs on the engine loop).
+func (e *Engine) ProposeAsync(g GroupID, cmd []byte, done func(Result)) {
+	data := encodeControl(controlCommand, cmd, e.clock.Now().UnixMilli())
+	e.submit(&request{kind: reqPropose, group: g, data: data, done: done})
+}
+
+// ProposeBatch replicates a data batch (a record batch, stored as is as the
+// entry) like Propose.
+func (e *Engine) ProposeBatch(ctx context.Context, g GroupID, batch []byte) (Result, error) {
+	if err := isDataBatch(batch); err != nil {
+		return Result{Err: err}, err
+	}
+	r := wait(ctx, func(done func(Result)) {
+		e.submit(&request{kind: reqPropose, group: g, data: batch, done: done})
+	})
+	return r, r.Err
+}
+
+// ReadIndex returns once this node has applied everything committed before
+// the call (a linearizable read may then be served from the FSM). It works
+// on followers too, by asking the leader.
+func (e *Engine) ReadIndex(ctx context.Context, g GroupID) (Result, error) {
+	r := wait(ctx, func(done func(Result)) { e.ReadAsync(g, false, done) })
+	return r, r.Err
+}
+
+// LeaseRead is ReadIndex served from the leader's lease when it holds one
+// (no message exchange), and through ReadIndex otherwise.
+func (e *Engine) LeaseRead(ctx context.Context, g GroupID) (Result, error) {
+	r := wait(ctx, func(done func(Result)) { e.ReadAsync(g, true, done) })
+	return r, r.Err
+}
+
+// ReadAsync is ReadIndex (lease false) or LeaseRead (lease true) with a
+// callback.
+func (e *Engine) ReadAsync(g GroupID, lease bool, done func(Result)) {
+	e.submit(&request{kind: reqRead, group: g, lease: lease, done: done})
+}
+
+// HandleBatch implements Handler.
+func (e *Engine) HandleBatch(from NodeID, b *Batch) {
+	if e.failed.Load() {
+		return
+	}
+	if len(e.loops) == 1 {
+		e.loops[0].enqueueBatch(from, b.Messages, b.Heartbeats)
+		return
+	}
+	// Split by loop, keeping each group's messages in order.
+	perLoop := make(map[*loop]*Batch, len(e.loops))
+	for _, env := range b.Messages {
+		l := e.loopFor(env.Group)
+		if perLoop[l] == nil {
+			perLoop[l] = &Batch{}
+		}
+		perLoop[l].Messages = append(perLoop[l].Messages, env)
+	}
+	for _, hb := range b.Heartbeats {
+		l := e.loopFor(hb.Group)
+		if perLoop[l] == nil {
+			perLoop[l] = &Batch{}
+		}
+		perLoop[l].Heartbeats = append(perLoop[l].Heartbeats, hb)
+	}
+	for _, l := range e.loops { // in loop order, not map order
+		if pb := perLoop[l]; pb != nil {
+			l.enqueueBatch(from, pb.Messages, pb.Heartbeats)
+		}
+	}
+}
+
+// ReportUnreachable implements Handler.
+func (e *Engine) ReportUnreachable(to NodeID, groups []GroupID) {
+	for _, g := range groups {
+		e.loopFor(g).enqueueRequest(&request{kind: reqUnreachable, group: g, node: to})
+	}
+}
+
+// PeerDown implements Handler.
+func (e *Engine) PeerDown(node NodeID) {
+	for _, l := range e.loops {
+		l.enqueueRequest(&request{kind: reqPeerDown, node: node})
+	}
+}
+
+// ReceiveSnapshot implements Handler: it stores the stream as a file and
+// hands the snapshot to the group's loop.
+func (e *Engine) ReceiveSnapshot(from NodeID, r io.Reader) error {
+	if e.failed.Load() {
+		return e.Err()
+	}
+	in, err := e.receiveSnapshot(r)
+	if err != nil {
+		return err
+	}
+	msg := &pb.Message{
+		Type: pb.MsgSnap.Enum(),
+		From: new(from),
+		To:   new(e.cfg.NodeID),
+		Term: new(in.hdr.LeaderTerm),
+		Snapshot: &pb.Snapshot{
+			Data: []byte(in.file),
+			Metadata: &pb.SnapshotMetadata{
+				ConfState: pb.EnsureConfState(in.hdr.ConfState),
+				Index:     new(in.hdr.Index),
+				Term:      new(in.hdr.Term),
+			},
+		},
+	}
+	e.loopFor(in.hdr.Group).enqueueRequest(&request{kind: reqSnapMsg, group: in.hdr.Group, node: from, msg: msg, file: in.file})
+	return nil
+}
+
+// GroupStatus is a group's state as last seen by its loop.
+type GroupStatus struct {
+	Group     GroupID
+	Leader    NodeID
+	IsLeader  bool
+	Term      uint64
+	Commit    uint64
+	Applied   uint64
+	Quiesced  bool
+	Voters    []NodeID
+	Learners  []NodeID
+	LastIndex uint64
+}
+
+// Status returns the group's status, or CodeNotFound.
+func (e *Engine) Status(g GroupID) (GroupStatus, error) {
+	e.mu.Lock()
+	grp := e.groups[g]
+	e.mu.Unlock()
+	if grp == nil {
+		return GroupStatus{}, base.Errorf(base.CodeNotFound, "replication: node %d has no group %d", e.cfg.NodeID, g)
+	}
+	st := grp.pub.Load()
+	if st == nil {
+		return GroupStatus{Group: g}, nil
+	}
+	return *st, nil
+}
+
+// Groups returns the ids of the open groups, in no particular order.
+func (e *Engine) Groups() []GroupID {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]GroupID, 0, len(e.groups))
+	for g := range e.groups {
+		out = append(out, g)
+	}
+	return out
+}
+
+var errGroupExists = errors.New("group is already open")
+
+// groupLogFirst returns the first index of a group's log, for tests.
+func (e *Engine) groupLogFirst(g GroupID) uint64 {
+	e.mu.Lock()
+	grp := e.groups[g]
+	e.mu.Unlock()
+	if grp == nil || grp.log == nil {
+		return 0
+	}
+	return grp.log.FirstIndex()
+}

@@ -1,0 +1,154 @@
+package replication
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/ferry-mq/ferry/internal/base"
+)
+
+func TestSingleNodeProposeCommitsAndApplies(t *testing.T) {
+	c := newTestCluster(t, []NodeID{1}, nil)
+	f := c.open(1, 7, []NodeID{1})
+	if got := c.waitLeader(7); got != 1 {
+		t.Fatalf("leader: got %d, want 1", got)
+	}
+	for i := range 5 {
+		r := c.propose(1, 7, fmt.Sprintf("cmd-%d", i))
+		if r.Err != nil {
+			t.Fatalf("proposal %d: %v", i, r.Err)
+		}
+		if r.Value != i+1 {
+			t.Errorf("proposal %d: FSM result got %v, want %d", i, r.Value, i+1)
+		}
+	}
+	if got, want := f.datas(), []string{"cmd-0", "cmd-1", "cmd-2", "cmd-3", "cmd-4"}; !equalStrings(got, want) {
+		t.Errorf("applied: got %q, want %q", got, want)
+	}
+}
+
+func TestThreeNodesReplicateToEveryFSM(t *testing.T) {
+	c := newTestCluster(t, []NodeID{1, 2, 3}, nil)
+	voters := []NodeID{1, 2, 3}
+	for _, id := range voters {
+		c.open(id, 1, voters)
+	}
+	lead := c.waitLeader(1)
+	for i := range 10 {
+		if r := c.propose(lead, 1, fmt.Sprintf("m%d", i)); r.Err != nil {
+			t.Fatalf("proposal %d: %v", i, r.Err)
+		}
+	}
+	c.runUntil("every replica applied 10 entries", 500, func() bool {
+		for _, id := range voters {
+			if len(c.nodes[id].fsms[1].datas()) != 10 {
+				return false
+			}
+		}
+		return true
+	})
+	want := c.nodes[lead].fsms[1].datas()
+	for _, id := range voters {
+		if got := c.nodes[id].fsms[1].datas(); !equalStrings(got, want) {
+			t.Errorf("node %d applied %q, leader %q", id, got, want)
+		}
+	}
+	follower := voters[0]
+	if follower == lead {
+		follower = voters[1]
+	}
+	r := c.propose(follower, 1, "x")
+	var nl *NotLeaderError
+	if base.CodeOf(r.Err) != base.CodeNotLeader || !errors.As(r.Err, &nl) || nl.Leader != lead {
+		t.Errorf("proposal on follower %d: got %v, want not_leader naming %d", follower, r.Err, lead)
+	}
+}
+
+func TestCrashRestartKeepsAcknowledgedEntries(t *testing.T) {
+	c := newTestCluster(t, []NodeID{1, 2, 3}, nil)
+	voters := []NodeID{1, 2, 3}
+	for _, id := range voters {
+		c.open(id, 1, voters)
+	}
+	lead := c.waitLeader(1)
+	var acked []string
+	for i := range 20 {
+		cmd := fmt.Sprintf("a%d", i)
+		if r := c.propose(lead, 1, cmd); r.Err != nil {
+			t.Fatalf("proposal %d: %v", i, r.Err)
+		}
+		acked = append(acked, cmd)
+	}
+	for _, id := range voters {
+		c.crash(id)
+	}
+	for _, id := range voters {
+		c.start(id)
+		c.open(id, 1, voters)
+	}
+	lead = c.waitLeader(1)
+	if r := c.propose(lead, 1, "after"); r.Err != nil {
+		t.Fatalf("proposal after restart: %v", r.Err)
+	}
+	acked = append(acked, "after")
+	c.runUntil("every replica applied everything", 1000, func() bool {
+		for _, id := range voters {
+			if len(c.nodes[id].fsms[1].datas()) != len(acked) {
+				return false
+			}
+		}
+		return true
+	})
+	for _, id := range voters {
+		if got := c.nodes[id].fsms[1].datas(); !equalStrings(got, acked) {
+			t.Errorf("node %d applied %q, want %q", id, got, acked)
+		}
+	}
+}
+
+func TestSnapshotCompactsLogAndCatchesUpLaggingFollower(t *testing.T) {
+	c := newTestCluster(t, []NodeID{1, 2, 3}, func(cfg *Config) { cfg.SnapshotEntries = 10 })
+	voters := []NodeID{1, 2, 3}
+	for _, id := range voters {
+		f := c.open(id, 1, voters)
+		f.retain = 0
+	}
+	lead := c.waitLeader(1)
+	lag := voters[0]
+	if lag == lead {
+		lag = voters[1]
+	}
+	for _, id := range voters {
+		c.net.cut[[2]NodeID{id, lag}] = true
+		c.net.cut[[2]NodeID{lag, id}] = true
+	}
+	var want []string
+	for i := range 35 {
+		cmd := fmt.Sprintf("s%d", i)
+		if r := c.propose(lead, 1, cmd); r.Err != nil {
+			t.Fatalf("proposal %d: %v", i, r.Err)
+		}
+		want = append(want, cmd)
+	}
+	c.runUntil("leader compacted its log", 200, func() bool {
+		return c.nodes[lead].e.groupLogFirst(1) > 1
+	})
+	clear(c.net.cut)
+	c.runUntil("lagging follower caught up", 3000, func() bool {
+		return len(c.nodes[lag].fsms[1].datas()) == len(want)
+	})
+	if got := c.nodes[lag].fsms[1].datas(); !equalStrings(got, want) {
+		t.Errorf("lagging follower applied %q, want %q", got, want)
+	}
+	if m := c.nodes[lag].e.Metrics(); m.SnapshotsInstalled == 0 {
+		t.Errorf("lagging follower installed no snapshot: %+v", m)
+	}
+	// It restarts from its installed snapshot.
+	c.crash(lag)
+	c.start(lag)
+	c.open(lag, 1, voters)
+	c.runUntil("restarted follower restored", 500, func() bool {
+		return len(c.nodes[lag].fsms[1].datas()) == len(want)
+	})
+}

@@ -1,0 +1,488 @@
+package replication
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+
+	raft "go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+
+	"github.com/ferry-mq/ferry/internal/base"
+	"github.com/ferry-mq/ferry/internal/base/vfs"
+)
+
+func (e *Engine) snapDir(g GroupID) string {
+	return path.Join(e.cfg.Dir, "snap", fmt.Sprintf("%020d", g))
+}
+
+// writeFileDurably writes dir/name through a temporary file: write, sync,
+// rename, directory sync. A crash leaves either no file or the whole one.
+func writeFileDurably(fsys vfs.FS, dir, name string, fill func(w io.Writer) error) error {
+	if err := fsys.MkdirAll(dir, 0o755); err != nil {
+		return storageErr("creating "+dir, err)
+	}
+	tmp := path.Join(dir, name+".tmp")
+	f, err := fsys.Create(tmp)
+	if err != nil {
+		return storageErr("creating "+tmp, err)
+	}
+	bw := bufio.NewWriterSize(f, 64<<10)
+	err = fill(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = fsys.Rename(tmp, path.Join(dir, name))
+	}
+	if err == nil {
+		err = fsys.SyncDir(dir)
+	}
+	if err != nil {
+		return storageErr("writing "+path.Join(dir, name), err)
+	}
+	return nil
+}
+
+// openSnapFile opens a snapshot file for reading.
+func openSnapFile(fsys vfs.FS, name string) (vfs.File, *snapReader, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, nil, storageErr("opening snapshot "+name, err)
+	}
+	size, err := f.Size()
+	if err == nil {
+		var sr *snapReader
+		sr, err = newSnapReader(f, size)
+		if err == nil {
+			return f, sr, nil
+		}
+	}
+	f.Close()
+	return nil, nil, fmt.Errorf("snapshot %s: %w", name, err)
+}
+
+// maybeSnapshot snapshots the FSM when enough was applied since the last
+// snapshot, or when raft needs one newer than the last membership change.
+func (g *group) maybeSnapshot() error {
+	if g.snapPending != nil || g.applied == 0 || g.applied <= g.st.snap.Index {
+		return nil
+	}
+	c := &g.e.cfg
+	due := g.appliedSinceSnap >= c.SnapshotEntries || g.bytesSinceSnap >= c.SnapshotBytes ||
+		(g.snapWanted && g.applied >= g.confIndex)
+	if !due {
+		return nil
+	}
+	return g.takeSnapshot()
+}
+
+// takeSnapshot writes the FSM's state at the applied index to a durable
+// file; its metadata goes into the next state commit, after which the log
+// prefix is truncated (snapshotDurable).
+func (g *group) takeSnapshot() error {
+	index, term := g.applied, g.appliedTerm
+	keep := index + 1
+	if r := g.fsm.RetainFrom(); r != 0 && r < keep {
+		keep = max(r, g.log.FirstIndex())
+	}
+	off, err := g.log.Offset(keep)
+	if err != nil {
+		return fmt.Errorf("group %d: offset of index %d: %w", g.id, keep, err)
+	}
+	name := fmt.Sprintf("%020d-%020d.snap", index, term)
+	hdr := &snapHeader{Group: g.id, Index: index, Term: term, RetainFrom: keep, FirstOffset: off, ConfState: g.confState}
+	err = writeFileDurably(g.e.cfg.FS, g.dir, name, func(w io.Writer) error {
+		sw := newSnapWriter(w, hdr)
+		if err := g.fsm.Snapshot(sw); err != nil {
+			return fmt.Errorf("FSM snapshot: %w", err)
+		}
+		return sw.close()
+	})
+	if err != nil {
+		return fmt.Errorf("group %d: %w", g.id, err)
+	}
+	g.snapPending = &SnapshotMeta{Index: index, Term: term, ConfState: cloneConfState(g.confState), File: name, RetainFrom: keep, FirstOffset: off}
+	g.l.metaPending = append(g.l.metaPending, g)
+	g.appliedSinceSnap, g.bytesSinceSnap, g.snapWanted = 0, 0, false
+	g.e.metrics.snapshots.Add(1)
+	return nil
+}
+
+// snapshotUpdate is the state commit of a pending snapshot: its metadata
+// and a hard state whose commit covers it (etcd raft refuses to start with
+// a commit index below the snapshot's).
+func (g *group) snapshotUpdate() StateUpdate {
+	hs := g.hs
+	base.Assert(hs.Commit >= g.snapPending.Index, "group %d: snapshot at %d above commit %d", g.id, g.snapPending.Index, hs.Commit)
+	return StateUpdate{Group: g.id, HardState: &hs, Snapshot: g.snapPending}
+}
+
+// snapshotDurable runs once the snapshot's metadata is durable: the log
+// below the retained index can go, and so can the previous snapshot file.
+func (g *group) snapshotDurable() error {
+	meta := *g.snapPending
+	g.snapPending = nil
+	old := g.st.snap.File
+	g.st.snap = meta
+	if err := g.log.TruncatePrefix(meta.RetainFrom); err != nil {
+		return fmt.Errorf("group %d: truncating log below %d: %w", g.id, meta.RetainFrom, err)
+	}
+	g.removeSnapFile(old, meta.File)
+	return nil
+}
+
+func (g *group) removeSnapFile(old, current string) {
+	if old == "" || old == current {
+		return
+	}
+	if err := g.e.cfg.FS.Remove(path.Join(g.dir, old)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		g.e.log.Warn("removing old snapshot", "group", g.id, "file", old, "err", err)
+	}
+}
+
+// recoverSnapshot restores the FSM from the group's newest snapshot at
+// open, and repairs the log if a crash interrupted a snapshot install
+// (metadata durable, log not yet reset): the log is rebuilt from the
+// entries the snapshot file carries.
+func (g *group) recoverSnapshot(meta SnapshotMeta) error {
+	name := path.Join(g.dir, meta.File)
+	f, sr, err := openSnapFile(g.e.cfg.FS, name)
+	if err != nil {
+		return err
+	}
+	err = sr.finish() // verify the whole file before the FSM sees any of it
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("group %d: %w", g.id, err)
+	}
+	if !g.logCovers(meta) {
+		if err := g.rebuildLog(name, meta); err != nil {
+			return err
+		}
+	}
+	f, sr, err = openSnapFile(g.e.cfg.FS, name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := g.fsm.Restore(sr); err != nil {
+		return fmt.Errorf("group %d: FSM restore from %s: %w", g.id, name, err)
+	}
+	return nil
+}
+
+// logCovers reports whether the log agrees with the snapshot: it holds the
+// retained entries and reaches the snapshot index with its term.
+func (g *group) logCovers(meta SnapshotMeta) bool {
+	fi, li := g.log.FirstIndex(), g.log.LastIndex()
+	if fi > meta.RetainFrom || li < meta.Index {
+		return false
+	}
+	if meta.Index >= fi {
+		t, err := g.log.Term(meta.Index)
+		return err == nil && t == meta.Term
+	}
+	return true
+}
+
+// rebuildLog resets the log to the snapshot's retained entries.
+func (g *group) rebuildLog(name string, meta SnapshotMeta) error {
+	f, sr, err := openSnapFile(g.e.cfg.FS, name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := g.log.Reset(meta.RetainFrom, meta.FirstOffset); err != nil {
+		return err
+	}
+	next := meta.RetainFrom
+	for {
+		term, data, ok, err := sr.nextEntry()
+		if err != nil {
+			return fmt.Errorf("group %d: %w", g.id, err)
+		}
+		if !ok {
+			break
+		}
+		if next > meta.Index {
+			return snapCorrupt("%s holds entries beyond its index %d", name, meta.Index)
+		}
+		if _, err := g.log.Write(term, data); err != nil {
+			return err
+		}
+		next++
+	}
+	if next != meta.Index+1 {
+		return snapCorrupt("%s retains entries [%d, %d) but its index is %d", name, meta.RetainFrom, next, meta.Index)
+	}
+	return g.e.cfg.Logs.SyncAll([]LogStore{g.log})
+}
+
+// prepareInstall is the first step of installing a received snapshot: its
+// metadata and a hard state covering it, committed before the log is
+// touched (DESIGN.md "Snapshot install").
+func (g *group) prepareInstall(rd raft.Ready) (StateUpdate, error) {
+	s := rd.Snapshot
+	name := string(s.GetData())
+	f, sr, err := openSnapFile(g.e.cfg.FS, path.Join(g.dir, name))
+	if err != nil {
+		return StateUpdate{}, err
+	}
+	f.Close()
+	md := s.GetMetadata()
+	if sr.hdr.Index != md.GetIndex() || sr.hdr.Term != md.GetTerm() || sr.hdr.Group != g.id {
+		return StateUpdate{}, snapCorrupt("%s is of group %d at %d/%d, raft installs group %d at %d/%d",
+			name, sr.hdr.Group, sr.hdr.Index, sr.hdr.Term, g.id, md.GetIndex(), md.GetTerm())
+	}
+	meta := SnapshotMeta{Index: md.GetIndex(), Term: md.GetTerm(), ConfState: cloneConfState(md.GetConfState()),
+		File: name, RetainFrom: sr.hdr.RetainFrom, FirstOffset: sr.hdr.FirstOffset}
+	g.installing = &meta
+	if rd.HardState != nil {
+		g.hs = HardState{Term: rd.GetTerm(), Vote: rd.GetVote(), Commit: rd.GetCommit()}
+	}
+	hs := g.hs
+	hs.Commit = max(hs.Commit, meta.Index)
+	return StateUpdate{Group: g.id, HardState: &hs, Snapshot: &meta}, nil
+}
+
+// installLog is the second step: with the metadata durable, the log is
+// reset to the snapshot's retained entries (durable with the loop's
+// SyncAll).
+func (g *group) installLog() error {
+	meta := g.installing
+	old := g.st.snap.File
+	g.st.snap = *meta
+	if err := g.rebuildLogUnsynced(meta); err != nil {
+		return err
+	}
+	g.removeSnapFile(old, meta.File)
+	return nil
+}
+
+func (g *group) rebuildLogUnsynced(meta *SnapshotMeta) error {
+	name := path.Join(g.dir, meta.File)
+	f, sr, err := openSnapFile(g.e.cfg.FS, name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := g.log.Reset(meta.RetainFrom, meta.FirstOffset); err != nil {
+		return fmt.Errorf("group %d: resetting log for snapshot: %w", g.id, err)
+	}
+	next := meta.RetainFrom
+	for {
+		term, data, ok, err := sr.nextEntry()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		if _, err := g.log.Write(term, data); err != nil {
+			return err
+		}
+		next++
+	}
+	if next != meta.Index+1 {
+		return snapCorrupt("%s retains entries [%d, %d) but its index is %d", name, meta.RetainFrom, next, meta.Index)
+	}
+	return nil
+}
+
+// restoreInstalled is the last step, in the apply phase: the FSM takes the
+// snapshot's state.
+func (g *group) restoreInstalled() error {
+	meta := g.installing
+	g.installing = nil
+	f, sr, err := openSnapFile(g.e.cfg.FS, path.Join(g.dir, meta.File))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := g.fsm.Restore(sr); err != nil {
+		return fmt.Errorf("group %d: FSM restore: %w", g.id, err)
+	}
+	g.applied, g.appliedTerm = meta.Index, meta.Term
+	g.setConfState(cloneConfState(meta.ConfState), meta.Index)
+	g.appliedSinceSnap, g.bytesSinceSnap = 0, 0
+	for len(g.props) > 0 && g.props[0].index <= meta.Index {
+		r := g.props[0]
+		g.props = g.props[1:]
+		r.finish(Result{Err: base.Errorf(base.CodeTimeout, "replication: outcome of entry %d unknown: a snapshot replaced the log", r.index)})
+	}
+	g.e.metrics.snapshotsInstalled.Add(1)
+	return nil
+}
+
+// removeStaleRecvFiles deletes received snapshot files raft did not
+// install.
+func (g *group) removeStaleRecvFiles() {
+	for _, f := range g.recvFiles {
+		g.removeSnapFile(f, g.st.snap.File)
+	}
+	g.recvFiles = g.recvFiles[:0]
+}
+
+func (e *Engine) removeRecvFile(g GroupID, file string) {
+	_ = e.cfg.FS.Remove(path.Join(e.snapDir(g), file))
+}
+
+// sendSnapshot hands raft's MsgSnap to the transport as a stream of the
+// snapshot file's FSM state and the log's retained entries.
+func (g *group) sendSnapshot(m *pb.Message) {
+	to := m.GetTo()
+	l := g.l
+	done := func(err error) {
+		l.enqueueRequest(&request{kind: reqSnapStatus, group: g.id, node: to, ok: err == nil})
+	}
+	meta := g.st.snap
+	if meta.Index != m.GetSnapshot().GetMetadata().GetIndex() || g.e.cfg.Transport == nil {
+		done(errors.New("snapshot changed"))
+		return
+	}
+	fsys, name, lg, term, group := g.e.cfg.FS, path.Join(g.dir, meta.File), g.log, m.GetTerm(), g.id
+	g.e.cfg.Transport.SendSnapshot(to, &OutgoingSnapshot{
+		Group: g.id,
+		Open: func() (io.ReadCloser, error) {
+			return openSnapStream(fsys, name, group, meta, term, lg)
+		},
+		Done: done,
+	})
+	g.e.metrics.snapshotsSent.Add(1)
+}
+
+// snapStream produces the stream of a snapshot for a follower, pulling
+// from the snapshot file and the log as it is read: never more than one
+// chunk or one read of entries in memory.
+type snapStream struct {
+	f        vfs.File
+	src      *snapReader
+	buf      bytes.Buffer
+	w        *snapWriter
+	log      LogStore
+	next     uint64
+	last     uint64
+	chunkBuf []byte
+	state    int
+}
+
+func openSnapStream(fsys vfs.FS, name string, group GroupID, meta SnapshotMeta, leaderTerm uint64, lg LogStore) (io.ReadCloser, error) {
+	f, sr, err := openSnapFile(fsys, name)
+	if err != nil {
+		return nil, err
+	}
+	s := &snapStream{f: f, src: sr, log: lg, next: meta.RetainFrom, last: meta.Index}
+	s.w = newSnapWriter(&s.buf, &snapHeader{Group: group, Index: meta.Index, Term: meta.Term, LeaderTerm: leaderTerm,
+		RetainFrom: meta.RetainFrom, FirstOffset: meta.FirstOffset, ConfState: meta.ConfState})
+	return s, nil
+}
+
+func (s *snapStream) Read(p []byte) (int, error) {
+	for s.buf.Len() == 0 {
+		if s.state == 3 {
+			return 0, io.EOF
+		}
+		if err := s.fill(); err != nil {
+			return 0, err
+		}
+	}
+	return s.buf.Read(p)
+}
+
+func (s *snapStream) fill() error {
+	switch s.state {
+	case 0: // the FSM chunks, as the file has them
+		c, err := s.src.nextChunk(s.chunkBuf)
+		if err != nil {
+			return err
+		}
+		if c == nil {
+			s.state = 1
+			return s.src.finish()
+		}
+		s.chunkBuf = c
+		s.w.rawChunk(c)
+	case 1: // the retained entries, from the log
+		if s.next > s.last {
+			s.state = 2
+			return nil
+		}
+		batches, err := s.log.Entries(s.next, s.last+1, base.SnapshotChunkBytes)
+		if err != nil {
+			return fmt.Errorf("reading retained entries from %d: %w", s.next, err)
+		}
+		for _, b := range batches {
+			s.w.entry(batchTerm(b), b)
+		}
+		s.next += uint64(len(batches))
+	case 2:
+		s.state = 3
+		return s.w.close()
+	}
+	return s.w.err
+}
+
+func (s *snapStream) Close() error { return s.f.Close() }
+
+type incomingSnap struct {
+	hdr  snapHeader
+	file string
+}
+
+// receiveSnapshot stores a snapshot stream as a file in the group's
+// snapshot directory, verifying it as it goes.
+func (e *Engine) receiveSnapshot(r io.Reader) (incomingSnap, error) {
+	seq := e.snapSeq.Add(1)
+	top := path.Join(e.cfg.Dir, "snap")
+	tmp := path.Join(top, fmt.Sprintf("recv-%d.tmp", seq))
+	f, err := e.cfg.FS.Create(tmp)
+	if err != nil {
+		return incomingSnap{}, storageErr("creating "+tmp, err)
+	}
+	bw := bufio.NewWriterSize(f, 64<<10)
+	sr, err := newSnapReader(io.TeeReader(r, bw), base.SnapshotBytesMax)
+	if err == nil {
+		err = sr.finish()
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	f.Close()
+	var in incomingSnap
+	if err == nil {
+		in.hdr = sr.hdr
+		in.file = fmt.Sprintf("recv-%020d-%020d-%d.snap", sr.hdr.Index, sr.hdr.Term, seq)
+		e.mu.Lock()
+		_, open := e.groups[in.hdr.Group]
+		e.mu.Unlock()
+		dir := e.snapDir(in.hdr.Group)
+		switch {
+		case !open:
+			err = base.Errorf(base.CodeNotFound, "replication: snapshot for group %d, which node %d does not host", in.hdr.Group, e.cfg.NodeID)
+		default:
+			err = e.cfg.FS.Rename(tmp, path.Join(dir, in.file))
+			if err == nil {
+				err = e.cfg.FS.SyncDir(dir)
+			}
+		}
+	}
+	if err != nil {
+		_ = e.cfg.FS.Remove(tmp)
+		return incomingSnap{}, fmt.Errorf("replication: receiving snapshot: %w", err)
+	}
+	return in, nil
+}
