@@ -11,6 +11,12 @@ import (
 	"github.com/cockroachdb/datadriven"
 )
 
+// fataler is the part of testing.TB and *rapid.T the helpers use.
+type fataler interface {
+	Helper()
+	Fatalf(format string, args ...any)
+}
+
 // args reads a datadriven directive's key=value arguments.
 type args struct {
 	t  testing.TB
@@ -57,7 +63,7 @@ func (a args) int(k string, def int64) int64 {
 func (a args) bool(k string) bool { return a.str(k, "false") == "true" }
 
 // roundTrip sends cmd through its encoding, as the Raft log would.
-func roundTrip(t testing.TB, cmd Command) Command {
+func roundTrip(t fataler, cmd Command) Command {
 	t.Helper()
 	b := EncodeCommand(nil, cmd)
 	got, err := DecodeCommand(b)
@@ -73,7 +79,7 @@ func roundTrip(t testing.TB, cmd Command) Command {
 // checkSnapshot restores a snapshot and checks that the copy snapshots to
 // the same bytes, so every state a test reaches is one a follower can
 // install.
-func checkSnapshot(t testing.TB, p *Partition) {
+func checkSnapshot(t fataler, p *Partition) {
 	t.Helper()
 	snap := p.Snapshot(nil)
 	q, err := RestorePartition(snap)

@@ -1,0 +1,140 @@
+package stream
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/ferry-mq/ferry/internal/base"
+)
+
+func joinAt(i int) JoinGroup {
+	return JoinGroup{Now: 1, RequestID: uint64(i + 1), Group: "g", ClientID: "c", ProtocolType: "consumer",
+		Protocols: []Protocol{{Name: "range"}}, SessionMs: 6000, RebalanceMs: 1000, NewMemberID: fmt.Sprint("c-", i)}
+}
+
+func lastJoinErr(r GroupResult) GroupError {
+	for i := len(r.Effects) - 1; i >= 0; i-- {
+		if j, ok := r.Effects[i].(JoinResponse); ok {
+			return j.Err
+		}
+	}
+	return ErrNone
+}
+
+func TestGroupMembersAtLimitRefuseOneMore(t *testing.T) {
+	c := NewCoordinator(CoordinatorConfig{InitialRebalanceDelayMs: -1})
+	for i := range base.GroupMembersMax {
+		if e := lastJoinErr(c.Apply(joinAt(i))); e != ErrNone {
+			t.Fatalf("join %d below the limit: %v", i, e)
+		}
+	}
+	if e := lastJoinErr(c.Apply(joinAt(base.GroupMembersMax))); e != ErrGroupMaxSizeReached {
+		t.Errorf("join past the limit: got %v, want %v", e, ErrGroupMaxSizeReached)
+	}
+	if got := len(c.Describe("g").Members); got != base.GroupMembersMax {
+		t.Errorf("members: got %d, want %d", got, base.GroupMembersMax)
+	}
+}
+
+func TestJoinGroupFieldLimits(t *testing.T) {
+	long := strings.Repeat("x", base.GroupIDBytesMax+1)
+	protocols := func(n, metaBytes int) []Protocol {
+		var ps []Protocol
+		for i := range n {
+			ps = append(ps, Protocol{Name: fmt.Sprint("p", i), Metadata: make([]byte, metaBytes)})
+		}
+		return ps
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(*JoinGroup)
+		want GroupError
+	}{
+		{"protocols at the limit", func(j *JoinGroup) { j.Protocols = protocols(base.GroupProtocolsMax, 0) }, ErrNone},
+		{"protocols past the limit", func(j *JoinGroup) { j.Protocols = protocols(base.GroupProtocolsMax+1, 0) }, ErrInvalidRequest},
+		{"metadata at the limit", func(j *JoinGroup) { j.Protocols = protocols(2, base.GroupMemberMetadataBytesMax/2) }, ErrNone},
+		{"metadata past the limit", func(j *JoinGroup) { j.Protocols = protocols(2, base.GroupMemberMetadataBytesMax/2+1) }, ErrInvalidRequest},
+		{"client id at the limit", func(j *JoinGroup) { j.ClientID = long[1:] }, ErrNone},
+		{"client id past the limit", func(j *JoinGroup) { j.ClientID = long }, ErrInvalidRequest},
+		{"group id past the limit", func(j *JoinGroup) { j.Group = long }, ErrInvalidRequest},
+		{"session at the minimum", func(j *JoinGroup) { j.SessionMs = int32(base.GroupSessionTimeoutMin.Milliseconds()) }, ErrNone},
+		{"session at the maximum", func(j *JoinGroup) { j.SessionMs = int32(base.GroupSessionTimeoutMax.Milliseconds()) }, ErrNone},
+		{"no request id", func(j *JoinGroup) { j.RequestID = 0 }, ErrInvalidRequest},
+		{"no new member id", func(j *JoinGroup) { j.NewMemberID = "" }, ErrInvalidRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewCoordinator(CoordinatorConfig{InitialRebalanceDelayMs: -1})
+			j := joinAt(0)
+			tc.edit(&j)
+			if got := lastJoinErr(c.Apply(j)); got != tc.want {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+			if tc.want != ErrNone && len(c.List()) != 0 {
+				t.Errorf("a refused join left a group behind: %v", c.List())
+			}
+		})
+	}
+}
+
+func TestSyncGroupAssignmentLimit(t *testing.T) {
+	for _, size := range []int{base.GroupAssignmentBytesMax, base.GroupAssignmentBytesMax + 1} {
+		c := NewCoordinator(CoordinatorConfig{InitialRebalanceDelayMs: -1})
+		c.Apply(joinAt(0))
+		r := c.Apply(SyncGroup{Now: 2, RequestID: 9, Group: "g", MemberID: "c-0", Generation: 1,
+			Assignments: []MemberAssignment{{MemberID: "c-0", Assignment: make([]byte, size)}}})
+		want := ErrNone
+		if size > base.GroupAssignmentBytesMax {
+			want = ErrInvalidRequest
+		}
+		got := r.Effects[len(r.Effects)-1].(SyncResponse)
+		if got.Err != want || (want == ErrNone && len(got.Assignment) != size) {
+			t.Errorf("assignment of %d bytes: got %v (%d bytes), want %v", size, got.Err, len(got.Assignment), want)
+		}
+	}
+}
+
+func TestGroupsAndPartitionsAtLimit(t *testing.T) {
+	c := NewCoordinator(CoordinatorConfig{})
+	for i := range base.GroupsMax {
+		if e := c.Apply(AssignJoin{Now: 1, Group: fmt.Sprint("g", i), MemberID: "m", SessionMs: 6000}).Err; e != ErrNone {
+			t.Fatalf("group %d below the limit: %v", i, e)
+		}
+	}
+	if e := c.Apply(AssignJoin{Now: 1, Group: "one-more", MemberID: "m", SessionMs: 6000}).Err; e != ErrCoordinatorNotAvailable {
+		t.Errorf("group past the limit: got %v, want %v", e, ErrCoordinatorNotAvailable)
+	}
+	if e := lastJoinErr(c.Apply(JoinGroup{Now: 1, RequestID: 1, Group: "classic", ProtocolType: "consumer",
+		Protocols: []Protocol{{Name: "r"}}, SessionMs: 6000, RebalanceMs: 1, NewMemberID: "x"})); e != ErrCoordinatorNotAvailable {
+		t.Errorf("classic group past the limit: got %v, want %v", e, ErrCoordinatorNotAvailable)
+	}
+	d := NewCoordinator(CoordinatorConfig{})
+	if e := d.Apply(AssignJoin{Now: 1, Group: "a", MemberID: "m", SessionMs: 6000, Partitions: base.GroupPartitionsMax}).Err; e != ErrNone {
+		t.Errorf("partitions at the limit: got %v", e)
+	}
+	if e := d.Apply(AssignJoin{Now: 1, Group: "a", MemberID: "m", SessionMs: 6000, Partitions: base.GroupPartitionsMax + 1}).Err; e != ErrInvalidRequest {
+		t.Errorf("partitions past the limit: got %v, want %v", e, ErrInvalidRequest)
+	}
+	if got := len(d.Describe("a").Members[0].Partitions); got != base.GroupPartitionsMax {
+		t.Errorf("partitions owned: got %d, want %d", got, base.GroupPartitionsMax)
+	}
+}
+
+func TestDecodeRefusesFieldsPastLimits(t *testing.T) {
+	j := joinAt(0)
+	j.ClientID = strings.Repeat("x", base.GroupIDBytesMax+1)
+	if _, err := DecodeGroupCommand(EncodeGroupCommand(nil, j)); base.CodeOf(err) != base.CodeCorrupt {
+		t.Errorf("join with a long client id: got %v, want %v", err, base.CodeCorrupt)
+	}
+	c := CommitOffset{Group: "g", Metadata: strings.Repeat("m", base.StreamOffsetMetadataBytesMax+1)}
+	if _, err := DecodeCommand(EncodeCommand(nil, c)); base.CodeOf(err) != base.CodeCorrupt {
+		t.Errorf("commit with long metadata: got %v, want %v", err, base.CodeCorrupt)
+	}
+	// A count that the remaining bytes cannot back is refused before
+	// anything is allocated.
+	b := []byte{tagLeaveGroup, 0, 1, 'g', 0xe8, 0x07} // 1000 members, no bytes for them
+	if _, err := DecodeGroupCommand(b); err == nil || !bytes.Contains([]byte(err.Error()), []byte("cannot fit")) {
+		t.Errorf("leave claiming 1000 members in 0 bytes: got %v", err)
+	}
+}
