@@ -28,8 +28,10 @@ func TestSingleNodeProposeCommitsAndApplies(t *testing.T) {
 	}
 }
 
-func TestThreeNodesReplicateToEveryFSM(t *testing.T) {
-	c := newTestCluster(t, []NodeID{1, 2, 3}, nil)
+func TestThreeNodesReplicateToEveryFSM(t *testing.T) { storeKinds(t, testThreeNodesReplicate) }
+
+func testThreeNodesReplicate(t *testing.T, prod bool) {
+	c := newTestClusterOn(t, prod, []NodeID{1, 2, 3}, nil)
 	voters := []NodeID{1, 2, 3}
 	for _, id := range voters {
 		c.open(id, 1, voters)
@@ -65,8 +67,10 @@ func TestThreeNodesReplicateToEveryFSM(t *testing.T) {
 	}
 }
 
-func TestCrashRestartKeepsAcknowledgedEntries(t *testing.T) {
-	c := newTestCluster(t, []NodeID{1, 2, 3}, nil)
+func TestCrashRestartKeepsAcknowledgedEntries(t *testing.T) { storeKinds(t, testCrashRestart) }
+
+func testCrashRestart(t *testing.T, prod bool) {
+	c := newTestClusterOn(t, prod, []NodeID{1, 2, 3}, nil)
 	voters := []NodeID{1, 2, 3}
 	for _, id := range voters {
 		c.open(id, 1, voters)
@@ -107,8 +111,10 @@ func TestCrashRestartKeepsAcknowledgedEntries(t *testing.T) {
 	}
 }
 
-func TestSnapshotCompactsLogAndCatchesUpLaggingFollower(t *testing.T) {
-	c := newTestCluster(t, []NodeID{1, 2, 3}, func(cfg *Config) { cfg.SnapshotEntries = 10 })
+func TestSnapshotCompactsLogAndCatchesUpLaggingFollower(t *testing.T) { storeKinds(t, testSnapshotCatchUp) }
+
+func testSnapshotCatchUp(t *testing.T, prod bool) {
+	c := newTestClusterOn(t, prod, []NodeID{1, 2, 3}, func(cfg *Config) { cfg.SnapshotEntries = 10 })
 	voters := []NodeID{1, 2, 3}
 	for _, id := range voters {
 		f := c.open(id, 1, voters)

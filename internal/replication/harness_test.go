@@ -13,6 +13,7 @@ import (
 
 	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/base/vfs"
+	"github.com/ferry-mq/ferry/internal/storage/meta"
 )
 
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -164,7 +165,7 @@ type testNode struct {
 	fs    *vfs.MemFS
 	e     *Engine
 	fsms  map[GroupID]*listFSM
-	state *SimpleState
+	close func() // closes the node's state store
 }
 
 type testCluster struct {
@@ -173,10 +174,21 @@ type testCluster struct {
 	net   *localNet
 	nodes map[NodeID]*testNode
 	cfg   func(*Config)
+	prod  bool // the segmented log and Pebble rather than the simple stores
+}
+
+// storeKinds runs a test on both storage stacks.
+func storeKinds(t *testing.T, f func(t *testing.T, prod bool)) {
+	t.Run("simple", func(t *testing.T) { f(t, false) })
+	t.Run("production", func(t *testing.T) { f(t, true) })
 }
 
 func newTestCluster(t testing.TB, ids []NodeID, cfg func(*Config)) *testCluster {
-	c := &testCluster{t: t, clock: base.NewFakeClock(epoch), cfg: cfg,
+	return newTestClusterOn(t, false, ids, cfg)
+}
+
+func newTestClusterOn(t testing.TB, prod bool, ids []NodeID, cfg func(*Config)) *testCluster {
+	c := &testCluster{t: t, clock: base.NewFakeClock(epoch), cfg: cfg, prod: prod,
 		net: &localNet{engines: map[NodeID]*Engine{}, cut: map[[2]NodeID]bool{}}, nodes: map[NodeID]*testNode{}}
 	for _, id := range ids {
 		c.nodes[id] = &testNode{id: id, fs: vfs.NewMem()}
@@ -186,6 +198,7 @@ func newTestCluster(t testing.TB, ids []NodeID, cfg func(*Config)) *testCluster 
 		for _, id := range c.ids() {
 			if n := c.nodes[id]; n.e != nil {
 				n.e.Stop()
+				n.close()
 			}
 		}
 	})
@@ -205,13 +218,25 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func (c *testCluster) start(id NodeID) {
 	n := c.nodes[id]
-	st, err := OpenSimpleState(n.fs, "/data/state")
-	if err != nil {
-		c.t.Fatal(err)
+	var logs LogProvider
+	var state StateStore
+	if c.prod {
+		store, err := meta.Open(meta.Options{FS: n.fs, Dir: "/data/meta", Logger: quiet})
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		logs = &SegmentLogs{FS: n.fs, Dir: "/data/logs", Clock: c.clock, SegmentBytes: 64 << 10}
+		state, n.close = MetaState{store}, func() { store.Close() }
+	} else {
+		st, err := OpenSimpleState(n.fs, "/data/state")
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		logs, state, n.close = &SimpleLogs{FS: n.fs, Dir: "/data/logs"}, st, func() { st.Close() }
 	}
 	cfg := Config{
 		NodeID: id, Clock: c.clock, FS: n.fs, Dir: "/data",
-		Logs: &SimpleLogs{FS: n.fs, Dir: "/data/logs"}, State: st,
+		Logs: logs, State: state,
 		Transport: localEndpoint{c.net, id}, Manual: true, Logger: quiet,
 		TickInterval: 10 * time.Millisecond, ElectionTicks: 10, HeartbeatTicks: 2,
 	}
@@ -222,7 +247,7 @@ func (c *testCluster) start(id NodeID) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	n.e, n.state, n.fsms = e, st, map[GroupID]*listFSM{}
+	n.e, n.fsms = e, map[GroupID]*listFSM{}
 	c.net.mu.Lock()
 	c.net.engines[id] = e
 	c.net.mu.Unlock()
@@ -246,6 +271,7 @@ func (c *testCluster) crash(id NodeID) {
 	delete(c.net.engines, id)
 	c.net.mu.Unlock()
 	n.e.Stop()
+	n.close()
 	n.e = nil
 	n.fs.Crash()
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/base/vfs"
+	"github.com/ferry-mq/ferry/internal/storage/log/batch"
 )
 
 // SimpleLogs is a LogProvider of SimpleLog files in one directory: one file
@@ -272,9 +273,9 @@ func (l *SimpleLog) Entries(lo, hi uint64, maxBytes int) ([][]byte, error) {
 		if _, err := l.f.ReadAt(b, l.pos[k]+simpleRecHeader); err != nil && !errors.Is(err, io.EOF) {
 			return nil, storageErr("reading "+l.name, err)
 		}
-		if len(b) >= batchHeaderBytes { // stamp offset and term, as the segmented log does
-			binary.BigEndian.PutUint64(b[offBaseOffset:], uint64(l.offsets[k]))
-			binary.BigEndian.PutUint32(b[offLeaderEpoch:], uint32(l.terms[k]))
+		if len(b) >= batch.HeaderSize { // stamp offset and term, as the segmented log does
+			batch.SetBaseOffset(b, l.offsets[k])
+			batch.SetEpoch(b, int32(l.terms[k]))
 		}
 		out = append(out, b)
 		total += n
