@@ -34,16 +34,18 @@ const (
 // KindPrefix returns the prefix of every key of kind k, to scan them all.
 func KindPrefix(k Kind) []byte { return []byte{byte(k), keySep} }
 
-// HardStateKey returns h/<group>, the key of group's Raft HardState. The
-// group id is 8 bytes big-endian, so that keys sort by group.
-func HardStateKey(group uint64) []byte {
-	return binary.BigEndian.AppendUint64(KindPrefix(KindHardState), group)
+// groupKey returns <k>/<group> in one allocation: the replication engine
+// builds one per group per loop.
+func groupKey(k Kind, group uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(make([]byte, 0, 10), byte(k), keySep), group)
 }
 
+// HardStateKey returns h/<group>, the key of group's Raft HardState. The
+// group id is 8 bytes big-endian, so that keys sort by group.
+func HardStateKey(group uint64) []byte { return groupKey(KindHardState, group) }
+
 // ConfStateKey returns c/<group>, the key of group's Raft ConfState.
-func ConfStateKey(group uint64) []byte {
-	return binary.BigEndian.AppendUint64(KindPrefix(KindConfState), group)
-}
+func ConfStateKey(group uint64) []byte { return groupKey(KindConfState, group) }
 
 // OffsetKey returns o/<stream>/<consumer group>/<partition>, the key of the
 // offset consumerGroup committed on one partition of stream. The partition
