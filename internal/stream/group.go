@@ -160,13 +160,13 @@ type group struct {
 
 type member struct {
 	id, instanceID, clientID, clientHost string
-	sessionMs, rebalanceMs              int32
-	protocols                           []Protocol
-	assignment                          []byte
-	heartbeatMs                         int64
-	joinRequest                         uint64 // the JoinGroup awaiting an answer, 0 if none
-	syncRequest                         uint64 // the SyncGroup awaiting an answer, 0 if none
-	owned                               []int32 // assigned groups: sorted partitions
+	sessionMs, rebalanceMs               int32
+	protocols                            []Protocol
+	assignment                           []byte
+	heartbeatMs                          int64
+	joinRequest                          uint64  // the JoinGroup awaiting an answer, 0 if none
+	syncRequest                          uint64  // the SyncGroup awaiting an answer, 0 if none
+	owned                                []int32 // assigned groups: sorted partitions
 }
 
 // pendingMember is a member id handed out with MEMBER_ID_REQUIRED, valid

@@ -300,7 +300,9 @@ func decodeGroup(d *decoder) *group {
 // protocol in classic groups, disjoint in-range partitions in assigned
 // groups.
 func (g *group) check() error {
-	bad := func(what string) error { return errf(base.CodeCorrupt, "coordinator snapshot: group %q: %s", g.id, what) }
+	bad := func(what string) error {
+		return errf(base.CodeCorrupt, "coordinator snapshot: group %q: %s", g.id, what)
+	}
 	if g.id == "" || g.kind > kindAssigned || g.state > GroupStable {
 		return bad("bad id, kind or state")
 	}
