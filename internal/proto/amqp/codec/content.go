@@ -33,7 +33,8 @@ type ContentHeader struct {
 // size exceeds base.AMQPMessageBytesMax (frame-error, as RabbitMQ answers
 // its own maximum), or its class is not one of the spec (unexpected-frame:
 // no method of an unknown class carries content). It allocates nothing but
-// the *Error.
+// the *Error. After an error, RawProperties is nil and the other fields are
+// unspecified.
 func (h *ContentHeader) Decode(payload []byte) error {
 	var r Reader
 	r.Reset(payload)

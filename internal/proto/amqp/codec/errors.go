@@ -50,6 +50,17 @@ func newError(reply ReplyCode, code base.Code, format string, args ...any) *Erro
 	return &Error{ReplyCode: reply, Text: fmt.Sprintf(format, args...), code: code}
 }
 
+// NewError returns an *Error for the server's own protocol errors, such as
+// command-invalid (503) for a method a client may not send or
+// channel-error (504), so that every reply the front end closes with has
+// one type. code is the Ferry code it unwraps to; method is the method
+// concerned, or 0.
+func NewError(reply ReplyCode, code base.Code, method MethodKey, format string, args ...any) *Error {
+	e := newError(reply, code, format, args...)
+	e.Method = method
+	return e
+}
+
 func (e *Error) Error() string {
 	if e.Method != 0 {
 		return fmt.Sprintf("amqp %s (%d) in %s: %s", e.ReplyCode, uint16(e.ReplyCode), e.Method, e.Text)

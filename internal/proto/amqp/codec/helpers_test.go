@@ -127,7 +127,7 @@ func hexBytes(t testing.TB, s string) []byte {
 	return out
 }
 
-// codeOf returns the reply code of err, which must be an *Error.
+// replyOf returns err as an *Error, failing the test when it is not one.
 func replyOf(t testing.TB, err error) *Error {
 	t.Helper()
 	e, ok := err.(*Error)

@@ -253,6 +253,21 @@ func TestErrorCarriesWhatConnectionCloseNeeds(t *testing.T) {
 	}
 }
 
+func TestServerErrorsShareTheType(t *testing.T) {
+	err := error(NewError(ReplyCommandInvalid, base.CodeNotSupported, MethodBasicDeliver, "unimplemented method"))
+	e := replyOf(t, err)
+	cl := e.ConnectionClose()
+	if cl.ReplyCode != 503 || cl.ReplyText != "COMMAND_INVALID - unimplemented method" || cl.ClassID != 60 || cl.MethodID != 60 {
+		t.Errorf("connection.close: got %+v", cl)
+	}
+	if base.CodeOf(err) != base.CodeNotSupported {
+		t.Errorf("Ferry code: got %v, want not_supported", base.CodeOf(err))
+	}
+	if want := "amqp COMMAND_INVALID (503) in basic.deliver: unimplemented method"; err.Error() != want {
+		t.Errorf("message: got %q, want %q", err.Error(), want)
+	}
+}
+
 func TestReplyTextIsCutToAShortStringOnARuneBoundary(t *testing.T) {
 	e := frameError("%s", bytes.Repeat([]byte("é"), 200)) // 400 bytes of two-byte runes
 	got := e.ReplyText()

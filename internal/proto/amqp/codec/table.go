@@ -18,6 +18,9 @@ import (
 //	D Decimal   S string   x []byte   T time.Time (UTC, whole seconds)
 //	F Table     A []any    V nil
 //
+// (A timestamp is whole seconds on the wire: encoding drops a time's
+// fraction of a second.)
+//
 // Decoding also accepts L (64-bit) as int64, as RabbitMQ does; it rejects
 // every other letter, including the spec's U, as RabbitMQ does. Encoding
 // also accepts int (as l) and map[string]any (as F). A table, array or byte
