@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/base/vfs"
 )
 
@@ -295,5 +296,28 @@ func TestFlushedAndRecycledFilesSurviveCrash(t *testing.T) {
 	defer s.Close()
 	if n := checkPrefix(t, s, i); n != i {
 		t.Errorf("commits after the crash: got %d, want %d", n, i)
+	}
+}
+
+// TestBatchesAroundHalfTheMemtableSurviveCrash commits one batch just under
+// and one just over base.MetaMemTableBytes/2, where Pebble switches to
+// flushing a batch as its own table, and crashes.
+func TestBatchesAroundHalfTheMemtableSurviveCrash(t *testing.T) {
+	m := vfs.NewMem()
+	s := openOn(t, m)
+	half := base.MetaMemTableBytes / 2
+	under := strings.Repeat("u", half-1024)
+	over := strings.Repeat("o", half+1)
+	mustCommit(t, s, Sync, kv{k: "under", v: under})
+	mustCommit(t, s, Sync, kv{k: "over", v: over})
+	m.Crash()
+	closeCrashed(s)
+	s = openOn(t, m)
+	defer s.Close()
+	if got := get(t, s, "under"); got != under {
+		t.Errorf("batch under half the memtable: got %d bytes, want %d", len(got), len(under))
+	}
+	if got := get(t, s, "over"); got != over {
+		t.Errorf("batch over half the memtable: got %d bytes, want %d", len(got), len(over))
 	}
 }

@@ -72,20 +72,9 @@ type Store struct {
 // process holds the directory, CodeCorrupt when the files fail Pebble's
 // checks, CodeStorageFailed when the disk fails.
 func Open(opts Options) (*Store, error) {
-	if opts.Dir == "" {
-		return nil, base.Errorf(base.CodeInvalidArgument, "meta: Options.Dir is empty")
-	}
-	if opts.CacheBytes < 0 {
-		return nil, base.Errorf(base.CodeInvalidArgument, "meta: Options.CacheBytes %d is negative", opts.CacheBytes)
-	}
-	if opts.FS == nil {
-		opts.FS = vfs.Default
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	if opts.CacheBytes == 0 {
-		opts.CacheBytes = base.MetaCacheBytesDefault
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
 	}
 	log := opts.Logger.With("component", "meta", "dir", opts.Dir)
 	if err := makeDurableDir(opts.FS, opts.Dir); err != nil {
@@ -109,6 +98,26 @@ func Open(opts Options) (*Store, error) {
 	}
 	s.db = db
 	return s, nil
+}
+
+// withDefaults checks opts and fills in what it leaves zero.
+func (opts Options) withDefaults() (Options, error) {
+	if opts.Dir == "" {
+		return opts, base.Errorf(base.CodeInvalidArgument, "meta: Options.Dir is empty")
+	}
+	if opts.CacheBytes < 0 {
+		return opts, base.Errorf(base.CodeInvalidArgument, "meta: Options.CacheBytes %d is negative", opts.CacheBytes)
+	}
+	if opts.FS == nil {
+		opts.FS = vfs.Default
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.CacheBytes == 0 {
+		opts.CacheBytes = base.MetaCacheBytesDefault
+	}
+	return opts, nil
 }
 
 func (s *Store) pebbleOptions(opts Options, log *slog.Logger) *pebble.Options {

@@ -373,6 +373,27 @@ func TestOpenRefusesBadOptions(t *testing.T) {
 	wantCode(t, "Open with negative CacheBytes", err, base.CodeInvalidArgument)
 }
 
+func TestOptionsDefaultToTheNamedLimits(t *testing.T) {
+	opts, err := Options{Dir: testDir}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.FS != vfs.Default || opts.Logger == nil || opts.CacheBytes != base.MetaCacheBytesDefault {
+		t.Errorf("defaults: got FS %v, logger %v, cache %d; want vfs.Default, a logger, %d",
+			opts.FS, opts.Logger, opts.CacheBytes, base.MetaCacheBytesDefault)
+	}
+	s := &Store{fence: newFence(quiet())}
+	s.pfs = &pebbleFS{fs: opts.FS, fence: s.fence}
+	po := s.pebbleOptions(opts, quiet())
+	if po.CacheSize != base.MetaCacheBytesDefault || po.MemTableSize != base.MetaMemTableBytes || po.FormatMajorVersion != formatVersion {
+		t.Errorf("pebble options: got cache %d, memtable %d, format %d; want %d, %d, %d",
+			po.CacheSize, po.MemTableSize, po.FormatMajorVersion, base.MetaCacheBytesDefault, base.MetaMemTableBytes, formatVersion)
+	}
+	if po.FS != s.pfs {
+		t.Errorf("pebble runs on %T, not the store's adapter", po.FS)
+	}
+}
+
 func TestOpenMakesTheNewDirectoryDurable(t *testing.T) {
 	m := vfs.NewMem()
 	// The parent exists and is durable; Open must make its new child so.
