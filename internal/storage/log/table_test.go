@@ -1,0 +1,361 @@
+package log
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/ferry-mq/ferry/internal/base"
+	"github.com/ferry-mq/ferry/internal/base/vfs"
+	"github.com/ferry-mq/ferry/internal/storage/log/batch"
+)
+
+func TestWriteRejectsBadBatchesAndTerms(t *testing.T) {
+	l := mustOpen(t, memOptions(vfs.NewMem(), base.NewFakeClock(epoch)))
+	defer l.Close()
+	if _, err := l.Write(5, mkBatch(t, 2, 10, 0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	good := mkBatch(t, 2, 10, 0, 0)
+	badCRC := bytes.Clone(good)
+	badCRC[len(badCRC)-1] ^= 1
+	gap := bytes.Clone(good) // lastOffsetDelta 2 with 2 records: offsets not one per record
+	binary.BigEndian.PutUint32(gap[23:], 2)
+	batch.Validate(gap) // the CRC covers the field: recompute it
+	binary.BigEndian.PutUint32(gap[17:], batch.Checksum(gap[21:]))
+	cases := []struct {
+		name string
+		term uint64
+		b    []byte
+		code base.Code
+	}{
+		{"bad crc", 5, badCRC, base.CodeCorrupt},
+		{"truncated", 5, good[:len(good)-1], base.CodeCorrupt},
+		{"offsets not one per record", 5, gap, base.CodeInvalidArgument},
+		{"term going back", 4, good, base.CodeInvalidArgument},
+		{"term over int32", math.MaxInt32 + 1, good, base.CodeInvalidArgument},
+	}
+	for _, tc := range cases {
+		_, err := l.Write(tc.term, tc.b)
+		wantCode(t, tc.name, err, tc.code)
+	}
+	if p, err := l.Write(math.MaxInt32, good); err != nil || p.Index != 2 {
+		t.Fatalf("term MaxInt32: %+v %v", p, err)
+	}
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if term, _ := l.Term(2); term != math.MaxInt32 {
+		t.Errorf("Term(2): %d, want %d", term, math.MaxInt32)
+	}
+}
+
+func TestOptionsLimits(t *testing.T) {
+	for _, tc := range []struct {
+		bytes int64
+		ok    bool
+	}{{base.SegmentBytesMin - 1, false}, {base.SegmentBytesMin, true}, {base.SegmentBytesMax, true}, {base.SegmentBytesMax + 1, false}} {
+		l, err := Open(Options{FS: vfs.NewMem(), Dir: "/d", SegmentBytes: tc.bytes})
+		if (err == nil) != tc.ok {
+			t.Errorf("SegmentBytes %d: got %v, want ok=%v", tc.bytes, err, tc.ok)
+		}
+		if err == nil {
+			l.Close()
+		} else {
+			wantCode(t, "bad SegmentBytes", err, base.CodeInvalidArgument)
+		}
+	}
+	_, err := Open(Options{FS: vfs.NewMem()})
+	wantCode(t, "no Dir", err, base.CodeInvalidArgument)
+}
+
+// TestWriteBufferFlushesAtItsLimit: written batches stay in the buffer,
+// invisible to readers, until base.LogWriteBufferBytes is reached.
+func TestWriteBufferFlushesAtItsLimit(t *testing.T) {
+	l := mustOpen(t, Options{FS: vfs.NewMem(), Dir: "/d", Clock: base.NewFakeClock(epoch)})
+	defer l.Close()
+	b := mkBatch(t, 1, 64<<10-100, 0, 0)
+	n := 0
+	for (n+1)*len(b) < base.LogWriteBufferBytes {
+		if _, err := l.Write(1, b); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if l.LastIndex() != 0 {
+		t.Fatalf("last index %d before the buffer is full, want 0 (unflushed)", l.LastIndex())
+	}
+	if _, err := l.Write(1, b); err != nil {
+		t.Fatal(err)
+	}
+	if l.LastIndex() != uint64(n+1) || l.DurableIndex() != 0 {
+		t.Fatalf("after reaching %d bytes: last %d durable %d, want %d 0", base.LogWriteBufferBytes, l.LastIndex(), l.DurableIndex(), n+1)
+	}
+}
+
+// TestReadIsBoundedByLogReadBytesMax asks for everything and gets at most
+// base.LogReadBytesMax bytes.
+func TestReadIsBoundedByLogReadBytesMax(t *testing.T) {
+	// The real file system: the data lives in the page cache, not in
+	// race-detector-shadowed heap as with MemFS.
+	l := mustOpen(t, Options{Dir: t.TempDir(), Clock: base.NewFakeClock(epoch), Durability: DurabilityNone})
+	defer l.Close()
+	b := mkBatch(t, 1, 1<<20, 0, 0)
+	for range base.LogReadBytesMax/len(b) + 2 {
+		if _, err := l.Write(1, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.Read(0, math.MaxInt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) > base.LogReadBytesMax || len(got) < base.LogReadBytesMax-len(b) {
+		t.Errorf("Read(0, MaxInt): %d bytes, want within one batch of %d", len(got), base.LogReadBytesMax)
+	}
+	ents, err := l.Entries(1, math.MaxUint64, math.MaxInt)
+	if err != nil || len(ents)*len(b) > base.LogReadBytesMax {
+		t.Errorf("Entries: %d batches %v, over the limit", len(ents), err)
+	}
+	one, err := l.Read(0, 1)
+	if err != nil || len(one) != len(b) {
+		t.Errorf("Read with maxBytes 1: %d bytes %v, want one whole batch of %d", len(one), err, len(b))
+	}
+}
+
+func TestIndexDecodersRejectMalformed(t *testing.T) {
+	e := func(es ...indexEntry) []byte {
+		var b []byte
+		for _, x := range es {
+			b = appendIndexEntry(b, x)
+		}
+		return b
+	}
+	first := indexEntry{0, 0, segHeaderSize, 1}
+	cases := []struct {
+		name string
+		b    []byte
+		ok   bool
+	}{
+		{"empty", nil, true},
+		{"one", e(first), true},
+		{"two", e(first, indexEntry{3, 5, 400, 2}), true},
+		{"partial entry", e(first)[:idxEntrySize-1], false},
+		{"first not at the first batch", e(indexEntry{1, 1, 100, 1}), false},
+		{"index not increasing", e(first, indexEntry{0, 5, 400, 1}), false},
+		{"offset not increasing", e(first, indexEntry{3, 0, 400, 1}), false},
+		{"position not increasing", e(first, indexEntry{3, 5, segHeaderSize, 1}), false},
+		{"term decreasing", e(indexEntry{0, 0, segHeaderSize, 2}, indexEntry{3, 5, 400, 1}), false},
+		{"position past the segment", e(first, indexEntry{3, 5, 5000, 1}), false},
+		{"term over int32", e(indexEntry{0, 0, segHeaderSize, math.MaxInt32 + 1}), false},
+	}
+	for _, tc := range cases {
+		_, err := decodeIndex(tc.b, 1000)
+		if (err == nil) != tc.ok {
+			t.Errorf("decodeIndex %s: got %v, want ok=%v", tc.name, err, tc.ok)
+		}
+	}
+	if _, err := decodeIndex(make([]byte, base.IndexBytesMax+idxEntrySize), math.MaxInt64); err == nil {
+		t.Errorf("decodeIndex over IndexBytesMax: accepted")
+	}
+	if _, err := decodeTimeIndex(append(appendTimeEntry(nil, timeEntry{5, 0}), appendTimeEntry(nil, timeEntry{5, 1})...)); err == nil {
+		t.Errorf("decodeTimeIndex with a timestamp not growing: accepted")
+	}
+	if _, err := decodeTimeIndex(make([]byte, base.IndexBytesMax+tixEntrySize)); err == nil {
+		t.Errorf("decodeTimeIndex over IndexBytesMax: accepted")
+	}
+}
+
+// TestIndexFileOverLimitIsRebuiltNotRead writes an index file over
+// IndexBytesMax; Open must not read it and rebuilds it instead.
+func TestIndexFileOverLimitIsRebuiltNotRead(t *testing.T) {
+	mem, want := buildLog(t, 30)
+	idx := segNames(t, mem, idxExt)[0]
+	orig := fileBytes(t, mem, idx)
+	writeFile(t, mem, idx, make([]byte, base.IndexBytesMax+idxEntrySize))
+	l := mustOpen(t, memOptions(mem, base.NewFakeClock(epoch)))
+	defer l.Close()
+	checkConfirmed(t, l, want)
+	if got := fileBytes(t, mem, idx); !bytes.Equal(got, orig) {
+		t.Errorf("index not rebuilt: %d bytes, want %d", len(got), len(orig))
+	}
+}
+
+func TestRetentionDeletesWholeOldSegments(t *testing.T) {
+	clock := base.NewFakeClock(epoch)
+	mem := vfs.NewMem()
+	o := memOptions(mem, clock)
+	o.RetentionAge = time.Hour
+	l := mustOpen(t, o)
+	defer l.Close()
+	now := epoch.UnixMilli()
+	for i := range 40 { // timestamps one minute apart, in the past
+		appendOK(t, l, 1, mkBatch(t, 1, 100, now-int64(40-i)*60_000*3, byte(i)))
+	}
+	segs := len(l.segs)
+	n, err := l.ApplyRetention(epoch)
+	if err != nil || n == 0 || n >= segs {
+		t.Fatalf("retention by age: deleted %d of %d segments, %v", n, segs, err)
+	}
+	first := l.FirstIndex()
+	for i := first; i <= l.LastIndex(); i++ {
+		b, err := l.Entries(i, i+1, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, _ := batch.ParseHeader(b[0])
+		_ = h
+	}
+	// Every kept segment but the first holds a batch newer than the horizon.
+	horizon := epoch.Add(-time.Hour).UnixMilli()
+	if l.segs[0].maxTs < horizon {
+		t.Errorf("kept the first segment whose newest batch %d is older than %d", l.segs[0].maxTs, horizon)
+	}
+	if n, _ := l.ApplyRetention(epoch.Add(100 * time.Hour)); len(l.segs) != 1 || n == 0 {
+		t.Errorf("retention far in the future: %d segments left, want only the active one", len(l.segs))
+	}
+	if first := l.FirstIndex(); first != l.segs[0].baseIndex {
+		t.Errorf("first index %d, want the active segment's base %d", first, l.segs[0].baseIndex)
+	}
+	if segs := segNames(t, mem, segExt); len(segs) != 1 {
+		t.Errorf("segment files left: %v, want one", segs)
+	}
+}
+
+func TestRetentionByBytes(t *testing.T) {
+	o := memOptions(vfs.NewMem(), base.NewFakeClock(epoch))
+	o.RetentionBytes = 5000
+	l := mustOpen(t, o)
+	defer l.Close()
+	for i := range 100 {
+		appendOK(t, l, 1, mkBatch(t, 1, 100, int64(i), byte(i)))
+	}
+	if _, err := l.ApplyRetention(epoch); err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, s := range l.segs {
+		total += s.size
+	}
+	if total < o.RetentionBytes || total-l.segs[0].size >= o.RetentionBytes {
+		t.Errorf("after retention: %d bytes in %d segments; want the fewest segments holding at least %d", total, len(l.segs), o.RetentionBytes)
+	}
+}
+
+func TestTruncationsAndReset(t *testing.T) {
+	mem := vfs.NewMem()
+	clock := base.NewFakeClock(epoch)
+	l := mustOpen(t, memOptions(mem, clock))
+	for i := range 30 {
+		appendOK(t, l, uint64(1+i/10), mkBatch(t, 2, 100, int64(i), byte(i)))
+	}
+	// Truncate at a segment boundary and inside a segment.
+	boundary := l.segs[2].baseIndex
+	if err := l.TruncateSuffix(boundary); err != nil {
+		t.Fatal(err)
+	}
+	if l.LastIndex() != boundary-1 || len(l.segs) != 2 || l.NextOffset() != int64(2*(boundary-1)) {
+		t.Fatalf("after TruncateSuffix(%d): last %d segs %d next %d", boundary, l.LastIndex(), len(l.segs), l.NextOffset())
+	}
+	if err := l.TruncateSuffix(5); err != nil {
+		t.Fatal(err)
+	}
+	p := appendOK(t, l, 7, mkBatch(t, 1, 10, 99, 99))
+	if p.Index != 5 || p.BaseOffset != 8 {
+		t.Fatalf("append after truncation: %+v, want index 5 offset 8", p)
+	}
+	if term, _ := l.Term(5); term != 7 {
+		t.Errorf("Term(5) = %d, want 7", term)
+	}
+	_, err := l.Term(6)
+	wantCode(t, "Term past the end", err, base.CodeOutOfRange)
+	wantCode(t, "TruncatePrefix beyond durable", l.TruncatePrefix(l.DurableIndex()+2), base.CodeInvalidArgument)
+	if err := l.TruncatePrefix(3); err != nil {
+		t.Fatal(err)
+	}
+	if l.FirstIndex() != 3 || l.FirstOffset() != 4 {
+		t.Errorf("after TruncatePrefix(3): first %d@%d, want 3@4", l.FirstIndex(), l.FirstOffset())
+	}
+	_, err = l.Read(3, 10)
+	wantCode(t, "Read below the start", err, base.CodeOutOfRange)
+	_, err = l.Entries(2, 4, 10)
+	wantCode(t, "Entries below the start", err, base.CodeOutOfRange)
+	wantCode(t, "TruncateSuffix below the start", l.TruncateSuffix(2), base.CodeOutOfRange)
+	l.Close()
+	l = mustOpen(t, memOptions(mem, clock))
+	if l.FirstIndex() != 3 || l.LastIndex() != 5 {
+		t.Fatalf("after reopen: [%d, %d], want [3, 5]", l.FirstIndex(), l.LastIndex())
+	}
+	if err := l.Reset(100, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if l.FirstIndex() != 100 || l.LastIndex() != 99 || l.NextOffset() != 1000 {
+		t.Fatalf("after Reset: first %d last %d next %d", l.FirstIndex(), l.LastIndex(), l.NextOffset())
+	}
+	p = appendOK(t, l, 1, mkBatch(t, 1, 10, 0, 0))
+	if p.Index != 100 || p.BaseOffset != 1000 {
+		t.Fatalf("append after Reset: %+v", p)
+	}
+	l.Close()
+	mem.Crash()
+	l = mustOpen(t, memOptions(mem, clock))
+	defer l.Close()
+	if l.FirstIndex() != 100 || l.LastIndex() != 100 {
+		t.Fatalf("after Reset and crash: [%d, %d], want [100, 100]", l.FirstIndex(), l.LastIndex())
+	}
+}
+
+func TestLookupTime(t *testing.T) {
+	l := mustOpen(t, memOptions(vfs.NewMem(), base.NewFakeClock(epoch)))
+	defer l.Close()
+	// Batches of 2 records; max timestamps 10, 30, 20, 50, 40 ... repeated.
+	maxes := []int64{10, 30, 20, 50, 40, 70, 60, 90}
+	for i, m := range maxes {
+		appendOK(t, l, 1, mkBatch(t, 2, 200, m-1, byte(i)))
+	}
+	for _, tc := range []struct{ ts, want int64 }{{0, 0}, {10, 0}, {11, 2}, {30, 2}, {31, 6}, {45, 6}, {51, 10}, {90, 14}, {91, 16}} {
+		got, err := l.LookupTime(tc.ts)
+		if err != nil || got != tc.want {
+			t.Errorf("LookupTime(%d): got %d %v, want %d", tc.ts, got, err, tc.want)
+		}
+	}
+}
+
+// TestCheckpointMovesOnlyAfterItsInterval: syncs move the recovery point
+// at most once per CheckpointInterval of the clock.
+func TestCheckpointMovesOnlyAfterItsInterval(t *testing.T) {
+	clock := base.NewFakeClock(epoch)
+	o := memOptions(vfs.NewMem(), clock)
+	o.SegmentBytes = 1 << 20
+	l := mustOpen(t, o)
+	defer l.Close()
+	ckpt := func() checkpoint {
+		l.writeMu.Lock()
+		defer l.writeMu.Unlock()
+		c := l.ckpt
+		c.firstOffset = l.active().size // smuggled out under the lock
+		return c
+	}
+	rp := ckpt().rpPos
+	appendOK(t, l, 1, mkBatch(t, 1, 10, 0, 0))
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if got := ckpt().rpPos; got != rp {
+		t.Fatalf("recovery point moved before the interval: %d -> %d", rp, got)
+	}
+	clock.Advance(base.CheckpointIntervalDefault)
+	appendOK(t, l, 1, mkBatch(t, 1, 10, 0, 0))
+	if err := l.Sync(); err != nil { // runs the checkpoint check under the lock
+		t.Fatal(err)
+	}
+	if c := ckpt(); c.rpPos != c.firstOffset {
+		got, want := c.rpPos, c.firstOffset
+		t.Fatalf("recovery point %d after the interval, want the synced end %d", got, want)
+	}
+}
