@@ -221,11 +221,7 @@ func simple(c string) bool {
 func (sg *structGen) emitDecode() {
 	p, s := sg.p, sg.s
 	p.f("func (m *%s) decode(r *reader, version int16) {", s.GoName)
-	if sg.g.hasDefaults(s) {
-		p.f("m.Default()")
-	} else {
-		p.f("*m = %s{}", s.GoName)
-	}
+	sg.emitReset()
 	if sg.flexVar() == "flex" {
 		p.f("flex := %s", cond(sg.msg.Flexible, sg.ctx))
 	}

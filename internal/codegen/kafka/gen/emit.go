@@ -180,6 +180,20 @@ func (sg *structGen) emitDefault() {
 	p.f("// Default sets every field of m to its default value, the value a")
 	p.f("// version without the field decodes to.")
 	p.f("func (m *%s) Default() {", s.GoName)
+	sg.emitReset()
+	for _, f := range s.Fields {
+		if emptyStringDefault(f) {
+			p.f("m.%s = stringPtr(\"\") // not null: some versions cannot carry null", f.Name)
+		}
+	}
+	p.f("}")
+}
+
+// emitReset prints the statements that set m to its defaults, except for
+// the non-null empty strings of emptyStringDefault fields, which a decode
+// either reads or leaves absent.
+func (sg *structGen) emitReset() {
+	p, s := sg.p, sg.s
 	var inits []string
 	var nested []string
 	for _, f := range s.Fields {
@@ -194,7 +208,6 @@ func (sg *structGen) emitDefault() {
 	for _, n := range nested {
 		p.f("m.%s.Default()", n)
 	}
-	p.f("}")
 }
 
 func (sg *structGen) emitIsDefault() {
@@ -244,9 +257,9 @@ func (sg *structGen) emitMapKey() {
 		p.f("func (m *%s) MapKey() %s { return %s }", s.GoName, typ(keys[0]), val(keys[0]))
 		return
 	}
-	p.f("// %sKey is the key of an element of an array of %s: the fields the", s.GoName, s.GoName)
+	p.f("// %sMapKey is the key of an element of an array of %s: the fields the", s.GoName, s.GoName)
 	p.f("// definition marks mapKey.")
-	p.f("type %sKey struct {", s.GoName)
+	p.f("type %sMapKey struct {", s.GoName)
 	var vals []string
 	for _, f := range keys {
 		p.f("%s %s", f.Name, typ(f))
@@ -254,7 +267,7 @@ func (sg *structGen) emitMapKey() {
 	}
 	p.f("}")
 	p.f("// MapKey returns the key of m (a null key string reads as \"\").")
-	p.f("func (m *%s) MapKey() %sKey { return %sKey{%s} }", s.GoName, s.GoName, s.GoName, strings.Join(vals, ", "))
+	p.f("func (m *%s) MapKey() %sMapKey { return %sMapKey{%s} }", s.GoName, s.GoName, s.GoName, strings.Join(vals, ", "))
 }
 
 // taggedFields returns the struct's fields that are tagged in some version

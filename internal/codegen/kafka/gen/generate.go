@@ -198,7 +198,7 @@ func (g *generator) hasDefaults(s *Struct) bool {
 	}
 	has := false
 	for _, f := range s.Fields {
-		if lit, _ := DefaultLiteral(f); lit != "" {
+		if lit, _ := DefaultLiteral(f); lit != "" || emptyStringDefault(f) {
 			has = true
 		}
 		if f.Type.Kind == KindStruct && !f.NullableEver() && g.hasDefaults(f.Type.Struct) {

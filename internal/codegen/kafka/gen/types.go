@@ -125,6 +125,17 @@ func DefaultLiteral(f *Field) (string, error) {
 	return "", fmt.Errorf("default %q is not supported for this type", d)
 }
 
+// emptyStringDefault reports whether f is a nullable-in-some-versions
+// string whose default is the empty string: Default sets it to a pointer to
+// "" (nil would be null, which the other versions cannot carry).
+func emptyStringDefault(f *Field) bool {
+	if f.Type.Kind != KindString || !f.NullableEver() || f.Nullable.Covers(f.Versions) || defaultIsNull(f) {
+		return false
+	}
+	lit, _ := DefaultLiteral(f)
+	return lit == ""
+}
+
 // defaultIsNull reports whether the field's default is null (a nil Go
 // value), as opposed to an empty value.
 func defaultIsNull(f *Field) bool {

@@ -56,7 +56,7 @@ func (m *AllocateProducerIdsRequest) Default() {
 }
 
 func (m *AllocateProducerIdsRequest) decode(r *reader, version int16) {
-	m.Default()
+	*m = AllocateProducerIdsRequest{BrokerEpoch: -1}
 	m.BrokerId = r.int32("AllocateProducerIdsRequest.BrokerId")
 	m.BrokerEpoch = r.int64("AllocateProducerIdsRequest.BrokerEpoch")
 	m.UnknownTags = r.unknownTags("AllocateProducerIdsRequest")

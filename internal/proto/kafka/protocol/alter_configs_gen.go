@@ -108,16 +108,16 @@ func (m *AlterConfigsRequestAlterConfigsResource) Default() {
 	*m = AlterConfigsRequestAlterConfigsResource{}
 }
 
-// AlterConfigsRequestAlterConfigsResourceKey is the key of an element of an array of AlterConfigsRequestAlterConfigsResource: the fields the
+// AlterConfigsRequestAlterConfigsResourceMapKey is the key of an element of an array of AlterConfigsRequestAlterConfigsResource: the fields the
 // definition marks mapKey.
-type AlterConfigsRequestAlterConfigsResourceKey struct {
+type AlterConfigsRequestAlterConfigsResourceMapKey struct {
 	ResourceType int8
 	ResourceName string
 }
 
 // MapKey returns the key of m (a null key string reads as "").
-func (m *AlterConfigsRequestAlterConfigsResource) MapKey() AlterConfigsRequestAlterConfigsResourceKey {
-	return AlterConfigsRequestAlterConfigsResourceKey{ResourceType: m.ResourceType, ResourceName: m.ResourceName}
+func (m *AlterConfigsRequestAlterConfigsResource) MapKey() AlterConfigsRequestAlterConfigsResourceMapKey {
+	return AlterConfigsRequestAlterConfigsResourceMapKey{ResourceType: m.ResourceType, ResourceName: m.ResourceName}
 }
 
 func (m *AlterConfigsRequestAlterConfigsResource) decode(r *reader, version int16) {

@@ -59,7 +59,7 @@ func (m *AlterPartitionRequest) Default() {
 }
 
 func (m *AlterPartitionRequest) decode(r *reader, version int16) {
-	m.Default()
+	*m = AlterPartitionRequest{BrokerEpoch: -1}
 	m.BrokerId = r.int32("AlterPartitionRequest.BrokerId")
 	m.BrokerEpoch = r.int64("AlterPartitionRequest.BrokerEpoch")
 	if n := r.arrayLen(true, false, 3, "AlterPartitionRequest.Topics"); n >= 0 {
@@ -280,7 +280,7 @@ func (m *AlterPartitionRequestBrokerState) Default() {
 }
 
 func (m *AlterPartitionRequestBrokerState) decode(r *reader, version int16) {
-	m.Default()
+	*m = AlterPartitionRequestBrokerState{BrokerEpoch: -1}
 	m.BrokerId = r.int32("BrokerState.BrokerId")
 	m.BrokerEpoch = r.int64("BrokerState.BrokerEpoch")
 	m.UnknownTags = r.unknownTags("BrokerState")

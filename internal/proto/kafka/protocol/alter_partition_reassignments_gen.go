@@ -56,7 +56,7 @@ func (m *AlterPartitionReassignmentsRequest) Default() {
 }
 
 func (m *AlterPartitionReassignmentsRequest) decode(r *reader, version int16) {
-	m.Default()
+	*m = AlterPartitionReassignmentsRequest{TimeoutMs: 60000}
 	m.TimeoutMs = r.int32("AlterPartitionReassignmentsRequest.TimeoutMs")
 	if n := r.arrayLen(true, false, 3, "AlterPartitionReassignmentsRequest.Topics"); n >= 0 {
 		s := allocSlice[AlterPartitionReassignmentsRequestReassignableTopic](r, n, "AlterPartitionReassignmentsRequest.Topics")

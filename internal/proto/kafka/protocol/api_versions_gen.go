@@ -157,7 +157,7 @@ func (m *ApiVersionsResponse) Default() {
 }
 
 func (m *ApiVersionsResponse) decode(r *reader, version int16) {
-	m.Default()
+	*m = ApiVersionsResponse{FinalizedFeaturesEpoch: -1}
 	flex := version >= 3
 	m.ErrorCode = r.int16("ApiVersionsResponse.ErrorCode")
 	if n := r.arrayLen(flex, false, 6, "ApiVersionsResponse.ApiKeys"); n >= 0 {

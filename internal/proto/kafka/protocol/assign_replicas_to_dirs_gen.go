@@ -59,7 +59,7 @@ func (m *AssignReplicasToDirsRequest) Default() {
 }
 
 func (m *AssignReplicasToDirsRequest) decode(r *reader, version int16) {
-	m.Default()
+	*m = AssignReplicasToDirsRequest{BrokerEpoch: -1}
 	m.BrokerId = r.int32("AssignReplicasToDirsRequest.BrokerId")
 	m.BrokerEpoch = r.int64("AssignReplicasToDirsRequest.BrokerEpoch")
 	if n := r.arrayLen(true, false, 18, "AssignReplicasToDirsRequest.Directories"); n >= 0 {

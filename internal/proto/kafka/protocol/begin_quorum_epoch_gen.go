@@ -62,7 +62,7 @@ func (m *BeginQuorumEpochRequest) Default() {
 }
 
 func (m *BeginQuorumEpochRequest) decode(r *reader, version int16) {
-	m.Default()
+	*m = BeginQuorumEpochRequest{VoterId: -1}
 	flex := version >= 1
 	m.ClusterId = r.nullableString(flex, true, "BeginQuorumEpochRequest.ClusterId")
 	if version >= 1 {

@@ -68,7 +68,7 @@ func (m *BrokerHeartbeatRequest) Default() {
 }
 
 func (m *BrokerHeartbeatRequest) decode(r *reader, version int16) {
-	m.Default()
+	*m = BrokerHeartbeatRequest{BrokerEpoch: -1}
 	m.BrokerId = r.int32("BrokerHeartbeatRequest.BrokerId")
 	m.BrokerEpoch = r.int64("BrokerHeartbeatRequest.BrokerEpoch")
 	m.CurrentMetadataOffset = r.int64("BrokerHeartbeatRequest.CurrentMetadataOffset")
@@ -191,7 +191,7 @@ func (m *BrokerHeartbeatResponse) Default() {
 }
 
 func (m *BrokerHeartbeatResponse) decode(r *reader, version int16) {
-	m.Default()
+	*m = BrokerHeartbeatResponse{IsFenced: true}
 	m.ThrottleTimeMs = r.int32("BrokerHeartbeatResponse.ThrottleTimeMs")
 	m.ErrorCode = r.int16("BrokerHeartbeatResponse.ErrorCode")
 	m.IsCaughtUp = r.bool("BrokerHeartbeatResponse.IsCaughtUp")

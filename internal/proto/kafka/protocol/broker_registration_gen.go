@@ -79,7 +79,7 @@ func (m *BrokerRegistrationRequest) Default() {
 }
 
 func (m *BrokerRegistrationRequest) decode(r *reader, version int16) {
-	m.Default()
+	*m = BrokerRegistrationRequest{PreviousBrokerEpoch: -1}
 	m.BrokerId = r.int32("BrokerRegistrationRequest.BrokerId")
 	m.ClusterId = r.string(true, "BrokerRegistrationRequest.ClusterId")
 	m.IncarnationId = r.uuid("BrokerRegistrationRequest.IncarnationId")
@@ -301,7 +301,7 @@ func (m *BrokerRegistrationResponse) Default() {
 }
 
 func (m *BrokerRegistrationResponse) decode(r *reader, version int16) {
-	m.Default()
+	*m = BrokerRegistrationResponse{BrokerEpoch: -1}
 	m.ThrottleTimeMs = r.int32("BrokerRegistrationResponse.ThrottleTimeMs")
 	m.ErrorCode = r.int16("BrokerRegistrationResponse.ErrorCode")
 	m.BrokerEpoch = r.int64("BrokerRegistrationResponse.BrokerEpoch")

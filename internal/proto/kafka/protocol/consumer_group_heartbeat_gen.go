@@ -90,7 +90,7 @@ func (m *ConsumerGroupHeartbeatRequest) Default() {
 }
 
 func (m *ConsumerGroupHeartbeatRequest) decode(r *reader, version int16) {
-	m.Default()
+	*m = ConsumerGroupHeartbeatRequest{RebalanceTimeoutMs: -1}
 	m.GroupId = r.string(true, "ConsumerGroupHeartbeatRequest.GroupId")
 	m.MemberId = r.string(true, "ConsumerGroupHeartbeatRequest.MemberId")
 	m.MemberEpoch = r.int32("ConsumerGroupHeartbeatRequest.MemberEpoch")

@@ -58,7 +58,7 @@ func (m *ConsumerProtocolSubscription) Default() {
 }
 
 func (m *ConsumerProtocolSubscription) decode(r *reader, version int16) {
-	m.Default()
+	*m = ConsumerProtocolSubscription{GenerationId: -1}
 	if n := r.arrayLen(false, false, 2, "ConsumerProtocolSubscription.Topics"); n >= 0 {
 		s := allocSlice[string](r, n, "ConsumerProtocolSubscription.Topics")
 		for i := range s {

@@ -56,7 +56,7 @@ func (m *ControlledShutdownRequest) Default() {
 }
 
 func (m *ControlledShutdownRequest) decode(r *reader, version int16) {
-	m.Default()
+	*m = ControlledShutdownRequest{BrokerEpoch: -1}
 	flex := version >= 3
 	m.BrokerId = r.int32("ControlledShutdownRequest.BrokerId")
 	if version >= 2 {
@@ -182,16 +182,16 @@ func (m *ControlledShutdownResponseRemainingPartition) Default() {
 	*m = ControlledShutdownResponseRemainingPartition{}
 }
 
-// ControlledShutdownResponseRemainingPartitionKey is the key of an element of an array of ControlledShutdownResponseRemainingPartition: the fields the
+// ControlledShutdownResponseRemainingPartitionMapKey is the key of an element of an array of ControlledShutdownResponseRemainingPartition: the fields the
 // definition marks mapKey.
-type ControlledShutdownResponseRemainingPartitionKey struct {
+type ControlledShutdownResponseRemainingPartitionMapKey struct {
 	TopicName      string
 	PartitionIndex int32
 }
 
 // MapKey returns the key of m (a null key string reads as "").
-func (m *ControlledShutdownResponseRemainingPartition) MapKey() ControlledShutdownResponseRemainingPartitionKey {
-	return ControlledShutdownResponseRemainingPartitionKey{TopicName: m.TopicName, PartitionIndex: m.PartitionIndex}
+func (m *ControlledShutdownResponseRemainingPartition) MapKey() ControlledShutdownResponseRemainingPartitionMapKey {
+	return ControlledShutdownResponseRemainingPartitionMapKey{TopicName: m.TopicName, PartitionIndex: m.PartitionIndex}
 }
 
 func (m *ControlledShutdownResponseRemainingPartition) decode(r *reader, version int16) {

@@ -125,7 +125,7 @@ func (m *CreateAclsRequestAclCreation) Default() {
 }
 
 func (m *CreateAclsRequestAclCreation) decode(r *reader, version int16) {
-	m.Default()
+	*m = CreateAclsRequestAclCreation{ResourcePatternType: 3}
 	flex := version >= 2
 	m.ResourceType = r.int8("AclCreation.ResourceType")
 	m.ResourceName = r.string(flex, "AclCreation.ResourceName")

@@ -60,7 +60,7 @@ func (m *CreateTopicsRequest) Default() {
 }
 
 func (m *CreateTopicsRequest) decode(r *reader, version int16) {
-	m.Default()
+	*m = CreateTopicsRequest{TimeoutMs: 60000}
 	flex := version >= 5
 	if n := r.arrayLen(flex, false, 10, "CreateTopicsRequest.Topics"); n >= 0 {
 		s := allocSlice[CreateTopicsRequestCreatableTopic](r, n, "CreateTopicsRequest.Topics")
@@ -410,7 +410,7 @@ func (m *CreateTopicsResponseCreatableTopicResult) Default() {
 // elements of an array of CreateTopicsResponseCreatableTopicResult.
 func (m *CreateTopicsResponseCreatableTopicResult) MapKey() string { return m.Name }
 func (m *CreateTopicsResponseCreatableTopicResult) decode(r *reader, version int16) {
-	m.Default()
+	*m = CreateTopicsResponseCreatableTopicResult{NumPartitions: -1, ReplicationFactor: -1}
 	flex := version >= 5
 	m.Name = r.string(flex, "CreatableTopicResult.Name")
 	if version >= 7 {
@@ -523,7 +523,7 @@ func (m *CreateTopicsResponseCreatableTopicConfigs) Default() {
 }
 
 func (m *CreateTopicsResponseCreatableTopicConfigs) decode(r *reader, version int16) {
-	m.Default()
+	*m = CreateTopicsResponseCreatableTopicConfigs{ConfigSource: -1}
 	m.Name = r.string(true, "CreatableTopicConfigs.Name")
 	m.Value = r.nullableString(true, true, "CreatableTopicConfigs.Value")
 	m.ReadOnly = r.bool("CreatableTopicConfigs.ReadOnly")

@@ -125,7 +125,7 @@ func (m *DeleteAclsRequestDeleteAclsFilter) Default() {
 }
 
 func (m *DeleteAclsRequestDeleteAclsFilter) decode(r *reader, version int16) {
-	m.Default()
+	*m = DeleteAclsRequestDeleteAclsFilter{PatternTypeFilter: 3}
 	flex := version >= 2
 	m.ResourceTypeFilter = r.int8("DeleteAclsFilter.ResourceTypeFilter")
 	m.ResourceNameFilter = r.nullableString(flex, true, "DeleteAclsFilter.ResourceNameFilter")
@@ -364,7 +364,7 @@ func (m *DeleteAclsResponseDeleteAclsMatchingAcl) Default() {
 }
 
 func (m *DeleteAclsResponseDeleteAclsMatchingAcl) decode(r *reader, version int16) {
-	m.Default()
+	*m = DeleteAclsResponseDeleteAclsMatchingAcl{PatternType: 3}
 	flex := version >= 2
 	m.ErrorCode = r.int16("DeleteAclsMatchingAcl.ErrorCode")
 	m.ErrorMessage = r.nullableString(flex, true, "DeleteAclsMatchingAcl.ErrorMessage")

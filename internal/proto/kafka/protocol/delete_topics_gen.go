@@ -271,6 +271,7 @@ type DeleteTopicsResponseDeletableTopicResult struct {
 // version without the field decodes to.
 func (m *DeleteTopicsResponseDeletableTopicResult) Default() {
 	*m = DeleteTopicsResponseDeletableTopicResult{}
+	m.Name = stringPtr("") // not null: some versions cannot carry null
 }
 
 // MapKey returns the field the definition marks as the key of the

@@ -71,7 +71,7 @@ func (m *DescribeAclsRequest) Default() {
 }
 
 func (m *DescribeAclsRequest) decode(r *reader, version int16) {
-	m.Default()
+	*m = DescribeAclsRequest{PatternTypeFilter: 3}
 	flex := version >= 2
 	m.ResourceTypeFilter = r.int8("DescribeAclsRequest.ResourceTypeFilter")
 	m.ResourceNameFilter = r.nullableString(flex, true, "DescribeAclsRequest.ResourceNameFilter")
@@ -241,7 +241,7 @@ func (m *DescribeAclsResponseDescribeAclsResource) Default() {
 }
 
 func (m *DescribeAclsResponseDescribeAclsResource) decode(r *reader, version int16) {
-	m.Default()
+	*m = DescribeAclsResponseDescribeAclsResource{PatternType: 3}
 	flex := version >= 2
 	m.ResourceType = r.int8("DescribeAclsResource.ResourceType")
 	m.ResourceName = r.string(flex, "DescribeAclsResource.ResourceName")

@@ -56,7 +56,7 @@ func (m *DescribeClusterRequest) Default() {
 }
 
 func (m *DescribeClusterRequest) decode(r *reader, version int16) {
-	m.Default()
+	*m = DescribeClusterRequest{EndpointType: 1}
 	m.IncludeClusterAuthorizedOperations = r.bool("DescribeClusterRequest.IncludeClusterAuthorizedOperations")
 	if version >= 1 {
 		m.EndpointType = r.int8("DescribeClusterRequest.EndpointType")
@@ -154,7 +154,7 @@ func (m *DescribeClusterResponse) Default() {
 }
 
 func (m *DescribeClusterResponse) decode(r *reader, version int16) {
-	m.Default()
+	*m = DescribeClusterResponse{EndpointType: 1, ControllerId: -1, ClusterAuthorizedOperations: -2147483648}
 	m.ThrottleTimeMs = r.int32("DescribeClusterResponse.ThrottleTimeMs")
 	m.ErrorCode = r.int16("DescribeClusterResponse.ErrorCode")
 	m.ErrorMessage = r.nullableString(true, true, "DescribeClusterResponse.ErrorMessage")

@@ -376,7 +376,7 @@ func (m *DescribeConfigsResponseDescribeConfigsResourceResult) Default() {
 }
 
 func (m *DescribeConfigsResponseDescribeConfigsResourceResult) decode(r *reader, version int16) {
-	m.Default()
+	*m = DescribeConfigsResponseDescribeConfigsResourceResult{ConfigSource: -1}
 	flex := version >= 4
 	m.Name = r.string(flex, "DescribeConfigsResourceResult.Name")
 	m.Value = r.nullableString(flex, true, "DescribeConfigsResourceResult.Value")

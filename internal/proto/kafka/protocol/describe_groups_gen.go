@@ -230,7 +230,7 @@ func (m *DescribeGroupsResponseDescribedGroup) Default() {
 }
 
 func (m *DescribeGroupsResponseDescribedGroup) decode(r *reader, version int16) {
-	m.Default()
+	*m = DescribeGroupsResponseDescribedGroup{AuthorizedOperations: -2147483648}
 	flex := version >= 5
 	m.ErrorCode = r.int16("DescribedGroup.ErrorCode")
 	m.GroupId = r.string(flex, "DescribedGroup.GroupId")

@@ -255,7 +255,7 @@ func (m *DescribeLogDirsResponseDescribeLogDirsResult) Default() {
 }
 
 func (m *DescribeLogDirsResponseDescribeLogDirsResult) decode(r *reader, version int16) {
-	m.Default()
+	*m = DescribeLogDirsResponseDescribeLogDirsResult{TotalBytes: -1, UsableBytes: -1}
 	flex := version >= 2
 	m.ErrorCode = r.int16("DescribeLogDirsResult.ErrorCode")
 	m.LogDir = r.string(flex, "DescribeLogDirsResult.LogDir")

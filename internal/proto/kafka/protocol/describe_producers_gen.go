@@ -327,7 +327,7 @@ func (m *DescribeProducersResponseProducerState) Default() {
 }
 
 func (m *DescribeProducersResponseProducerState) decode(r *reader, version int16) {
-	m.Default()
+	*m = DescribeProducersResponseProducerState{LastSequence: -1, LastTimestamp: -1, CurrentTxnStartOffset: -1}
 	m.ProducerId = r.int64("ProducerState.ProducerId")
 	m.ProducerEpoch = r.int32("ProducerState.ProducerEpoch")
 	m.LastSequence = r.int32("ProducerState.LastSequence")

@@ -455,7 +455,7 @@ func (m *DescribeQuorumResponseReplicaState) Default() {
 }
 
 func (m *DescribeQuorumResponseReplicaState) decode(r *reader, version int16) {
-	m.Default()
+	*m = DescribeQuorumResponseReplicaState{LastFetchTimestamp: -1, LastCaughtUpTimestamp: -1}
 	m.ReplicaId = r.int32("ReplicaState.ReplicaId")
 	if version >= 2 {
 		m.ReplicaDirectoryId = r.uuid("ReplicaState.ReplicaDirectoryId")

@@ -59,7 +59,7 @@ func (m *DescribeTopicPartitionsRequest) Default() {
 }
 
 func (m *DescribeTopicPartitionsRequest) decode(r *reader, version int16) {
-	m.Default()
+	*m = DescribeTopicPartitionsRequest{ResponsePartitionLimit: 2000}
 	if n := r.arrayLen(true, false, 2, "DescribeTopicPartitionsRequest.Topics"); n >= 0 {
 		s := allocSlice[DescribeTopicPartitionsRequestTopicRequest](r, n, "DescribeTopicPartitionsRequest.Topics")
 		for i := range s {
@@ -287,7 +287,7 @@ func (m *DescribeTopicPartitionsResponseDescribeTopicPartitionsResponseTopic) Ma
 }
 
 func (m *DescribeTopicPartitionsResponseDescribeTopicPartitionsResponseTopic) decode(r *reader, version int16) {
-	m.Default()
+	*m = DescribeTopicPartitionsResponseDescribeTopicPartitionsResponseTopic{TopicAuthorizedOperations: -2147483648}
 	m.ErrorCode = r.int16("DescribeTopicPartitionsResponseTopic.ErrorCode")
 	m.Name = r.nullableString(true, true, "DescribeTopicPartitionsResponseTopic.Name")
 	m.TopicId = r.uuid("DescribeTopicPartitionsResponseTopic.TopicId")
@@ -360,7 +360,7 @@ func (m *DescribeTopicPartitionsResponseDescribeTopicPartitionsResponsePartition
 }
 
 func (m *DescribeTopicPartitionsResponseDescribeTopicPartitionsResponsePartition) decode(r *reader, version int16) {
-	m.Default()
+	*m = DescribeTopicPartitionsResponseDescribeTopicPartitionsResponsePartition{LeaderEpoch: -1}
 	m.ErrorCode = r.int16("DescribeTopicPartitionsResponsePartition.ErrorCode")
 	m.PartitionIndex = r.int32("DescribeTopicPartitionsResponsePartition.PartitionIndex")
 	m.LeaderId = r.int32("DescribeTopicPartitionsResponsePartition.LeaderId")

@@ -61,7 +61,7 @@ func (m *ElectLeadersRequest) Default() {
 }
 
 func (m *ElectLeadersRequest) decode(r *reader, version int16) {
-	m.Default()
+	*m = ElectLeadersRequest{TimeoutMs: 60000}
 	flex := version >= 2
 	if version >= 1 {
 		m.ElectionType = r.int8("ElectLeadersRequest.ElectionType")

@@ -146,7 +146,7 @@ func (m *EndTxnResponse) Default() {
 }
 
 func (m *EndTxnResponse) decode(r *reader, version int16) {
-	m.Default()
+	*m = EndTxnResponse{ProducerId: -1, ProducerEpoch: -1}
 	flex := version >= 3
 	m.ThrottleTimeMs = r.int32("EndTxnResponse.ThrottleTimeMs")
 	m.ErrorCode = r.int16("EndTxnResponse.ErrorCode")

@@ -94,7 +94,8 @@ func (m *FetchRequest) Default() {
 }
 
 func (m *FetchRequest) decode(r *reader, version int16) {
-	m.Default()
+	*m = FetchRequest{ReplicaId: -1, MaxBytes: 2147483647, SessionEpoch: -1}
+	m.ReplicaState.Default()
 	flex := version >= 12
 	if version <= 14 {
 		m.ReplicaId = r.int32("FetchRequest.ReplicaId")
@@ -261,7 +262,7 @@ func (m *FetchRequestReplicaState) isDefault() bool {
 }
 
 func (m *FetchRequestReplicaState) decode(r *reader, version int16) {
-	m.Default()
+	*m = FetchRequestReplicaState{ReplicaId: -1, ReplicaEpoch: -1}
 	m.ReplicaId = r.int32("ReplicaState.ReplicaId")
 	m.ReplicaEpoch = r.int64("ReplicaState.ReplicaEpoch")
 	m.UnknownTags = r.unknownTags("ReplicaState")
@@ -383,7 +384,7 @@ func (m *FetchRequestFetchPartition) Default() {
 }
 
 func (m *FetchRequestFetchPartition) decode(r *reader, version int16) {
-	m.Default()
+	*m = FetchRequestFetchPartition{CurrentLeaderEpoch: -1, LastFetchedEpoch: -1, LogStartOffset: -1}
 	flex := version >= 12
 	m.Partition = r.int32("FetchPartition.Partition")
 	if version >= 9 {
@@ -803,7 +804,10 @@ func (m *FetchResponsePartitionData) Default() {
 }
 
 func (m *FetchResponsePartitionData) decode(r *reader, version int16) {
-	m.Default()
+	*m = FetchResponsePartitionData{LastStableOffset: -1, LogStartOffset: -1, PreferredReadReplica: -1}
+	m.DivergingEpoch.Default()
+	m.CurrentLeader.Default()
+	m.SnapshotId.Default()
 	flex := version >= 12
 	m.PartitionIndex = r.int32("PartitionData.PartitionIndex")
 	m.ErrorCode = r.int16("PartitionData.ErrorCode")
@@ -954,7 +958,7 @@ func (m *FetchResponseEpochEndOffset) isDefault() bool {
 }
 
 func (m *FetchResponseEpochEndOffset) decode(r *reader, version int16) {
-	m.Default()
+	*m = FetchResponseEpochEndOffset{Epoch: -1, EndOffset: -1}
 	m.Epoch = r.int32("EpochEndOffset.Epoch")
 	m.EndOffset = r.int64("EpochEndOffset.EndOffset")
 	m.UnknownTags = r.unknownTags("EpochEndOffset")
@@ -994,7 +998,7 @@ func (m *FetchResponseLeaderIdAndEpoch) isDefault() bool {
 }
 
 func (m *FetchResponseLeaderIdAndEpoch) decode(r *reader, version int16) {
-	m.Default()
+	*m = FetchResponseLeaderIdAndEpoch{LeaderId: -1, LeaderEpoch: -1}
 	m.LeaderId = r.int32("LeaderIdAndEpoch.LeaderId")
 	m.LeaderEpoch = r.int32("LeaderIdAndEpoch.LeaderEpoch")
 	m.UnknownTags = r.unknownTags("LeaderIdAndEpoch")
@@ -1034,7 +1038,7 @@ func (m *FetchResponseSnapshotId) isDefault() bool {
 }
 
 func (m *FetchResponseSnapshotId) decode(r *reader, version int16) {
-	m.Default()
+	*m = FetchResponseSnapshotId{EndOffset: -1, Epoch: -1}
 	m.EndOffset = r.int64("SnapshotId.EndOffset")
 	m.Epoch = r.int32("SnapshotId.Epoch")
 	m.UnknownTags = r.unknownTags("SnapshotId")

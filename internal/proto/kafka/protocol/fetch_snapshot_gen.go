@@ -63,7 +63,7 @@ func (m *FetchSnapshotRequest) Default() {
 }
 
 func (m *FetchSnapshotRequest) decode(r *reader, version int16) {
-	m.Default()
+	*m = FetchSnapshotRequest{ReplicaId: -1, MaxBytes: 2147483647}
 	m.ReplicaId = r.int32("FetchSnapshotRequest.ReplicaId")
 	m.MaxBytes = r.int32("FetchSnapshotRequest.MaxBytes")
 	if n := r.arrayLen(true, false, 3, "FetchSnapshotRequest.Topics"); n >= 0 {

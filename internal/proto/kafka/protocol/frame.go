@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 
 	"github.com/ferry-mq/ferry/internal/base"
 )
@@ -27,7 +26,9 @@ const frameSizeBytes = 4
 // [0, base.KafkaRequestBytesMax]. io.EOF means r ended cleanly between
 // frames; io.ErrUnexpectedEOF (wrapped) that it ended inside one.
 func ReadFrame(r io.Reader, buf []byte, sizeMax int) ([]byte, error) {
-	base.Assert(sizeMax >= 0 && sizeMax <= base.KafkaRequestBytesMax, "kafka: ReadFrame sizeMax %d", sizeMax)
+	if !(sizeMax >= 0 && sizeMax <= base.KafkaRequestBytesMax) {
+		base.Bugf("kafka: ReadFrame sizeMax %d", sizeMax)
+	}
 	var prefix []byte
 	if cap(buf) >= frameSizeBytes {
 		prefix = buf[:frameSizeBytes]
@@ -50,7 +51,11 @@ func ReadFrame(r io.Reader, buf []byte, sizeMax int) ([]byte, error) {
 	frame := buf[:0]
 	for len(frame) < size {
 		step := min(size-len(frame), max(len(frame), base.KafkaFrameReadChunkBytes))
-		frame = slices.Grow(frame, step)
+		if cap(frame)-len(frame) < step {
+			grown := make([]byte, len(frame), len(frame)+step)
+			copy(grown, frame)
+			frame = grown
+		}
 		n, err := io.ReadFull(r, frame[len(frame):len(frame)+step])
 		frame = frame[:len(frame)+n]
 		if err != nil {
@@ -72,7 +77,9 @@ func BeginFrame(dst []byte) (out []byte, mark int) {
 // EndFrame sets the size prefix reserved at mark by BeginFrame.
 func EndFrame(dst []byte, mark int) []byte {
 	size := len(dst) - mark - frameSizeBytes
-	base.Assert(size >= 0 && size <= 1<<31-1, "kafka: frame of %d bytes", size)
+	if !(size >= 0 && size <= 1<<31-1) {
+		base.Bugf("kafka: frame of %d bytes", size)
+	}
 	binary.BigEndian.PutUint32(dst[mark:], uint32(size))
 	return dst
 }

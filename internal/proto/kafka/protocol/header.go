@@ -56,8 +56,9 @@ func ParseRequestHeader(frame []byte) (h RequestHeader, body []byte, err error) 
 			int16(h.APIKey), h.CorrelationID, ErrUnknownAPIKey)
 	}
 	h.HeaderVersion = api.RequestHeaderVersion(h.APIVersion)
-	base.Assert(h.HeaderVersion <= requestHeaderVersionMax, "kafka: header version %d beyond the definition's %d",
-		h.HeaderVersion, requestHeaderVersionMax)
+	if h.HeaderVersion > requestHeaderVersionMax {
+		base.Bugf("kafka: header version %d beyond the definition's %d", h.HeaderVersion, requestHeaderVersionMax)
+	}
 	if h.HeaderVersion >= 1 {
 		// ClientId's "flexibleVersions": "none": never a compact string.
 		if p := r.nullableString(false, true, "RequestHeader.ClientId"); p != nil {
@@ -83,7 +84,9 @@ func ParseRequestHeader(frame []byte) (h RequestHeader, body []byte, err error) 
 // AppendRequestHeader appends h in its HeaderVersion's wire form (a client
 // writes this; Ferry's tests do).
 func AppendRequestHeader(dst []byte, h *RequestHeader) []byte {
-	base.Assert(h.HeaderVersion >= 0 && h.HeaderVersion <= requestHeaderVersionMax, "kafka: request header version %d", h.HeaderVersion)
+	if !(h.HeaderVersion >= 0 && h.HeaderVersion <= requestHeaderVersionMax) {
+		base.Bugf("kafka: request header version %d", h.HeaderVersion)
+	}
 	dst = appendUint16(dst, uint16(h.APIKey))
 	dst = appendUint16(dst, uint16(h.APIVersion))
 	dst = appendUint32(dst, uint32(h.CorrelationID))
@@ -104,7 +107,9 @@ func AppendRequestHeader(dst []byte, h *RequestHeader) []byte {
 // (API.ResponseHeaderVersion): the correlation id, then in version 1 an
 // empty tagged-field section.
 func AppendResponseHeader(dst []byte, correlationID int32, headerVersion int16) []byte {
-	base.Assert(headerVersion >= 0 && headerVersion <= responseHeaderVersionMax, "kafka: response header version %d", headerVersion)
+	if !(headerVersion >= 0 && headerVersion <= responseHeaderVersionMax) {
+		base.Bugf("kafka: response header version %d", headerVersion)
+	}
 	dst = appendUint32(dst, uint32(correlationID))
 	if headerVersion >= responseHeaderFlexibleFrom {
 		dst = append(dst, 0)

@@ -108,16 +108,16 @@ func (m *IncrementalAlterConfigsRequestAlterConfigsResource) Default() {
 	*m = IncrementalAlterConfigsRequestAlterConfigsResource{}
 }
 
-// IncrementalAlterConfigsRequestAlterConfigsResourceKey is the key of an element of an array of IncrementalAlterConfigsRequestAlterConfigsResource: the fields the
+// IncrementalAlterConfigsRequestAlterConfigsResourceMapKey is the key of an element of an array of IncrementalAlterConfigsRequestAlterConfigsResource: the fields the
 // definition marks mapKey.
-type IncrementalAlterConfigsRequestAlterConfigsResourceKey struct {
+type IncrementalAlterConfigsRequestAlterConfigsResourceMapKey struct {
 	ResourceType int8
 	ResourceName string
 }
 
 // MapKey returns the key of m (a null key string reads as "").
-func (m *IncrementalAlterConfigsRequestAlterConfigsResource) MapKey() IncrementalAlterConfigsRequestAlterConfigsResourceKey {
-	return IncrementalAlterConfigsRequestAlterConfigsResourceKey{ResourceType: m.ResourceType, ResourceName: m.ResourceName}
+func (m *IncrementalAlterConfigsRequestAlterConfigsResource) MapKey() IncrementalAlterConfigsRequestAlterConfigsResourceMapKey {
+	return IncrementalAlterConfigsRequestAlterConfigsResourceMapKey{ResourceType: m.ResourceType, ResourceName: m.ResourceName}
 }
 
 func (m *IncrementalAlterConfigsRequestAlterConfigsResource) decode(r *reader, version int16) {
@@ -175,16 +175,16 @@ func (m *IncrementalAlterConfigsRequestAlterableConfig) Default() {
 	*m = IncrementalAlterConfigsRequestAlterableConfig{}
 }
 
-// IncrementalAlterConfigsRequestAlterableConfigKey is the key of an element of an array of IncrementalAlterConfigsRequestAlterableConfig: the fields the
+// IncrementalAlterConfigsRequestAlterableConfigMapKey is the key of an element of an array of IncrementalAlterConfigsRequestAlterableConfig: the fields the
 // definition marks mapKey.
-type IncrementalAlterConfigsRequestAlterableConfigKey struct {
+type IncrementalAlterConfigsRequestAlterableConfigMapKey struct {
 	Name            string
 	ConfigOperation int8
 }
 
 // MapKey returns the key of m (a null key string reads as "").
-func (m *IncrementalAlterConfigsRequestAlterableConfig) MapKey() IncrementalAlterConfigsRequestAlterableConfigKey {
-	return IncrementalAlterConfigsRequestAlterableConfigKey{Name: m.Name, ConfigOperation: m.ConfigOperation}
+func (m *IncrementalAlterConfigsRequestAlterableConfig) MapKey() IncrementalAlterConfigsRequestAlterableConfigMapKey {
+	return IncrementalAlterConfigsRequestAlterableConfigMapKey{Name: m.Name, ConfigOperation: m.ConfigOperation}
 }
 
 func (m *IncrementalAlterConfigsRequestAlterableConfig) decode(r *reader, version int16) {

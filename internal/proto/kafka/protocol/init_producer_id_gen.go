@@ -65,7 +65,7 @@ func (m *InitProducerIdRequest) Default() {
 }
 
 func (m *InitProducerIdRequest) decode(r *reader, version int16) {
-	m.Default()
+	*m = InitProducerIdRequest{ProducerId: -1, ProducerEpoch: -1}
 	flex := version >= 2
 	m.TransactionalId = r.nullableString(flex, true, "InitProducerIdRequest.TransactionalId")
 	m.TransactionTimeoutMs = r.int32("InitProducerIdRequest.TransactionTimeoutMs")
@@ -167,7 +167,7 @@ func (m *InitProducerIdResponse) Default() {
 }
 
 func (m *InitProducerIdResponse) decode(r *reader, version int16) {
-	m.Default()
+	*m = InitProducerIdResponse{ProducerId: -1}
 	flex := version >= 2
 	m.ThrottleTimeMs = r.int32("InitProducerIdResponse.ThrottleTimeMs")
 	m.ErrorCode = r.int16("InitProducerIdResponse.ErrorCode")

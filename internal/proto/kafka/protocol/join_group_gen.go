@@ -77,7 +77,7 @@ func (m *JoinGroupRequest) Default() {
 }
 
 func (m *JoinGroupRequest) decode(r *reader, version int16) {
-	m.Default()
+	*m = JoinGroupRequest{RebalanceTimeoutMs: -1}
 	flex := version >= 6
 	m.GroupId = r.string(flex, "JoinGroupRequest.GroupId")
 	m.SessionTimeoutMs = r.int32("JoinGroupRequest.SessionTimeoutMs")
@@ -253,10 +253,11 @@ func (m *JoinGroupResponse) Validate(version int16) error {
 // version without the field decodes to.
 func (m *JoinGroupResponse) Default() {
 	*m = JoinGroupResponse{GenerationId: -1}
+	m.ProtocolName = stringPtr("") // not null: some versions cannot carry null
 }
 
 func (m *JoinGroupResponse) decode(r *reader, version int16) {
-	m.Default()
+	*m = JoinGroupResponse{GenerationId: -1}
 	flex := version >= 6
 	if version >= 2 {
 		m.ThrottleTimeMs = r.int32("JoinGroupResponse.ThrottleTimeMs")

@@ -74,7 +74,7 @@ func (m *LeaderAndIsrRequest) Default() {
 }
 
 func (m *LeaderAndIsrRequest) decode(r *reader, version int16) {
-	m.Default()
+	*m = LeaderAndIsrRequest{BrokerEpoch: -1}
 	flex := version >= 4
 	m.ControllerId = r.int32("LeaderAndIsrRequest.ControllerId")
 	if version >= 7 {

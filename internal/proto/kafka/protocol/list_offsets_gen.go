@@ -208,7 +208,7 @@ func (m *ListOffsetsRequestListOffsetsPartition) Default() {
 }
 
 func (m *ListOffsetsRequestListOffsetsPartition) decode(r *reader, version int16) {
-	m.Default()
+	*m = ListOffsetsRequestListOffsetsPartition{CurrentLeaderEpoch: -1, MaxNumOffsets: 1}
 	flex := version >= 6
 	m.PartitionIndex = r.int32("ListOffsetsPartition.PartitionIndex")
 	if version >= 4 {
@@ -435,7 +435,7 @@ func (m *ListOffsetsResponseListOffsetsPartitionResponse) Default() {
 }
 
 func (m *ListOffsetsResponseListOffsetsPartitionResponse) decode(r *reader, version int16) {
-	m.Default()
+	*m = ListOffsetsResponseListOffsetsPartitionResponse{Timestamp: -1, Offset: -1, LeaderEpoch: -1}
 	flex := version >= 6
 	m.PartitionIndex = r.int32("ListOffsetsPartitionResponse.PartitionIndex")
 	m.ErrorCode = r.int16("ListOffsetsPartitionResponse.ErrorCode")

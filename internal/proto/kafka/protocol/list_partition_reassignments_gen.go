@@ -56,7 +56,7 @@ func (m *ListPartitionReassignmentsRequest) Default() {
 }
 
 func (m *ListPartitionReassignmentsRequest) decode(r *reader, version int16) {
-	m.Default()
+	*m = ListPartitionReassignmentsRequest{TimeoutMs: 60000}
 	m.TimeoutMs = r.int32("ListPartitionReassignmentsRequest.TimeoutMs")
 	if n := r.arrayLen(true, true, 3, "ListPartitionReassignmentsRequest.Topics"); n >= 0 {
 		s := allocSlice[ListPartitionReassignmentsRequestListPartitionReassignmentsTopics](r, n, "ListPartitionReassignmentsRequest.Topics")

@@ -64,7 +64,7 @@ func (m *ListTransactionsRequest) Default() {
 }
 
 func (m *ListTransactionsRequest) decode(r *reader, version int16) {
-	m.Default()
+	*m = ListTransactionsRequest{DurationFilter: -1}
 	if n := r.arrayLen(true, false, 1, "ListTransactionsRequest.StateFilters"); n >= 0 {
 		s := allocSlice[string](r, n, "ListTransactionsRequest.StateFilters")
 		for i := range s {

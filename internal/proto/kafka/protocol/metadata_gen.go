@@ -63,7 +63,7 @@ func (m *MetadataRequest) Default() {
 }
 
 func (m *MetadataRequest) decode(r *reader, version int16) {
-	m.Default()
+	*m = MetadataRequest{AllowAutoTopicCreation: true}
 	flex := version >= 9
 	if n := r.arrayLen(flex, version >= 1, 2, "MetadataRequest.Topics"); n >= 0 {
 		s := allocSlice[MetadataRequestMetadataRequestTopic](r, n, "MetadataRequest.Topics")
@@ -144,6 +144,7 @@ type MetadataRequestMetadataRequestTopic struct {
 // version without the field decodes to.
 func (m *MetadataRequestMetadataRequestTopic) Default() {
 	*m = MetadataRequestMetadataRequestTopic{}
+	m.Name = stringPtr("") // not null: some versions cannot carry null
 }
 
 func (m *MetadataRequestMetadataRequestTopic) decode(r *reader, version int16) {
@@ -245,7 +246,7 @@ func (m *MetadataResponse) Default() {
 }
 
 func (m *MetadataResponse) decode(r *reader, version int16) {
-	m.Default()
+	*m = MetadataResponse{ControllerId: -1, ClusterAuthorizedOperations: -2147483648}
 	flex := version >= 9
 	if version >= 3 {
 		m.ThrottleTimeMs = r.int32("MetadataResponse.ThrottleTimeMs")
@@ -410,13 +411,14 @@ type MetadataResponseMetadataResponseTopic struct {
 // version without the field decodes to.
 func (m *MetadataResponseMetadataResponseTopic) Default() {
 	*m = MetadataResponseMetadataResponseTopic{TopicAuthorizedOperations: -2147483648}
+	m.Name = stringPtr("") // not null: some versions cannot carry null
 }
 
 // MapKey returns the field the definition marks as the key of the
 // elements of an array of MetadataResponseMetadataResponseTopic.
 func (m *MetadataResponseMetadataResponseTopic) MapKey() string { return derefString(m.Name) }
 func (m *MetadataResponseMetadataResponseTopic) decode(r *reader, version int16) {
-	m.Default()
+	*m = MetadataResponseMetadataResponseTopic{TopicAuthorizedOperations: -2147483648}
 	flex := version >= 9
 	m.ErrorCode = r.int16("MetadataResponseTopic.ErrorCode")
 	m.Name = r.nullableString(flex, version >= 12, "MetadataResponseTopic.Name")
@@ -511,7 +513,7 @@ func (m *MetadataResponseMetadataResponsePartition) Default() {
 }
 
 func (m *MetadataResponseMetadataResponsePartition) decode(r *reader, version int16) {
-	m.Default()
+	*m = MetadataResponseMetadataResponsePartition{LeaderEpoch: -1}
 	flex := version >= 9
 	m.ErrorCode = r.int16("MetadataResponsePartition.ErrorCode")
 	m.PartitionIndex = r.int32("MetadataResponsePartition.PartitionIndex")

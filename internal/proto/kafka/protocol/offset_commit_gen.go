@@ -69,7 +69,7 @@ func (m *OffsetCommitRequest) Default() {
 }
 
 func (m *OffsetCommitRequest) decode(r *reader, version int16) {
-	m.Default()
+	*m = OffsetCommitRequest{GenerationIdOrMemberEpoch: -1, RetentionTimeMs: -1}
 	flex := version >= 8
 	m.GroupId = r.string(flex, "OffsetCommitRequest.GroupId")
 	if version >= 1 {
@@ -223,7 +223,7 @@ func (m *OffsetCommitRequestOffsetCommitRequestPartition) Default() {
 }
 
 func (m *OffsetCommitRequestOffsetCommitRequestPartition) decode(r *reader, version int16) {
-	m.Default()
+	*m = OffsetCommitRequestOffsetCommitRequestPartition{CommittedLeaderEpoch: -1, CommitTimestamp: -1}
 	flex := version >= 8
 	m.PartitionIndex = r.int32("OffsetCommitRequestPartition.PartitionIndex")
 	m.CommittedOffset = r.int64("OffsetCommitRequestPartition.CommittedOffset")

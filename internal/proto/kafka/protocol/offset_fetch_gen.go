@@ -217,7 +217,7 @@ func (m *OffsetFetchRequestOffsetFetchRequestGroup) Default() {
 }
 
 func (m *OffsetFetchRequestOffsetFetchRequestGroup) decode(r *reader, version int16) {
-	m.Default()
+	*m = OffsetFetchRequestOffsetFetchRequestGroup{MemberEpoch: -1}
 	m.GroupId = r.string(true, "OffsetFetchRequestGroup.GroupId")
 	if version >= 9 {
 		m.MemberId = r.nullableString(true, true, "OffsetFetchRequestGroup.MemberId")
@@ -506,7 +506,7 @@ func (m *OffsetFetchResponseOffsetFetchResponsePartition) Default() {
 }
 
 func (m *OffsetFetchResponseOffsetFetchResponsePartition) decode(r *reader, version int16) {
-	m.Default()
+	*m = OffsetFetchResponseOffsetFetchResponsePartition{CommittedLeaderEpoch: -1}
 	flex := version >= 6
 	m.PartitionIndex = r.int32("OffsetFetchResponsePartition.PartitionIndex")
 	m.CommittedOffset = r.int64("OffsetFetchResponsePartition.CommittedOffset")
@@ -657,7 +657,7 @@ func (m *OffsetFetchResponseOffsetFetchResponsePartitions) Default() {
 }
 
 func (m *OffsetFetchResponseOffsetFetchResponsePartitions) decode(r *reader, version int16) {
-	m.Default()
+	*m = OffsetFetchResponseOffsetFetchResponsePartitions{CommittedLeaderEpoch: -1}
 	m.PartitionIndex = r.int32("OffsetFetchResponsePartitions.PartitionIndex")
 	m.CommittedOffset = r.int64("OffsetFetchResponsePartitions.CommittedOffset")
 	m.CommittedLeaderEpoch = r.int32("OffsetFetchResponsePartitions.CommittedLeaderEpoch")

@@ -56,7 +56,7 @@ func (m *OffsetForLeaderEpochRequest) Default() {
 }
 
 func (m *OffsetForLeaderEpochRequest) decode(r *reader, version int16) {
-	m.Default()
+	*m = OffsetForLeaderEpochRequest{ReplicaId: -2}
 	flex := version >= 4
 	if version >= 3 {
 		m.ReplicaId = r.int32("OffsetForLeaderEpochRequest.ReplicaId")
@@ -169,7 +169,7 @@ func (m *OffsetForLeaderEpochRequestOffsetForLeaderPartition) Default() {
 }
 
 func (m *OffsetForLeaderEpochRequestOffsetForLeaderPartition) decode(r *reader, version int16) {
-	m.Default()
+	*m = OffsetForLeaderEpochRequestOffsetForLeaderPartition{CurrentLeaderEpoch: -1}
 	flex := version >= 4
 	m.Partition = r.int32("OffsetForLeaderPartition.Partition")
 	if version >= 2 {
@@ -362,7 +362,7 @@ func (m *OffsetForLeaderEpochResponseEpochEndOffset) Default() {
 }
 
 func (m *OffsetForLeaderEpochResponseEpochEndOffset) decode(r *reader, version int16) {
-	m.Default()
+	*m = OffsetForLeaderEpochResponseEpochEndOffset{LeaderEpoch: -1, EndOffset: -1}
 	flex := version >= 4
 	m.ErrorCode = r.int16("EpochEndOffset.ErrorCode")
 	m.Partition = r.int32("EpochEndOffset.Partition")

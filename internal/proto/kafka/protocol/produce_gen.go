@@ -445,7 +445,8 @@ func (m *ProduceResponsePartitionProduceResponse) Default() {
 }
 
 func (m *ProduceResponsePartitionProduceResponse) decode(r *reader, version int16) {
-	m.Default()
+	*m = ProduceResponsePartitionProduceResponse{LogAppendTimeMs: -1, LogStartOffset: -1}
+	m.CurrentLeader.Default()
 	flex := version >= 9
 	m.Index = r.int32("PartitionProduceResponse.Index")
 	m.ErrorCode = r.int16("PartitionProduceResponse.ErrorCode")
@@ -599,7 +600,7 @@ func (m *ProduceResponseLeaderIdAndEpoch) isDefault() bool {
 }
 
 func (m *ProduceResponseLeaderIdAndEpoch) decode(r *reader, version int16) {
-	m.Default()
+	*m = ProduceResponseLeaderIdAndEpoch{LeaderId: -1, LeaderEpoch: -1}
 	m.LeaderId = r.int32("LeaderIdAndEpoch.LeaderId")
 	m.LeaderEpoch = r.int32("LeaderIdAndEpoch.LeaderEpoch")
 	m.UnknownTags = r.unknownTags("LeaderIdAndEpoch")

@@ -76,7 +76,7 @@ func (m *ShareFetchRequest) Default() {
 }
 
 func (m *ShareFetchRequest) decode(r *reader, version int16) {
-	m.Default()
+	*m = ShareFetchRequest{MaxBytes: 2147483647}
 	m.GroupId = r.nullableString(true, true, "ShareFetchRequest.GroupId")
 	m.MemberId = r.nullableString(true, true, "ShareFetchRequest.MemberId")
 	m.ShareSessionEpoch = r.int32("ShareFetchRequest.ShareSessionEpoch")

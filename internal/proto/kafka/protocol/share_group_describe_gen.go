@@ -200,7 +200,7 @@ func (m *ShareGroupDescribeResponseDescribedGroup) Default() {
 }
 
 func (m *ShareGroupDescribeResponseDescribedGroup) decode(r *reader, version int16) {
-	m.Default()
+	*m = ShareGroupDescribeResponseDescribedGroup{AuthorizedOperations: -2147483648}
 	m.ErrorCode = r.int16("DescribedGroup.ErrorCode")
 	m.ErrorMessage = r.nullableString(true, true, "DescribedGroup.ErrorMessage")
 	m.GroupId = r.string(true, "DescribedGroup.GroupId")

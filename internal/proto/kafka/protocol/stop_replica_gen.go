@@ -74,7 +74,7 @@ func (m *StopReplicaRequest) Default() {
 }
 
 func (m *StopReplicaRequest) decode(r *reader, version int16) {
-	m.Default()
+	*m = StopReplicaRequest{BrokerEpoch: -1}
 	flex := version >= 2
 	m.ControllerId = r.int32("StopReplicaRequest.ControllerId")
 	if version >= 4 {
@@ -324,7 +324,7 @@ func (m *StopReplicaRequestStopReplicaPartitionState) Default() {
 }
 
 func (m *StopReplicaRequestStopReplicaPartitionState) decode(r *reader, version int16) {
-	m.Default()
+	*m = StopReplicaRequestStopReplicaPartitionState{LeaderEpoch: -1}
 	m.PartitionIndex = r.int32("StopReplicaPartitionState.PartitionIndex")
 	m.LeaderEpoch = r.int32("StopReplicaPartitionState.LeaderEpoch")
 	m.DeletePartition = r.bool("StopReplicaPartitionState.DeletePartition")

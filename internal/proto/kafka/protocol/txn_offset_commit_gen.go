@@ -74,7 +74,7 @@ func (m *TxnOffsetCommitRequest) Default() {
 }
 
 func (m *TxnOffsetCommitRequest) decode(r *reader, version int16) {
-	m.Default()
+	*m = TxnOffsetCommitRequest{GenerationId: -1}
 	flex := version >= 3
 	m.TransactionalId = r.string(flex, "TxnOffsetCommitRequest.TransactionalId")
 	m.GroupId = r.string(flex, "TxnOffsetCommitRequest.GroupId")
@@ -217,7 +217,7 @@ func (m *TxnOffsetCommitRequestTxnOffsetCommitRequestPartition) Default() {
 }
 
 func (m *TxnOffsetCommitRequestTxnOffsetCommitRequestPartition) decode(r *reader, version int16) {
-	m.Default()
+	*m = TxnOffsetCommitRequestTxnOffsetCommitRequestPartition{CommittedLeaderEpoch: -1}
 	flex := version >= 3
 	m.PartitionIndex = r.int32("TxnOffsetCommitRequestPartition.PartitionIndex")
 	m.CommittedOffset = r.int64("TxnOffsetCommitRequestPartition.CommittedOffset")

@@ -60,7 +60,7 @@ func (m *UpdateFeaturesRequest) Default() {
 }
 
 func (m *UpdateFeaturesRequest) decode(r *reader, version int16) {
-	m.Default()
+	*m = UpdateFeaturesRequest{TimeoutMs: 60000}
 	m.TimeoutMs = r.int32("UpdateFeaturesRequest.timeoutMs")
 	if n := r.arrayLen(true, false, 5, "UpdateFeaturesRequest.FeatureUpdates"); n >= 0 {
 		s := allocSlice[UpdateFeaturesRequestFeatureUpdateKey](r, n, "UpdateFeaturesRequest.FeatureUpdates")
@@ -137,7 +137,7 @@ func (m *UpdateFeaturesRequestFeatureUpdateKey) Default() {
 // elements of an array of UpdateFeaturesRequestFeatureUpdateKey.
 func (m *UpdateFeaturesRequestFeatureUpdateKey) MapKey() string { return m.Feature }
 func (m *UpdateFeaturesRequestFeatureUpdateKey) decode(r *reader, version int16) {
-	m.Default()
+	*m = UpdateFeaturesRequestFeatureUpdateKey{UpgradeType: 1}
 	m.Feature = r.string(true, "FeatureUpdateKey.Feature")
 	m.MaxVersionLevel = r.int16("FeatureUpdateKey.MaxVersionLevel")
 	if version <= 0 {

@@ -76,7 +76,7 @@ func (m *UpdateMetadataRequest) Default() {
 }
 
 func (m *UpdateMetadataRequest) decode(r *reader, version int16) {
-	m.Default()
+	*m = UpdateMetadataRequest{BrokerEpoch: -1}
 	flex := version >= 6
 	m.ControllerId = r.int32("UpdateMetadataRequest.ControllerId")
 	if version >= 8 {

@@ -233,7 +233,8 @@ func (m *UpdateRaftVoterResponse) Default() {
 }
 
 func (m *UpdateRaftVoterResponse) decode(r *reader, version int16) {
-	m.Default()
+	*m = UpdateRaftVoterResponse{}
+	m.CurrentLeader.Default()
 	m.ThrottleTimeMs = r.int32("UpdateRaftVoterResponse.ThrottleTimeMs")
 	m.ErrorCode = r.int16("UpdateRaftVoterResponse.ErrorCode")
 	last := int64(-1)
@@ -305,7 +306,7 @@ func (m *UpdateRaftVoterResponseCurrentLeader) isDefault() bool {
 }
 
 func (m *UpdateRaftVoterResponseCurrentLeader) decode(r *reader, version int16) {
-	m.Default()
+	*m = UpdateRaftVoterResponseCurrentLeader{LeaderId: -1, LeaderEpoch: -1}
 	m.LeaderId = r.int32("CurrentLeader.LeaderId")
 	m.LeaderEpoch = r.int32("CurrentLeader.LeaderEpoch")
 	m.Host = r.string(true, "CurrentLeader.Host")

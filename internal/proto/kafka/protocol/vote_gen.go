@@ -59,7 +59,7 @@ func (m *VoteRequest) Default() {
 }
 
 func (m *VoteRequest) decode(r *reader, version int16) {
-	m.Default()
+	*m = VoteRequest{VoterId: -1}
 	m.ClusterId = r.nullableString(true, true, "VoteRequest.ClusterId")
 	if version >= 1 {
 		m.VoterId = r.int32("VoteRequest.VoterId")

@@ -375,7 +375,8 @@ func stringPtr(s string) *string { return &s }
 
 // The append functions encode the primitives. They never fail: values a
 // version cannot carry are Validate's business, and lengths beyond what the
-// wire format can express are bugs (base.Assert).
+// wire format can express are bugs (base.Bugf). Checks test the condition
+// before calling Bugf: base.Assert's arguments would allocate on every call.
 
 func appendBool(dst []byte, v bool) []byte {
 	if v {
@@ -413,13 +414,19 @@ func uvarintLen(v uint32) int {
 func appendLength(dst []byte, flex, short bool, n int) []byte {
 	switch {
 	case flex:
-		base.Assert(n < math.MaxUint32, "kafka: length %d too large for a compact length", n)
+		if !(n < math.MaxUint32) {
+			base.Bugf("kafka: length %d too large for a compact length", n)
+		}
 		return appendUvarint(dst, uint32(n+1))
 	case short:
-		base.Assert(n <= math.MaxInt16, "kafka: string of %d bytes too long for an int16 length", n)
+		if !(n <= math.MaxInt16) {
+			base.Bugf("kafka: string of %d bytes too long for an int16 length", n)
+		}
 		return appendUint16(dst, uint16(int16(n)))
 	default:
-		base.Assert(n <= math.MaxInt32, "kafka: %d too large for an int32 length", n)
+		if !(n <= math.MaxInt32) {
+			base.Bugf("kafka: %d too large for an int32 length", n)
+		}
 		return appendUint32(dst, uint32(int32(n)))
 	}
 }
@@ -493,7 +500,9 @@ func appendTagsBelow(dst []byte, tags []TaggedField, u int, limit uint32) ([]byt
 		dst = appendTag(dst, tags[u])
 	}
 	if base.InvariantsEnabled && u < len(tags) {
-		base.Assert(tags[u].Tag != limit, "kafka: unknown tag %d is a known tag", limit)
+		if !(tags[u].Tag != limit) {
+			base.Bugf("kafka: unknown tag %d is a known tag", limit)
+		}
 	}
 	return dst, u
 }
@@ -501,7 +510,9 @@ func appendTagsBelow(dst []byte, tags []TaggedField, u int, limit uint32) ([]byt
 func appendTagsFrom(dst []byte, tags []TaggedField, u int) []byte {
 	for ; u < len(tags); u++ {
 		if base.InvariantsEnabled && u > 0 {
-			base.Assert(tags[u-1].Tag < tags[u].Tag, "kafka: unknown tags out of order: %d then %d", tags[u-1].Tag, tags[u].Tag)
+			if !(tags[u-1].Tag < tags[u].Tag) {
+				base.Bugf("kafka: unknown tags out of order: %d then %d", tags[u-1].Tag, tags[u].Tag)
+			}
 		}
 		dst = appendTag(dst, tags[u])
 	}
