@@ -111,7 +111,9 @@ func testCrashRestart(t *testing.T, prod bool) {
 	}
 }
 
-func TestSnapshotCompactsLogAndCatchesUpLaggingFollower(t *testing.T) { storeKinds(t, testSnapshotCatchUp) }
+func TestSnapshotCompactsLogAndCatchesUpLaggingFollower(t *testing.T) {
+	storeKinds(t, testSnapshotCatchUp)
+}
 
 func testSnapshotCatchUp(t *testing.T, prod bool) {
 	c := newTestClusterOn(t, prod, []NodeID{1, 2, 3}, func(cfg *Config) { cfg.SnapshotEntries = 10 })
