@@ -91,6 +91,7 @@ func (l *Log) commitLoop() {
 		defer timer.Stop()
 	}
 	group := make([]*appendReq, 0, 64)
+	taken := make([]*appendReq, 0, 64)
 	for {
 		var timerC <-chan time.Time
 		if timer != nil {
@@ -103,8 +104,9 @@ func (l *Log) commitLoop() {
 			}
 			group = append(group[:0], r)
 			group = l.drain(group)
-			l.commitGroup(group)
+			taken = l.commitGroup(group, taken[:0])
 			clear(group)
+			clear(taken)
 		case <-timerC:
 			l.writeMu.Lock()
 			if l.writableLocked() == nil {
@@ -139,10 +141,11 @@ func (l *Log) drain(group []*appendReq) []*appendReq {
 // published and, when required, synced. After a CodeNoSpace error the
 // rest of the group is refused with it, so that no later batch reuses an
 // Index that an earlier one of the group was told.
-func (l *Log) commitGroup(group []*appendReq) {
+// taken is scratch space for the requests the committer owns; it is
+// returned for reuse.
+func (l *Log) commitGroup(group, taken []*appendReq) []*appendReq {
 	l.writeMu.Lock()
 	var stop error
-	taken := group[:0:0]
 	for _, r := range group {
 		if !r.state.CompareAndSwap(reqQueued, reqTaken) {
 			continue // abandoned by its appender
@@ -179,4 +182,5 @@ func (l *Log) commitGroup(group []*appendReq) {
 		l.maybeCheckpointLocked()
 		l.writeMu.Unlock()
 	}
+	return taken
 }

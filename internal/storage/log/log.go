@@ -44,6 +44,11 @@ type Log struct {
 	lastCkpt time.Time  // guarded by writeMu: when it was written
 	scratch  []byte     // guarded by writeMu: encoding buffer for index entries
 
+	// dataSyncs counts the fsyncs of segment data that confirmed batches
+	// (Sync, SyncAll, group commits): what the benchmarks report as
+	// fsyncs/s.
+	dataSyncs atomic.Uint64
+
 	// stateMu guards what readers see; writers hold writeMu as well when
 	// they change it.
 	stateMu      sync.RWMutex

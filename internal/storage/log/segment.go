@@ -180,7 +180,9 @@ func newCursor(s *segment, interval int) cursor {
 // with the cursor's next offset and with term) placed at c.size, and
 // returns the index entries it gets.
 func (c *cursor) add(h *batch.Header, size int64, term uint64) (e indexEntry, addE bool, te timeEntry, addT bool) {
-	base.Assert(h.BaseOffset == c.nextOffset, "cursor: batch at offset %d, expected %d", h.BaseOffset, c.nextOffset)
+	if h.BaseOffset != c.nextOffset { // not Assert: its arguments would allocate on every call
+		base.Bugf("cursor: batch at offset %d, expected %d", h.BaseOffset, c.nextOffset)
+	}
 	pos := c.size
 	c.maxTs = max(c.maxTs, h.MaxTimestamp)
 	if !c.hasEntry || term != c.last.term || pos-int64(c.last.pos) >= c.interval {
@@ -235,7 +237,9 @@ func termAt(runs []termRun, index uint64) uint64 {
 			hi = m
 		}
 	}
-	base.Assert(lo > 0, "termAt(%d) below the first run %+v", index, runs[:min(1, len(runs))])
+	if lo == 0 { // not Assert: its arguments would allocate on every call
+		base.Bugf("termAt(%d) below the first run %+v", index, runs[:min(1, len(runs))])
+	}
 	return runs[lo-1].term
 }
 

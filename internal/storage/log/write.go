@@ -251,6 +251,7 @@ func (l *Log) syncLocked() error {
 	if err := s.file.Sync(); err != nil {
 		return l.failLocked("fsync", err)
 	}
+	l.dataSyncs.Add(1)
 	l.markSyncedLocked()
 	return nil
 }
@@ -315,6 +316,7 @@ func SyncAll(logs ...*Log) error {
 			return first
 		}
 		for _, f := range files {
+			f.l.dataSyncs.Add(1)
 			f.l.markSyncedLocked()
 		}
 	}
