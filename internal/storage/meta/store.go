@@ -129,6 +129,15 @@ func (s *Store) pebbleOptions(opts Options, log *slog.Logger) *pebble.Options {
 		FormatMajorVersion: formatVersion,
 		EventListener:      &pebble.EventListener{BackgroundError: s.onBackgroundError},
 	}
+	// Pebble's default compaction scheduler starts a goroutine when Open
+	// registers it, and a failed Open returns without unregistering it, so
+	// every failed Open (a disk failure while opening) would leak a
+	// goroutine ticking forever (v2.1.7, open.go after Register). This is
+	// the same scheduler without that goroutine; what it gives up is
+	// raising compaction concurrency mid-compaction, while a waiting
+	// compaction is still granted when a running one finishes. Despite the
+	// name, nothing about it is test-only. goleak in TestMain pins the leak.
+	po.Experimental.CompactionScheduler = pebble.NewConcurrencyLimitSchedulerWithNoPeriodicGrantingForTest()
 	po.EnsureDefaults()
 	return po
 }

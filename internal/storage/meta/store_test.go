@@ -2,6 +2,7 @@ package meta
 
 import (
 	"bytes"
+	"fmt"
 	"runtime"
 	"slices"
 	"testing"
@@ -444,4 +445,27 @@ func (g *gate) isClosing() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.closed
+}
+
+// TestCompactionsRunUnderTheStoresScheduler checks that the compaction
+// scheduler the store installs (see pebbleOptions) grants compactions: L0
+// files pile up from flushes until Pebble must compact them. A broken
+// scheduler makes this test wait until go test's timeout.
+func TestCompactionsRunUnderTheStoresScheduler(t *testing.T) {
+	s := openOn(t, vfs.NewMem())
+	defer s.Close()
+	for round := range 12 {
+		for g := range uint64(50) {
+			mustCommit(t, s, NoSync, kv{k: string(HardStateKey(g)), v: fmt.Sprintf("round %d", round)})
+		}
+		if err := s.db.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for s.db.Metrics().Compact.Count == 0 {
+		runtime.Gosched() // Pebble compacts in the background; nothing here is timed
+	}
+	if got := get(t, s, string(HardStateKey(49))); got != "round 11" {
+		t.Errorf("after compactions: got %q, want %q", got, "round 11")
+	}
 }
