@@ -272,3 +272,32 @@ func TestConditionsFoldConstants(t *testing.T) {
 		}
 	}
 }
+
+// TestZeroByteArrayElementsAreRefused: an array whose elements can be
+// empty on the wire would let a count drive work without input, so the
+// generator refuses it.
+func TestZeroByteArrayElementsAreRefused(t *testing.T) {
+	src := `{"apiKey": 1, "type": "request", "name": "XRequest", "validVersions": "0-1", "flexibleVersions": "none", "fields": [
+		{"name": "Items", "type": "[]Item", "versions": "0+", "fields": [
+			{"name": "A", "type": "int32", "versions": "1+"}]}]}`
+	req, err := ParseMessage("XRequest.json", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := ParseMessage("XResponse.json", []byte(strings.NewReplacer("request", "response", "XRequest", "XResponse").Replace(src)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdrs := []*Message{}
+	for _, h := range []string{"RequestHeader", "ResponseHeader"} {
+		m, err := ParseMessage(h+".json", []byte(`{"type": "header", "name": "`+h+`", "validVersions": "0-1", "flexibleVersions": "1+", "fields": []}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hdrs = append(hdrs, m)
+	}
+	_, err = Generate(append([]*Message{req, resp}, hdrs...), []ErrorCode{{Code: -1, Name: "UNKNOWN_SERVER_ERROR"}})
+	if err == nil || !strings.Contains(err.Error(), "array elements can take 0 bytes") {
+		t.Errorf("Generate: got %v, want a zero-byte element error", err)
+	}
+}

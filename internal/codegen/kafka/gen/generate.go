@@ -1,7 +1,3 @@
-// Package gen turns the Apache Kafka message definitions into the Go codec
-// of internal/proto/kafka/protocol. It is a library so that the generator's
-// command and the test that keeps the committed output current share one
-// code path.
 package gen
 
 import (

@@ -54,15 +54,12 @@ func emitAPIs(p *printer, apis []*api, headers []*Message) error {
 	}
 	p.f("}")
 	for _, kind := range []string{"Request", "Response"} {
-		p.f("// new%s returns the zero %s of the API with the given key, or nil.", kind, strings.ToLower(kind))
-		p.f("func new%s(key APIKey) %s {", kind, kind)
-		p.f("switch key {")
+		lower := strings.ToLower(kind)
+		p.f("// %sConstructors returns a new zero %s of the API with a given key.", lower, lower)
+		p.f("var %sConstructors = [apiKeyMax + 1]func() %s{", lower, kind)
 		for _, a := range apis {
-			p.f("case %d:", a.key)
-			p.f("return new(%s%s)", a.name, kind)
+			p.f("%d: func() %s { return new(%s%s) },", a.key, kind, a.name, kind)
 		}
-		p.f("}")
-		p.f("return nil")
 		p.f("}")
 	}
 	return nil

@@ -130,10 +130,10 @@ type Response interface {
 // NewRequest returns a new request of the API with the given key, with
 // every field at its default.
 func NewRequest(key APIKey) (Request, bool) {
-	r := newRequest(key)
-	if r == nil {
+	if _, ok := LookupAPI(key); !ok {
 		return nil, false
 	}
+	r := requestConstructors[key]()
 	r.Default()
 	return r, true
 }
@@ -141,10 +141,10 @@ func NewRequest(key APIKey) (Request, bool) {
 // NewResponse returns a new response of the API with the given key, with
 // every field at its default.
 func NewResponse(key APIKey) (Response, bool) {
-	r := newResponse(key)
-	if r == nil {
+	if _, ok := LookupAPI(key); !ok {
 		return nil, false
 	}
+	r := responseConstructors[key]()
 	r.Default()
 	return r, true
 }

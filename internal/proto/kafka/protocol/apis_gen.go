@@ -198,368 +198,186 @@ var apiTable = [apiKeyMax + 1]API{
 	87: {Key: 87, Name: "ReadShareGroupStateSummary", Versions: VersionRange{Min: 0, Max: 0}, FlexibleFrom: 0, Deprecated: VersionRange{Min: 1, Max: 0}, LatestVersionUnstable: true, Listeners: ListenerBroker},
 }
 
-// newRequest returns the zero request of the API with the given key, or nil.
-func newRequest(key APIKey) Request {
-	switch key {
-	case 0:
-		return new(ProduceRequest)
-	case 1:
-		return new(FetchRequest)
-	case 2:
-		return new(ListOffsetsRequest)
-	case 3:
-		return new(MetadataRequest)
-	case 4:
-		return new(LeaderAndIsrRequest)
-	case 5:
-		return new(StopReplicaRequest)
-	case 6:
-		return new(UpdateMetadataRequest)
-	case 7:
-		return new(ControlledShutdownRequest)
-	case 8:
-		return new(OffsetCommitRequest)
-	case 9:
-		return new(OffsetFetchRequest)
-	case 10:
-		return new(FindCoordinatorRequest)
-	case 11:
-		return new(JoinGroupRequest)
-	case 12:
-		return new(HeartbeatRequest)
-	case 13:
-		return new(LeaveGroupRequest)
-	case 14:
-		return new(SyncGroupRequest)
-	case 15:
-		return new(DescribeGroupsRequest)
-	case 16:
-		return new(ListGroupsRequest)
-	case 17:
-		return new(SaslHandshakeRequest)
-	case 18:
-		return new(ApiVersionsRequest)
-	case 19:
-		return new(CreateTopicsRequest)
-	case 20:
-		return new(DeleteTopicsRequest)
-	case 21:
-		return new(DeleteRecordsRequest)
-	case 22:
-		return new(InitProducerIdRequest)
-	case 23:
-		return new(OffsetForLeaderEpochRequest)
-	case 24:
-		return new(AddPartitionsToTxnRequest)
-	case 25:
-		return new(AddOffsetsToTxnRequest)
-	case 26:
-		return new(EndTxnRequest)
-	case 27:
-		return new(WriteTxnMarkersRequest)
-	case 28:
-		return new(TxnOffsetCommitRequest)
-	case 29:
-		return new(DescribeAclsRequest)
-	case 30:
-		return new(CreateAclsRequest)
-	case 31:
-		return new(DeleteAclsRequest)
-	case 32:
-		return new(DescribeConfigsRequest)
-	case 33:
-		return new(AlterConfigsRequest)
-	case 34:
-		return new(AlterReplicaLogDirsRequest)
-	case 35:
-		return new(DescribeLogDirsRequest)
-	case 36:
-		return new(SaslAuthenticateRequest)
-	case 37:
-		return new(CreatePartitionsRequest)
-	case 38:
-		return new(CreateDelegationTokenRequest)
-	case 39:
-		return new(RenewDelegationTokenRequest)
-	case 40:
-		return new(ExpireDelegationTokenRequest)
-	case 41:
-		return new(DescribeDelegationTokenRequest)
-	case 42:
-		return new(DeleteGroupsRequest)
-	case 43:
-		return new(ElectLeadersRequest)
-	case 44:
-		return new(IncrementalAlterConfigsRequest)
-	case 45:
-		return new(AlterPartitionReassignmentsRequest)
-	case 46:
-		return new(ListPartitionReassignmentsRequest)
-	case 47:
-		return new(OffsetDeleteRequest)
-	case 48:
-		return new(DescribeClientQuotasRequest)
-	case 49:
-		return new(AlterClientQuotasRequest)
-	case 50:
-		return new(DescribeUserScramCredentialsRequest)
-	case 51:
-		return new(AlterUserScramCredentialsRequest)
-	case 52:
-		return new(VoteRequest)
-	case 53:
-		return new(BeginQuorumEpochRequest)
-	case 54:
-		return new(EndQuorumEpochRequest)
-	case 55:
-		return new(DescribeQuorumRequest)
-	case 56:
-		return new(AlterPartitionRequest)
-	case 57:
-		return new(UpdateFeaturesRequest)
-	case 58:
-		return new(EnvelopeRequest)
-	case 59:
-		return new(FetchSnapshotRequest)
-	case 60:
-		return new(DescribeClusterRequest)
-	case 61:
-		return new(DescribeProducersRequest)
-	case 62:
-		return new(BrokerRegistrationRequest)
-	case 63:
-		return new(BrokerHeartbeatRequest)
-	case 64:
-		return new(UnregisterBrokerRequest)
-	case 65:
-		return new(DescribeTransactionsRequest)
-	case 66:
-		return new(ListTransactionsRequest)
-	case 67:
-		return new(AllocateProducerIdsRequest)
-	case 68:
-		return new(ConsumerGroupHeartbeatRequest)
-	case 69:
-		return new(ConsumerGroupDescribeRequest)
-	case 70:
-		return new(ControllerRegistrationRequest)
-	case 71:
-		return new(GetTelemetrySubscriptionsRequest)
-	case 72:
-		return new(PushTelemetryRequest)
-	case 73:
-		return new(AssignReplicasToDirsRequest)
-	case 74:
-		return new(ListClientMetricsResourcesRequest)
-	case 75:
-		return new(DescribeTopicPartitionsRequest)
-	case 76:
-		return new(ShareGroupHeartbeatRequest)
-	case 77:
-		return new(ShareGroupDescribeRequest)
-	case 78:
-		return new(ShareFetchRequest)
-	case 79:
-		return new(ShareAcknowledgeRequest)
-	case 80:
-		return new(AddRaftVoterRequest)
-	case 81:
-		return new(RemoveRaftVoterRequest)
-	case 82:
-		return new(UpdateRaftVoterRequest)
-	case 83:
-		return new(InitializeShareGroupStateRequest)
-	case 84:
-		return new(ReadShareGroupStateRequest)
-	case 85:
-		return new(WriteShareGroupStateRequest)
-	case 86:
-		return new(DeleteShareGroupStateRequest)
-	case 87:
-		return new(ReadShareGroupStateSummaryRequest)
-	}
-	return nil
+// requestConstructors returns a new zero request of the API with a given key.
+var requestConstructors = [apiKeyMax + 1]func() Request{
+	0:  func() Request { return new(ProduceRequest) },
+	1:  func() Request { return new(FetchRequest) },
+	2:  func() Request { return new(ListOffsetsRequest) },
+	3:  func() Request { return new(MetadataRequest) },
+	4:  func() Request { return new(LeaderAndIsrRequest) },
+	5:  func() Request { return new(StopReplicaRequest) },
+	6:  func() Request { return new(UpdateMetadataRequest) },
+	7:  func() Request { return new(ControlledShutdownRequest) },
+	8:  func() Request { return new(OffsetCommitRequest) },
+	9:  func() Request { return new(OffsetFetchRequest) },
+	10: func() Request { return new(FindCoordinatorRequest) },
+	11: func() Request { return new(JoinGroupRequest) },
+	12: func() Request { return new(HeartbeatRequest) },
+	13: func() Request { return new(LeaveGroupRequest) },
+	14: func() Request { return new(SyncGroupRequest) },
+	15: func() Request { return new(DescribeGroupsRequest) },
+	16: func() Request { return new(ListGroupsRequest) },
+	17: func() Request { return new(SaslHandshakeRequest) },
+	18: func() Request { return new(ApiVersionsRequest) },
+	19: func() Request { return new(CreateTopicsRequest) },
+	20: func() Request { return new(DeleteTopicsRequest) },
+	21: func() Request { return new(DeleteRecordsRequest) },
+	22: func() Request { return new(InitProducerIdRequest) },
+	23: func() Request { return new(OffsetForLeaderEpochRequest) },
+	24: func() Request { return new(AddPartitionsToTxnRequest) },
+	25: func() Request { return new(AddOffsetsToTxnRequest) },
+	26: func() Request { return new(EndTxnRequest) },
+	27: func() Request { return new(WriteTxnMarkersRequest) },
+	28: func() Request { return new(TxnOffsetCommitRequest) },
+	29: func() Request { return new(DescribeAclsRequest) },
+	30: func() Request { return new(CreateAclsRequest) },
+	31: func() Request { return new(DeleteAclsRequest) },
+	32: func() Request { return new(DescribeConfigsRequest) },
+	33: func() Request { return new(AlterConfigsRequest) },
+	34: func() Request { return new(AlterReplicaLogDirsRequest) },
+	35: func() Request { return new(DescribeLogDirsRequest) },
+	36: func() Request { return new(SaslAuthenticateRequest) },
+	37: func() Request { return new(CreatePartitionsRequest) },
+	38: func() Request { return new(CreateDelegationTokenRequest) },
+	39: func() Request { return new(RenewDelegationTokenRequest) },
+	40: func() Request { return new(ExpireDelegationTokenRequest) },
+	41: func() Request { return new(DescribeDelegationTokenRequest) },
+	42: func() Request { return new(DeleteGroupsRequest) },
+	43: func() Request { return new(ElectLeadersRequest) },
+	44: func() Request { return new(IncrementalAlterConfigsRequest) },
+	45: func() Request { return new(AlterPartitionReassignmentsRequest) },
+	46: func() Request { return new(ListPartitionReassignmentsRequest) },
+	47: func() Request { return new(OffsetDeleteRequest) },
+	48: func() Request { return new(DescribeClientQuotasRequest) },
+	49: func() Request { return new(AlterClientQuotasRequest) },
+	50: func() Request { return new(DescribeUserScramCredentialsRequest) },
+	51: func() Request { return new(AlterUserScramCredentialsRequest) },
+	52: func() Request { return new(VoteRequest) },
+	53: func() Request { return new(BeginQuorumEpochRequest) },
+	54: func() Request { return new(EndQuorumEpochRequest) },
+	55: func() Request { return new(DescribeQuorumRequest) },
+	56: func() Request { return new(AlterPartitionRequest) },
+	57: func() Request { return new(UpdateFeaturesRequest) },
+	58: func() Request { return new(EnvelopeRequest) },
+	59: func() Request { return new(FetchSnapshotRequest) },
+	60: func() Request { return new(DescribeClusterRequest) },
+	61: func() Request { return new(DescribeProducersRequest) },
+	62: func() Request { return new(BrokerRegistrationRequest) },
+	63: func() Request { return new(BrokerHeartbeatRequest) },
+	64: func() Request { return new(UnregisterBrokerRequest) },
+	65: func() Request { return new(DescribeTransactionsRequest) },
+	66: func() Request { return new(ListTransactionsRequest) },
+	67: func() Request { return new(AllocateProducerIdsRequest) },
+	68: func() Request { return new(ConsumerGroupHeartbeatRequest) },
+	69: func() Request { return new(ConsumerGroupDescribeRequest) },
+	70: func() Request { return new(ControllerRegistrationRequest) },
+	71: func() Request { return new(GetTelemetrySubscriptionsRequest) },
+	72: func() Request { return new(PushTelemetryRequest) },
+	73: func() Request { return new(AssignReplicasToDirsRequest) },
+	74: func() Request { return new(ListClientMetricsResourcesRequest) },
+	75: func() Request { return new(DescribeTopicPartitionsRequest) },
+	76: func() Request { return new(ShareGroupHeartbeatRequest) },
+	77: func() Request { return new(ShareGroupDescribeRequest) },
+	78: func() Request { return new(ShareFetchRequest) },
+	79: func() Request { return new(ShareAcknowledgeRequest) },
+	80: func() Request { return new(AddRaftVoterRequest) },
+	81: func() Request { return new(RemoveRaftVoterRequest) },
+	82: func() Request { return new(UpdateRaftVoterRequest) },
+	83: func() Request { return new(InitializeShareGroupStateRequest) },
+	84: func() Request { return new(ReadShareGroupStateRequest) },
+	85: func() Request { return new(WriteShareGroupStateRequest) },
+	86: func() Request { return new(DeleteShareGroupStateRequest) },
+	87: func() Request { return new(ReadShareGroupStateSummaryRequest) },
 }
 
-// newResponse returns the zero response of the API with the given key, or nil.
-func newResponse(key APIKey) Response {
-	switch key {
-	case 0:
-		return new(ProduceResponse)
-	case 1:
-		return new(FetchResponse)
-	case 2:
-		return new(ListOffsetsResponse)
-	case 3:
-		return new(MetadataResponse)
-	case 4:
-		return new(LeaderAndIsrResponse)
-	case 5:
-		return new(StopReplicaResponse)
-	case 6:
-		return new(UpdateMetadataResponse)
-	case 7:
-		return new(ControlledShutdownResponse)
-	case 8:
-		return new(OffsetCommitResponse)
-	case 9:
-		return new(OffsetFetchResponse)
-	case 10:
-		return new(FindCoordinatorResponse)
-	case 11:
-		return new(JoinGroupResponse)
-	case 12:
-		return new(HeartbeatResponse)
-	case 13:
-		return new(LeaveGroupResponse)
-	case 14:
-		return new(SyncGroupResponse)
-	case 15:
-		return new(DescribeGroupsResponse)
-	case 16:
-		return new(ListGroupsResponse)
-	case 17:
-		return new(SaslHandshakeResponse)
-	case 18:
-		return new(ApiVersionsResponse)
-	case 19:
-		return new(CreateTopicsResponse)
-	case 20:
-		return new(DeleteTopicsResponse)
-	case 21:
-		return new(DeleteRecordsResponse)
-	case 22:
-		return new(InitProducerIdResponse)
-	case 23:
-		return new(OffsetForLeaderEpochResponse)
-	case 24:
-		return new(AddPartitionsToTxnResponse)
-	case 25:
-		return new(AddOffsetsToTxnResponse)
-	case 26:
-		return new(EndTxnResponse)
-	case 27:
-		return new(WriteTxnMarkersResponse)
-	case 28:
-		return new(TxnOffsetCommitResponse)
-	case 29:
-		return new(DescribeAclsResponse)
-	case 30:
-		return new(CreateAclsResponse)
-	case 31:
-		return new(DeleteAclsResponse)
-	case 32:
-		return new(DescribeConfigsResponse)
-	case 33:
-		return new(AlterConfigsResponse)
-	case 34:
-		return new(AlterReplicaLogDirsResponse)
-	case 35:
-		return new(DescribeLogDirsResponse)
-	case 36:
-		return new(SaslAuthenticateResponse)
-	case 37:
-		return new(CreatePartitionsResponse)
-	case 38:
-		return new(CreateDelegationTokenResponse)
-	case 39:
-		return new(RenewDelegationTokenResponse)
-	case 40:
-		return new(ExpireDelegationTokenResponse)
-	case 41:
-		return new(DescribeDelegationTokenResponse)
-	case 42:
-		return new(DeleteGroupsResponse)
-	case 43:
-		return new(ElectLeadersResponse)
-	case 44:
-		return new(IncrementalAlterConfigsResponse)
-	case 45:
-		return new(AlterPartitionReassignmentsResponse)
-	case 46:
-		return new(ListPartitionReassignmentsResponse)
-	case 47:
-		return new(OffsetDeleteResponse)
-	case 48:
-		return new(DescribeClientQuotasResponse)
-	case 49:
-		return new(AlterClientQuotasResponse)
-	case 50:
-		return new(DescribeUserScramCredentialsResponse)
-	case 51:
-		return new(AlterUserScramCredentialsResponse)
-	case 52:
-		return new(VoteResponse)
-	case 53:
-		return new(BeginQuorumEpochResponse)
-	case 54:
-		return new(EndQuorumEpochResponse)
-	case 55:
-		return new(DescribeQuorumResponse)
-	case 56:
-		return new(AlterPartitionResponse)
-	case 57:
-		return new(UpdateFeaturesResponse)
-	case 58:
-		return new(EnvelopeResponse)
-	case 59:
-		return new(FetchSnapshotResponse)
-	case 60:
-		return new(DescribeClusterResponse)
-	case 61:
-		return new(DescribeProducersResponse)
-	case 62:
-		return new(BrokerRegistrationResponse)
-	case 63:
-		return new(BrokerHeartbeatResponse)
-	case 64:
-		return new(UnregisterBrokerResponse)
-	case 65:
-		return new(DescribeTransactionsResponse)
-	case 66:
-		return new(ListTransactionsResponse)
-	case 67:
-		return new(AllocateProducerIdsResponse)
-	case 68:
-		return new(ConsumerGroupHeartbeatResponse)
-	case 69:
-		return new(ConsumerGroupDescribeResponse)
-	case 70:
-		return new(ControllerRegistrationResponse)
-	case 71:
-		return new(GetTelemetrySubscriptionsResponse)
-	case 72:
-		return new(PushTelemetryResponse)
-	case 73:
-		return new(AssignReplicasToDirsResponse)
-	case 74:
-		return new(ListClientMetricsResourcesResponse)
-	case 75:
-		return new(DescribeTopicPartitionsResponse)
-	case 76:
-		return new(ShareGroupHeartbeatResponse)
-	case 77:
-		return new(ShareGroupDescribeResponse)
-	case 78:
-		return new(ShareFetchResponse)
-	case 79:
-		return new(ShareAcknowledgeResponse)
-	case 80:
-		return new(AddRaftVoterResponse)
-	case 81:
-		return new(RemoveRaftVoterResponse)
-	case 82:
-		return new(UpdateRaftVoterResponse)
-	case 83:
-		return new(InitializeShareGroupStateResponse)
-	case 84:
-		return new(ReadShareGroupStateResponse)
-	case 85:
-		return new(WriteShareGroupStateResponse)
-	case 86:
-		return new(DeleteShareGroupStateResponse)
-	case 87:
-		return new(ReadShareGroupStateSummaryResponse)
-	}
-	return nil
+// responseConstructors returns a new zero response of the API with a given key.
+var responseConstructors = [apiKeyMax + 1]func() Response{
+	0:  func() Response { return new(ProduceResponse) },
+	1:  func() Response { return new(FetchResponse) },
+	2:  func() Response { return new(ListOffsetsResponse) },
+	3:  func() Response { return new(MetadataResponse) },
+	4:  func() Response { return new(LeaderAndIsrResponse) },
+	5:  func() Response { return new(StopReplicaResponse) },
+	6:  func() Response { return new(UpdateMetadataResponse) },
+	7:  func() Response { return new(ControlledShutdownResponse) },
+	8:  func() Response { return new(OffsetCommitResponse) },
+	9:  func() Response { return new(OffsetFetchResponse) },
+	10: func() Response { return new(FindCoordinatorResponse) },
+	11: func() Response { return new(JoinGroupResponse) },
+	12: func() Response { return new(HeartbeatResponse) },
+	13: func() Response { return new(LeaveGroupResponse) },
+	14: func() Response { return new(SyncGroupResponse) },
+	15: func() Response { return new(DescribeGroupsResponse) },
+	16: func() Response { return new(ListGroupsResponse) },
+	17: func() Response { return new(SaslHandshakeResponse) },
+	18: func() Response { return new(ApiVersionsResponse) },
+	19: func() Response { return new(CreateTopicsResponse) },
+	20: func() Response { return new(DeleteTopicsResponse) },
+	21: func() Response { return new(DeleteRecordsResponse) },
+	22: func() Response { return new(InitProducerIdResponse) },
+	23: func() Response { return new(OffsetForLeaderEpochResponse) },
+	24: func() Response { return new(AddPartitionsToTxnResponse) },
+	25: func() Response { return new(AddOffsetsToTxnResponse) },
+	26: func() Response { return new(EndTxnResponse) },
+	27: func() Response { return new(WriteTxnMarkersResponse) },
+	28: func() Response { return new(TxnOffsetCommitResponse) },
+	29: func() Response { return new(DescribeAclsResponse) },
+	30: func() Response { return new(CreateAclsResponse) },
+	31: func() Response { return new(DeleteAclsResponse) },
+	32: func() Response { return new(DescribeConfigsResponse) },
+	33: func() Response { return new(AlterConfigsResponse) },
+	34: func() Response { return new(AlterReplicaLogDirsResponse) },
+	35: func() Response { return new(DescribeLogDirsResponse) },
+	36: func() Response { return new(SaslAuthenticateResponse) },
+	37: func() Response { return new(CreatePartitionsResponse) },
+	38: func() Response { return new(CreateDelegationTokenResponse) },
+	39: func() Response { return new(RenewDelegationTokenResponse) },
+	40: func() Response { return new(ExpireDelegationTokenResponse) },
+	41: func() Response { return new(DescribeDelegationTokenResponse) },
+	42: func() Response { return new(DeleteGroupsResponse) },
+	43: func() Response { return new(ElectLeadersResponse) },
+	44: func() Response { return new(IncrementalAlterConfigsResponse) },
+	45: func() Response { return new(AlterPartitionReassignmentsResponse) },
+	46: func() Response { return new(ListPartitionReassignmentsResponse) },
+	47: func() Response { return new(OffsetDeleteResponse) },
+	48: func() Response { return new(DescribeClientQuotasResponse) },
+	49: func() Response { return new(AlterClientQuotasResponse) },
+	50: func() Response { return new(DescribeUserScramCredentialsResponse) },
+	51: func() Response { return new(AlterUserScramCredentialsResponse) },
+	52: func() Response { return new(VoteResponse) },
+	53: func() Response { return new(BeginQuorumEpochResponse) },
+	54: func() Response { return new(EndQuorumEpochResponse) },
+	55: func() Response { return new(DescribeQuorumResponse) },
+	56: func() Response { return new(AlterPartitionResponse) },
+	57: func() Response { return new(UpdateFeaturesResponse) },
+	58: func() Response { return new(EnvelopeResponse) },
+	59: func() Response { return new(FetchSnapshotResponse) },
+	60: func() Response { return new(DescribeClusterResponse) },
+	61: func() Response { return new(DescribeProducersResponse) },
+	62: func() Response { return new(BrokerRegistrationResponse) },
+	63: func() Response { return new(BrokerHeartbeatResponse) },
+	64: func() Response { return new(UnregisterBrokerResponse) },
+	65: func() Response { return new(DescribeTransactionsResponse) },
+	66: func() Response { return new(ListTransactionsResponse) },
+	67: func() Response { return new(AllocateProducerIdsResponse) },
+	68: func() Response { return new(ConsumerGroupHeartbeatResponse) },
+	69: func() Response { return new(ConsumerGroupDescribeResponse) },
+	70: func() Response { return new(ControllerRegistrationResponse) },
+	71: func() Response { return new(GetTelemetrySubscriptionsResponse) },
+	72: func() Response { return new(PushTelemetryResponse) },
+	73: func() Response { return new(AssignReplicasToDirsResponse) },
+	74: func() Response { return new(ListClientMetricsResourcesResponse) },
+	75: func() Response { return new(DescribeTopicPartitionsResponse) },
+	76: func() Response { return new(ShareGroupHeartbeatResponse) },
+	77: func() Response { return new(ShareGroupDescribeResponse) },
+	78: func() Response { return new(ShareFetchResponse) },
+	79: func() Response { return new(ShareAcknowledgeResponse) },
+	80: func() Response { return new(AddRaftVoterResponse) },
+	81: func() Response { return new(RemoveRaftVoterResponse) },
+	82: func() Response { return new(UpdateRaftVoterResponse) },
+	83: func() Response { return new(InitializeShareGroupStateResponse) },
+	84: func() Response { return new(ReadShareGroupStateResponse) },
+	85: func() Response { return new(WriteShareGroupStateResponse) },
+	86: func() Response { return new(DeleteShareGroupStateResponse) },
+	87: func() Response { return new(ReadShareGroupStateSummaryResponse) },
 }
