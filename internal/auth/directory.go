@@ -192,6 +192,16 @@ func (d *Directory) Authenticate(mech Mechanism, name, password string, peer net
 	return d.Admit(name, peer)
 }
 
+// AuthenticateAMQPlain verifies AMQPLAIN's LOGIN and PASSWORD, which the
+// AMQP front end reads from the client's field table; the rules are
+// Authenticate's.
+func (d *Directory) AuthenticateAMQPlain(login, password string, peer netip.Addr) (*Principal, error) {
+	if len(login) > base.AuthIdentityBytesMax || len(password) > base.AuthPasswordBytesMax {
+		return nil, base.Errorf(base.CodeInvalidArgument, "auth: AMQPLAIN: login or password over its limit")
+	}
+	return d.Authenticate(MechAMQPlain, login, password, peer)
+}
+
 // AuthenticatePlain verifies a decoded PLAIN message. Ferry does not let a
 // user act as another: a non-empty authzid must equal the authcid.
 func (d *Directory) AuthenticatePlain(m PlainMessage, peer netip.Addr) (*Principal, error) {

@@ -78,6 +78,20 @@ func TestAuthenticate(t *testing.T) {
 	}
 }
 
+func TestAuthenticateAMQPlain(t *testing.T) {
+	d := testDirectory(t)
+	if p, err := d.AuthenticateAMQPlain("app", "s3cret", remote); err != nil || p.Name != "app" {
+		t.Errorf("right LOGIN and PASSWORD: got %v %v", p, err)
+	}
+	if _, err := d.AuthenticateAMQPlain("app", "nope", remote); base.CodeOf(err) != base.CodeUnauthenticated {
+		t.Errorf("wrong PASSWORD: got %v, want %v", err, base.CodeUnauthenticated)
+	}
+	long := strings.Repeat("p", base.AuthPasswordBytesMax+1)
+	if _, err := d.AuthenticateAMQPlain("app", long, remote); base.CodeOf(err) != base.CodeInvalidArgument {
+		t.Errorf("PASSWORD past the limit: got %v, want %v", err, base.CodeInvalidArgument)
+	}
+}
+
 func TestLoopbackUsersCanBeConfigured(t *testing.T) {
 	phc, _ := HashPassword("guest", salt(1), cheap)
 	users := []User{{Name: "guest", Credentials: Credentials{PasswordHash: phc}}}

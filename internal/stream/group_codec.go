@@ -25,32 +25,9 @@ func EncodeGroupCommand(dst []byte, cmd GroupCommand) []byte {
 	e := encoder{b: dst}
 	switch x := cmd.(type) {
 	case JoinGroup:
-		e.u8(tagJoinGroup)
-		e.varint(x.Now)
-		e.uvarint(x.RequestID)
-		for _, s := range []string{x.Group, x.MemberID, x.InstanceID, x.ClientID, x.ClientHost, x.ProtocolType} {
-			e.str(s)
-		}
-		encodeProtocols(&e, x.Protocols)
-		e.varint(int64(x.SessionMs))
-		e.varint(int64(x.RebalanceMs))
-		e.boolean(x.RequireKnownMemberID)
-		e.str(x.NewMemberID)
+		encodeJoin(&e, x)
 	case SyncGroup:
-		e.u8(tagSyncGroup)
-		e.varint(x.Now)
-		e.uvarint(x.RequestID)
-		e.str(x.Group)
-		e.str(x.MemberID)
-		e.str(x.InstanceID)
-		e.varint(int64(x.Generation))
-		e.str(x.ProtocolType)
-		e.str(x.ProtocolName)
-		e.uvarint(uint64(len(x.Assignments)))
-		for _, a := range x.Assignments {
-			e.str(a.MemberID)
-			e.bytes(a.Assignment)
-		}
+		encodeSync(&e, x)
 	case Heartbeat:
 		e.u8(tagHeartbeat)
 		e.varint(x.Now)
@@ -95,6 +72,37 @@ func EncodeGroupCommand(dst []byte, cmd GroupCommand) []byte {
 		base.Bugf("stream: EncodeGroupCommand of %T", cmd)
 	}
 	return e.b
+}
+
+func encodeJoin(e *encoder, x JoinGroup) {
+	e.u8(tagJoinGroup)
+	e.varint(x.Now)
+	e.uvarint(x.RequestID)
+	for _, s := range []string{x.Group, x.MemberID, x.InstanceID, x.ClientID, x.ClientHost, x.ProtocolType} {
+		e.str(s)
+	}
+	encodeProtocols(e, x.Protocols)
+	e.varint(int64(x.SessionMs))
+	e.varint(int64(x.RebalanceMs))
+	e.boolean(x.RequireKnownMemberID)
+	e.str(x.NewMemberID)
+}
+
+func encodeSync(e *encoder, x SyncGroup) {
+	e.u8(tagSyncGroup)
+	e.varint(x.Now)
+	e.uvarint(x.RequestID)
+	e.str(x.Group)
+	e.str(x.MemberID)
+	e.str(x.InstanceID)
+	e.varint(int64(x.Generation))
+	e.str(x.ProtocolType)
+	e.str(x.ProtocolName)
+	e.uvarint(uint64(len(x.Assignments)))
+	for _, a := range x.Assignments {
+		e.str(a.MemberID)
+		e.bytes(a.Assignment)
+	}
 }
 
 func encodeProtocols(e *encoder, ps []Protocol) {
