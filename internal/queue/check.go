@@ -289,7 +289,7 @@ func (ck *checker) consumers() error {
 	regs := map[uint64]bool{}
 	tickets := map[uint64]bool{}
 	for id, c := range q.consumers {
-		if c.id != id || regs[c.reg] || tickets[c.ticket] || c.reg == 0 || c.reg >= q.nextReg || c.ticket >= q.nextTicket {
+		if c.id != id || regs[c.reg] || tickets[c.ticket] || c.reg == 0 || c.reg >= q.nextReg || c.ticket >= q.nextTicket || c.lastID > q.lastID {
 			return fmt.Errorf("consumer %s: bad identity or order (reg %d, ticket %d)", c.id, c.reg, c.ticket)
 		}
 		regs[c.reg], tickets[c.ticket] = true, true

@@ -33,6 +33,10 @@ const (
 	kindEnd // one past the last kind
 )
 
+// Delivery ids are per consumer and increase; a consumer record created
+// anew (after it was forgotten) starts above every id the queue issued, so
+// an id is never reused for a consumer id.
+
 // Enqueue adds messages. Their Refs must be strictly increasing and above
 // every Ref of an earlier Enqueue (they are the Raft index and batch
 // position of this entry); otherwise the whole command is refused with

@@ -79,6 +79,7 @@ func (q *Queue) toUnacked(c *consumer, s uint32) uint64 {
 	m := q.arena.at(s)
 	m.setState(stUnacked)
 	c.lastID++
+	q.lastID = max(q.lastID, c.lastID)
 	c.unacked.PushBack(unackedEntry{id: c.lastID, slot: s})
 	c.count++
 	c.bytes += uint64(m.bytes)
@@ -153,7 +154,9 @@ func (q *Queue) record(id ConsumerID) (*consumer, error) {
 	if len(q.consumers) >= q.lim.consumers {
 		return nil, base.Errorf(base.CodeOverloaded, "queue: %d consumers is the limit", q.lim.consumers)
 	}
-	c := &consumer{id: id, hidx: -1, reg: q.nextReg, ticket: q.nextTicket}
+	// A new record's ids start above every id the queue has issued, so a
+	// consumer id that comes back never reuses a delivery id.
+	c := &consumer{id: id, hidx: -1, reg: q.nextReg, ticket: q.nextTicket, lastID: q.lastID}
 	q.nextReg++
 	q.nextTicket++
 	q.consumers[id] = c

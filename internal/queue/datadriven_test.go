@@ -501,6 +501,9 @@ func dump(q *Queue) string {
 		if k.out != noSlot {
 			fmt.Fprintf(&b, " out=%s", desc(k.out))
 		}
+		if k.waiting.Len() > 0 {
+			b.WriteString(" waiting:")
+		}
 		for i := 0; i < k.waiting.Len(); i++ {
 			if s := k.waiting.At(i); q.arena.at(s).state() != stTomb {
 				fmt.Fprintf(&b, " %s", desc(s))

@@ -67,7 +67,10 @@ func (e Effect) String() string {
 	b.WriteString(e.Kind.String())
 	switch e.Kind {
 	case EffectDeliver:
-		fmt.Fprintf(&b, " %s id=%d ref=%s bytes=%d", e.Consumer, e.DeliveryID, e.Ref, e.Bytes)
+		fmt.Fprintf(&b, " %s id=%d ref=%s", e.Consumer, e.DeliveryID, e.Ref)
+		if e.Bytes > 0 {
+			fmt.Fprintf(&b, " bytes=%d", e.Bytes)
+		}
 		if e.Redelivered {
 			fmt.Fprintf(&b, " redelivered count=%d", e.DeliveryCount)
 		}

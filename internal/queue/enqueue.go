@@ -178,6 +178,7 @@ func (w *dedupeWindow) add(k dedupeKey, deadline, now int64, max int) bool {
 	}
 	w.seen[k] = deadline
 	w.order.PushBack(dedupeEntry{key: k, deadline: deadline})
+	w.expire(now) // an eviction may have uncovered expired entries: keep the front live
 	return evicted
 }
 

@@ -31,6 +31,7 @@ type Queue struct {
 	exclusive  *consumer       // the subscribed exclusive consumer, if any
 	nextReg    uint64
 	nextTicket uint64
+	lastID     uint64 // highest delivery id issued to any consumer
 	subscribed int
 
 	dlx      map[Ref]uint32 // dead-letter pending messages
@@ -61,10 +62,15 @@ type limits struct {
 	messages  int
 	consumers int
 	dedupeIDs int
+	// Compaction thresholds (see needsCompaction); tests lower them to
+	// compact on every command.
+	compactSlots int
+	compactTombs int
 }
 
 func defaultLimits() limits {
-	return limits{messages: base.QueueMessagesMax, consumers: base.QueueConsumersMax, dedupeIDs: base.QueueDedupeIDsMax}
+	return limits{messages: base.QueueMessagesMax, consumers: base.QueueConsumersMax, dedupeIDs: base.QueueDedupeIDsMax,
+		compactSlots: 4 * arenaChunkLen, compactTombs: 4096}
 }
 
 // timed is an entry of the TTL and delay heaps, ordered by (at, Ref).
@@ -193,6 +199,7 @@ func (q *Queue) Apply(cmd Command) (Result, []Effect) {
 	q.advance()
 	res := q.exec(cmd)
 	if !q.deleted {
+		q.checkIdle()
 		q.dispatch()
 	}
 	q.emitWake()
@@ -254,14 +261,21 @@ func (q *Queue) advance() {
 		q.expireReady(q.ttl.Pop().slot)
 	}
 	q.dedupe.expire(now)
-	if at, ok := q.idleDeadline(); ok && at <= now {
+	q.checkIdle()
+}
+
+// checkIdle emits QueueExpired when the idle deadline has passed. Apply
+// calls it again after the command, since Configure can move the deadline
+// into the past.
+func (q *Queue) checkIdle() {
+	if at, ok := q.idleDeadline(); ok && at <= q.now {
 		q.expiredSent = true
 		q.emit(Effect{Kind: EffectQueueExpired})
 	}
 }
 
 func (q *Queue) idleDeadline() (int64, bool) {
-	if q.cfg.ExpiresMs == 0 || q.subscribed > 0 || q.expiredSent {
+	if q.cfg.ExpiresMs == 0 || q.subscribed > 0 || q.expiredSent || q.deleted {
 		return 0, false
 	}
 	return q.lastUsed + int64(q.cfg.ExpiresMs), true

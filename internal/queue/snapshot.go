@@ -90,6 +90,7 @@ func (q *Queue) Snapshot(w io.Writer) error {
 	sw.varint(q.lastWake)
 	sw.uvarint(q.nextReg)
 	sw.uvarint(q.nextTicket)
+	sw.uvarint(q.lastID)
 	sw.boolean(q.deleted)
 	for _, v := range q.ctr.list() {
 		sw.uvarint(*v)
@@ -275,8 +276,8 @@ func (q *Queue) compact() {
 // compaction costs amortised O(1) per message.
 func (q *Queue) needsCompaction() bool {
 	a := q.arena
-	return a.capacity() >= 4*arenaChunkLen && a.used*4 < a.capacity() ||
-		q.tombs >= 4096 && q.tombs > a.used-q.tombs
+	return a.capacity() >= q.lim.compactSlots && a.used*4 < a.capacity() ||
+		q.tombs >= q.lim.compactTombs && q.tombs > a.used-q.tombs
 }
 
 // restorer builds a Queue from a snapshot.
@@ -350,6 +351,7 @@ func (rs *restorer) scalars() {
 	q.lastWake = d.varint()
 	q.nextReg = d.uvarint()
 	q.nextTicket = d.uvarint()
+	q.lastID = d.uvarint()
 	q.deleted = d.boolean()
 	for _, v := range q.ctr.list() {
 		*v = d.uvarint()

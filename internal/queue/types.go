@@ -57,13 +57,6 @@ func (c ConsumerID) String() string {
 	return c.Owner + "/" + c.Name
 }
 
-func (c ConsumerID) compare(o ConsumerID) int {
-	if n := strings.Compare(c.Owner, o.Owner); n != 0 {
-		return n
-	}
-	return strings.Compare(c.Name, o.Name)
-}
-
 // Message is the metadata of one enqueued message. The body stays in the
 // log; only what the state machine decides on is here.
 type Message struct {
