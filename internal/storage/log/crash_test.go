@@ -164,7 +164,7 @@ func crashStep(l *Log, fsys vfs.FS, clock *base.FakeClock, rng *rand.Rand, rec *
 
 // checkRecovered opens the crashed file system and checks the recovered
 // log against the record, then that it takes new appends and reopens.
-func checkRecovered(t *testing.T, mem *vfs.MemFS, clock *base.FakeClock, cr *crashRecord, what string) {
+func checkRecovered(t *testing.T, mem *vfs.MemFS, clock *base.FakeClock, cr *crashRecord, what string, reopenTwice bool) {
 	t.Helper()
 	l, err := Open(crashOptions(mem, clock))
 	if err != nil {
@@ -201,6 +201,9 @@ func checkRecovered(t *testing.T, mem *vfs.MemFS, clock *base.FakeClock, cr *cra
 	if err := l.Close(); err != nil {
 		t.Fatalf("%s: Close: %v", what, err)
 	}
+	if !reopenTwice {
+		return
+	}
 	l2, err := Open(crashOptions(mem, clock))
 	if err != nil {
 		t.Fatalf("%s: second reopen: %v", what, err)
@@ -222,7 +225,7 @@ func inHistory(versions [][]byte, b []byte) bool {
 
 // crashOnce runs the workload with a crash at the k-th mutating operation
 // and checks recovery. torn selects MemFS.CrashTorn with that seed.
-func crashOnce(t *testing.T, seed uint64, steps, k int, after bool, torn uint64) {
+func crashOnce(t *testing.T, seed uint64, steps, k int, after bool, torn uint64, reopenTwice bool) {
 	t.Helper()
 	mem := vfs.NewMem()
 	clock := base.NewFakeClock(epoch)
@@ -244,32 +247,31 @@ func crashOnce(t *testing.T, seed uint64, steps, k int, after bool, torn uint64)
 	} else {
 		mem.Crash()
 	}
-	checkRecovered(t, mem, clock, rec, what)
+	checkRecovered(t, mem, clock, rec, what, reopenTwice)
 }
 
 // TestCrashAtEveryPoint counts the mutating file system calls of a fixed
 // workload (appends across segment rolls, truncations, checkpoints,
-// retention, a reset, reopens), then crashes just before and just after
-// each of them, plain and torn, and checks the recovered log.
+// retention, a reset, reopens), then crashes at each of them: just before
+// and just after it with unsynced data dropped, and just after it with a
+// torn write (a random prefix of the unsynced bytes kept), and checks the
+// recovered log.
 func TestCrashAtEveryPoint(t *testing.T) {
-	for _, seed := range []uint64{1, 2} {
-		const steps = 60
-		dry := &vfs.CrashAt{}
-		if err := crashWorkload(vfs.WithFaults(vfs.NewMem(), dry), base.NewFakeClock(epoch), seed, steps, newCrashRecord()); err != nil {
-			t.Fatalf("dry run: %v", err)
-		}
-		n := dry.Count()
-		if n < 100 {
-			t.Fatalf("dry run of seed %d: only %d mutating calls; the workload is too small", seed, n)
-		}
-		for k := 1; k <= n; k++ {
-			for _, after := range []bool{false, true} {
-				crashOnce(t, seed, steps, k, after, 0)
-				crashOnce(t, seed, steps, k, after, uint64(k))
-			}
-		}
-		t.Logf("seed %d: %d crash points, each before/after, plain/torn", seed, n)
+	const seed, steps = 1, 50
+	dry := &vfs.CrashAt{}
+	if err := crashWorkload(vfs.WithFaults(vfs.NewMem(), dry), base.NewFakeClock(epoch), seed, steps, newCrashRecord()); err != nil {
+		t.Fatalf("dry run: %v", err)
 	}
+	n := dry.Count()
+	if n < 300 {
+		t.Fatalf("dry run: only %d mutating calls; the workload is too small", n)
+	}
+	for k := 1; k <= n; k++ {
+		crashOnce(t, seed, steps, k, false, 0, true)
+		crashOnce(t, seed, steps, k, true, 0, true)
+		crashOnce(t, seed, steps, k, true, uint64(k), true)
+	}
+	t.Logf("%d crash points, each before, after, and after torn", n)
 }
 
 // TestCrashRandomPoints crashes random workloads at random points:
@@ -284,7 +286,7 @@ func TestCrashRandomPoints(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	for done := 0; done < *crashIterations; {
 		wseed := rng.Uint64()
-		steps := 5 + rng.IntN(40)
+		steps := 5 + rng.IntN(25)
 		dry := &vfs.CrashAt{}
 		if err := crashWorkload(vfs.WithFaults(vfs.NewMem(), dry), base.NewFakeClock(epoch), wseed, steps, newCrashRecord()); err != nil {
 			t.Fatalf("dry run of workload %d: %v", wseed, err)
@@ -294,7 +296,7 @@ func TestCrashRandomPoints(t *testing.T) {
 			if rng.IntN(2) == 0 {
 				torn = rng.Uint64() | 1
 			}
-			crashOnce(t, wseed, steps, 1+rng.IntN(dry.Count()), rng.IntN(2) == 0, torn)
+			crashOnce(t, wseed, steps, 1+rng.IntN(dry.Count()), rng.IntN(2) == 0, torn, false)
 			done++
 		}
 	}
