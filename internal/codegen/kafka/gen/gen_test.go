@@ -2,6 +2,7 @@ package gen
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -299,5 +300,37 @@ func TestZeroByteArrayElementsAreRefused(t *testing.T) {
 	_, err = Generate(append([]*Message{req, resp}, hdrs...), []ErrorCode{{Code: -1, Name: "UNKNOWN_SERVER_ERROR"}})
 	if err == nil || !strings.Contains(err.Error(), "array elements can take 0 bytes") {
 		t.Errorf("Generate: got %v, want a zero-byte element error", err)
+	}
+}
+
+// TestFieldFlexibleVersionsOverride: a string with its own
+// "flexibleVersions": "none" (as RequestHeader's ClientId) keeps the
+// classic int16 length in flexible versions.
+func TestFieldFlexibleVersionsOverride(t *testing.T) {
+	def := `{"apiKey": 1, "type": "%s", "name": "X%s", "validVersions": "0-3", "flexibleVersions": "2+", "fields": [
+		{"name": "Id", "type": "string", "versions": "0+", "flexibleVersions": "none"},
+		{"name": "Name", "type": "string", "versions": "0+"}]}`
+	var msgs []*Message
+	for _, kind := range [][2]string{{"request", "Request"}, {"response", "Response"}, {"header", "RequestHeader"}, {"header", "ResponseHeader"}} {
+		src := fmt.Sprintf(def, kind[0], kind[1])
+		if kind[0] == "header" {
+			src = strings.Replace(strings.Replace(src, `"apiKey": 1, `, "", 1), `"X`+kind[1], `"`+kind[1], 1)
+		}
+		m, err := ParseMessage(kind[1]+".json", []byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, m)
+	}
+	out, err := Generate(msgs, []ErrorCode{{Code: -1, Name: "UNKNOWN_SERVER_ERROR"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := string(out["x_gen.go"])
+	for _, want := range []string{`m.Id = r.string(false, "XRequest.Id")`, `m.Name = r.string(flex, "XRequest.Name")`,
+		`dst = appendString(dst, false, m.Id)`} {
+		if !strings.Contains(src, want) {
+			t.Errorf("generated code lacks %q", want)
+		}
 	}
 }
