@@ -21,7 +21,7 @@ func (l *Log) rollLocked() error {
 	if err := old.file.Sync(); err != nil {
 		return l.failLocked("fsync at segment roll", err)
 	}
-	old.synced = old.size
+	l.markSyncedLocked()
 	ns, err := l.createSegmentLocked(old.nextIndex, old.nextOffset)
 	if err != nil {
 		return err // the old segment stays active, unchanged
