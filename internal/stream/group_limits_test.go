@@ -138,3 +138,47 @@ func TestDecodeRefusesFieldsPastLimits(t *testing.T) {
 		t.Errorf("leave claiming 1000 members in 0 bytes: got %v", err)
 	}
 }
+
+func TestRestoreRefusesCountsTheInputCannotBack(t *testing.T) {
+	// A partition snapshot claiming the most chunks it may, with no bytes
+	// for them, is refused before the chunks are allocated.
+	e := encoder{}
+	e.u8(partitionSnapshotVersion)
+	encodeConfig(&e, PartitionConfig{})
+	for _, v := range []int64{1, 0, 1, 0, -1, -1} {
+		e.varint(v)
+	}
+	e.uvarint(base.StreamRetentionChunksMax)
+	if _, err := RestorePartition(e.b); err == nil || !strings.Contains(err.Error(), "cannot fit") {
+		t.Errorf("snapshot claiming %d chunks in no bytes: got %v", base.StreamRetentionChunksMax, err)
+	}
+	e.b = e.b[:len(e.b)-3]
+	e.uvarint(base.StreamRetentionChunksMax + 1)
+	if _, err := RestorePartition(e.b); err == nil || !strings.Contains(err.Error(), "over the limit") {
+		t.Errorf("snapshot claiming too many chunks: got %v", err)
+	}
+	if _, err := DecodeCommand(make([]byte, partitionCommandBytesMax+1)); base.CodeOf(err) != base.CodeCorrupt {
+		t.Errorf("command over the limit: got %v", err)
+	}
+}
+
+// TestGroupErrorsKeepKafkaCodes pins the Kafka protocol numbers the Kafka
+// front end sends.
+func TestGroupErrorsKeepKafkaCodes(t *testing.T) {
+	for e, want := range map[GroupError]int16{
+		ErrNone: 0, ErrCoordinatorNotAvailable: 15, ErrIllegalGeneration: 22, ErrInconsistentGroupProtocol: 23,
+		ErrInvalidGroupID: 24, ErrUnknownMemberID: 25, ErrInvalidSessionTimeout: 26, ErrRebalanceInProgress: 27,
+		ErrInvalidRequest: 42, ErrNonEmptyGroup: 68, ErrGroupIDNotFound: 69, ErrMemberIDRequired: 79,
+		ErrGroupMaxSizeReached: 81, ErrFencedInstanceID: 82,
+	} {
+		if got := e.KafkaCode(); got != want {
+			t.Errorf("%s: got Kafka code %d, want %d", e, got, want)
+		}
+	}
+	if err := ErrUnknownMemberID.Err("g"); base.CodeOf(err) != base.CodeNotFound {
+		t.Errorf("ErrUnknownMemberID.Err: got %v", err)
+	}
+	if ErrNone.Err("g") != nil {
+		t.Errorf("ErrNone.Err: not nil")
+	}
+}
