@@ -112,7 +112,7 @@ func identify(src *exchange, b *Binding) (bindingID, []Field, error) {
 	if err != nil {
 		return bindingID{}, nil, err
 	}
-	return bindingID{dest: b.Destination, key: b.Key, syntax: b.Syntax, args: enc}, args, nil
+	return bindingID{destName: b.Destination.Name, key: b.Key, args: enc, destKind: b.Destination.Kind, syntax: b.Syntax}, args, nil
 }
 
 // Bind adds a binding, and reports whether it was new (binding twice is a
@@ -130,13 +130,15 @@ func (t *Table) Bind(b Binding) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	nb := &binding{source: src, id: id, args: args, destX: dstX}
+	nb := &binding{source: src, id: id, destX: dstX}
 	var pat pattern
 	switch src.Type {
 	case Topic:
 		pat, err = parsePattern(b.Syntax, b.Key)
 	case Headers:
-		nb.match, err = parseHeaderMatch(args)
+		var m headerMatch
+		m, err = parseHeaderMatch(args)
+		nb.match = &m
 	}
 	if err != nil {
 		return false, err
@@ -166,9 +168,9 @@ func (t *Table) addBinding(b *binding, pat pattern) {
 		b.routePos = len(x.all)
 		x.all = append(x.all, b)
 	}
-	l := t.byDest[b.id.dest]
+	l := t.byDest[b.id.dest()]
 	b.destPos = len(l)
-	t.byDest[b.id.dest] = append(l, b)
+	t.byDest[b.id.dest()] = append(l, b)
 	t.bindings++
 }
 
@@ -214,16 +216,16 @@ func (t *Table) removeBinding(b *binding, c *cascade) {
 	default:
 		x.all = removeAt(x.all, b)
 	}
-	l := t.byDest[b.id.dest]
+	l := t.byDest[b.id.dest()]
 	base.Assert(b.destPos < len(l) && l[b.destPos] == b, "binding not at its destination position %d", b.destPos)
 	last := len(l) - 1
 	l[b.destPos] = l[last]
 	l[b.destPos].destPos = b.destPos
 	l[last] = nil
 	if last == 0 {
-		delete(t.byDest, b.id.dest)
+		delete(t.byDest, b.id.dest())
 	} else {
-		t.byDest[b.id.dest] = l[:last]
+		t.byDest[b.id.dest()] = l[:last]
 	}
 	t.bindings--
 	c.change.BindingsRemoved++
@@ -243,7 +245,7 @@ func (t *Table) Bindings() []Binding {
 }
 
 func (b *binding) public() Binding {
-	return Binding{Source: b.source.Name, Destination: b.id.dest, Key: b.id.key, Syntax: b.id.syntax, Args: b.args}
+	return Binding{Source: b.source.Name, Destination: b.id.dest(), Key: b.id.key, Syntax: b.id.syntax, Args: b.args()}
 }
 
 func (t *Table) sortedBindings() []*binding {
@@ -261,7 +263,7 @@ func compareBindings(a, b *binding) int {
 	if c := strings.Compare(a.source.Name, b.source.Name); c != 0 {
 		return c
 	}
-	if c := compareDestinations(a.id.dest, b.id.dest); c != 0 {
+	if c := compareDestinations(a.id.dest(), b.id.dest()); c != 0 {
 		return c
 	}
 	if c := strings.Compare(a.id.key, b.id.key); c != 0 {

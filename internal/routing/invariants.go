@@ -35,7 +35,7 @@ func (t *Table) checkInvariants() {
 	for d, l := range t.byDest {
 		base.Assert(len(l) > 0, "empty byDest list for %v", d)
 		for i, b := range l {
-			base.Assert(b.id.dest == d && b.destPos == i, "byDest[%v][%d] holds a binding to %v at %d", d, i, b.id.dest, b.destPos)
+			base.Assert(b.id.dest() == d && b.destPos == i, "byDest[%v][%d] holds a binding to %v at %d", d, i, b.id.dest(), b.destPos)
 		}
 		byDest += len(l)
 	}
@@ -44,14 +44,15 @@ func (t *Table) checkInvariants() {
 
 func (t *Table) checkBinding(x *exchange, id bindingID, b *binding) {
 	base.Assert(b.source == x && b.id == id, "binding in exchange %q has source %q", x.Name, b.source.Name)
-	switch id.dest.Kind {
+	switch id.destKind {
 	case ToExchange:
-		base.Assert(b.destX != nil && t.exchanges[id.dest.Name] == b.destX, "binding %q -> exchange %q: stale destination", x.Name, id.dest.Name)
+		base.Assert(b.destX != nil && t.exchanges[id.destName] == b.destX, "binding %q -> exchange %q: stale destination", x.Name, id.destName)
 	default:
-		base.Assert(b.destX == nil && t.HasDestination(id.dest), "binding %q -> %v: missing destination", x.Name, id.dest)
+		base.Assert(b.destX == nil && t.HasDestination(id.dest()), "binding %q -> %v: missing destination", x.Name, id.dest())
 	}
-	l := t.byDest[id.dest]
-	base.Assert(b.destPos < len(l) && l[b.destPos] == b, "binding %q -> %v not in byDest", x.Name, id.dest)
+	l := t.byDest[id.dest()]
+	base.Assert(b.destPos < len(l) && l[b.destPos] == b, "binding %q -> %v not in byDest", x.Name, id.dest())
+	base.Assert((x.Type == Headers) == (b.match != nil), "binding %q -> %v: header match on a %s exchange", x.Name, id.dest(), x.Type)
 	base.Assert(id.syntax == SyntaxAMQP || x.Type == Topic, "%s binding on %s exchange %q", id.syntax, x.Type, x.Name)
 }
 
@@ -75,7 +76,7 @@ func (t *Table) checkIndex(x *exchange) int {
 	}
 	checkList(x, x.all)
 	for _, b := range x.all {
-		base.Assert(x.Type != Headers || len(b.match.fields) <= len(b.args), "exchange %q: header match wider than args", x.Name)
+		base.Assert(x.Type != Headers || len(b.match.fields) <= len(b.args()), "exchange %q: header match wider than args", x.Name)
 	}
 	return len(x.all)
 }

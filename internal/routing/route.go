@@ -141,7 +141,7 @@ func (t *Table) routeOne(res *Result, step routeStep, key string, headers []Fiel
 		if b.destX != nil {
 			res.visit(b.destX, step.depth+1)
 		} else {
-			res.Destinations = append(res.Destinations, b.id.dest)
+			res.Destinations = append(res.Destinations, b.id.dest())
 		}
 	}
 	n := len(s.matched)

@@ -69,8 +69,8 @@ func (t *Table) AppendBinary(buf []byte) ([]byte, error) {
 	buf = binary.AppendUvarint(buf, uint64(len(bs)))
 	for _, b := range bs {
 		buf = appendString(buf, b.source.Name)
-		buf = append(buf, byte(b.id.dest.Kind))
-		buf = appendString(buf, b.id.dest.Name)
+		buf = append(buf, byte(b.id.destKind))
+		buf = appendString(buf, b.id.destName)
 		buf = appendString(buf, b.id.key)
 		buf = append(buf, byte(b.id.syntax))
 		buf = appendString(buf, b.id.args)
@@ -232,7 +232,7 @@ func decodeBindings(d *decoder, t *Table) error {
 		if err != nil {
 			return fmt.Errorf("binding %q -> %s %q: %w", b.Source, b.Destination.Kind, b.Destination.Name, err)
 		}
-		cur := t.exchanges[b.Source].bindings[bindingID{dest: b.Destination, key: b.Key, syntax: b.Syntax, args: enc}]
+		cur := t.exchanges[b.Source].bindings[bindingID{destName: b.Destination.Name, key: b.Key, args: enc, destKind: b.Destination.Kind, syntax: b.Syntax}]
 		base.Assert(cur != nil, "decoded binding not found after Bind")
 		if prev != nil && compareBindings(prev, cur) >= 0 {
 			return fmt.Errorf("binding %q -> %s %q out of order", b.Source, b.Destination.Kind, b.Destination.Name)
@@ -310,9 +310,19 @@ func (d *decoder) str(max int) string { return string(d.bytes(max)) }
 // fields and their encoding.
 func (d *decoder) args() ([]Field, string) {
 	enc := d.bytes(base.RoutingArgsBytesMax)
-	var out []Field
 	fd := &decoder{buf: enc}
-	for fd.err == nil && fd.off < len(enc) {
+	out := fd.fields()
+	if fd.err != nil && d.err == nil {
+		d.err = fmt.Errorf("arguments: %w", fd.err)
+	}
+	return out, string(enc)
+}
+
+// fields reads canonical fields up to the end of d's buffer.
+func (d *decoder) fields() []Field {
+	var out []Field
+	fd := d
+	for fd.err == nil && fd.off < len(fd.buf) {
 		start := fd.off
 		f := fd.field()
 		if fd.err == nil && len(out) > 0 && f.Key <= out[len(out)-1].Key {
@@ -323,10 +333,7 @@ func (d *decoder) args() ([]Field, string) {
 		}
 		out = append(out, f)
 	}
-	if fd.err != nil && d.err == nil {
-		d.err = fmt.Errorf("arguments: %w", fd.err)
-	}
-	return out, string(enc)
+	return out
 }
 
 func (d *decoder) field() Field {

@@ -62,23 +62,40 @@ type exchange struct {
 	topic  *topicIndex           // Topic
 }
 
-// bindingID is what identifies a binding within its source exchange.
+// bindingID is what identifies a binding within its source exchange. Its
+// fields are ordered to avoid padding: a table holds millions.
 type bindingID struct {
-	dest   Destination
-	key    string
-	syntax Syntax
-	args   string // canonical encoding of the arguments
+	destName string
+	key      string
+	args     string // canonical encoding of the arguments
+	destKind DestKind
+	syntax   Syntax
 }
 
+func (id *bindingID) dest() Destination { return Destination{Kind: id.destKind, Name: id.destName} }
+
+// binding is one binding. It is kept small (112 bytes): the controller
+// holds every binding of a vhost in memory, and MQTT makes millions.
 type binding struct {
 	source   *exchange
 	id       bindingID
-	args     []Field     // canonical
-	destX    *exchange   // the destination when id.dest.Kind == ToExchange
-	match    headerMatch // Headers exchanges only
-	node     *node       // Topic exchanges: the trie node, nil when exact
-	routePos int         // index in the routing-index slice holding it
-	destPos  int         // index in Table.byDest[id.dest]
+	destX    *exchange    // the destination when id.destKind == ToExchange
+	match    *headerMatch // Headers exchanges only
+	node     *node        // Topic exchanges: the trie node, nil when exact
+	routePos int          // index in the routing-index slice holding it
+	destPos  int          // index in Table.byDest[id.dest()]
+}
+
+// args returns the binding's canonical arguments, decoded from the
+// identity's encoding (listings only; Route never needs them).
+func (b *binding) args() []Field {
+	if b.id.args == "" {
+		return nil
+	}
+	d := &decoder{buf: []byte(b.id.args)}
+	fields := d.fields()
+	base.Assert(d.err == nil, "decoding a binding's own arguments: %v", d.err)
+	return fields
 }
 
 // removeAt removes b from l, which holds it at b.routePos, moving the last
