@@ -299,17 +299,27 @@ func modelWords(s string) []string {
 	return strings.Split(s, ".")
 }
 
+// modelAMQPMatch is the textbook recurrence (p[i:] matches w[j:]),
+// tabulated so that fuzzed patterns full of '#' stay polynomial.
 func modelAMQPMatch(p, w []string) bool {
-	if len(p) == 0 {
-		return len(w) == 0
+	m := make([][]bool, len(p)+1)
+	for i := range m {
+		m[i] = make([]bool, len(w)+1)
 	}
-	switch p[0] {
-	case "#":
-		return modelAMQPMatch(p[1:], w) || (len(w) > 0 && modelAMQPMatch(p, w[1:]))
-	case "*":
-		return len(w) > 0 && modelAMQPMatch(p[1:], w[1:])
+	m[len(p)][len(w)] = true
+	for i := len(p) - 1; i >= 0; i-- {
+		for j := len(w); j >= 0; j-- {
+			switch p[i] {
+			case "#":
+				m[i][j] = m[i+1][j] || (j < len(w) && m[i][j+1])
+			case "*":
+				m[i][j] = j < len(w) && m[i+1][j+1]
+			default:
+				m[i][j] = j < len(w) && p[i] == w[j] && m[i+1][j+1]
+			}
+		}
 	}
-	return len(w) > 0 && p[0] == w[0] && modelAMQPMatch(p[1:], w[1:])
+	return m[0][0]
 }
 
 func modelValidFilter(f string) bool {
