@@ -56,10 +56,6 @@ func (r *Result) reset() {
 	clear(r.Destinations) // drop references to names of deleted queues
 	r.Destinations = r.Destinations[:0]
 	r.Unroutable, r.ViaAlternate, r.DepthLimited = false, false, false
-	r.s.work = r.s.work[:0]
-	if r.s.seen != nil {
-		clear(r.s.seen)
-	}
 	r.s.headersSorted = false
 }
 
@@ -105,7 +101,24 @@ func (t *Table) Route(res *Result, exchange, routingKey string, headers []Field)
 	slices.SortFunc(res.Destinations, compareDestinations)
 	res.Destinations = slices.Compact(res.Destinations)
 	res.Unroutable = len(res.Destinations) == 0
+	res.s.release()
 	return nil
+}
+
+// release drops the scratch's references into the table and the
+// message, so that a Result kept between publishes keeps neither deleted
+// exchanges and trie nodes nor the last message's headers alive.
+func (s *scratch) release() {
+	clear(s.headers)
+	s.headers = s.headers[:0]
+	clear(s.work)
+	s.work = s.work[:0]
+	if s.seen != nil {
+		clear(s.seen)
+	}
+	clear(s.cur)
+	clear(s.next)
+	s.resetActive()
 }
 
 // routeOne applies one exchange's own bindings: queues and streams go to
