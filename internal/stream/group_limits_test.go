@@ -182,3 +182,38 @@ func TestGroupErrorsKeepKafkaCodes(t *testing.T) {
 		t.Errorf("ErrNone.Err: not nil")
 	}
 }
+
+// Regression: a member id handed out with MEMBER_ID_REQUIRED, used with
+// the instance id of another member, made two members share one instance
+// id (found by TestCoordinatorRandomCommandsKeepInvariants).
+func TestPendingMemberCannotTakeAnotherMembersInstanceID(t *testing.T) {
+	c := NewCoordinator(CoordinatorConfig{InitialRebalanceDelayMs: -1})
+	pending := joinAt(1)
+	pending.RequireKnownMemberID = true
+	c.Apply(pending) // hands out c-1
+	static := joinAt(2)
+	static.InstanceID = "host"
+	c.Apply(static) // c-2 owns instance "host"
+	again := joinAt(3)
+	again.MemberID, again.InstanceID = "c-1", "host"
+	if e := lastJoinErr(c.Apply(again)); e != ErrFencedInstanceID {
+		t.Errorf("pending id with another member's instance id: got %v, want %v", e, ErrFencedInstanceID)
+	}
+	checkCoordinatorSnapshot(t, c)
+}
+
+// Regression: a group left with neither members nor pending ids (its one
+// pending id expired) encodes in 14 bytes, less than the per-group minimum
+// the snapshot decoder assumed, so its snapshot did not restore (found by
+// TestCoordinatorRandomCommandsKeepInvariants).
+func TestSnapshotOfAGroupWhosePendingIDExpiredRestores(t *testing.T) {
+	c := NewCoordinator(CoordinatorConfig{InitialRebalanceDelayMs: -1})
+	j := JoinGroup{Now: 0, RequestID: 1, Group: "h", ProtocolType: "consumer", Protocols: []Protocol{{Name: "r"}},
+		SessionMs: 6000, RebalanceMs: 1, RequireKnownMemberID: true, NewMemberID: "c-1"}
+	c.Apply(j)
+	c.Apply(GroupTick{Now: 6000})
+	if d := c.Describe("h"); d.State != GroupEmpty || len(d.Members) != 0 {
+		t.Fatalf("group after the pending id expired: %+v", d)
+	}
+	checkCoordinatorSnapshot(t, c)
+}
