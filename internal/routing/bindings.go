@@ -233,8 +233,8 @@ func (t *Table) removeBinding(b *binding, c *cascade) {
 }
 
 // Bindings returns every binding in canonical order: by source, then
-// destination, key, syntax and arguments. Args are the table's canonical
-// slices; the caller must not modify them.
+// destination, key, syntax and arguments (canonical: sorted, first
+// occurrence of a key kept). The slices are the caller's.
 func (t *Table) Bindings() []Binding {
 	all := t.sortedBindings()
 	out := make([]Binding, len(all))

@@ -184,3 +184,18 @@ func TestUnmarshalRefusesDamage(t *testing.T) {
 		}
 	}
 }
+
+func TestVHostNameLimitEdge(t *testing.T) {
+	name := strings.Repeat("v", base.RoutingNameBytesMax)
+	data, _ := NewTable(name).MarshalBinary()
+	restored := NewTable("/")
+	if err := restored.UnmarshalBinary(data); err != nil || restored.VHost() != name {
+		t.Fatalf("a %d-byte vhost: got %q, %v; want it restored", len(name), restored.VHost(), err)
+	}
+	defer func() {
+		if r := recover(); r == nil {
+			t.Fatalf("NewTable with a %d-byte vhost: no panic, want a BUG panic", len(name)+1)
+		}
+	}()
+	NewTable(name + "v")
+}

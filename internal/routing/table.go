@@ -124,8 +124,11 @@ var builtinExchanges = []Exchange{
 // exchanges: the default exchange "" (direct; routes a routing key to the
 // queue or stream of that name; cannot be bound, unbound, declared or
 // deleted) and amq.direct, amq.fanout, amq.topic, amq.headers and
-// amq.match.
+// amq.match. The vhost name must be at most RoutingNameBytesMax bytes (the
+// controller validates names before creating a vhost); a longer one is a
+// bug, since the table's snapshot could not be restored.
 func NewTable(vhost string) *Table {
+	base.Assert(len(vhost) <= base.RoutingNameBytesMax, "vhost name of %d bytes exceeds RoutingNameBytesMax", len(vhost))
 	t := &Table{
 		vhost:     vhost,
 		exchanges: make(map[string]*exchange),
@@ -275,6 +278,7 @@ func (t *Table) Exchange(name string) (Exchange, bool) {
 }
 
 // Exchanges returns every exchange, built-ins included, sorted by name.
+// The Args slices are the table's; the caller must not modify them.
 func (t *Table) Exchanges() []Exchange {
 	out := make([]Exchange, 0, len(t.exchanges))
 	for _, x := range t.exchanges {
