@@ -83,3 +83,40 @@ func TestApplyAppendOutOfIndexOrderIsABug(t *testing.T) {
 	}()
 	p.Apply(Append{Index: 2, Bytes: 1})
 }
+
+// TestDefaultExpiriesAtTheirEdges: with a zero configuration, producers are
+// forgotten after base.StreamProducerExpiryDefault and the offsets of a
+// standalone consumer after base.StreamOffsetsRetentionDefault, not a
+// millisecond earlier.
+func TestDefaultExpiriesAtTheirEdges(t *testing.T) {
+	p := NewPartition(PartitionConfig{}, 1)
+	p.Apply(Append{Now: 0, Index: 1, Bytes: 1, ProducerID: 7})
+	p.Apply(CommitOffset{Now: 0, Group: "g", Offset: 1})
+	producerMs := base.StreamProducerExpiryDefault.Milliseconds()
+	offsetsMs := base.StreamOffsetsRetentionDefault.Milliseconds()
+	if r := p.Apply(RetentionTick{Now: producerMs - 1}).Retention; r.ExpiredProducers != 0 {
+		t.Errorf("producer expired a millisecond early")
+	}
+	if r := p.Apply(RetentionTick{Now: producerMs}).Retention; r.ExpiredProducers != 1 {
+		t.Errorf("producer not expired at %d ms", producerMs)
+	}
+	if r := p.Apply(RetentionTick{Now: offsetsMs - 1}).Retention; len(r.ExpiredGroups) != 0 {
+		t.Errorf("offsets expired a millisecond early")
+	}
+	if r := p.Apply(RetentionTick{Now: offsetsMs}).Retention; len(r.ExpiredGroups) != 1 {
+		t.Errorf("offsets not expired at %d ms", offsetsMs)
+	}
+}
+
+func TestDefaultInitialRebalanceDelayAtItsEdge(t *testing.T) {
+	c := NewCoordinator(CoordinatorConfig{})
+	c.Apply(JoinGroup{Now: 0, RequestID: 1, Group: "g", ProtocolType: "consumer", Protocols: []Protocol{{Name: "r"}},
+		SessionMs: 6000, RebalanceMs: 60000, NewMemberID: "m"})
+	delay := base.GroupInitialRebalanceDelayDefault.Milliseconds()
+	if effs := c.Apply(GroupTick{Now: delay - 1}).Effects; len(effs) != 0 {
+		t.Errorf("join completed before the initial delay: %v", effs)
+	}
+	if d := c.Apply(GroupTick{Now: delay}); len(d.Effects) == 0 || c.Describe("g").State != GroupCompletingRebalance {
+		t.Errorf("join not completed at the initial delay: %v", d.Effects)
+	}
+}
