@@ -40,8 +40,9 @@ var allowed = map[string][]string{
 	"internal/sim":      {"internal/base", "internal/base/vfs", "internal/storage/", "internal/replication", "internal/queue", "internal/stream"},
 	"internal/server":   {"internal/"},
 	"sdk":               {"internal/server", "internal/base"},
-	"cmd/":              {"internal/server", "internal/base", "sdk"},
-	"bench/":            {"sdk", "internal/base"},
+	"cmd/":              {"internal/server", "internal/base", "internal/loadgen", "sdk"},
+	"bench/":            {"sdk", "internal/base", "internal/loadgen"},
+	"internal/loadgen":  {"internal/base"},
 	"test/":             {"internal/", "sdk"},
 	"internal/codegen/": {"internal/base"},
 }
