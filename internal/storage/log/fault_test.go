@@ -93,7 +93,7 @@ func TestIOErrorsMakeTheLogFailStop(t *testing.T) {
 // append fails with CodeNoSpace, the file is cut back, reads go on, and
 // appends work again once space is freed.
 func TestNoSpaceOnWriteIsRetriable(t *testing.T) {
-	for _, path := range []string{".seg", ".idx"} {
+	for _, path := range []string{".seg"} {
 		t.Run(path, func(t *testing.T) {
 			inj := &switchable{op: vfs.OpWrite, path: path, err: vfs.ErrInjectedNoSpace}
 			mem, l, want := faultLog(t, inj, 3)
@@ -131,31 +131,55 @@ func TestNoSpaceOnWriteIsRetriable(t *testing.T) {
 	}
 }
 
-// TestNoSpaceOnSegmentRollLeavesTheLogUsable fails the creation of the
-// next segment: the append is refused with CodeNoSpace and the old
-// segment stays active.
+// TestNoSpaceOnSegmentRollLeavesTheLogUsable fails a roll, either at the
+// creation of the next segment or at the writing of the closing segment's
+// indexes (which happens only at rolls and checkpoints): the append is
+// refused with CodeNoSpace, the old segment stays active and consistent,
+// and the roll succeeds once space is freed.
 func TestNoSpaceOnSegmentRollLeavesTheLogUsable(t *testing.T) {
-	inj := &switchable{op: vfs.OpCreate, path: ".seg", err: vfs.ErrInjectedNoSpace}
-	_, l, want := faultLog(t, inj, 2)
-	defer l.Close()
-	inj.on.Store(true)
-	var err error
-	for range 40 { // fill the segment until it must roll
-		b := mkBatch(t, 1, 50, 1, 1)
-		var p Position
-		if p, err = l.Append(context.Background(), 1, b); err != nil {
-			break
-		}
-		want = append(want, stamped(b, p.BaseOffset, 1))
-	}
-	wantCode(t, "append needing a new segment on a full disk", err, base.CodeNoSpace)
-	inj.on.Store(false)
-	b := mkBatch(t, 1, 50, 2, 2)
-	p := appendOK(t, l, 1, b)
-	want = append(want, stamped(b, p.BaseOffset, 1))
-	checkConfirmed(t, l, want)
-	if len(l.segs) != 2 {
-		t.Errorf("segments after the roll succeeded: %d, want 2", len(l.segs))
+	for _, inj := range []*switchable{
+		{op: vfs.OpCreate, path: ".seg", err: vfs.ErrInjectedNoSpace},
+		{op: vfs.OpWrite, path: ".idx", err: vfs.ErrInjectedNoSpace},
+		{op: vfs.OpWrite, path: ".tix", err: vfs.ErrInjectedNoSpace},
+	} {
+		t.Run(inj.op.String()+inj.path, func(t *testing.T) {
+			mem, l, want := faultLog(t, inj, 2)
+			inj.on.Store(true)
+			var err error
+			for i := range 40 { // fill the segment until it must roll
+				b := mkBatch(t, 1, 50, int64(10+i), 1)
+				var p Position
+				if p, err = l.Append(context.Background(), 1, b); err != nil {
+					break
+				}
+				want = append(want, stamped(b, p.BaseOffset, 1))
+			}
+			wantCode(t, "append needing a roll on a full disk", err, base.CodeNoSpace)
+			if err := checkIndexes(l); err != nil {
+				t.Fatal(err)
+			}
+			inj.on.Store(false)
+			b := mkBatch(t, 1, 50, 100, 2)
+			p := appendOK(t, l, 1, b)
+			want = append(want, stamped(b, p.BaseOffset, 1))
+			checkConfirmed(t, l, want)
+			if len(l.segs) != 2 {
+				t.Errorf("segments after the roll succeeded: %d, want 2", len(l.segs))
+			}
+			if err := checkIndexes(l); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			mem.Crash()
+			l2 := mustOpen(t, memOptions(mem, base.NewFakeClock(epoch)))
+			defer l2.Close()
+			checkConfirmed(t, l2, want)
+			if err := checkIndexes(l2); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
 

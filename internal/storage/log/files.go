@@ -22,26 +22,21 @@ func (l *Log) rollLocked() error {
 		return l.failLocked("fsync at segment roll", err)
 	}
 	l.markSyncedLocked()
-	ns, err := l.createSegmentLocked(old.nextIndex, old.nextOffset)
-	if err != nil {
-		return err // the old segment stays active, unchanged
-	}
 	if te, ok := l.t.cur.finalTimeEntry(); ok {
-		if err := l.writeIndexesLocked(old, nil, []timeEntry{te}); err != nil {
-			return l.failLocked("index write at segment roll", err)
-		}
 		l.stateMu.Lock()
 		old.tix = append(old.tix, te)
 		l.stateMu.Unlock()
 	}
-	for _, f := range []vfs.File{old.idxFile, old.tixFile} {
-		if err := f.Sync(); err != nil {
-			return l.failLocked("index fsync at segment roll", err)
-		}
+	if err := l.sealIndexesLocked(old); err != nil {
+		return err
+	}
+	ns, err := l.createSegmentLocked(old.nextIndex, old.nextOffset)
+	if err != nil {
+		l.unsealLocked(old)
+		return err // the old segment stays active
 	}
 	l.stateMu.Lock()
 	l.segs = append(l.segs, ns)
-	l.durableIndex = old.nextIndex - 1
 	l.stateMu.Unlock()
 	old.closeIndexFiles()
 	l.resetTailLocked()
@@ -51,6 +46,43 @@ func (l *Log) rollLocked() error {
 		return l.failLocked("checkpoint at segment roll", err)
 	}
 	return nil
+}
+
+// sealIndexesLocked writes and syncs the index files of a segment about to
+// be closed. On failure the roll's final time entry is taken back.
+func (l *Log) sealIndexesLocked(s *segment) error {
+	err := l.writeIndexTailLocked(s)
+	if err == nil {
+		for _, f := range []vfs.File{s.idxFile, s.tixFile} {
+			if err = f.Sync(); err != nil {
+				return l.failLocked("index fsync at segment roll", err)
+			}
+		}
+		return nil
+	}
+	l.unsealLocked(s)
+	if base.CodeOf(err) == base.CodeNoSpace {
+		return err
+	}
+	return l.failLocked("index write at segment roll", err)
+}
+
+// unsealLocked undoes a roll that did not happen: the final time entry, if
+// added, goes (the segment stays active), and the tail restarts from what
+// is published.
+func (l *Log) unsealLocked(s *segment) {
+	if n := len(s.tix); n > 0 && !hasOffsetEntry(s.idx, s.tix[n-1].relOffset) {
+		l.stateMu.Lock()
+		s.tix = s.tix[:n-1]
+		l.stateMu.Unlock()
+		if s.tixWritten == n {
+			s.tixWritten = n - 1
+			if err := s.tixFile.Truncate(int64(n-1) * tixEntrySize); err == nil {
+				s.tixFile.Seek(int64(n-1)*tixEntrySize, io.SeekStart)
+			}
+		}
+	}
+	l.resetTailLocked()
 }
 
 // createSegmentLocked creates a segment file with its header and empty
@@ -141,6 +173,13 @@ func (l *Log) checkpointLocked(force bool) error {
 	}
 	if !force && l.clock.Now().Sub(l.lastCkpt) < l.opts.CheckpointInterval {
 		return nil
+	}
+	if err := l.writeIndexTailLocked(s); err != nil {
+		if base.CodeOf(err) == base.CodeNoSpace {
+			l.logger.Warn("checkpoint skipped: no space for the index", "err", err)
+			return nil // the recovery point stays where it was
+		}
+		return l.failLocked("index write", err)
 	}
 	for _, f := range []vfs.File{s.idxFile, s.tixFile} {
 		if err := f.Sync(); err != nil {

@@ -150,9 +150,6 @@ func (l *Log) flushLocked() error {
 			return l.writeFailedLocked(s, "write", err)
 		}
 	}
-	if err := l.writeIndexesLocked(s, t.idx, t.tix); err != nil {
-		return l.writeFailedLocked(s, "index write", err)
-	}
 	l.stateMu.Lock()
 	s.size, s.nextIndex, s.nextOffset, s.maxTs = t.cur.size, t.cur.nextIndex, t.cur.nextOffset, t.cur.maxTs
 	s.idx = append(s.idx, t.idx...)
@@ -166,29 +163,47 @@ func (l *Log) flushLocked() error {
 	return nil
 }
 
-// writeIndexesLocked appends entries to the active segment's index files.
-func (l *Log) writeIndexesLocked(s *segment, idx []indexEntry, tix []timeEntry) error {
-	if len(idx) > 0 {
+// writeIndexTailLocked appends to the active segment's index files the
+// entries published since the last call. Index files are written only
+// here, at checkpoints, rolls and Close, not per flush: the entries live in
+// memory, and those past the recovery point are rebuilt by recovery anyway.
+// On ENOSPC the files are cut back and CodeNoSpace returned; other errors
+// are returned as they are.
+func (l *Log) writeIndexTailLocked(s *segment) error {
+	var err error
+	if n := len(s.idx); n > s.idxWritten {
 		l.scratch = l.scratch[:0]
-		for _, e := range idx {
+		for _, e := range s.idx[s.idxWritten:] {
 			l.scratch = appendIndexEntry(l.scratch, e)
 		}
-		if _, err := s.idxFile.Write(l.scratch); err != nil {
-			return err
+		if _, err = s.idxFile.Write(l.scratch); err == nil {
+			s.idxWritten = n
 		}
-		s.idxWritten += len(idx)
 	}
-	if len(tix) > 0 {
+	if n := len(s.tix); err == nil && n > s.tixWritten {
 		l.scratch = l.scratch[:0]
-		for _, e := range tix {
+		for _, e := range s.tix[s.tixWritten:] {
 			l.scratch = appendTimeEntry(l.scratch, e)
 		}
-		if _, err := s.tixFile.Write(l.scratch); err != nil {
-			return err
+		if _, err = s.tixFile.Write(l.scratch); err == nil {
+			s.tixWritten = n
 		}
-		s.tixWritten += len(tix)
 	}
-	return nil
+	if err == nil || !isNoSpace(err) {
+		return err
+	}
+	for _, c := range []struct {
+		f    vfs.File
+		size int64
+	}{{s.idxFile, int64(s.idxWritten) * idxEntrySize}, {s.tixFile, int64(s.tixWritten) * tixEntrySize}} {
+		if terr := c.f.Truncate(c.size); terr != nil {
+			return terr
+		}
+		if _, serr := c.f.Seek(c.size, io.SeekStart); serr != nil {
+			return serr
+		}
+	}
+	return base.Errorf(base.CodeNoSpace, "log %s: writing an index: disk full: %w", l.dir, err)
 }
 
 // writeFailedLocked handles a failed write of the tail. ENOSPC: cut the
@@ -205,25 +220,14 @@ func (l *Log) writeFailedLocked(s *segment, op string, err error) error {
 	return base.Errorf(base.CodeNoSpace, "log %s: %s: disk full; the batches written since the last flush were dropped: %w", l.dir, op, err)
 }
 
-// cutFilesLocked truncates the active segment's files to their published
-// contents and puts the write positions there.
+// cutFilesLocked truncates the active segment file to its published
+// contents and puts the write position there.
 func (l *Log) cutFilesLocked(s *segment) error {
-	cuts := []struct {
-		f interface {
-			Truncate(int64) error
-			Seek(int64, int) (int64, error)
-		}
-		size int64
-	}{{s.file, s.size}, {s.idxFile, int64(s.idxWritten) * idxEntrySize}, {s.tixFile, int64(s.tixWritten) * tixEntrySize}}
-	for _, c := range cuts {
-		if err := c.f.Truncate(c.size); err != nil {
-			return err
-		}
-		if _, err := c.f.Seek(c.size, io.SeekStart); err != nil {
-			return err
-		}
+	if err := s.file.Truncate(s.size); err != nil {
+		return err
 	}
-	return nil
+	_, err := s.file.Seek(s.size, io.SeekStart)
+	return err
 }
 
 // Sync flushes what was written and makes it durable: DurableIndex reaches
