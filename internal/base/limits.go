@@ -394,10 +394,11 @@ const (
 
 	// ExchangeBindingsMax bounds the bindings whose source is one exchange.
 	// Every MQTT subscription of a vhost is a binding of amq.topic, so this
-	// must allow millions. A binding costs 270 to 630 bytes besides its key
-	// (measured: fanout, direct, topic wildcards), so this caps one
-	// exchange between 1 and 2.5 GiB in every controller replica; it also
-	// bounds a fanout or headers publish's pass over the bindings.
+	// must allow millions. A binding costs 270 to 670 bytes besides its key
+	// (measured: fanout 273, direct 369, MQTT devices/<id>/+/telemetry
+	// 662), so this caps one exchange between 1 and 2.7 GiB in every
+	// controller replica; it also bounds a fanout or headers publish's
+	// pass over the bindings.
 	ExchangeBindingsMax = 1 << 22
 
 	// RoutingExchangesMax bounds the exchanges of one vhost, built-ins
@@ -476,6 +477,97 @@ const (
 	// AuthPoliciesMax bounds the policies of one tenant (each entity
 	// evaluates all of them).
 	AuthPoliciesMax = 1000
+)
+
+// Controller (internal/controller): the metadata state machine.
+const (
+	// ControllerNameBytesMax bounds the name of a tenant (vhost), queue,
+	// stream, policy or user tag: AMQP carries names as a shortstr, and
+	// RabbitMQ refuses longer ones.
+	ControllerNameBytesMax = 255
+
+	// ControllerTenantsMax bounds the tenants of a cluster. Every tenant
+	// costs a routing table and is scanned by tenant-wide operations;
+	// RabbitMQ deployments use a few to a few hundred vhosts.
+	ControllerTenantsMax = 1 << 12
+
+	// ControllerUsersMax bounds the users of a cluster. The compiled
+	// directory is rebuilt from all of them after a change, three regular
+	// expressions per permission.
+	ControllerUsersMax = 1 << 16
+
+	// ControllerUserTagsMax bounds the tags of one user; RabbitMQ knows
+	// four, and custom ones are few.
+	ControllerUserTagsMax = 32
+
+	// ControllerQueuesPerTenantMax bounds the queues and streams of one
+	// tenant, which share one namespace: the routing table's own bound,
+	// since every MQTT session has its own queue.
+	ControllerQueuesPerTenantMax = RoutingDestinationsMax
+
+	// ControllerExchangesPerTenantMax bounds the exchanges of one tenant:
+	// the routing table's own bound.
+	ControllerExchangesPerTenantMax = RoutingExchangesMax
+
+	// ControllerBindingsPerTenantMax bounds the bindings of one tenant
+	// across its exchanges: as many as one exchange may hold (every MQTT
+	// subscription is a binding of amq.topic), so that a tenant's bindings
+	// cost at most what ExchangeBindingsMax allows one exchange, 1 to
+	// 2.7 GiB in every controller replica.
+	ControllerBindingsPerTenantMax = ExchangeBindingsMax
+
+	// ControllerGroupsMax bounds the Raft groups of a cluster (queues,
+	// stream partitions, coordinators). Each costs a few hundred bytes in
+	// every controller replica and a state machine on three nodes; 4 Mi
+	// groups is far beyond what a cluster's nodes can run.
+	ControllerGroupsMax = 1 << 22
+
+	// ControllerArgsFieldsMax and ControllerArgsBytesMax bound the
+	// arguments table of a queue or stream (and a policy definition):
+	// RabbitMQ defines about 25 arguments, so 256 fields and the routing
+	// table's 16 KiB per table leave room while bounding what a command or
+	// snapshot decoder allocates. Values are flat (routing.Value has no
+	// tables or arrays), so a table nests one level deep at most.
+	ControllerArgsFieldsMax = 256
+	ControllerArgsBytesMax  = RoutingArgsBytesMax
+
+	// ControllerNodesMax bounds the nodes of a cluster: what one ConfState
+	// may list.
+	ControllerNodesMax = RaftConfStateNodesMax
+
+	// ControllerNodeAddrBytesMax bounds a node's address: a DNS name (253)
+	// or a bracketed IPv6 address with a zone, a port, and slack.
+	ControllerNodeAddrBytesMax = 512
+
+	// ControllerReplicationFactorMax bounds the replicas of one group:
+	// every write waits for a majority, and beyond seven voters that costs
+	// more than it protects.
+	ControllerReplicationFactorMax = 7
+
+	// ControllerCoordinatorGroupsMax bounds the consumer-group coordinator
+	// groups created at bootstrap (Kafka's __consumer_offsets has 50
+	// partitions by default).
+	ControllerCoordinatorGroupsMax = 1024
+
+	// ControllerStreamPartitionsMax bounds the partitions of one stream:
+	// every partition must fit one server-assigned consumer group.
+	ControllerStreamPartitionsMax = GroupPartitionsMax
+
+	// ControllerCommandBytesMax bounds one encoded controller command. The
+	// largest, a Bootstrap listing ControllerNodesMax nodes, takes about
+	// 530 KiB; a declaration with a full arguments table about 17 KiB.
+	ControllerCommandBytesMax = 1 << 20
+
+	// ControllerKafkaRetentionDefault and ControllerKafkaMessageBytesDefault
+	// are Kafka's topic defaults (log.retention.hours=168,
+	// message.max.bytes=1048588) for streams created through Kafka.
+	ControllerKafkaRetentionDefault    = 7 * 24 * time.Hour
+	ControllerKafkaMessageBytesDefault = 1048588
+
+	// ControllerStreamSegmentBytesDefault is RabbitMQ's default
+	// x-stream-max-segment-size-bytes (500 MB), for streams declared with
+	// queue.declare.
+	ControllerStreamSegmentBytesDefault = 500_000_000
 )
 
 // AMQP 0-9-1 (internal/proto/amqp).

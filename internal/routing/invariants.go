@@ -114,6 +114,12 @@ func (n *node) check(x *exchange, wild *[2]int, depth int) int {
 		wild[b.id.syntax]++
 	}
 	count := len(n.bindings)
+	base.Assert(n.only == nil || n.children == nil, "exchange %q: trie node with a lone child and a map", x.Name)
+	base.Assert(n.children == nil || len(n.children) >= 2, "exchange %q: trie node with a map of %d children", x.Name, len(n.children))
+	if c := n.only; c != nil {
+		base.Assert(c.parent == n && c.edge == edgeWord, "exchange %q: bad lone literal edge %q", x.Name, c.word)
+		count += c.check(x, wild, depth+1)
+	}
 	for w, c := range n.children {
 		base.Assert(c.parent == n && c.edge == edgeWord && c.word == w, "exchange %q: bad literal edge %q", x.Name, w)
 		count += c.check(x, wild, depth+1)

@@ -34,12 +34,16 @@ const (
 // its path, and wildcard edges belong to one syntax, so a node's bindings
 // all share one syntax even though literal prefixes are shared.
 type node struct {
-	parent   *node
-	edge     edgeKind
-	word     string           // edge == edgeWord only
-	children map[string]*node // literal words; nil until the first
-	one      [2]*node         // per Syntax: AMQP '*', MQTT '+'
-	many     [2]*node         // per Syntax: AMQP '#', MQTT '#'
+	parent *node
+	edge   edgeKind
+	word   string // edge == edgeWord only
+	// The literal children: a lone child is kept in only (most nodes
+	// have one, and a Go map costs some 250 bytes); two or more live in
+	// children. Never both.
+	only     *node
+	children map[string]*node
+	one      [2]*node // per Syntax: AMQP '*', MQTT '+'
+	many     [2]*node // per Syntax: AMQP '#', MQTT '#'
 	bindings []*binding
 }
 
@@ -88,14 +92,19 @@ func (n *node) child(tok token, s Syntax) *node {
 	case tokMany:
 		slot, edge = &n.many[s], manyEdge(s)
 	default:
-		if c := n.children[tok.word]; c != nil {
+		if c := n.literal(tok.word); c != nil {
 			return c
 		}
 		c := &node{parent: n, edge: edgeWord, word: tok.word}
-		if n.children == nil {
-			n.children = make(map[string]*node)
+		switch {
+		case n.only == nil && n.children == nil:
+			n.only = c
+		case n.only != nil:
+			n.children = map[string]*node{n.only.word: n.only, c.word: c}
+			n.only = nil
+		default:
+			n.children[c.word] = c
 		}
-		n.children[tok.word] = c
 		return c
 	}
 	if *slot == nil {
@@ -125,8 +134,19 @@ func (ix *topicIndex) remove(b *binding) {
 	}
 }
 
+// literal returns n's child for the literal word w, or nil.
+func (n *node) literal(w string) *node {
+	if n.only != nil {
+		if n.only.word == w {
+			return n.only
+		}
+		return nil
+	}
+	return n.children[w]
+}
+
 func (n *node) empty() bool {
-	return len(n.bindings) == 0 && len(n.children) == 0 &&
+	return len(n.bindings) == 0 && n.only == nil && len(n.children) == 0 &&
 		n.one[0] == nil && n.one[1] == nil && n.many[0] == nil && n.many[1] == nil
 }
 
@@ -135,8 +155,15 @@ func (n *node) detach() {
 	p := n.parent
 	switch n.edge {
 	case edgeWord:
+		if p.only == n {
+			p.only = nil
+			return
+		}
 		delete(p.children, n.word)
-		if len(p.children) == 0 {
+		if len(p.children) == 1 {
+			for _, c := range p.children {
+				p.only = c
+			}
 			p.children = nil
 		}
 	case edgeAMQPOne:
@@ -224,7 +251,7 @@ func (ix *topicIndex) walk(syn Syntax, key string, s *scratch) {
 
 // step appends to s.next the children of n that consume word w.
 func (s *scratch) step(n *node, w string, syn Syntax, noWildcard bool) {
-	if c := n.children[w]; c != nil {
+	if c := n.literal(w); c != nil {
 		s.next = append(s.next, c)
 	}
 	if c := n.one[syn]; c != nil && !noWildcard {
