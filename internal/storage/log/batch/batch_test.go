@@ -447,3 +447,26 @@ func TestErrorsCarryCodes(t *testing.T) {
 		t.Errorf("ParseHeader(nil): got %v, want a *base.Error with code corrupt", err)
 	}
 }
+
+func TestCheckCRCChecksHeaderAndCRCOnly(t *testing.T) {
+	good := build(t, sampleHeader, sample)
+	if _, err := CheckCRC(good); err != nil {
+		t.Fatalf("CheckCRC of a good batch: %v", err)
+	}
+	bad := bytes.Clone(good)
+	bad[len(bad)-1] ^= 1
+	if _, err := CheckCRC(bad); base.CodeOf(err) != base.CodeCorrupt {
+		t.Errorf("CheckCRC with a flipped byte: got %v, want corrupt", err)
+	}
+	// A record count that disagrees with the records, CRC recomputed:
+	// CheckCRC accepts it (it does not walk records), Validate does not.
+	miscount := bytes.Clone(good)
+	binary.BigEndian.PutUint32(miscount[offRecordCount:], 3)
+	recrc(miscount)
+	if _, err := CheckCRC(miscount); err != nil {
+		t.Errorf("CheckCRC walked the records: %v", err)
+	}
+	if _, err := Validate(miscount); base.CodeOf(err) != base.CodeCorrupt {
+		t.Errorf("Validate of a miscounted batch: got %v, want corrupt", err)
+	}
+}
