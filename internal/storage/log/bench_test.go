@@ -202,6 +202,7 @@ func BenchmarkSyncAll(b *testing.B) {
 		}
 	}
 	b.Run("SyncAll", func(b *testing.B) {
+		b.SetBytes(int64(len(logs) * len(bt)))
 		b.ReportAllocs()
 		for b.Loop() {
 			write()
@@ -211,6 +212,7 @@ func BenchmarkSyncAll(b *testing.B) {
 		}
 	})
 	b.Run("Sync-each", func(b *testing.B) {
+		b.SetBytes(int64(len(logs) * len(bt)))
 		b.ReportAllocs()
 		for b.Loop() {
 			write()
