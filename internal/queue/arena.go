@@ -3,7 +3,8 @@ package queue
 // msg is the state machine's record of one message, in any state. It is
 // pointer-free and 40 bytes (TestMsgIsFortyBytes pins it): the budget of 64
 // bytes per ready message is this record, 4 bytes for its slot in a level
-// fifo and 4 for a TTL heap entry when it has a TTL, plus slack.
+// fifo and 4 for a TTL heap entry when it has a TTL, plus the TTL heap's
+// growth slack (BenchmarkReadyMessageMemory measures it).
 type msg struct {
 	index    uint64 // Ref.Index
 	expireAt int64  // Unix ms when the TTL passes (0: none); dead-letter pending: when it was dead-lettered

@@ -239,13 +239,13 @@ func (ck *checker) keyEnds(id uint32, waiting int) error {
 
 func (ck *checker) ttl() error {
 	q := ck.q
-	for i, t := range q.ttl.items {
-		if int64(t.slot) >= int64(len(ck.seen)) {
-			return fmt.Errorf("ttl entry for slot %d out of the arena", t.slot)
+	for i, s := range q.ttl.items {
+		if int64(s) >= int64(len(ck.seen)) {
+			return fmt.Errorf("ttl entry for slot %d out of the arena", s)
 		}
-		m := q.arena.at(t.slot)
-		if m.state() != stReady || m.hidx != uint32(i) || m.expireAt != t.at {
-			return fmt.Errorf("ttl entry %d (slot %d) does not match its message", i, t.slot)
+		m := q.arena.at(s)
+		if m.state() != stReady || m.hidx != uint32(i) || m.expireAt == 0 {
+			return fmt.Errorf("ttl entry %d (slot %d) does not match its message", i, s)
 		}
 	}
 	if len(q.ttl.items) != ck.withTTL {

@@ -4,15 +4,20 @@ package queue
 // use; the Queue that owns them is single-threaded by contract.
 
 // ring is a growable FIFO with random access, backed by a power-of-two
-// circular buffer. It shrinks when it falls to a quarter of its capacity,
-// so a burst does not pin memory.
+// circular buffer. A large ring shrinks when it falls to a quarter of its
+// capacity, so a burst does not pin memory; rings up to shrinkMinCap
+// entries keep their buffer, so a steady workload that fills and drains
+// them does not reallocate every time.
 type ring[T any] struct {
 	buf  []T // len(buf) is zero or a power of two
 	head int
 	n    int
 }
 
-const ringMinCap = 8
+const (
+	ringMinCap   = 8
+	shrinkMinCap = 1024
+)
 
 func (r *ring[T]) Len() int { return r.n }
 
@@ -38,7 +43,7 @@ func (r *ring[T]) PopFront() T {
 	r.buf[r.head] = zero
 	r.head = (r.head + 1) & (len(r.buf) - 1)
 	r.n--
-	if len(r.buf) > ringMinCap && r.n < len(r.buf)/4 {
+	if len(r.buf) > shrinkMinCap && r.n < len(r.buf)/4 {
 		r.resize(len(r.buf) / 2)
 	}
 	return v
@@ -51,7 +56,7 @@ func (r *ring[T]) Truncate(n int) {
 		r.Set(i, zero)
 	}
 	r.n = n
-	if len(r.buf) > ringMinCap && r.n < len(r.buf)/4 {
+	if len(r.buf) > shrinkMinCap && r.n < len(r.buf)/4 {
 		size := ringMinCap
 		for size < 2*r.n {
 			size *= 2
@@ -164,7 +169,7 @@ func (h *heap[T]) Remove(i int) T {
 	if h.moved != nil {
 		h.moved(x, -1)
 	}
-	if cap(h.items) > 64 && len(h.items) < cap(h.items)/4 {
+	if cap(h.items) > shrinkMinCap && len(h.items) < cap(h.items)/4 {
 		h.items = append(make([]T, 0, cap(h.items)/2), h.items...)
 	}
 	return x

@@ -16,9 +16,9 @@ type Queue struct {
 	deleted bool
 
 	arena    *arena
-	levels   []level   // by clamped priority, 0 = lowest
-	nonEmpty [4]uint64 // bit l set when levels[l].live > 0
-	ttl      heap[timed]
+	levels   []level      // by clamped priority, 0 = lowest
+	nonEmpty [4]uint64    // bit l set when levels[l].live > 0
+	ttl      heap[uint32] // ready messages with a TTL, by (expireAt, Ref); 4 bytes each
 	delay    heap[timed]
 	acks     heap[ackTimer]
 
@@ -147,7 +147,7 @@ func (q *Queue) resetState() {
 	a := &arena{}
 	kt := newKeyTable()
 	q.arena, q.keys = a, kt
-	q.ttl = heap[timed]{less: a.timedLess, moved: a.noteTimed}
+	q.ttl = heap[uint32]{less: a.expiresBefore, moved: a.noteSlot}
 	q.delay = heap[timed]{less: a.timedLess}
 	q.acks = heap[ackTimer]{less: a.ackLess, moved: a.noteAck}
 	q.parked = heap[uint32]{less: kt.parkedLess(a), moved: kt.noteParked}
@@ -169,7 +169,12 @@ func (a *arena) timedLess(x, y timed) bool {
 	return x.at < y.at || x.at == y.at && a.at(x.slot).refLess(a.at(y.slot))
 }
 
-func (a *arena) noteTimed(x timed, pos int) { a.at(x.slot).hidx = uint32(pos) }
+func (a *arena) expiresBefore(x, y uint32) bool {
+	mx, my := a.at(x), a.at(y)
+	return mx.expireAt < my.expireAt || mx.expireAt == my.expireAt && mx.refLess(my)
+}
+
+func (a *arena) noteSlot(s uint32, pos int) { a.at(s).hidx = uint32(pos) }
 
 func (a *arena) ackLess(x, y ackTimer) bool {
 	return x.at < y.at || x.at == y.at && a.at(x.slot).refLess(a.at(y.slot))
@@ -257,8 +262,8 @@ func (q *Queue) advance() {
 	for q.delay.Len() > 0 && q.delay.Top().at <= now {
 		q.release(q.delay.Pop().slot)
 	}
-	for q.ttl.Len() > 0 && q.ttl.Top().at <= now {
-		q.expireReady(q.ttl.Pop().slot)
+	for q.ttl.Len() > 0 && q.arena.at(q.ttl.Top()).expireAt <= now {
+		q.expireReady(q.ttl.Pop())
 	}
 	q.dedupe.expire(now)
 	q.checkIdle()
@@ -305,7 +310,7 @@ func (q *Queue) nextDeadline() int64 {
 		consider(q.delay.Top().at)
 	}
 	if q.ttl.Len() > 0 {
-		consider(q.ttl.Top().at)
+		consider(q.arena.at(q.ttl.Top()).expireAt)
 	}
 	if q.acks.Len() > 0 {
 		consider(q.acks.Top().at)
@@ -325,7 +330,9 @@ func (q *Queue) emitWake() {
 	if next == q.lastWake {
 		return
 	}
-	base.Assert(next == 0 || next > q.now, "queue: next deadline %d is not after now %d", next, q.now)
+	if next != 0 && next <= q.now {
+		base.Bugf("queue: next deadline %d is not after now %d", next, q.now)
+	}
 	q.lastWake = next
 	q.emit(Effect{Kind: EffectWake, AtMs: next})
 }

@@ -127,13 +127,17 @@ func (q *Queue) normalizeLevel(l int) {
 	if lv.live > 0 {
 		q.nonEmpty[l/64] |= 1 << (l % 64)
 	} else {
-		base.Assert(lv.fifo.Len() == 0 && lv.back.Len() == 0, "queue: level %d has no live message but holds %d+%d slots", l, lv.fifo.Len(), lv.back.Len())
+		if lv.fifo.Len() != 0 || lv.back.Len() != 0 {
+			base.Bugf("queue: level %d has no live message but holds %d+%d slots", l, lv.fifo.Len(), lv.back.Len())
+		}
 		q.nonEmpty[l/64] &^= 1 << (l % 64)
 	}
 }
 
 func (q *Queue) freeTomb(s uint32) {
-	base.Assert(q.arena.at(s).state() == stTomb, "queue: freeing slot %d that is not a tomb", s)
+	if q.arena.at(s).state() != stTomb {
+		base.Bugf("queue: freeing slot %d that is not a tomb", s)
+	}
 	q.arena.release(s)
 	q.tombs--
 }
@@ -145,7 +149,7 @@ func (q *Queue) readyIn(s uint32) {
 	q.ready++
 	q.readyBytes += uint64(m.bytes)
 	if m.expireAt != 0 {
-		q.ttl.Push(timed{at: m.expireAt, slot: s})
+		q.ttl.Push(s)
 	}
 }
 
@@ -208,7 +212,9 @@ func (q *Queue) backToReady(s uint32) {
 	q.readyIn(s)
 	if m.key != 0 {
 		k := &q.keys.keys[m.key]
-		base.Assert(k.out == s && k.eligible == noSlot, "queue: returned keyed message %s is not its key's outstanding one", m.ref())
+		if k.out != s || k.eligible != noSlot {
+			base.Bugf("queue: returned keyed message %s is not its key's outstanding one", m.ref())
+		}
 		k.out, k.eligible = noSlot, s
 		q.repark(m.key)
 	}
@@ -246,7 +252,9 @@ func (q *Queue) takeReady() uint32 {
 	q.leaveReady(m)
 	if m.key != 0 {
 		k := &q.keys.keys[m.key]
-		base.Assert(k.eligible == s, "queue: level held keyed message %s that is not its key's eligible one", m.ref())
+		if k.eligible != s {
+			base.Bugf("queue: level held keyed message %s that is not its key's eligible one", m.ref())
+		}
 		k.eligible = noSlot
 	}
 	return s
@@ -290,8 +298,9 @@ func (q *Queue) promote(id uint32) {
 	}
 	q.repark(id)
 	if k.refs == 0 {
-		base.Assert(k.out == noSlot && k.eligible == noSlot && k.waiting.Len() == 0,
-			"queue: key %q has no messages but holds some", k.name)
+		if k.out != noSlot || k.eligible != noSlot || k.waiting.Len() != 0 {
+			base.Bugf("queue: key %q has no messages but holds some", k.name)
+		}
 		q.keys.remove(id)
 	}
 }

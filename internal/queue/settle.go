@@ -136,7 +136,9 @@ func jitterSeed(m *Message) uint32 {
 // reason: dead-letter pending when the queue has a target, else dropped.
 func (q *Queue) deadLetter(s uint32, reason Reason) {
 	m := q.arena.at(s)
-	base.Assert(m.key == 0, "queue: dead-lettering %s while it holds its ordering key", m.ref())
+	if m.key != 0 {
+		base.Bugf("queue: dead-lettering %s while it holds its ordering key", m.ref())
+	}
 	if q.cfg.DeadLetterTarget == "" {
 		q.emit(Effect{Kind: EffectDrop, Ref: m.ref(), Reason: reason, AtMs: q.now, DeliveryCount: uint32(m.count), Bytes: m.bytes})
 		q.ctr.Dropped++
@@ -175,7 +177,9 @@ func (q *Queue) DeadLetterPending() []Effect {
 func (q *Queue) ackTimeout(t ackTimer) {
 	c := t.c
 	i := c.find(t.id)
-	base.Assert(i >= 0, "queue: ack timer for delivery %d of %s, which is not outstanding", t.id, c.id)
+	if i < 0 {
+		base.Bugf("queue: ack timer for delivery %d of %s, which is not outstanding", t.id, c.id)
+	}
 	s := q.detach(c, i)
 	q.ctr.AckTimeouts++
 	q.emit(Effect{Kind: EffectAckTimeout, Consumer: c.id, DeliveryID: t.id, Ref: q.arena.at(s).ref()})

@@ -285,7 +285,7 @@ type restorer struct {
 	d        *dec
 	q        *Queue
 	ackItems []ackTimer
-	ttlItems []timed
+	ttlItems []uint32
 }
 
 func restore(r io.Reader, lim limits, trusted bool) (*Queue, error) {
@@ -356,8 +356,8 @@ func (rs *restorer) scalars() {
 	for _, v := range q.ctr.list() {
 		*v = d.uvarint()
 	}
-	if d.err == nil && (q.now < 0 || q.now > base.QueueTimeMsMax) {
-		d.fail("time %d out of range", q.now)
+	if d.err == nil && (q.now < 0 || q.now > base.QueueTimeMsMax || q.nextReg == 0 || q.nextTicket == 0) {
+		d.fail("scalars out of range")
 	}
 }
 
@@ -401,6 +401,7 @@ func (rs *restorer) msg() (uint32, *msg) {
 func (rs *restorer) consumers() {
 	d, q := rs.d, rs.q
 	n := d.count(q.lim.consumers, 1)
+	prevReg := uint64(0)
 	for i := 0; i < n && d.err == nil; i++ {
 		c := &consumer{id: d.consumer(), tag: d.str(), reg: d.uvarint(), ticket: d.uvarint(), prio: d.i32(),
 			prefetch: d.u32(), prefetchBytes: d.uvarint(), exclusive: d.boolean(), subscribed: d.boolean(),
@@ -408,10 +409,11 @@ func (rs *restorer) consumers() {
 		if d.err != nil {
 			return
 		}
-		if c.id.IsZero() || q.consumers[c.id] != nil {
-			d.fail("consumer %s empty or repeated", c.id)
+		if c.id.IsZero() || q.consumers[c.id] != nil || c.reg <= prevReg {
+			d.fail("consumer %s empty, repeated or out of order", c.id)
 			return
 		}
+		prevReg = c.reg
 		q.consumers[c.id] = c
 		if c.subscribed {
 			q.subscribed++
@@ -478,6 +480,10 @@ func (rs *restorer) messages() {
 		at, backoff := d.varint(), d.boolean()
 		s, m := rs.msg()
 		if d.err != nil {
+			return
+		}
+		if prev := len(delayItems) - 1; prev >= 0 && !q.arena.timedLess(delayItems[prev], timed{at: at, slot: s}) {
+			d.fail("delayed message %s out of order", m.ref())
 			return
 		}
 		m.setState(stDelayed)
@@ -557,7 +563,7 @@ func (rs *restorer) ready(s uint32, m *msg) {
 	q.ready++
 	q.readyBytes += uint64(m.bytes)
 	if m.expireAt != 0 {
-		rs.ttlItems = append(rs.ttlItems, timed{at: m.expireAt, slot: s})
+		rs.ttlItems = append(rs.ttlItems, s)
 	}
 }
 
