@@ -126,7 +126,7 @@ func (b *Batch) Close() {
 // failed, before or during this commit. A failed commit may or may not be
 // on disk after a restart; a failed store refuses every later call (see
 // Err), and nothing is ever reported committed that a sync did not cover.
-func (s *Store) Commit(b *Batch, d Durability) error {
+func (s *Store) Commit(b *Batch, d Durability) (err error) {
 	b.live()
 	base.Assert(b.s == s, "meta: batch of another store committed")
 	base.Assert(d == Sync || d == NoSync, "meta: durability %d is neither Sync nor NoSync", d)
@@ -135,6 +135,9 @@ func (s *Store) Commit(b *Batch, d Durability) error {
 		return err
 	}
 	defer s.gate.exit()
+	// Pebble calls Fatalf when a commit fails (its WAL write or sync), after
+	// releasing its commit pipeline; the panic becomes this call's error.
+	defer recoverFatal(&err)
 	wo := pebble.NoSync
 	if d == Sync {
 		wo = pebble.Sync
@@ -143,16 +146,17 @@ func (s *Store) Commit(b *Batch, d Durability) error {
 			_ = b.pb.LogData(nil, nil)
 		}
 	}
-	err := s.db.Apply(b.pb, wo)
-	// Pebble's Apply can return nil after its commit failed (its Fatalf
-	// returned; see pebbleLogger), so the fence decides, and it is checked
-	// after Apply: a failure seen then may postdate a successful sync, and
-	// reporting that commit failed is allowed, while the reverse is not.
+	applyErr := s.db.Apply(b.pb, wo)
+	// The fence decides, checked after Apply: a failure anywhere in the
+	// store while this batch committed (a WAL sync that a concurrent
+	// commit shared, a write Pebble did not report to this batch) fails
+	// it. That failure may postdate a successful sync, and reporting such a
+	// commit failed is allowed; the reverse never is.
 	if ferr := s.fence.err(); ferr != nil {
 		return ferr
 	}
-	if err != nil {
-		s.fence.trip(err)
+	if applyErr != nil {
+		s.fence.trip(applyErr)
 		return s.fence.err()
 	}
 	return nil

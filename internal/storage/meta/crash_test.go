@@ -61,8 +61,7 @@ func TestSyncedCommitsSurviveCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	m.Crash()
-	closeCrashed(s)
+	crashLive(s, m.Crash)
 	s = openOn(t, m)
 	defer s.Close()
 	if n := checkPrefix(t, s, 20); n != 20 {
@@ -90,8 +89,7 @@ func TestNoSyncCommitsMayBeLostButReopenIsConsistent(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		m.CrashTorn(rng)
-		closeCrashed(s)
+		crashLive(s, func() { m.CrashTorn(rng) })
 		s = openOn(t, m)
 		n := checkPrefix(t, s, synced)
 		if n < total {
@@ -101,8 +99,7 @@ func TestNoSyncCommitsMayBeLostButReopenIsConsistent(t *testing.T) {
 		if err := seqCommit(s, n, Sync); err != nil {
 			t.Fatalf("round %d: commit after reopen: %v", round, err)
 		}
-		m.Crash()
-		closeCrashed(s)
+		crashLive(s, m.Crash)
 		s = openOn(t, m)
 		checkPrefix(t, s, n+1)
 		s.Close()
@@ -124,8 +121,7 @@ func TestEmptySyncCommitMakesEarlierNoSyncCommitsDurable(t *testing.T) {
 	if err := s.Commit(b, Sync); err != nil {
 		t.Fatal(err)
 	}
-	m.Crash()
-	closeCrashed(s)
+	crashLive(s, m.Crash)
 	s = openOn(t, m)
 	defer s.Close()
 	if n := checkPrefix(t, s, 5); n != 5 {
@@ -160,8 +156,7 @@ func TestConcurrentSyncedCommitsSurviveCrash(t *testing.T) {
 		t.Fatalf("concurrent commit: %v", err)
 	}
 	t.Logf("%d synced commits took %d fsyncs", committers*each, s.Stats().FileSyncs-before)
-	m.Crash()
-	closeCrashed(s)
+	crashLive(s, m.Crash)
 	s = openOn(t, m)
 	defer s.Close()
 	got := dump(t, s)
@@ -260,7 +255,9 @@ func TestCrashAtEveryPointKeepsAcknowledgedCommits(t *testing.T) {
 // TestFlushedAndRecycledFilesSurviveCrash pushes data through memtable
 // flushes (sstables, MANIFEST edits, WAL deletion) and enough WAL rotations
 // that Pebble recycles a WAL (ReuseForWrite: rename and rewrite in place),
-// then crashes: every synced commit must be there.
+// then crashes: every synced commit must be there. It closes the store
+// before the crash, which waits for the background flushes and compactions
+// (crashLive must not meet one) and syncs nothing a synced commit needs.
 func TestFlushedAndRecycledFilesSurviveCrash(t *testing.T) {
 	m := vfs.NewMem()
 	var reused atomic.Int64
@@ -290,8 +287,10 @@ func TestFlushedAndRecycledFilesSurviveCrash(t *testing.T) {
 	if reused.Load() == 0 {
 		t.Errorf("no WAL was recycled; the test does not cover ReuseForWrite")
 	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 	m.Crash()
-	closeCrashed(s)
 	s = openOn(t, m)
 	defer s.Close()
 	if n := checkPrefix(t, s, i); n != i {
@@ -301,7 +300,8 @@ func TestFlushedAndRecycledFilesSurviveCrash(t *testing.T) {
 
 // TestBatchesAroundHalfTheMemtableSurviveCrash commits one batch just under
 // and one just over base.MetaMemTableBytes/2, where Pebble switches to
-// flushing a batch as its own table, and crashes.
+// flushing a batch as its own table, and crashes after closing the store
+// (the large batch starts a background flush; see the test above).
 func TestBatchesAroundHalfTheMemtableSurviveCrash(t *testing.T) {
 	m := vfs.NewMem()
 	s := openOn(t, m)
@@ -310,8 +310,10 @@ func TestBatchesAroundHalfTheMemtableSurviveCrash(t *testing.T) {
 	over := strings.Repeat("o", half+1)
 	mustCommit(t, s, Sync, kv{k: "under", v: under})
 	mustCommit(t, s, Sync, kv{k: "over", v: over})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 	m.Crash()
-	closeCrashed(s)
 	s = openOn(t, m)
 	defer s.Close()
 	if got := get(t, s, "under"); got != under {

@@ -56,14 +56,13 @@ func (f *fence) refuse(op, name string) error {
 }
 
 // pebbleLogger routes Pebble's log lines to slog and turns its Fatalf into a
-// tripped fence. Pebble calls Fatalf where it cannot continue safely (a
-// failed MANIFEST or WAL write, a failed commit, corruption); its own
-// default exits the process. Ours returns instead, which Pebble's call
-// sites tolerate (each returns its error afterwards), because the fence
-// already guarantees what exiting would: nothing more reaches the disk and
-// every Store call fails. That keeps a storage failure, even one in a
-// background flush, an error the owner can handle (and a test or the
-// simulator can observe) rather than the end of the process.
+// tripped fence and a panic. Pebble calls Fatalf where it cannot continue
+// (a failed MANIFEST write or WAL commit, corruption) and its code after the
+// call assumes the process is gone: a compaction that carried on after a
+// failed MANIFEST write was seen to break Pebble's L0 invariants. So Fatalf
+// never returns. In a Store call's goroutine the panic is recovered and the
+// call returns the failure (see recoverFatal); in Pebble's background
+// goroutines it stops the process, which is fail-stop for the node.
 type pebbleLogger struct {
 	log   *slog.Logger
 	fence *fence
@@ -79,6 +78,27 @@ func (l pebbleLogger) Errorf(format string, args ...any) {
 
 func (l pebbleLogger) Fatalf(format string, args ...any) {
 	l.fence.trip(&fatalError{msg: fmt.Sprintf(format, args...), cause: firstError(args)})
+	panic(fatalPanic{err: l.fence.err()})
+}
+
+// fatalPanic is the value Fatalf panics with.
+type fatalPanic struct{ err error }
+
+func (p fatalPanic) String() string { return p.err.Error() }
+
+// recoverFatal, deferred by a Store call, turns a Fatalf panic in that
+// call's goroutine into the store's failure, stored in *err. Other panics
+// go on: they may hold Pebble's locks, and recovering would deadlock Close.
+func recoverFatal(err *error) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	p, ok := r.(fatalPanic)
+	if !ok {
+		panic(r)
+	}
+	*err = p.err
 }
 
 // fatalError is what a Pebble Fatalf says, keeping the error among its

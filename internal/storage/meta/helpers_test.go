@@ -88,11 +88,19 @@ func wantCode(t testing.TB, what string, err error, want base.Code) {
 	}
 }
 
-// closeCrashed closes a store whose file system crashed under it; its error
-// is expected (its handles are stale) and not the point.
-func closeCrashed(s *Store) {
-	if err := s.Close(); err != nil && !isStorageFailure(err) {
-		panic(fmt.Sprintf("closing a crashed store: unexpected %v", err))
+var errSimulatedCrash = errors.New("test: simulated crash")
+
+// crashLive simulates the death of the process running s: the fence trips
+// first, so that nothing the dying store does afterwards reaches the file
+// system, then crash runs (MemFS.Crash or CrashTorn) and the store is closed
+// (its error is expected and not the point). s must have no flush or
+// compaction in flight: one reaching its MANIFEST write would stop the test
+// process, as it stops a node (DESIGN.md).
+func crashLive(s *Store, crash func()) {
+	s.fence.trip(errSimulatedCrash)
+	crash()
+	if err := s.Close(); !isStorageFailure(err) {
+		panic(fmt.Sprintf("closing a crashed store: got %v, want its failure", err))
 	}
 }
 

@@ -91,8 +91,8 @@ func Open(opts Options) (*Store, error) {
 		return nil, s.openError(opts.Dir, err)
 	}
 	if ferr := s.fence.err(); ferr != nil {
-		// Pebble's Open does not report every failure it meets (a failed
-		// Fatalf returns to code that carries on); the fence does.
+		// A failure Pebble's Open did not report (a failed removal of an
+		// obsolete file, say) still fails the store.
 		_ = db.Close()
 		return nil, ferr
 	}
@@ -143,10 +143,10 @@ func (s *Store) pebbleOptions(opts Options, log *slog.Logger) *pebble.Options {
 }
 
 // openPebble is pebble.Open, except that a panic after the fence tripped
-// becomes the store's failure: Pebble panics, rather than returning, when a
-// directory sync fails while it moves a marker file (its answer to
-// fsyncgate), and it releases what it had opened before re-panicking. A
-// panic with the fence intact is a bug and goes on.
+// becomes the store's failure: Pebble panics when a directory sync fails
+// while it moves a marker file (its answer to fsyncgate), and our Fatalf
+// panics; either way Pebble's Open releases what it had opened before
+// re-panicking. A panic with the fence intact is a bug and goes on.
 func (s *Store) openPebble(dir string, po *pebble.Options) (db *pebble.DB, err error) {
 	defer func() {
 		if r := recover(); r != nil {

@@ -406,8 +406,7 @@ func TestOpenMakesTheNewDirectoryDurable(t *testing.T) {
 	}
 	s := openOn(t, m)
 	mustCommit(t, s, Sync, kv{k: "k", v: "v"})
-	m.Crash()
-	closeCrashed(s)
+	crashLive(s, m.Crash)
 	s = openOn(t, m)
 	defer s.Close()
 	if got := get(t, s, "k"); got != "v" {
