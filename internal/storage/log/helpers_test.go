@@ -3,7 +3,6 @@ package log
 import (
 	"bytes"
 	"context"
-	"errors"
 	"testing"
 	"time"
 
@@ -69,8 +68,6 @@ func appendOK(t testing.TB, l *Log, term uint64, b []byte) Position {
 	}
 	return p
 }
-
-var _ = errors.Is
 
 // rec is one record for buildBatch.
 type rec struct {

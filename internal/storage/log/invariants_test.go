@@ -1,10 +1,6 @@
 package log
 
-import (
-	"fmt"
-
-	"github.com/ferry-mq/ferry/internal/storage/log/batch"
-)
+import "fmt"
 
 // checkIndexes verifies, for every segment, that its in-memory and on-disk
 // indexes agree with its batches: each offset index entry points at a batch
@@ -80,5 +76,3 @@ func checkSegment(l *Log, s *segment) error {
 	}
 	return nil
 }
-
-var _ = batch.HeaderSize

@@ -61,7 +61,7 @@ type Log struct {
 
 	// The Append path. closeMu orders sends on appendCh before its close.
 	closeMu       sync.RWMutex
-	appendCh      chan *appendReq // capacity base.AppendQueueBatchesMax
+	appendCh      chan *appendReq // the bounded append queue (base.AppendQueueBatchesMax): appenders beyond it block
 	appendClosed  bool            // guarded by closeMu
 	committerDone chan struct{}
 }
@@ -83,7 +83,8 @@ var logIDs atomic.Uint64
 
 // Open opens the log in opts.Dir, creating it if missing and recovering
 // it after a crash: a torn tail is truncated (and logged); corruption fails
-// with CodeCorrupt naming the file and byte position.
+// with CodeCorrupt naming the file and byte position. It starts the
+// committer goroutine that serves Append; Close stops it.
 func Open(opts Options) (*Log, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
