@@ -2,6 +2,7 @@ package meta
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -325,6 +326,36 @@ func TestClosedStoreRefusesCalls(t *testing.T) {
 	wantCode(t, "Get after Close", err, base.CodeStopped)
 	wantCode(t, "Scan after Close", s.Scan(nil, func([]byte, []byte) error { return nil }), base.CodeStopped)
 	wantCode(t, "second Close", s.Close(), base.CodeStopped)
+	late := s.NewBatch()
+	if err := late.Set([]byte("k"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, "Commit of a batch made after Close", s.Commit(late, Sync), base.CodeStopped)
+}
+
+// TestRecoverFatalTakesOnlyFatalfPanics pins that a Store call turns
+// Pebble's Fatalf into an error but lets any other panic through: another
+// panic may hold Pebble's locks, and carrying on would deadlock Close.
+func TestRecoverFatalTakesOnlyFatalfPanics(t *testing.T) {
+	f := newFence(quiet())
+	logger := pebbleLogger{log: quiet(), fence: f}
+	call := func(body func()) (err error) {
+		defer recoverFatal(&err)
+		body()
+		return nil
+	}
+	err := call(func() { logger.Fatalf("MANIFEST sync failed: %v", vfs.ErrInjectedIO) })
+	wantCode(t, "a call that met Fatalf", err, base.CodeStorageFailed)
+	if !errors.Is(err, vfs.ErrInjectedIO) || f.err() == nil {
+		t.Errorf("Fatalf's error %v: want it to wrap the EIO among its arguments and trip the fence", err)
+	}
+	defer func() {
+		if r := recover(); r != "some other panic" {
+			t.Errorf("another panic: got %v, want it re-panicked unchanged", r)
+		}
+	}()
+	_ = call(func() { panic("some other panic") })
+	t.Errorf("another panic was recovered")
 }
 
 func TestReopenKeepsCommittedData(t *testing.T) {
