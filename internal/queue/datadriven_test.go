@@ -455,7 +455,16 @@ func formatConsumers(cs []ConsumerInfo) string {
 // dump shows where every message is, in the order it would leave.
 func dump(q *Queue) string {
 	var b strings.Builder
-	desc := func(s uint32) string {
+	dumpReady(q, &b)
+	dumpOthers(q, &b)
+	if b.Len() == 0 {
+		return "empty\n"
+	}
+	return b.String()
+}
+
+func describe(q *Queue) func(s uint32) string {
+	return func(s uint32) string {
 		m := q.arena.at(s)
 		var f strings.Builder
 		f.WriteString(m.ref().String())
@@ -467,6 +476,10 @@ func dump(q *Queue) string {
 		}
 		return f.String()
 	}
+}
+
+func dumpReady(q *Queue, b *strings.Builder) {
+	desc := describe(q)
 	for l := len(q.levels) - 1; l >= 0; l-- {
 		lv := &q.levels[l]
 		var refs []uint32
@@ -479,7 +492,7 @@ func dump(q *Queue) string {
 			continue
 		}
 		slices.SortFunc(refs, func(x, y uint32) int { return q.arena.at(x).ref().Compare(q.arena.at(y).ref()) })
-		fmt.Fprintf(&b, "ready[%d]:", l)
+		fmt.Fprintf(b, "ready[%d]:", l)
 		for _, s := range refs {
 			b.WriteString(" " + desc(s))
 		}
@@ -494,23 +507,27 @@ func dump(q *Queue) string {
 	})
 	for _, n := range names {
 		k := &q.keys.keys[q.keys.byName[n]]
-		fmt.Fprintf(&b, "key %s:", n)
+		fmt.Fprintf(b, "key %s:", n)
 		if k.eligible != noSlot {
-			fmt.Fprintf(&b, " eligible=%s", desc(k.eligible))
+			fmt.Fprintf(b, " eligible=%s", desc(k.eligible))
 		}
 		if k.out != noSlot {
-			fmt.Fprintf(&b, " out=%s", desc(k.out))
+			fmt.Fprintf(b, " out=%s", desc(k.out))
 		}
 		if k.waiting.Len() > 0 {
 			b.WriteString(" waiting:")
 		}
 		for i := 0; i < k.waiting.Len(); i++ {
 			if s := k.waiting.At(i); q.arena.at(s).state() != stTomb {
-				fmt.Fprintf(&b, " %s", desc(s))
+				fmt.Fprintf(b, " %s", desc(s))
 			}
 		}
 		b.WriteString("\n")
 	}
+}
+
+func dumpOthers(q *Queue, b *strings.Builder) {
+	desc := describe(q)
 	delayed := slices.Clone(q.delay.items)
 	slices.SortFunc(delayed, func(x, y timed) int {
 		if q.arena.timedLess(x, y) {
@@ -523,13 +540,13 @@ func dump(q *Queue) string {
 		if q.arena.at(t.slot).state() == stBackoff {
 			kind = "backoff"
 		}
-		fmt.Fprintf(&b, "%s until %d: %s\n", kind, t.at, desc(t.slot))
+		fmt.Fprintf(b, "%s until %d: %s\n", kind, t.at, desc(t.slot))
 	}
 	for _, c := range q.sortedConsumers(func(*consumer) bool { return true }) {
-		fmt.Fprintf(&b, "unacked %s:", c.id)
+		fmt.Fprintf(b, "unacked %s:", c.id)
 		for i := 0; i < c.unacked.Len(); i++ {
 			if e := c.unacked.At(i); e.slot != noSlot {
-				fmt.Fprintf(&b, " %d=%s", e.id, desc(e.slot))
+				fmt.Fprintf(b, " %d=%s", e.id, desc(e.slot))
 			}
 		}
 		b.WriteString("\n")
@@ -537,11 +554,7 @@ func dump(q *Queue) string {
 	for i := 0; i < q.dlxOrder.Len(); i++ {
 		if s, ok := q.dlx[q.dlxOrder.At(i)]; ok {
 			m := q.arena.at(s)
-			fmt.Fprintf(&b, "dlx-pending %s reason=%s\n", m.ref(), m.reason())
+			fmt.Fprintf(b, "dlx-pending %s reason=%s\n", m.ref(), m.reason())
 		}
 	}
-	if b.Len() == 0 {
-		return "empty\n"
-	}
-	return b.String()
 }

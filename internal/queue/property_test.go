@@ -293,13 +293,15 @@ func (g *gen) observe(cmd Command, res Result, _ []Effect) {
 // out with at most one consumer at a time, it is dead-lettered only for a
 // documented reason, and never both acknowledged and dead-lettered.
 type history struct {
-	out   map[Ref]ConsumerID // outstanding deliveries
-	byID  map[ConsumerID]map[uint64]Ref
-	ended map[Ref]string // "acked" or "dead-lettered"
-	info  map[Ref]Message
-	acked []ackCandidate // deliveries the command being applied may settle
-	now   int64
-	cfg   Config // before the command: a Configure applies after the effects of time
+	out      map[Ref]ConsumerID // outstanding deliveries
+	byID     map[ConsumerID]map[uint64]Ref
+	ended    map[Ref]string // "acked" or "dead-lettered"
+	info     map[Ref]Message
+	acked    []ackCandidate // deliveries the command being applied may settle
+	rejected []ackCandidate // deliveries it may return without requeue
+	expires  map[Ref]int64  // effective expiry of each message, from its enqueue
+	now      int64
+	cfg      Config // before the command: a Configure applies after the effects of time
 }
 
 type ackCandidate struct {
@@ -310,21 +312,27 @@ type ackCandidate struct {
 
 func newHistory() *history {
 	return &history{out: map[Ref]ConsumerID{}, byID: map[ConsumerID]map[uint64]Ref{}, ended: map[Ref]string{},
-		info: map[Ref]Message{}}
+		info: map[Ref]Message{}, expires: map[Ref]int64{}}
 }
 
 // before notes, from the queue's state, which deliveries a settle or
 // return is about to end.
 func (h *history) before(q *Queue, cmd Command) {
-	h.acked = h.acked[:0]
-	if c, ok := cmd.(*Settle); ok {
-		if rec := q.consumers[c.Consumer]; rec != nil {
-			for id, ref := range h.byID[c.Consumer] {
-				if (c.UpTo > 0 && id <= c.UpTo) || slices.Contains(c.DeliveryIDs, id) {
-					_ = rec
-					h.acked = append(h.acked, ackCandidate{c.Consumer, id, ref})
-				}
+	h.acked, h.rejected = h.acked[:0], h.rejected[:0]
+	pick := func(c ConsumerID, ids []uint64, upTo uint64) (out []ackCandidate) {
+		for id, ref := range h.byID[c] {
+			if (upTo > 0 && id <= upTo) || slices.Contains(ids, id) {
+				out = append(out, ackCandidate{c, id, ref})
 			}
+		}
+		return out
+	}
+	switch c := cmd.(type) {
+	case *Settle:
+		h.acked = pick(c.Consumer, c.DeliveryIDs, c.UpTo)
+	case *Return:
+		if !c.Requeue {
+			h.rejected = pick(c.Consumer, c.DeliveryIDs, c.UpTo)
 		}
 	}
 	h.cfg = q.Config()
@@ -355,6 +363,13 @@ func (h *history) after(t *rapid.T, q *Queue, cmd Command, res Result, effects [
 	if e, ok := cmd.(*Enqueue); ok && res.Err == nil {
 		for _, m := range e.Messages {
 			h.info[m.Ref] = m
+			ttl := m.TTLms
+			if h.cfg.MessageTTLms > 0 && (ttl == 0 || h.cfg.MessageTTLms < ttl) {
+				ttl = h.cfg.MessageTTLms
+			}
+			if ttl > 0 {
+				h.expires[m.Ref] = q.Now() + int64(ttl)
+			}
 		}
 	}
 	if res.Err == nil {
@@ -382,6 +397,19 @@ func (h *history) after(t *rapid.T, q *Queue, cmd Command, res Result, effects [
 			h.ended[res.Delivery.Ref] = "acked"
 		} else {
 			h.deliver(t, g.Consumer, res.Delivery.DeliveryID, res.Delivery.Ref)
+		}
+	}
+	// A return without requeue dead-letters (or drops) every message it
+	// returns, with reason rejected.
+	for _, a := range h.rejected {
+		timedOut := slices.ContainsFunc(effects, func(e Effect) bool {
+			return e.Kind == EffectAckTimeout && e.Consumer == a.c && e.DeliveryID == a.id
+		})
+		rejected := slices.ContainsFunc(effects, func(e Effect) bool {
+			return (e.Kind == EffectDeadLetter || e.Kind == EffectDrop) && e.Ref == a.ref && e.Reason == ReasonRejected
+		})
+		if res.Err == nil && !timedOut && !rejected {
+			t.Fatalf("message %s returned without requeue but not dead-lettered: %v", a.ref, effects)
 		}
 	}
 	for _, a := range h.acked {
@@ -436,17 +464,11 @@ func (h *history) endByCommand(q *Queue, cmd Command) {
 
 // checkReason: a message is dead-lettered only when its reason holds.
 func (h *history) checkReason(t *rapid.T, q *Queue, cmd Command, e Effect) {
-	m := h.info[e.Ref]
 	cfg := h.cfg
 	switch e.Reason {
 	case ReasonExpired:
-		ttl := m.TTLms
-		if cfg.MessageTTLms > 0 && (ttl == 0 || cfg.MessageTTLms < ttl) {
-			ttl = cfg.MessageTTLms
-		}
-		if ttl == 0 && cfg.MessageTTLms == 0 {
-			// The TTL may have come from a queue TTL since changed.
-			return
+		if exp := h.expires[e.Ref]; exp == 0 || exp > e.AtMs {
+			t.Fatalf("%s dead-lettered as expired at %d, its expiry is %d (0: none)", e.Ref, e.AtMs, exp)
 		}
 	case ReasonDeliveryLimit:
 		if cfg.Retry.DeliveryLimit == 0 || e.DeliveryCount <= cfg.Retry.DeliveryLimit {
@@ -457,14 +479,67 @@ func (h *history) checkReason(t *rapid.T, q *Queue, cmd Command, e Effect) {
 			t.Fatalf("%s dead-lettered for maxlen without a length limit", e.Ref)
 		}
 	case ReasonRejected:
+		// Rejected: returned without requeue, or a failed attempt whose
+		// reason's schedule dead-letters.
+		reasons := []string{ReturnReasonAckTimeout}
 		switch c := cmd.(type) {
-		case *Return, *Recover, *ConsumerDown, *Tick:
-			_ = c
-		default:
-			// Returns also happen on ack timeouts, inside any command.
+		case *Return:
+			if !c.Requeue {
+				return
+			}
+			reasons = append(reasons, c.Reason)
+		case *ConsumerDown:
+			reasons = append(reasons, ReturnReasonConsumerDown)
+		case *Recover:
+			reasons = append(reasons, ReturnReasonRecover)
+		}
+		if !slices.ContainsFunc(reasons, func(r string) bool { return cfg.Retry.schedule(r).Kind == BackoffDeadLetter }) {
+			t.Fatalf("%s dead-lettered as rejected by %T with no dead-letter schedule", e.Ref, cmd)
 		}
 	}
 	if e.Kind == EffectDeadLetter && cfg.DeadLetterTarget == "" || e.Kind == EffectDrop && cfg.DeadLetterTarget != "" {
 		t.Fatalf("%s: %s with dead-letter target %q", e.Ref, e.Kind, cfg.DeadLetterTarget)
 	}
+}
+
+// TestReplicasAgree applies the same commands to two replicas, one of
+// which is restored from snapshots and compacted at random points (as a
+// follower that installs a snapshot, or a node that restarts), and
+// requires byte-identical snapshots and identical effects after every
+// command.
+func TestReplicasAgree(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		lim := defaultLimits()
+		lim.messages = rapid.IntRange(3, 40).Draw(t, "maxMessages")
+		cfg := genConfig(t, rapid.IntRange(0, 3).Draw(t, "maxPriority"))
+		a, b := newQueue(lim, cfg), newQueue(lim, cfg)
+		g := &gen{q: a}
+		steps := rapid.IntRange(1, 100).Draw(t, "steps")
+		for i := 0; i < steps; i++ {
+			switch rapid.IntRange(0, 9).Draw(t, "disturb") {
+			case 0:
+				b = snapshotRestore(t, b)
+			case 1:
+				b.compact()
+			}
+			cmd := g.command(t)
+			_, ea := a.Apply(cmd)
+			ea = slices.Clone(ea)
+			_, eb := b.Apply(cmd)
+			if !slices.Equal(ea, eb) {
+				t.Fatalf("step %d %T: effects differ\nreplica a %v\nreplica b %v", i, cmd, ea, eb)
+			}
+			var sa, sb bytes.Buffer
+			if err := a.Snapshot(&sa); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Snapshot(&sb); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(sa.Bytes(), sb.Bytes()) {
+				t.Fatalf("step %d %T: replicas hold different states", i, cmd)
+			}
+			g.observe(cmd, Result{}, nil)
+		}
+	})
 }
