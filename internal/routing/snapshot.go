@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -45,6 +46,9 @@ func (t *Table) MarshalBinary() ([]byte, error) { return t.AppendBinary(nil) }
 
 // AppendBinary appends the table's canonical snapshot to buf.
 func (t *Table) AppendBinary(buf []byte) ([]byte, error) {
+	bs := t.sortedBindings()
+	size := t.snapshotBytes(bs)
+	buf = slices.Grow(buf, size)
 	start := len(buf)
 	buf = append(buf, snapshotMagic...)
 	buf = append(buf, snapshotVersion)
@@ -65,7 +69,6 @@ func (t *Table) AppendBinary(buf []byte) ([]byte, error) {
 		buf = append(buf, byte(d.Kind))
 		buf = appendString(buf, d.Name)
 	}
-	bs := t.sortedBindings()
 	buf = binary.AppendUvarint(buf, uint64(len(bs)))
 	for _, b := range bs {
 		buf = appendString(buf, b.source.Name)
@@ -75,8 +78,37 @@ func (t *Table) AppendBinary(buf []byte) ([]byte, error) {
 		buf = append(buf, byte(b.id.syntax))
 		buf = appendString(buf, b.id.args)
 	}
-	return binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf[start:], castagnoli)), nil
+	buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf[start:], castagnoli))
+	base.Assert(len(buf)-start == size, "snapshot of %d bytes, computed %d", len(buf)-start, size)
+	return buf, nil
 }
+
+// snapshotBytes returns the size of the snapshot, so that AppendBinary
+// allocates once: a large slice grows by a quarter at a time, which would
+// copy a big table's snapshot several times over.
+func (t *Table) snapshotBytes(bs []*binding) int {
+	n := len(snapshotMagic) + 1 + strBytes(t.vhost) + 4 // magic, version, vhost, CRC
+	n += uvarintLen(uint64(len(t.exchanges)-len(builtinExchanges))) + uvarintLen(uint64(len(t.dests))) + uvarintLen(uint64(len(bs)))
+	for _, x := range t.exchanges {
+		if x.builtin {
+			continue
+		}
+		args := 0
+		for _, f := range x.Args {
+			args += encodedFieldBytes(f)
+		}
+		n += strBytes(x.Name) + 2 + uvarintLen(uint64(args)) + args
+	}
+	for name := range t.dests {
+		n += 1 + strBytes(name)
+	}
+	for _, b := range bs {
+		n += strBytes(b.source.Name) + 1 + strBytes(b.id.destName) + strBytes(b.id.key) + 1 + strBytes(b.id.args)
+	}
+	return n
+}
+
+func strBytes(s string) int { return uvarintLen(uint64(len(s))) + len(s) }
 
 func exchangeFlags(e Exchange) byte {
 	var f byte
