@@ -10,7 +10,8 @@ import (
 )
 
 // fence is the fail-stop switch of one store. It trips on the first failed
-// write, sync or other mutation of the disk and on any Pebble Fatalf; from
+// write, sync or other mutation of the disk, on a failed read, and on any
+// Pebble Fatalf; from
 // then on the file system adapter refuses every operation, so nothing Pebble
 // does afterwards can reach the disk, and every Store call returns the
 // failure. It never resets: a failed store must be closed and reopened
@@ -26,15 +27,13 @@ func newFence(log *slog.Logger) *fence {
 }
 
 // trip records err as the store's failure unless one is recorded already.
-// It reports whether this call tripped the fence.
-func (f *fence) trip(err error) bool {
+func (f *fence) trip(err error) {
 	e := base.Errorf(base.CodeStorageFailed, "meta: storage failed, the store refuses all further operations: %w", err)
 	if !f.failure.CompareAndSwap(nil, e) {
-		return false
+		return
 	}
 	close(f.tripped)
 	f.log.Error("meta: storage failed; the store is stopped until reopened", "err", err)
-	return true
 }
 
 // err returns the failure, or nil while the store is healthy. The error has

@@ -39,7 +39,7 @@ type Durability uint8
 
 const (
 	// Sync returns once the batch, and every batch committed before it, is
-	// on disk (fsynced). Concurrent Sync commits share one fsync.
+	// on disk (fsynced). Concurrent Sync commits may share one fsync.
 	Sync Durability = iota + 1
 	// NoSync returns once the batch is applied in memory; a crash may lose
 	// it, and with it any later NoSync batch, but never an earlier batch
