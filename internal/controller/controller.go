@@ -21,6 +21,7 @@ import (
 // share (the compiled user directory) has its own mutex.
 type Controller struct {
 	opts Options
+	lim  limits
 
 	bootstrapped bool
 	nowMs        int64   // the latest Now applied; never decreases
@@ -96,6 +97,24 @@ type user struct {
 	perms map[string]auth.Permission
 }
 
+// limits are the controller's capacity bounds: the base maxima, lowered
+// only by in-package tests so that edges can be tested without millions
+// of entries.
+type limits struct {
+	tenants, users, nodes, groups, queuesPerTenant, bindingsPerTenant int
+}
+
+func defaultLimits() limits {
+	return limits{
+		tenants:           base.ControllerTenantsMax,
+		users:             base.ControllerUsersMax,
+		nodes:             base.ControllerNodesMax,
+		groups:            base.ControllerGroupsMax,
+		queuesPerTenant:   base.ControllerQueuesPerTenantMax,
+		bindingsPerTenant: base.ControllerBindingsPerTenantMax,
+	}
+}
+
 type nodeLoad struct {
 	replicas  int // replicas of groups placed on the node
 	preferred int // groups the node is the preferred leader of
@@ -105,6 +124,7 @@ type nodeLoad struct {
 func New(opts Options) *Controller {
 	return &Controller{
 		opts:      opts,
+		lim:       defaultLimits(),
 		nextGroup: ControllerGroup + 1,
 		tenants:   map[string]*tenant{},
 		users:     map[string]*user{},

@@ -77,7 +77,7 @@ func (c *Controller) bind(cmd *Bind, r *Result) error {
 	if err := c.checkBindingAccess(t, &cmd.Binding, cmd.Owner); err != nil {
 		return err
 	}
-	if n := t.routing.Stats().Bindings; n >= base.ControllerBindingsPerTenantMax {
+	if n := t.routing.Stats().Bindings; n >= c.lim.bindingsPerTenant {
 		return base.Errorf(base.CodeTooLarge, "vhost '%s' has %d bindings, the limit (ControllerBindingsPerTenantMax)", t.name, n)
 	}
 	added, err := t.routing.Bind(cmd.Binding)

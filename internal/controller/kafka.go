@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -76,7 +77,7 @@ var kafkaSpecs = []kafkaSpec{
 		return err
 	}},
 	{key: "segment.ms", noEffect: true, parse: func(v string, _ *streamSettings) error {
-		_, err := kafkaInt(v, 1, 1<<62)
+		_, err := kafkaInt(v, 1, math.MaxInt64)
 		return err
 	}},
 }

@@ -23,9 +23,9 @@ func (c *Controller) bootstrap(cmd *Bootstrap, r *Result) error {
 	if len(cmd.Nodes) == 0 {
 		return base.Errorf(base.CodeInvalidArgument, "controller: bootstrap needs at least one node")
 	}
-	if len(cmd.Nodes) > base.ControllerNodesMax {
+	if len(cmd.Nodes) > c.lim.nodes {
 		return base.Errorf(base.CodeInvalidArgument, "controller: %d nodes exceed the limit of %d (ControllerNodesMax)",
-			len(cmd.Nodes), base.ControllerNodesMax)
+			len(cmd.Nodes), c.lim.nodes)
 	}
 	n := cmd.CoordinatorGroups
 	if n == 0 {
@@ -93,7 +93,7 @@ func (c *Controller) registerNode(cmd *RegisterNode, r *Result) error {
 		nd.Addr, nd.State = cmd.Addr, NodeLive
 		return nil
 	}
-	if len(c.nodes) >= base.ControllerNodesMax {
+	if len(c.nodes) >= c.lim.nodes {
 		return base.Errorf(base.CodeTooLarge, "controller: the cluster has %d nodes, the limit (ControllerNodesMax)", len(c.nodes))
 	}
 	c.nodes[cmd.ID] = &Node{ID: cmd.ID, Addr: cmd.Addr, State: NodeLive}
@@ -155,9 +155,9 @@ func (c *Controller) replicationFactor(requested int, capped bool) (int, error) 
 // checkGroups checks that n more groups fit within ControllerGroupsMax
 // and that replicationFactor can place them; it returns the factor.
 func (c *Controller) checkGroups(n, requested int, capped bool) (int, error) {
-	if c.groups+n > base.ControllerGroupsMax {
+	if c.groups+n > c.lim.groups {
 		return 0, base.Errorf(base.CodeTooLarge, "the cluster has %d groups; %d more exceed the limit of %d (ControllerGroupsMax)",
-			c.groups, n, base.ControllerGroupsMax)
+			c.groups, n, c.lim.groups)
 	}
 	return c.replicationFactor(requested, capped)
 }
@@ -170,7 +170,7 @@ func (c *Controller) checkGroups(n, requested int, capped bool) (int, error) {
 // all the groups it places, so place cannot fail.
 func (c *Controller) place(rf int) Placement {
 	live := c.liveNodes()
-	base.Assert(rf >= 1 && rf <= len(live) && c.groups < base.ControllerGroupsMax,
+	base.Assert(rf >= 1 && rf <= len(live) && c.groups < c.lim.groups,
 		"placing a group with replication factor %d on %d live nodes, %d groups", rf, len(live), c.groups)
 	slices.SortStableFunc(live, func(a, b NodeID) int { return c.loadOf(a).replicas - c.loadOf(b).replicas })
 	chosen := live[:rf]

@@ -191,8 +191,8 @@ func (s *streamEntity) declared() *declaration {
 }
 
 // checkNewDestination checks that t can take one more queue or stream.
-func checkNewDestination(t *tenant, kind, name string) error {
-	if n := t.routing.Stats().Destinations; n >= base.ControllerQueuesPerTenantMax {
+func (c *Controller) checkNewDestination(t *tenant, kind, name string) error {
+	if n := t.routing.Stats().Destinations; n >= c.lim.queuesPerTenant {
 		return base.Errorf(base.CodeTooLarge, "cannot declare %s: the vhost holds %d queues and streams, the limit (ControllerQueuesPerTenantMax)",
 			rs(kind, name, t.name), n)
 	}
@@ -200,7 +200,7 @@ func checkNewDestination(t *tenant, kind, name string) error {
 }
 
 func (c *Controller) createQueue(t *tenant, cmd *DeclareQueue, typ QueueType, d *declaration, r *Result) error {
-	if err := checkNewDestination(t, "queue", cmd.Name); err != nil {
+	if err := c.checkNewDestination(t, "queue", cmd.Name); err != nil {
 		return err
 	}
 	s := defaultQueueSettings()

@@ -69,7 +69,7 @@ func (c *Controller) declareStream(cmd *DeclareStream, r *Result) error {
 // defaults; a replication factor above the live nodes is capped for
 // queue.declare (RabbitMQ) and refused for Kafka.
 func (c *Controller) createStream(t *tenant, name string, fromKafka bool, partitions, rf int, args []routing.Field, r *Result) error {
-	if err := checkNewDestination(t, "stream", name); err != nil {
+	if err := c.checkNewDestination(t, "stream", name); err != nil {
 		return err
 	}
 	var s streamSettings

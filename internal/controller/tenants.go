@@ -27,7 +27,7 @@ func (c *Controller) createTenant(cmd *CreateTenant, r *Result) error {
 	if _, ok := c.tenants[cmd.Name]; ok {
 		return nil
 	}
-	if len(c.tenants) >= base.ControllerTenantsMax {
+	if len(c.tenants) >= c.lim.tenants {
 		return base.Errorf(base.CodeTooLarge, "the cluster has %d vhosts, the limit (ControllerTenantsMax)", len(c.tenants))
 	}
 	c.tenants[cmd.Name] = newTenant(cmd.Name, cmd.Now)

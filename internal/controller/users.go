@@ -94,7 +94,7 @@ func (c *Controller) putUser(cmd *PutUser, r *Result) error {
 		perms: map[string]auth.Permission{}}
 	if exists {
 		u.perms = old.perms
-	} else if len(c.users) >= base.ControllerUsersMax {
+	} else if len(c.users) >= c.lim.users {
 		return base.Errorf(base.CodeTooLarge, "the cluster has %d users, the limit (ControllerUsersMax)", len(c.users))
 	}
 	if err := checkUser(u); err != nil {
