@@ -284,9 +284,15 @@ func SyncAll(logs ...*Log) error {
 		if l.fs != sorted[0].fs {
 			return base.Errorf(base.CodeInvalidArgument, "log: SyncAll over logs of different file systems")
 		}
-		l.writeMu.Lock()
-		defer l.writeMu.Unlock()
 	}
+	for _, l := range sorted {
+		l.writeMu.Lock()
+	}
+	defer func() {
+		for _, l := range sorted {
+			l.writeMu.Unlock()
+		}
+	}()
 	var files []struct {
 		l *Log
 		s *segment
