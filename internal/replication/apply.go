@@ -48,12 +48,24 @@ func (g *group) writeReady(rd raft.Ready) (bool, error) {
 }
 
 // hardStateUpdate records raft's hard state and returns an update when its
-// term or vote changed: the commit index alone is not worth a sync.
+// term or vote changed, or when a membership change is about to apply: the
+// commit index alone is not worth a sync, except that a node which forgot
+// that a membership change committed would restart with the configuration
+// before it, and could win an election with the votes of a quorum that no
+// longer is one (DESIGN.md "Lazily persisted commit index").
 func (g *group) hardStateUpdate(rd raft.Ready) (StateUpdate, bool) {
 	if rd.HardState != nil {
 		g.hs = HardState{Term: rd.GetTerm(), Vote: rd.GetVote(), Commit: rd.GetCommit()}
 	}
-	if g.hs.Term == g.persisted.Term && g.hs.Vote == g.persisted.Vote {
+	confCommitted := false
+	for _, e := range rd.CommittedEntries {
+		if e.GetType() == pb.EntryConfChangeV2 {
+			confCommitted = true
+			break
+		}
+	}
+	if g.hs.Term == g.persisted.Term && g.hs.Vote == g.persisted.Vote &&
+		(!confCommitted || g.persisted.Commit >= g.hs.Commit) {
 		return StateUpdate{}, false
 	}
 	hs := g.hs

@@ -88,6 +88,17 @@ var wireTypes = [...]bool{
 
 func isWireType(t pb.MessageType) bool { return int(t) < len(wireTypes) && t >= 0 && wireTypes[t] }
 
+// EncodeBatch appends the wire encoding of b to dst: the payload of a batch
+// frame. The simulator sends batches through it so its network carries the
+// same bytes as TCP.
+func EncodeBatch(dst []byte, b *Batch) []byte { return appendBatch(dst, b) }
+
+// DecodeBatch decodes a batch sent by node from to node to. Entry data and
+// contexts alias payload. Errors are CodeCorrupt.
+func DecodeBatch(payload []byte, from, to NodeID) (*Batch, error) {
+	return decodeBatch(payload, from, to)
+}
+
 // appendBatch encodes b: its messages (without From and To, which the
 // connection implies) and its coalesced heartbeats.
 func appendBatch(out []byte, b *Batch) []byte {

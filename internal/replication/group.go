@@ -34,8 +34,11 @@ type group struct {
 	persisted HardState // the hard state as durable in the StateStore
 
 	confState *pb.ConfState
-	confIndex uint64             // index of the last applied membership change
-	voters    quorum.JointConfig // from confState, for lease quorums
+	confIndex uint64 // index of the last applied membership change
+	// removed is true once a membership change without this node applied
+	// here: it then refuses to vote, so a stale quorum cannot use it.
+	removed bool
+	voters  quorum.JointConfig // from confState, for lease quorums
 
 	applied, appliedTerm uint64
 	appliedSinceSnap     uint64 // entries applied since the last snapshot
@@ -214,9 +217,25 @@ func (g *group) bootstrap(voters []NodeID) (GroupState, error) {
 
 // setConfState records the membership as of index.
 func (g *group) setConfState(cs *pb.ConfState, index uint64) {
+	wasMember := g.isMember(g.confState)
+	if g.confState != nil && wasMember && !g.isMember(cs) {
+		g.removed = true
+	} else if g.isMember(cs) {
+		g.removed = false
+	}
 	g.confState = cs
 	g.confIndex = index
 	g.voters = quorum.JointConfig{majority(cs.GetVoters()), majority(cs.GetVotersOutgoing())}
+}
+
+func (g *group) isMember(cs *pb.ConfState) bool {
+	self := g.e.cfg.NodeID
+	for _, ids := range [][]uint64{cs.GetVoters(), cs.GetVotersOutgoing(), cs.GetLearners(), cs.GetLearnersNext()} {
+		if slices.Contains(ids, self) {
+			return true
+		}
+	}
+	return false
 }
 
 func majority(ids []uint64) quorum.MajorityConfig {

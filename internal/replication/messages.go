@@ -24,6 +24,11 @@ func (l *loop) refuseVote(m *pb.Message, now time.Time) bool {
 		!bytes.Equal(m.GetContext(), campaignTransfer)
 }
 
+func isVoteRequest(m *pb.Message) bool {
+	t := m.GetType()
+	return t == pb.MsgVote || t == pb.MsgPreVote
+}
+
 // stepMessages steps the peer messages of the iteration into their groups.
 // Any message but a quiesce heartbeat (or its response) wakes a sleeping
 // group.
@@ -31,7 +36,7 @@ func (l *loop) stepMessages(msgs []inMsg, hbs []inHeartbeat, now time.Time) {
 	for _, in := range msgs {
 		g := l.groups[in.env.Group]
 		m := in.env.Msg
-		if g == nil || g.stopped || m == nil || l.refuseVote(m, now) {
+		if g == nil || g.stopped || m == nil || l.refuseVote(m, now) || (g.removed && isVoteRequest(m)) {
 			continue
 		}
 		g.wake()

@@ -337,6 +337,10 @@ func (g *group) leaseRead(r *request, now time.Time) bool {
 		return false
 	}
 	r.index = st.GetCommit()
+	if g.applied >= r.index {
+		r.finish(Result{Index: r.index, Lease: true})
+		return true
+	}
 	g.readWait = append(g.readWait, r)
 	g.l.busy[g.id] = g
 	return true
@@ -441,7 +445,7 @@ func (g *group) checkTransfer() {
 	case g.lead == r.node:
 		r.finish(Result{})
 		g.transfer = nil
-	case g.lead != g.e.cfg.NodeID:
+	case g.lead != g.e.cfg.NodeID && g.lead != 0: // 0: the election is under way
 		r.finish(Result{Err: g.e.notLeader(g.id, g.lead)})
 		g.transfer = nil
 	}

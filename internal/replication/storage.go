@@ -180,6 +180,10 @@ func (s *raftStorage) Entries(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
 	out := make([]*pb.Entry, len(batches))
 	for i, b := range batches {
 		out[i] = raftEntry(lo+uint64(i), b)
+		if base.InvariantsEnabled {
+			t, err := s.log.Term(lo + uint64(i))
+			base.Assert(err == nil && t == out[i].GetTerm(), "group %d: entry %d read with term %d, the log's Term says %d (%v)", s.g.id, lo+uint64(i), out[i].GetTerm(), t, err)
+		}
 	}
 	return out, nil
 }
