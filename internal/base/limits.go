@@ -629,3 +629,53 @@ const (
 	// 10 GiB; with it, at most the size of the largest request again.
 	KafkaDecodeAllocBytesMax = KafkaRequestBytesMax
 )
+
+// Load generation (internal/loadgen): the benchmark core of bench/ and
+// `ferry bench`.
+const (
+	// LoadgenSequencesMax bounds the messages one logical producer sends in
+	// a run, and so its accounting bitmaps: each costs at most this many
+	// bits (256 MiB), allocated 8 KiB at a time as sequences are used. At
+	// a million messages a second it is a 35-minute run of one producer.
+	LoadgenSequencesMax = 1 << 31
+
+	// LoadgenProducersMax bounds the logical producers of a run: the
+	// thousand-queue workload runs one per queue; 65,536 goroutines stay
+	// cheap.
+	LoadgenProducersMax = 1 << 16
+
+	// LoadgenQueuesMax bounds the queues of a run, for the same reason.
+	LoadgenQueuesMax = 1 << 16
+
+	// LoadgenInFlightMax bounds one producer's publishes awaiting their
+	// confirm; the workloads use 256 (RabbitMQ PerfTest's common
+	// setting). Beyond 65,536 a producer only measures a broker's buffers.
+	LoadgenInFlightMax = 1 << 16
+
+	// LoadgenPrefetchMax bounds a consumer's unacknowledged deliveries:
+	// AMQP's basic.qos prefetch-count is a 16-bit field.
+	LoadgenPrefetchMax = 1<<16 - 1
+
+	// LoadgenBodyBytesMax bounds a generated message body: every producer
+	// holds one body buffer, and 16 MiB is past what any workload sends.
+	LoadgenBodyBytesMax = 16 << 20
+
+	// LoadgenConfirmQueueMax bounds the publishes one session's Confirmer
+	// waits for: a session shared by many producers holds up to their
+	// confirm windows together; past it Publish blocks (backpressure).
+	LoadgenConfirmQueueMax = 1 << 16
+
+	// LoadgenLatencyMax is the largest latency the histograms resolve;
+	// larger values are recorded as it and counted as clamped. A minute
+	// is far past any healthy broker's tail.
+	LoadgenLatencyMax = time.Minute
+
+	// LoadgenDrainIdleDefault ends a drain that has received nothing for
+	// this long: a broker paused that long is failing the run anyway, and
+	// the tally then says what is missing.
+	LoadgenDrainIdleDefault = 15 * time.Second
+
+	// LoadgenConfirmWaitDefault bounds the wait for the last confirms of a
+	// producer once it stopped sending.
+	LoadgenConfirmWaitDefault = time.Minute
+)
