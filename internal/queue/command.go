@@ -81,11 +81,13 @@ type ConsumerDown struct {
 	Owner string
 }
 
-// Get pulls one ready message (AMQP basic.get). With AutoAck it is settled
-// at once; otherwise it becomes an unacknowledged delivery of Consumer
-// (which need not be subscribed). An anonymous Get (zero Consumer) must be
-// AutoAck. Result.Found and Result.Delivery give the message,
-// Result.Count the ready messages left.
+// Get pulls one ready message (AMQP basic.get): the next one dispatch
+// would deliver, whatever the consumers (single active consumer and
+// exclusivity govern subscriptions only). With AutoAck it is settled at
+// once; otherwise it becomes an unacknowledged delivery of Consumer (which
+// need not be subscribed; prefetch does not apply). An anonymous Get (zero
+// Consumer) must be AutoAck. Result.Found and Result.Delivery give the
+// message, Result.Count the ready messages left.
 type Get struct {
 	Now      int64
 	Consumer ConsumerID

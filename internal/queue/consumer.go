@@ -342,7 +342,8 @@ type ConsumerInfo struct {
 	UnackedBytes  uint64
 }
 
-// Consumers lists the consumer records in registration order.
+// Consumers lists the consumer records in registration order. The caller
+// owns the returned slice.
 func (q *Queue) Consumers() []ConsumerInfo {
 	cs := q.sortedConsumers(func(*consumer) bool { return true })
 	out := make([]ConsumerInfo, len(cs))

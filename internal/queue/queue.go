@@ -1,6 +1,8 @@
 package queue
 
 import (
+	"slices"
+
 	"github.com/ferry-mq/ferry/internal/base"
 )
 
@@ -130,6 +132,7 @@ func New(cfg Config, createdMs int64) (*Queue, error) {
 	if createdMs < 0 || createdMs > base.QueueTimeMsMax {
 		return nil, base.Errorf(base.CodeInvalidArgument, "queue: creation time %d out of range", createdMs)
 	}
+	cfg.Retry.Reasons = slices.Clone(cfg.Retry.Reasons) // the queue owns its config
 	q := newQueue(defaultLimits(), cfg)
 	q.now, q.lastUsed = createdMs, createdMs
 	return q, nil

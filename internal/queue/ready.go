@@ -475,7 +475,8 @@ type Browsed struct {
 }
 
 // Browse returns up to max ready messages with a Ref of at least from, in
-// Ref order, without consuming them; max is capped at QueueBrowseMax. It
+// Ref order, without consuming them; max is capped at QueueBrowseMax. The
+// caller owns the returned slice. It
 // costs O(levels·log n + messages returned or requeued + keyed messages
 // waiting behind their key).
 func (q *Queue) Browse(from Ref, max int) []Browsed {

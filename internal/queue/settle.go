@@ -163,7 +163,8 @@ func (q *Queue) deadLetterEffect(m *msg) Effect {
 
 // DeadLetterPending returns a DeadLetter effect for every message still
 // waiting for DeadLetterDone, in the order they were dead-lettered, with
-// the queue's current target. A new leader re-emits them.
+// the queue's current target. A new leader re-emits them. The caller owns
+// the returned slice.
 func (q *Queue) DeadLetterPending() []Effect {
 	out := make([]Effect, 0, len(q.dlx))
 	for i := 0; i < q.dlxOrder.Len(); i++ {

@@ -356,7 +356,7 @@ func (rs *restorer) scalars() {
 	for _, v := range q.ctr.list() {
 		*v = d.uvarint()
 	}
-	if d.err == nil && (q.now < 0 || q.now > base.QueueTimeMsMax || q.nextReg == 0 || q.nextTicket == 0) {
+	if d.err == nil && (q.now < 0 || q.now > base.QueueTimeMsMax || q.lastUsed < 0 || q.lastUsed > q.now || q.nextReg == 0 || q.nextTicket == 0) {
 		d.fail("scalars out of range")
 	}
 }
