@@ -139,15 +139,15 @@ func New(opts Options) *Controller {
 // every replica fails it the same way. Before Bootstrap every other
 // command fails with CodeUnavailable.
 func (c *Controller) Apply(cmd Command) Result {
-	if n := cmd.now(); n > c.nowMs {
-		c.nowMs = n
-	}
 	if _, ok := cmd.(*Bootstrap); !ok && !c.bootstrapped {
 		return Result{Err: base.Errorf(base.CodeUnavailable, "controller: not bootstrapped")}
 	}
+	prevNow := c.nowMs
+	c.nowMs = max(c.nowMs, cmd.now()) // the clock never goes back
 	var r Result
 	r.Err = c.dispatch(cmd, &r)
 	if r.Err != nil {
+		c.nowMs = prevNow
 		return Result{Err: r.Err}
 	}
 	r.sort()
