@@ -220,7 +220,7 @@ func TestDecodersDoNotAllocateForClaims(t *testing.T) {
 		},
 		"snapshot tenants": func() error {
 			body := append([]byte("FRCT\x01\x01\x02\x02"), 0) // no nodes
-			body = append(body, 0)                           // no coordinators
+			body = append(body, 0)                            // no coordinators
 			body = append(body, huge...)
 			return New(Options{}).Restore(fixCRC(body))
 		},
