@@ -570,6 +570,123 @@ const (
 	ControllerStreamSegmentBytesDefault = 500_000_000
 )
 
+// Broker (internal/broker): the data plane.
+const (
+	// BrokerPublishBatchBytesMax and BrokerPublishBatchRecordsMax bound the
+	// data batch one queue's or partition's accumulator proposes: the
+	// messages that arrived while the previous batch was being made
+	// durable, up to Raft's message size so a batch travels to followers
+	// in one append. One message larger than that goes alone.
+	BrokerPublishBatchBytesMax   = RaftMessageBytesMax
+	BrokerPublishBatchRecordsMax = 4096
+
+	// BrokerPublishPendingBytesMax bounds the messages waiting in one
+	// accumulator; publishers to that queue wait beyond it (backpressure
+	// to the connection). 16 batches' worth keeps the pipeline full.
+	BrokerPublishPendingBytesMax = 16 * BrokerPublishBatchBytesMax
+
+	// BrokerSettleInFlightMax bounds the settlement commands (acks, nacks)
+	// one queue's leader has proposed and not seen applied; more wait and
+	// coalesce into the next pass.
+	BrokerSettleInFlightMax = 4
+
+	// BrokerAutoAckCredit is the prefetch of an auto-ack consumer (which
+	// asks for no limit): deliveries are settled by the leader a pass
+	// later, so the queue must not hand out more than this ahead.
+	BrokerAutoAckCredit = 1024
+
+	// BrokerDeliveryCacheBytes bounds the node's cache of recently
+	// appended queue batches, decoded, so a delivery right after its
+	// enqueue does not read the disk: 64 batches of BrokerPublishBatchBytesMax.
+	BrokerDeliveryCacheBytes = 64 << 20
+
+	// BrokerTraceEventsMax bounds the node's message-history store (a
+	// ring: about 200 bytes an event, 20 MiB), BrokerTracedEntitiesMax the
+	// entities traced at once.
+	BrokerTraceEventsMax    = 100_000
+	BrokerTracedEntitiesMax = 1024
+
+	// BrokerHeaderDepthMax and BrokerHeaderValuesMax bound the nested
+	// header tables and arrays of one message (x-death holds a table in an
+	// array in a table): the AMQP codec's bounds, so any table a client
+	// can send can be stored.
+	BrokerHeaderDepthMax  = AMQPTableDepthMax
+	BrokerHeaderValuesMax = AMQPTableFieldsMax
+
+	// BrokerConnectionsMax bounds the client connections registered on one
+	// node; BrokerConsumersPerConnectionMax the consumers of one
+	// connection (a queue holds QueueConsumersMax at most anyway).
+	BrokerConnectionsMax            = 1 << 20
+	BrokerConsumersPerConnectionMax = 1 << 16
+
+	// BrokerForwardFrameBytesMax bounds one frame between nodes on the
+	// forwarding connection: a batch of the largest size plus its fields.
+	BrokerForwardFrameBytesMax = BatchBytesMax + 1<<20
+
+	// BrokerForwardInFlightMax bounds the forwarded calls in flight on one
+	// connection, in each direction; beyond it a caller gets
+	// CodeOverloaded and a server stops reading (TCP backpressure).
+	BrokerForwardInFlightMax = 4096
+
+	// BrokerForwardRetriesMax bounds how often a call follows a leader
+	// hint after CodeNotLeader: a leader change during the call, twice.
+	BrokerForwardRetriesMax = 3
+
+	// BrokerLeaderSpinsMax bounds the yields spent waiting for a group
+	// whose only voter is this node to elect itself (a few engine
+	// iterations); the periodic leader check takes over beyond it.
+	BrokerLeaderSpinsMax = 100_000
+
+	// BrokerFetchWaitMax caps a fetch's long poll (Kafka's fetch.max.wait
+	// is at most the request timeout, 30 s by default).
+	BrokerFetchWaitMax = 30 * time.Second
+
+	// BrokerListOffsetReadBytes is what one read of a timestamp search
+	// takes from the log.
+	BrokerListOffsetReadBytes = 1 << 20
+
+	// BrokerStreamCreditDefault is the unacknowledged deliveries of a
+	// stream consumer with no prefetch; BrokerStreamReadBytes what its
+	// reader takes from the log at a time.
+	BrokerStreamCreditDefault = 1000
+	BrokerStreamReadBytes     = 1 << 20
+
+	// BrokerDeadLetterBatchMax bounds the messages one DeadLetterDone
+	// settles (well under QueueSettleIDsMax);
+	// BrokerDeadLetterRetryInterval is the wait before republishing again
+	// after a failure.
+	BrokerDeadLetterBatchMax      = 1024
+	BrokerDeadLetterRetryInterval = time.Second
+
+	// BrokerMemoryHighWatermarkDefault is the fraction of RAM above which
+	// heap memory in use blocks publishers (RabbitMQ's
+	// vm_memory_high_watermark, 0.4); BrokerDiskFreeLimitDefault the free
+	// disk space below which they are blocked: RabbitMQ's 50 MB is less
+	// than one segment, so 1 GiB, one default segment.
+	BrokerMemoryHighWatermarkDefault = 0.4
+	BrokerDiskFreeLimitDefault       = 1 << 30
+
+	// BrokerFlowSampleIntervalDefault is how often memory and disk are
+	// measured for flow control.
+	BrokerFlowSampleIntervalDefault = 100 * time.Millisecond
+
+	// BrokerLeaderPollIntervalDefault is how often a node checks which of
+	// its groups it leads (the engine has no notification);
+	// BrokerReconcileIntervalDefault the reconciler's period beside the
+	// passes controller changes trigger.
+	BrokerLeaderPollIntervalDefault = 50 * time.Millisecond
+	BrokerReconcileIntervalDefault  = time.Second
+
+	// BrokerRetentionIntervalDefault is how often a partition's leader
+	// applies retention (Kafka's log.retention.check.interval.ms is 5
+	// minutes; a minute keeps age retention closer to its setting).
+	BrokerRetentionIntervalDefault = time.Minute
+
+	// BrokerGroupTickIntervalDefault is how often a coordinator lets time
+	// pass: a tenth of the shortest session timeout.
+	BrokerGroupTickIntervalDefault = GroupSessionTimeoutMin / 10
+)
+
 // AMQP 0-9-1 (internal/proto/amqp).
 const (
 	// AMQPMessageBytesMax is the largest message body accepted, as
@@ -601,6 +718,73 @@ const (
 	// a map entry or interface of ~50 bytes, and this caps that
 	// amplification at a few MiB per table.
 	AMQPTableFieldsMax = 1 << 16
+
+	// AMQPFrameBytesDefault is the frame-max the server offers in
+	// connection.tune: RabbitMQ's default (128 KiB), large enough that a
+	// 1 KiB message is one body frame, small enough that a connection's
+	// read buffer stays modest.
+	AMQPFrameBytesDefault = 128 << 10
+
+	// AMQPChannelsPerConnectionMax is the channel-max the server offers
+	// and the most channels one connection may open: RabbitMQ's default
+	// channel_max. Each open channel costs its bookkeeping (unacked tags,
+	// consumers, confirms).
+	AMQPChannelsPerConnectionMax = 2047
+
+	// AMQPConsumersPerChannelMax bounds the consumers of one channel
+	// (RabbitMQ's consumer_max_per_channel, unlimited there): every
+	// consumer is a broker subscription with its own prefetch window.
+	AMQPConsumersPerChannelMax = 1024
+
+	// AMQPPrefetchCountMax is the largest prefetch a client can ask for
+	// (basic.qos carries a short) and what "no limit" (0) becomes, so the
+	// unacked deliveries of one consumer are always bounded.
+	AMQPPrefetchCountMax = 1<<16 - 1
+
+	// AMQPPublishesInFlightMax bounds the publishes of one connection
+	// handed to the broker and not yet settled. Beyond it the reader stops
+	// reading the socket (TCP backpressure): 16 producers with 256 confirms
+	// in flight each fit.
+	AMQPPublishesInFlightMax = 4096
+
+	// AMQPPublishBatchMessagesMax and AMQPPublishBatchBytesMax bound the
+	// consecutive publishes of one channel to one exchange coalesced into
+	// one broker call, when they arrive in one read from the socket.
+	AMQPPublishBatchMessagesMax = 256
+	AMQPPublishBatchBytesMax    = 1 << 20
+
+	// AMQPWriteBufferBytes is how many encoded bytes may wait for the
+	// socket writer before the connection's reader stops adding replies
+	// (deliveries are bounded by prefetch instead, confirms by
+	// AMQPPublishesInFlightMax). The writer sends everything waiting in
+	// one write call, so this is also the coalescing window.
+	AMQPWriteBufferBytes = 4 << 20
+
+	// AMQPTxMessagesMax and AMQPTxBytesMax bound what one transaction
+	// (tx.select channel) buffers before tx.commit: publishes and
+	// acknowledgements. Beyond either the channel is closed with
+	// 406 PRECONDITION_FAILED. One message of AMQPMessageBytesMax fits.
+	AMQPTxMessagesMax = 1 << 16
+	AMQPTxBytesMax    = 2 * AMQPMessageBytesMax
+
+	// AMQPHeartbeatDefault is the heartbeat interval the server offers in
+	// connection.tune (RabbitMQ's default); the client's tune-ok decides.
+	AMQPHeartbeatDefault = 60 * time.Second
+
+	// AMQPHeartbeatMissedMax is how many heartbeat intervals may pass
+	// without a frame from the peer before it is disconnected (RabbitMQ
+	// and the spec: two).
+	AMQPHeartbeatMissedMax = 2
+
+	// AMQPHandshakeTimeout bounds the time from accepting a connection to
+	// connection.open (RabbitMQ's handshake_timeout), so half-open sockets
+	// do not hold a goroutine forever.
+	AMQPHandshakeTimeout = 10 * time.Second
+
+	// AMQPCloseTimeout bounds how long the server waits for the peer's
+	// connection.close-ok after sending connection.close, and for the
+	// socket writer to drain when a connection ends.
+	AMQPCloseTimeout = 3 * time.Second
 )
 
 // Kafka (internal/proto/kafka).
@@ -628,6 +812,72 @@ const (
 	// 100-byte struct, so without this bound a 100 MiB request could cost
 	// 10 GiB; with it, at most the size of the largest request again.
 	KafkaDecodeAllocBytesMax = KafkaRequestBytesMax
+
+	// KafkaConnInflightRequestsMax bounds the requests of one connection
+	// read and not yet answered (pipelining); KafkaConnInflightBytesMax
+	// their bytes. At either bound the connection's reader stops reading
+	// (TCP backpressure). Kafka clients keep at most 5 produce requests in
+	// flight per connection; 64 leaves room for clients that pipeline
+	// metadata and offset requests besides. A request larger than the
+	// byte bound is still read when nothing else is held.
+	KafkaConnInflightRequestsMax = 64
+	KafkaConnInflightBytesMax    = 64 << 20
+
+	// KafkaConnectionsMax bounds the connections one Kafka listener
+	// serves at once (each costs two goroutines and its buffers before it
+	// authenticates); more are closed at accept.
+	KafkaConnectionsMax = 1 << 14
+
+	// KafkaReadBufferBytes and KafkaWriteBufferBytes size a connection's
+	// socket buffers: a 64 KiB produce batch or fetch response moves in
+	// one system call, and 10,000 idle connections cost 1.25 GiB at most.
+	KafkaReadBufferBytes  = 64 << 10
+	KafkaWriteBufferBytes = 64 << 10
+
+	// KafkaSessionCloseTimeout bounds how long a closing connection waits
+	// for the broker to release what it owned.
+	KafkaSessionCloseTimeout = 10 * time.Second
+
+	// KafkaAdminTimeoutMax bounds the wait of an admin request (create,
+	// delete, configs) and of a topic auto-created by Metadata for the
+	// controller to commit it; a client's own timeout, when shorter, wins.
+	// Kafka's default request.timeout.ms is 30 s.
+	KafkaAdminTimeoutMax = 30 * time.Second
+
+	// KafkaProduceTimeoutMax bounds the wait of a Produce request for its
+	// quorum, whatever timeout the client asks for.
+	KafkaProduceTimeoutMax = 5 * time.Minute
+
+	// KafkaFetchResponseBytesMax bounds one Fetch response's record bytes
+	// (Kafka's broker fetch.max.bytes, 55 MiB): a client's larger
+	// max_bytes is cut to it. The first batch of a response is returned
+	// whole even past it, as Kafka does (at most BatchBytesMax).
+	KafkaFetchResponseBytesMax = 57_671_680
+
+	// KafkaFetchWaitMax bounds a Fetch long poll, whatever max_wait_ms
+	// the client asks for: the client's own request timeout (30 s by
+	// default) must not fire first.
+	KafkaFetchWaitMax = 20 * time.Second
+
+	// KafkaFetchSessionsMax bounds the incremental fetch sessions
+	// (KIP-227) a server keeps (Kafka's
+	// max.incremental.fetch.session.cache.slots); past it, a new session
+	// is created only by evicting one idle for
+	// KafkaFetchSessionIdleTimeout (Kafka's
+	// min.incremental.fetch.session.eviction.ms), else the client is
+	// served sessionless.
+	KafkaFetchSessionsMax        = 1000
+	KafkaFetchSessionIdleTimeout = 2 * time.Minute
+
+	// KafkaFetchSessionPartitionsMax bounds the partitions of one fetch
+	// session (about 100 bytes each): a fetch with more is served without
+	// a session. A consumer of every partition of one stream fits.
+	KafkaFetchSessionPartitionsMax = ControllerStreamPartitionsMax
+
+	// KafkaDecompressedBytesMax bounds what one compressed batch may
+	// decompress to when the server validates it, so a compression bomb
+	// costs at most this much memory and work per connection.
+	KafkaDecompressedBytesMax = 64 << 20
 )
 
 // Load generation (internal/loadgen): the benchmark core of bench/ and

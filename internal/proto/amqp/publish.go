@@ -1,0 +1,332 @@
+package amqp
+
+import (
+	"encoding/binary"
+	"slices"
+	"strconv"
+
+	"github.com/ferry-mq/ferry/internal/base"
+	"github.com/ferry-mq/ferry/internal/proto/amqp/codec"
+)
+
+// assembly is a channel's message in the making: basic.publish, then a
+// content header, then body frames until the announced size (spec
+// §4.2.6). Reader goroutine only.
+type assembly struct {
+	active     bool
+	haveHeader bool
+	exchange   string
+	routingKey string
+	mandatory  bool
+	size       uint64
+	props      codec.BasicProperties
+	raw        []byte
+	body       []byte
+}
+
+// startPublish handles basic.publish: content frames follow.
+func (ch *channel) startPublish(m *codec.BasicPublish) error {
+	if m.Immediate {
+		return protoErr(codec.ReplyNotImplemented, m.Key(), "immediate=true")
+	}
+	ch.asm = assembly{active: true, exchange: m.Exchange, routingKey: m.RoutingKey, mandatory: m.Mandatory}
+	return nil
+}
+
+// handleContent takes a content header or body frame (reader goroutine).
+func (ch *channel) handleContent(f codec.Frame) error {
+	if ch.isClosing() {
+		return nil // the frames of a publish that closed the channel
+	}
+	a := &ch.asm
+	switch {
+	case !a.active:
+		return protoErr(codec.ReplyUnexpectedFrame, 0, "expected method frame, got non method frame instead")
+	case !a.haveHeader && f.Type != codec.FrameHeader:
+		return protoErr(codec.ReplyUnexpectedFrame, codec.MethodBasicPublish,
+			"expected content header for class 60, got non content header frame instead")
+	case a.haveHeader && f.Type != codec.FrameBody:
+		return protoErr(codec.ReplyUnexpectedFrame, codec.MethodBasicPublish,
+			"expected content body, got non content body frame instead")
+	}
+	if f.Type == codec.FrameHeader {
+		return ch.contentHeader(f.Payload)
+	}
+	if uint64(len(a.body))+uint64(len(f.Payload)) > a.size {
+		return protoErr(codec.ReplyFrameError, codec.MethodBasicPublish,
+			"body frames of %d bytes exceed the content header's body size %d", uint64(len(a.body))+uint64(len(f.Payload)), a.size)
+	}
+	a.body = append(a.body, f.Payload...)
+	if uint64(len(a.body)) == a.size {
+		return ch.completePublish()
+	}
+	return nil
+}
+
+// contentHeader decodes a publish's content header.
+func (ch *channel) contentHeader(p []byte) error {
+	a := &ch.asm
+	if len(p) >= 12 {
+		size := binary.BigEndian.Uint64(p[4:12])
+		if size > ch.c.cfg.MessageBytesMax {
+			// RabbitMQ checks max_message_size on the channel: a soft
+			// error. The body frames that follow are dropped.
+			a.active = false
+			ch.fail(protoErr(codec.ReplyPreconditionFailed, codec.MethodBasicPublish,
+				"message size %d is larger than configured max size %d", size, ch.c.cfg.MessageBytesMax))
+			return nil
+		}
+	}
+	var h codec.ContentHeader
+	if err := h.Decode(p); err != nil {
+		return err
+	}
+	if h.ClassID != codec.ClassBasic {
+		return protoErr(codec.ReplyUnexpectedFrame, codec.MethodBasicPublish,
+			"content header for class %d does not match the method's class 60", h.ClassID)
+	}
+	if err := h.Properties(&a.props); err != nil {
+		return err
+	}
+	a.haveHeader, a.size = true, h.BodySize
+	a.raw = slices.Clone(h.RawProperties)
+	// Grow with the frames, never from the announced size alone: a
+	// client announcing 128 MiB and sending nothing costs nothing.
+	a.body = make([]byte, 0, min(h.BodySize, uint64(ch.c.frameMax)))
+	if h.BodySize == 0 {
+		return ch.completePublish()
+	}
+	return nil
+}
+
+// completePublish hands a whole message on: to the transaction, to a
+// direct reply-to consumer, or to the connection's publish batch.
+func (ch *channel) completePublish() error {
+	a := ch.asm
+	ch.asm = assembly{}
+	msg := Message{Exchange: a.exchange, RoutingKey: a.routingKey, Properties: a.props, RawProperties: a.raw, Body: a.body}
+	if err := ch.checkPublish(&msg); err != nil {
+		return err
+	}
+	if a.exchange == "" && isReplyToAddress(a.routingKey) {
+		return ch.publishReplyTo(msg, a.mandatory)
+	}
+	if ch.tx != nil {
+		return ch.tx.addPublish(msg, a.mandatory)
+	}
+	var seq uint64
+	ch.mu.Lock()
+	if ch.confirming {
+		seq = ch.confirms.assign()
+	}
+	ch.mu.Unlock()
+	ch.c.pub.add(ch, msg, a.mandatory, seq)
+	return nil
+}
+
+// checkPublish applies RabbitMQ's checks of a publish and rewrites a
+// direct reply-to address.
+func (ch *channel) checkPublish(m *Message) error {
+	key := codec.MethodBasicPublish
+	p := &m.Properties
+	if p.Flags&codec.BasicFlagUserID != 0 && p.UserID != ch.c.user.User {
+		return protoErr(codec.ReplyPreconditionFailed, key,
+			"user_id property set to '%s' but authenticated user was '%s'", p.UserID, ch.c.user.User)
+	}
+	if p.Flags&codec.BasicFlagExpiration != 0 {
+		if _, err := strconv.ParseUint(p.Expiration, 10, 32); err != nil {
+			return protoErr(codec.ReplyPreconditionFailed, key, "invalid expiration '%s': not a non-negative integer", p.Expiration)
+		}
+	}
+	if p.Flags&codec.BasicFlagReplyTo != 0 && p.ReplyTo == replyToQueue {
+		token, ok := ch.replyToToken()
+		if !ok {
+			return protoErr(codec.ReplyPreconditionFailed, key, "fast reply consumer does not exist")
+		}
+		p.ReplyTo = replyToPrefix + token
+		m.RawProperties = nil // re-encoded on delivery
+	}
+	if !ch.hasWriteOK || ch.lastWriteOK != m.Exchange {
+		if err := ch.c.session.Authorize(ActionWrite, EntityExchange, m.Exchange); err != nil {
+			return asReply(err, key)
+		}
+		ch.lastWriteOK, ch.hasWriteOK = m.Exchange, true
+	}
+	return nil
+}
+
+// publishBatch coalesces consecutive publishes of one channel to one
+// exchange that arrive in one read from the socket into one broker call.
+// Reader goroutine only.
+type publishBatch struct {
+	ch        *channel
+	exchange  string
+	mandatory bool
+	msgs      []Message
+	seqs      []uint64 // confirm sequence numbers, 0 when not confirming
+	bytes     int
+}
+
+func (c *conn) flushPublishes() { c.pub.flush(c) }
+
+func (b *publishBatch) add(ch *channel, m Message, mandatory bool, seq uint64) {
+	c := ch.c
+	if len(b.msgs) > 0 && (b.ch != ch || b.exchange != m.Exchange || b.mandatory != mandatory) {
+		b.flush(c)
+	}
+	b.ch, b.exchange, b.mandatory = ch, m.Exchange, mandatory
+	b.msgs = append(b.msgs, m)
+	b.seqs = append(b.seqs, seq)
+	b.bytes += len(m.Body)
+	if len(b.msgs) >= base.AMQPPublishBatchMessagesMax || b.bytes >= base.AMQPPublishBatchBytesMax {
+		b.flush(c)
+	}
+}
+
+// flush hands the batch to the broker, waiting first for room among the
+// connection's publishes in flight.
+func (b *publishBatch) flush(c *conn) {
+	if len(b.msgs) == 0 {
+		return
+	}
+	ch, msgs, seqs, mandatory := b.ch, b.msgs, b.seqs, b.mandatory
+	*b = publishBatch{}
+	n := len(msgs)
+	if !c.acquirePublish(n) {
+		return
+	}
+	c.session.PublishAsync(msgs[0].Exchange, msgs, PublishOptions{Mandatory: mandatory},
+		func(res []PublishResult, err error) {
+			ch.published(msgs, seqs, mandatory, res, err)
+			c.releasePublish(n)
+		})
+}
+
+// published handles the outcome of a publish call (a broker goroutine):
+// basic.return for unroutable mandatory messages, then confirms in
+// sequence order; a routing error closes the channel, as RabbitMQ's
+// synchronous checks would.
+func (ch *channel) published(msgs []Message, seqs []uint64, mandatory bool, res []PublishResult, err error) {
+	var fail *codec.Error
+	ch.mu.Lock()
+	for i := range msgs {
+		r := PublishResult{Err: err}
+		if err == nil && i < len(res) {
+			r = res[i]
+		} else if err == nil {
+			r.Err = base.Errorf(base.CodeInternal, "broker returned %d results for %d messages", len(res), len(msgs))
+		}
+		ack := true
+		switch {
+		case r.Err != nil && isChannelFault(r.Err):
+			if fail == nil {
+				fail = asReply(r.Err, codec.MethodBasicPublish)
+			}
+			ack = false
+		case r.Err != nil:
+			ch.c.log.Debug("publish failed", "err", r.Err)
+			ack = false
+		case r.Rejected:
+			ack = false
+		case r.Unroutable && mandatory:
+			ch.sendReturnLocked(&msgs[i], codec.ReplyNoRoute, "NO_ROUTE")
+		}
+		if seqs[i] != 0 && ch.confirming {
+			ch.confirms.settle(seqs[i], ack)
+		}
+	}
+	if ch.confirming && !ch.closed && !ch.closing {
+		ch.confirms.emit(ch.c.out, ch.id)
+	}
+	ch.mu.Unlock()
+	if fail != nil {
+		ch.fail(fail)
+	}
+}
+
+// isChannelFault reports a publish error that is the client's mistake
+// (no such exchange, not permitted): RabbitMQ closes the channel for it.
+// Other failures (overload, no quorum) are nacks.
+func isChannelFault(err error) bool {
+	switch base.CodeOf(err) {
+	case base.CodeNotFound, base.CodeAccessRefused, base.CodeInvalidArgument, base.CodePreconditionFailed, base.CodeTooLarge:
+		return true
+	}
+	return false
+}
+
+// sendReturnLocked sends basic.return with the message.
+func (ch *channel) sendReturnLocked(m *Message, code codec.ReplyCode, text string) {
+	if ch.closed || ch.closing {
+		return
+	}
+	ret := &codec.BasicReturn{ReplyCode: uint16(code), ReplyText: text, Exchange: m.Exchange, RoutingKey: m.RoutingKey}
+	_ = ch.c.out.send(false, func(enc *codec.FrameWriter) error {
+		return writeContent(enc, ch.id, ret, &m.Properties, m.RawProperties, m.Body)
+	})
+}
+
+// confirmSelect handles confirm.select.
+func (ch *channel) confirmSelect(noWait bool) error {
+	if ch.tx != nil {
+		return protoErr(codec.ReplyPreconditionFailed, codec.MethodConfirmSelect, "cannot switch from tx to confirm mode")
+	}
+	ch.mu.Lock()
+	ch.confirming = true
+	ch.mu.Unlock()
+	if noWait {
+		return nil
+	}
+	return ch.reply(&codec.ConfirmSelectOk{})
+}
+
+// confirmTracker numbers a confirm-mode channel's publishes and sends
+// their confirms in order: a run of acks as one basic.ack with multiple,
+// a nack alone. Holding an early outcome until the ones before it are
+// known lets "multiple" be used without ever confirming a message twice.
+// Guarded by the channel's mu.
+type confirmTracker struct {
+	last     uint64  // the last sequence number assigned
+	emitted  uint64  // every sequence number up to this one was confirmed
+	outcomes []uint8 // outcomes[i] is emitted+1+i's: 0 unknown, 1 ack, 2 nack
+}
+
+func (t *confirmTracker) assign() uint64 {
+	t.last++
+	t.outcomes = append(t.outcomes, 0)
+	return t.last
+}
+
+func (t *confirmTracker) settle(seq uint64, ack bool) {
+	i := seq - t.emitted - 1
+	base.Assert(seq > t.emitted && i < uint64(len(t.outcomes)), "amqp: confirm %d outside (%d, %d]", seq, t.emitted, t.last)
+	base.Assert(t.outcomes[i] == 0, "amqp: publish %d settled twice", seq)
+	if ack {
+		t.outcomes[i] = 1
+	} else {
+		t.outcomes[i] = 2
+	}
+}
+
+// emit sends the confirms that are now in order.
+func (t *confirmTracker) emit(out *frameWriter, channel uint16) {
+	n := 0
+	for n < len(t.outcomes) && t.outcomes[n] != 0 {
+		start := n
+		if t.outcomes[n] == 2 {
+			n++
+			tag := t.emitted + uint64(n)
+			_ = out.sendMethod(false, channel, &codec.BasicNack{DeliveryTag: tag})
+			continue
+		}
+		for n < len(t.outcomes) && t.outcomes[n] == 1 {
+			n++
+		}
+		tag := t.emitted + uint64(n)
+		_ = out.sendMethod(false, channel, &codec.BasicAck{DeliveryTag: tag, Multiple: n-start > 1})
+	}
+	if n > 0 {
+		t.emitted += uint64(n)
+		t.outcomes = t.outcomes[:copy(t.outcomes, t.outcomes[n:])]
+	}
+}
