@@ -166,6 +166,9 @@ func (l *Log) writeCheckpointLocked(c checkpoint) error {
 // index entries below the recovery point). With force false it does so
 // only when the recovery point lags and CheckpointInterval has passed.
 func (l *Log) checkpointLocked(force bool) error {
+	if err := l.writableLocked(); err != nil {
+		return err // fail-stop: no more writes of any kind
+	}
 	s := l.active()
 	c := l.ckpt
 	if c.rpSegment == s.baseIndex && c.rpPos == s.synced {
