@@ -1,0 +1,295 @@
+package amqp
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+)
+
+func publishN(t testing.TB, ts *testServer, ch *amqp091.Channel, queue string, n int) {
+	t.Helper()
+	before, _ := ts.b.queueDepth(queue)
+	for i := 0; i < n; i++ {
+		publish(t, ch, "", queue, fmt.Sprint(i))
+	}
+	waitFor(t, "messages enqueued", func() bool { d, _ := ts.b.queueDepth(queue); return d == before+n })
+}
+
+func TestPerConsumerPrefetchLimitsEachConsumer(t *testing.T) {
+	ts := startServer(t)
+	ch := ts.channel(t)
+	declareQueue(t, ch, "q")
+	if err := ch.Qos(2, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, ts, ch, "q", 10)
+	c1, _ := ch.Consume("q", "c1", false, false, false, false, nil)
+	c2, _ := ch.Consume("q", "c2", false, false, false, false, nil)
+	waitFor(t, "4 delivered", func() bool { n, _ := ts.b.queueDepth("q"); return n == 6 })
+	recv(t, c1)
+	last := recv(t, c1)
+	recv(t, c2)
+	recv(t, c2)
+	noDelivery(t, ch, c1)
+	noDelivery(t, ch, c2)
+	if err := last.Ack(true); err != nil { // frees c1's two
+		t.Fatal(err)
+	}
+	recv(t, c1)
+	recv(t, c1)
+	noDelivery(t, ch, c2)
+}
+
+func TestGlobalPrefetchIsSharedByTheChannel(t *testing.T) {
+	ts := startServer(t)
+	ch := ts.channel(t)
+	declareQueue(t, ch, "a")
+	declareQueue(t, ch, "b")
+	if err := ch.Qos(3, 0, true); err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, ts, ch, "a", 5)
+	publishN(t, ts, ch, "b", 5)
+	ca, _ := ch.Consume("a", "ca", false, false, false, false, nil)
+	cb, _ := ch.Consume("b", "cb", false, false, false, false, nil)
+	var got []amqp091.Delivery
+	for len(got) < 3 {
+		select {
+		case d := <-ca:
+			got = append(got, d)
+		case d := <-cb:
+			got = append(got, d)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %d deliveries", len(got))
+		}
+	}
+	noDelivery(t, ch, ca)
+	noDelivery(t, ch, cb)
+	if err := got[0].Ack(false); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ca:
+	case <-cb:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no delivery after an ack freed the window")
+	}
+	noDelivery(t, ch, ca)
+	noDelivery(t, ch, cb)
+}
+
+func TestDeletingAQueueCancelsItsConsumers(t *testing.T) {
+	ts := startServer(t)
+	ch := ts.channel(t)
+	declareQueue(t, ch, "doomed")
+	cancels := ch.NotifyCancel(make(chan string, 1))
+	msgs, _ := ch.Consume("doomed", "watcher", false, false, false, false, nil)
+	other := ts.channel(t)
+	if _, err := other.QueueDelete("doomed", false, false, false); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case tag := <-cancels:
+		if tag != "watcher" {
+			t.Errorf("cancelled tag %q, want watcher", tag)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no basic.cancel from the server")
+	}
+	if _, ok := <-msgs; ok {
+		t.Errorf("deliveries still open after the server's cancel")
+	}
+}
+
+func TestClientCancelStopsDeliveriesAndKeepsUnackedSettleable(t *testing.T) {
+	ts := startServer(t)
+	ch := ts.channel(t)
+	declareQueue(t, ch, "c")
+	msgs, _ := ch.Consume("c", "tag1", false, false, false, false, nil)
+	publish(t, ch, "", "c", "first")
+	d := recv(t, msgs)
+	if err := ch.Cancel("tag1", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Ack(false); err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, ts, ch, "c", 1)
+	if n, _ := ts.b.queueDepth("c"); n != 1 {
+		t.Errorf("after cancel the message should stay queued: depth %d", n)
+	}
+	// A second consumer with the same tag is fine once the first is gone.
+	if _, err := ch.Consume("c", "tag1", false, false, false, false, nil); err != nil {
+		t.Errorf("reusing a cancelled tag: %v", err)
+	}
+}
+
+func TestReusedConsumerTagIs530(t *testing.T) {
+	ts := startServer(t)
+	ch := ts.channel(t)
+	declareQueue(t, ch, "q")
+	if _, err := ch.Consume("q", "dup", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ch.Consume("q", "dup", false, false, false, false, nil)
+	if e := amqpErr(t, err); e.Code != 530 || e.Reason != "NOT_ALLOWED - attempt to reuse consumer tag 'dup'" {
+		t.Errorf("got %d %q", e.Code, e.Reason)
+	}
+}
+
+func TestExclusiveConsumerAndPriorityArgument(t *testing.T) {
+	ts := startServer(t)
+	ch := ts.channel(t)
+	declareQueue(t, ch, "ex")
+	if _, err := ch.Consume("ex", "only", false, true, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	other := ts.channel(t)
+	_, err := other.Consume("ex", "second", false, false, false, false, nil)
+	if e := amqpErr(t, err); e.Code != 403 || !strings.Contains(e.Reason, "in exclusive use") {
+		t.Errorf("second consumer of an exclusively consumed queue: got %d %q", e.Code, e.Reason)
+	}
+
+	ch2 := ts.channel(t)
+	declareQueue(t, ch2, "prio")
+	low, _ := ch2.Consume("prio", "low", false, false, false, false, amqp091.Table{"x-priority": int32(1)})
+	high, _ := ch2.Consume("prio", "high", false, false, false, false, amqp091.Table{"x-priority": int32(10)})
+	publishN(t, ts, ch2, "prio", 0)
+	for i := 0; i < 3; i++ {
+		publish(t, ch2, "", "prio", "m")
+		recv(t, high)
+	}
+	noDelivery(t, ch2, low)
+	_, err = ch2.Consume("prio", "bad", false, false, false, false, amqp091.Table{"x-priority": "high"})
+	if e := amqpErr(t, err); e.Code != 406 {
+		t.Errorf("x-priority of the wrong type: got %d %q, want 406", e.Code, e.Reason)
+	}
+}
+
+func TestChannelFlowPausesDeliveries(t *testing.T) {
+	ts := startServer(t)
+	ch := ts.channel(t)
+	declareQueue(t, ch, "f")
+	msgs, _ := ch.Consume("f", "", false, false, false, false, nil)
+	if err := ch.Flow(false); err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, ts, ch, "f", 0)
+	publish(t, ch, "", "f", "held")
+	waitFor(t, "handed to the consumer", func() bool { n, _ := ts.b.queueDepth("f"); return n == 0 })
+	noDelivery(t, ch, msgs)
+	if err := ch.Flow(true); err != nil {
+		t.Fatal(err)
+	}
+	if d := recv(t, msgs); string(d.Body) != "held" || d.DeliveryTag != 1 {
+		t.Errorf("after flow on: %q tag %d", d.Body, d.DeliveryTag)
+	}
+}
+
+func TestRecoverRequeuesUnacked(t *testing.T) {
+	ts := startServer(t)
+	ch := ts.channel(t)
+	declareQueue(t, ch, "r")
+	msgs, _ := ch.Consume("r", "", false, false, false, false, nil)
+	publish(t, ch, "", "r", "again")
+	recv(t, msgs)
+	if err := ch.Recover(true); err != nil {
+		t.Fatal(err)
+	}
+	d := recv(t, msgs)
+	if !d.Redelivered || string(d.Body) != "again" || d.DeliveryTag != 2 {
+		t.Errorf("after recover: %q redelivered %v tag %d", d.Body, d.Redelivered, d.DeliveryTag)
+	}
+	err := ch.Recover(false)
+	if e := amqpErr(t, err); e.Code != 540 {
+		t.Errorf("recover requeue=false: got %d %q, want 540 NOT_IMPLEMENTED", e.Code, e.Reason)
+	}
+}
+
+func TestTransactionsCoverPublishesAndAcks(t *testing.T) {
+	ts := startServer(t)
+	ch := ts.channel(t)
+	declareQueue(t, ch, "tx")
+	publishN(t, ts, ch, "tx", 1)
+	if err := ch.Tx(); err != nil {
+		t.Fatal(err)
+	}
+	d, ok, err := ch.Get("tx", false)
+	if err != nil || !ok {
+		t.Fatalf("get: %v %v", ok, err)
+	}
+	publish(t, ch, "", "tx", "rolled back")
+	if err := d.Ack(false); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.TxRollback(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := ts.b.queueDepth("tx"); n != 0 {
+		t.Errorf("a rolled-back publish reached the queue: depth %d", n)
+	}
+	// The rolled-back ack is undone: the delivery is unacked again.
+	publish(t, ch, "", "tx", "committed")
+	if err := d.Ack(false); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.TxCommit(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := ts.b.queueDepth("tx"); n != 1 {
+		t.Errorf("after commit: depth %d, want 1", n)
+	}
+	if err := ch.Confirm(false); err == nil {
+		t.Errorf("confirm.select on a tx channel succeeded")
+	} else if e := amqpErr(t, err); e.Code != 406 {
+		t.Errorf("confirm.select on a tx channel: got %d %q, want 406", e.Code, e.Reason)
+	}
+}
+
+func TestTxCommitWithoutSelectIs406(t *testing.T) {
+	ts := startServer(t)
+	ch := ts.channel(t)
+	err := ch.TxCommit()
+	if e := amqpErr(t, err); e.Code != 406 || e.Reason != "PRECONDITION_FAILED - channel is not transactional" {
+		t.Errorf("got %d %q", e.Code, e.Reason)
+	}
+}
+
+func TestDirectReplyTo(t *testing.T) {
+	ts := startServer(t)
+	client := ts.channel(t)
+	server := ts.channel(t)
+	declareQueue(t, server, "rpc")
+	requests, _ := server.Consume("rpc", "", true, false, false, false, nil)
+	replies, err := client.Consume("amq.rabbitmq.reply-to", "", true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.PublishWithContext(context.Background(), "", "rpc", false, false,
+		amqp091.Publishing{ReplyTo: "amq.rabbitmq.reply-to", CorrelationId: "7", Body: []byte("ping")}); err != nil {
+		t.Fatal(err)
+	}
+	req := recv(t, requests)
+	if !strings.HasPrefix(req.ReplyTo, "amq.rabbitmq.reply-to.") {
+		t.Fatalf("reply_to was not rewritten: %q", req.ReplyTo)
+	}
+	if err := server.PublishWithContext(context.Background(), "", req.ReplyTo, false, false,
+		amqp091.Publishing{CorrelationId: req.CorrelationId, Body: []byte("pong")}); err != nil {
+		t.Fatal(err)
+	}
+	rep := recv(t, replies)
+	if string(rep.Body) != "pong" || rep.CorrelationId != "7" {
+		t.Errorf("reply %q corr %q", rep.Body, rep.CorrelationId)
+	}
+	// Without a reply consumer, publishing with reply_to set is refused.
+	other := ts.channel(t)
+	closed := other.NotifyClose(make(chan *amqp091.Error, 1))
+	_ = other.PublishWithContext(context.Background(), "", "rpc", false, false, amqp091.Publishing{ReplyTo: "amq.rabbitmq.reply-to"})
+	if e := closeReason(t, closed); e.Code != 406 || e.Reason != "PRECONDITION_FAILED - fast reply consumer does not exist" {
+		t.Errorf("got %d %q", e.Code, e.Reason)
+	}
+}

@@ -1,0 +1,202 @@
+package amqp
+
+import (
+	"strings"
+	"testing"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+)
+
+func TestExchangeDeclarePassiveDeleteIfUnusedAndBuiltins(t *testing.T) {
+	ts := startServer(t)
+	conn := ts.dial(t)
+	ch, _ := conn.Channel()
+	for _, name := range []string{"amq.direct", "amq.fanout", "amq.topic", "amq.headers", "amq.match"} {
+		if err := ch.ExchangeDeclarePassive(name, "direct", true, false, false, false, nil); err != nil {
+			t.Errorf("passive declare of %s: %v", name, err)
+		}
+	}
+	if err := ch.ExchangeDeclare("orders", "topic", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	declareQueue(t, ch, "eu")
+	if err := ch.QueueBind("eu", "order.eu.*", "orders", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	closed := ch.NotifyClose(make(chan *amqp091.Error, 1))
+	err := ch.ExchangeDelete("orders", true, false)
+	if e := amqpErr(t, err); e.Code != 406 {
+		t.Errorf("delete if-unused of a bound exchange: got %d %q, want 406", e.Code, e.Reason)
+	}
+	closeReason(t, closed)
+
+	ch, _ = conn.Channel()
+	if err := ch.QueueUnbind("eu", "order.eu.*", "orders", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.ExchangeDelete("orders", true, false); err != nil {
+		t.Errorf("delete if-unused of an unbound exchange: %v", err)
+	}
+	err = ch.ExchangeDeclarePassive("orders", "topic", true, false, false, false, nil)
+	if e := amqpErr(t, err); e.Code != 404 || e.Reason != "NOT_FOUND - no exchange 'orders' in vhost '/'" {
+		t.Errorf("passive declare of a deleted exchange: got %d %q", e.Code, e.Reason)
+	}
+}
+
+func TestUnknownExchangeTypeClosesTheConnectionWith503(t *testing.T) {
+	ts := startServer(t)
+	conn := ts.dial(t)
+	ch, _ := conn.Channel()
+	closed := conn.NotifyClose(make(chan *amqp091.Error, 1))
+	err := ch.ExchangeDeclare("x", "x-no-such-plugin", false, false, false, false, nil)
+	e := amqpErr(t, err)
+	if e.Code != 503 || !strings.Contains(e.Reason, "unknown exchange type 'x-no-such-plugin'") {
+		t.Errorf("got %d %q, want 503 unknown exchange type", e.Code, e.Reason)
+	}
+	if e := closeReason(t, closed); e.Code != 503 {
+		t.Errorf("connection closed with %d, want 503", e.Code)
+	}
+}
+
+func TestExchangeToExchangeBindingAndDefaultExchange(t *testing.T) {
+	ts := startServer(t)
+	ch := ts.channel(t)
+	if err := ch.ExchangeDeclare("front", "fanout", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.ExchangeDeclare("back", "direct", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.ExchangeBind("back", "k", "front", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	declareQueue(t, ch, "sink")
+	if err := ch.QueueBind("sink", "k", "back", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, ch, "front", "k", "via e2e")
+	publish(t, ch, "", "sink", "via default")
+	msgs, _ := ch.Consume("sink", "", true, false, false, false, nil)
+	got := []string{string(recv(t, msgs).Body), string(recv(t, msgs).Body)}
+	if got[0] != "via e2e" || got[1] != "via default" {
+		t.Errorf("got %q, want [via e2e, via default]", got)
+	}
+	if err := ch.ExchangeUnbind("back", "k", "front", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, ch, "front", "k", "dropped")
+	noDelivery(t, ch, msgs)
+}
+
+func TestQueueDeclareServerNamedCountsAndShortcuts(t *testing.T) {
+	ts := startServer(t)
+	ch := ts.channel(t)
+	q, err := ch.QueueDeclare("", false, true, true, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(q.Name, "amq.gen-") {
+		t.Errorf("server-named queue %q, want amq.gen-...", q.Name)
+	}
+	// The spec's shortcuts: an empty queue name is the last declared
+	// queue; bound with an empty key, the key is that queue's name.
+	if err := ch.QueueBind("", "", "amq.direct", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, ch, "amq.direct", q.Name, "1")
+	publish(t, ch, "", q.Name, "2")
+	waitFor(t, "two messages", func() bool { n, _ := ts.b.queueDepth(q.Name); return n == 2 })
+	if _, err := ch.Consume(q.Name, "c", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "both delivered", func() bool { n, _ := ts.b.queueDepth(q.Name); return n == 0 })
+	p, err := ch.QueueDeclarePassive(q.Name, false, true, true, false, nil)
+	if err != nil || p.Consumers != 1 || p.Messages != 0 {
+		t.Errorf("passive declare: %+v err %v, want 1 consumer 0 messages", p, err)
+	}
+}
+
+func TestExclusiveQueueOfAnotherConnectionIsLocked(t *testing.T) {
+	ts := startServer(t)
+	owner := ts.channel(t)
+	if _, err := owner.QueueDeclare("mine", false, false, true, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	other := ts.channel(t)
+	_, err := other.QueueDeclare("mine", false, false, true, false, nil)
+	if e := amqpErr(t, err); e.Code != 405 || !strings.HasPrefix(e.Reason, "RESOURCE_LOCKED - cannot obtain exclusive access to locked queue 'mine'") {
+		t.Errorf("got %d %q, want 405 RESOURCE_LOCKED", e.Code, e.Reason)
+	}
+}
+
+func TestPurgeAndDeleteReportMessageCounts(t *testing.T) {
+	ts := startServer(t)
+	conn := ts.dial(t)
+	ch, _ := conn.Channel()
+	declareQueue(t, ch, "p")
+	for i := 0; i < 3; i++ {
+		publish(t, ch, "", "p", "m")
+	}
+	waitFor(t, "three messages", func() bool { n, _ := ts.b.queueDepth("p"); return n == 3 })
+	n, err := ch.QueuePurge("p", false)
+	if err != nil || n != 3 {
+		t.Errorf("purge: %d %v, want 3", n, err)
+	}
+	publish(t, ch, "", "p", "m")
+	waitFor(t, "one message", func() bool { n, _ := ts.b.queueDepth("p"); return n == 1 })
+	_, err = ch.QueueDelete("p", false, true, false)
+	if e := amqpErr(t, err); e.Code != 406 || e.Reason != "PRECONDITION_FAILED - queue 'p' in vhost '/' not empty" {
+		t.Errorf("delete if-empty of a non-empty queue: got %d %q", e.Code, e.Reason)
+	}
+	ch, _ = conn.Channel()
+	if n, err := ch.QueueDelete("p", false, false, false); err != nil || n != 1 {
+		t.Errorf("delete: %d %v, want 1", n, err)
+	}
+}
+
+func TestPassiveDeclareOfMissingQueueClosesOnlyTheChannel(t *testing.T) {
+	ts := startServer(t)
+	conn := ts.dial(t)
+	ch, _ := conn.Channel()
+	_, err := ch.QueueDeclarePassive("ghost", false, false, false, false, nil)
+	if e := amqpErr(t, err); e.Code != 404 || e.Reason != "NOT_FOUND - no queue 'ghost' in vhost '/'" {
+		t.Errorf("got %d %q", e.Code, e.Reason)
+	}
+	if _, err := ch.QueueDeclare("x", false, false, false, false, nil); err != amqp091.ErrClosed {
+		t.Errorf("the failed channel: got %v, want ErrClosed", err)
+	}
+	ch2, err := conn.Channel()
+	if err != nil {
+		t.Fatalf("the connection should survive: %v", err)
+	}
+	declareQueue(t, ch2, "alive")
+}
+
+func TestAccessRefusedIs403(t *testing.T) {
+	ts := startServer(t)
+	c, err := amqp091.DialConfig(strings.Replace(ts.url, "guest:guest", "alice:secret", 1), amqp091.Config{Heartbeat: 3600e9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ch, _ := c.Channel()
+	_, err = ch.QueueDeclare("forbidden", false, false, false, false, nil)
+	if e := amqpErr(t, err); e.Code != 403 || e.Reason != "ACCESS_REFUSED - access to queue 'forbidden' in vhost '/' refused for user 'alice'" {
+		t.Errorf("got %d %q", e.Code, e.Reason)
+	}
+}
+
+func TestReservedQueueNameIs403AndBadArgumentIs406(t *testing.T) {
+	ts := startServer(t)
+	conn := ts.dial(t)
+	ch, _ := conn.Channel()
+	_, err := ch.QueueDeclare("amq.mine", false, false, false, false, nil)
+	if e := amqpErr(t, err); e.Code != 403 {
+		t.Errorf("amq. prefix: got %d %q, want 403", e.Code, e.Reason)
+	}
+	ch, _ = conn.Channel()
+	_, err = ch.QueueDeclare("bad", false, false, false, false, amqp091.Table{"x-max-length": "many"})
+	if e := amqpErr(t, err); e.Code != 406 || !strings.Contains(e.Reason, "invalid arg 'x-max-length'") {
+		t.Errorf("bad argument: got %d %q, want 406", e.Code, e.Reason)
+	}
+}
