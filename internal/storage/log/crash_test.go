@@ -54,12 +54,28 @@ func crashOptions(fsys vfs.FS, clock base.Clock) Options {
 		SegmentAge: time.Hour, CheckpointInterval: time.Second, RetentionBytes: 2500}
 }
 
+// workloadDurability is the durability a workload seed runs with: mostly
+// sync, whose every confirmed append must survive; a quarter interval or
+// none, where only what Sync confirmed must, and the rest of the checks
+// (consistency, nothing past a torn tail, appendable) still apply.
+func workloadDurability(seed uint64) Durability {
+	switch seed % 8 {
+	case 1:
+		return DurabilityInterval
+	case 2:
+		return DurabilityNone
+	}
+	return DurabilitySync
+}
+
 // crashWorkload runs a seeded sequence of appends, writes and syncs,
 // truncations, checkpoints, retention, resets and reopens. It returns the
 // first error (ErrCrashed once the crash point is reached).
 func crashWorkload(fsys vfs.FS, clock *base.FakeClock, seed uint64, steps int, rec *crashRecord) (err error) {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	l, err := Open(crashOptions(fsys, clock))
+	opts := crashOptions(fsys, clock)
+	opts.Durability = workloadDurability(seed)
+	l, err := Open(opts)
 	if err != nil {
 		return err
 	}
@@ -76,7 +92,7 @@ func crashWorkload(fsys vfs.FS, clock *base.FakeClock, seed uint64, steps int, r
 		if err := crashStep(l, fsys, clock, rng, rec, term, step); err != nil {
 			return err
 		}
-		if l2, reopened, err := maybeReopen(l, fsys, clock, rng); err != nil {
+		if l2, reopened, err := maybeReopen(l, opts, rng); err != nil {
 			l = l2
 			return err
 		} else if reopened {
@@ -86,14 +102,14 @@ func crashWorkload(fsys vfs.FS, clock *base.FakeClock, seed uint64, steps int, r
 	return nil
 }
 
-func maybeReopen(l *Log, fsys vfs.FS, clock *base.FakeClock, rng *rand.Rand) (*Log, bool, error) {
+func maybeReopen(l *Log, opts Options, rng *rand.Rand) (*Log, bool, error) {
 	if rng.IntN(25) != 0 {
 		return l, false, nil
 	}
 	if err := l.Close(); err != nil {
 		return l, true, err
 	}
-	l2, err := Open(crashOptions(fsys, clock))
+	l2, err := Open(opts)
 	if err != nil {
 		return l, true, err // l is closed; Close again only reports that
 	}
@@ -118,7 +134,9 @@ func crashStep(l *Log, fsys vfs.FS, clock *base.FakeClock, rng *rand.Rand, rec *
 		if err != nil {
 			return err
 		}
-		rec.confirmed[p.Index] = stamped(b, p.BaseOffset, term)
+		if l.opts.Durability == DurabilitySync {
+			rec.confirmed[p.Index] = stamped(b, p.BaseOffset, term)
+		}
 	case op < 70:
 		var written []uint64
 		for range 1 + rng.IntN(4) {
@@ -225,7 +243,8 @@ func inHistory(versions [][]byte, b []byte) bool {
 
 // crashOnce runs the workload with a crash at the k-th mutating operation
 // and checks recovery. torn selects MemFS.CrashTorn with that seed.
-func crashOnce(t *testing.T, seed uint64, steps, k int, after bool, torn uint64, reopenTwice bool) {
+// It returns how many confirmed batches the recovered log was checked for.
+func crashOnce(t *testing.T, seed uint64, steps, k int, after bool, torn uint64, reopenTwice bool) int {
 	t.Helper()
 	mem := vfs.NewMem()
 	clock := base.NewFakeClock(epoch)
@@ -237,7 +256,7 @@ func crashOnce(t *testing.T, seed uint64, steps, k int, after bool, torn uint64,
 		if err != nil {
 			t.Fatalf("%s: workload failed without a crash: %v", what, err)
 		}
-		return
+		return 0
 	}
 	if err != nil && !errors.Is(err, vfs.ErrCrashed) && base.CodeOf(err) != base.CodeStorageFailed {
 		t.Fatalf("%s: workload error %v, want the crash", what, err)
@@ -248,6 +267,7 @@ func crashOnce(t *testing.T, seed uint64, steps, k int, after bool, torn uint64,
 		mem.Crash()
 	}
 	checkRecovered(t, mem, clock, rec, what, reopenTwice)
+	return len(rec.confirmed)
 }
 
 // TestCrashAtEveryPoint counts the mutating file system calls of a fixed
@@ -257,7 +277,7 @@ func crashOnce(t *testing.T, seed uint64, steps, k int, after bool, torn uint64,
 // torn write (a random prefix of the unsynced bytes kept), and checks the
 // recovered log.
 func TestCrashAtEveryPoint(t *testing.T) {
-	const seed, steps = 1, 50
+	const seed, steps = 3, 50 // seed 3 runs with DurabilitySync (workloadDurability)
 	dry := &vfs.CrashAt{}
 	if err := crashWorkload(vfs.WithFaults(vfs.NewMem(), dry), base.NewFakeClock(epoch), seed, steps, newCrashRecord()); err != nil {
 		t.Fatalf("dry run: %v", err)
@@ -266,12 +286,16 @@ func TestCrashAtEveryPoint(t *testing.T) {
 	if n < 300 {
 		t.Fatalf("dry run: only %d mutating calls; the workload is too small", n)
 	}
+	checked := 0
 	for k := 1; k <= n; k++ {
-		crashOnce(t, seed, steps, k, false, 0, true)
-		crashOnce(t, seed, steps, k, true, 0, true)
-		crashOnce(t, seed, steps, k, true, uint64(k), true)
+		checked += crashOnce(t, seed, steps, k, false, 0, true)
+		checked += crashOnce(t, seed, steps, k, true, 0, true)
+		checked += crashOnce(t, seed, steps, k, true, uint64(k), true)
 	}
-	t.Logf("%d crash points, each before, after, and after torn", n)
+	if checked < 3*n {
+		t.Errorf("only %d confirmed batches checked over %d crashes: the workload confirms too little", checked, 3*n)
+	}
+	t.Logf("%d crash points, each before, after, and after torn; %d confirmed batches checked", n, checked)
 }
 
 // TestCrashRandomPoints crashes random workloads at random points:
