@@ -25,7 +25,7 @@ func Encode(cmd Command) ([]byte, error) {
 	e.u8(commandVersion)
 	e.u8(byte(cmd.kind()))
 	e.varint(cmd.now())
-	encodeBody(e, cmd)
+	cmd.encode(e)
 	if len(e.buf) > base.ControllerCommandBytesMax {
 		return nil, base.Errorf(base.CodeTooLarge, "controller command of %d bytes exceeds the limit of %d (ControllerCommandBytesMax)",
 			len(e.buf), base.ControllerCommandBytesMax)
@@ -33,103 +33,142 @@ func Encode(cmd Command) ([]byte, error) {
 	return e.buf, nil
 }
 
-func encodeBody(e *encoder, cmd Command) {
-	switch c := cmd.(type) {
-	case *Bootstrap:
-		e.count(len(c.Nodes))
-		for _, n := range c.Nodes {
-			e.uvarint(uint64(n.ID))
-			e.str(n.Addr)
-			e.u8(byte(n.State))
-		}
-		e.varint(int64(c.CoordinatorGroups))
-		e.boolean(c.Guest != nil)
-		if c.Guest != nil {
-			e.credentials(c.Guest)
-		}
-	case *RegisterNode:
-		e.uvarint(uint64(c.ID))
-		e.str(c.Addr)
-	case *SetNodeState:
-		e.uvarint(uint64(c.ID))
-		e.u8(byte(c.State))
-	case *CreateTenant:
-		e.str(c.Name)
-	case *DeleteTenant:
-		e.str(c.Name)
-	case *PutUser:
-		e.str(c.Name)
-		e.credentials(&c.Credentials)
-		e.count(len(c.Tags))
-		for _, t := range c.Tags {
-			e.str(string(t))
-		}
-	case *DeleteUser:
-		e.str(c.Name)
-	case *SetPermission:
-		e.str(c.User)
-		p := c.Permission
-		e.str(p.Tenant)
-		e.str(p.Configure)
-		e.str(p.Write)
-		e.str(p.Read)
-	case *ClearPermission:
-		e.str(c.User)
-		e.str(c.Tenant)
-	case *PutPolicy:
-		e.policy(&c.Policy)
-	case *DeletePolicy:
-		e.str(c.Tenant)
-		e.str(c.Name)
-	case *DeclareExchange:
-		e.str(c.Tenant)
-		e.exchange(&c.Exchange)
-	case *DeleteExchange:
-		e.str(c.Tenant)
-		e.str(c.Name)
-		e.boolean(c.IfUnused)
-	case *Bind:
-		e.str(c.Tenant)
-		e.binding(&c.Binding)
-		e.str(c.Owner)
-	case *Unbind:
-		e.str(c.Tenant)
-		e.binding(&c.Binding)
-		e.str(c.Owner)
-	case *DeclareQueue:
-		e.str(c.Tenant)
-		e.str(c.Name)
-		e.u8(queueFlags(c))
-		e.str(c.Owner)
-		e.fields(c.Args)
-	case *DeleteQueue:
-		e.str(c.Tenant)
-		e.str(c.Name)
-		e.str(c.Owner)
-		e.uvarint(uint64(c.Group))
-		e.u8(byte(c.Reason))
-	case *ConnectionClosed:
-		e.str(c.Owner)
-	case *DeclareStream:
-		e.str(c.Tenant)
-		e.str(c.Name)
-		e.varint(int64(c.Partitions))
-		e.varint(int64(c.ReplicationFactor))
-		e.fields(c.Args)
-	case *AddPartitions:
-		e.str(c.Tenant)
-		e.str(c.Name)
-		e.varint(int64(c.Total))
-	case *AlterStream:
-		e.str(c.Tenant)
-		e.str(c.Name)
-		e.fields(c.Args)
-	case *DeleteStream:
-		e.str(c.Tenant)
-		e.str(c.Name)
-	default:
-		base.Bugf("controller: Encode of unknown command %T", cmd)
+// The encode methods write each command's fields in declaration order.
+
+func (c *Bootstrap) encode(e *encoder) {
+	e.count(len(c.Nodes))
+	for _, n := range c.Nodes {
+		e.uvarint(uint64(n.ID))
+		e.str(n.Addr)
+		e.u8(byte(n.State))
 	}
+	e.varint(int64(c.CoordinatorGroups))
+	e.boolean(c.Guest != nil)
+	if c.Guest != nil {
+		e.credentials(c.Guest)
+	}
+}
+
+func (c *RegisterNode) encode(e *encoder) {
+	e.uvarint(uint64(c.ID))
+	e.str(c.Addr)
+}
+
+func (c *SetNodeState) encode(e *encoder) {
+	e.uvarint(uint64(c.ID))
+	e.u8(byte(c.State))
+}
+
+func (c *CreateTenant) encode(e *encoder) {
+	e.str(c.Name)
+}
+
+func (c *DeleteTenant) encode(e *encoder) {
+	e.str(c.Name)
+}
+
+func (c *PutUser) encode(e *encoder) {
+	e.str(c.Name)
+	e.credentials(&c.Credentials)
+	e.count(len(c.Tags))
+	for _, t := range c.Tags {
+		e.str(string(t))
+	}
+}
+
+func (c *DeleteUser) encode(e *encoder) {
+	e.str(c.Name)
+}
+
+func (c *SetPermission) encode(e *encoder) {
+	e.str(c.User)
+	p := c.Permission
+	e.str(p.Tenant)
+	e.str(p.Configure)
+	e.str(p.Write)
+	e.str(p.Read)
+}
+
+func (c *ClearPermission) encode(e *encoder) {
+	e.str(c.User)
+	e.str(c.Tenant)
+}
+
+func (c *PutPolicy) encode(e *encoder) {
+	e.policy(&c.Policy)
+}
+
+func (c *DeletePolicy) encode(e *encoder) {
+	e.str(c.Tenant)
+	e.str(c.Name)
+}
+
+func (c *DeclareExchange) encode(e *encoder) {
+	e.str(c.Tenant)
+	e.exchange(&c.Exchange)
+}
+
+func (c *DeleteExchange) encode(e *encoder) {
+	e.str(c.Tenant)
+	e.str(c.Name)
+	e.boolean(c.IfUnused)
+}
+
+func (c *Bind) encode(e *encoder) {
+	e.str(c.Tenant)
+	e.binding(&c.Binding)
+	e.str(c.Owner)
+}
+
+func (c *Unbind) encode(e *encoder) {
+	e.str(c.Tenant)
+	e.binding(&c.Binding)
+	e.str(c.Owner)
+}
+
+func (c *DeclareQueue) encode(e *encoder) {
+	e.str(c.Tenant)
+	e.str(c.Name)
+	e.u8(queueFlags(c))
+	e.str(c.Owner)
+	e.fields(c.Args)
+}
+
+func (c *DeleteQueue) encode(e *encoder) {
+	e.str(c.Tenant)
+	e.str(c.Name)
+	e.str(c.Owner)
+	e.uvarint(uint64(c.Group))
+	e.u8(byte(c.Reason))
+}
+
+func (c *ConnectionClosed) encode(e *encoder) {
+	e.str(c.Owner)
+}
+
+func (c *DeclareStream) encode(e *encoder) {
+	e.str(c.Tenant)
+	e.str(c.Name)
+	e.varint(int64(c.Partitions))
+	e.varint(int64(c.ReplicationFactor))
+	e.fields(c.Args)
+}
+
+func (c *AddPartitions) encode(e *encoder) {
+	e.str(c.Tenant)
+	e.str(c.Name)
+	e.varint(int64(c.Total))
+}
+
+func (c *AlterStream) encode(e *encoder) {
+	e.str(c.Tenant)
+	e.str(c.Name)
+	e.fields(c.Args)
+}
+
+func (c *DeleteStream) encode(e *encoder) {
+	e.str(c.Tenant)
+	e.str(c.Name)
 }
 
 const (

@@ -12,6 +12,7 @@ import (
 type Command interface {
 	kind() cmdKind
 	now() int64
+	encode(e *encoder)
 }
 
 type cmdKind uint8

@@ -75,40 +75,10 @@ type harness struct {
 }
 
 func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
+	if out, ok := h.query(t, d); ok {
+		return out
+	}
 	switch d.Cmd {
-	case "authorize":
-		action := map[string]auth.Action{"configure": auth.ActionConfigure, "write": auth.ActionWrite, "read": auth.ActionRead}[arg(t, d, "action")]
-		kind := map[string]auth.ResourceKind{"queue": auth.ResourceQueue, "stream": auth.ResourceStream, "exchange": auth.ResourceExchange}[arg(t, d, "kind")]
-		return okOrErr(h.c.Authorize(arg(t, d, "user"), arg(t, d, "vhost"), action, kind, optArg(t, d, "name")))
-	case "authenticate":
-		p, err := h.c.Directory().Authenticate(auth.MechPlain, arg(t, d, "user"), arg(t, d, "password"),
-			netip.MustParseAddr(arg(t, d, "peer")))
-		if err != nil {
-			return formatErr(err)
-		}
-		return fmt.Sprintf("authenticated %s %v\n", p.Name, p.Tags)
-	case "passive":
-		q, s, err := h.c.PassiveDeclare(arg(t, d, "vhost"), arg(t, d, "name"), optArg(t, d, "owner"))
-		switch {
-		case err != nil:
-			return formatErr(err)
-		case q != nil:
-			return describeQueue(q)
-		}
-		return describeStream(s)
-	case "route":
-		err := h.c.Route(arg(t, d, "vhost"), &h.res, optArg(t, d, "ex"), optArg(t, d, "key"), parseFields(t, d.Input))
-		if err != nil {
-			return formatErr(err)
-		}
-		var sb strings.Builder
-		for _, dst := range h.res.Destinations {
-			fmt.Fprintf(&sb, "%s %s\n", dst.Kind, dst.Name)
-		}
-		if h.res.Unroutable {
-			sb.WriteString("unroutable\n")
-		}
-		return sb.String()
 	case "groups":
 		var sb strings.Builder
 		for _, g := range h.c.Groups(NodeID(intArg(t, d, "node", 0))) {
@@ -146,6 +116,46 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		t.Fatalf("%s: command does not survive Encode/Decode:\n got %x\nwant %x", d.Pos, again, data)
 	}
 	return formatResult(h.c.Apply(decoded))
+}
+
+// query answers the directives that ask rather than command.
+func (h *harness) query(t *testing.T, d *datadriven.TestData) (string, bool) {
+	switch d.Cmd {
+	case "authorize":
+		action := map[string]auth.Action{"configure": auth.ActionConfigure, "write": auth.ActionWrite, "read": auth.ActionRead}[arg(t, d, "action")]
+		kind := map[string]auth.ResourceKind{"queue": auth.ResourceQueue, "stream": auth.ResourceStream, "exchange": auth.ResourceExchange}[arg(t, d, "kind")]
+		return okOrErr(h.c.Authorize(arg(t, d, "user"), arg(t, d, "vhost"), action, kind, optArg(t, d, "name"))), true
+	case "authenticate":
+		p, err := h.c.Directory().Authenticate(auth.MechPlain, arg(t, d, "user"), arg(t, d, "password"),
+			netip.MustParseAddr(arg(t, d, "peer")))
+		if err != nil {
+			return formatErr(err), true
+		}
+		return fmt.Sprintf("authenticated %s %v\n", p.Name, p.Tags), true
+	case "passive":
+		q, s, err := h.c.PassiveDeclare(arg(t, d, "vhost"), arg(t, d, "name"), optArg(t, d, "owner"))
+		switch {
+		case err != nil:
+			return formatErr(err), true
+		case q != nil:
+			return describeQueue(q), true
+		}
+		return describeStream(s), true
+	case "route":
+		err := h.c.Route(arg(t, d, "vhost"), &h.res, optArg(t, d, "ex"), optArg(t, d, "key"), parseFields(t, d.Input))
+		if err != nil {
+			return formatErr(err), true
+		}
+		var sb strings.Builder
+		for _, dst := range h.res.Destinations {
+			fmt.Fprintf(&sb, "%s %s\n", dst.Kind, dst.Name)
+		}
+		if h.res.Unroutable {
+			sb.WriteString("unroutable\n")
+		}
+		return sb.String(), true
+	}
+	return "", false
 }
 
 func (h *harness) snapshot(t *testing.T) string {
@@ -218,6 +228,15 @@ func (h *harness) command(t *testing.T, d *datadriven.TestData) Command {
 		return &PutPolicy{Now: now, Policy: policyArg(t, d)}
 	case "policy delete":
 		return &DeletePolicy{Now: now, Tenant: vhost, Name: name}
+	}
+	return h.entityCommand(t, d, sub, now)
+}
+
+// entityCommand builds the exchange, binding, queue and stream commands.
+func (h *harness) entityCommand(t *testing.T, d *datadriven.TestData, sub string, now int64) Command {
+	vhost := optArg(t, d, "vhost")
+	name := optArg(t, d, "name")
+	switch d.Cmd + " " + sub {
 	case "exchange declare":
 		typ, err := routing.ParseExchangeType(arg(t, d, "type"))
 		if err != nil {
