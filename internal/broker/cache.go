@@ -1,0 +1,113 @@
+package broker
+
+import (
+	"sync"
+
+	"github.com/ferry-mq/ferry/internal/base"
+	"github.com/ferry-mq/ferry/internal/storage/log/batch"
+)
+
+// batchCache keeps recently applied data batches of queues, decoded into
+// records, so that a delivery right after its enqueue does not read the
+// disk. It is bounded by the bytes of the batches it holds
+// (BrokerDeliveryCacheBytes, or less by configuration) and evicts the
+// oldest first: deliveries follow enqueue order, so the oldest batch is
+// the one least likely to be needed again.
+type batchCache struct {
+	maxBytes int
+
+	mu    sync.Mutex
+	items map[cacheKey]*cachedBatch // guarded by mu
+	fifo  []cacheKey                // guarded by mu; insertion order, may hold evicted keys
+	head  int                       // guarded by mu; first live position of fifo
+	bytes int                       // guarded by mu
+}
+
+type cacheKey struct {
+	group GroupID
+	index uint64
+}
+
+// cachedBatch is one batch and its decoded records. The records alias
+// data, which is never modified: a delivery may hand their slices to a
+// front end.
+type cachedBatch struct {
+	data    []byte
+	header  batch.Header
+	records []batch.Record
+}
+
+func newBatchCache(maxBytes int) *batchCache {
+	return &batchCache{maxBytes: maxBytes, items: map[cacheKey]*cachedBatch{}}
+}
+
+// decodeBatch decodes the records of a data batch. The batch comes from
+// the Raft log (written by this broker, or by a Kafka client through
+// ProduceBatch for streams), so it is validated again: a damaged batch
+// must not take the node down.
+func decodeBatch(data []byte) (*cachedBatch, error) {
+	h, err := batch.Validate(data)
+	if err != nil {
+		return nil, err
+	}
+	it, err := batch.Records(data)
+	if err != nil {
+		return nil, err
+	}
+	cb := &cachedBatch{data: data, header: h, records: make([]batch.Record, 0, max(0, min(int(h.RecordCount), base.BatchRecordsMax)))}
+	for r, ok := it.Next(); ok; r, ok = it.Next() {
+		cb.records = append(cb.records, r)
+	}
+	if err := it.Err(); err != nil {
+		return nil, err
+	}
+	return cb, nil
+}
+
+func (c *batchCache) put(g GroupID, index uint64, cb *cachedBatch) {
+	size := len(cb.data) + 64*len(cb.records)
+	if c.maxBytes <= 0 || size > c.maxBytes/4 {
+		return // too big to be worth caching
+	}
+	k := cacheKey{g, index}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.items[k]; ok {
+		return
+	}
+	c.items[k] = cb
+	c.fifo = append(c.fifo, k)
+	c.bytes += size
+	for c.bytes > c.maxBytes && c.head < len(c.fifo) {
+		old := c.fifo[c.head]
+		c.fifo[c.head] = cacheKey{}
+		c.head++
+		if ob, ok := c.items[old]; ok {
+			c.bytes -= len(ob.data) + 64*len(ob.records)
+			delete(c.items, old)
+		}
+	}
+	if c.head > len(c.fifo)/2 && c.head > 64 {
+		c.fifo = append(c.fifo[:0], c.fifo[c.head:]...)
+		c.head = 0
+	}
+}
+
+func (c *batchCache) get(g GroupID, index uint64) *cachedBatch {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.items[cacheKey{g, index}]
+}
+
+// dropGroup forgets a group's batches (the group closed or lost its
+// leadership); the FIFO keeps their keys until they reach its head.
+func (c *batchCache) dropGroup(g GroupID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, cb := range c.items {
+		if k.group == g {
+			c.bytes -= len(cb.data) + 64*len(cb.records)
+			delete(c.items, k)
+		}
+	}
+}

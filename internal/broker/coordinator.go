@@ -1,0 +1,650 @@
+package broker
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferry-mq/ferry/internal/base"
+	"github.com/ferry-mq/ferry/internal/controller"
+	"github.com/ferry-mq/ferry/internal/replication"
+	"github.com/ferry-mq/ferry/internal/stream"
+)
+
+// coordinatorFSM is the state machine of one consumer-group coordinator
+// group: stream.Coordinator. Its effects (answers to JoinGroup and
+// SyncGroup, assignment changes) go to the leader runtime.
+type coordinatorFSM struct {
+	b     *Broker
+	group GroupID
+
+	mu sync.Mutex
+	c  *stream.Coordinator // guarded by mu
+
+	leader atomic.Pointer[coordinatorLeader]
+}
+
+func newCoordinatorFSM(b *Broker, id GroupID) *coordinatorFSM {
+	return &coordinatorFSM{b: b, group: id, c: stream.NewCoordinator(stream.CoordinatorConfig{})}
+}
+
+// groupCmdResult is what a coordinator command gives its proposer.
+type groupCmdResult struct {
+	res stream.GroupResult
+	err error
+}
+
+func (r *groupCmdResult) Err() error { return r.err }
+
+func (f *coordinatorFSM) Apply(entries []replication.Entry, results []any) {
+	f.mu.Lock()
+	cl := f.leader.Load()
+	for i, e := range entries {
+		if e.Kind != replication.KindCommand || len(e.Data) == 0 || e.Data[0] != tagGroup {
+			results[i] = &groupCmdResult{err: base.Errorf(base.CodeInvalidArgument, "broker: entry %d is not a group command", e.Index)}
+			continue
+		}
+		cmd, err := stream.DecodeGroupCommand(e.Data[1:])
+		if err != nil {
+			results[i] = &groupCmdResult{err: err}
+			continue
+		}
+		res := f.c.Apply(cmd)
+		if cl != nil {
+			cl.effects(res.Effects)
+		}
+		results[i] = &groupCmdResult{res: res}
+	}
+	f.mu.Unlock()
+}
+
+func (f *coordinatorFSM) Snapshot(w io.Writer) error {
+	f.mu.Lock()
+	data := f.c.Snapshot(nil)
+	f.mu.Unlock()
+	_, err := w.Write(data)
+	return err
+}
+
+func (f *coordinatorFSM) Restore(r io.Reader) error {
+	data, err := io.ReadAll(io.LimitReader(r, base.SnapshotBytesMax))
+	if err != nil {
+		return err
+	}
+	c, err := stream.RestoreCoordinator(data)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.c = c
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *coordinatorFSM) RetainFrom() uint64 { return 0 }
+
+// coordinatorLeader runs on the node leading a coordinator group: it
+// matches effects to the requests waiting for them, tells server-assigned
+// members their partitions, and lets time pass (GroupTick).
+type coordinatorLeader struct {
+	b   *Broker
+	fsm *coordinatorFSM
+	g   GroupID
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	kickCh chan struct{} // size one: wakes run to pass on assignments
+
+	mu       sync.Mutex
+	waiting  map[uint64]chan stream.Effect  // guarded by mu: JoinGroup/SyncGroup answers by request id
+	assigned map[assignKey]func(Assignment) // guarded by mu: server-assigned members
+	notes    []assignmentNote               // guarded by mu: assignments to pass on, in order
+	nextReq  uint64                         // guarded by mu
+}
+
+type assignmentNote struct {
+	fn func(Assignment)
+	a  Assignment
+}
+
+type assignKey struct{ group, member string }
+
+func newCoordinatorLeader(b *Broker, lg *localGroup) *coordinatorLeader {
+	f := lg.fsm.(*coordinatorFSM)
+	cl := &coordinatorLeader{b: b, fsm: f, g: lg.id, kickCh: make(chan struct{}, 1), waiting: map[uint64]chan stream.Effect{},
+		assigned: map[assignKey]func(Assignment){}}
+	cl.ctx, cl.cancel = context.WithCancel(b.ctx())
+	f.mu.Lock()
+	f.leader.Store(cl)
+	f.mu.Unlock()
+	cl.wg.Add(1)
+	go func() {
+		defer cl.wg.Done()
+		cl.run()
+	}()
+	return cl
+}
+
+func (cl *coordinatorLeader) stop() {
+	cl.fsm.mu.Lock()
+	if cl.fsm.leader.Load() == cl {
+		cl.fsm.leader.Store(nil)
+	}
+	cl.fsm.mu.Unlock()
+	cl.cancel()
+	cl.wg.Wait()
+}
+
+func (cl *coordinatorLeader) run() {
+	t := cl.b.clock.NewTimer(cl.b.cfg.GroupTickInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-cl.ctx.Done():
+			return
+		case <-t.C():
+			t.Reset(cl.b.cfg.GroupTickInterval)
+			_, _ = cl.propose(cl.ctx, stream.GroupTick{Now: cl.b.nowMs()})
+		case <-cl.kickCh:
+		}
+		cl.mu.Lock()
+		notes := cl.notes
+		cl.notes = nil
+		cl.mu.Unlock()
+		for _, n := range notes {
+			n.fn(n.a)
+		}
+	}
+}
+
+// effects routes a command's effects (called by Apply, FSM locked).
+func (cl *coordinatorLeader) effects(effs []stream.Effect) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	for _, e := range effs {
+		switch x := e.(type) {
+		case stream.JoinResponse:
+			if ch := cl.waiting[x.RequestID]; ch != nil {
+				ch <- x
+				delete(cl.waiting, x.RequestID)
+			}
+		case stream.SyncResponse:
+			if ch := cl.waiting[x.RequestID]; ch != nil {
+				ch <- x
+				delete(cl.waiting, x.RequestID)
+			}
+		case stream.AssignmentChanged:
+			if fn := cl.assigned[assignKey{x.Group, x.MemberID}]; fn != nil {
+				a := Assignment{Group: x.Group, MemberID: x.MemberID, Generation: x.Generation,
+					Partitions: slices.Clone(x.Partitions), Added: slices.Clone(x.Added), Revoked: slices.Clone(x.Revoked)}
+				cl.notes = append(cl.notes, assignmentNote{fn, a}) // passed on by run, never on the engine loop
+				kick(cl.kickCh)
+				if len(x.Partitions) == 0 && len(x.Added) == 0 {
+					delete(cl.assigned, assignKey{x.Group, x.MemberID})
+				}
+			}
+		}
+	}
+}
+
+// await registers a request id whose answer comes as an effect.
+func (cl *coordinatorLeader) await() (uint64, chan stream.Effect) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	cl.nextReq++
+	id := uint64(cl.b.node)<<48 | cl.nextReq
+	ch := make(chan stream.Effect, 1) // size one: effects never block the engine loop
+	cl.waiting[id] = ch
+	return id, ch
+}
+
+func (cl *coordinatorLeader) forget(id uint64) {
+	cl.mu.Lock()
+	delete(cl.waiting, id)
+	cl.mu.Unlock()
+}
+
+func (cl *coordinatorLeader) propose(ctx context.Context, cmd stream.GroupCommand) (stream.GroupResult, error) {
+	res, err := cl.b.engine.Propose(ctx, cl.g, stream.EncodeGroupCommand([]byte{tagGroup}, cmd))
+	if err != nil {
+		return stream.GroupResult{}, err
+	}
+	r, _ := res.Value.(*groupCmdResult)
+	if r == nil {
+		return stream.GroupResult{}, base.Errorf(base.CodeInternal, "broker: group command gave %T", res.Value)
+	}
+	return r.res, r.err
+}
+
+// GroupError is a consumer-group error: Kafka's code for the Kafka front
+// end, and the base error for the others.
+type GroupError struct {
+	KafkaCode int16
+	Err       error
+}
+
+func (e *GroupError) Error() string { return e.Err.Error() }
+func (e *GroupError) Unwrap() error { return e.Err }
+
+func groupErr(group string, e stream.GroupError) error {
+	if e == stream.ErrNone {
+		return nil
+	}
+	return &GroupError{KafkaCode: e.KafkaCode(), Err: e.Err(group)}
+}
+
+// GroupProtocol is one assignment protocol a member offers.
+type GroupProtocol struct {
+	Name     string
+	Metadata []byte
+}
+
+// JoinGroupRequest is Kafka's JoinGroup.
+type JoinGroupRequest struct {
+	Group, MemberID, InstanceID, ClientID, ClientHost, ProtocolType string
+	Protocols                                                       []GroupProtocol
+	SessionTimeout, RebalanceTimeout                                time.Duration
+	// RequireKnownMemberID is set for JoinGroup v4+ (KIP-394).
+	RequireKnownMemberID bool
+}
+
+// GroupMember is one member as the group's leader sees it.
+type GroupMember struct {
+	MemberID, InstanceID string
+	Metadata             []byte
+}
+
+// JoinGroupResponse answers a JoinGroup; Err is a *GroupError or nil.
+type JoinGroupResponse struct {
+	Err                                            error
+	Generation                                     int32
+	ProtocolType, ProtocolName, LeaderID, MemberID string
+	SkipAssignment                                 bool
+	Members                                        []GroupMember // for the leader only
+}
+
+// SyncGroupRequest is Kafka's SyncGroup.
+type SyncGroupRequest struct {
+	Group, MemberID, InstanceID string
+	Generation                  int32
+	ProtocolType, ProtocolName  string
+	Assignments                 map[string][]byte // from the leader: member id → assignment
+}
+
+// SyncGroupResponse answers a SyncGroup; Err is a *GroupError or nil.
+type SyncGroupResponse struct {
+	Err                        error
+	ProtocolType, ProtocolName string
+	Assignment                 []byte
+}
+
+// CommittedOffset is a consumer group's position on a partition.
+type CommittedOffset struct {
+	Offset      int64
+	LeaderEpoch int32
+	Metadata    string
+	CommitTime  time.Time
+}
+
+// Assignment tells a server-assigned member its partitions.
+type Assignment struct {
+	Group, MemberID string
+	Generation      int32
+	Partitions      []int32
+	Added, Revoked  []int32
+}
+
+// coordinatorFor returns the coordinator leader runtime of a consumer
+// group on this node, or CodeNotLeader naming the coordinator's leader
+// (Kafka: NOT_COORDINATOR; clients ask FindCoordinator again).
+func (b *Broker) coordinatorFor(group string) (*coordinatorLeader, error) {
+	if group == "" || len(group) > base.GroupIDBytesMax {
+		return nil, &GroupError{KafkaCode: stream.ErrInvalidGroupID.KafkaCode(), Err: stream.ErrInvalidGroupID.Err(group)}
+	}
+	var p controller.Placement
+	var err error
+	b.ctrl.read(func(c *controller.Controller) { p, err = c.CoordinatorFor(group) })
+	if err != nil {
+		return nil, err
+	}
+	g := GroupID(p.Group)
+	if cl := b.coordinatorLeaderOf(g); cl != nil {
+		return cl, nil
+	}
+	return nil, base.Errorf(base.CodeNotLeader, "broker: node %d is not the coordinator of group %q: %w", b.node, group, leaderErr(g, b.knownLeader(g)))
+}
+
+// CoordinatorNode returns the node leading the coordinator of a consumer
+// group (Kafka FindCoordinator), 0 when unknown.
+func (b *Broker) CoordinatorNode(group string) NodeID {
+	var p controller.Placement
+	var err error
+	b.ctrl.read(func(c *controller.Controller) { p, err = c.CoordinatorFor(group) })
+	if err != nil {
+		return 0
+	}
+	if lead := b.knownLeader(GroupID(p.Group)); lead != 0 {
+		return lead
+	}
+	return NodeID(p.Preferred)
+}
+
+// JoinGroup runs Kafka's JoinGroup on the group's coordinator (which must
+// be this node's: CodeNotLeader otherwise). The answer may wait for the
+// rebalance to complete: the call blocks until answered or ctx ends.
+func (c *Conn) JoinGroup(ctx context.Context, req JoinGroupRequest) (JoinGroupResponse, error) {
+	if err := c.usable(); err != nil {
+		return JoinGroupResponse{}, err
+	}
+	cl, err := c.b.coordinatorFor(req.Group)
+	if err != nil {
+		return JoinGroupResponse{}, err
+	}
+	id, ch := cl.await()
+	defer cl.forget(id)
+	cmd := stream.JoinGroup{Now: c.b.nowMs(), RequestID: id, Group: req.Group, MemberID: req.MemberID,
+		InstanceID: req.InstanceID, ClientID: req.ClientID, ClientHost: req.ClientHost, ProtocolType: req.ProtocolType,
+		SessionMs: int32(req.SessionTimeout.Milliseconds()), RebalanceMs: int32(req.RebalanceTimeout.Milliseconds()),
+		RequireKnownMemberID: req.RequireKnownMemberID, NewMemberID: newMemberID(req.ClientID)}
+	for _, p := range req.Protocols {
+		cmd.Protocols = append(cmd.Protocols, stream.Protocol{Name: p.Name, Metadata: p.Metadata})
+	}
+	if _, err := cl.propose(ctx, cmd); err != nil {
+		return JoinGroupResponse{}, err
+	}
+	select {
+	case e := <-ch:
+		x := e.(stream.JoinResponse)
+		out := JoinGroupResponse{Err: groupErr(req.Group, x.Err), Generation: x.Generation, ProtocolType: x.ProtocolType,
+			ProtocolName: x.ProtocolName, LeaderID: x.LeaderID, MemberID: x.MemberID, SkipAssignment: x.SkipAssignment}
+		for _, m := range x.Members {
+			out.Members = append(out.Members, GroupMember{MemberID: m.MemberID, InstanceID: m.InstanceID, Metadata: m.Metadata})
+		}
+		return out, nil
+	case <-ctx.Done():
+		return JoinGroupResponse{}, base.Errorf(base.CodeTimeout, "broker: JoinGroup not answered: %w", ctx.Err())
+	}
+}
+
+// newMemberID draws a member id as Kafka does: client id, '-', random.
+func newMemberID(clientID string) string {
+	var b [16]byte
+	if _, err := crand.Read(b[:]); err != nil {
+		base.Bugf("crypto/rand failed: %v", err)
+	}
+	if len(clientID) > base.GroupIDBytesMax-40 {
+		clientID = clientID[:base.GroupIDBytesMax-40]
+	}
+	return clientID + "-" + hex.EncodeToString(b[:])
+}
+
+// SyncGroup runs Kafka's SyncGroup; it may wait for the leader's
+// assignment.
+func (c *Conn) SyncGroup(ctx context.Context, req SyncGroupRequest) (SyncGroupResponse, error) {
+	if err := c.usable(); err != nil {
+		return SyncGroupResponse{}, err
+	}
+	cl, err := c.b.coordinatorFor(req.Group)
+	if err != nil {
+		return SyncGroupResponse{}, err
+	}
+	id, ch := cl.await()
+	defer cl.forget(id)
+	cmd := stream.SyncGroup{Now: c.b.nowMs(), RequestID: id, Group: req.Group, MemberID: req.MemberID,
+		InstanceID: req.InstanceID, Generation: req.Generation, ProtocolType: req.ProtocolType, ProtocolName: req.ProtocolName}
+	members := make([]string, 0, len(req.Assignments))
+	for m := range req.Assignments {
+		members = append(members, m)
+	}
+	slices.Sort(members)
+	for _, m := range members {
+		cmd.Assignments = append(cmd.Assignments, stream.MemberAssignment{MemberID: m, Assignment: req.Assignments[m]})
+	}
+	if _, err := cl.propose(ctx, cmd); err != nil {
+		return SyncGroupResponse{}, err
+	}
+	select {
+	case e := <-ch:
+		x := e.(stream.SyncResponse)
+		return SyncGroupResponse{Err: groupErr(req.Group, x.Err), ProtocolType: x.ProtocolType,
+			ProtocolName: x.ProtocolName, Assignment: x.Assignment}, nil
+	case <-ctx.Done():
+		return SyncGroupResponse{}, base.Errorf(base.CodeTimeout, "broker: SyncGroup not answered: %w", ctx.Err())
+	}
+}
+
+// Heartbeat keeps a classic group member alive; the error is a
+// *GroupError (REBALANCE_IN_PROGRESS tells the member to rejoin).
+func (c *Conn) Heartbeat(ctx context.Context, group, member string, generation int32, instanceID string) error {
+	cl, err := c.b.coordinatorFor(group)
+	if err != nil {
+		return err
+	}
+	res, err := cl.propose(ctx, stream.Heartbeat{Now: c.b.nowMs(), Group: group, MemberID: member, InstanceID: instanceID, Generation: generation})
+	if err != nil {
+		return err
+	}
+	return groupErr(group, res.Err)
+}
+
+// LeaveGroup removes members; the result has one error per member.
+func (c *Conn) LeaveGroup(ctx context.Context, group string, members []string) ([]error, error) {
+	cl, err := c.b.coordinatorFor(group)
+	if err != nil {
+		return nil, err
+	}
+	cmd := stream.LeaveGroup{Now: c.b.nowMs(), Group: group}
+	for _, m := range members {
+		cmd.Members = append(cmd.Members, stream.LeavingMember{MemberID: m})
+	}
+	res, err := cl.propose(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]error, len(res.Leave))
+	for i, e := range res.Leave {
+		out[i] = groupErr(group, e)
+	}
+	return out, groupErr(group, res.Err)
+}
+
+// DescribeGroup describes a consumer group from its coordinator.
+func (b *Broker) DescribeGroup(group string) (stream.DescribedGroup, error) {
+	cl, err := b.coordinatorFor(group)
+	if err != nil {
+		return stream.DescribedGroup{}, err
+	}
+	var d stream.DescribedGroup
+	cl.fsm.mu.Lock()
+	d = cl.fsm.c.Describe(group)
+	cl.fsm.mu.Unlock()
+	return d, nil
+}
+
+// ListGroups lists the consumer groups of the coordinators this node
+// leads.
+func (b *Broker) ListGroups() []stream.ListedGroup {
+	b.mu.Lock()
+	var fsms []*coordinatorFSM
+	for _, g := range b.groups {
+		if f, ok := g.fsm.(*coordinatorFSM); ok && f.leader.Load() != nil {
+			fsms = append(fsms, f)
+		}
+	}
+	b.mu.Unlock()
+	var out []stream.ListedGroup
+	for _, f := range fsms {
+		f.mu.Lock()
+		out = append(out, f.c.List()...)
+		f.mu.Unlock()
+	}
+	slices.SortFunc(out, func(a, b stream.ListedGroup) int {
+		switch {
+		case a.Group < b.Group:
+			return -1
+		case a.Group > b.Group:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// DeleteGroup deletes an empty consumer group (Kafka DeleteGroups).
+func (c *Conn) DeleteGroup(ctx context.Context, group string) error {
+	cl, err := c.b.coordinatorFor(group)
+	if err != nil {
+		return err
+	}
+	res, err := cl.propose(ctx, stream.DeleteGroup{Now: c.b.nowMs(), Group: group})
+	if err != nil {
+		return err
+	}
+	return groupErr(group, res.Err)
+}
+
+// JoinAssigned joins a server-assigned group over a stream's partitions
+// (for protocols without a client-side assignor): the coordinator assigns
+// partitions stickily and onAssign is told every change, from a broker
+// goroutine. Keep the member alive with AssignedHeartbeat within
+// sessionTimeout; LeaveAssigned removes it.
+func (c *Conn) JoinAssigned(ctx context.Context, group, streamName, memberID string, sessionTimeout time.Duration, onAssign func(Assignment)) error {
+	if err := c.Authorize(ActionRead, EntityStream, streamName); err != nil {
+		return err
+	}
+	s, err := c.b.lookupStream(c.p.Tenant, streamName)
+	if err != nil {
+		return err
+	}
+	cl, err := c.b.coordinatorFor(group)
+	if err != nil {
+		return err
+	}
+	cl.mu.Lock()
+	cl.assigned[assignKey{group, memberID}] = onAssign
+	cl.mu.Unlock()
+	res, err := cl.propose(ctx, stream.AssignJoin{Now: c.b.nowMs(), Group: group, MemberID: memberID,
+		SessionMs: int32(sessionTimeout.Milliseconds()), Partitions: int32(len(s.Partitions))})
+	if err == nil {
+		err = groupErr(group, res.Err)
+	}
+	if err != nil {
+		cl.mu.Lock()
+		delete(cl.assigned, assignKey{group, memberID})
+		cl.mu.Unlock()
+	}
+	return err
+}
+
+// AssignedHeartbeat keeps a server-assigned member alive.
+func (c *Conn) AssignedHeartbeat(ctx context.Context, group, memberID string) error {
+	cl, err := c.b.coordinatorFor(group)
+	if err != nil {
+		return err
+	}
+	res, err := cl.propose(ctx, stream.AssignHeartbeat{Now: c.b.nowMs(), Group: group, MemberID: memberID})
+	if err != nil {
+		return err
+	}
+	return groupErr(group, res.Err)
+}
+
+// LeaveAssigned removes a server-assigned member; its partitions go to
+// the others.
+func (c *Conn) LeaveAssigned(ctx context.Context, group, memberID string) error {
+	cl, err := c.b.coordinatorFor(group)
+	if err != nil {
+		return err
+	}
+	res, err := cl.propose(ctx, stream.AssignLeave{Now: c.b.nowMs(), Group: group, MemberID: memberID})
+	if err != nil {
+		return err
+	}
+	return groupErr(group, res.Err)
+}
+
+// CommitOffsets records a group's positions (Kafka OffsetCommit): the
+// coordinator validates the member and generation, then each partition's
+// group stores its offset (replicated). The result has an entry for every
+// partition: nil or its error.
+func (c *Conn) CommitOffsets(ctx context.Context, group string, generation int32, member, instanceID string,
+	offsets map[PartitionRef]CommittedOffset) map[PartitionRef]error {
+	out := make(map[PartitionRef]error, len(offsets))
+	fail := func(err error) map[PartitionRef]error {
+		for p := range offsets {
+			out[p] = err
+		}
+		return out
+	}
+	cl, err := c.b.coordinatorFor(group)
+	if err != nil {
+		return fail(err)
+	}
+	cl.fsm.mu.Lock()
+	verdict := cl.fsm.c.ValidateCommit(group, member, instanceID, generation)
+	cl.fsm.mu.Unlock()
+	if err := groupErr(group, verdict); err != nil {
+		return fail(err)
+	}
+	for p, off := range offsets {
+		g, _, err := c.partitionOf(p, ActionRead)
+		if err == nil {
+			cmd := stream.CommitOffset{Now: c.b.nowMs(), Group: group, Offset: off.Offset, LeaderEpoch: off.LeaderEpoch, Metadata: off.Metadata}
+			err = c.b.proposePartition(ctx, g, cmd)
+		}
+		out[p] = err
+	}
+	return out
+}
+
+// proposePartition proposes a stream command to a partition's leader,
+// here or forwarded.
+func (b *Broker) proposePartition(ctx context.Context, g GroupID, cmd stream.Command) error {
+	out, err := b.propose(ctx, g, stream.EncodeCommand([]byte{tagPartition}, cmd))
+	if err != nil {
+		return err
+	}
+	if out.local != nil {
+		if e, ok := out.local.(interface{ Err() error }); ok {
+			return e.Err()
+		}
+		return nil
+	}
+	return out.err
+}
+
+// FetchOffsets returns a group's committed offsets (Kafka OffsetFetch),
+// read from the partitions' replicas on this node after a read through
+// their groups; partitions without a committed offset are absent.
+func (c *Conn) FetchOffsets(ctx context.Context, group string, parts []PartitionRef) (map[PartitionRef]CommittedOffset, error) {
+	out := map[PartitionRef]CommittedOffset{}
+	for _, p := range parts {
+		g, _, err := c.partitionOf(p, ActionRead)
+		if err != nil {
+			return nil, err
+		}
+		lg := c.b.group(g)
+		if lg == nil {
+			return nil, c.b.notHere(g, fmt.Sprintf("fetch offsets of stream '%s'", p.Stream))
+		}
+		if _, err := c.b.engine.ReadIndex(ctx, g); err != nil {
+			return nil, err
+		}
+		f := lg.fsm.(*partitionFSM)
+		f.with(func(pp *stream.Partition) {
+			if info, ok := pp.CommittedOffset(group); ok {
+				out[p] = CommittedOffset{Offset: info.Offset, LeaderEpoch: info.LeaderEpoch, Metadata: info.Metadata,
+					CommitTime: time.UnixMilli(info.CommitMs)}
+			}
+		})
+	}
+	return out, nil
+}

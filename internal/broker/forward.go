@@ -1,0 +1,642 @@
+package broker
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+
+	"github.com/ferry-mq/ferry/internal/base"
+	"github.com/ferry-mq/ferry/internal/queue"
+	"github.com/ferry-mq/ferry/internal/storage/log/batch"
+)
+
+// forwarder carries calls to the node leading a group (DESIGN.md
+// "Forwarding"): a client side with one connection per peer, dialled on
+// first use, and a server side answering the peers' calls. Goroutines:
+// the accept loop, per connection a reader (and per request being served
+// one handler, at most BrokerForwardInFlightMax per connection); stop
+// closes everything and waits for all of them.
+type forwarder struct {
+	b      *Broker
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	ln     net.Listener
+
+	mu      sync.Mutex
+	clients map[NodeID]*fwdClient // guarded by mu
+	served  map[net.Conn]bool     // guarded by mu
+	closed  bool                  // guarded by mu
+}
+
+func newForwarder(b *Broker) *forwarder {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &forwarder{b: b, ctx: ctx, cancel: cancel, clients: map[NodeID]*fwdClient{}, served: map[net.Conn]bool{}}
+}
+
+// start listens when the cluster has other nodes.
+func (f *forwarder) start() error {
+	if len(f.b.cfg.Peers) < 2 {
+		return nil
+	}
+	ln := f.b.cfg.ForwardListener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", f.b.peer(f.b.node).ForwardAddr); err != nil {
+			return base.Errorf(base.CodeUnavailable, "broker: listening for forwarded calls: %w", err)
+		}
+	}
+	f.ln = ln
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		f.accept()
+	}()
+	return nil
+}
+
+func (f *forwarder) stop() {
+	f.mu.Lock()
+	f.closed = true
+	clients := f.clients
+	f.clients = map[NodeID]*fwdClient{}
+	served := f.served
+	f.mu.Unlock()
+	f.cancel()
+	if f.ln != nil {
+		f.ln.Close()
+	}
+	for _, c := range clients {
+		c.close(base.Errorf(base.CodeStopped, "broker: node %d is stopping", f.b.node))
+	}
+	for c := range served {
+		c.Close()
+	}
+	f.wg.Wait()
+}
+
+func (f *forwarder) accept() {
+	for {
+		conn, err := f.ln.Accept()
+		if err != nil {
+			return
+		}
+		f.mu.Lock()
+		if f.closed {
+			f.mu.Unlock()
+			conn.Close()
+			return
+		}
+		f.served[conn] = true
+		f.mu.Unlock()
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			f.serve(conn)
+			f.mu.Lock()
+			delete(f.served, conn)
+			f.mu.Unlock()
+		}()
+	}
+}
+
+// --- client side -------------------------------------------------------
+
+// fwdClient is the connection to one peer. Calls are written under wmu;
+// the reader matches responses to calls by id.
+type fwdClient struct {
+	f    *forwarder
+	node NodeID
+	conn net.Conn
+
+	wmu sync.Mutex // serialises writes
+
+	mu      sync.Mutex
+	pending map[uint64]func(frame, error) // guarded by mu
+	err     error                         // guarded by mu: set when the connection failed
+	nextID  uint64                        // guarded by mu
+}
+
+// client returns the connection to node, dialling it if needed.
+func (f *forwarder) client(ctx context.Context, node NodeID) (*fwdClient, error) {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return nil, base.Errorf(base.CodeStopped, "broker: node %d is stopping", f.b.node)
+	}
+	if c := f.clients[node]; c != nil {
+		f.mu.Unlock()
+		return c, nil
+	}
+	f.mu.Unlock()
+	addr := f.b.peer(node).ForwardAddr
+	if addr == "" {
+		return nil, base.Errorf(base.CodeUnavailable, "broker: no forwarding address for node %d", node)
+	}
+	dial := f.b.cfg.Dial
+	if dial == nil {
+		var d net.Dialer
+		dial = d.DialContext
+	}
+	conn, err := dial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, base.Errorf(base.CodeUnavailable, "broker: dialling node %d at %s: %w", node, addr, err)
+	}
+	c := &fwdClient{f: f, node: node, conn: conn, pending: map[uint64]func(frame, error){}}
+	f.mu.Lock()
+	if f.closed || f.clients[node] != nil {
+		other := f.clients[node]
+		f.mu.Unlock()
+		conn.Close()
+		if other == nil {
+			return nil, base.Errorf(base.CodeStopped, "broker: node %d is stopping", f.b.node)
+		}
+		return other, nil
+	}
+	f.clients[node] = c
+	f.mu.Unlock()
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		c.read()
+	}()
+	return c, nil
+}
+
+// call sends a request; done gets the response frame or an error, exactly
+// once, from the reader goroutine (or the caller's on a write failure).
+func (c *fwdClient) call(op byte, payload []byte, done func(frame, error)) {
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		done(frame{}, err)
+		return
+	}
+	if len(c.pending) >= base.BrokerForwardInFlightMax {
+		c.mu.Unlock()
+		done(frame{}, base.Errorf(base.CodeOverloaded, "broker: %d calls in flight to node %d", base.BrokerForwardInFlightMax, c.node))
+		return
+	}
+	c.nextID++
+	id := c.nextID
+	c.pending[id] = done
+	c.mu.Unlock()
+	buf := appendFrame(nil, op, id, payload)
+	c.wmu.Lock()
+	_, err := c.conn.Write(buf)
+	c.wmu.Unlock()
+	if err != nil {
+		c.close(base.Errorf(base.CodeUnavailable, "broker: writing to node %d: %w", c.node, err))
+	}
+}
+
+func (c *fwdClient) read() {
+	rd := bufio.NewReaderSize(c.conn, 64<<10)
+	var hdr [frameHeaderBytes]byte
+	for {
+		fr, err := readFrame(rd, &hdr)
+		if err != nil {
+			c.close(base.Errorf(base.CodeUnavailable, "broker: connection to node %d: %w", c.node, err))
+			return
+		}
+		c.mu.Lock()
+		done := c.pending[fr.id]
+		delete(c.pending, fr.id)
+		c.mu.Unlock()
+		if done != nil {
+			done(fr, nil)
+		}
+	}
+}
+
+// close fails every pending call and forgets the connection, so the next
+// call dials again.
+func (c *fwdClient) close(err error) {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = err
+	}
+	pending := c.pending
+	c.pending = map[uint64]func(frame, error){}
+	c.mu.Unlock()
+	c.conn.Close()
+	c.f.mu.Lock()
+	if c.f.clients[c.node] == c {
+		delete(c.f.clients, c.node)
+	}
+	c.f.mu.Unlock()
+	for _, done := range pending {
+		done(frame{}, err)
+	}
+}
+
+// roundTrip is call waiting for the response payload.
+func (f *forwarder) roundTrip(ctx context.Context, node NodeID, op byte, payload []byte) ([]byte, error) {
+	c, err := f.client(ctx, node)
+	if err != nil {
+		return nil, err
+	}
+	type out struct {
+		fr  frame
+		err error
+	}
+	ch := make(chan out, 1) // size one: the reader never blocks
+	c.call(op, payload, func(fr frame, err error) { ch <- out{fr, err} })
+	select {
+	case o := <-ch:
+		if o.err == nil && o.fr.typ != respFlag|op {
+			o.err = base.Errorf(base.CodeCorrupt, "broker: node %d answered op %d with type %d", node, op, o.fr.typ)
+		}
+		return o.fr.payload, o.err
+	case <-ctx.Done():
+		return nil, base.Errorf(base.CodeTimeout, "broker: no answer from node %d: %w", node, ctx.Err())
+	}
+}
+
+// proposeOutcome is what a proposal gave: the FSM's result value when it
+// was proposed here (local), or its error and count when proposed through
+// another node.
+type proposeOutcome struct {
+	index uint64
+	local any
+	err   error
+	count int64
+}
+
+// propose replicates a command in group g through its leader, following
+// leader hints up to BrokerForwardRetriesMax times.
+func (b *Broker) propose(ctx context.Context, g GroupID, payload []byte) (proposeOutcome, error) {
+	var target NodeID
+	for attempt := 0; ; attempt++ {
+		var err error
+		if target == 0 || target == b.node {
+			if b.group(g) != nil {
+				res, perr := b.engine.Propose(ctx, g, payload)
+				if perr == nil {
+					return proposeOutcome{index: res.Index, local: res.Value}, nil
+				}
+				err = perr
+			} else if target, err = b.leaderOf(ctx, g); err == nil && target == b.node {
+				err = base.Errorf(base.CodeUnavailable, "broker: group %d is not open on node %d", g, b.node)
+			}
+		}
+		if err == nil && target != 0 && target != b.node {
+			var out proposeOutcome
+			out, err = b.fwd.propose(ctx, target, g, payload)
+			if err == nil {
+				return out, nil
+			}
+		}
+		if base.CodeOf(err) != base.CodeNotLeader || attempt >= base.BrokerForwardRetriesMax {
+			return proposeOutcome{}, err
+		}
+		target = leaderHint(err)
+		if target == 0 {
+			if target, err = b.leaderOf(ctx, g); err != nil {
+				return proposeOutcome{}, err
+			}
+		}
+	}
+}
+
+func (f *forwarder) propose(ctx context.Context, node NodeID, g GroupID, payload []byte) (proposeOutcome, error) {
+	var w wireWriter
+	w.uvarint(g)
+	w.bytes(payload)
+	resp, err := f.roundTrip(ctx, node, opPropose, w.b)
+	if err != nil {
+		return proposeOutcome{}, err
+	}
+	r := wireReader{b: resp}
+	callErr := r.error()
+	out := proposeOutcome{index: r.uvarint(), err: r.error(), count: r.varint()}
+	if err := r.done(); err != nil {
+		return proposeOutcome{}, err
+	}
+	if callErr != nil {
+		return proposeOutcome{}, callErr
+	}
+	return out, nil
+}
+
+// enqueue sends items to group g's leader node, which appends them as it
+// does local publishes; each item's done gets its outcome.
+func (f *forwarder) enqueue(ctx context.Context, g GroupID, items []*pubItem) {
+	lead, err := f.b.leaderOf(ctx, g)
+	if err == nil && lead == f.b.node {
+		err = base.Errorf(base.CodeNotLeader, "broker: node %d leads group %d but runs no leader there yet: %w", f.b.node, g,
+			leaderErr(g, 0))
+	}
+	if err != nil {
+		failAll(items, err)
+		return
+	}
+	data, err := buildBatch(nil, items, f.b.nowMs(), true)
+	if err != nil {
+		failAll(items, err)
+		return
+	}
+	var w wireWriter
+	w.uvarint(g)
+	w.bytes(data)
+	c, err := f.client(ctx, lead)
+	if err != nil {
+		failAll(items, err)
+		return
+	}
+	c.call(opEnqueue, w.b, func(fr frame, err error) {
+		if err == nil && fr.typ != respFlag|opEnqueue {
+			err = base.Errorf(base.CodeCorrupt, "broker: node %d answered an enqueue with type %d", lead, fr.typ)
+		}
+		if err != nil {
+			failAll(items, err)
+			return
+		}
+		r := wireReader{b: fr.payload}
+		callErr := r.error()
+		outcomes := r.bytes()
+		if err := r.done(); err != nil {
+			failAll(items, err)
+			return
+		}
+		if callErr == nil && len(outcomes) != len(items) {
+			callErr = base.Errorf(base.CodeCorrupt, "broker: %d outcomes for %d messages", len(outcomes), len(items))
+		}
+		if callErr != nil {
+			failAll(items, callErr)
+			return
+		}
+		for i, it := range items {
+			it.done(queue.Outcome(outcomes[i]), nil)
+		}
+	})
+}
+
+// get runs a basic.get on the leader's node.
+func (f *forwarder) get(ctx context.Context, g GroupID, cons queue.ConsumerID, autoAck bool) (getResult, error) {
+	var last error
+	for attempt := 0; attempt <= base.BrokerForwardRetriesMax; attempt++ {
+		lead, err := f.b.leaderOf(ctx, g)
+		if hint := leaderHint(last); hint != 0 {
+			lead, err = hint, nil
+		}
+		if err != nil {
+			return getResult{}, err
+		}
+		if lead == f.b.node {
+			if ql := f.b.queueLeaderOf(g); ql != nil {
+				return ql.get(ctx, cons, autoAck)
+			}
+			last = base.Errorf(base.CodeUnavailable, "broker: queue group %d has no running leader yet", g)
+			continue
+		}
+		var w wireWriter
+		w.uvarint(g)
+		w.str(cons.Owner)
+		w.str(cons.Name)
+		w.bool(autoAck)
+		resp, err := f.roundTrip(ctx, lead, opGet, w.b)
+		if err != nil {
+			return getResult{}, err
+		}
+		res, err := decodeGetResponse(resp)
+		if base.CodeOf(err) == base.CodeNotLeader {
+			last = err
+			continue
+		}
+		return res, err
+	}
+	return getResult{}, last
+}
+
+func decodeGetResponse(resp []byte) (getResult, error) {
+	r := wireReader{b: resp}
+	callErr := r.error()
+	res := getResult{found: r.bool(), id: r.uvarint(), redelivered: r.bool(), count: uint32(r.uvarint()), left: uint32(r.uvarint())}
+	data := r.bytes()
+	if err := r.done(); err != nil {
+		return getResult{}, err
+	}
+	if callErr != nil || !res.found {
+		return getResult{}, callErr
+	}
+	cb, err := decodeBatch(data)
+	if err != nil || len(cb.records) != 1 {
+		return getResult{}, base.Errorf(base.CodeCorrupt, "broker: forwarded message does not decode: %v", err)
+	}
+	res.msg = decodeRecord(&cb.records[0], cb.header.BaseTimestamp)
+	return res, nil
+}
+
+// --- server side -------------------------------------------------------
+
+// serve answers one peer connection's calls, each on its own goroutine
+// (at most BrokerForwardInFlightMax at a time: the reader waits for a
+// slot, which is TCP backpressure on the caller).
+func (f *forwarder) serve(conn net.Conn) {
+	defer conn.Close()
+	rd := bufio.NewReaderSize(conn, 64<<10)
+	var hdr [frameHeaderBytes]byte
+	var wmu sync.Mutex
+	slots := make(chan struct{}, base.BrokerForwardInFlightMax) // a semaphore of in-flight handlers
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		fr, err := readFrame(rd, &hdr)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && f.ctx.Err() == nil {
+				f.b.log.Debug("forwarded connection ended", "err", err)
+			}
+			return
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-f.ctx.Done():
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			resp := f.handle(fr)
+			out := appendFrame(nil, respFlag|fr.typ, fr.id, resp)
+			wmu.Lock()
+			_, werr := conn.Write(out)
+			wmu.Unlock()
+			if werr != nil {
+				conn.Close()
+			}
+		}()
+	}
+}
+
+// handle serves one request and returns the response payload.
+func (f *forwarder) handle(fr frame) []byte {
+	r := wireReader{b: fr.payload}
+	var w wireWriter
+	switch fr.typ {
+	case opPropose:
+		g := r.uvarint()
+		payload := r.bytes()
+		if err := r.done(); err != nil {
+			w.err(err)
+			w.uvarint(0)
+			w.err(nil)
+			w.varint(0)
+			return w.b
+		}
+		f.serveProposal(&w, g, payload)
+	case opEnqueue:
+		g := r.uvarint()
+		data := r.bytes()
+		if err := r.done(); err != nil {
+			w.err(err)
+			w.bytes(nil)
+			return w.b
+		}
+		outcomes, err := f.serveEnqueue(g, data)
+		w.err(err)
+		w.bytes(outcomes)
+	case opGet:
+		g := r.uvarint()
+		cons := queue.ConsumerID{Owner: r.str(), Name: r.str()}
+		autoAck := r.bool()
+		err := r.done()
+		f.serveGet(&w, err, g, cons, autoAck)
+	default:
+		w.err(base.Errorf(base.CodeNotSupported, "broker: unknown forwarded op %d", fr.typ))
+	}
+	return w.b
+}
+
+// serveProposal proposes a forwarded command here, where its group's
+// leader is supposed to be: the command is never forwarded again (a
+// NotLeader answer sends the caller to the leader this node knows).
+func (f *forwarder) serveProposal(w *wireWriter, g GroupID, payload []byte) {
+	if f.b.group(g) == nil {
+		w.err(base.Errorf(base.CodeNotLeader, "broker: node %d has no replica of group %d: %w", f.b.node, g, leaderErr(g, 0)))
+		w.uvarint(0)
+		w.err(nil)
+		w.varint(0)
+		return
+	}
+	res, err := f.b.engine.Propose(f.ctx, g, payload)
+	w.err(err)
+	w.uvarint(res.Index)
+	var valueErr error
+	var count int64
+	if e, ok := res.Value.(interface{ Err() error }); ok {
+		valueErr = e.Err()
+	}
+	if qr, ok := res.Value.(*queueCmdResult); ok {
+		count = int64(qr.res.Count)
+	}
+	w.err(valueErr)
+	w.varint(count)
+}
+
+// serveEnqueue appends a forwarded batch of messages through the local
+// leader's accumulator and waits for their outcomes.
+func (f *forwarder) serveEnqueue(g GroupID, data []byte) ([]byte, error) {
+	cb, err := decodeBatch(data)
+	if err != nil {
+		return nil, err
+	}
+	items := make([]*pubItem, len(cb.records))
+	outcomes := make([]byte, len(cb.records))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	wg.Add(len(items))
+	for i := range cb.records {
+		rec := recordToEncoded(&cb.records[i])
+		items[i] = &pubItem{rec: &rec, done: func(o queue.Outcome, err error) {
+			mu.Lock()
+			outcomes[i] = byte(o)
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			mu.Unlock()
+			wg.Done()
+		}}
+	}
+	switch {
+	case f.b.queueLeaderOf(g) != nil:
+		f.b.queueLeaderOf(g).acc.add(f.ctx, items)
+	case f.b.partitionLeaderOf(g) != nil:
+		f.b.partitionLeaderOf(g).acc.add(f.ctx, items)
+	default:
+		return nil, base.Errorf(base.CodeNotLeader, "broker: node %d does not lead group %d: %w", f.b.node, g, leaderErr(g, f.b.knownLeader(g)))
+	}
+	wg.Wait()
+	return outcomes, firstErr
+}
+
+func (f *forwarder) serveGet(w *wireWriter, err error, g GroupID, cons queue.ConsumerID, autoAck bool) {
+	var res getResult
+	if err == nil {
+		ql := f.b.queueLeaderOf(g)
+		if ql == nil {
+			err = base.Errorf(base.CodeNotLeader, "broker: node %d does not lead group %d: %w", f.b.node, g, leaderErr(g, f.b.knownLeader(g)))
+		} else {
+			res, err = ql.get(f.ctx, cons, autoAck)
+		}
+	}
+	w.err(err)
+	w.bool(res.found)
+	w.uvarint(res.id)
+	w.bool(res.redelivered)
+	w.uvarint(uint64(res.count))
+	w.uvarint(uint64(res.left))
+	var data []byte
+	if res.found {
+		var enc recordEncoder
+		rec, eerr := enc.encode(&res.msg, 0)
+		if eerr == nil {
+			data, eerr = buildBatch(nil, []*pubItem{{rec: &rec}}, res.msg.PublishedAt.UnixMilli(), true)
+		}
+		if eerr != nil {
+			f.b.log.Warn("encoding a forwarded message failed", "err", eerr)
+		}
+	}
+	w.bytes(data)
+}
+
+// recordToEncoded turns a received record back into an item for an
+// accumulator; its slices alias the received frame.
+func recordToEncoded(r *batch.Record) encodedRecord {
+	rec := encodedRecord{key: r.Key, value: r.Value, orderingAt: -1, size: 32 + len(r.Key) + len(r.Value)}
+	if r.KeyNull {
+		rec.key = nil
+	}
+	if rec.value == nil {
+		rec.value = []byte{}
+	}
+	it := r.Headers()
+	for k, v, null, ok := it.Next(); ok; k, v, null, ok = it.Next() {
+		if null {
+			v = nil
+		}
+		if string(k) == hdrOrderingKey {
+			rec.orderingAt = len(rec.headers)
+		}
+		rec.headers = append(rec.headers, batch.RecordHeader{Key: k, Value: v})
+		rec.size += len(k) + len(v) + 4
+	}
+	if rec.orderingAt >= 0 && rec.orderingAt != len(rec.headers)-1 {
+		rec.orderingAt = -1 // not where encode puts it: keep it whatever the queue says
+	}
+	return rec
+}
+
+// knownLeader is the leader of a hosted group as the engine sees it.
+func (b *Broker) knownLeader(g GroupID) NodeID {
+	if st, err := b.engine.Status(g); err == nil {
+		return st.Leader
+	}
+	return 0
+}

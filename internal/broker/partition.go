@@ -1,0 +1,357 @@
+package broker
+
+import (
+	"context"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ferry-mq/ferry/internal/base"
+	"github.com/ferry-mq/ferry/internal/controller"
+	"github.com/ferry-mq/ferry/internal/queue"
+	"github.com/ferry-mq/ferry/internal/replication"
+	"github.com/ferry-mq/ferry/internal/storage/log/batch"
+	"github.com/ferry-mq/ferry/internal/stream"
+)
+
+// partitionFSM is the state machine of one stream partition's group:
+// every batch of the log, data or control, is one stream.Append (so the
+// partition's offsets are the log's), and the stream commands riding in
+// control batches are applied after their batch's Append.
+//
+// Raft's own entries (a new leader's empty entry, membership changes)
+// take a log index and one offset but never reach an FSM; Apply fills
+// such gaps with one-offset Appends of gapEntryBytes, the same on every
+// replica.
+type partitionFSM struct {
+	b         *Broker
+	group     GroupID
+	tenant    string
+	stream    string
+	partition int32
+
+	mu    sync.Mutex
+	p     *stream.Partition // guarded by mu
+	nowMs int64             // guarded by mu: the latest command time seen
+
+	hwMu sync.Mutex
+	hw   chan struct{} // guarded by hwMu: closed and replaced when the high watermark moves
+
+	leader atomic.Pointer[partitionLeader]
+}
+
+// gapEntryBytes is the size Apply counts for a Raft entry it never sees:
+// about the size of the empty entry's control batch.
+const gapEntryBytes = 70
+
+func newPartitionFSM(b *Broker, id GroupID, s controller.StreamInfo, partition int) *partitionFSM {
+	return &partitionFSM{b: b, group: id, tenant: s.Tenant, stream: s.Name, partition: int32(partition),
+		p: stream.NewPartition(s.Config.Partition, 1), hw: make(chan struct{})}
+}
+
+// appendResult is what a data batch gives its proposer.
+type appendResult struct{ res stream.AppendResult }
+
+func (r *appendResult) Err() error { return r.res.Status.Err(-1) }
+
+// partitionCmdResult is what a stream command gives its proposer.
+type partitionCmdResult struct{ res stream.Result }
+
+func (r *partitionCmdResult) Err() error { return r.res.Err }
+
+func (f *partitionFSM) Apply(entries []replication.Entry, results []any) {
+	f.mu.Lock()
+	var truncate *stream.RetentionResult
+	for i, e := range entries {
+		for f.p.NextIndex() < e.Index {
+			f.p.ApplyAppend(stream.Append{Now: f.nowMs, Index: f.p.NextIndex(), Bytes: gapEntryBytes, ProducerID: stream.NoProducerID})
+		}
+		if e.Index < f.p.NextIndex() {
+			results[i] = &partitionCmdResult{res: stream.Result{Err: base.Errorf(base.CodeInternal, "broker: partition entry %d applied twice", e.Index)}}
+			continue
+		}
+		if e.Kind == replication.KindBatch {
+			results[i] = f.applyBatch(e)
+			continue
+		}
+		r := f.applyCommand(e)
+		if r.res.Retention.Truncate {
+			rr := r.res.Retention
+			truncate = &rr
+		}
+		results[i] = r
+	}
+	f.mu.Unlock()
+	_ = truncate // the engine truncates the log below RetainFrom
+	f.hwMoved()
+}
+
+func (f *partitionFSM) applyBatch(e replication.Entry) *appendResult {
+	h, err := batch.ParseHeader(e.Data)
+	if err != nil || h.Size() != len(e.Data) {
+		// The engine validated it before proposing; count it anyway so
+		// offsets stay the log's.
+		h = batch.Header{ProducerID: stream.NoProducerID}
+	}
+	now := max(f.nowMs, min(h.MaxTimestamp, base.QueueTimeMsMax))
+	res := f.p.ApplyAppend(stream.Append{Now: now, Index: e.Index, LastOffsetDelta: max(h.LastOffsetDelta, 0),
+		MaxTimestamp: h.MaxTimestamp, Bytes: int64(len(e.Data)), ProducerID: h.ProducerID,
+		ProducerEpoch: h.ProducerEpoch, BaseSequence: h.BaseSequence})
+	return &appendResult{res: res}
+}
+
+func (f *partitionFSM) applyCommand(e replication.Entry) *partitionCmdResult {
+	f.p.ApplyAppend(stream.Append{Now: f.nowMs, Index: e.Index, Bytes: int64(controlBatchBytes(len(e.Data))),
+		ProducerID: stream.NoProducerID})
+	if len(e.Data) == 0 || e.Data[0] != tagPartition {
+		return &partitionCmdResult{res: stream.Result{Err: base.Errorf(base.CodeInvalidArgument, "broker: entry %d is not a stream command", e.Index)}}
+	}
+	cmd, err := stream.DecodeCommand(e.Data[1:])
+	if err != nil {
+		return &partitionCmdResult{res: stream.Result{Err: err}}
+	}
+	switch c := cmd.(type) {
+	case stream.RetentionTick:
+		f.nowMs = max(f.nowMs, c.Now)
+	case stream.CommitOffset:
+		f.nowMs = max(f.nowMs, c.Now)
+	case stream.MarkGroup:
+		f.nowMs = max(f.nowMs, c.Now)
+	}
+	return &partitionCmdResult{res: f.p.Apply(cmd)}
+}
+
+// controlBatchBytes is the size of the control batch the engine stores
+// for a command payload of n bytes: the batch header, one record with a
+// four-byte key, and varint lengths.
+func controlBatchBytes(n int) int {
+	body := 1 + 1 + 1 + 1 + 4 + varintLen(int64(n)) + n + 1
+	return batch.HeaderSize + varintLen(int64(body)) + body
+}
+
+func varintLen(v int64) int {
+	u := uint64(v<<1) ^ uint64(v>>63)
+	n := 1
+	for u >= 0x80 {
+		u >>= 7
+		n++
+	}
+	return n
+}
+
+func (f *partitionFSM) hwMoved() {
+	f.hwMu.Lock()
+	close(f.hw)
+	f.hw = make(chan struct{})
+	f.hwMu.Unlock()
+}
+
+// hwChanged returns a channel closed when the high watermark may have
+// moved.
+func (f *partitionFSM) hwChanged() <-chan struct{} {
+	f.hwMu.Lock()
+	defer f.hwMu.Unlock()
+	return f.hw
+}
+
+func (f *partitionFSM) Snapshot(w io.Writer) error {
+	f.mu.Lock()
+	data := f.p.Snapshot(nil)
+	f.mu.Unlock()
+	_, err := w.Write(data)
+	return err
+}
+
+func (f *partitionFSM) Restore(r io.Reader) error {
+	data, err := io.ReadAll(io.LimitReader(r, base.SnapshotBytesMax))
+	if err != nil {
+		return err
+	}
+	p, err := stream.RestorePartition(data)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.p = p
+	f.mu.Unlock()
+	f.hwMoved()
+	return nil
+}
+
+// RetainFrom keeps the retained data: everything from the log start.
+func (f *partitionFSM) RetainFrom() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, idx := f.p.LogStart()
+	return idx
+}
+
+func (f *partitionFSM) with(fn func(p *stream.Partition)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f.p)
+}
+
+// partitionLeader is what runs for a partition on its leader's node: the
+// accumulator of messages published through exchanges, the idempotent
+// producers' in-flight appends, and the retention timer.
+type partitionLeader struct {
+	b   *Broker
+	fsm *partitionFSM
+	g   GroupID
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	acc    *accumulator
+
+	produceMu sync.Mutex      // serialises idempotent produces: Check, then propose
+	inflight  []stream.Append // guarded by produceMu: proposed idempotent appends not yet applied
+	caughtUp  bool            // guarded by produceMu: applied up to this term's start
+
+	cfgMu sync.Mutex
+	cfg   controller.StreamConfig // guarded by cfgMu
+}
+
+func newPartitionLeader(b *Broker, lg *localGroup) *partitionLeader {
+	f := lg.fsm.(*partitionFSM)
+	pl := &partitionLeader{b: b, fsm: f, g: lg.id}
+	pl.ctx, pl.cancel = context.WithCancel(b.ctx())
+	pl.acc = newAccumulator(pl.ctx, &pl.wg, "stream '"+f.stream+"'", pl.proposeBatch)
+	if s, err := b.lookupStream(f.tenant, f.stream); err == nil {
+		pl.cfg = s.Config
+	}
+	f.leader.Store(pl)
+	pl.wg.Add(1)
+	go func() {
+		defer pl.wg.Done()
+		pl.run()
+	}()
+	return pl
+}
+
+func (pl *partitionLeader) stop() {
+	if pl.fsm.leader.Load() == pl {
+		pl.fsm.leader.Store(nil)
+	}
+	pl.cancel()
+	pl.wg.Wait()
+	pl.acc.fail(base.Errorf(base.CodeNotLeader, "broker: node %d no longer leads stream '%s' partition %d: %w",
+		pl.b.node, pl.fsm.stream, pl.fsm.partition, leaderErr(pl.g, 0)))
+}
+
+// run applies retention every RetentionInterval and keeps the
+// partition's configuration the controller's.
+func (pl *partitionLeader) run() {
+	t := pl.b.clock.NewTimer(pl.b.cfg.RetentionInterval)
+	defer t.Stop()
+	pl.cfgMu.Lock()
+	cfg := pl.cfg
+	pl.cfgMu.Unlock()
+	pl.syncConfig(cfg)
+	for {
+		select {
+		case <-pl.ctx.Done():
+			return
+		case <-t.C():
+			t.Reset(pl.b.cfg.RetentionInterval)
+			_, _ = pl.proposeCommand(pl.ctx, stream.RetentionTick{Now: pl.b.nowMs()})
+		}
+	}
+}
+
+// configure is called by the reconciler with the stream's description.
+func (pl *partitionLeader) configure(s controller.StreamInfo) {
+	pl.cfgMu.Lock()
+	pl.cfg = s.Config
+	pl.cfgMu.Unlock()
+	pl.syncConfig(s.Config)
+}
+
+func (pl *partitionLeader) syncConfig(cfg controller.StreamConfig) {
+	var cur stream.PartitionConfig
+	pl.fsm.with(func(p *stream.Partition) { cur = p.Config() })
+	if partitionConfigEqual(cur, cfg.Partition) {
+		return
+	}
+	pl.wg.Add(1)
+	go func() {
+		defer pl.wg.Done()
+		_, _ = pl.proposeCommand(pl.ctx, stream.Configure{Config: cfg.Partition})
+	}()
+}
+
+// proposeCommand proposes a stream command to this partition.
+func (pl *partitionLeader) proposeCommand(ctx context.Context, cmd stream.Command) (stream.Result, error) {
+	res, err := pl.b.engine.Propose(ctx, pl.g, stream.EncodeCommand([]byte{tagPartition}, cmd))
+	if err != nil {
+		return stream.Result{}, err
+	}
+	r, _ := res.Value.(*partitionCmdResult)
+	if r == nil {
+		return stream.Result{}, base.Errorf(base.CodeInternal, "broker: stream command gave %T", res.Value)
+	}
+	return r.res, r.res.Err
+}
+
+// proposeBatch appends a batch of published messages (from exchanges).
+func (pl *partitionLeader) proposeBatch(ctx context.Context, items []*pubItem) ([]queue.Outcome, error) {
+	data, err := buildBatch(nil, items, pl.b.nowMs(), true)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := pl.b.engine.ProposeBatch(ctx, pl.g, data); err != nil {
+		return nil, err
+	}
+	return make([]queue.Outcome, len(items)), nil // all OutcomeEnqueued
+}
+
+// produce appends a client's batch (Kafka Produce). Idempotent batches
+// are checked against the partition's producer state plus this leader's
+// in-flight appends, only once the leader has applied everything of
+// earlier terms (stream DESIGN.md, invariant 1).
+func (pl *partitionLeader) produce(ctx context.Context, data []byte, h batch.Header) (stream.AppendResult, error) {
+	if h.ProducerID < 0 {
+		return pl.proposeProduce(ctx, data)
+	}
+	pl.produceMu.Lock()
+	defer pl.produceMu.Unlock()
+	if !pl.caughtUp {
+		if _, err := pl.b.engine.ReadIndex(ctx, pl.g); err != nil {
+			return stream.AppendResult{}, err
+		}
+		pl.caughtUp = true
+	}
+	a := stream.Append{Now: pl.b.nowMs(), LastOffsetDelta: h.LastOffsetDelta, MaxTimestamp: h.MaxTimestamp,
+		Bytes: int64(len(data)), ProducerID: h.ProducerID, ProducerEpoch: h.ProducerEpoch, BaseSequence: h.BaseSequence}
+	var chk stream.AppendResult
+	pl.fsm.with(func(p *stream.Partition) { chk = p.Check(a, pl.inflight) })
+	switch chk.Status {
+	case stream.AppendOK:
+	case stream.AppendDuplicate:
+		return chk, nil
+	default:
+		return chk, chk.Status.Err(h.ProducerID)
+	}
+	pl.inflight = append(pl.inflight, a)
+	res, err := pl.proposeProduce(ctx, data)
+	pl.inflight = pl.inflight[:len(pl.inflight)-1]
+	return res, err
+}
+
+func (pl *partitionLeader) proposeProduce(ctx context.Context, data []byte) (stream.AppendResult, error) {
+	res, err := pl.b.engine.ProposeBatch(ctx, pl.g, data)
+	if err != nil {
+		return stream.AppendResult{}, err
+	}
+	ar, _ := res.Value.(*appendResult)
+	if ar == nil {
+		return stream.AppendResult{}, base.Errorf(base.CodeInternal, "broker: data batch gave %T", res.Value)
+	}
+	return ar.res, ar.res.Status.Err(-1)
+}
+
+// leaderErr is the NotLeaderError a CodeNotLeader error wraps.
+func leaderErr(g GroupID, lead NodeID) error {
+	return &replication.NotLeaderError{Group: g, Leader: lead}
+}

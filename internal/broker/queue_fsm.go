@@ -1,0 +1,160 @@
+package broker
+
+import (
+	"io"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ferry-mq/ferry/internal/base"
+	"github.com/ferry-mq/ferry/internal/controller"
+	"github.com/ferry-mq/ferry/internal/queue"
+	"github.com/ferry-mq/ferry/internal/replication"
+)
+
+// queueFSM is the state machine of one queue's group: it decodes every
+// committed entry into a queue command (a data batch is an Enqueue of its
+// records; commands ride in control batches) and applies it, on every
+// replica. On the leader it hands the effects to the leader runtime and
+// keeps the batches it applied in the delivery cache.
+type queueFSM struct {
+	b      *Broker
+	group  GroupID
+	tenant string
+	name   string
+
+	mu   sync.Mutex
+	q    *queue.Queue    // guarded by mu
+	msgs []queue.Message // guarded by mu: Apply's scratch
+
+	leader atomic.Pointer[queueLeader] // set while a leader runtime runs here
+}
+
+func newQueueFSM(b *Broker, id GroupID, info controller.QueueInfo) (*queueFSM, error) {
+	q, err := queue.New(info.Config.Queue, info.CreatedMs)
+	if err != nil {
+		return nil, err
+	}
+	return &queueFSM{b: b, group: id, tenant: info.Tenant, name: info.Name, q: q}, nil
+}
+
+// newBareQueueFSM is a queue FSM with no broker, for the simulator.
+func newBareQueueFSM(id GroupID, cfg queue.Config) *queueFSM {
+	q, err := queue.New(cfg, 0)
+	base.Assert(err == nil, "queue.New: %v", err)
+	return &queueFSM{group: id, q: q}
+}
+
+// enqueueResult is what a data batch gives its proposer: one outcome per
+// record, or why the batch was refused as a whole.
+type enqueueResult struct {
+	outcomes []queue.Outcome
+	err      error
+}
+
+func (r *enqueueResult) Err() error { return r.err }
+
+// queueCmdResult is what a queue command gives its proposer.
+type queueCmdResult struct {
+	res queue.Result // Outcomes is always nil here
+}
+
+func (r *queueCmdResult) Err() error { return r.res.Err }
+
+func (f *queueFSM) Apply(entries []replication.Entry, results []any) {
+	f.mu.Lock()
+	ql := f.leader.Load()
+	for i, e := range entries {
+		switch e.Kind {
+		case replication.KindBatch:
+			results[i] = f.applyBatch(e, ql)
+		default:
+			results[i] = f.applyCommand(e, ql)
+		}
+	}
+	f.mu.Unlock()
+	if ql != nil {
+		ql.kick()
+	}
+}
+
+func (f *queueFSM) applyBatch(e replication.Entry, ql *queueLeader) *enqueueResult {
+	cb, err := decodeBatch(e.Data)
+	if err != nil {
+		return &enqueueResult{err: err}
+	}
+	f.msgs = f.msgs[:0]
+	for slot := range cb.records {
+		r := &cb.records[slot]
+		m := readQueueMeta(r)
+		f.msgs = append(f.msgs, queue.Message{
+			Ref:   queue.Ref{Index: e.Index, Slot: uint32(slot)},
+			Bytes: uint32(min(len(r.Value), 1<<32-1)), Priority: m.priority, TTLms: m.ttlMs,
+			NotBeforeMs: m.notBeforeMs, DedupeID: m.dedupeID, OrderingKey: m.orderingKey, MessageID: m.messageID,
+		})
+	}
+	now := max(0, min(cb.header.MaxTimestamp, base.QueueTimeMsMax))
+	res, effects := f.q.Apply(&queue.Enqueue{Now: now, Messages: f.msgs})
+	clear(f.msgs) // drop the strings
+	if res.Err != nil {
+		return &enqueueResult{err: res.Err}
+	}
+	if ql != nil {
+		f.b.cache.put(f.group, e.Index, cb)
+		ql.pushEffects(effects)
+		ql.traceEnqueued(cb, res.Outcomes)
+	}
+	return &enqueueResult{outcomes: slices.Clone(res.Outcomes)}
+}
+
+func (f *queueFSM) applyCommand(e replication.Entry, ql *queueLeader) *queueCmdResult {
+	if len(e.Data) == 0 || e.Data[0] != tagQueue {
+		return &queueCmdResult{res: queue.Result{Err: base.Errorf(base.CodeInvalidArgument, "broker: entry %d is not a queue command", e.Index)}}
+	}
+	cmd, err := queue.Decode(e.Data[1:])
+	if err != nil {
+		return &queueCmdResult{res: queue.Result{Err: err}}
+	}
+	res, effects := f.q.Apply(cmd)
+	res.Outcomes = nil
+	if ql != nil {
+		ql.pushEffects(effects)
+		ql.applied(cmd, res)
+	}
+	return &queueCmdResult{res: res}
+}
+
+func (f *queueFSM) Snapshot(w io.Writer) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.q.Snapshot(w)
+}
+
+func (f *queueFSM) Restore(r io.Reader) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.q.Restore(r)
+}
+
+// RetainFrom keeps every entry a message in any state still refers to:
+// bodies stay in the log and are read from it on delivery.
+func (f *queueFSM) RetainFrom() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if fl := f.q.Floor(); fl != queue.FloorNone {
+		return fl
+	}
+	return 0
+}
+
+// with runs fn with the queue locked; fn must not keep the queue.
+func (f *queueFSM) with(fn func(q *queue.Queue)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f.q)
+}
+
+// encodeQueueCommand returns a queue command as the broker proposes it.
+func encodeQueueCommand(cmd queue.Command) ([]byte, error) {
+	return queue.Encode([]byte{tagQueue}, cmd)
+}
