@@ -1,0 +1,150 @@
+package kafka
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/ferry-mq/ferry/internal/base"
+	"github.com/ferry-mq/ferry/internal/proto/kafka/protocol"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// Clients' own background goroutines that outlive a closed client
+		// briefly or live for the process (connection pools, timers).
+		goleak.IgnoreTopFunction("github.com/segmentio/kafka-go.(*connPool).discover"),
+		goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		goleak.IgnoreTopFunction("time.Sleep"),
+	)
+}
+
+// testLogger logs warnings and errors only, to the test's output.
+func testLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// testServer is a Server on 127.0.0.1:0.
+type testServer struct {
+	srv  *Server
+	addr string
+}
+
+// startServer serves b on a loopback port until the test ends.
+func startServer(t testing.TB, b Backend, mod func(*Config)) *testServer {
+	t.Helper()
+	cfg := Config{Backend: b, Logger: testLogger()}
+	if mod != nil {
+		mod(&cfg)
+	}
+	srv, err := NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(context.Background(), ln) }() // owned: ends with Close below
+	t.Cleanup(func() {
+		srv.Close()
+		if err := <-done; err != nil && !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve returned %v, want ErrServerClosed", err)
+		}
+	})
+	return &testServer{srv: srv, addr: ln.Addr().String()}
+}
+
+// rawClient speaks the Kafka protocol with the codec, for tests of what
+// real clients never send.
+type rawClient struct {
+	t    testing.TB
+	nc   net.Conn
+	br   *bufio.Reader
+	corr int32
+}
+
+func dialRaw(t testing.TB, addr string) *rawClient {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return &rawClient{t: t, nc: nc, br: bufio.NewReader(nc)}
+}
+
+// send writes one request and returns its correlation id.
+func (c *rawClient) send(req protocol.Request, version int16) int32 {
+	c.t.Helper()
+	c.corr++
+	api, _ := protocol.LookupAPI(req.APIKey())
+	h := protocol.RequestHeader{APIKey: req.APIKey(), APIVersion: version, CorrelationID: c.corr, ClientID: "raw-test",
+		HeaderVersion: api.RequestHeaderVersion(version)}
+	out, mark := protocol.BeginFrame(nil)
+	out = protocol.AppendRequestHeader(out, &h)
+	out = req.Encode(out, version)
+	c.write(protocol.EndFrame(out, mark))
+	return c.corr
+}
+
+func (c *rawClient) write(b []byte) {
+	c.t.Helper()
+	if _, err := c.nc.Write(b); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+// readFrame reads one response frame, failing the test on a timeout.
+func (c *rawClient) readFrame() ([]byte, error) {
+	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	return protocol.ReadFrame(c.br, nil, base.KafkaRequestBytesMax)
+}
+
+// recv reads one response into resp and checks its correlation id.
+func (c *rawClient) recv(resp protocol.Response, version int16, wantCorr int32) {
+	c.t.Helper()
+	frame, err := c.readFrame()
+	if err != nil {
+		c.t.Fatalf("reading the response: %v", err)
+	}
+	api, _ := protocol.LookupAPI(resp.APIKey())
+	corr, body, err := protocol.ParseResponseHeader(frame, api.ResponseHeaderVersion(version))
+	if err != nil {
+		c.t.Fatalf("response header: %v", err)
+	}
+	if corr != wantCorr {
+		c.t.Fatalf("correlation id: got %d, want %d", corr, wantCorr)
+	}
+	if err := resp.Decode(body, version); err != nil {
+		c.t.Fatalf("decoding %T v%d: %v", resp, version, err)
+	}
+}
+
+// roundTrip sends req and decodes the answer into resp.
+func (c *rawClient) roundTrip(req protocol.Request, resp protocol.Response, version int16) {
+	c.t.Helper()
+	c.recv(resp, version, c.send(req, version))
+}
+
+// expectClosed checks that the server closes the connection without
+// answering.
+func (c *rawClient) expectClosed() {
+	c.t.Helper()
+	frame, err := c.readFrame()
+	var ne net.Error
+	switch {
+	case err == nil:
+		c.t.Fatalf("got a %d-byte frame, want the connection closed", len(frame))
+	case errors.As(err, &ne) && ne.Timeout():
+		c.t.Fatalf("connection still open after 10s, want it closed")
+	}
+}
