@@ -35,8 +35,13 @@
 //   - Result.Reconfigured: propose queue.Configure (or stream.Configure to
 //     every partition) with the new effective configuration; it changes
 //     when a policy or a stream's configuration changes.
-//   - Result.ExchangesRemoved and BindingsRemoved inform (auto-delete
-//     exchanges that lost their last binding, a tenant's exchanges).
+//   - Result.Queue with Created false is a redeclaration: propose
+//     queue.Touch to the queue's group (a redeclaration restarts
+//     x-expires, as in RabbitMQ). With Created true, the group is in
+//     NewGroups and starts with Result.Queue.Config.Queue.
+//   - Result.ExchangesRemoved and BindingsRemoved inform (the deleted
+//     exchange, auto-delete exchanges that lost their last binding, a
+//     tenant's exchanges).
 //
 // Passive declares, authorisation and lookups are queries (methods), not
 // commands.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferry-mq/ferry/internal/auth"
 	"github.com/ferry-mq/ferry/internal/base"
+	"github.com/ferry-mq/ferry/internal/queue"
 	"github.com/ferry-mq/ferry/internal/routing"
 )
 
@@ -257,4 +258,47 @@ func TestDecodeAllocationIsLinear(t *testing.T) {
 	if max := uint64(64 * len(data)); n > max {
 		t.Fatalf("decoding %d bytes allocated %d, want at most %d", len(data), n, max)
 	}
+}
+
+// FuzzParseDeadLetterTarget: the broker parses the dead-letter target a
+// queue hands back; the parser must not panic and what it accepts must
+// format back to the same string.
+//
+//	go test ./internal/controller -run '^$' -fuzz FuzzParseDeadLetterTarget -fuzztime 30s
+func FuzzParseDeadLetterTarget(f *testing.F) {
+	for _, s := range []string{"", `dlx ""`, `dlx "x"`, `dlx "x" "k"`, `dlx "\x00" ""`, `dlx "a" "b" "c"`, `dlx 'a'`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseDeadLetterTarget(s)
+		if err != nil {
+			return
+		}
+		if again, err2 := ParseDeadLetterTarget(FormatDeadLetterTarget(d)); err2 != nil || again != d {
+			t.Fatalf("%q parses to %+v, which does not survive formatting: %+v, %v", s, d, again, err2)
+		}
+	})
+}
+
+// FuzzParseRetryReasons: x-ferry-retry-reasons comes from clients. The
+// parser must not panic, and what it accepts must be a retry policy the
+// queue accepts (sorted, unique, bounded).
+//
+//	go test ./internal/controller -run '^$' -fuzz FuzzParseRetryReasons -fuzztime 30s
+func FuzzParseRetryReasons(f *testing.F) {
+	for _, s := range []string{"a=none", "poison=dead-letter;ack-timeout=exponential/1000/60000/jitter", "a=fixed;a=none",
+		"=none", "a=", "a=fixed/1/2/3", "b=fixed/18446744073709551615"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		reasons, err := parseRetryReasons(s)
+		if err != nil {
+			return
+		}
+		cfg := queue.DefaultConfig()
+		cfg.Retry.Reasons = reasons
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("%q parses to reasons the queue refuses: %v", s, err)
+		}
+	})
 }
