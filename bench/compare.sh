@@ -1,0 +1,384 @@
+#!/usr/bin/env bash
+# bench/compare.sh: Ferry side by side with RabbitMQ, NATS JetStream and
+# Mosquitto, on this machine, in one run; writes the section "Side by side
+# with peer brokers" of docs/benchmarks.md.
+#
+# It installs the peers from Debian when missing, starts each on loopback
+# with its data in a temporary directory (one peer at a time, so they never
+# compete for the two cores), runs every workload through bench/driver
+# --runs times, stops every process it started by its PID, and renders the
+# medians with bench/report. A run that loses a confirmed message is shown
+# as FAILED and makes the script exit 1 after writing the document.
+#
+# Usage: bench/compare.sh [--quick] [--runs N] [--only LIST]
+#                         [--ferry-amqp HOST:PORT] [--ferry-mqtt HOST:PORT]
+#                         [--ferry-kafka HOST:PORT] [--ferry-pid PID]
+#                         [--doc FILE] [--keep]
+#   --quick       fewer and smaller variants, one run each: under 5 minutes
+#   --runs N      runs per figure (default 3; --quick: 1)
+#   --only LIST   comma-separated subset of: rabbitmq,nats,mosquitto,ferry
+#   --ferry-*     add Ferry's front end at that address as a target
+#   --ferry-pid   Ferry's process, for the CPU and memory workloads
+#   --doc FILE    document to update (default docs/benchmarks.md)
+#   --keep        keep the temporary directory (logs, results.jsonl)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+COMMAND="bench/compare.sh $*"
+QUICK=0
+RUNS=""
+ONLY="rabbitmq,nats,mosquitto,ferry"
+FERRY_AMQP=""
+FERRY_MQTT=""
+FERRY_KAFKA=""
+FERRY_PID=""
+DOC="$ROOT/docs/benchmarks.md"
+KEEP=0
+
+while [[ $# -gt 0 ]]; do
+	case "$1" in
+	--quick) QUICK=1 ;;
+	--runs) RUNS="$2"; shift ;;
+	--only) ONLY="$2"; shift ;;
+	--ferry-amqp) FERRY_AMQP="$2"; shift ;;
+	--ferry-mqtt) FERRY_MQTT="$2"; shift ;;
+	--ferry-kafka) FERRY_KAFKA="$2"; shift ;;
+	--ferry-pid) FERRY_PID="$2"; shift ;;
+	--doc) DOC="$2"; shift ;;
+	--keep) KEEP=1 ;;
+	-h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+	*) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
+	esac
+	shift
+done
+if [[ -z "$RUNS" ]]; then
+	RUNS=$((QUICK ? 1 : 3))
+fi
+
+# Sizes of the variants. Durations are of the measured publish phase.
+if ((QUICK)); then
+	PUB_SECS=3s LAT_SECS=3s FAN_SECS=3s Q_SECS=5s
+	DRAIN_MSGS=100000 MANY_QUEUES=100
+	PUB_VARIANTS=("1024 1" "1024 4")
+else
+	PUB_SECS=10s LAT_SECS=10s FAN_SECS=10s Q_SECS=20s
+	DRAIN_MSGS=1000000 MANY_QUEUES=1000
+	PUB_VARIANTS=("1024 1" "1024 4" "128 1" "128 4")
+fi
+DRAIN_SIZE=128
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench.XXXXXX")
+BIN="$WORK/bin"
+RESULTS="$WORK/results.jsonl"
+NOTES="$WORK/notes.txt"
+MACHINE="$WORK/machine.txt"
+FAILURES=0
+STARTED=() # PIDs of every process this script started, in start order
+: >"$RESULTS"
+: >"$NOTES"
+
+log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+note() { printf '%s\n' "$*" >>"$NOTES"; log "note: $*"; }
+enabled() { [[ ",$ONLY," == *",$1,"* ]]; }
+
+# stop_pid PID: SIGTERM, wait up to 60 s for it to exit, then SIGKILL.
+stop_pid() {
+	local pid=$1 i
+	kill -0 "$pid" 2>/dev/null || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 600; i++)); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1 # polling a process's exit; not a wait for readiness
+	done
+	log "process $pid ignored SIGTERM for 60 s; killing it"
+	kill -KILL "$pid" 2>/dev/null || true
+}
+
+# stop_started: stop every started process still running, newest first,
+# then check that none survived.
+stop_started() {
+	local i pid alive=()
+	for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do
+		stop_pid "${STARTED[i]}"
+	done
+	for pid in "${STARTED[@]}"; do
+		if kill -0 "$pid" 2>/dev/null; then
+			alive+=("$pid")
+		fi
+	done
+	STARTED=()
+	if ((${#alive[@]})); then
+		log "ERROR: processes still running after stop: ${alive[*]}"
+		return 1
+	fi
+}
+
+cleanup() {
+	local rc=$?
+	stop_started || rc=1
+	if ((KEEP)); then
+		log "kept $WORK"
+	else
+		rm -rf "$WORK"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start NAME LOGFILE CMD...: runs CMD in the background and records its PID.
+start() {
+	local name=$1 logfile=$2
+	shift 2
+	"$@" >"$logfile" 2>&1 &
+	STARTED+=("$!")
+	log "started $name (pid $!)"
+}
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# free_port PREFERRED: the preferred port, or the next free one above it.
+free_port() {
+	local p=$1
+	while port_busy "$p"; do
+		p=$((p + 1))
+	done
+	echo "$p"
+}
+
+as_root() {
+	if ((EUID == 0)); then "$@"; else sudo "$@"; fi
+}
+
+install_peers() {
+	local missing=()
+	if enabled rabbitmq && ! compgen -G "/usr/lib/rabbitmq/lib/rabbitmq_server-*/sbin/rabbitmq-server" >/dev/null; then
+		missing+=(rabbitmq-server)
+	fi
+	if enabled nats && ! command -v nats-server >/dev/null; then missing+=(nats-server); fi
+	if enabled mosquitto && ! command -v mosquitto >/dev/null; then missing+=(mosquitto); fi
+	if ((${#missing[@]})); then
+		log "installing ${missing[*]} from Debian"
+		as_root apt-get update -qq
+		# policy-rc.d or not, the packages' own services are not wanted:
+		# every peer here is started by this script on its own ports.
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+	fi
+}
+
+build() {
+	log "building the driver, physical and report"
+	(cd "$ROOT" && go build -o "$BIN/driver" ./bench/driver && go build -o "$BIN/physical" ./bench/physical &&
+		go build -o "$BIN/report" ./bench/report)
+}
+
+describe_machine() {
+	local fs
+	fs=$(findmnt -no FSTYPE,SOURCE -T "$WORK" 2>/dev/null || df -T "$WORK" | awk 'NR==2 {print $2, $1}')
+	{
+		echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+		echo "cpu: $(nproc) × $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+		echo "memory: $(awk '/^MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+		echo "kernel: $(uname -sr)"
+		echo "data directory file system: $fs"
+		echo "go: $(go version | awk '{print $3}')"
+		if enabled rabbitmq; then
+			echo "rabbitmq-server: $(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null), Erlang $(dpkg-query -W -f='${Version}' erlang-base 2>/dev/null)"
+		fi
+		if enabled nats; then echo "nats-server: $(nats-server --version 2>&1 | awk '{print $2}')"; fi
+		if enabled mosquitto; then echo "mosquitto: $(mosquitto -h 2>&1 | awk 'NR==1 {print $3}')"; fi
+		(cd "$ROOT" && go list -m -f '{{.Path}}: {{.Version}}' github.com/rabbitmq/amqp091-go \
+			github.com/nats-io/nats.go github.com/eclipse/paho.mqtt.golang github.com/twmb/franz-go)
+		echo "runs per figure: $RUNS"
+	} >"$MACHINE"
+}
+
+# bench TARGET ADDR DRIVER_TARGET PID WORKLOAD VARIANT ARGS...: RUNS runs.
+bench() {
+	local target=$1 addr=$2 kind=$3 pid=$4 workload=$5 variant=$6 i out rc
+	shift 6
+	local pidarg=()
+	if [[ -n "$pid" ]]; then pidarg=(-pid "$pid"); fi
+	for ((i = 1; i <= RUNS; i++)); do
+		log "$target: $workload $variant (run $i/$RUNS)"
+		rc=0
+		out=$("$BIN/driver" run -target "$kind" -name "$target" -addr "$addr" -workload "$workload" \
+			-variant "$variant" "${pidarg[@]}" "$@" 2>>"$WORK/driver.log") || rc=$?
+		if [[ -n "$out" ]]; then
+			printf '%s\n' "$out" >>"$RESULTS"
+		fi
+		case $rc in
+		0) ;;
+		3) FAILURES=$((FAILURES + 1)); log "ACCOUNTING FAILED: $target $workload $variant: $(tail -c 300 <<<"$out")" ;;
+		*) FAILURES=$((FAILURES + 1)); log "run broke (status $rc): $target $workload $variant; see $WORK/driver.log"
+			printf '{"target":"%s","workload":"%s","variant":"%s","metrics":{},"error":"driver exited %d"}\n' \
+				"$target" "$workload" "$variant" "$rc" >>"$RESULTS" ;;
+		esac
+	done
+}
+
+# workloads TARGET ADDR DRIVER_TARGET PID: every workload against one target.
+workloads() {
+	local target=$1 addr=$2 kind=$3 pid=$4 v size producers half
+	for v in "${PUB_VARIANTS[@]}"; do
+		read -r size producers <<<"$v"
+		bench "$target" "$addr" "$kind" "$pid" publish "$(size_label "$size")-${producers}p" \
+			-size "$size" -producers "$producers" -duration "$PUB_SECS"
+	done
+	bench "$target" "$addr" "$kind" "$pid" drain "$(count_label "$DRAIN_MSGS")x${DRAIN_SIZE}B" \
+		-size "$DRAIN_SIZE" -producers 4 -messages "$DRAIN_MSGS"
+	bench "$target" "$addr" "$kind" "$pid" latency "1000/s" -size 1024 -rate 1000 -duration "$LAT_SECS"
+	if half=$("$BIN/report" median -results "$RESULTS" -target "$target" -workload publish \
+		-variant 1KiB-1p -metric publish_msgs_per_sec 2>/dev/null); then
+		bench "$target" "$addr" "$kind" "$pid" latency "half max" -size 1024 -rate "$((half / 2))" -duration "$LAT_SECS"
+	else
+		note "$target: no passing 1 KiB × 1 producer publish run, so no latency at half the maximum rate"
+	fi
+	bench "$target" "$addr" "$kind" "$pid" fanout "10 queues" -size 1024 -fanout 10 -duration "$FAN_SECS"
+	bench "$target" "$addr" "$kind" "$pid" queues "$MANY_QUEUES queues" -size 128 -queues "$MANY_QUEUES" \
+		-rate 10 -duration "$Q_SECS"
+}
+
+size_label() { if (($1 % 1024 == 0)); then echo "$(($1 / 1024))KiB"; else echo "${1}B"; fi; }
+count_label() { if (($1 % 1000000 == 0)); then echo "$(($1 / 1000000))M"; else echo "$(($1 / 1000))k"; fi; }
+
+wait_ready() {
+	local kind=$1 addr=$2 name=$3
+	if ! "$BIN/driver" wait -target "$kind" -addr "$addr" -timeout 120s 2>>"$WORK/driver.log"; then
+		log "$name did not become ready; its log:"
+		tail -n 30 "$WORK/$name.log" >&2 || true
+		return 1
+	fi
+}
+
+run_rabbitmq() {
+	local dir="$WORK/rabbitmq" server port dist epmd_port beam i
+	server=$(compgen -G "/usr/lib/rabbitmq/lib/rabbitmq_server-*/sbin/rabbitmq-server" | head -n 1)
+	port=$(free_port 5672)
+	dist=$(free_port 25672)
+	epmd_port=$(free_port 4369)
+	mkdir -p "$dir/home" "$dir/mnesia" "$dir/log"
+	# Quorum queues fsync their write-ahead log before confirming; classic
+	# queues confirm persistent messages once written to the message store.
+	cat >"$dir/rabbitmq.conf" <<-EOF
+		listeners.tcp.1 = 127.0.0.1:$port
+		loopback_users = none
+		disk_free_limit.absolute = 100MB
+		vm_memory_high_watermark.relative = 0.6
+		log.file.level = warning
+	EOF
+	echo "[]." >"$dir/enabled_plugins" # no management, no MQTT: nothing the workloads do not use
+	: >"$dir/rabbitmq-env.conf"
+	# Our own epmd, in the foreground, so that its PID is ours to stop.
+	start epmd "$WORK/epmd.log" epmd -port "$epmd_port" -address 127.0.0.1
+	start rabbitmq "$WORK/rabbitmq.log" env HOME="$dir/home" ERL_EPMD_PORT="$epmd_port" \
+		RABBITMQ_NODENAME="ferrybench@localhost" RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT="$port" \
+		RABBITMQ_DIST_PORT="$dist" RABBITMQ_CONFIG_FILE="$dir/rabbitmq.conf" RABBITMQ_CONF_ENV_FILE="$dir/rabbitmq-env.conf" \
+		RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins" RABBITMQ_MNESIA_BASE="$dir/mnesia" \
+		RABBITMQ_LOG_BASE="$dir/log" RABBITMQ_PID_FILE="$dir/beam.pid" "$server"
+	local addr="amqp://guest:guest@127.0.0.1:$port/"
+	wait_ready amqp-classic "$addr" rabbitmq
+	beam=$(cat "$dir/beam.pid")
+	STARTED+=("$beam") # the Erlang VM: stopped first, it takes its helpers with it
+	log "RabbitMQ ready on $port (beam pid $beam)"
+	workloads rabbitmq-quorum "$addr" amqp-quorum "$beam"
+	workloads rabbitmq-classic "$addr" amqp-classic "$beam"
+	stop_started
+}
+
+run_nats() {
+	local mode=$1
+	local dir="$WORK/nats-$mode" port sync=""
+	port=$(free_port 4222)
+	mkdir -p "$dir/store"
+	if [[ $mode == sync ]]; then
+		sync="  sync_interval: always"
+	fi
+	cat >"$dir/nats.conf" <<-EOF
+		listen: 127.0.0.1:$port
+		jetstream {
+		  store_dir: "$dir/store"
+		$sync
+		}
+	EOF
+	if [[ $mode == sync ]] && ! nats-server -t -c "$dir/nats.conf" >"$WORK/nats-sync-check.log" 2>&1; then
+		note "nats-server $(nats-server --version | awk '{print $2}') does not support sync_interval ($(head -n 1 "$WORK/nats-sync-check.log")): JetStream ran only at its default, which does not fsync before acknowledging"
+		return 0
+	fi
+	start "nats-$mode" "$WORK/nats-$mode.log" nats-server -c "$dir/nats.conf"
+	local pid=${STARTED[-1]} addr="nats://127.0.0.1:$port"
+	wait_ready jetstream "$addr" "nats-$mode"
+	workloads "nats-$mode" "$addr" jetstream "$pid"
+	stop_started
+}
+
+run_mosquitto() {
+	local dir="$WORK/mosquitto" port
+	port=$(free_port 1883)
+	mkdir -p "$dir"
+	# Persistence keeps queued QoS 1 messages across restarts, saved every
+	# autosave_interval seconds: mosquitto never fsyncs before its PUBACK.
+	# max_inflight_messages stands in for the consumers' prefetch (MQTT
+	# 3.1.1 has none); queues are unbounded so a million messages fit.
+	cat >"$dir/mosquitto.conf" <<-EOF
+		listener $port 127.0.0.1
+		allow_anonymous true
+		persistence true
+		persistence_location $dir/
+		autosave_interval 60
+		max_inflight_messages 1000
+		max_queued_messages 0
+		max_queued_bytes 0
+		log_type error
+	EOF
+	start mosquitto "$WORK/mosquitto.log" mosquitto -c "$dir/mosquitto.conf"
+	local pid=${STARTED[-1]} addr="tcp://127.0.0.1:$port"
+	wait_ready mqtt "$addr" mosquitto
+	workloads mosquitto "$addr" mqtt "$pid"
+	stop_started
+}
+
+run_ferry() {
+	if [[ -n "$FERRY_AMQP" ]]; then workloads ferry-amqp "amqp://guest:guest@$FERRY_AMQP/" amqp "$FERRY_PID"; fi
+	if [[ -n "$FERRY_MQTT" ]]; then workloads ferry-mqtt "tcp://$FERRY_MQTT" mqtt "$FERRY_PID"; fi
+	if [[ -n "$FERRY_KAFKA" ]]; then
+		local v size producers
+		for v in "${PUB_VARIANTS[@]}"; do
+			read -r size producers <<<"$v"
+			bench ferry-kafka "$FERRY_KAFKA" kafka "$FERRY_PID" kafka "$(size_label "$size")-${producers}p" \
+				-size "$size" -producers "$producers" -partitions "$producers" -inflight 4096 -duration "$PUB_SECS"
+		done
+	fi
+	if [[ -z "$FERRY_AMQP$FERRY_MQTT$FERRY_KAFKA" ]]; then
+		note "Ferry was not measured: its front ends do not exist yet (add --ferry-amqp, --ferry-mqtt, --ferry-kafka HOST:PORT); its columns show —"
+	fi
+}
+
+main() {
+	local t0=$SECONDS
+	install_peers
+	build
+	describe_machine
+	log "measuring the physical limits in $WORK"
+	"$BIN/physical" -dir "$WORK" -duration "$((QUICK ? 1 : 3))s" >"$WORK/physical.json"
+	if enabled ferry; then run_ferry; fi
+	if enabled rabbitmq; then run_rabbitmq; fi
+	if enabled nats; then
+		run_nats sync
+		run_nats default
+	fi
+	if enabled mosquitto; then run_mosquitto; fi
+	if ((QUICK)); then
+		note "--quick: one run per figure, ${PUB_SECS} publish phases, a ${DRAIN_MSGS}-message drain and ${MANY_QUEUES} queues instead of the full run's 3 runs, 10 s, 1M and 1,000"
+	fi
+	note "wall time of this run: $(((SECONDS - t0) / 60)) min $(((SECONDS - t0) % 60)) s"
+	"$BIN/report" render -results "$RESULTS" -physical "$WORK/physical.json" -machine "$MACHINE" \
+		-notes "$NOTES" -command "$COMMAND" -doc "$DOC"
+	log "wrote $DOC"
+	if ((FAILURES)); then
+		log "$FAILURES runs failed; see the document and $WORK (rerun with --keep to keep it)"
+		return 1
+	fi
+}
+
+main

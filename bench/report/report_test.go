@@ -1,0 +1,95 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const section = sectionTitle + "\n\nnew figures\n"
+
+func TestSpliceReplacesOnlyTheOwnedSection(t *testing.T) {
+	doc := "# Benchmarks\n\n## Log\n\nlog figures\n\n" + sectionTitle + "\n\nold figures\n```\n## not a heading inside a fence\n```\n\n## Raft\n\nraft figures\n"
+	got, err := splice(doc, section)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "# Benchmarks\n\n## Log\n\nlog figures\n\n" + sectionTitle + "\n\nnew figures\n\n## Raft\n\nraft figures\n"
+	if got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestSpliceAppendsAMissingSectionAndIsIdempotent(t *testing.T) {
+	doc := "# Benchmarks\n\n## Log\n\nlog figures"
+	once, err := splice(doc, section)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := doc + "\n\n" + section; once != want {
+		t.Errorf("append: got %q, want %q", once, want)
+	}
+	twice, _ := splice(once, section)
+	if twice != once {
+		t.Errorf("second splice changed the document: got %q, want %q", twice, once)
+	}
+	if _, err := splice(doc, "## Another section\n"); err == nil {
+		t.Errorf("a section with another heading: got no error")
+	}
+}
+
+func TestUpdateDocCreatesAMissingDocument(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "benchmarks.md")
+	if err := updateDoc(path, section); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	if want := "# Benchmarks\n\n" + section; string(b) != want {
+		t.Errorf("got %q, want %q", b, want)
+	}
+}
+
+func TestCellsShowMediansSpreadsFailuresAndRatios(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.jsonl")
+	lines := []string{
+		`{"target":"rabbitmq-quorum","workload":"publish","variant":"1KiB-4p","metrics":{"m":300}}`,
+		`{"target":"rabbitmq-quorum","workload":"publish","variant":"1KiB-4p","metrics":{"m":100}}`,
+		`{"target":"rabbitmq-quorum","workload":"publish","variant":"1KiB-4p","metrics":{"m":200}}`,
+		`{"target":"rabbitmq-quorum","workload":"publish","variant":"1KiB-4p","metrics":{"m":9999},"failed":true,"error":"lost"}`,
+		`{"target":"ferry-amqp","workload":"publish","variant":"1KiB-4p","metrics":{"m":800}}`,
+		`{"target":"mosquitto","workload":"publish","variant":"1KiB-4p","metrics":{"m":1},"failed":true,"error":"lost"}`,
+	}
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := readResults(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := rs.cell(key{"publish", "1KiB-4p", "rabbitmq-quorum"}, "m")
+	if got, want := q.String(), "200 (100–300), 1 failed"; got != want {
+		t.Errorf("peer cell: got %q, want %q", got, want)
+	}
+	f := rs.cell(key{"publish", "1KiB-4p", "ferry-amqp"}, "m")
+	if got, want := ratio(f, q), "×4.00"; got != want {
+		t.Errorf("ratio: got %q, want %q", got, want)
+	}
+	m := rs.cell(key{"publish", "1KiB-4p", "mosquitto"}, "m")
+	if got, want := m.String(), "FAILED (1 runs)"; got != want {
+		t.Errorf("failed cell: got %q, want %q", got, want)
+	}
+	if got := ratio(f, m); got != "—" {
+		t.Errorf("ratio to a failed cell: got %q, want —", got)
+	}
+	if got := rs.cell(key{"publish", "1KiB-4p", "ferry-kafka"}, "m").String(); got != "—" {
+		t.Errorf("absent cell: got %q, want —", got)
+	}
+	var b strings.Builder
+	rs.render(&b, table{title: "T", workload: "publish", metric: "m", unit: "u"})
+	for _, want := range []string{"| Ferry (AMQP) | 800 (1 run) |", "| Ferry (MQTT) | — |", "| Ferry / RabbitMQ quorum queue (fsync before confirm) | ×4.00 |"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+}
