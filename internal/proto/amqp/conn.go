@@ -396,7 +396,7 @@ func (c *conn) monitor(stop <-chan struct{}) {
 	tick := c.heartbeat / 2
 	t := c.clock.NewTimer(tick)
 	defer t.Stop()
-	var writes, frames uint64
+	writes, frames := c.out.writeCount(), c.framesRead.Load()
 	silentTicks := 0
 	for {
 		select {

@@ -122,6 +122,13 @@ func (fw *frameWriter) sendHeartbeatIfIdle(seen uint64) uint64 {
 	return now
 }
 
+// writeCount returns the writes begun so far.
+func (fw *frameWriter) writeCount() uint64 {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	return fw.writes
+}
+
 // finish makes run write what is pending and return; later sends fail.
 func (fw *frameWriter) finish() {
 	fw.mu.Lock()

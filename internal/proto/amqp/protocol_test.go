@@ -1,0 +1,327 @@
+package amqp
+
+import (
+	"bytes"
+	"encoding/binary"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferry-mq/ferry/internal/base"
+	"github.com/ferry-mq/ferry/internal/proto/amqp/codec"
+	amqp091 "github.com/rabbitmq/amqp091-go"
+)
+
+// frameBytes builds a frame by hand, with any frame-end octet.
+func frameBytes(typ uint8, channel uint16, payload []byte, end byte) []byte {
+	b := []byte{typ}
+	b = binary.BigEndian.AppendUint16(b, channel)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(payload)))
+	b = append(b, payload...)
+	return append(b, end)
+}
+
+func methodPayload(m codec.Method) []byte {
+	var w codec.Writer
+	codec.EncodeMethod(&w, m)
+	return append([]byte(nil), w.Bytes()...)
+}
+
+func methodFrame(channel uint16, m codec.Method) []byte {
+	return frameBytes(codec.FrameMethod, channel, methodPayload(m), codec.FrameEnd)
+}
+
+func headerFrame(channel uint16, size uint64) []byte {
+	p := binary.BigEndian.AppendUint16(nil, codec.ClassBasic)
+	p = binary.BigEndian.AppendUint16(p, 0)
+	p = binary.BigEndian.AppendUint64(p, size)
+	p = binary.BigEndian.AppendUint16(p, 0)
+	return frameBytes(codec.FrameHeader, channel, p, codec.FrameEnd)
+}
+
+// deepTable encodes a field table nested depth levels deep.
+func deepTable(depth int) []byte {
+	inner := []byte{0, 0, 0, 0}
+	for i := 1; i < depth; i++ {
+		entry := append([]byte{1, 'k', 'F'}, inner...)
+		inner = binary.BigEndian.AppendUint32(nil, uint32(len(entry)))
+		inner = append(inner, entry...)
+	}
+	return inner
+}
+
+func queueDeclareWithArgs(table []byte) []byte {
+	p := binary.BigEndian.AppendUint32(nil, uint32(codec.MethodQueueDeclare))
+	p = append(p, 0, 0, 1, 'q', 0)
+	p = append(p, table...)
+	return frameBytes(codec.FrameMethod, 1, p, codec.FrameEnd)
+}
+
+func TestBadInputGetsTheSpecsExceptionAndSparesOtherConnections(t *testing.T) {
+	publishFrame := methodFrame(1, &codec.BasicPublish{RoutingKey: "q"})
+	cases := []struct {
+		name  string
+		bytes []byte
+		code  codec.ReplyCode
+		text  string
+	}{
+		{"wrong frame-end octet", frameBytes(codec.FrameMethod, 1, methodPayload(&codec.BasicQos{}), 0xCD), codec.ReplyFrameError, "frame-end octet"},
+		// Only the header of an oversize frame: the server refuses it from
+		// the size alone, before reading (or allocating for) the payload.
+		{"oversize frame", frameBytes(codec.FrameBody, 1, make([]byte, 131073), codec.FrameEnd)[:7], codec.ReplyFrameError, "exceeds frame-max"},
+		{"unknown frame type", frameBytes(7, 1, nil, codec.FrameEnd), codec.ReplyFrameError, "unknown frame type"},
+		{"malformed method", frameBytes(codec.FrameMethod, 1, []byte{0, 60}, codec.FrameEnd), codec.ReplyFrameError, ""},
+		{"unknown class and method", frameBytes(codec.FrameMethod, 1, []byte{0, 99, 0, 1}, codec.FrameEnd), codec.ReplyNotImplemented, "unknown method"},
+		{"method on an unopened channel", methodFrame(5, &codec.QueueDeclare{Queue: "q"}), codec.ReplyChannelError, "expected 'channel.open'"},
+		{"second channel.open", methodFrame(1, &codec.ChannelOpen{}), codec.ReplyChannelError, "second 'channel.open'"},
+		{"content header without publish", headerFrame(1, 3), codec.ReplyUnexpectedFrame, "expected method frame"},
+		{"body before the content header", append(publishFrame, frameBytes(codec.FrameBody, 1, []byte("x"), codec.FrameEnd)...),
+			codec.ReplyUnexpectedFrame, "expected content header"},
+		{"method inside content", append(publishFrame, methodFrame(1, &codec.BasicQos{})...), codec.ReplyUnexpectedFrame, "expected content header"},
+		{"body larger than announced", append(append(publishFrame, headerFrame(1, 2)...), frameBytes(codec.FrameBody, 1, []byte("xyz"), codec.FrameEnd)...),
+			codec.ReplyFrameError, "exceed the content header's body size"},
+		{"heartbeat on a channel", frameBytes(codec.FrameHeartbeat, 1, nil, codec.FrameEnd), codec.ReplyUnexpectedFrame, "heartbeat"},
+		{"table too deep", queueDeclareWithArgs(deepTable(base.AMQPTableDepthMax + 1)), codec.ReplyFrameError, "nested deeper"},
+		{"channel over channel-max", methodFrame(2048, &codec.ChannelOpen{}), codec.ReplyNotAllowed, "exceeds the negotiated channel_max (2047)"},
+		{"connection method on a channel", methodFrame(1, &codec.ConnectionTuneOk{FrameMax: 4096}), codec.ReplyCommandInvalid, ""},
+		{"server-only method", methodFrame(1, &codec.BasicDeliver{}), codec.ReplyCommandInvalid, "unimplemented method"},
+		{"immediate publish", methodFrame(1, &codec.BasicPublish{Immediate: true}), codec.ReplyNotImplemented, "immediate=true"},
+		{"prefetch size", methodFrame(1, &codec.BasicQos{PrefetchSize: 10}), codec.ReplyNotImplemented, "prefetch_size!=0"},
+	}
+	ts := startServer(t)
+	bystander := ts.channel(t)
+	declareQueue(t, bystander, "q")
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := dialRaw(t, ts)
+			r.handshake(codec.ConnectionTuneOk{}, nil)
+			r.openChannel(1)
+			r.sendBytes(tc.bytes)
+			cl := r.expectConnectionClose(tc.code)
+			if !strings.Contains(cl.ReplyText, tc.text) || !strings.HasPrefix(cl.ReplyText, tc.code.String()+" - ") {
+				t.Errorf("reply text %q, want %s - ...%s...", cl.ReplyText, tc.code, tc.text)
+			}
+			publish(t, bystander, "", "q", "still fine")
+		})
+	}
+	waitFor(t, "the bystander's publishes", func() bool { n, _ := ts.b.queueDepth("q"); return n == len(cases) })
+}
+
+func TestWrongProtocolHeaderIsAnsweredWithOurs(t *testing.T) {
+	ts := startServer(t)
+	for _, hdr := range []string{"AMQP\x01\x01\x00\x0a", "GET / HTTP/1.1\r\n"} {
+		r := dialRaw(t, ts)
+		r.sendBytes([]byte(hdr))
+		got := make([]byte, 8)
+		if _, err := r.nc.Read(got); err != nil {
+			t.Fatalf("%q: %v", hdr, err)
+		}
+		if !bytes.Equal(got, codec.ProtocolHeader[:]) {
+			t.Errorf("answer to %q: got %q, want %q", hdr, got, codec.ProtocolHeader[:])
+		}
+		r.expectEOF()
+	}
+}
+
+func TestAuthFailureCloseCapabilityGets403(t *testing.T) {
+	ts := startServer(t)
+	r := dialRaw(t, ts)
+	r.sendBytes(codec.ProtocolHeader[:])
+	expect[*codec.ConnectionStart](r)
+	r.send(0, &codec.ConnectionStartOk{ClientProperties: codec.Table{"capabilities": codec.Table{"authentication_failure_close": true}},
+		Mechanism: "PLAIN", Response: "\x00guest\x00nope", Locale: "en_US"})
+	cl := expect[*codec.ConnectionClose](r)
+	if cl.ReplyCode != 403 || cl.ReplyText != "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. For details see the broker logfile." {
+		t.Errorf("got %d %q", cl.ReplyCode, cl.ReplyText)
+	}
+	r.expectEOF()
+}
+
+func TestTuneOkOutsideTheOfferIsNotAllowed(t *testing.T) {
+	ts := startServer(t)
+	for _, tc := range []struct {
+		tune codec.ConnectionTuneOk
+		text string
+	}{
+		{codec.ConnectionTuneOk{FrameMax: 1 << 20}, "negotiated frame_max = 1048576 is larger than the maximum allowed value (131072)"},
+		{codec.ConnectionTuneOk{FrameMax: 1024}, "frame_max=1024 < 4096 min size"},
+		{codec.ConnectionTuneOk{FrameMax: 4096, ChannelMax: 3000}, "negotiated channel_max = 3000 is higher than the maximum allowed value (2047)"},
+	} {
+		r := dialRaw(t, ts)
+		r.sendBytes(codec.ProtocolHeader[:])
+		expect[*codec.ConnectionStart](r)
+		r.send(0, &codec.ConnectionStartOk{Mechanism: "PLAIN", Response: "\x00guest\x00guest"})
+		expect[*codec.ConnectionTune](r)
+		r.send(0, &tc.tune)
+		cl := expect[*codec.ConnectionClose](r)
+		if cl.ReplyCode != 530 || cl.ReplyText != "NOT_ALLOWED - "+tc.text {
+			t.Errorf("got %d %q, want 530 %q", cl.ReplyCode, cl.ReplyText, tc.text)
+		}
+	}
+}
+
+func TestChannelsUpToTheNegotiatedMax(t *testing.T) {
+	ts := startServer(t)
+	r := dialRaw(t, ts)
+	r.handshake(codec.ConnectionTuneOk{ChannelMax: 3}, nil)
+	for id := uint16(1); id <= 3; id++ {
+		r.openChannel(id)
+	}
+	r.send(4, &codec.ChannelOpen{})
+	cl := r.expectConnectionClose(codec.ReplyNotAllowed)
+	if cl.ReplyText != "NOT_ALLOWED - channel 4 exceeds the negotiated channel_max (3)" {
+		t.Errorf("got %q", cl.ReplyText)
+	}
+}
+
+func TestChannelLimitEdge(t *testing.T) {
+	// channel-max 0 in tune-ok means the server's maximum: every one of
+	// AMQPChannelsPerConnectionMax channels opens, the next is refused.
+	ts := startServer(t)
+	r := dialRaw(t, ts)
+	r.handshake(codec.ConnectionTuneOk{}, nil)
+	for id := uint16(1); id <= base.AMQPChannelsPerConnectionMax; id++ {
+		if err := r.fw.WriteMethod(id, &codec.ChannelOpen{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.flush()
+	for id := uint16(1); id <= base.AMQPChannelsPerConnectionMax; id++ {
+		if ch, _ := r.method(); ch != id {
+			t.Fatalf("open-ok on channel %d, want %d", ch, id)
+		}
+	}
+	r.send(base.AMQPChannelsPerConnectionMax+1, &codec.ChannelOpen{})
+	r.expectConnectionClose(codec.ReplyNotAllowed)
+}
+
+func TestConsumersPerChannelLimitEdge(t *testing.T) {
+	ts := startServer(t)
+	ch := ts.channel(t)
+	declareQueue(t, ch, "many")
+	for i := 0; i < base.AMQPConsumersPerChannelMax; i++ {
+		if _, err := ch.Consume("many", "", false, false, false, false, nil); err != nil {
+			t.Fatalf("consumer %d: %v", i+1, err)
+		}
+	}
+	_, err := ch.Consume("many", "", false, false, false, false, nil)
+	if e := amqpErr(t, err); e.Code != 406 || !strings.Contains(e.Reason, "reached maximum (1024) of consumers per channel") {
+		t.Errorf("consumer %d: got %d %q", base.AMQPConsumersPerChannelMax+1, e.Code, e.Reason)
+	}
+}
+
+func TestConfirmsUseMultipleOnTheWire(t *testing.T) {
+	ts := startServer(t)
+	declarer := ts.channel(t)
+	declareQueue(t, declarer, "q")
+	r := dialRaw(t, ts)
+	r.handshake(codec.ConnectionTuneOk{}, nil)
+	r.openChannel(1)
+	r.send(1, &codec.ConfirmSelect{})
+	expect[*codec.ConfirmSelectOk](r)
+	ts.b.mu.Lock()
+	ts.b.holdPublish = true
+	ts.b.mu.Unlock()
+	var msgs []byte
+	for i := 0; i < 3; i++ {
+		msgs = append(msgs, methodFrame(1, &codec.BasicPublish{RoutingKey: "q"})...)
+		msgs = append(msgs, headerFrame(1, 0)...)
+	}
+	r.sendBytes(msgs)
+	waitFor(t, "three messages enqueued", func() bool { n, _ := ts.b.queueDepth("q"); return n == 3 })
+	ts.b.releaseHeld()
+	got := expect[*codec.BasicAck](r)
+	if got.DeliveryTag != 3 || !got.Multiple {
+		t.Errorf("got ack %d multiple=%v, want 3 multiple=true", got.DeliveryTag, got.Multiple)
+	}
+}
+
+func TestHeartbeatsBothWays(t *testing.T) {
+	ts := startServer(t)
+	r := dialRaw(t, ts)
+	r.handshake(codec.ConnectionTuneOk{Heartbeat: 2}, nil)
+	r.openChannel(1)
+	// The monitor ticks every second (half the interval) and sends a
+	// heartbeat when nothing was written since the tick before: within
+	// two ticks of the last reply exactly one heartbeat goes out.
+	for i := 0; i < 2; i++ {
+		waitFor(t, "the heartbeat monitor", func() bool { return ts.clock.ActiveTimers() >= 1 })
+		ts.clock.Advance(time.Second)
+	}
+	f, err := r.fr.ReadFrame()
+	if err != nil || f.Type != codec.FrameHeartbeat || f.Channel != 0 {
+		t.Fatalf("want a heartbeat from an idle server, got %+v %v", f, err)
+	}
+	// A client that keeps sending stays connected however long it is.
+	for i := 0; i < 10; i++ {
+		r.sendBytes(frameBytes(codec.FrameHeartbeat, 0, nil, codec.FrameEnd))
+		waitFor(t, "the client's heartbeat read", func() bool { return ts.srv.framesRead() >= uint64(i+2) })
+		waitFor(t, "the monitor's timer", func() bool { return ts.clock.ActiveTimers() >= 1 })
+		ts.clock.Advance(time.Second)
+	}
+	// Let the monitor finish the last tick before the next frame arrives.
+	waitFor(t, "the monitor's timer", func() bool { return ts.clock.ActiveTimers() >= 1 })
+	r.openChannel(2)
+	// Silence: after two intervals (four silent ticks, after the one that
+	// sees channel.open) the server hangs up.
+	for i := 0; i < 5; i++ {
+		waitFor(t, "the monitor's timer", func() bool { return ts.clock.ActiveTimers() >= 1 })
+		ts.clock.Advance(time.Second)
+	}
+	r.expectEOF()
+}
+
+func TestHandshakeTimeout(t *testing.T) {
+	ts := startServer(t)
+	r := dialRaw(t, ts)
+	r.sendBytes(codec.ProtocolHeader[:])
+	expect[*codec.ConnectionStart](r)
+	waitFor(t, "the handshake timer", func() bool { return ts.clock.ActiveTimers() >= 1 })
+	ts.clock.Advance(base.AMQPHandshakeTimeout)
+	r.expectEOF()
+}
+
+func TestConnectionBlockedAndUnblocked(t *testing.T) {
+	ts := startServer(t)
+	c := ts.dial(t)
+	blocks := c.NotifyBlocked(make(chan amqp091.Blocking, 2))
+	ts.b.setBlocked(true, "low on disk")
+	if b := <-blocks; !b.Active || b.Reason != "low on disk" {
+		t.Errorf("got %+v, want blocked: low on disk", b)
+	}
+	ts.b.setBlocked(false, "")
+	if b := <-blocks; b.Active {
+		t.Errorf("got %+v, want unblocked", b)
+	}
+}
+
+func TestServerCloseAndBrokerKillSend320(t *testing.T) {
+	ts := startServer(t)
+	c := ts.dial(t)
+	closed := c.NotifyClose(make(chan *amqp091.Error, 1))
+	ts.b.killAll("closed via management plugin")
+	if e := closeReason(t, closed); e.Code != 320 || e.Reason != "CONNECTION_FORCED - closed via management plugin" {
+		t.Errorf("kill: got %d %q", e.Code, e.Reason)
+	}
+	c2 := ts.dial(t)
+	closed2 := c2.NotifyClose(make(chan *amqp091.Error, 1))
+	_ = ts.srv.Close()
+	if e := closeReason(t, closed2); e.Code != 320 || !strings.Contains(e.Reason, "shutdown") {
+		t.Errorf("server close: got %d %q", e.Code, e.Reason)
+	}
+	waitFor(t, "sessions released", func() bool { return ts.b.sessionCount() == 0 })
+}
+
+func TestClosingTheConnectionReturnsUnackedMessages(t *testing.T) {
+	ts := startServer(t)
+	c := ts.dial(t)
+	ch, _ := c.Channel()
+	declareQueue(t, ch, "back")
+	msgs, _ := ch.Consume("back", "", false, false, false, false, nil)
+	publish(t, ch, "", "back", "m")
+	recv(t, msgs)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the message requeued", func() bool { n, _ := ts.b.queueDepth("back"); return n == 1 })
+}
