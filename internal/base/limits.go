@@ -929,3 +929,39 @@ const (
 	// producer once it stopped sending.
 	LoadgenConfirmWaitDefault = time.Minute
 )
+
+// Server (internal/server, cmd/ferry, sdk): configuration and lifecycle.
+const (
+	// ConfigFileBytesMax bounds the YAML configuration file read at
+	// start: the whole configuration is a few KiB; a larger file is a
+	// wrong path (a log, a segment), refused before it is parsed.
+	ConfigFileBytesMax = 1 << 20
+
+	// ConfigNodeIDMax bounds node ids, so they print and parse in any
+	// tool (JSON numbers are exact to 2^53).
+	ConfigNodeIDMax = 1<<53 - 1
+
+	// ConfigPeersMax bounds cluster.peers: a cluster has at most
+	// ControllerNodesMax nodes.
+	ConfigPeersMax = ControllerNodesMax
+
+	// ConfigAMQPHeartbeatMax is the longest AMQP heartbeat interval:
+	// connection.tune carries seconds in an unsigned short.
+	ConfigAMQPHeartbeatMax = 65535 * time.Second
+
+	// ConfigShutdownTimeoutMax bounds shutdown.timeout: a shutdown
+	// longer than an hour is a hang, and supervisors (systemd's default
+	// TimeoutStopSec is 90 s) kill far sooner.
+	ConfigShutdownTimeoutMax = time.Hour
+
+	// ServerShutdownTimeoutDefault is shutdown.timeout's default: time
+	// for in-flight confirms (a quorum fsync is milliseconds) and for
+	// clients to see their connections close, well inside a supervisor's
+	// stop timeout.
+	ServerShutdownTimeoutDefault = 30 * time.Second
+
+	// ServerAnnounceLinesMax bounds the lines `ferry serve` prints at
+	// start: one per listener (five front ends) plus the banner and the
+	// ready line; tests read stderr up to it.
+	ServerAnnounceLinesMax = 16
+)
