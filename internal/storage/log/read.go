@@ -104,8 +104,9 @@ func (l *Log) stillValid(v view) bool {
 	return v.s.gen == v.gen
 }
 
-// errChanged means a read raced with a truncation; it is retried.
-var errChanged = errors.New("segment changed during the read")
+// errChanged means a read raced with a truncation; it is retried, and
+// after readAttempts retries returned as a retriable CodeUnavailable.
+var errChanged = base.Errorf(base.CodeUnavailable, "segment truncated or removed during the read; retry")
 
 const readAttempts = 3
 

@@ -82,14 +82,11 @@ func (l *Log) removeSegmentsLocked(i, j int) error {
 }
 
 // cutSegmentLocked truncates the last segment s so that its next batch is
-// from, at cutPos with offset cutOffset, and rewrites its indexes.
+// from, at cutPos with offset cutOffset, and rewrites its indexes. The new
+// end is published (and the generation bumped, so pinned readers retry)
+// before the file shrinks: no reader may trust a size the file no longer
+// has.
 func (l *Log) cutSegmentLocked(s *segment, from uint64, cutPos, cutOffset int64) error {
-	if err := s.file.Truncate(cutPos); err != nil {
-		return l.failLocked("truncate", err)
-	}
-	if _, err := s.file.Seek(cutPos, io.SeekStart); err != nil {
-		return l.failLocked("seek", err)
-	}
 	idx := s.idx
 	for len(idx) > 0 && s.baseIndex+uint64(idx[len(idx)-1].relIndex) >= from {
 		idx = idx[:len(idx)-1]
@@ -113,6 +110,12 @@ func (l *Log) cutSegmentLocked(s *segment, from uint64, cutPos, cutOffset int64)
 	l.durableIndex = min(l.durableIndex, from-1)
 	l.stateMu.Unlock()
 	s.synced = min(s.synced, cutPos)
+	if err := s.file.Truncate(cutPos); err != nil {
+		return l.failLocked("truncate", err)
+	}
+	if _, err := s.file.Seek(cutPos, io.SeekStart); err != nil {
+		return l.failLocked("seek", err)
+	}
 	if err := l.writeIndexFilesLocked(s, true); err != nil {
 		return l.failLocked("index rewrite", err)
 	}
