@@ -227,7 +227,10 @@ type DeleteQueue struct {
 	Now    int64
 	Tenant string
 	Name   string
-	Owner  string // the connection asking (exclusive queues)
+	// Owner is the connection asking: deleting another connection's
+	// exclusive queue is CodeResourceLocked. An operator's delete (the
+	// management API) passes the queue's own Owner.
+	Owner  string
 	Group  GroupID
 	Reason DeleteReason
 }

@@ -3,6 +3,7 @@ package controller
 import (
 	"maps"
 	"reflect"
+	"slices"
 
 	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/routing"
@@ -18,7 +19,8 @@ func (c *Controller) checkInvariants() {
 		base.Assert(p.Group != ControllerGroup && p.Group < c.nextGroup && !seen[p.Group],
 			"group %d is 0, unallocated (next %d) or placed twice", p.Group, c.nextGroup)
 		seen[p.Group] = true
-		base.Assert(len(p.Replicas) > 0, "group %d has no replicas", p.Group)
+		base.Assert(slices.Contains(p.Replicas, p.Preferred), "group %d: preferred leader %d is not a replica of %v",
+			p.Group, p.Preferred, p.Replicas)
 		for i, n := range p.Replicas {
 			base.Assert(c.nodes[n] != nil && (i == 0 || n > p.Replicas[i-1]), "group %d: replica %d unknown or out of order", p.Group, n)
 			l := load[n]

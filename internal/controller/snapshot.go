@@ -231,6 +231,9 @@ func decodeSnapshot(data []byte, opts Options) (*Controller, error) {
 	if c.bootstrapped != (len(c.coordinators) > 0) {
 		return nil, fmt.Errorf("bootstrapped %v with %d coordinator groups", c.bootstrapped, len(c.coordinators))
 	}
+	if !c.bootstrapped && (len(c.nodes) > 0 || len(c.tenants) > 0 || len(c.users) > 0 || c.nextGroup != ControllerGroup+1) {
+		return nil, fmt.Errorf("a controller not bootstrapped holds state")
+	}
 	return c, nil
 }
 
