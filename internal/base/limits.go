@@ -964,4 +964,23 @@ const (
 	// start: one per listener (five front ends) plus the banner and the
 	// ready line; tests read stderr up to it.
 	ServerAnnounceLinesMax = 16
+
+	// ServerWatchInterval is how often the server checks whether the
+	// cluster is bootstrapped (to announce ready) and whether the broker
+	// fail-stopped: fast enough that a test waiting for ready loses little,
+	// cheap because each check is a read of in-memory state.
+	ServerWatchInterval = 50 * time.Millisecond
+
+	// ServerHTTPHeaderTimeout bounds how long the HTTP listener waits for
+	// a request's headers, so idle or slow clients cannot pin a
+	// goroutine each (net/http has no default).
+	ServerHTTPHeaderTimeout = 10 * time.Second
+
+	// ClientRetryInterval and ClientRetriesMax bound how the in-process
+	// client (sdk) retries a call that failed with CodeUnavailable (a
+	// group whose leader is still starting, as right after a restart):
+	// 500 tries 20 ms apart ride out ten seconds of elections; the
+	// caller's context may end it sooner.
+	ClientRetryInterval = 20 * time.Millisecond
+	ClientRetriesMax    = 500
 )

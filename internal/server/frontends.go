@@ -1,0 +1,173 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+
+	"github.com/ferry-mq/ferry/internal/base"
+)
+
+// frontEnd is one protocol's server as the composition root sees it.
+type frontEnd struct {
+	proto string
+	// start serves the protocol on ln until stop; nil means the
+	// protocol is not available in this version.
+	start func(s *Server, ln net.Listener) (served, error)
+	// note is appended to the announce line (what the listener offers).
+	note string
+}
+
+// served is a started front end: serve runs its accept loop until the
+// server is closed; stop closes it and returns once its connections have
+// ended (or failed to in their own bounded time).
+type served struct {
+	serve func() error
+	stop  func() error
+}
+
+// frontEnds lists every protocol in the order they open, announce and
+// (reversed) close.
+func frontEnds() []frontEnd {
+	return []frontEnd{
+		{proto: "amqp"},
+		{proto: "kafka"},
+		{proto: "http", start: startHTTP, note: "(health: /healthz, /readyz)"},
+		{proto: "mqtt"},
+		{proto: "stomp"},
+	}
+}
+
+type runningFront struct {
+	proto string
+	stop  func() error
+}
+
+type openListener struct {
+	fe   frontEnd
+	key  string
+	addr string // configured
+	ln   net.Listener
+}
+
+// listen opens the listener of every configured, available front end and
+// announces the others. A listener that cannot open is a *ConfigError
+// naming its key.
+func (s *Server) listen() ([]openListener, error) {
+	byProto := map[string]string{}
+	keys := map[string]string{}
+	for _, l := range s.cfg.listenerKeys() {
+		byProto[l.Proto], keys[l.Proto] = l.Addr, l.Key
+	}
+	var out []openListener
+	for _, fe := range frontEnds() {
+		addr, key := byProto[fe.proto], keys[fe.proto]
+		switch {
+		case fe.start == nil && addr == "":
+			s.announce(fe.proto, "not available in this version", "")
+			continue
+		case fe.start == nil:
+			s.announce(fe.proto, "not available in this version", fmt.Sprintf("(%s %q is ignored)", key, addr))
+			continue
+		case addr == "":
+			s.announce(fe.proto, "off", fmt.Sprintf("(%s is empty)", key))
+			continue
+		}
+		ln, err := s.opts.Listen("tcp", addr)
+		if err != nil {
+			closeAll(out)
+			f, _ := fieldByKey(key)
+			return nil, &ConfigError{Key: key, Value: addr, Err: err, Reason: fmt.Sprintf(
+				"cannot listen: %v; set %s or --%s to a free address (\":0\" picks one)", unwrapOp(err), f.Env, f.Flag)}
+		}
+		out = append(out, openListener{fe: fe, key: key, addr: addr, ln: ln})
+	}
+	return out, nil
+}
+
+// unwrapOp drops net.OpError's "listen tcp :5672:" prefix, which the
+// ConfigError already says.
+func unwrapOp(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err
+	}
+	return err
+}
+
+func closeAll(ls []openListener) {
+	for _, l := range ls {
+		_ = l.ln.Close()
+	}
+}
+
+// startFronts starts every opened listener's front end and announces its
+// bound address. On error the front ends started so far stay in s.fronts
+// for close to stop.
+func (s *Server) startFronts(ls []openListener) error {
+	for i, l := range ls {
+		sv, err := l.fe.start(s, l.ln)
+		if err != nil {
+			closeAll(ls[i:])
+			return fmt.Errorf("starting the %s front end: %w", l.fe.proto, err)
+		}
+		bound := l.ln.Addr().String()
+		s.addrs[l.fe.proto] = bound
+		s.fronts = append(s.fronts, &runningFront{proto: l.fe.proto, stop: sv.stop})
+		s.serving.Add(1)
+		go func(proto string) {
+			defer s.serving.Done()
+			if err := sv.serve(); err != nil && !s.stopping.Load() {
+				s.fail(fmt.Errorf("the %s listener failed: %w", proto, err))
+			}
+		}(l.fe.proto)
+		s.announce(l.fe.proto, "listening on "+bound, l.fe.note)
+	}
+	return nil
+}
+
+// announce prints one start-up line: "ferry: <proto> <state> <note>".
+func (s *Server) announce(proto, state, note string) {
+	if s.cfg.Log.Format == "json" {
+		s.log.Info("listener", "protocol", proto, "state", state, "note", note)
+		return
+	}
+	line := "ferry: " + proto + " " + state
+	if note != "" {
+		line += " " + note
+	}
+	fmt.Fprintln(s.opts.Announce, line)
+}
+
+func (s *Server) announceReady() {
+	if s.cfg.Log.Format == "json" {
+		s.log.Info("ready", "node", s.cfg.Node.ID, "data_dir", s.cfg.DataDir, "version", s.opts.Version)
+		return
+	}
+	fmt.Fprintf(s.opts.Announce, "ferry: ready (node %d, data in %s, version %s)\n", s.cfg.Node.ID, s.cfg.DataDir, s.opts.Version)
+}
+
+// startHTTP serves the HTTP listener: health and readiness until the
+// management API (internal/admin) takes the listener over.
+func startHTTP(s *Server, ln net.Listener) (served, error) {
+	hs := &http.Server{
+		Handler:           s.healthHandler(),
+		ReadHeaderTimeout: base.ServerHTTPHeaderTimeout,
+		ErrorLog:          nil,
+	}
+	return served{
+		serve: func() error {
+			if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		},
+		stop: func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Shutdown.Timeout)
+			defer cancel()
+			return hs.Shutdown(ctx)
+		},
+	}, nil
+}
