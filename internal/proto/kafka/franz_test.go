@@ -154,10 +154,14 @@ func runIdempotentProducer(t *testing.T, addr string) {
 	}
 	cons := franzClient(t, addr, kgo.ConsumeTopics("idem"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	got := consumeN(t, cons, n)
+	// Offsets increase with the values; they need not start at 0 or be
+	// contiguous (a stream's log may hold entries that are not records).
+	prev := int64(-1)
 	for i, r := range got {
-		if string(r.Value) != strconv.Itoa(i) || r.Offset != int64(i) {
-			t.Fatalf("record %d: value %q offset %d, want %q at offset %d", i, r.Value, r.Offset, strconv.Itoa(i), i)
+		if string(r.Value) != strconv.Itoa(i) || r.Offset <= prev {
+			t.Fatalf("record %d: value %q offset %d, want %q after offset %d", i, r.Value, r.Offset, strconv.Itoa(i), prev)
 		}
+		prev = r.Offset
 		if r.ProducerID < 0 {
 			t.Fatalf("record %d: producer id %d, want an idempotent producer's", i, r.ProducerID)
 		}
@@ -286,11 +290,13 @@ func runListOffsetsByTimestamp(t *testing.T, addr string) {
 	createTopics(t, addr, 1, "times")
 	prod := franzClient(t, addr, kgo.DefaultProduceTopic("times"))
 	base := time.UnixMilli(1_700_000_000_000)
+	var offsets []int64
 	for i := range 10 {
 		r := &kgo.Record{Value: []byte(strconv.Itoa(i)), Timestamp: base.Add(time.Duration(i) * time.Second)}
 		if err := prod.ProduceSync(ctx, r).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
+		offsets = append(offsets, r.Offset)
 	}
 	adm := kadm.NewClient(franzClient(t, addr))
 	check := func(what string, lo kadm.ListedOffsets, err error, want int64) {
@@ -303,16 +309,18 @@ func runListOffsetsByTimestamp(t *testing.T, addr string) {
 			t.Errorf("%s: got %+v, want offset %d", what, l, want)
 		}
 	}
-	lo, err := adm.ListStartOffsets(ctx, "times")
-	check("start", lo, err, 0)
-	lo, err = adm.ListEndOffsets(ctx, "times")
-	check("end", lo, err, 10)
+	lo, err := adm.ListEndOffsets(ctx, "times")
+	check("end", lo, err, offsets[9]+1)
+	start, err := adm.ListStartOffsets(ctx, "times")
+	if s, _ := start.Lookup("times", 0); err != nil || s.Offset > offsets[0] {
+		t.Errorf("start: got %+v %v, want at most %d", s, err, offsets[0])
+	}
 	lo, err = adm.ListOffsetsAfterMilli(ctx, base.Add(3500*time.Millisecond).UnixMilli(), "times")
-	check("after 3.5s", lo, err, 4)
+	check("after 3.5s", lo, err, offsets[4])
 	lo, err = adm.ListOffsetsAfterMilli(ctx, base.Add(time.Hour).UnixMilli(), "times")
-	check("after the last", lo, err, 10)
+	check("after the last", lo, err, offsets[9]+1)
 	lo, err = adm.ListMaxTimestampOffsets(ctx, "times")
-	check("max timestamp", lo, err, 9)
+	check("max timestamp", lo, err, offsets[9])
 }
 
 // groupMember is one consumer of a group test, recording what it owns.
@@ -446,22 +454,30 @@ func runGroupRebalances(t *testing.T, addr string) {
 
 func TestFranzOffsetsCommitFetchResetAndDelete(t *testing.T) {
 	srv := startServer(t, newFakeBackend(t), nil)
-	runOffsetsCommitFetchReset(t, srv.addr)
+	runOffsetsCommitFetchReset(t, srv.addr, true)
 }
 
-func runOffsetsCommitFetchReset(t *testing.T, addr string) {
+// runOffsetsCommitFetchReset commits, fetches, resumes from, resets and
+// (with deleteOffsets) deletes a group's offsets, then the group (whose
+// offsets go with it, with deleteOffsets).
+func runOffsetsCommitFetchReset(t *testing.T, addr string, deleteOffsets bool) {
 	ctx := testCtx(t)
 	createTopics(t, addr, 2, "offs")
 	prod := franzClient(t, addr, kgo.DefaultProduceTopic("offs"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	produced := map[int32][]int64{} // offsets by partition
 	for i := range 20 {
-		if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte(strconv.Itoa(i)), Partition: int32(i % 2)}).FirstErr(); err != nil {
+		r := &kgo.Record{Value: []byte(strconv.Itoa(i)), Partition: int32(i % 2)}
+		if err := prod.ProduceSync(ctx, r).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
+		produced[r.Partition] = append(produced[r.Partition], r.Offset)
 	}
+	// Commit past 4 records of partition 0 and 7 of partition 1.
+	at0, at1 := produced[0][4], produced[1][7]
 	adm := kadm.NewClient(franzClient(t, addr))
 	os := kadm.Offsets{}
-	os.Add(kadm.Offset{Topic: "offs", Partition: 0, At: 4, LeaderEpoch: -1, Metadata: "m0"})
-	os.Add(kadm.Offset{Topic: "offs", Partition: 1, At: 7, LeaderEpoch: -1})
+	os.Add(kadm.Offset{Topic: "offs", Partition: 0, At: at0, LeaderEpoch: -1, Metadata: "m0"})
+	os.Add(kadm.Offset{Topic: "offs", Partition: 1, At: at1, LeaderEpoch: -1})
 	if err := adm.CommitAllOffsets(ctx, "admin-group", os); err != nil {
 		t.Fatalf("CommitAllOffsets: %v", err)
 	}
@@ -469,23 +485,19 @@ func runOffsetsCommitFetchReset(t *testing.T, addr string) {
 	if err != nil {
 		t.Fatalf("FetchOffsets: %v", err)
 	}
-	if o, _ := fetched.Lookup("offs", 0); o.At != 4 || o.Metadata != "m0" {
-		t.Errorf("partition 0: got %+v, want 4 with metadata m0", o)
+	if o, _ := fetched.Lookup("offs", 0); o.At != at0 || o.Metadata != "m0" {
+		t.Errorf("partition 0: got %+v, want %d with metadata m0", o, at0)
 	}
-	if o, _ := fetched.Lookup("offs", 1); o.At != 7 {
-		t.Errorf("partition 1: got %+v, want 7", o)
+	if o, _ := fetched.Lookup("offs", 1); o.At != at1 {
+		t.Errorf("partition 1: got %+v, want %d", o, at1)
 	}
 	// A group consumer resumes from the committed offsets.
 	cons := franzClient(t, addr, kgo.ConsumerGroup("admin-group"), kgo.ConsumeTopics("offs"), kgo.DisableAutoCommit(),
 		kgo.FetchMaxWait(200*time.Millisecond))
 	got := consumeN(t, cons, 20-4-7)
 	for _, r := range got {
-		min := int64(4)
-		if r.Partition == 1 {
-			min = 7
-		}
-		if r.Offset < min {
-			t.Errorf("consumed %d/%d, below the committed offset %d", r.Partition, r.Offset, min)
+		if at := map[int32]int64{0: at0, 1: at1}[r.Partition]; r.Offset < at {
+			t.Errorf("consumed %d/%d, below the committed offset %d", r.Partition, r.Offset, at)
 		}
 	}
 	if err := cons.CommitUncommittedOffsets(ctx); err != nil {
@@ -493,8 +505,9 @@ func runOffsetsCommitFetchReset(t *testing.T, addr string) {
 	}
 	cons.Close()
 	fetched, _ = adm.FetchOffsets(ctx, "admin-group")
-	if o, _ := fetched.Lookup("offs", 0); o.At != 10 {
-		t.Errorf("after consuming, partition 0 committed %d, want 10", o.At)
+	if want := produced[0][9] + 1; func() int64 { o, _ := fetched.Lookup("offs", 0); return o.At }() != want {
+		o, _ := fetched.Lookup("offs", 0)
+		t.Errorf("after consuming, partition 0 committed %d, want %d (after its last record)", o.At, want)
 	}
 	// Reset to the start, delete one partition's offset, delete the group.
 	reset := kadm.Offsets{}
@@ -502,18 +515,21 @@ func runOffsetsCommitFetchReset(t *testing.T, addr string) {
 	if err := adm.CommitAllOffsets(ctx, "admin-group", reset); err != nil {
 		t.Fatalf("reset: %v", err)
 	}
-	ts := kadm.TopicsSet{}
-	ts.Add("offs", 1)
-	dres, err := adm.DeleteOffsets(ctx, "admin-group", ts)
-	if err != nil || dres.Error() != nil {
-		t.Fatalf("DeleteOffsets: %v / %v", err, dres.Error())
-	}
 	fetched, _ = adm.FetchOffsets(ctx, "admin-group")
 	if o, _ := fetched.Lookup("offs", 0); o.At != 0 {
 		t.Errorf("after reset: partition 0 at %d, want 0", o.At)
 	}
-	if o, ok := fetched.Lookup("offs", 1); ok && o.At >= 0 {
-		t.Errorf("after DeleteOffsets: partition 1 still at %d", o.At)
+	if deleteOffsets {
+		ts := kadm.TopicsSet{}
+		ts.Add("offs", 1)
+		dres, err := adm.DeleteOffsets(ctx, "admin-group", ts)
+		if err != nil || dres.Error() != nil {
+			t.Fatalf("DeleteOffsets: %v / %v", err, dres.Error())
+		}
+		fetched, _ = adm.FetchOffsets(ctx, "admin-group")
+		if o, ok := fetched.Lookup("offs", 1); ok && o.At >= 0 {
+			t.Errorf("after DeleteOffsets: partition 1 still at %d", o.At)
+		}
 	}
 	groups, err := adm.ListGroups(ctx)
 	if err != nil || !slices.Contains(groups.Groups(), "admin-group") {
@@ -524,25 +540,28 @@ func runOffsetsCommitFetchReset(t *testing.T, addr string) {
 		t.Fatalf("DeleteGroups: %v / %v", err, del)
 	}
 	fetched, _ = adm.FetchOffsets(ctx, "admin-group")
-	if o, ok := fetched.Lookup("offs", 0); ok && o.At >= 0 {
+	if o, ok := fetched.Lookup("offs", 0); ok && o.At >= 0 && deleteOffsets {
 		t.Errorf("after DeleteGroups: offsets remain %+v", o)
 	}
 }
 
 func TestFranzSASLPlainAndScram(t *testing.T) {
 	srv := startServer(t, newFakeBackend(t), func(c *Config) { c.AuthRequired = true })
-	runSASL(t, srv.addr)
+	runSASL(t, srv.addr, "alice", "alice-secret", true)
 }
 
-func runSASL(t *testing.T, addr string) {
+// runSASL logs in as user with every mechanism, and checks refusals; with
+// readOnly, the user "reader" (read permission only) must be refused
+// creating a topic.
+func runSASL(t *testing.T, addr, user, password string, readOnly bool) {
 	ctx := testCtx(t)
 	mechs := []struct {
 		name string
 		opt  kgo.Opt
 	}{
-		{"PLAIN", kgo.SASL(plain.Auth{User: "alice", Pass: "alice-secret"}.AsMechanism())},
-		{"SCRAM-SHA-256", kgo.SASL(scram.Auth{User: "alice", Pass: "alice-secret"}.AsSha256Mechanism())},
-		{"SCRAM-SHA-512", kgo.SASL(scram.Auth{User: "alice", Pass: "alice-secret"}.AsSha512Mechanism())},
+		{"PLAIN", kgo.SASL(plain.Auth{User: user, Pass: password}.AsMechanism())},
+		{"SCRAM-SHA-256", kgo.SASL(scram.Auth{User: user, Pass: password}.AsSha256Mechanism())},
+		{"SCRAM-SHA-512", kgo.SASL(scram.Auth{User: user, Pass: password}.AsSha512Mechanism())},
 	}
 	for _, m := range mechs {
 		t.Run(m.name, func(t *testing.T) {
@@ -552,13 +571,16 @@ func runSASL(t *testing.T, addr string) {
 			}
 		})
 	}
-	wrong := kadm.NewClient(franzClient(t, addr, kgo.SASL(plain.Auth{User: "alice", Pass: "wrong"}.AsMechanism()), kgo.RequestRetries(0)))
+	wrong := kadm.NewClient(franzClient(t, addr, kgo.SASL(plain.Auth{User: user, Pass: "wrong"}.AsMechanism()), kgo.RequestRetries(0)))
 	if _, err := wrong.ListTopics(ctx); !errors.Is(err, kerr.SaslAuthenticationFailed) {
 		t.Errorf("wrong password: got %v, want SASL_AUTHENTICATION_FAILED", err)
 	}
 	wrongScram := kadm.NewClient(franzClient(t, addr, kgo.SASL(scram.Auth{User: "nobody", Pass: "x"}.AsSha256Mechanism()), kgo.RequestRetries(0)))
 	if _, err := wrongScram.ListTopics(ctx); !errors.Is(err, kerr.SaslAuthenticationFailed) {
 		t.Errorf("unknown SCRAM user: got %v, want SASL_AUTHENTICATION_FAILED", err)
+	}
+	if !readOnly {
+		return
 	}
 	// The read-only user may read but not create or write.
 	ro := kadm.NewClient(franzClient(t, addr, kgo.SASL(plain.Auth{User: "reader", Pass: "reader-secret"}.AsMechanism())))
