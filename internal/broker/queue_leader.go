@@ -206,8 +206,18 @@ func (ql *queueLeader) arm(atMs int64) {
 	if atMs == ql.wakeAt {
 		return
 	}
+	d := time.Duration(atMs-ql.b.nowMs()) * time.Millisecond
+	if d <= 0 {
+		// Due already (the effect was late, or time jumped): tick now
+		// rather than through a timer, which a fake clock fires only
+		// when it next moves.
+		ql.timer.Stop()
+		ql.wakeAt = 0
+		ql.proposeAsync(&queue.Tick{Now: ql.b.nowMs()}, nil)
+		return
+	}
 	ql.wakeAt = atMs
-	ql.timer.Reset(max(time.Duration(atMs-ql.b.nowMs())*time.Millisecond, 0))
+	ql.timer.Reset(d)
 }
 
 // dispatch carries out the pending effects and sends settlements.

@@ -143,7 +143,9 @@ func TestRejectDeadLettersWithXDeath(t *testing.T) {
 	if v, _ := dd.Message.Headers.Get("x-first-death-reason"); v.Text() != "rejected" {
 		t.Errorf("x-first-death-reason: got %q, want rejected", v.Text())
 	}
-	waitStats(t, b, "work", func(st QueueStats) bool { return st.DeadLetter == 0 && st.Unacked == 0 && st.Counters.DeadLetterDone == 1 })
+	waitStats(t, b, "work", func(st QueueStats) bool {
+		return st.DeadLetter == 0 && st.Unacked == 0 && st.Counters.DeadLetterDone == 1
+	})
 }
 
 func TestMandatoryUnroutableAndAlternateExchange(t *testing.T) {

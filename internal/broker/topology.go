@@ -4,6 +4,7 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/base64"
+	"slices"
 	"strings"
 
 	"github.com/ferry-mq/ferry/internal/base"
@@ -346,10 +347,14 @@ func (c *Conn) DeclareStream(ctx context.Context, s StreamSpec) error {
 	if err := c.Authorize(ActionConfigure, EntityStream, s.Name); err != nil {
 		return err
 	}
+	if _, err := c.b.lookupQueue(c.p.Tenant, s.Name); err == nil {
+		return topicExists(s.Name)
+	}
 	var args []routing.Field
 	for k, v := range s.Config {
 		args = append(args, routing.Field{Key: k, Value: routing.StringValue(v)})
 	}
+	slices.SortFunc(args, func(a, b routing.Field) int { return strings.Compare(a.Key, b.Key) })
 	res, err := c.b.proposeController(ctx, &controller.DeclareStream{Now: c.b.nowMs(), Tenant: c.p.Tenant,
 		Name: s.Name, Partitions: s.Partitions, ReplicationFactor: s.ReplicationFactor, Args: args})
 	if err == nil {
@@ -358,11 +363,18 @@ func (c *Conn) DeclareStream(ctx context.Context, s StreamSpec) error {
 	if err != nil {
 		return err
 	}
+	if res.Stream != nil && !res.Created {
+		return topicExists(s.Name)
+	}
 	ent, err := c.b.lookupQueue(c.p.Tenant, s.Name)
 	if err != nil {
 		return err
 	}
 	return c.b.waitReady(ctx, ent)
+}
+
+func topicExists(name string) error {
+	return base.Errorf(base.CodeConflict, "Topic '%s' already exists.", name)
 }
 
 // DeleteStream deletes a stream and its data.

@@ -1,0 +1,134 @@
+package broker
+
+import (
+	"testing"
+	"time"
+
+	"github.com/ferry-mq/ferry/internal/base"
+)
+
+// The tests of time-driven behaviour run the node on a fake clock: time
+// moves only when the test advances it, so a TTL or a delay fires exactly
+// when the test says.
+
+func fakeNode(t *testing.T) (*Broker, *base.FakeClock) {
+	clock := base.NewFakeClock(epoch)
+	b := openNode(t, nodeOpts{clock: clock})
+	return b, clock
+}
+
+func TestMessageTTLDeadLettersExpiredMessages(t *testing.T) {
+	b, clock := fakeNode(t)
+	c := guestConn(t, b)
+	ctx := testCtx(t)
+	if err := c.DeclareExchange(ctx, ExchangeSpec{Name: "dlx", Type: "fanout"}); err != nil {
+		t.Fatal(err)
+	}
+	declare(t, c, "expired")
+	if err := c.Bind(ctx, BindingSpec{Source: "dlx", Destination: "expired"}); err != nil {
+		t.Fatal(err)
+	}
+	declare(t, c, "ttl", Header{"x-message-ttl", IntValue(KindInt64, 60_000)},
+		Header{"x-dead-letter-exchange", StringValue("dlx")})
+	publishOne(t, c, "", "ttl", "queue-ttl")
+	res, err := c.Publish(ctx, "", []Message{{RoutingKey: "ttl", Expiration: "1000", Body: []byte("msg-ttl")}}, PublishOptions{})
+	if err != nil || res[0].Err != nil {
+		t.Fatal(err, res)
+	}
+	clock.Advance(999 * time.Millisecond)
+	if st, _ := b.QueueStats("/", "expired"); st.Ready != 0 {
+		t.Fatalf("before the message TTL: %d dead-lettered, want 0", st.Ready)
+	}
+	clock.Advance(time.Millisecond)
+	st := waitStats(t, b, "expired", func(st QueueStats) bool { return st.Ready == 1 })
+	d, _, ok, err := c.Get(ctx, "expired", true)
+	if !ok || err != nil || string(d.Message.Body) != "msg-ttl" {
+		t.Fatalf("dead-lettered after 1s: %q %v %v (stats %+v), want msg-ttl", d.Message.Body, ok, err, st)
+	}
+	xd, _ := d.Message.Headers.Get("x-death")
+	if e := xd.Array()[0].Table(); e == nil {
+		t.Fatalf("no x-death entry")
+	} else if r, _ := e.Get("reason"); r.Text() != "expired" {
+		t.Fatalf("x-death reason %q, want expired", r.Text())
+	} else if oe, _ := e.Get("original-expiration"); oe.Text() != "1000" {
+		t.Fatalf("original-expiration %q, want 1000", oe.Text())
+	}
+	if d.Message.Expiration != "" {
+		t.Fatalf("the dead-lettered copy kept expiration %q", d.Message.Expiration)
+	}
+	clock.Advance(59 * time.Second)
+	waitStats(t, b, "expired", func(st QueueStats) bool { return st.Ready == 1 })
+	waitStats(t, b, "ttl", func(st QueueStats) bool { return st.Ready == 0 && st.Counters.Expired == 2 })
+}
+
+func TestDelayedMessageIsDeliveredAtItsTime(t *testing.T) {
+	b, clock := fakeNode(t)
+	c := guestConn(t, b)
+	ctx := testCtx(t)
+	declare(t, c, "later")
+	res, err := c.Publish(ctx, "", []Message{
+		{RoutingKey: "later", Body: []byte("in-5s"), Delay: 5 * time.Second},
+		{RoutingKey: "later", Body: []byte("in-2s"), Headers: Headers{{"x-delay", IntValue(KindInt32, 2000)}}},
+		{RoutingKey: "later", Body: []byte("now")},
+	}, PublishOptions{})
+	if err != nil || res[0].Err != nil || res[1].Err != nil {
+		t.Fatal(err, res)
+	}
+	_, col := subscribe(t, c, SubscribeOptions{Queue: "later", Tag: "l", NoAck: true})
+	if d := col.next(t); string(d.Message.Body) != "now" {
+		t.Fatalf("first: %q, want now", d.Message.Body)
+	}
+	clock.Advance(1999 * time.Millisecond)
+	col.none(t)
+	clock.Advance(time.Millisecond)
+	if d := col.next(t); string(d.Message.Body) != "in-2s" {
+		t.Fatalf("at 2s: %q, want in-2s", d.Message.Body)
+	}
+	clock.Advance(3 * time.Second)
+	if d := col.next(t); string(d.Message.Body) != "in-5s" {
+		t.Fatalf("at 5s: %q, want in-5s", d.Message.Body)
+	}
+}
+
+func TestUnusedQueueExpires(t *testing.T) {
+	b, clock := fakeNode(t)
+	c := guestConn(t, b)
+	declare(t, c, "idle", Header{"x-expires", IntValue(KindInt64, 10_000)})
+	clock.Advance(9 * time.Second)
+	if _, err := b.lookupQueue("/", "idle"); err != nil {
+		t.Fatalf("before x-expires: %v", err)
+	}
+	clock.Advance(time.Second)
+	waitGone(t, b, "idle")
+}
+
+func TestAckTimeoutReturnsTheDelivery(t *testing.T) {
+	b, clock := fakeNode(t)
+	c := guestConn(t, b)
+	declare(t, c, "slow", Header{"x-consumer-timeout", IntValue(KindInt64, 5_000)})
+	publishOne(t, c, "", "slow", "m")
+	timedOut := make(chan uint64, 1)
+	col := newCollector()
+	s, err := c.Subscribe(testCtx(t), SubscribeOptions{Queue: "slow", Tag: "s", PrefetchCount: 1,
+		AckTimeout: func(id uint64) { timedOut <- id }}, col.deliver, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := col.next(t)
+	clock.Advance(5 * time.Second)
+	select {
+	case id := <-timedOut:
+		if id != d.DeliveryID {
+			t.Fatalf("timed out delivery %d, want %d", id, d.DeliveryID)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("no ack timeout reported")
+	}
+	d2 := col.next(t)
+	if !d2.Redelivered || d2.DeliveryID == d.DeliveryID {
+		t.Fatalf("after the timeout: id %d redelivered %v, want a new redelivery", d2.DeliveryID, d2.Redelivered)
+	}
+	if err := s.Ack(d.DeliveryID, false); base.CodeOf(err) != base.CodePreconditionFailed {
+		t.Fatalf("acking the timed-out delivery: %v, want CodePreconditionFailed", err)
+	}
+}
