@@ -128,7 +128,7 @@ type Subscription interface {
 	Nack(id uint64, multiple, requeue bool)
 	// SetPrefetch changes the number of unsettled deliveries the
 	// subscription may hold (never 0: the front end bounds it).
-	SetPrefetch(count uint32)
+	SetPrefetch(ctx context.Context, count uint32) error
 }
 
 // Settler settles one basic.get delivery.
@@ -216,7 +216,7 @@ const (
 	StreamNext                                  // "next": only new messages
 	StreamOffsetAt                              // a numeric offset
 	StreamTimestamp                             // a timestamp: the first message at or after it
-	StreamInterval                              // "1h" etc.: now minus the interval
+	StreamInterval                              // "1h" etc.: Timestamp is now minus the interval
 )
 
 // StreamOffset is a parsed x-stream-offset.
@@ -237,7 +237,7 @@ type Delivery struct {
 	// Properties are encoded.
 	Properties    codec.BasicProperties
 	RawProperties []byte
-	// Body belongs to the front end from the call on.
+	// Body may be kept but not modified: the broker may share it.
 	Body []byte
 	// MessageCount is, for basic.get, the messages left in the queue.
 	MessageCount uint32

@@ -35,17 +35,17 @@ func TestHandshakeAdvertisesCapabilitiesAndNegotiatesTune(t *testing.T) {
 func TestAuthPlainAndAMQPlain(t *testing.T) {
 	ts := startServer(t)
 	for _, mech := range []amqp091.Authentication{
-		&amqp091.PlainAuth{Username: "alice", Password: "secret"},
-		&amqp091.AMQPlainAuth{Username: "alice", Password: "secret"},
+		&amqp091.PlainAuth{Username: "guest", Password: "guest"},
+		&amqp091.AMQPlainAuth{Username: "guest", Password: "guest"},
 	} {
 		c, err := amqp091.DialConfig(ts.url, amqp091.Config{SASL: []amqp091.Authentication{mech}, Heartbeat: time.Hour})
 		if err != nil {
 			t.Fatalf("%s: dial: %v", mech.Mechanism(), err)
 		}
 		_ = c.Close()
-		bad := []amqp091.Authentication{&amqp091.PlainAuth{Username: "alice", Password: "wrong"}}
+		bad := []amqp091.Authentication{&amqp091.PlainAuth{Username: "guest", Password: "wrong"}}
 		if mech.Mechanism() == "AMQPLAIN" {
-			bad = []amqp091.Authentication{&amqp091.AMQPlainAuth{Username: "alice", Password: "wrong"}}
+			bad = []amqp091.Authentication{&amqp091.AMQPlainAuth{Username: "nobody", Password: "wrong"}}
 		}
 		_, err = amqp091.DialConfig(ts.url, amqp091.Config{SASL: bad, Heartbeat: time.Hour})
 		if err != amqp091.ErrCredentials {
@@ -162,13 +162,18 @@ func TestOversizeMessageClosesTheChannelWith406(t *testing.T) {
 }
 
 func TestPublisherConfirmsAckAndNack(t *testing.T) {
+	// A queue that refuses publishes beyond 50 messages (x-overflow
+	// reject-publish): the first 50 are acked, the 51st nacked.
 	ts := startServer(t)
 	ch := ts.channel(t)
 	if err := ch.Confirm(false); err != nil {
 		t.Fatal(err)
 	}
 	confirms := ch.NotifyPublish(make(chan amqp091.Confirmation, 100))
-	declareQueue(t, ch, "confirmed")
+	if _, err := ch.QueueDeclare("confirmed", true, false, false, false,
+		amqp091.Table{"x-max-length": int32(50), "x-overflow": "reject-publish"}); err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; i < 50; i++ {
 		publish(t, ch, "", "confirmed", fmt.Sprint(i))
 	}
@@ -178,22 +183,20 @@ func TestPublisherConfirmsAckAndNack(t *testing.T) {
 			t.Fatalf("confirm %d: got tag %d ack %v", i, c.DeliveryTag, c.Ack)
 		}
 	}
-	ts.b.mu.Lock()
-	ts.b.rejectPublish = true
-	ts.b.mu.Unlock()
 	publish(t, ch, "", "confirmed", "rejected")
 	if c := <-confirms; c.DeliveryTag != 51 || c.Ack {
-		t.Errorf("rejected publish: got tag %d ack %v, want 51 nack", c.DeliveryTag, c.Ack)
+		t.Errorf("publish over x-max-length with reject-publish: got tag %d ack %v, want 51 nack", c.DeliveryTag, c.Ack)
 	}
-	if n, _ := ts.b.queueDepth("confirmed"); n != 50 {
+	if n, _ := ts.depth("confirmed"); n != 50 {
 		t.Errorf("queue depth %d, want 50", n)
 	}
 }
 
 func TestConfirmsAreSentInOrderWithMultiple(t *testing.T) {
 	// Hold the broker's outcomes, publish three, release: the three
-	// outcomes arrive together and are confirmed with one multiple ack.
-	ts := startServer(t)
+	// outcomes arrive together and are confirmed in order. (The test
+	// double, which can hold outcomes.)
+	ts := startFakeServer(t)
 	ch := ts.channel(t)
 	if err := ch.Confirm(false); err != nil {
 		t.Fatal(err)
@@ -210,7 +213,7 @@ func TestConfirmsAreSentInOrderWithMultiple(t *testing.T) {
 	// The three publishes may have been one batch or several; release
 	// them all.
 	waitFor(t, "all publishes handed over", func() bool {
-		n, _ := ts.b.queueDepth("q")
+		n, _ := ts.depth("q")
 		return n == 3
 	})
 	ts.b.releaseHeld()
@@ -259,7 +262,7 @@ func TestGetAndGetEmpty(t *testing.T) {
 	}
 	publish(t, ch, "", "g", "one")
 	publish(t, ch, "", "g", "two")
-	waitFor(t, "two messages", func() bool { n, _ := ts.b.queueDepth("g"); return n == 2 })
+	waitFor(t, "two messages", func() bool { n, _ := ts.depth("g"); return n == 2 })
 	d, ok, err := ch.Get("g", false)
 	if err != nil || !ok || string(d.Body) != "one" || d.MessageCount != 1 || d.DeliveryTag != 1 {
 		t.Fatalf("get: %q ok %v count %d tag %d err %v", d.Body, ok, d.MessageCount, d.DeliveryTag, err)
@@ -276,15 +279,15 @@ func TestGetAndGetEmpty(t *testing.T) {
 func TestMultipleAckAcrossConsumersOfAChannel(t *testing.T) {
 	ts := startServer(t)
 	ch := ts.channel(t)
-	declareQueue(t, ch, "a")
-	declareQueue(t, ch, "b")
-	da, _ := ch.Consume("a", "ca", false, false, false, false, nil)
-	db, _ := ch.Consume("b", "cb", false, false, false, false, nil)
-	publish(t, ch, "", "a", "a1")
+	declareQueue(t, ch, "ma")
+	declareQueue(t, ch, "mb")
+	da, _ := ch.Consume("ma", "ca", false, false, false, false, nil)
+	db, _ := ch.Consume("mb", "cb", false, false, false, false, nil)
+	publish(t, ch, "", "ma", "a1")
 	recv(t, da)
-	publish(t, ch, "", "b", "b1")
+	publish(t, ch, "", "mb", "b1")
 	recv(t, db)
-	publish(t, ch, "", "a", "a2")
+	publish(t, ch, "", "ma", "a2")
 	last := recv(t, da)
 	if last.DeliveryTag != 3 {
 		t.Fatalf("third delivery tag %d, want 3", last.DeliveryTag)
@@ -296,8 +299,8 @@ func TestMultipleAckAcrossConsumersOfAChannel(t *testing.T) {
 	if err := ch.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{"a", "b"} {
-		if n, _ := ts.b.queueDepth(q); n != 0 {
+	for _, q := range []string{"ma", "mb"} {
+		if n, _ := ts.depth(q); n != 0 {
 			t.Errorf("queue %s holds %d after multiple ack, want 0", q, n)
 		}
 	}

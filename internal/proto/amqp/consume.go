@@ -205,7 +205,7 @@ func (ch *channel) consume(m *codec.BasicConsume) error {
 		return err
 	}
 	opts := SubscribeOptions{Queue: queue, Tag: tag, Exclusive: m.Exclusive, NoAck: m.NoAck}
-	if err := consumerArgs(m.Arguments, &opts, key); err != nil {
+	if err := consumerArgs(m.Arguments, &opts, key, ch.c.clock.Now()); err != nil {
 		return err
 	}
 	cs := &consumer{ch: ch, tag: tag, queue: queue, noAck: m.NoAck, prefetch: ch.prefetch}
@@ -259,7 +259,7 @@ func (ch *channel) startConsumer(cs *consumer, sub Subscription, noWait bool) er
 
 // consumerArgs reads basic.consume's arguments: x-priority and
 // x-stream-offset. Others are ignored, as RabbitMQ ignores unknown ones.
-func consumerArgs(args codec.Table, o *SubscribeOptions, key codec.MethodKey) error {
+func consumerArgs(args codec.Table, o *SubscribeOptions, key codec.MethodKey, now time.Time) error {
 	if v, ok := args["x-priority"]; ok {
 		p, ok := intArg(v)
 		if !ok || p < -(1<<31) || p > 1<<31-1 {
@@ -268,7 +268,7 @@ func consumerArgs(args codec.Table, o *SubscribeOptions, key codec.MethodKey) er
 		o.Priority = int32(p)
 	}
 	if v, ok := args["x-stream-offset"]; ok {
-		so, err := parseStreamOffset(v)
+		so, err := parseStreamOffset(v, now)
 		if err != nil {
 			return protoErr(codec.ReplyPreconditionFailed, key, "invalid arg 'x-stream-offset' for consumer: %v", err)
 		}
@@ -300,8 +300,8 @@ func intArg(v any) (int64, bool) {
 
 // parseStreamOffset reads x-stream-offset as RabbitMQ does: "first",
 // "last", "next", an offset, a timestamp, or an interval like "1h" (units
-// Y, M, D, h, m, s).
-func parseStreamOffset(v any) (StreamOffset, error) {
+// Y, M, D, h, m, s) measured back from now.
+func parseStreamOffset(v any, now time.Time) (StreamOffset, error) {
 	if n, ok := intArg(v); ok {
 		if n < 0 {
 			return StreamOffset{}, base.Errorf(base.CodeInvalidArgument, "negative offset %d", n)
@@ -321,7 +321,7 @@ func parseStreamOffset(v any) (StreamOffset, error) {
 			return StreamOffset{Kind: StreamNext}, nil
 		}
 		if d, ok := parseInterval(v); ok {
-			return StreamOffset{Kind: StreamInterval, Interval: d}, nil
+			return StreamOffset{Kind: StreamInterval, Interval: d, Timestamp: now.Add(-d)}, nil
 		}
 		return StreamOffset{}, base.Errorf(base.CodeInvalidArgument, "unknown value %q", v)
 	}
@@ -399,6 +399,7 @@ func (ch *channel) qos(m *codec.BasicQos) error {
 		sub Subscription
 		n   uint32
 	}
+	ctx := ch.ctx()
 	var changes []change
 	for _, cs := range ch.consumers {
 		if cs.sub != nil && !cs.noAck {
@@ -409,7 +410,9 @@ func (ch *channel) qos(m *codec.BasicQos) error {
 	ch.mu.Unlock()
 	runSettles(ops)
 	for _, c := range changes {
-		c.sub.SetPrefetch(c.n)
+		if err := c.sub.SetPrefetch(ctx, c.n); err != nil {
+			return err
+		}
 	}
 	return ch.reply(&codec.BasicQosOk{})
 }

@@ -578,12 +578,13 @@ func (sub *fakeSub) Nack(id uint64, multiple, requeue bool) {
 	}
 }
 
-func (sub *fakeSub) SetPrefetch(n uint32) {
+func (sub *fakeSub) SetPrefetch(_ context.Context, n uint32) error {
 	b := sub.s.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	sub.prefetch = n
 	b.dispatchLocked(sub.q)
+	return nil
 }
 
 type fakeGet struct {

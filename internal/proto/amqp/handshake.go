@@ -100,7 +100,7 @@ func (c *conn) authenticate() error {
 	p, err := c.cfg.Backend.Authenticate(user, password, peer)
 	if err != nil {
 		c.log.Info("authentication failed", "user", user, "mechanism", ok.Mechanism, "err", err)
-		if base.CodeOf(err) != base.CodeUnauthenticated {
+		if code := base.CodeOf(err); code != base.CodeUnauthenticated && code != base.CodeAccessRefused {
 			return asReply(err, codec.MethodConnectionStartOk)
 		}
 		if !c.caps.authFailureClose {

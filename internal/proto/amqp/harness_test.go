@@ -3,43 +3,131 @@ package amqp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
+	"net/netip"
+	"os"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ferry-mq/ferry/internal/base"
+	"github.com/ferry-mq/ferry/internal/base/vfs"
+	"github.com/ferry-mq/ferry/internal/broker"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 )
 
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// testServer is a Server on 127.0.0.1:0 in front of a backend, driven by
-// a fake clock that moves only when a test says so.
+// testServer is a Server on 127.0.0.1:0 in front of a backend: a real
+// broker on a temporary directory, or (for the few tests that need the
+// backend to misbehave) the test double. The server's own time (heartbeats,
+// handshake and close timeouts) is a fake clock that moves only when a
+// test says so; the broker runs on the real clock.
 type testServer struct {
-	srv   *Server
-	b     *fakeBroker
-	clock *base.FakeClock
-	url   string
-	errc  chan error
+	srv    *Server
+	b      *fakeBroker    // the test double, or nil
+	broker *broker.Broker // the real broker, or nil
+	// diskFree is what the real broker's flow control measures as the
+	// free space of its disk; a test lowers it to block publishers.
+	diskFree *atomic.Uint64
+	dir      string
+	clock    *base.FakeClock
+	url      string
+	errc     chan error
 }
 
+var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// shared is the real broker the tests share: opening one takes most of a
+// second under the race detector, so the package opens one (on a
+// temporary directory of the real file system) and every test uses its
+// own queue and exchange names. TestMain closes it.
+var shared struct {
+	once     sync.Once
+	b        *broker.Broker
+	diskFree *atomic.Uint64
+	dir      string
+	err      error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.b != nil {
+		if err := shared.b.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "closing the shared broker:", err)
+			code = 1
+		}
+		_ = os.RemoveAll(shared.dir)
+	}
+	os.Exit(code)
+}
+
+// startServer starts a server in front of the shared real broker.
 func startServer(t testing.TB, mutate ...func(*Config)) *testServer {
 	t.Helper()
-	b := newFakeBroker(t)
-	return startServerWith(t, b, mutate...)
+	shared.once.Do(func() {
+		shared.diskFree = new(atomic.Uint64)
+		shared.diskFree.Store(math.MaxUint64 / 2)
+		shared.dir, shared.err = os.MkdirTemp("", "ferry-amqp-test-")
+		if shared.err == nil {
+			shared.b, shared.err = openBroker(shared.dir, shared.diskFree)
+		}
+	})
+	if shared.err != nil {
+		t.Fatalf("opening the shared broker: %v", shared.err)
+	}
+	ts := startServerWith(t, NewBrokerBackend(shared.b), mutate...)
+	ts.broker, ts.diskFree, ts.dir = shared.b, shared.diskFree, shared.dir
+	return ts
 }
 
-func startServerWith(t testing.TB, b *fakeBroker, mutate ...func(*Config)) *testServer {
+// startFakeServer starts a server in front of the test double.
+func startFakeServer(t testing.TB, mutate ...func(*Config)) *testServer {
+	t.Helper()
+	b := newFakeBroker(t)
+	ts := startServerWith(t, b, mutate...)
+	ts.b = b
+	return ts
+}
+
+// openBroker opens a single-node broker on dir (the real file system) and
+// waits until it is bootstrapped (guest can log in).
+func openBroker(dir string, diskFree *atomic.Uint64) (*broker.Broker, error) {
+	b, err := broker.Open(broker.Config{NodeID: 1, Dir: dir, FS: vfs.Default, Logger: quietLog,
+		TickInterval: 10 * time.Millisecond, LeaderPollInterval: 5 * time.Millisecond,
+		Flow: broker.FlowConfig{SampleInterval: 5 * time.Millisecond, DiskFreeLimitBytes: 1 << 20,
+			DiskFree: func() (uint64, error) { return diskFree.Load(), nil }}})
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := b.Authenticate("guest", "guest", netip.MustParseAddr("127.0.0.1"))
+		if err == nil {
+			return b, nil
+		}
+		if time.Now().After(deadline) {
+			_ = b.Close()
+			return nil, fmt.Errorf("not bootstrapped after 30s: %w", err)
+		}
+		time.Sleep(5 * time.Millisecond) // polling the bootstrap, not synchronising
+	}
+}
+
+func startServerWith(t testing.TB, backend Backend, mutate ...func(*Config)) *testServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	clock := base.NewFakeClock(epoch)
-	cfg := Config{Backend: b, Clock: clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	cfg := Config{Backend: backend, Clock: clock, Logger: quietLog}
 	for _, m := range mutate {
 		m(&cfg)
 	}
@@ -47,7 +135,7 @@ func startServerWith(t testing.TB, b *fakeBroker, mutate ...func(*Config)) *test
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := &testServer{srv: srv, b: b, clock: clock, url: "amqp://guest:guest@" + ln.Addr().String() + "/", errc: make(chan error, 1)}
+	ts := &testServer{srv: srv, clock: clock, url: "amqp://guest:guest@" + ln.Addr().String() + "/", errc: make(chan error, 1)}
 	go func() { ts.errc <- srv.Serve(context.Background()) }()
 	t.Cleanup(func() {
 		_ = srv.Close()
@@ -56,6 +144,37 @@ func startServerWith(t testing.TB, b *fakeBroker, mutate ...func(*Config)) *test
 		}
 	})
 	return ts
+}
+
+// depth returns a queue's ready messages and whether it exists.
+func (ts *testServer) depth(name string) (int, bool) {
+	if ts.b != nil {
+		return ts.b.queueDepth(name)
+	}
+	st, err := ts.broker.QueueStats("/", name)
+	if err != nil {
+		return 0, false
+	}
+	return int(st.Ready), true
+}
+
+// killAll closes every connection from the broker's (management) side.
+func (ts *testServer) killAll(reason string) {
+	if ts.b != nil {
+		ts.b.killAll(reason)
+		return
+	}
+	for _, c := range ts.broker.Connections() {
+		_ = ts.broker.CloseConnection(c.ID, reason)
+	}
+}
+
+// sessions counts the connections registered with the backend.
+func (ts *testServer) sessions() int {
+	if ts.b != nil {
+		return ts.b.sessionCount()
+	}
+	return len(ts.broker.Connections())
 }
 
 // dial opens an amqp091-go connection that is closed at the end of the

@@ -2,6 +2,7 @@ package amqp
 
 import (
 	"bytes"
+	"math"
 	"encoding/binary"
 	"strings"
 	"testing"
@@ -90,7 +91,7 @@ func TestBadInputGetsTheSpecsExceptionAndSparesOtherConnections(t *testing.T) {
 	}
 	ts := startServer(t)
 	bystander := ts.channel(t)
-	declareQueue(t, bystander, "q")
+	declareQueue(t, bystander, "bystander")
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			r := dialRaw(t, ts)
@@ -101,10 +102,10 @@ func TestBadInputGetsTheSpecsExceptionAndSparesOtherConnections(t *testing.T) {
 			if !strings.Contains(cl.ReplyText, tc.text) || !strings.HasPrefix(cl.ReplyText, tc.code.String()+" - ") {
 				t.Errorf("reply text %q, want %s - ...%s...", cl.ReplyText, tc.code, tc.text)
 			}
-			publish(t, bystander, "", "q", "still fine")
+			publish(t, bystander, "", "bystander", "still fine")
 		})
 	}
-	waitFor(t, "the bystander's publishes", func() bool { n, _ := ts.b.queueDepth("q"); return n == len(cases) })
+	waitFor(t, "the bystander's publishes", func() bool { n, _ := ts.depth("bystander"); return n == len(cases) })
 }
 
 func TestWrongProtocolHeaderIsAnsweredWithOurs(t *testing.T) {
@@ -211,7 +212,8 @@ func TestConsumersPerChannelLimitEdge(t *testing.T) {
 }
 
 func TestConfirmsUseMultipleOnTheWire(t *testing.T) {
-	ts := startServer(t)
+	ts := startFakeServer(t) // the test double can hold the outcomes
+
 	declarer := ts.channel(t)
 	declareQueue(t, declarer, "q")
 	r := dialRaw(t, ts)
@@ -228,7 +230,7 @@ func TestConfirmsUseMultipleOnTheWire(t *testing.T) {
 		msgs = append(msgs, headerFrame(1, 0)...)
 	}
 	r.sendBytes(msgs)
-	waitFor(t, "three messages enqueued", func() bool { n, _ := ts.b.queueDepth("q"); return n == 3 })
+	waitFor(t, "three messages enqueued", func() bool { n, _ := ts.depth("q"); return n == 3 })
 	ts.b.releaseHeld()
 	got := expect[*codec.BasicAck](r)
 	if got.DeliveryTag != 3 || !got.Multiple {
@@ -285,11 +287,11 @@ func TestConnectionBlockedAndUnblocked(t *testing.T) {
 	ts := startServer(t)
 	c := ts.dial(t)
 	blocks := c.NotifyBlocked(make(chan amqp091.Blocking, 2))
-	ts.b.setBlocked(true, "low on disk")
-	if b := <-blocks; !b.Active || b.Reason != "low on disk" {
-		t.Errorf("got %+v, want blocked: low on disk", b)
+	ts.diskFree.Store(0) // under the broker's disk free limit
+	if b := <-blocks; !b.Active || b.Reason == "" {
+		t.Errorf("got %+v, want blocked with a reason", b)
 	}
-	ts.b.setBlocked(false, "")
+	ts.diskFree.Store(math.MaxUint64 / 2)
 	if b := <-blocks; b.Active {
 		t.Errorf("got %+v, want unblocked", b)
 	}
@@ -299,7 +301,7 @@ func TestServerCloseAndBrokerKillSend320(t *testing.T) {
 	ts := startServer(t)
 	c := ts.dial(t)
 	closed := c.NotifyClose(make(chan *amqp091.Error, 1))
-	ts.b.killAll("closed via management plugin")
+	ts.killAll("closed via management plugin")
 	if e := closeReason(t, closed); e.Code != 320 || e.Reason != "CONNECTION_FORCED - closed via management plugin" {
 		t.Errorf("kill: got %d %q", e.Code, e.Reason)
 	}
@@ -309,7 +311,7 @@ func TestServerCloseAndBrokerKillSend320(t *testing.T) {
 	if e := closeReason(t, closed2); e.Code != 320 || !strings.Contains(e.Reason, "shutdown") {
 		t.Errorf("server close: got %d %q", e.Code, e.Reason)
 	}
-	waitFor(t, "sessions released", func() bool { return ts.b.sessionCount() == 0 })
+	waitFor(t, "sessions released", func() bool { return ts.sessions() == 0 })
 }
 
 func TestClosingTheConnectionReturnsUnackedMessages(t *testing.T) {
@@ -323,5 +325,5 @@ func TestClosingTheConnectionReturnsUnackedMessages(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the message requeued", func() bool { n, _ := ts.b.queueDepth("back"); return n == 1 })
+	waitFor(t, "the message requeued", func() bool { n, _ := ts.depth("back"); return n == 1 })
 }
