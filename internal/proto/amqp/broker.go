@@ -154,7 +154,9 @@ func (b brokerSub) Ack(id uint64, multiple bool) { _ = b.s.Ack(id, multiple) }
 
 func (b brokerSub) Nack(id uint64, multiple, requeue bool) { _ = b.s.Nack(id, multiple, requeue, "") }
 
-func (b brokerSub) SetPrefetch(ctx context.Context, n uint32) error { return b.s.SetPrefetch(ctx, n, 0) }
+func (b brokerSub) SetPrefetch(ctx context.Context, n uint32) error {
+	return b.s.SetPrefetch(ctx, n, 0)
+}
 
 func (s *brokerSession) Get(ctx context.Context, queue string, autoAck bool) (Delivery, Settler, bool, error) {
 	d, h, ok, err := s.c.Get(ctx, queue, autoAck)

@@ -2,8 +2,8 @@ package amqp
 
 import (
 	"bytes"
-	"math"
 	"encoding/binary"
+	"math"
 	"strings"
 	"testing"
 	"time"
