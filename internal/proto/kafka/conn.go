@@ -42,7 +42,8 @@ type conn struct {
 	ctx    context.Context // ends when the connection is killed
 	cancel context.CancelFunc
 
-	pending chan *slot // reader to writer, in request order
+	pending  chan *slot    // reader to writer, in request order
+	inflight chan struct{} // a token per request read and not yet answered
 
 	heldMu   sync.Mutex
 	heldCond *sync.Cond
@@ -86,7 +87,8 @@ type request struct {
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{srv: s, nc: nc, pending: make(chan *slot, base.KafkaConnInflightRequestsMax)}
+	c := &conn{srv: s, nc: nc, pending: make(chan *slot, base.KafkaConnInflightRequestsMax),
+		inflight: make(chan struct{}, base.KafkaConnInflightRequestsMax)}
 	c.id = fmt.Sprintf("kafka/%d", s.connSeq.Add(1))
 	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
 		c.peer = ap
@@ -186,17 +188,18 @@ func (c *conn) releaseHeld(n int) {
 }
 
 // newSlot queues a slot for a request of n bytes; it blocks while
-// KafkaConnInflightRequestsMax requests are in flight.
+// KafkaConnInflightRequestsMax requests are in flight (read and not yet
+// answered).
 func (c *conn) newSlot(n int) (*slot, bool) {
-	s := &slot{done: make(chan struct{}), held: n}
-	c.addHeld(n)
 	select {
-	case c.pending <- s:
-		return s, true
+	case c.inflight <- struct{}{}:
 	case <-c.ctx.Done():
-		c.releaseHeld(n)
 		return nil, false
 	}
+	s := &slot{done: make(chan struct{}), held: n}
+	c.addHeld(n)
+	c.pending <- s // never blocks: pending holds as many as inflight
+	return s, true
 }
 
 // dispatch parses one request frame and handles it. A non-nil error
@@ -360,6 +363,7 @@ func (c *conn) writeLoop() {
 			}
 		}
 		c.releaseHeld(s.held)
+		<-c.inflight
 		if s.closeAfter {
 			flush()
 			broken = true

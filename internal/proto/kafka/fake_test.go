@@ -37,6 +37,7 @@ type fakeBackend struct {
 	offsets  map[string]map[PartitionRef]CommittedOffset // guarded by mu: by group
 	changed  chan struct{}                               // guarded by mu: closed at every append
 	produced int                                         // guarded by mu: batches appended
+	topicsN  int                                         // guarded by mu: Topics calls
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -165,6 +166,7 @@ func (s *fakeSession) CoordinatorFor(string) (int32, error) { return 1, nil }
 func (s *fakeSession) Topics(names []string) []TopicInfo {
 	s.b.mu.Lock()
 	defer s.b.mu.Unlock()
+	s.b.topicsN++
 	if names == nil {
 		names = slices.Sorted(maps.Keys(s.b.topics))
 	}
@@ -649,4 +651,10 @@ func (s *fakeSession) AlterTopicConfig(ctx context.Context, name string, set map
 		t.configs = maps.Clone(set)
 	}
 	return nil
+}
+
+func (b *fakeBackend) topicsCalls() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.topicsN
 }
