@@ -85,6 +85,10 @@ type Config struct {
 	CoordinatorGroups int
 	// NoGuest skips creating the user guest at bootstrap.
 	NoGuest bool
+	// GuestCredentials, when set, are guest's stored credentials at
+	// bootstrap instead of ones derived from the password "guest" with
+	// fresh salts (an argon2id evaluation: tests reuse one).
+	GuestCredentials *auth.Credentials
 	// Directory configures authentication (loopback users, SCRAM decoy).
 	Directory auth.DirectoryOptions
 
@@ -171,6 +175,9 @@ type Broker struct {
 	connSeq atomic.Uint64
 	reqSeq  atomic.Uint64
 	ready   readyState // signalled when groups open and leader runtimes start or stop
+	// activity is signalled after every queue apply and dispatch pass,
+	// for whoever waits for a queue's state to move (tests, stats pollers).
+	activity readyState
 
 	reconcileKick chan struct{} // size one: one pending pass is enough
 	leaderKick    chan struct{} // size one
@@ -444,11 +451,14 @@ func (b *Broker) proposeBootstrap() error {
 		cmd.Nodes = append(cmd.Nodes, controller.Node{ID: controller.NodeID(p.ID), Addr: nodeAddr(p)})
 	}
 	if !b.cfg.NoGuest {
-		creds, err := newCredentials("guest")
-		if err != nil {
-			return err
+		cmd.Guest = b.cfg.GuestCredentials
+		if cmd.Guest == nil {
+			creds, err := newCredentials("guest")
+			if err != nil {
+				return err
+			}
+			cmd.Guest = &creds
 		}
-		cmd.Guest = &creds
 	}
 	res, err := b.proposeController(b.ctx(), cmd)
 	if err == nil {

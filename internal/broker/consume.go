@@ -57,11 +57,12 @@ type Subscription struct {
 	stream    *streamSub
 
 	mu          sync.Mutex
-	outstanding []uint64   // guarded by mu: unacknowledged delivery ids, ascending
-	ops         []settleOp // guarded by mu: settlements not proposed yet, in the client's order
-	ended       bool       // guarded by mu: the broker cancelled it
-	cancelled   bool       // guarded by mu: Cancel was called
-	cancelOnce  sync.Once  // the cancelled callback runs at most once
+	outstanding []uint64          // guarded by mu: unacknowledged delivery ids, ascending
+	ops         []settleOp        // guarded by mu: settlements not proposed yet, in the client's order
+	ended       bool              // guarded by mu: the broker cancelled it
+	traceIDs    map[uint64]string // guarded by mu: message ids of outstanding deliveries, when the queue is traced
+	cancelled   bool              // guarded by mu: Cancel was called
+	cancelOnce  sync.Once         // the cancelled callback runs at most once
 }
 
 type settleKind uint8
@@ -163,6 +164,12 @@ func (s *Subscription) handle(d Delivery) {
 		s.mergeAck(d.DeliveryID, true)
 	} else {
 		s.outstanding = append(s.outstanding, d.DeliveryID)
+		if d.Message.MessageID != "" && s.c.b.trace.traced(s.c.p.Tenant, d.Queue) {
+			if s.traceIDs == nil {
+				s.traceIDs = map[uint64]string{}
+			}
+			s.traceIDs[d.DeliveryID] = d.Message.MessageID
+		}
 	}
 	s.mu.Unlock()
 	if s.opts.NoAck {
@@ -293,9 +300,45 @@ func (s *Subscription) settle(kind settleKind, reason string, id uint64, multipl
 	} else {
 		s.mergeOp(kind, reason, id, multiple)
 	}
+	traced := s.settledTraceLocked(id, multiple)
 	s.mu.Unlock()
 	s.ql.markDirty(s)
+	for _, msgID := range traced {
+		ev := TraceEvent{Kind: TraceAcked, Queue: s.opts.Queue, Consumer: s.opts.Tag}
+		if kind != settleAck {
+			ev = TraceEvent{Kind: TraceNacked, Queue: s.opts.Queue, Consumer: s.opts.Tag, Reason: reason, Requeued: kind == settleRequeue}
+		}
+		s.c.b.trace.add(s.c.p.Tenant, msgID, ev)
+	}
 	return nil
+}
+
+// settledTraceLocked returns (and forgets) the message ids of traced
+// deliveries a settlement covers.
+func (s *Subscription) settledTraceLocked(id uint64, multiple bool) []string {
+	if len(s.traceIDs) == 0 {
+		return nil
+	}
+	var out []string
+	if !multiple {
+		if m, ok := s.traceIDs[id]; ok {
+			out = append(out, m)
+			delete(s.traceIDs, id)
+		}
+		return out
+	}
+	ids := make([]uint64, 0, len(s.traceIDs))
+	for d := range s.traceIDs {
+		if d <= id {
+			ids = append(ids, d)
+		}
+	}
+	slices.Sort(ids)
+	for _, d := range ids {
+		out = append(out, s.traceIDs[d])
+		delete(s.traceIDs, d)
+	}
+	return out
 }
 
 func unknownTag(id uint64) error {

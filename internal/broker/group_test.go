@@ -6,7 +6,10 @@ import (
 	"time"
 )
 
-// advanceUntil moves the fake clock in steps until done is closed.
+// advanceUntil moves the fake clock in steps until done is closed: a pump
+// for calls that wait for time to pass (a rebalance delay). Between
+// steps it waits for the node to react, or a millisecond when a step
+// fired no timer.
 func advanceUntil(t testing.TB, b *Broker, clock interface{ Advance(time.Duration) }, step time.Duration, done <-chan struct{}) {
 	t.Helper()
 	deadline := time.Now().Add(testTimeout)
@@ -19,8 +22,13 @@ func advanceUntil(t testing.TB, b *Broker, clock interface{ Advance(time.Duratio
 		if time.Now().After(deadline) {
 			t.Fatal("the awaited call did not complete")
 		}
+		act := b.activity.changed()
 		clock.Advance(step)
-		waitApply(b)
+		select {
+		case <-act:
+		case <-done:
+		case <-time.After(time.Millisecond):
+		}
 	}
 }
 

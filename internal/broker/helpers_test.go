@@ -3,10 +3,12 @@ package broker
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/ferry-mq/ferry/internal/auth"
 	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/base/vfs"
 )
@@ -39,7 +41,7 @@ func openNode(t testing.TB, o nodeOpts) *Broker {
 	if o.dir == "" {
 		o.dir = "/data"
 	}
-	cfg := Config{NodeID: 1, Dir: o.dir, FS: o.fs, Clock: o.clock, TickInterval: 10 * time.Millisecond, Logger: quietLog,
+	cfg := Config{NodeID: 1, GuestCredentials: guestCreds(t), Dir: o.dir, FS: o.fs, Clock: o.clock, TickInterval: 10 * time.Millisecond, Logger: quietLog,
 		LeaderPollInterval: 5 * time.Millisecond, Flow: FlowConfig{Disabled: true}}
 	if o.tweak != nil {
 		o.tweak(&cfg)
@@ -69,13 +71,29 @@ var loopback = netip.MustParseAddr("127.0.0.1")
 
 var quietLog = slog.New(slog.DiscardHandler)
 
-// guestConn opens a connection as guest on tenant "/".
+var (
+	guestOnce  sync.Once
+	guestStore auth.Credentials
+)
+
+// guestCreds derives guest's credentials once per test binary: the
+// argon2id evaluation costs a third of a second under the race detector.
+func guestCreds(t testing.TB) *auth.Credentials {
+	guestOnce.Do(func() {
+		var err error
+		if guestStore, err = newCredentials("guest"); err != nil {
+			panic(err)
+		}
+	})
+	c := guestStore
+	return &c
+}
+
+// guestConn opens a connection as guest on tenant "/" (authentication
+// itself is tested by TestAuthorizationRefusesWithoutPermission).
 func guestConn(t testing.TB, b *Broker) *Conn {
 	t.Helper()
-	p, err := b.Authenticate("guest", "guest", loopback)
-	if err != nil {
-		t.Fatalf("Authenticate(guest): %v", err)
-	}
+	p := Principal{User: "guest", Tenant: "/", Tags: []string{"administrator"}}
 	c, err := b.OpenConnection(ConnInfo{ID: "test/" + t.Name(), Protocol: "amqp"}, p, nil)
 	if err != nil {
 		t.Fatalf("OpenConnection: %v", err)

@@ -144,6 +144,7 @@ func (f *partitionFSM) hwMoved() {
 	close(f.hw)
 	f.hw = make(chan struct{})
 	f.hwMu.Unlock()
+	f.b.activity.signal()
 }
 
 // hwChanged returns a channel closed when the high watermark may have

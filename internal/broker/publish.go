@@ -137,7 +137,7 @@ func (c *Conn) publish(ctx context.Context, exchange string, msgs []Message, opt
 			pc.results[i].Err = err
 			continue
 		}
-		c.b.trace.record(c.p.Tenant, m.MessageID, TraceEvent{Kind: TracePublished, Exchange: exchange, RoutingKey: m.RoutingKey})
+		c.tracePublish(&m, res)
 		if len(res.Destinations) == 0 {
 			pc.results[i].Unroutable = opts.Mandatory
 			continue
@@ -156,7 +156,6 @@ func (c *Conn) publish(ctx context.Context, exchange string, msgs []Message, opt
 			if err != nil {
 				continue // deleted while routing: as if unbound
 			}
-			c.b.trace.record(c.p.Tenant, m.MessageID, TraceEvent{Kind: TraceRouted, Queue: d.Name})
 			gs := sends[g]
 			if gs == nil {
 				gs = &groupSend{group: g, what: d.Name}
@@ -171,6 +170,26 @@ func (c *Conn) publish(ctx context.Context, exchange string, msgs []Message, opt
 		c.b.sendItems(ctx, gs.group, gs.what, gs.items, 0)
 	}
 	pc.finishOne()
+}
+
+// tracePublish records a message's publication and routes when its
+// exchange or one of its destinations is traced.
+func (c *Conn) tracePublish(m *Message, res *routing.Result) {
+	t := c.b.trace
+	if m.MessageID == "" || t.active.Load() == 0 {
+		return
+	}
+	names := []string{m.Exchange}
+	for _, d := range res.Destinations {
+		names = append(names, d.Name)
+	}
+	if !t.traced(c.p.Tenant, names...) {
+		return
+	}
+	t.add(c.p.Tenant, m.MessageID, TraceEvent{Kind: TracePublished, Exchange: m.Exchange, RoutingKey: m.RoutingKey})
+	for _, d := range res.Destinations {
+		t.add(c.p.Tenant, m.MessageID, TraceEvent{Kind: TraceRouted, Exchange: m.Exchange, Queue: d.Name})
+	}
 }
 
 // groupSend is the items of one publish call for one group.

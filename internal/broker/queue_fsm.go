@@ -76,6 +76,9 @@ func (f *queueFSM) Apply(entries []replication.Entry, results []any) {
 	if ql != nil {
 		ql.kick()
 	}
+	if f.b != nil {
+		f.b.activity.signal()
+	}
 }
 
 func (f *queueFSM) applyBatch(e replication.Entry, ql *queueLeader) *enqueueResult {

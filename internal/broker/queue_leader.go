@@ -263,6 +263,7 @@ func (ql *queueLeader) dispatch() {
 		ql.checkAutoDelete()
 	}
 	ql.flushSettlements()
+	ql.b.activity.signal()
 }
 
 // deliver hands one message to its local subscription. A consumer that is

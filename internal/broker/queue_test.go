@@ -75,25 +75,45 @@ func TestNackRequeueRedeliversWithCount(t *testing.T) {
 // waitStats waits until the queue's stats satisfy ok.
 func waitStats(t testing.TB, b *Broker, q string, ok func(QueueStats) bool) QueueStats {
 	t.Helper()
-	deadline := time.Now().Add(testTimeout)
+	var st QueueStats
+	var err error
+	waitFor(t, b, func() bool {
+		st, err = b.QueueStats("/", q)
+		return err == nil && ok(st)
+	}, func() string {
+		return fmt.Sprintf("queue %s stats never satisfied the condition; last %+v (err %v)", q, st, err)
+	})
+	return st
+}
+
+// waitFor waits until cond holds, checking it after every change of the
+// node's queues, partitions, controller, groups or leaders.
+func waitFor(t testing.TB, b *Broker, cond func() bool, describe func() string) {
+	t.Helper()
+	timeout := time.NewTimer(testTimeout)
+	defer timeout.Stop()
 	for {
-		st, err := b.QueueStats("/", q)
-		if err == nil && ok(st) {
-			return st
+		act, ready, ctl := b.activity.changed(), b.readyChanged(), b.ctrl.changed()
+		if cond() {
+			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("queue %s stats never satisfied the condition; last %+v (err %v)", q, st, err)
+		select {
+		case <-act:
+		case <-ready:
+		case <-ctl:
+		case <-timeout.C:
+			t.Fatal(describe())
 		}
-		waitApply(b)
 	}
 }
 
-// waitApply waits for the next change of any group or leader: a queue's
-// stats change only when an entry applies.
+// waitApply waits for the next change of the node's state.
 func waitApply(b *Broker) {
 	select {
+	case <-b.activity.changed():
 	case <-b.readyChanged():
-	case <-time.After(time.Millisecond):
+	case <-b.ctrl.changed():
+	case <-time.After(testTimeout):
 	}
 }
 
