@@ -369,11 +369,19 @@ func (l *loop) persist(rds []ready) error {
 			ups = append(ups, u)
 		}
 	}
-	pending := l.metaPending
-	l.metaPending = nil
-	for _, g := range pending {
-		ups = append(ups, g.snapshotUpdate())
+	pending := l.metaPending[:0]
+	for _, g := range l.metaPending {
+		// A snapshot installed this iteration supersedes an older one of
+		// our own that waited for this commit: it must not overwrite it.
+		if g.snapPending != nil && g.snapPending.Index > g.st.snap.Index && !g.stopped {
+			pending = append(pending, g)
+			ups = append(ups, g.snapshotUpdate())
+		} else if g.snapPending != nil {
+			g.removeSnapFile(g.snapPending.File, g.st.snap.File)
+			g.snapPending = nil
+		}
 	}
+	l.metaPending = nil
 	if len(logs) > 0 {
 		if l.e.cfg.UnsafeAckBeforeSync {
 			l.unsynced = append(l.unsynced, logs...)

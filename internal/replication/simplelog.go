@@ -39,8 +39,7 @@ func (p *SimpleLogs) SyncAll(logs []LogStore) error {
 	for _, l := range logs {
 		sl := l.(*SimpleLog)
 		sl.mu.Lock()
-		if sl.failed != nil {
-			err := sl.failed
+		if err := sl.writableLocked(); err != nil {
 			sl.mu.Unlock()
 			return err
 		}
@@ -213,6 +212,16 @@ func (l *SimpleLog) rewrite(first uint64, firstOffset int64, recs [][]byte, term
 	return nil
 }
 
+func (l *SimpleLog) writableLocked() error {
+	if l.failed != nil {
+		return l.failed
+	}
+	if l.f == nil {
+		return base.Errorf(base.CodeStopped, "replication: %s is closed", l.name)
+	}
+	return nil
+}
+
 func (l *SimpleLog) fail(err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -224,8 +233,8 @@ func (l *SimpleLog) fail(err error) {
 func (l *SimpleLog) Write(term uint64, batch []byte) (uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.failed != nil {
-		return 0, l.failed
+	if err := l.writableLocked(); err != nil {
+		return 0, err
 	}
 	rec := make([]byte, simpleRecHeader+len(batch))
 	binary.BigEndian.PutUint32(rec, uint32(len(batch)))
@@ -244,6 +253,9 @@ func (l *SimpleLog) Write(term uint64, batch []byte) (uint64, error) {
 }
 
 func (l *SimpleLog) checkRangeLocked(lo, hi uint64) error {
+	if l.f == nil {
+		return base.Errorf(base.CodeStopped, "replication: %s is closed", l.name)
+	}
 	if lo < l.first || hi > l.first+uint64(len(l.terms)) || lo > hi {
 		return base.Errorf(base.CodeOutOfRange, "replication: %s holds [%d, %d], asked for [%d, %d)",
 			l.name, l.first, l.first+uint64(len(l.terms))-1, lo, hi)
@@ -316,8 +328,8 @@ func (l *SimpleLog) Offset(index uint64) (int64, error) {
 func (l *SimpleLog) TruncateSuffix(from uint64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.failed != nil {
-		return l.failed
+	if err := l.writableLocked(); err != nil {
+		return err
 	}
 	if from < l.first {
 		from = l.first
@@ -342,8 +354,8 @@ func (l *SimpleLog) TruncateSuffix(from uint64) error {
 func (l *SimpleLog) TruncatePrefix(before uint64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.failed != nil {
-		return l.failed
+	if err := l.writableLocked(); err != nil {
+		return err
 	}
 	if before <= l.first {
 		return nil
@@ -375,8 +387,8 @@ func (l *SimpleLog) TruncatePrefix(before uint64) error {
 func (l *SimpleLog) Reset(nextIndex uint64, nextOffset int64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.failed != nil {
-		return l.failed
+	if err := l.writableLocked(); err != nil {
+		return err
 	}
 	if err := l.rewrite(nextIndex, nextOffset, nil, nil); err != nil {
 		l.failed = err

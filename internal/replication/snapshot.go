@@ -251,8 +251,11 @@ func (g *group) prepareInstall(rd raft.Ready) (StateUpdate, error) {
 	if rd.HardState != nil {
 		g.hs = HardState{Term: rd.GetTerm(), Vote: rd.GetVote(), Commit: rd.GetCommit()}
 	}
+	// The commit index persisted now covers the snapshot only: entries
+	// after it (in this same Ready) are not durable until SyncAll, and a
+	// restart with a commit index beyond the log is refused by raft.
 	hs := g.hs
-	hs.Commit = max(hs.Commit, meta.Index)
+	hs.Commit = meta.Index
 	return StateUpdate{Group: g.id, HardState: &hs, Snapshot: &meta}, nil
 }
 

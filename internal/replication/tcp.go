@@ -140,10 +140,14 @@ func (t *TCPTransport) Stop() {
 		t.ln.Close()
 	}
 	t.mu.Lock()
+	peers := make([]*peer, 0, len(t.peers))
 	for _, p := range t.peers {
-		p.closeConn()
+		peers = append(peers, p)
 	}
 	t.mu.Unlock()
+	for _, p := range peers {
+		p.closeConn()
+	}
 	t.wg.Wait()
 }
 
