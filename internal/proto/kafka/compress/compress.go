@@ -172,22 +172,23 @@ func decompressZstd(dst, src []byte, limit int) ([]byte, error) {
 	zd, _ := zstdDecoders.Get().(*zstdDecoder)
 	if zd == nil || zd.limit != limit {
 		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(max(limit, 1))),
-			zstd.WithDecoderMaxWindow(min(uint64(max(limit, zstd.MinWindowSize)), zstd.MaxWindowSize)))
+			zstd.WithDecoderMaxWindow(min(uint64(max(limit, 8<<20)), zstd.MaxWindowSize)))
 		if err != nil {
 			return dst, base.Errorf(base.CodeInternal, "compress: zstd decoder: %w", err)
 		}
 		zd = &zstdDecoder{d: d, limit: limit}
 	}
 	defer zstdDecoders.Put(zd)
-	start := len(dst)
-	out, err := zd.d.DecodeAll(src, dst)
+	// Decoded into an empty slice after dst: DecodeAll counts the bytes
+	// already in dst against the limit (klauspost/compress v1.20.3).
+	out, err := zd.d.DecodeAll(src, dst[len(dst):len(dst)])
 	switch {
 	case errors.Is(err, zstd.ErrDecoderSizeExceeded), errors.Is(err, zstd.ErrWindowSizeExceeded):
-		return dst[:start], tooLarge("zstd", limit)
+		return dst, tooLarge("zstd", limit)
 	case err != nil:
-		return dst[:start], corrupt("zstd", err)
-	case len(out)-start > limit:
-		return dst[:start], tooLarge("zstd", limit)
+		return dst, corrupt("zstd", err)
+	case len(out) > limit:
+		return dst, tooLarge("zstd", limit)
 	}
-	return out, nil
+	return append(dst, out...), nil
 }
