@@ -49,6 +49,10 @@ func (c *Confirmer) loop() {
 	for {
 		select {
 		case p := <-c.pending:
+			if c.ctx.Err() != nil { // closed while p waited in the queue
+				p.done(ErrSessionClosed)
+				continue
+			}
 			p.done(p.wait(c.ctx))
 		case <-c.ctx.Done():
 			return

@@ -206,8 +206,9 @@ func (r *run) produce(ctx context.Context, p uint32, sess Session, route string)
 		body[i] = byte(i) // a fixed, non-zero payload: compression would flatter a run of zeros
 	}
 	window := make(chan struct{}, r.spec.InFlight) // a token per publish awaiting its confirm
-	pacer := NewPacer(r.clock.Now(), r.spec.Rate)
-	deadline := r.clock.Now().Add(r.spec.Duration)
+	start := r.clock.Now()
+	pacer := NewPacer(start, r.spec.Rate)
+	deadline := start.Add(r.spec.Duration) // one start: n seconds at r/s is n*r messages, not one more
 	w := waiter{clock: r.clock}
 	defer w.stop()
 	stall := r.clock.NewTimer(time.Hour)
