@@ -878,6 +878,18 @@ const (
 	// decompress to when the server validates it, so a compression bomb
 	// costs at most this much memory and work per connection.
 	KafkaDecompressedBytesMax = 64 << 20
+
+	// KafkaFetchControlSkipsMax bounds the reads one partition of a Fetch
+	// makes to step over control batches (Ferry's own log entries, which
+	// the server leaves out of responses) to reach records; past it the
+	// partition is answered without records for now.
+	KafkaFetchControlSkipsMax = 16
+
+	// KafkaProduceCallsInflightMax bounds the produce calls of one
+	// connection handed to the broker and not yet settled; a request with
+	// more partitions waits for earlier ones to settle. 64 pipelined
+	// requests of 16 partitions fit.
+	KafkaProduceCallsInflightMax = 1024
 )
 
 // Load generation (internal/loadgen): the benchmark core of bench/ and
@@ -930,6 +942,86 @@ const (
 	LoadgenConfirmWaitDefault = time.Minute
 )
 
+// Management API (internal/admin) and the client commands of cmd/ferry.
+const (
+	// AdminRequestBodyBytesMax bounds one HTTP API request body, read
+	// whole before it is decoded: room for a batch of publishes of up to
+	// 8 MiB of (base64-inflated) bodies; larger messages go over AMQP or
+	// Kafka.
+	AdminRequestBodyBytesMax = 16 << 20
+
+	// AdminPublishMessagesMax bounds the messages of one HTTP publish:
+	// each becomes one entry of the broker call's batch.
+	AdminPublishMessagesMax = 1000
+
+	// AdminGetMessagesMax bounds the messages one get or stream read
+	// returns, and the delivery tokens of one ack: a page for a simple
+	// client, like QueueBrowseMax.
+	AdminGetMessagesMax = 1000
+
+	// AdminPendingDeliveriesMax bounds the deliveries fetched over HTTP
+	// with manual acks and not yet settled, over all users: each holds a
+	// broker handle (about 200 bytes).
+	AdminPendingDeliveriesMax = 1 << 16
+
+	// AdminPendingAckTimeoutDefault returns a delivery fetched with
+	// manual acks to its queue when no ack came this long: HTTP clients
+	// have no connection whose loss would return it.
+	AdminPendingAckTimeoutDefault = 5 * time.Minute
+
+	// AdminSessionsMax bounds the broker connections the API holds for
+	// HTTP clients: one per (user, tenant) that made a request.
+	AdminSessionsMax = 1024
+
+	// AdminLoginCacheEntriesMax bounds the remembered HTTP logins (one
+	// per user), and AdminAuthCacheTTLDefault how long one is trusted
+	// before the password is checked again: short enough that a changed
+	// password takes effect within seconds, long enough that a client
+	// polling the API does not pay argon2id on every request.
+	AdminLoginCacheEntriesMax = 4096
+	AdminAuthCacheTTLDefault  = 10 * time.Second
+
+	// AdminListItemsMax bounds the entities one list request returns
+	// (use prefix/after paging for more).
+	AdminListItemsMax = 10_000
+
+	// AdminHeaderDepthMax bounds the nesting of JSON header values
+	// (tables in tables) a publish may carry.
+	AdminHeaderDepthMax = 16
+
+	// AdminRateEntriesMax bounds the queues whose last counters are kept
+	// for rates; AdminRateIntervalMin is the shortest interval a rate is
+	// measured over (reads closer together repeat the last rate).
+	AdminRateEntriesMax  = 100_000
+	AdminRateIntervalMin = time.Second
+
+	// AdminMetricsEntitiesMax bounds the queues and streams one /metrics
+	// scrape reports, so a scrape's cost and series count stay bounded;
+	// past it the scrape sets ferry_metrics_entities_truncated.
+	AdminMetricsEntitiesMax = 10_000
+
+	// AdminStreamReadWaitMax bounds how long a stream read over HTTP
+	// waits for messages.
+	AdminStreamReadWaitMax = 30 * time.Second
+
+	// AdminCloseTimeout bounds closing the API's broker connections and
+	// returning pending deliveries at shutdown.
+	AdminCloseTimeout = 10 * time.Second
+
+	// AdminUndocumentedMax bounds the recorded responses and parameters
+	// missing from the OpenAPI document (a test aid; logged as well).
+	AdminUndocumentedMax = 100
+
+	// CLIResponseBytesMax bounds an HTTP API response the ferry client
+	// commands read: a page of AdminListItemsMax entities or
+	// AdminGetMessagesMax messages fits.
+	CLIResponseBytesMax = 64 << 20
+
+	// CLIConsumeBatchMax is how many messages `ferry consume` asks for in
+	// one HTTP get or stream read.
+	CLIConsumeBatchMax = 100
+)
+
 // Server (internal/server, cmd/ferry, sdk): configuration and lifecycle.
 const (
 	// ConfigFileBytesMax bounds the YAML configuration file read at
@@ -975,6 +1067,12 @@ const (
 	// a request's headers, so idle or slow clients cannot pin a
 	// goroutine each (net/http has no default).
 	ServerHTTPHeaderTimeout = 10 * time.Second
+
+	// ServerReadyLeadersWait bounds how long a starting node waits for
+	// its queues to elect leaders before it says ready anyway: a single
+	// node elects in about a second; a queue that has no quorum after
+	// this is down, and readiness must not hide the rest of the node.
+	ServerReadyLeadersWait = 10 * time.Second
 
 	// ClientRetryInterval and ClientRetriesMax bound how the in-process
 	// client (sdk) retries a call that failed with CodeUnavailable (a

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 
 	"github.com/ferry-mq/ferry/internal/base"
+	"github.com/ferry-mq/ferry/internal/proto/amqp"
+	"github.com/ferry-mq/ferry/internal/proto/kafka"
 )
 
 // frontEnd is one protocol's server as the composition root sees it.
@@ -32,8 +35,8 @@ type served struct {
 // (reversed) close.
 func frontEnds() []frontEnd {
 	return []frontEnd{
-		{proto: "amqp"},
-		{proto: "kafka"},
+		{proto: "amqp", start: startAMQP},
+		{proto: "kafka", start: startKafka},
 		{proto: "http", start: startHTTP, note: "(health: /healthz, /readyz)"},
 		{proto: "mqtt"},
 		{proto: "stomp"},
@@ -170,4 +173,71 @@ func startHTTP(s *Server, ln net.Listener) (served, error) {
 			return hs.Shutdown(ctx)
 		},
 	}, nil
+}
+
+// startAMQP serves AMQP 0-9-1 over the broker.
+func startAMQP(s *Server, ln net.Listener) (served, error) {
+	hb := s.cfg.AMQP.Heartbeat
+	if hb == 0 {
+		hb = -1 // the amqp package's "offer none"
+	}
+	srv, err := amqp.NewServer(ln, amqp.Config{
+		Backend: amqp.NewBrokerBackend(s.b), Clock: s.opts.Clock, Logger: s.log.With("proto", "amqp"),
+		Node: strconv.FormatUint(s.cfg.Node.ID, 10), Heartbeat: hb,
+	})
+	if err != nil {
+		return served{}, err
+	}
+	return served{
+		serve: func() error { return srv.Serve(context.Background()) },
+		stop:  srv.Close, // Serve returns once every connection has ended
+	}, nil
+}
+
+// startKafka serves Kafka over the broker.
+func startKafka(s *Server, ln net.Listener) (served, error) {
+	host, port, err := advertisedKafka(s.cfg.Kafka.AdvertisedAddr, ln.Addr().String())
+	if err != nil {
+		return served{}, err
+	}
+	srv, err := kafka.NewServer(kafka.Config{
+		Backend: &kafka.BrokerBackend{B: s.b}, Clock: s.opts.Clock, Logger: s.log,
+		AdvertisedHost: host, AdvertisedPort: port,
+		AutoCreateTopics: s.cfg.Kafka.AutoCreateTopics, AuthRequired: s.cfg.Kafka.AuthRequired,
+		AnonymousUser: s.cfg.Auth.AnonymousUser,
+	})
+	if err != nil {
+		return served{}, err
+	}
+	return served{
+		serve: func() error {
+			if err := srv.Serve(context.Background(), ln); !errors.Is(err, kafka.ErrServerClosed) {
+				return err
+			}
+			return nil
+		},
+		stop: srv.Close, // waits for every connection
+	}, nil
+}
+
+// advertisedKafka returns the address Kafka clients are told to connect
+// to: kafka.advertised_addr when set, else the bound address, with
+// localhost for an unspecified host (a client cannot dial "::").
+func advertisedKafka(configured, bound string) (string, int32, error) {
+	addr := configured
+	if addr == "" {
+		addr = bound
+	}
+	host, portText, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("kafka.advertised_addr %q: %w", addr, err)
+	}
+	port, err := strconv.ParseUint(portText, 10, 16)
+	if err != nil {
+		return "", 0, fmt.Errorf("kafka.advertised_addr %q: port: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return host, int32(port), nil
 }

@@ -9,12 +9,15 @@ import (
 	"net"
 	"os"
 	"path"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/base/vfs"
 	"github.com/ferry-mq/ferry/internal/broker"
+	"github.com/ferry-mq/ferry/internal/controller"
 )
 
 // Options are what a Server takes from its environment besides Config;
@@ -170,12 +173,13 @@ func (s *Server) openBroker() error {
 func (s *Server) watch() {
 	t := s.opts.Clock.NewTimer(base.ServerWatchInterval)
 	defer t.Stop()
+	started := s.opts.Clock.Now()
 	for {
 		if err := s.b.Err(); err != nil {
 			s.fail(fmt.Errorf("the broker stopped: %w", err))
 			return
 		}
-		if !s.isReady() && len(s.b.Topology("/").Exchanges) > 0 {
+		if !s.isReady() && s.readyNow(started) {
 			close(s.ready)
 			s.announceReady()
 		}
@@ -186,6 +190,36 @@ func (s *Server) watch() {
 			t.Reset(base.ServerWatchInterval)
 		}
 	}
+}
+
+// readyNow reports whether the node can take requests: the cluster is
+// bootstrapped and every queue of the tenant "/" with a replica here has
+// a leader, so that a client's first call after a restart finds its queue
+// running. A queue without quorum (a multi-node cluster with peers down)
+// must not keep the node unready forever: after ServerReadyLeadersWait
+// the node is ready regardless, with a warning naming how many queues
+// have no leader.
+func (s *Server) readyNow(started time.Time) bool {
+	if len(s.b.Topology("/").Exchanges) == 0 {
+		return false // not bootstrapped: the amq.* exchanges are created with the cluster
+	}
+	leaderless := 0
+	for _, q := range s.b.Topology("/").Queues {
+		if !slices.Contains(q.Placement.Replicas, controller.NodeID(s.cfg.Node.ID)) {
+			continue // its leader is elsewhere: calls are forwarded there
+		}
+		if st, err := s.b.QueueStats("/", q.Name); err != nil || st.Leader == 0 {
+			leaderless++ // an error here means its group is not open yet
+		}
+	}
+	if leaderless == 0 {
+		return true
+	}
+	if s.opts.Clock.Now().Sub(started) < base.ServerReadyLeadersWait {
+		return false
+	}
+	s.log.Warn("ready with queues that have no leader yet (no quorum?)", "queues", leaderless)
+	return true
 }
 
 func (s *Server) isReady() bool {
