@@ -131,10 +131,11 @@ type Subscription interface {
 	SetPrefetch(ctx context.Context, count uint32) error
 }
 
-// Settler settles one basic.get delivery.
+// Settler settles one basic.get delivery. ctx bounds the call: a
+// delivery left unsettled returns to its queue when the session closes.
 type Settler interface {
-	Ack()
-	Nack(requeue bool)
+	Ack(ctx context.Context)
+	Nack(ctx context.Context, requeue bool)
 }
 
 // ExchangeSpec is exchange.declare.
@@ -204,6 +205,10 @@ type SubscribeOptions struct {
 	Exclusive     bool
 	NoAck         bool          // deliveries are settled when sent
 	StreamOffset  *StreamOffset // x-stream-offset, for streams
+	// AckTimeout is called (from a broker goroutine) when the queue took
+	// back a delivery that was not acknowledged within its
+	// x-consumer-timeout; RabbitMQ closes the channel then.
+	AckTimeout func(id uint64)
 }
 
 // StreamOffsetKind says where a stream consumer starts.

@@ -117,15 +117,46 @@ func (s *brokerSession) PublishAsync(exchange string, msgs []Message, opts Publi
 
 func (s *brokerSession) Subscribe(ctx context.Context, o SubscribeOptions, deliver func(Delivery), cancelled func(error)) (Subscription, error) {
 	bo := broker.SubscribeOptions{Queue: o.Queue, Tag: o.Tag, PrefetchCount: o.PrefetchCount, Priority: o.Priority,
-		Exclusive: o.Exclusive, NoAck: o.NoAck}
+		Exclusive: o.Exclusive, NoAck: o.NoAck, AckTimeout: o.AckTimeout}
 	if so := o.StreamOffset; so != nil {
 		bo.StreamOffset = streamStart(so)
 	}
-	sub, err := s.c.Subscribe(ctx, bo, func(d broker.Delivery) { deliver(fromBrokerDelivery(&d)) }, cancelled)
+	// RabbitMQ marks every delivery from a stream with its offset
+	// (x-stream-offset), which clients use to resume.
+	info, err := s.c.DeclareQueue(ctx, broker.QueueSpec{Name: o.Queue, Passive: true})
+	if err != nil {
+		return nil, err
+	}
+	isStream := info.IsStream
+	sub, err := s.c.Subscribe(ctx, bo, func(d broker.Delivery) {
+		out := fromBrokerDelivery(&d)
+		if isStream {
+			withStreamOffset(&out, d.StreamOffset)
+		}
+		deliver(out)
+	}, cancelled)
 	if err != nil {
 		return nil, err
 	}
 	return brokerSub{sub}, nil
+}
+
+// withStreamOffset adds the x-stream-offset header to a stream delivery,
+// decoding the raw properties to do so (the raw list cannot be edited).
+func withStreamOffset(d *Delivery, offset int64) {
+	if d.RawProperties != nil {
+		var p codec.BasicProperties
+		if err := codec.DecodeBasicProperties(d.RawProperties, &p); err == nil {
+			d.Properties = p
+		}
+		d.RawProperties = nil
+	}
+	h := codec.Table{}
+	for k, v := range d.Properties.Headers {
+		h[k] = v
+	}
+	h["x-stream-offset"] = offset
+	d.Properties.SetHeaders(h)
 }
 
 // streamStart maps x-stream-offset; an interval is a timestamp (the front
@@ -172,10 +203,10 @@ func (s *brokerSession) Get(ctx context.Context, queue string, autoAck bool) (De
 
 type brokerGet struct{ h *broker.GetHandle }
 
-// Ack and Nack settle a basic.get delivery; the broker reports failures
-// (the connection closed meanwhile) in its log.
-func (g brokerGet) Ack()              { _ = g.h.Ack(context.Background()) }
-func (g brokerGet) Nack(requeue bool) { _ = g.h.Nack(context.Background(), requeue, "") }
+// Ack and Nack settle a basic.get delivery. A failure (the connection
+// closing meanwhile) leaves it to the session's close, which returns it.
+func (g brokerGet) Ack(ctx context.Context)                { _ = g.h.Ack(ctx) }
+func (g brokerGet) Nack(ctx context.Context, requeue bool) { _ = g.h.Nack(ctx, requeue, "") }
 
 func (s *brokerSession) Close() error { return s.c.Close(context.Background()) }
 
@@ -207,6 +238,11 @@ func fromBrokerDelivery(d *broker.Delivery) Delivery {
 	m := &d.Message
 	out := Delivery{ID: d.DeliveryID, Redelivered: d.Redelivered, Exchange: m.Exchange, RoutingKey: m.RoutingKey,
 		RawProperties: m.RawAMQPProperties, Body: m.Body, MessageCount: d.MessageCount}
+	if _, dead := m.Headers.Get("x-death"); dead {
+		// Dead-lettering added x-death to the typed headers but kept the
+		// raw list as published: the typed fields are the truth.
+		out.RawProperties = nil
+	}
 	if out.RawProperties == nil {
 		fromBrokerProperties(m, &out.Properties)
 	}

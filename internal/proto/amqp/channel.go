@@ -206,7 +206,7 @@ func (ch *channel) flow(active bool) error {
 		ops = ch.drainHeldLocked()
 	}
 	ch.mu.Unlock()
-	runSettles(ops)
+	runSettles(ch.ctx(), ops)
 	return ch.reply(&codec.ChannelFlowOk{Active: active})
 }
 
@@ -231,7 +231,7 @@ func (ch *channel) release() {
 	ops := ch.returnHeldLocked(nil)
 	ops = append(ops, ch.unacked.takeAll(opNack, true)...)
 	ch.mu.Unlock()
-	runSettles(ops)
+	runSettles(ch.ctx(), ops)
 	for _, cs := range consumers {
 		if cs.replyToken != "" {
 			ch.c.srv.replyTo.drop(cs.replyToken)

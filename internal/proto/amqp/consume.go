@@ -63,7 +63,7 @@ func (cs *consumer) deliver(d Delivery) {
 		ops = ch.deliverLocked(cs, d)
 	}
 	ch.mu.Unlock()
-	runSettles(ops)
+	runSettles(ch.ctx(), ops)
 }
 
 // cancelledByBroker is the subscription's cancellation callback: the
@@ -84,7 +84,7 @@ func (cs *consumer) cancelledByBroker(reason error) {
 		cs.lostEarly = true
 	}
 	ch.mu.Unlock()
-	runSettles(ops)
+	runSettles(ch.ctx(), ops)
 	ch.c.log.Debug("consumer cancelled by the broker", "tag", cs.tag, "reason", reason)
 	if notify && ch.c.caps.cancelNotify {
 		_ = ch.c.out.sendMethod(false, ch.id, &codec.BasicCancel{ConsumerTag: cs.tag, NoWait: true})
@@ -209,6 +209,7 @@ func (ch *channel) consume(m *codec.BasicConsume) error {
 		return err
 	}
 	cs := &consumer{ch: ch, tag: tag, queue: queue, noAck: m.NoAck, prefetch: ch.prefetch}
+	opts.AckTimeout = ch.ackTimedOut
 	ch.mu.Lock()
 	opts.PrefetchCount = ch.effectivePrefetchLocked(cs)
 	ch.consumers[tag] = cs
@@ -247,7 +248,7 @@ func (ch *channel) startConsumer(cs *consumer, sub Subscription, noWait bool) er
 	}
 	lost := cs.lostEarly
 	ch.mu.Unlock()
-	runSettles(ops)
+	runSettles(ch.ctx(), ops)
 	if lost && ch.c.caps.cancelNotify {
 		_ = ch.c.out.sendMethod(false, ch.id, &codec.BasicCancel{ConsumerTag: cs.tag, NoWait: true})
 	}
@@ -357,6 +358,14 @@ func newConsumerTag() string {
 	return "amq.ctag-" + strings.TrimRight(base64.URLEncoding.EncodeToString(b[:]), "=")
 }
 
+// ackTimedOut closes the channel whose consumer kept a delivery past the
+// queue's x-consumer-timeout, as RabbitMQ does (the queue has already
+// taken the delivery back).
+func (ch *channel) ackTimedOut(id uint64) {
+	ch.fail(protoErr(codec.ReplyPreconditionFailed, 0,
+		"delivery acknowledgement on channel %d timed out (x-consumer-timeout)", ch.id))
+}
+
 // cancel handles basic.cancel from the client.
 func (ch *channel) cancel(tag string, noWait bool) error {
 	ch.mu.Lock()
@@ -368,7 +377,7 @@ func (ch *channel) cancel(tag string, noWait bool) error {
 		ops = ch.returnHeldLocked(cs)
 	}
 	ch.mu.Unlock()
-	runSettles(ops)
+	runSettles(ch.ctx(), ops)
 	if cs != nil {
 		if cs.replyToken != "" {
 			ch.c.srv.replyTo.drop(cs.replyToken)
@@ -408,7 +417,7 @@ func (ch *channel) qos(m *codec.BasicQos) error {
 	}
 	ops := ch.drainHeldLocked()
 	ch.mu.Unlock()
-	runSettles(ops)
+	runSettles(ch.ctx(), ops)
 	for _, c := range changes {
 		if err := c.sub.SetPrefetch(ctx, c.n); err != nil {
 			return err
@@ -433,7 +442,7 @@ func (ch *channel) settle(tag uint64, multiple bool, kind settleKind, requeue bo
 	}
 	ops = append(ops, ch.drainHeldLocked()...)
 	ch.mu.Unlock()
-	runSettles(ops)
+	runSettles(ch.ctx(), ops)
 	return nil
 }
 
@@ -449,7 +458,7 @@ func (ch *channel) recover(requeue, reply bool) error {
 	ops := ch.unacked.takeAll(opNack, true)
 	ops = append(ops, ch.drainHeldLocked()...)
 	ch.mu.Unlock()
-	runSettles(ops)
+	runSettles(ch.ctx(), ops)
 	if !reply {
 		return nil
 	}

@@ -593,9 +593,9 @@ type fakeGet struct {
 	m *fakeMsg
 }
 
-func (g *fakeGet) Ack() {}
+func (g *fakeGet) Ack(context.Context) {}
 
-func (g *fakeGet) Nack(requeue bool) {
+func (g *fakeGet) Nack(_ context.Context, requeue bool) {
 	if !requeue {
 		return
 	}

@@ -121,7 +121,7 @@ func (ch *channel) txCommit() error {
 		return fail
 	}
 	for _, s := range settles {
-		runSettles(settlesFor(s.taken, s.kind, s.requeue))
+		runSettles(ch.ctx(), settlesFor(s.taken, s.kind, s.requeue))
 	}
 	return ch.reply(&codec.TxCommitOk{})
 }

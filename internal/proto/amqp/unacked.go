@@ -1,6 +1,7 @@
 package amqp
 
 import (
+	"context"
 	"slices"
 	"sort"
 )
@@ -147,12 +148,12 @@ type settleOp struct {
 	get      Settler
 }
 
-func (op settleOp) run() {
+func (op settleOp) run(ctx context.Context) {
 	switch {
 	case op.get != nil && op.kind == opAck:
-		op.get.Ack()
+		op.get.Ack(ctx)
 	case op.get != nil:
-		op.get.Nack(op.requeue)
+		op.get.Nack(ctx, op.requeue)
 	case op.sub == nil:
 	case op.kind == opAck:
 		op.sub.Ack(op.id, op.multiple)
@@ -161,9 +162,11 @@ func (op settleOp) run() {
 	}
 }
 
-func runSettles(ops []settleOp) {
+// runSettles makes the backend calls of ops; ctx bounds the synchronous
+// ones (basic.get settlements).
+func runSettles(ctx context.Context, ops []settleOp) {
 	for _, op := range ops {
-		op.run()
+		op.run(ctx)
 	}
 }
 

@@ -1,0 +1,387 @@
+package amqp
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+)
+
+// These tests check that RabbitMQ's queue and consumer arguments, given
+// over AMQP, reach the broker and behave as RabbitMQ clients expect. The
+// broker's clock is the real one: time-driven behaviours use short
+// durations and wait for their effect (never for a duration).
+
+func declareArgs(t testing.TB, ch *amqp091.Channel, name string, args amqp091.Table) {
+	t.Helper()
+	if _, err := ch.QueueDeclare(name, true, false, false, false, args); err != nil {
+		t.Fatalf("queue.declare %s %v: %v", name, args, err)
+	}
+}
+
+func confirmedChannel(t testing.TB, ts *testServer) (*amqp091.Channel, <-chan amqp091.Confirmation) {
+	t.Helper()
+	ch := ts.channel(t)
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	return ch, ch.NotifyPublish(make(chan amqp091.Confirmation, 1000))
+}
+
+// publishConfirmed publishes and waits for the confirm; it returns
+// whether it was an ack.
+func publishConfirmed(t testing.TB, ch *amqp091.Channel, confirms <-chan amqp091.Confirmation, exchange, key string, p amqp091.Publishing) bool {
+	t.Helper()
+	if err := ch.PublishWithContext(context.Background(), exchange, key, false, false, p); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-confirms:
+		return c.Ack
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no confirm")
+	}
+	return false
+}
+
+func TestMessageTTLAndDeadLettering(t *testing.T) {
+	ts := startServer(t)
+	ch, confirms := confirmedChannel(t, ts)
+	declareArgs(t, ch, "ttl-dead", nil)
+	declareArgs(t, ch, "ttl", amqp091.Table{"x-message-ttl": int32(20), "x-dead-letter-exchange": "",
+		"x-dead-letter-routing-key": "ttl-dead"})
+	if !publishConfirmed(t, ch, confirms, "", "ttl", amqp091.Publishing{Body: []byte("expires")}) {
+		t.Fatal("nack")
+	}
+	msgs, _ := ch.Consume("ttl-dead", "", false, false, false, false, nil)
+	d := recv(t, msgs)
+	if string(d.Body) != "expires" {
+		t.Errorf("dead-lettered body %q", d.Body)
+	}
+	if death, ok := d.Headers["x-death"].([]interface{}); !ok || len(death) == 0 {
+		t.Errorf("dead-lettered message without x-death: %v", d.Headers)
+	}
+}
+
+func TestPerMessageExpiration(t *testing.T) {
+	ts := startServer(t)
+	ch, confirms := confirmedChannel(t, ts)
+	declareArgs(t, ch, "exp", nil)
+	publishConfirmed(t, ch, confirms, "", "exp", amqp091.Publishing{Expiration: "10", Body: []byte("short")})
+	publishConfirmed(t, ch, confirms, "", "exp", amqp091.Publishing{Body: []byte("stays")})
+	waitFor(t, "the expired message dropped", func() bool {
+		d, ok, err := ch.Get("exp", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			return false
+		}
+		_ = d.Nack(false, true)
+		return string(d.Body) == "stays"
+	})
+}
+
+func TestMaxLengthDropsHeadAndRejectPublishNacks(t *testing.T) {
+	ts := startServer(t)
+	ch, confirms := confirmedChannel(t, ts)
+	declareArgs(t, ch, "maxlen", amqp091.Table{"x-max-length": int32(2)})
+	for i := 0; i < 3; i++ {
+		publishConfirmed(t, ch, confirms, "", "maxlen", amqp091.Publishing{Body: []byte(fmt.Sprint(i))})
+	}
+	d, ok, err := ch.Get("maxlen", true)
+	if err != nil || !ok || string(d.Body) != "1" {
+		t.Errorf("after drop-head overflow the head is %q (ok %v, err %v), want 1", d.Body, ok, err)
+	}
+	declareArgs(t, ch, "maxbytes", amqp091.Table{"x-max-length-bytes": int32(10), "x-overflow": "reject-publish"})
+	if !publishConfirmed(t, ch, confirms, "", "maxbytes", amqp091.Publishing{Body: []byte("0123456789")}) {
+		t.Errorf("a publish within x-max-length-bytes was nacked")
+	}
+	if publishConfirmed(t, ch, confirms, "", "maxbytes", amqp091.Publishing{Body: []byte("x")}) {
+		t.Errorf("a publish over x-max-length-bytes with reject-publish was acked")
+	}
+}
+
+func TestQueueExpiresWhenUnused(t *testing.T) {
+	ts := startServer(t)
+	ch := ts.channel(t)
+	declareArgs(t, ch, "expiring", amqp091.Table{"x-expires": int32(50)})
+	waitFor(t, "the unused queue deleted", func() bool { _, ok := ts.depth("expiring"); return !ok })
+}
+
+func TestMaxPriorityDeliversHigherFirst(t *testing.T) {
+	ts := startServer(t)
+	ch, confirms := confirmedChannel(t, ts)
+	declareArgs(t, ch, "prioq", amqp091.Table{"x-max-priority": uint8(9)})
+	for _, p := range []uint8{1, 9, 5} {
+		publishConfirmed(t, ch, confirms, "", "prioq", amqp091.Publishing{Priority: p, Body: []byte(fmt.Sprint(p))})
+	}
+	var got []string
+	for i := 0; i < 3; i++ {
+		d, ok, err := ch.Get("prioq", true)
+		if err != nil || !ok {
+			t.Fatalf("get %d: %v %v", i, ok, err)
+		}
+		got = append(got, string(d.Body))
+	}
+	if fmt.Sprint(got) != "[9 5 1]" {
+		t.Errorf("priority order %v, want [9 5 1]", got)
+	}
+}
+
+func TestSingleActiveConsumer(t *testing.T) {
+	ts := startServer(t)
+	ch, confirms := confirmedChannel(t, ts)
+	declareArgs(t, ch, "sac", amqp091.Table{"x-single-active-consumer": true})
+	first, _ := ch.Consume("sac", "first", false, false, false, false, nil)
+	second, _ := ch.Consume("sac", "second", false, false, false, false, nil)
+	for i := 0; i < 3; i++ {
+		publishConfirmed(t, ch, confirms, "", "sac", amqp091.Publishing{Body: []byte(fmt.Sprint(i))})
+		recv(t, first).Ack(false)
+	}
+	noDelivery(t, ch, second)
+	if err := ch.Cancel("first", false); err != nil {
+		t.Fatal(err)
+	}
+	publishConfirmed(t, ch, confirms, "", "sac", amqp091.Publishing{Body: []byte("next")})
+	if d := recv(t, second); string(d.Body) != "next" {
+		t.Errorf("after the active consumer left: %q", d.Body)
+	}
+}
+
+func TestDeliveryLimitDeadLetters(t *testing.T) {
+	ts := startServer(t)
+	ch, confirms := confirmedChannel(t, ts)
+	declareArgs(t, ch, "poison-dlq", nil)
+	declareArgs(t, ch, "poison", amqp091.Table{"x-delivery-limit": int32(1), "x-dead-letter-exchange": "",
+		"x-dead-letter-routing-key": "poison-dlq"})
+	publishConfirmed(t, ch, confirms, "", "poison", amqp091.Publishing{Body: []byte("bad")})
+	msgs, _ := ch.Consume("poison", "", false, false, false, false, nil)
+	for i := 0; i < 2; i++ {
+		d := recv(t, msgs)
+		if err := d.Nack(false, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the poison message dead-lettered", func() bool { n, _ := ts.depth("poison-dlq"); return n == 1 })
+}
+
+func TestAlternateExchangeAndHeadersAndTopicRouting(t *testing.T) {
+	ts := startServer(t)
+	ch, confirms := confirmedChannel(t, ts)
+	if err := ch.ExchangeDeclare("ae-catch", "fanout", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.ExchangeDeclare("ae-main", "topic", false, false, false, false, amqp091.Table{"alternate-exchange": "ae-catch"}); err != nil {
+		t.Fatal(err)
+	}
+	declareArgs(t, ch, "ae-caught", nil)
+	declareArgs(t, ch, "ae-topic", nil)
+	if err := ch.QueueBind("ae-caught", "", "ae-catch", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind("ae-topic", "stock.#", "ae-main", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	publishConfirmed(t, ch, confirms, "ae-main", "stock.nyse.ibm", amqp091.Publishing{Body: []byte("t")})
+	publishConfirmed(t, ch, confirms, "ae-main", "weather.paris", amqp091.Publishing{Body: []byte("ae")})
+	if n, _ := ts.depth("ae-topic"); n != 1 {
+		t.Errorf("topic queue holds %d, want 1", n)
+	}
+	if n, _ := ts.depth("ae-caught"); n != 1 {
+		t.Errorf("alternate exchange's queue holds %d, want 1", n)
+	}
+	declareArgs(t, ch, "hdr", nil)
+	if err := ch.QueueBind("hdr", "", "amq.headers", false, amqp091.Table{"x-match": "all", "format": "pdf", "type": "report"}); err != nil {
+		t.Fatal(err)
+	}
+	publishConfirmed(t, ch, confirms, "amq.headers", "", amqp091.Publishing{Headers: amqp091.Table{"format": "pdf", "type": "report"}})
+	publishConfirmed(t, ch, confirms, "amq.headers", "", amqp091.Publishing{Headers: amqp091.Table{"format": "pdf"}})
+	if n, _ := ts.depth("hdr"); n != 1 {
+		t.Errorf("headers queue holds %d, want 1 (x-match all)", n)
+	}
+}
+
+func TestQueueTypesAndStreamOffsets(t *testing.T) {
+	ts := startServer(t)
+	ch, confirms := confirmedChannel(t, ts)
+	for _, typ := range []string{"classic", "quorum"} {
+		q, err := ch.QueueDeclare("typed-"+typ, true, false, false, false, amqp091.Table{"x-queue-type": typ})
+		if err != nil {
+			t.Fatalf("x-queue-type %s: %v", typ, err)
+		}
+		if q.Name != "typed-"+typ {
+			t.Errorf("declared %q", q.Name)
+		}
+	}
+	if _, err := ch.QueueDeclare("events", true, false, false, false,
+		amqp091.Table{"x-queue-type": "stream", "x-max-age": "7D", "x-max-length-bytes": int64(1 << 30)}); err != nil {
+		t.Fatalf("stream declare: %v", err)
+	}
+	for i := 0; i < 5; i++ {
+		if !publishConfirmed(t, ch, confirms, "", "events", amqp091.Publishing{Body: []byte(fmt.Sprint(i))}) {
+			t.Fatalf("stream publish %d nacked", i)
+		}
+	}
+	// Find message "3"'s offset from the x-stream-offset header of a
+	// consumer from the first, then start a consumer there.
+	var third int64 = -1
+	for _, tc := range []struct {
+		offset any
+		first  string
+	}{{"first", "0"}, {nil, "3"}} {
+		if tc.offset == nil {
+			tc.offset = third
+		}
+		c := ts.channel(t)
+		if err := c.Qos(10, 0, false); err != nil {
+			t.Fatal(err)
+		}
+		msgs, err := c.Consume("events", "", false, false, false, false, amqp091.Table{"x-stream-offset": tc.offset})
+		if err != nil {
+			t.Fatalf("consume from %v: %v", tc.offset, err)
+		}
+		d := recv(t, msgs)
+		if string(d.Body) != tc.first {
+			t.Errorf("x-stream-offset %v: first message %q, want %q", tc.offset, d.Body, tc.first)
+		}
+		if third >= 0 {
+			continue
+		}
+		for string(d.Body) != "3" {
+			d.Ack(false)
+			d = recv(t, msgs)
+		}
+		off, ok := d.Headers["x-stream-offset"].(int64)
+		if !ok {
+			t.Fatalf("stream delivery without an x-stream-offset header: %v", d.Headers)
+		}
+		third = off
+	}
+	c := ts.channel(t)
+	_, err := c.Consume("events", "", false, false, false, false, amqp091.Table{"x-stream-offset": "yesterday"})
+	if e := amqpErr(t, err); e.Code != 406 {
+		t.Errorf("bad x-stream-offset: got %d %q, want 406", e.Code, e.Reason)
+	}
+}
+
+func TestFerryDelayAndDedupeHeaders(t *testing.T) {
+	ts := startServer(t)
+	ch, confirms := confirmedChannel(t, ts)
+	declareArgs(t, ch, "dedupe", amqp091.Table{"x-ferry-dedupe-window": int32(3600000)})
+	for i := 0; i < 2; i++ {
+		if !publishConfirmed(t, ch, confirms, "", "dedupe", amqp091.Publishing{MessageId: "once",
+			Headers: amqp091.Table{"x-ferry-dedupe-id": "order-1"}, Body: []byte("m")}) {
+			t.Fatalf("publish %d nacked", i)
+		}
+	}
+	waitFor(t, "one copy", func() bool { n, _ := ts.depth("dedupe"); return n == 1 })
+
+	declareArgs(t, ch, "delayed", nil)
+	publishConfirmed(t, ch, confirms, "", "delayed", amqp091.Publishing{Headers: amqp091.Table{"x-ferry-delay": int32(30)}, Body: []byte("later")})
+	msgs, _ := ch.Consume("delayed", "", true, false, false, false, nil)
+	if d := recv(t, msgs); string(d.Body) != "later" {
+		t.Errorf("delayed message %q", d.Body)
+	}
+}
+
+func TestConsumerTimeoutClosesTheChannel(t *testing.T) {
+	ts := startServer(t)
+	ch, confirms := confirmedChannel(t, ts)
+	declareArgs(t, ch, "slow", amqp091.Table{"x-consumer-timeout": int32(50)})
+	closed := ch.NotifyClose(make(chan *amqp091.Error, 1))
+	msgs, _ := ch.Consume("slow", "", false, false, false, false, nil)
+	publishConfirmed(t, ch, confirms, "", "slow", amqp091.Publishing{Body: []byte("m")})
+	recv(t, msgs) // and never acknowledged
+	if e := closeReason(t, closed); e.Code != 406 || !strings.Contains(e.Reason, "delivery acknowledgement on channel 1 timed out") {
+		t.Errorf("got %d %q", e.Code, e.Reason)
+	}
+}
+
+func TestFerryBackoffDelaysRedelivery(t *testing.T) {
+	ts := startServer(t)
+	ch, confirms := confirmedChannel(t, ts)
+	declareArgs(t, ch, "backoff", amqp091.Table{"x-ferry-backoff": "fixed", "x-ferry-backoff-base": int32(600000)})
+	msgs, _ := ch.Consume("backoff", "", false, false, false, false, nil)
+	publishConfirmed(t, ch, confirms, "", "backoff", amqp091.Publishing{Body: []byte("m")})
+	if err := recv(t, msgs).Nack(false, true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the returned message delayed", func() bool {
+		st, err := ts.broker.QueueStats("/", "backoff")
+		return err == nil && st.Delayed == 1
+	})
+	noDelivery(t, ch, msgs)
+}
+
+func TestFerryOrderingKeyDeliversOneAtATime(t *testing.T) {
+	ts := startServer(t)
+	ch, confirms := confirmedChannel(t, ts)
+	declareArgs(t, ch, "ordered", amqp091.Table{"x-ferry-ordering-key": true})
+	for i := 0; i < 2; i++ {
+		publishConfirmed(t, ch, confirms, "", "ordered", amqp091.Publishing{
+			Headers: amqp091.Table{"x-ferry-ordering-key": "account-7"}, Body: []byte(fmt.Sprint(i))})
+	}
+	msgs, _ := ch.Consume("ordered", "", false, false, false, false, nil)
+	first := recv(t, msgs)
+	noDelivery(t, ch, msgs)
+	if err := first.Ack(false); err != nil {
+		t.Fatal(err)
+	}
+	if d := recv(t, msgs); string(d.Body) != "1" {
+		t.Errorf("second of the key: %q", d.Body)
+	}
+}
+
+func TestDurablePublishSurvivesABrokerRestart(t *testing.T) {
+	diskFree := new(atomic.Uint64)
+	diskFree.Store(math.MaxUint64 / 2)
+	dir := t.TempDir()
+	b, err := openBroker(dir, diskFree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	ts := startServerWith(t, NewBrokerBackend(b))
+	ch, confirms := confirmedChannel(t, ts)
+	declareArgs(t, ch, "durable", nil)
+	if !publishConfirmed(t, ch, confirms, "", "durable", amqp091.Publishing{DeliveryMode: amqp091.Persistent,
+		MessageId: "keep", Body: []byte("survives")}) {
+		t.Fatal("nack")
+	}
+	_ = ts.srv.Close()
+	if err := <-ts.errc; err != nil {
+		t.Fatal(err)
+	}
+	ts.errc <- nil // for the cleanup's receive
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b2, err := openBroker(dir, diskFree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b2.Close() }) // after the server's cleanup, registered next
+	ts2 := startServerWith(t, NewBrokerBackend(b2))
+	ch2 := ts2.channel(t)
+	var d amqp091.Delivery
+	waitFor(t, "the queue back after the restart", func() bool {
+		var ok bool
+		var err error
+		d, ok, err = ch2.Get("durable", false)
+		if err != nil {
+			ch2 = ts2.channel(t) // the queue's group may still be electing
+			return false
+		}
+		return ok
+	})
+	if string(d.Body) != "survives" || d.MessageId != "keep" || d.DeliveryMode != amqp091.Persistent {
+		t.Errorf("after restart: %q id %q mode %d", d.Body, d.MessageId, d.DeliveryMode)
+	}
+}
