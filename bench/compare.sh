@@ -66,6 +66,11 @@ else
 	PUB_VARIANTS=("1024 1" "1024 4" "128 1" "128 4")
 fi
 DRAIN_SIZE=128
+# A run that takes longer than this has hung (a broker stopped answering):
+# the driver gives up and the run counts as broken.
+# timeout(1) ends a driver that hangs even after its deadline.
+RUN_DEADLINE=$((QUICK ? 5 : 15))m
+RUN_TIMEOUT=$((QUICK ? 7 : 17))m
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench.XXXXXX")
 BIN="$WORK/bin"
@@ -74,6 +79,9 @@ NOTES="$WORK/notes.txt"
 MACHINE="$WORK/machine.txt"
 FAILURES=0
 STARTED=() # PIDs of every process this script started, in start order
+DRIVER=""  # PID of the driver run in progress
+PEER_ADDR="" # the broker under test: its address for the driver
+PEER_PID=""  # and its process, for CPU time and RSS
 : >"$RESULTS"
 : >"$NOTES"
 
@@ -115,6 +123,9 @@ stop_started() {
 
 cleanup() {
 	local rc=$?
+	if [[ -n "$DRIVER" ]]; then
+		stop_pid "$DRIVER"
+	fi
 	stop_started || rc=1
 	if ((KEEP)); then
 		log "kept $WORK"
@@ -180,6 +191,7 @@ describe_machine() {
 		echo "cpu: $(nproc) × $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
 		echo "memory: $(awk '/^MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
 		echo "kernel: $(uname -sr)"
+		echo "load average at the start (1, 5, 15 min): $(cut -d' ' -f1-3 /proc/loadavg)"
 		echo "data directory file system: $fs"
 		echo "go: $(go version | awk '{print $3}')"
 		if enabled rabbitmq; then
@@ -199,11 +211,18 @@ bench() {
 	shift 6
 	local pidarg=()
 	if [[ -n "$pid" ]]; then pidarg=(-pid "$pid"); fi
-	for ((i = 1; i <= RUNS; i++)); do
-		log "$target: $workload $variant (run $i/$RUNS)"
+	local runs=${RUNS_NOW:-$RUNS}
+	for ((i = 1; i <= runs; i++)); do
+		log "$target: $workload $variant (run $i/$runs)"
 		rc=0
-		out=$("$BIN/driver" run -target "$kind" -name "$target" -addr "$addr" -workload "$workload" \
-			-variant "$variant" "${pidarg[@]}" "$@" 2>>"$WORK/driver.log") || rc=$?
+		# In the background so that a signal to this script is handled at
+		# once (bash defers traps until a foreground command returns).
+		timeout --kill-after=30s "$RUN_TIMEOUT" "$BIN/driver" run -target "$kind" -name "$target" -addr "$addr" -workload "$workload" \
+			-variant "$variant" -deadline "$RUN_DEADLINE" "${pidarg[@]}" "$@" >"$WORK/run.json" 2>>"$WORK/driver.log" &
+		DRIVER=$!
+		wait "$DRIVER" || rc=$?
+		DRIVER=""
+		out=$(cat "$WORK/run.json")
 		if [[ -n "$out" ]]; then
 			printf '%s\n' "$out" >>"$RESULTS"
 		fi
@@ -217,25 +236,36 @@ bench() {
 	done
 }
 
-# workloads TARGET ADDR DRIVER_TARGET PID: every workload against one target.
+# workloads TARGET DRIVER_TARGET START_FN: every workload against the
+# target at PEER_ADDR (process PEER_PID). Each drain run (which also
+# measures RAM per message) gets a fresh broker with an empty data
+# directory from START_FN, so that memory left by earlier runs does not
+# hide the queue's; without a START_FN (Ferry, started by the caller) the
+# running process is used.
 workloads() {
-	local target=$1 addr=$2 kind=$3 pid=$4 v size producers half
+	local target=$1 kind=$2 start_fn=$3 v size producers half r
 	for v in "${PUB_VARIANTS[@]}"; do
 		read -r size producers <<<"$v"
-		bench "$target" "$addr" "$kind" "$pid" publish "$(size_label "$size")-${producers}p" \
+		bench "$target" "$PEER_ADDR" "$kind" "$PEER_PID" publish "$(size_label "$size")-${producers}p" \
 			-size "$size" -producers "$producers" -duration "$PUB_SECS"
 	done
-	bench "$target" "$addr" "$kind" "$pid" drain "$(count_label "$DRAIN_MSGS")x${DRAIN_SIZE}B" \
-		-size "$DRAIN_SIZE" -producers 4 -messages "$DRAIN_MSGS"
-	bench "$target" "$addr" "$kind" "$pid" latency "1000/s" -size 1024 -rate 1000 -duration "$LAT_SECS"
+	for ((r = 1; r <= RUNS; r++)); do
+		if [[ -n "$start_fn" ]]; then
+			stop_started
+			"$start_fn"
+		fi
+		RUNS_NOW=1 bench "$target" "$PEER_ADDR" "$kind" "$PEER_PID" drain "$(count_label "$DRAIN_MSGS")x${DRAIN_SIZE}B" \
+			-size "$DRAIN_SIZE" -producers 4 -messages "$DRAIN_MSGS"
+	done
+	bench "$target" "$PEER_ADDR" "$kind" "$PEER_PID" latency "1000/s" -size 1024 -rate 1000 -duration "$LAT_SECS"
 	if half=$("$BIN/report" median -results "$RESULTS" -target "$target" -workload publish \
 		-variant 1KiB-1p -metric publish_msgs_per_sec 2>/dev/null); then
-		bench "$target" "$addr" "$kind" "$pid" latency "half max" -size 1024 -rate "$((half / 2))" -duration "$LAT_SECS"
+		bench "$target" "$PEER_ADDR" "$kind" "$PEER_PID" latency "half max" -size 1024 -rate "$((half / 2))" -duration "$LAT_SECS"
 	else
 		note "$target: no passing 1 KiB × 1 producer publish run, so no latency at half the maximum rate"
 	fi
-	bench "$target" "$addr" "$kind" "$pid" fanout "10 queues" -size 1024 -fanout 10 -duration "$FAN_SECS"
-	bench "$target" "$addr" "$kind" "$pid" queues "$MANY_QUEUES queues" -size 128 -queues "$MANY_QUEUES" \
+	bench "$target" "$PEER_ADDR" "$kind" "$PEER_PID" fanout "10 queues" -size 1024 -fanout 10 -duration "$FAN_SECS"
+	bench "$target" "$PEER_ADDR" "$kind" "$PEER_PID" queues "$MANY_QUEUES queues" -size 128 -queues "$MANY_QUEUES" \
 		-rate 10 -duration "$Q_SECS"
 }
 
@@ -251,12 +281,16 @@ wait_ready() {
 	fi
 }
 
-run_rabbitmq() {
-	local dir="$WORK/rabbitmq" server port dist epmd_port beam i
+# The start_* functions start a peer with an empty data directory and set
+# PEER_ADDR and PEER_PID (the process whose CPU time and RSS are measured).
+
+start_rabbitmq() {
+	local dir="$WORK/rabbitmq" server port dist epmd_port
 	server=$(compgen -G "/usr/lib/rabbitmq/lib/rabbitmq_server-*/sbin/rabbitmq-server" | head -n 1)
 	port=$(free_port 5672)
 	dist=$(free_port 25672)
 	epmd_port=$(free_port 4369)
+	rm -rf "$dir"
 	mkdir -p "$dir/home" "$dir/mnesia" "$dir/log"
 	# Quorum queues fsync their write-ahead log before confirming; classic
 	# queues confirm persistent messages once written to the message store.
@@ -276,45 +310,56 @@ run_rabbitmq() {
 		RABBITMQ_DIST_PORT="$dist" RABBITMQ_CONFIG_FILE="$dir/rabbitmq.conf" RABBITMQ_CONF_ENV_FILE="$dir/rabbitmq-env.conf" \
 		RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins" RABBITMQ_MNESIA_BASE="$dir/mnesia" \
 		RABBITMQ_LOG_BASE="$dir/log" RABBITMQ_PID_FILE="$dir/beam.pid" "$server"
-	local addr="amqp://guest:guest@127.0.0.1:$port/"
-	wait_ready amqp-classic "$addr" rabbitmq
-	beam=$(cat "$dir/beam.pid")
-	STARTED+=("$beam") # the Erlang VM: stopped first, it takes its helpers with it
-	log "RabbitMQ ready on $port (beam pid $beam)"
-	workloads rabbitmq-quorum "$addr" amqp-quorum "$beam"
-	workloads rabbitmq-classic "$addr" amqp-classic "$beam"
-	stop_started
+	PEER_ADDR="amqp://guest:guest@127.0.0.1:$port/"
+	wait_ready amqp-classic "$PEER_ADDR" rabbitmq
+	PEER_PID=$(cat "$dir/beam.pid")
+	STARTED+=("$PEER_PID") # the Erlang VM: stopped first, it takes its helpers with it
+	log "RabbitMQ ready on $port (beam pid $PEER_PID)"
 }
 
-run_nats() {
-	local mode=$1
-	local dir="$WORK/nats-$mode" port sync=""
-	port=$(free_port 4222)
-	mkdir -p "$dir/store"
-	if [[ $mode == sync ]]; then
+# nats_config MODE DIR PORT: JetStream with file storage; MODE sync adds
+# sync_interval: always (fsync before every PubAck).
+nats_config() {
+	local sync=""
+	if [[ $1 == sync ]]; then
 		sync="  sync_interval: always"
 	fi
-	cat >"$dir/nats.conf" <<-EOF
-		listen: 127.0.0.1:$port
+	cat <<-EOF
+		listen: 127.0.0.1:$3
 		jetstream {
-		  store_dir: "$dir/store"
+		  store_dir: "$2/store"
 		$sync
 		}
 	EOF
-	if [[ $mode == sync ]] && ! nats-server -t -c "$dir/nats.conf" >"$WORK/nats-sync-check.log" 2>&1; then
-		note "nats-server $(nats-server --version | awk '{print $2}') does not support sync_interval ($(head -n 1 "$WORK/nats-sync-check.log")): JetStream ran only at its default, which does not fsync before acknowledging"
-		return 0
-	fi
-	start "nats-$mode" "$WORK/nats-$mode.log" nats-server -c "$dir/nats.conf"
-	local pid=${STARTED[-1]} addr="nats://127.0.0.1:$port"
-	wait_ready jetstream "$addr" "nats-$mode"
-	workloads "nats-$mode" "$addr" jetstream "$pid"
-	stop_started
 }
 
-run_mosquitto() {
+nats_supports_sync() {
+	mkdir -p "$WORK/nats-check"
+	nats_config sync "$WORK/nats-check" 4222 >"$WORK/nats-check/nats.conf"
+	if ! nats-server -t -c "$WORK/nats-check/nats.conf" >"$WORK/nats-check.log" 2>&1; then
+		note "nats-server $(nats-server --version | awk '{print $2}') does not support sync_interval ($(head -n 1 "$WORK/nats-check.log")): JetStream ran only at its default, which does not fsync before acknowledging"
+		return 1
+	fi
+}
+
+start_nats() {
+	local mode=$1
+	local dir="$WORK/nats-$mode" port
+	port=$(free_port 4222)
+	rm -rf "$dir"
+	mkdir -p "$dir/store"
+	nats_config "$mode" "$dir" "$port" >"$dir/nats.conf"
+	start "nats-$mode" "$WORK/nats-$mode.log" nats-server -c "$dir/nats.conf"
+	PEER_PID=${STARTED[-1]} PEER_ADDR="nats://127.0.0.1:$port"
+	wait_ready jetstream "$PEER_ADDR" "nats-$mode"
+}
+start_nats_sync() { start_nats sync; }
+start_nats_default() { start_nats default; }
+
+start_mosquitto() {
 	local dir="$WORK/mosquitto" port
 	port=$(free_port 1883)
+	rm -rf "$dir"
 	mkdir -p "$dir"
 	# Persistence keeps queued QoS 1 messages across restarts, saved every
 	# autosave_interval seconds: mosquitto never fsyncs before its PUBACK.
@@ -332,15 +377,33 @@ run_mosquitto() {
 		log_type error
 	EOF
 	start mosquitto "$WORK/mosquitto.log" mosquitto -c "$dir/mosquitto.conf"
-	local pid=${STARTED[-1]} addr="tcp://127.0.0.1:$port"
-	wait_ready mqtt "$addr" mosquitto
-	workloads mosquitto "$addr" mqtt "$pid"
+	PEER_PID=${STARTED[-1]} PEER_ADDR="tcp://127.0.0.1:$port"
+	wait_ready mqtt "$PEER_ADDR" mosquitto
+}
+
+# run_peer START_FN TARGET DRIVER_TARGET [TARGET DRIVER_TARGET...]: start
+# the peer, run the workloads of each target it serves, stop it.
+run_peer() {
+	local start_fn=$1
+	shift
+	"$start_fn"
+	while (($#)); do
+		workloads "$1" "$2" "$start_fn"
+		shift 2
+	done
 	stop_started
 }
 
 run_ferry() {
-	if [[ -n "$FERRY_AMQP" ]]; then workloads ferry-amqp "amqp://guest:guest@$FERRY_AMQP/" amqp "$FERRY_PID"; fi
-	if [[ -n "$FERRY_MQTT" ]]; then workloads ferry-mqtt "tcp://$FERRY_MQTT" mqtt "$FERRY_PID"; fi
+	PEER_PID=$FERRY_PID
+	if [[ -n "$FERRY_AMQP" ]]; then
+		PEER_ADDR="amqp://guest:guest@$FERRY_AMQP/"
+		workloads ferry-amqp amqp ""
+	fi
+	if [[ -n "$FERRY_MQTT" ]]; then
+		PEER_ADDR="tcp://$FERRY_MQTT"
+		workloads ferry-mqtt mqtt ""
+	fi
 	if [[ -n "$FERRY_KAFKA" ]]; then
 		local v size producers
 		for v in "${PUB_VARIANTS[@]}"; do
@@ -361,17 +424,19 @@ main() {
 	describe_machine
 	log "measuring the physical limits in $WORK"
 	"$BIN/physical" -dir "$WORK" -duration "$((QUICK ? 1 : 3))s" >"$WORK/physical.json"
+	# The floor: the same latency workload with no broker at all.
+	bench inproc "" inproc "" latency "1000/s" -size 1024 -rate 1000 -duration "$LAT_SECS"
 	if enabled ferry; then run_ferry; fi
-	if enabled rabbitmq; then run_rabbitmq; fi
+	if enabled rabbitmq; then run_peer start_rabbitmq rabbitmq-quorum amqp-quorum rabbitmq-classic amqp-classic; fi
 	if enabled nats; then
-		run_nats sync
-		run_nats default
+		if nats_supports_sync; then run_peer start_nats_sync nats-sync jetstream; fi
+		run_peer start_nats_default nats-default jetstream
 	fi
-	if enabled mosquitto; then run_mosquitto; fi
+	if enabled mosquitto; then run_peer start_mosquitto mosquitto mqtt; fi
 	if ((QUICK)); then
 		note "--quick: one run per figure, ${PUB_SECS} publish phases, a ${DRAIN_MSGS}-message drain and ${MANY_QUEUES} queues instead of the full run's 3 runs, 10 s, 1M and 1,000"
 	fi
-	note "wall time of this run: $(((SECONDS - t0) / 60)) min $(((SECONDS - t0) % 60)) s"
+	note "wall time of this run: $(((SECONDS - t0) / 60)) min $(((SECONDS - t0) % 60)) s; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (the machine's other work competes with the brokers for its cores)"
 	"$BIN/report" render -results "$RESULTS" -physical "$WORK/physical.json" -machine "$MACHINE" \
 		-notes "$NOTES" -command "$COMMAND" -doc "$DOC"
 	log "wrote $DOC"

@@ -16,6 +16,7 @@ import (
 	"github.com/ferry-mq/ferry/bench/driver/amqptarget"
 	"github.com/ferry-mq/ferry/bench/driver/jstarget"
 	"github.com/ferry-mq/ferry/bench/driver/kafkatarget"
+	"github.com/ferry-mq/ferry/bench/driver/memtarget"
 	"github.com/ferry-mq/ferry/bench/driver/mqtttarget"
 	"github.com/ferry-mq/ferry/internal/loadgen"
 )
@@ -35,7 +36,7 @@ type options struct {
 	fanout, inflight, prefetch   int
 	partitions                   int
 	rate                         float64
-	duration, timeout            time.Duration
+	duration, timeout, deadline  time.Duration
 	messages                     uint64
 	pid                          int
 	progress                     bool
@@ -50,7 +51,7 @@ func main() {
 	defer stop()
 	var o options
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
-	fs.StringVar(&o.target, "target", "", "amqp-quorum | amqp-classic | amqp | jetstream | mqtt | kafka")
+	fs.StringVar(&o.target, "target", "", "amqp-quorum | amqp-classic | amqp | jetstream | mqtt | kafka | inproc (the load generator alone)")
 	fs.StringVar(&o.name, "name", "", "name of the target in the output (default: -target)")
 	fs.StringVar(&o.addr, "addr", "", "broker address: amqp://..., nats://..., tcp://host:port (MQTT), host:port (Kafka)")
 	fs.StringVar(&o.workload, "workload", "publish", "publish | drain | latency | fanout | queues | kafka (publish, reported as workload 7)")
@@ -66,6 +67,7 @@ func main() {
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "publish phase length")
 	fs.Uint64Var(&o.messages, "messages", 0, "messages in total (drain); 0 means by duration")
 	fs.IntVar(&o.pid, "pid", 0, "broker process id, for CPU time and RSS")
+	fs.DurationVar(&o.deadline, "deadline", 30*time.Minute, "run: give up on a run that takes longer (a hung broker)")
 	fs.BoolVar(&o.progress, "progress", false, "print live rates to stderr")
 	fs.DurationVar(&o.timeout, "timeout", 60*time.Second, "wait: how long to wait for the broker")
 	_ = fs.Parse(os.Args[2:]) // ExitOnError
@@ -89,7 +91,7 @@ func main() {
 }
 
 func newTarget(o options) (loadgen.Target, error) {
-	if o.addr == "" {
+	if o.addr == "" && o.target != "inproc" {
 		return nil, errors.New("-addr is required")
 	}
 	switch o.target {
@@ -103,6 +105,8 @@ func newTarget(o options) (loadgen.Target, error) {
 		return &jstarget.Target{URL: o.addr}, nil
 	case "mqtt":
 		return &mqtttarget.Target{Broker: o.addr}, nil
+	case "inproc":
+		return &memtarget.Target{}, nil
 	case "kafka":
 		return &kafkatarget.Target{Brokers: strings.Split(o.addr, ","), Partitions: int32(o.partitions)}, nil
 	}
@@ -165,6 +169,8 @@ func run(ctx context.Context, o options, target loadgen.Target) int {
 		}
 	}
 	w.spec.RunID = rand.Uint32()
+	ctx, cancel := context.WithTimeout(ctx, o.deadline)
+	defer cancel()
 	res, err := loadgen.Run(ctx, target, w.spec)
 	out := Output{Target: cmp.Or(o.name, o.target), Workload: o.workload, Variant: o.variant, Result: res, Metrics: w.metrics(res)}
 	code := exitOK

@@ -87,7 +87,7 @@ func (rs *results) latencyGoal() goal {
 	}
 	below := true
 	for _, c := range columns {
-		if c.ferry == "" {
+		if c.kind != peerColumn {
 			continue
 		}
 		if peer, ok := rs.median("latency", v, c.target, "p99_ms"); ok {
@@ -142,7 +142,7 @@ func (rs *results) ramGoal() goal {
 			parts = append(parts, fmt.Sprintf("Ferry %.0f B (%s)", m, v))
 		}
 		for _, c := range columns {
-			if c.ferry == "" {
+			if c.kind != peerColumn {
 				continue
 			}
 			if m, ok := rs.median("drain", v, c.target, "rss_bytes_per_msg"); ok {

@@ -8,22 +8,32 @@ import (
 
 // column is a target as the tables show it.
 type column struct {
-	target string // the driver's -target label, as recorded in results
+	target string // the target's name in the results
 	title  string
-	ferry  string // the Ferry target its ratio compares against ("" for Ferry itself)
+	ferry  string // a peer's: the Ferry target its ratio compares against
+	kind   kind
 }
+
+type kind int
+
+const (
+	ferryColumn     kind = iota // always shown, "—" until measured
+	peerColumn                  // shown when measured, with a Ferry / peer ratio
+	referenceColumn             // shown when measured, no ratio
+)
 
 // columns is every target the script knows, Ferry first. A target without
 // results is left out, except Ferry's, which show "—" until they exist.
 var columns = []column{
-	{"ferry-amqp", "Ferry (AMQP)", ""},
-	{"ferry-mqtt", "Ferry (MQTT)", ""},
-	{"ferry-kafka", "Ferry (Kafka)", ""},
-	{"rabbitmq-quorum", "RabbitMQ quorum queue (fsync before confirm)", "ferry-amqp"},
-	{"rabbitmq-classic", "RabbitMQ classic queue (durable, persistent)", "ferry-amqp"},
-	{"nats-sync", "NATS JetStream file, sync_interval always (fsync before PubAck)", "ferry-amqp"},
-	{"nats-default", "NATS JetStream file, default sync (no fsync before PubAck)", "ferry-amqp"},
-	{"mosquitto", "Mosquitto, persistence on (no fsync before PUBACK)", "ferry-mqtt"},
+	{"ferry-amqp", "Ferry (AMQP)", "", ferryColumn},
+	{"ferry-mqtt", "Ferry (MQTT)", "", ferryColumn},
+	{"ferry-kafka", "Ferry (Kafka)", "", ferryColumn},
+	{"rabbitmq-quorum", "RabbitMQ quorum queue (fsync before confirm)", "ferry-amqp", peerColumn},
+	{"rabbitmq-classic", "RabbitMQ classic queue (durable, persistent)", "ferry-amqp", peerColumn},
+	{"nats-sync", "NATS JetStream file, sync_interval always (fsync before PubAck)", "ferry-amqp", peerColumn},
+	{"nats-default", "NATS JetStream file, default sync (no fsync before PubAck)", "ferry-amqp", peerColumn},
+	{"mosquitto", "Mosquitto, persistence on (no fsync before PUBACK)", "ferry-mqtt", peerColumn},
+	{"inproc", "Load generator alone (in-process queue, no broker): the floor", "", referenceColumn},
 }
 
 // table is one workload's figures for one metric.
@@ -78,6 +88,15 @@ func ratio(ferry, peer cell) string {
 	return fmt.Sprintf("×%.2f", ferry.s.Median/peer.s.Median)
 }
 
+func (rs *results) hasWorkload(target, workload string) bool {
+	for k := range rs.runs {
+		if k.target == target && k.workload == workload {
+			return true
+		}
+	}
+	return false
+}
+
 func (rs *results) hasTarget(target string) bool {
 	for k := range rs.runs {
 		if k.target == target {
@@ -105,10 +124,15 @@ func (rs *results) render(b *strings.Builder, t table) {
 	fmt.Fprintf(b, "| target | %s |\n|---|%s\n", strings.Join(t.variants, " | "), strings.Repeat("---|", len(t.variants)))
 	var peers []column
 	for _, c := range columns {
-		if c.ferry != "" && !rs.hasTarget(c.target) || c.target == "ferry-kafka" {
-			continue // absent peers are left out; Ferry's Kafka has its own table (7)
+		switch {
+		case c.target == "ferry-kafka":
+			continue // Ferry's Kafka has its own table (7)
+		case c.kind == peerColumn && !rs.hasTarget(c.target):
+			continue // a peer this run did not measure
+		case c.kind == referenceColumn && !rs.hasWorkload(c.target, t.workload):
+			continue
 		}
-		if c.ferry != "" {
+		if c.kind == peerColumn {
 			peers = append(peers, c)
 		}
 		row := make([]string, len(t.variants))

@@ -99,11 +99,15 @@ func (s *session) Consume(ctx context.Context, queue string, prefetch int, handl
 	if err != nil {
 		return fmt.Errorf("amqp: opening a consumer channel: %w", err)
 	}
-	defer ch.Close()
+	var deliveries <-chan amqp.Delivery
+	defer func() { closeDraining(ch, deliveries) }()
 	if err := ch.Qos(prefetch, 0, false); err != nil {
 		return fmt.Errorf("amqp: basic.qos %d: %w", prefetch, err)
 	}
-	deliveries, err := ch.ConsumeWithContext(ctx, queue, "", false, false, false, false, nil)
+	// Consume, not ConsumeWithContext: the latter cancels the consumer from
+	// a goroutine of its own when ctx ends, an RPC that races closeDraining's
+	// channel.close on the same channel and can leave Close waiting forever.
+	deliveries, err = ch.Consume(queue, "", false, false, false, false, nil)
 	if err != nil {
 		return fmt.Errorf("amqp: consuming %q: %w", queue, err)
 	}
@@ -122,6 +126,29 @@ func (s *session) Consume(ctx context.Context, queue string, prefetch int, handl
 			}
 		case <-ctx.Done():
 			return nil
+		}
+	}
+}
+
+// closeDraining closes a consumer's channel. amqp091-go's Channel.Close
+// waits for the broker's close-ok, which its reader cannot deliver while
+// it is blocked handing a prefetched delivery to a consumer nobody reads:
+// so the deliveries are drained (unacked, the broker requeues them) until
+// the close completes.
+func closeDraining(ch *amqp.Channel, deliveries <-chan amqp.Delivery) {
+	closed := make(chan struct{})
+	go func() { // owned here: waited for below
+		_ = ch.Close() // the consumer is done either way; a close error changes nothing
+		close(closed)
+	}()
+	for {
+		select {
+		case _, ok := <-deliveries:
+			if !ok {
+				deliveries = nil // a nil channel blocks: wait for closed alone
+			}
+		case <-closed:
+			return
 		}
 	}
 }
