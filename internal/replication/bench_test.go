@@ -355,6 +355,7 @@ func BenchmarkTenThousandQuiescedGroups(b *testing.B) {
 		if time.Now().After(deadline) {
 			b.Fatalf("after 10 minutes %d of %d replicas sleep, %d leaders", total, 3*groups, lead)
 		}
+		b.Logf("%d of %d replicas sleep, %d leaders", total, 3*groups, lead)
 		waitABit()
 	}
 	b.ResetTimer()

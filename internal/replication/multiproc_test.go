@@ -376,7 +376,7 @@ func TestMultiProcessKillLeaderLosesNoAcknowledgedProposal(t *testing.T) {
 }
 
 func waitProcLeader(t testing.TB, clients func() []string) NodeID {
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(5 * time.Minute)
 	for time.Now().Before(deadline) {
 		for i, c := range clients() {
 			if reply, err := call(c, "P probe"); err == nil && strings.HasPrefix(reply, "OK ") {

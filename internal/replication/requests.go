@@ -472,7 +472,7 @@ func (g *group) checkPromotes() {
 		ready := true
 		for _, c := range r.cc.GetChanges() {
 			n := c.GetNodeId()
-			if _, ok := match[n]; !ok || !learner[n] || match[n]+base.RaftPromoteLagEntriesMax < last {
+			if _, ok := match[n]; !ok || !learner[n] || !caughtUp(match[n], last) {
 				ready = false
 			}
 		}
@@ -487,6 +487,10 @@ func (g *group) checkPromotes() {
 	clear(g.promotes[len(kept):])
 	g.promotes = kept
 }
+
+// caughtUp says whether a learner at match is close enough to the leader's
+// last index to be promoted.
+func caughtUp(match, last uint64) bool { return match+base.RaftPromoteLagEntriesMax >= last }
 
 // expireRequests fails the requests whose deadline (in loop ticks) passed.
 func (g *group) expireRequests(now int64) {
