@@ -3,29 +3,35 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/ferry-mq/ferry/internal/base"
 )
 
 // clockTicksPerSec is Linux's USER_HZ, the unit of /proc/<pid>/stat's CPU
 // times: 100 on every architecture Go supports on Linux.
 const clockTicksPerSec = 100
 
-// procFileBytesMax bounds what is read from one /proc file: stat and
-// status are a few KiB.
-const procFileBytesMax = 64 << 10
-
 func readProc(pid int, name string) ([]byte, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/%s", pid, name))
+	return readBounded(fmt.Sprintf("/proc/%d/%s", pid, name))
+}
+
+// readBounded reads at most base.LoadgenProcFileBytesMax of a file. Files
+// in /proc are generated in one read; a regular file's first bytes are
+// read the same way.
+func readBounded(path string) ([]byte, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	buf := make([]byte, procFileBytesMax)
-	n, err := f.Read(buf)
-	if err != nil {
-		return nil, fmt.Errorf("reading /proc/%d/%s: %w", pid, name, err)
+	buf := make([]byte, base.LoadgenProcFileBytesMax)
+	n, err := io.ReadFull(f, buf)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF { // short files are whole
+		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
 	return buf[:n], nil
 }

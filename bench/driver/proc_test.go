@@ -2,8 +2,11 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/ferry-mq/ferry/internal/base"
 )
 
 func TestParseStatCPUCountsFromTheLastParenthesis(t *testing.T) {
@@ -52,4 +55,18 @@ func FuzzParseProc(f *testing.F) {
 		}
 		_, _ = parseStatusRSS(b)
 	})
+}
+
+func TestReadBoundedStopsAtTheLimit(t *testing.T) {
+	dir := t.TempDir()
+	for _, size := range []int{0, 10, base.LoadgenProcFileBytesMax, base.LoadgenProcFileBytesMax + 100} {
+		path := filepath.Join(dir, "f")
+		if err := os.WriteFile(path, make([]byte, size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b, err := readBounded(path)
+		if want := min(size, base.LoadgenProcFileBytesMax); err != nil || len(b) != want {
+			t.Errorf("file of %d bytes: got %d bytes, %v, want %d", size, len(b), err, want)
+		}
+	}
 }

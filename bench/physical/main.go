@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ferry-mq/ferry/internal/base"
 )
 
 // Limits is the JSON this program prints. Bandwidths are in bytes/s.
@@ -42,10 +44,10 @@ func main() {
 func measure(dir string, d time.Duration) (Limits, error) {
 	l := Limits{Dir: dir, SecondsPerMeasurement: d.Seconds()}
 	var err error
-	if l.FdatasyncPer1MiBBps, err = syncedAppend(dir, 1<<20, d); err != nil {
+	if l.FdatasyncPer1MiBBps, err = syncedAppend(dir, 1<<20, d, base.LoadgenScratchFileBytesMax); err != nil {
 		return l, err
 	}
-	if l.FdatasyncPer4KiBBps, err = syncedAppend(dir, 4<<10, d); err != nil {
+	if l.FdatasyncPer4KiBBps, err = syncedAppend(dir, 4<<10, d, base.LoadgenScratchFileBytesMax); err != nil {
 		return l, err
 	}
 	if l.FdatasyncsPerSec, err = syncedOverwrite(dir, d); err != nil {
@@ -58,41 +60,50 @@ func measure(dir string, d time.Duration) (Limits, error) {
 	return l, nil
 }
 
-// scratchBytesMax bounds the scratch file of the append measurements: past
-// it the file is rewritten from the start (the blocks are then already
-// allocated, which a log that preallocates also enjoys).
-const scratchBytesMax = 4 << 30
-
-// syncedAppend writes chunk-sized blocks sequentially, each followed by
-// fdatasync, for d, and returns bytes per second.
-func syncedAppend(dir string, chunk int, d time.Duration) (float64, error) {
+// syncedAppend measures appendSynced on a scratch file in dir, which it
+// removes, and returns bytes per second.
+func syncedAppend(dir string, chunk int, d time.Duration, fileMax int64) (float64, error) {
 	f, err := os.CreateTemp(dir, "physical-*.dat")
 	if err != nil {
 		return 0, err
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
+	start := time.Now()
+	written, err := appendSynced(f, chunk, d, fileMax)
+	if err != nil {
+		return 0, err
+	}
+	return float64(written) / time.Since(start).Seconds(), nil
+}
+
+// appendSynced writes chunk-sized blocks sequentially, each followed by
+// fdatasync, for d, and returns the bytes written. The file never grows
+// past fileMax: writing wraps to its start.
+func appendSynced(f *os.File, chunk int, d time.Duration, fileMax int64) (int64, error) {
 	buf := make([]byte, chunk)
 	for i := range buf {
 		buf[i] = byte(i*7 + 1)
 	}
-	var written int64
+	var written, pos int64
 	start := time.Now()
 	for time.Since(start) < d {
-		if written+int64(chunk) > scratchBytesMax {
+		if pos+int64(chunk) > fileMax {
 			if _, err := f.Seek(0, io.SeekStart); err != nil {
-				return 0, err
+				return written, err
 			}
+			pos = 0
 		}
 		if _, err := f.Write(buf); err != nil {
-			return 0, err
+			return written, err
 		}
 		if err := unix.Fdatasync(int(f.Fd())); err != nil {
-			return 0, fmt.Errorf("fdatasync: %w", err)
+			return written, fmt.Errorf("fdatasync: %w", err)
 		}
 		written += int64(chunk)
+		pos += int64(chunk)
 	}
-	return float64(written) / time.Since(start).Seconds(), nil
+	return written, nil
 }
 
 // syncedOverwrite rewrites the same 4 KiB block and fdatasyncs it, for d,

@@ -121,15 +121,14 @@ func splice(doc, section string) (string, error) {
 	}
 	section = strings.TrimRight(section, "\n") + "\n"
 	lines := strings.SplitAfter(doc, "\n")
+	// Headings are recognised by their line alone, even inside a code
+	// fence: tracking fences would let one unclosed fence in another
+	// section hide ours and append it twice. This section's own fences
+	// hold command lines, never a line starting with "## ".
 	start, end := -1, len(lines)
-	inFence := false
 	for i, l := range lines {
 		t := strings.TrimRight(l, "\n")
-		if strings.HasPrefix(t, "```") {
-			inFence = !inFence
-		}
 		switch {
-		case inFence:
 		case t == sectionTitle && start < 0:
 			start = i
 		case start >= 0 && i > start && strings.HasPrefix(t, "## "):

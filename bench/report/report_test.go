@@ -5,12 +5,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ferry-mq/ferry/internal/base"
 )
 
 const section = sectionTitle + "\n\nnew figures\n"
 
 func TestSpliceReplacesOnlyTheOwnedSection(t *testing.T) {
-	doc := "# Benchmarks\n\n## Log\n\nlog figures\n\n" + sectionTitle + "\n\nold figures\n```\n## not a heading inside a fence\n```\n\n## Raft\n\nraft figures\n"
+	doc := "# Benchmarks\n\n## Log\n\nlog figures\n\n" + sectionTitle + "\n\nold figures\n```sh\nbench/compare.sh\n```\n\n## Raft\n\nraft figures\n"
 	got, err := splice(doc, section)
 	if err != nil {
 		t.Fatal(err)
@@ -92,4 +94,43 @@ func TestCellsShowMediansSpreadsFailuresAndRatios(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}
 	}
+}
+
+func TestResultLinesAreBoundedAtTheLimit(t *testing.T) {
+	dir := t.TempDir()
+	line := func(n int) string { // a valid result line of exactly n bytes
+		head := `{"target":"t","workload":"w","variant":"v","metrics":{}`
+		return head + strings.Repeat(" ", n-len(head)-1) + "}"
+	}
+	for _, c := range []struct {
+		n  int
+		ok bool
+	}{{base.LoadgenResultLineBytesMax, true}, {base.LoadgenResultLineBytesMax + 1, false}} {
+		path := filepath.Join(dir, "r.jsonl")
+		if err := os.WriteFile(path, []byte(line(c.n)+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := readResults(path)
+		if (err == nil) != c.ok {
+			t.Errorf("line of %d bytes: got %v, want ok=%v", c.n, err, c.ok)
+		}
+	}
+}
+
+func FuzzSplice(f *testing.F) {
+	f.Add("# Benchmarks\n\n## Log\n\nx\n")
+	f.Add("# B\n" + sectionTitle + "\nold\n## Next\n")
+	f.Add("```\n" + sectionTitle + "\n```\n")
+	f.Fuzz(func(t *testing.T, doc string) {
+		once, err := splice(doc, section)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(once, section) {
+			t.Fatalf("the section is missing from %q", once)
+		}
+		if twice, _ := splice(once, section); twice != once {
+			t.Fatalf("splicing twice changed the document:\n%q\n%q", once, twice)
+		}
+	})
 }

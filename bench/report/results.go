@@ -7,12 +7,9 @@ import (
 	"os"
 	"slices"
 
+	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/loadgen"
 )
-
-// resultLineBytesMax bounds one line of results.jsonl (a driver Output is
-// under 2 KiB).
-const resultLineBytesMax = 1 << 20
 
 // run is one driver output line, as the report needs it.
 type run struct {
@@ -40,7 +37,7 @@ func readResults(path string) (*results, error) {
 	defer f.Close()
 	rs := &results{runs: map[key][]run{}, variants: map[string][]string{}}
 	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), resultLineBytesMax)
+	sc.Buffer(make([]byte, 64<<10), base.LoadgenResultLineBytesMax+1) // +1: the scanner wants room past the longest line
 	for line := 1; sc.Scan(); line++ {
 		var r run
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {

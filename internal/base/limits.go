@@ -940,6 +940,25 @@ const (
 	// LoadgenConfirmWaitDefault bounds the wait for the last confirms of a
 	// producer once it stopped sending.
 	LoadgenConfirmWaitDefault = time.Minute
+
+	// LoadgenMemQueueDepth bounds each queue of bench's in-process target
+	// (the load generator's floor, no broker): a publish waits while its
+	// queue is full. It holds a minute of the 1,000 msg/s latency workload.
+	LoadgenMemQueueDepth = 1 << 16
+
+	// LoadgenProcFileBytesMax bounds what bench's driver reads of one
+	// /proc/<pid>/stat or status file: a few KiB on any kernel.
+	LoadgenProcFileBytesMax = 64 << 10
+
+	// LoadgenResultLineBytesMax bounds one line of bench's results.jsonl
+	// (one run's JSON is under 2 KiB).
+	LoadgenResultLineBytesMax = 1 << 20
+
+	// LoadgenScratchFileBytesMax bounds bench/physical's scratch file: past
+	// it the durable-write measurement rewrites the file from its start
+	// (blocks already allocated, as for a log that preallocates), so a
+	// fast disk cannot fill the brokers' file system.
+	LoadgenScratchFileBytesMax = 4 << 30
 )
 
 // Management API (internal/admin) and the client commands of cmd/ferry.

@@ -5,12 +5,9 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/loadgen"
 )
-
-// queueDepth bounds each in-process queue: a publish waits while its
-// queue is full. It covers a second of the latency workloads' rates.
-const queueDepth = 1 << 16
 
 // Target holds the queues; all sessions of a run share it.
 type Target struct {
@@ -36,13 +33,15 @@ func (s *session) Declare(_ context.Context, topo loadgen.Topology) error {
 	}
 	chans := make([]chan []byte, len(topo.Queues))
 	for i, q := range topo.Queues {
-		chans[i] = make(chan []byte, queueDepth)
+		chans[i] = make(chan []byte, base.LoadgenMemQueueDepth)
 		s.t.queues[q] = chans[i]
 	}
 	s.t.routes[topo.Route] = chans
 	return nil
 }
 
+// Publish copies body into every queue of the route, waiting while one is
+// full (base.LoadgenMemQueueDepth), and confirms at once.
 func (s *session) Publish(ctx context.Context, route string, body []byte, done func(error)) error {
 	s.t.mu.Lock()
 	chans, ok := s.t.routes[route]
