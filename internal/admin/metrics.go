@@ -1,0 +1,237 @@
+package admin
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ferry-mq/ferry/internal/base"
+)
+
+// Metrics follow Prometheus' conventions: ferry_<subsystem>_<name>_<unit>,
+// base units (seconds, bytes), counters ending in _total. The broker's
+// state is read at scrape time (brokerCollector): no metric is updated
+// per message on a hot path; the API's own request counters are atomic
+// increments per request. docs/metrics.md lists every family.
+
+// EngineStats are the storage and replication figures of the node, read
+// at each scrape through Config.Engine. Counters are totals since the
+// process started.
+type EngineStats struct {
+	Fsyncs         uint64
+	FsyncSeconds   Histogram // the latency of each fsync of the log and of the metadata store
+	LeaderChanges  uint64    // times a group on this node saw its leader change
+	Proposals      uint64    // commands proposed to Raft groups led here
+	ProposalsFail  uint64    // proposals that failed (dropped, not leader, overloaded)
+	CommitSeconds  Histogram // from proposal to commit, on the leader
+	EntriesApplied uint64
+	// BytesIn and BytesOut are the bytes read from and written to client
+	// connections, by protocol ("amqp", "kafka", "http", ...).
+	BytesIn, BytesOut map[string]uint64
+	// Errors are the errors front ends answered clients with, by protocol
+	// and then by code name (base.Code.String()).
+	Errors map[string]map[string]uint64
+}
+
+// Histogram is a cumulative histogram: Buckets maps each upper bound (in
+// seconds) to the count of observations at or below it.
+type Histogram struct {
+	Count   uint64
+	Sum     float64
+	Buckets map[float64]uint64
+}
+
+// apiMetrics are the HTTP API's own counters.
+type apiMetrics struct {
+	requests *prometheus.CounterVec
+	errors   *prometheus.CounterVec
+}
+
+func newAPIMetrics() *apiMetrics {
+	return &apiMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ferry_http_requests_total",
+			Help: "Requests served by the HTTP API, by operation and status code."}, []string{"operation", "code"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ferry_errors_total",
+			Help: "Errors answered to clients, by protocol and stable error code."}, []string{"protocol", "code"}),
+	}
+}
+
+func (m *apiMetrics) Describe(ch chan<- *prometheus.Desc) {
+	m.requests.Describe(ch)
+	m.errors.Describe(ch)
+}
+
+func (m *apiMetrics) Collect(ch chan<- prometheus.Metric) {
+	m.requests.Collect(ch)
+	m.errors.Collect(ch)
+}
+
+func (m *apiMetrics) request(rt *route, status int) {
+	m.requests.WithLabelValues(rt.id, strconv.Itoa(status)).Inc()
+}
+
+func (m *apiMetrics) apiError(c base.Code) {
+	m.errors.WithLabelValues("http", c.String()).Inc()
+}
+
+var (
+	descNodeInfo = prometheus.NewDesc("ferry_node_info", "Constant 1, labelled with the node id and version.", []string{"node", "version"}, nil)
+	descBlocked  = prometheus.NewDesc("ferry_flow_blocked", "1 while publishers are blocked by a memory or disk watermark.", nil, nil)
+	descConns    = prometheus.NewDesc("ferry_client_connections", "Open client connections, by protocol.", []string{"protocol"}, nil)
+
+	queueLabels      = []string{"tenant", "queue"}
+	descQueueDepth   = prometheus.NewDesc("ferry_queue_depth_messages", "Messages in a queue, by state (ready, unacked, delayed, dead_letter).", append(queueLabels, "state"), nil)
+	descQueueBytes   = prometheus.NewDesc("ferry_queue_depth_bytes", "Message bytes in a queue, by state (ready, unacked, delayed).", append(queueLabels, "state"), nil)
+	descQueueConsum  = prometheus.NewDesc("ferry_queue_consumers", "Consumers subscribed to a queue.", queueLabels, nil)
+	descQueueEvents  = prometheus.NewDesc("ferry_queue_events_total", "Message events of a queue since it was created (enqueued, delivered, redelivered, acked, returned, expired, dead_lettered, dropped, deduplicated, rejected).", append(queueLabels, "event"), nil)
+	descQueueLeader  = prometheus.NewDesc("ferry_queue_leader", "The node id of the queue's leader as this node knows it (0: unknown).", queueLabels, nil)
+	partLabels       = []string{"tenant", "stream", "partition"}
+	descStreamHW     = prometheus.NewDesc("ferry_stream_high_watermark_offset", "The next offset of a stream partition (its high watermark).", partLabels, nil)
+	descStreamStart  = prometheus.NewDesc("ferry_stream_log_start_offset", "The first retained offset of a stream partition.", partLabels, nil)
+	descStreamBytes  = prometheus.NewDesc("ferry_stream_retained_bytes", "Bytes retained by a stream partition.", partLabels, nil)
+	descTruncated    = prometheus.NewDesc("ferry_metrics_entities_truncated", "1 when the scrape left out queues or streams past the per-scrape bound (AdminMetricsEntitiesMax).", nil, nil)
+	descFsyncs       = prometheus.NewDesc("ferry_storage_fsyncs_total", "Fsyncs of the message logs and the metadata store.", nil, nil)
+	descFsyncSec     = prometheus.NewDesc("ferry_storage_fsync_duration_seconds", "Latency of the node's fsyncs.", nil, nil)
+	descLeaderChg    = prometheus.NewDesc("ferry_raft_leader_changes_total", "Leader changes seen by the Raft groups on this node.", nil, nil)
+	descProposals    = prometheus.NewDesc("ferry_raft_proposals_total", "Commands proposed to Raft groups led by this node.", nil, nil)
+	descProposalsErr = prometheus.NewDesc("ferry_raft_proposals_failed_total", "Proposals that failed.", nil, nil)
+	descCommitSec    = prometheus.NewDesc("ferry_raft_commit_duration_seconds", "Time from proposal to commit on the leader.", nil, nil)
+	descApplied      = prometheus.NewDesc("ferry_raft_entries_applied_total", "Raft entries applied to state machines on this node.", nil, nil)
+	descBytesIn      = prometheus.NewDesc("ferry_network_received_bytes_total", "Bytes read from client connections, by protocol.", []string{"protocol"}, nil)
+	descBytesOut     = prometheus.NewDesc("ferry_network_sent_bytes_total", "Bytes written to client connections, by protocol.", []string{"protocol"}, nil)
+	descFrontErrors  = prometheus.NewDesc("ferry_errors_total", "Errors answered to clients, by protocol and stable error code.", []string{"protocol", "code"}, nil)
+)
+
+// brokerCollector reads the broker at scrape time.
+type brokerCollector struct {
+	s *Server
+}
+
+func (bc *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descNodeInfo, descBlocked, descConns, descQueueDepth, descQueueBytes, descQueueConsum,
+		descQueueEvents, descQueueLeader, descStreamHW, descStreamStart, descStreamBytes, descTruncated, descFsyncs, descFsyncSec,
+		descLeaderChg, descProposals, descProposalsErr, descCommitSec, descApplied, descBytesIn, descBytesOut} {
+		ch <- d
+	}
+	// descFrontErrors shares ferry_errors_total with apiMetrics: described there.
+}
+
+func (bc *brokerCollector) Collect(ch chan<- prometheus.Metric) {
+	s := bc.s
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge(descNodeInfo, 1, strconv.FormatUint(uint64(s.b.NodeID()), 10), s.cfg.Version)
+	blocked, _ := s.blocked()
+	gauge(descBlocked, b2f(blocked))
+	conns := map[string]int{}
+	for _, c := range s.b.Connections() {
+		conns[c.Protocol]++
+	}
+	for p, n := range conns {
+		gauge(descConns, float64(n), p)
+	}
+	truncated := bc.collectEntities(gauge, counter)
+	gauge(descTruncated, b2f(truncated))
+	if s.cfg.Engine != nil {
+		bc.collectEngine(ch, s.cfg.Engine(), counter)
+	}
+}
+
+// collectEntities reports queues and stream partitions, at most
+// metricsEntitiesMax of them; it returns whether it left some out.
+func (bc *brokerCollector) collectEntities(gauge func(*prometheus.Desc, float64, ...string), counter func(*prometheus.Desc, uint64, ...string)) bool {
+	s := bc.s
+	budget := s.metricsEntitiesMax()
+	for _, t := range s.tenants() {
+		v := s.b.Topology(t)
+		for i := range v.Queues {
+			if budget == 0 {
+				return true
+			}
+			budget--
+			name := v.Queues[i].Name
+			st, err := s.b.QueueStats(t, name)
+			if err != nil {
+				continue // no replica here: another node reports it
+			}
+			gauge(descQueueDepth, float64(st.Ready), t, name, "ready")
+			gauge(descQueueDepth, float64(st.Unacked), t, name, "unacked")
+			gauge(descQueueDepth, float64(st.Delayed), t, name, "delayed")
+			gauge(descQueueDepth, float64(st.DeadLetter), t, name, "dead_letter")
+			gauge(descQueueBytes, float64(st.ReadyBytes), t, name, "ready")
+			gauge(descQueueBytes, float64(st.UnackedBytes), t, name, "unacked")
+			gauge(descQueueBytes, float64(st.DelayedBytes), t, name, "delayed")
+			gauge(descQueueConsum, float64(st.Consumers), t, name)
+			gauge(descQueueLeader, float64(st.Leader), t, name)
+			c := st.Counters
+			for _, e := range []struct {
+				event string
+				n     uint64
+			}{{"enqueued", c.Enqueued}, {"delivered", c.Delivered}, {"redelivered", c.Redelivered}, {"acked", c.Acked},
+				{"returned", c.Returned}, {"expired", c.Expired}, {"dead_lettered", c.DeadLettered}, {"dropped", c.Dropped},
+				{"deduplicated", c.Deduplicated}, {"rejected", c.Rejected}} {
+				counter(descQueueEvents, e.n, t, name, e.event)
+			}
+		}
+		for i := range v.Streams {
+			if budget == 0 {
+				return true
+			}
+			budget--
+			name := v.Streams[i].Name
+			parts, err := s.b.StreamStats(t, name)
+			if err != nil {
+				continue
+			}
+			for _, p := range parts {
+				ps := strconv.Itoa(int(p.Partition))
+				gauge(descStreamHW, float64(p.HighWatermark), t, name, ps)
+				gauge(descStreamStart, float64(p.LogStartOffset), t, name, ps)
+				gauge(descStreamBytes, float64(p.RetainedBytes), t, name, ps)
+			}
+		}
+	}
+	return false
+}
+
+func (bc *brokerCollector) collectEngine(ch chan<- prometheus.Metric, e EngineStats, counter func(*prometheus.Desc, uint64, ...string)) {
+	counter(descFsyncs, e.Fsyncs)
+	ch <- prometheus.MustNewConstHistogram(descFsyncSec, e.FsyncSeconds.Count, e.FsyncSeconds.Sum, e.FsyncSeconds.Buckets)
+	counter(descLeaderChg, e.LeaderChanges)
+	counter(descProposals, e.Proposals)
+	counter(descProposalsErr, e.ProposalsFail)
+	ch <- prometheus.MustNewConstHistogram(descCommitSec, e.CommitSeconds.Count, e.CommitSeconds.Sum, e.CommitSeconds.Buckets)
+	counter(descApplied, e.EntriesApplied)
+	for p, n := range e.BytesIn {
+		counter(descBytesIn, n, p)
+	}
+	for p, n := range e.BytesOut {
+		counter(descBytesOut, n, p)
+	}
+	for p, codes := range e.Errors {
+		if p == "http" {
+			continue // counted by the API itself
+		}
+		for code, n := range codes {
+			counter(descFrontErrors, n, p, code)
+		}
+	}
+}
+
+func (s *Server) metricsEntitiesMax() int {
+	if s.cfg.MetricsEntitiesMax > 0 && s.cfg.MetricsEntitiesMax < base.AdminMetricsEntitiesMax {
+		return s.cfg.MetricsEntitiesMax
+	}
+	return base.AdminMetricsEntitiesMax
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

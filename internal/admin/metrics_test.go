@@ -1,0 +1,167 @@
+package admin
+
+import (
+	"bytes"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// scrape fetches /metrics and parses it with Prometheus' own text parser.
+func scrape(t *testing.T, a *api) map[string]*dto.MetricFamily {
+	t.Helper()
+	r := a.doAs("", "", "GET", "/metrics", nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %s", r.status, r.body)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(r.body))
+	if err != nil {
+		t.Fatalf("the exposition does not parse: %v\n%s", err, r.body)
+	}
+	return fams
+}
+
+// value returns the value of the metric of fam whose labels include want.
+func value(t *testing.T, fams map[string]*dto.MetricFamily, fam string, want map[string]string) (float64, bool) {
+	t.Helper()
+	f := fams[fam]
+	if f == nil {
+		return 0, false
+	}
+next:
+	for _, m := range f.Metric {
+		got := map[string]string{}
+		for _, l := range m.Label {
+			got[l.GetName()] = l.GetValue()
+		}
+		for k, v := range want {
+			if got[k] != v {
+				continue next
+			}
+		}
+		switch {
+		case m.Gauge != nil:
+			return m.Gauge.GetValue(), true
+		case m.Counter != nil:
+			return m.Counter.GetValue(), true
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount()), true
+		}
+	}
+	return 0, false
+}
+
+func TestMetricsScrapeParsesAndReportsQueuesConnectionsAndRuntime(t *testing.T) {
+	engine := EngineStats{Fsyncs: 12, LeaderChanges: 2, Proposals: 40, EntriesApplied: 39,
+		FsyncSeconds:  Histogram{Count: 12, Sum: 0.024, Buckets: map[float64]uint64{0.001: 2, 0.005: 12}},
+		CommitSeconds: Histogram{Count: 40, Sum: 0.2, Buckets: map[float64]uint64{0.01: 40}},
+		BytesIn:       map[string]uint64{"amqp": 1000}, BytesOut: map[string]uint64{"amqp": 2000},
+		Errors: map[string]map[string]uint64{"amqp": {"not_found": 3}}}
+	a := newAPI(t, openBroker(t), Config{Version: "v7", Engine: func() EngineStats { return engine }})
+	a.must(http.StatusNoContent, "PUT", "/api/queues/jobs", nil)
+	a.must(http.StatusOK, "POST", "/api/queues/jobs/publish", PublishRequest{Messages: []MessageIn{{Body: "a"}, {Body: "b"}}})
+	a.must(http.StatusOK, "POST", "/api/queues/jobs/get", GetRequest{AckMode: "manual"})
+	a.do("GET", "/api/queues/missing", nil) // one not_found
+	a.must(http.StatusNoContent, "PUT", "/api/streams/s", nil)
+	a.must(http.StatusOK, "POST", "/api/queues/s/publish", PublishRequest{Messages: []MessageIn{{Body: "x"}}})
+
+	fams := scrape(t, a)
+	q := map[string]string{"tenant": "/", "queue": "jobs"}
+	for _, tt := range []struct {
+		fam    string
+		labels map[string]string
+		want   float64
+	}{
+		{"ferry_queue_depth_messages", merge(q, "state", "ready"), 1},
+		{"ferry_queue_depth_messages", merge(q, "state", "unacked"), 1},
+		{"ferry_queue_depth_bytes", merge(q, "state", "ready"), 1},
+		{"ferry_queue_consumers", q, 0},
+		{"ferry_queue_events_total", merge(q, "event", "enqueued"), 2},
+		{"ferry_queue_events_total", merge(q, "event", "delivered"), 1},
+		{"ferry_stream_high_watermark_offset", map[string]string{"stream": "s", "partition": "0"}, -1},
+		{"ferry_client_connections", map[string]string{"protocol": "http"}, 1},
+		{"ferry_node_info", map[string]string{"node": "1", "version": "v7"}, 1},
+		{"ferry_flow_blocked", nil, 0},
+		{"ferry_metrics_entities_truncated", nil, 0},
+		{"ferry_errors_total", map[string]string{"protocol": "http", "code": "not_found"}, 1},
+		{"ferry_errors_total", map[string]string{"protocol": "amqp", "code": "not_found"}, 3},
+		{"ferry_http_requests_total", map[string]string{"operation": "getQueue", "code": "404"}, 1},
+		{"ferry_storage_fsyncs_total", nil, 12},
+		{"ferry_storage_fsync_duration_seconds", nil, 12},
+		{"ferry_raft_leader_changes_total", nil, 2},
+		{"ferry_raft_proposals_total", nil, 40},
+		{"ferry_raft_commit_duration_seconds", nil, 40},
+		{"ferry_raft_entries_applied_total", nil, 39},
+		{"ferry_network_received_bytes_total", map[string]string{"protocol": "amqp"}, 1000},
+		{"ferry_network_sent_bytes_total", map[string]string{"protocol": "amqp"}, 2000},
+		{"go_goroutines", nil, -1},
+		{"process_cpu_seconds_total", nil, -1},
+	} {
+		got, ok := value(t, fams, tt.fam, tt.labels)
+		if !ok {
+			t.Errorf("%s%v: missing", tt.fam, tt.labels)
+		} else if tt.want >= 0 && got != tt.want {
+			t.Errorf("%s%v = %v, want %v", tt.fam, tt.labels, got, tt.want)
+		}
+	}
+	if hw, _ := value(t, fams, "ferry_stream_high_watermark_offset", map[string]string{"stream": "s"}); hw < 1 {
+		t.Errorf("stream high watermark %v after a publish, want >= 1", hw)
+	}
+	name := regexp.MustCompile(`^ferry_[a-z]+_[a-z_]+$`)
+	for fam, f := range fams {
+		if !strings.HasPrefix(fam, "ferry_") {
+			continue
+		}
+		if !name.MatchString(fam) {
+			t.Errorf("%s does not follow ferry_<subsystem>_<name>", fam)
+		}
+		if (f.GetType() == dto.MetricType_COUNTER) != strings.HasSuffix(fam, "_total") {
+			t.Errorf("%s is a %v: counters and only counters end in _total", fam, f.GetType())
+		}
+		if strings.Contains(fam, "millis") || strings.Contains(fam, "_ms") {
+			t.Errorf("%s is not in base units", fam)
+		}
+	}
+}
+
+func merge(m map[string]string, k, v string) map[string]string {
+	out := map[string]string{k: v}
+	for a, b := range m {
+		out[a] = b
+	}
+	return out
+}
+
+func TestMetricsEntitiesBoundTruncatesAtItsEdge(t *testing.T) {
+	b := openBroker(t)
+	for _, tt := range []struct {
+		max       int
+		truncated float64
+		queues    int
+	}{{2, 0, 2}, {1, 1, 1}} {
+		a := newAPI(t, b, Config{MetricsEntitiesMax: tt.max})
+		a.must(http.StatusNoContent, "PUT", "/api/queues/q1", nil)
+		a.must(http.StatusNoContent, "PUT", "/api/queues/q2", nil)
+		fams := scrape(t, a)
+		if got, _ := value(t, fams, "ferry_metrics_entities_truncated", nil); got != tt.truncated {
+			t.Errorf("bound %d with 2 queues: truncated %v, want %v", tt.max, got, tt.truncated)
+		}
+		seen := map[string]bool{}
+		for _, m := range fams["ferry_queue_consumers"].GetMetric() {
+			for _, l := range m.Label {
+				if l.GetName() == "queue" {
+					seen[l.GetValue()] = true
+				}
+			}
+		}
+		if len(seen) != tt.queues {
+			t.Errorf("bound %d: %d queues reported, want %d", tt.max, len(seen), tt.queues)
+		}
+	}
+}
