@@ -193,6 +193,62 @@ func (b *Broker) leaderOf(ctx context.Context, g GroupID) (NodeID, error) {
 	return NodeID(p.Preferred), nil
 }
 
+// retriableElsewhere reports whether a call that failed with err may be
+// sent again to the group's (new) leader: the node was not the leader, or
+// could not be reached, or is stopping.
+func retriableElsewhere(err error) bool {
+	switch base.CodeOf(err) {
+	case base.CodeNotLeader, base.CodeUnavailable, base.CodeStopped:
+		return true
+	}
+	return false
+}
+
+// nextLeader returns where to send a call to group g again after it
+// failed on node avoid (0: none) with err: the leader err names, or, for
+// a group hosted here, the first leader other than avoid this node sees
+// (waiting for the election), or else the next replica after avoid.
+func (b *Broker) nextLeader(ctx context.Context, g GroupID, avoid NodeID, err error) (NodeID, error) {
+	if hint := leaderHint(err); hint != 0 && hint != avoid {
+		return hint, nil
+	}
+	if b.group(g) != nil {
+		for {
+			ch := b.readyChanged()
+			if st, serr := b.engine.Status(g); serr == nil && st.Leader != 0 && st.Leader != avoid {
+				return st.Leader, nil
+			}
+			kick(b.leaderKick)
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return 0, base.Errorf(base.CodeUnavailable, "broker: group %d has no leader: %w", g, ctx.Err())
+			case <-b.stop:
+				return 0, base.Errorf(base.CodeStopped, "broker: node %d is stopping", b.node)
+			}
+		}
+	}
+	var p controller.Placement
+	found := false
+	b.ctrl.read(func(c *controller.Controller) {
+		for _, gi := range c.Groups(0) {
+			if GroupID(gi.Group) == g {
+				p, found = gi.Placement, true
+				return
+			}
+		}
+	})
+	if !found || len(p.Replicas) == 0 {
+		return 0, base.Errorf(base.CodeNotFound, "broker: no group %d", g)
+	}
+	for i, r := range p.Replicas {
+		if NodeID(r) == avoid {
+			return NodeID(p.Replicas[(i+1)%len(p.Replicas)]), nil
+		}
+	}
+	return NodeID(p.Preferred), nil
+}
+
 // notHere is the error of a call that must run on a group's leader when
 // this node is not it.
 func (b *Broker) notHere(g GroupID, what string) error {

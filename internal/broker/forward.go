@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/queue"
+	"github.com/ferry-mq/ferry/internal/replication"
 	"github.com/ferry-mq/ferry/internal/storage/log/batch"
 )
 
@@ -63,7 +64,10 @@ func (f *forwarder) stop() {
 	f.closed = true
 	clients := f.clients
 	f.clients = map[NodeID]*fwdClient{}
-	served := f.served
+	served := make([]net.Conn, 0, len(f.served))
+	for c := range f.served {
+		served = append(served, c)
+	}
 	f.mu.Unlock()
 	f.cancel()
 	if f.ln != nil {
@@ -72,7 +76,7 @@ func (f *forwarder) stop() {
 	for _, c := range clients {
 		c.close(base.Errorf(base.CodeStopped, "broker: node %d is stopping", f.b.node))
 	}
-	for c := range served {
+	for _, c := range served {
 		c.Close()
 	}
 	f.wg.Wait()
@@ -267,38 +271,43 @@ type proposeOutcome struct {
 	count int64
 }
 
-// propose replicates a command in group g through its leader, following
-// leader hints up to BrokerForwardRetriesMax times.
+// propose replicates a command in group g through its leader: here, or
+// forwarded to the leader's node, following the leader when it moves (up
+// to BrokerForwardRetriesMax times). A command whose node failed after
+// receiving it may be applied twice; every command the broker forwards
+// is idempotent or refused the second time.
 func (b *Broker) propose(ctx context.Context, g GroupID, payload []byte) (proposeOutcome, error) {
-	var target NodeID
-	for attempt := 0; ; attempt++ {
+	target := b.node
+	if b.group(g) == nil {
 		var err error
-		if target == 0 || target == b.node {
-			if b.group(g) != nil {
-				res, perr := b.engine.Propose(ctx, g, payload)
-				if perr == nil {
-					return proposeOutcome{index: res.Index, local: res.Value}, nil
-				}
-				err = perr
-			} else if target, err = b.leaderOf(ctx, g); err == nil && target == b.node {
-				err = base.Errorf(base.CodeUnavailable, "broker: group %d is not open on node %d", g, b.node)
-			}
-		}
-		if err == nil && target != 0 && target != b.node {
-			var out proposeOutcome
-			out, err = b.fwd.propose(ctx, target, g, payload)
-			if err == nil {
-				return out, nil
-			}
-		}
-		if base.CodeOf(err) != base.CodeNotLeader || attempt >= base.BrokerForwardRetriesMax {
+		if target, err = b.leaderOf(ctx, g); err != nil {
 			return proposeOutcome{}, err
 		}
-		target = leaderHint(err)
-		if target == 0 {
-			if target, err = b.leaderOf(ctx, g); err != nil {
-				return proposeOutcome{}, err
+	}
+	for attempt := 0; ; attempt++ {
+		var out proposeOutcome
+		var err error
+		if target == b.node {
+			if b.group(g) == nil {
+				err = base.Errorf(base.CodeNotLeader, "broker: group %d is not open on node %d: %w", g, b.node, leaderErr(g, 0))
+			} else {
+				var res replication.Result
+				if res, err = b.engine.Propose(ctx, g, payload); err == nil {
+					return proposeOutcome{index: res.Index, local: res.Value}, nil
+				}
 			}
+		} else if out, err = b.fwd.propose(ctx, target, g, payload); err == nil {
+			return out, nil
+		}
+		if !retriableElsewhere(err) || attempt >= base.BrokerForwardRetriesMax || ctx.Err() != nil {
+			return proposeOutcome{}, err
+		}
+		avoid := target
+		if base.CodeOf(err) == base.CodeNotLeader && target == b.node {
+			avoid = 0 // this node may lead again after the election
+		}
+		if target, err = b.nextLeader(ctx, g, avoid, err); err != nil {
+			return proposeOutcome{}, err
 		}
 	}
 }
@@ -323,18 +332,9 @@ func (f *forwarder) propose(ctx context.Context, node NodeID, g GroupID, payload
 	return out, nil
 }
 
-// enqueue sends items to group g's leader node, which appends them as it
-// does local publishes; each item's done gets its outcome.
-func (f *forwarder) enqueue(ctx context.Context, g GroupID, items []*pubItem) {
-	lead, err := f.b.leaderOf(ctx, g)
-	if err == nil && lead == f.b.node {
-		err = base.Errorf(base.CodeNotLeader, "broker: node %d leads group %d but runs no leader there yet: %w", f.b.node, g,
-			leaderErr(g, 0))
-	}
-	if err != nil {
-		failAll(items, err)
-		return
-	}
+// enqueue sends items to group g's leader, node lead, which appends them
+// as it does local publishes; each item's done gets its outcome.
+func (f *forwarder) enqueue(ctx context.Context, lead NodeID, g GroupID, items []*pubItem) {
 	data, err := buildBatch(nil, items, f.b.nowMs(), true)
 	if err != nil {
 		failAll(items, err)
@@ -376,41 +376,38 @@ func (f *forwarder) enqueue(ctx context.Context, g GroupID, items []*pubItem) {
 	})
 }
 
-// get runs a basic.get on the leader's node.
+// get runs a basic.get on the leader's node, following the leader when
+// it moves.
 func (f *forwarder) get(ctx context.Context, g GroupID, cons queue.ConsumerID, autoAck bool) (getResult, error) {
-	var last error
-	for attempt := 0; attempt <= base.BrokerForwardRetriesMax; attempt++ {
-		lead, err := f.b.leaderOf(ctx, g)
-		if hint := leaderHint(last); hint != 0 {
-			lead, err = hint, nil
-		}
-		if err != nil {
-			return getResult{}, err
-		}
+	lead, err := f.b.leaderOf(ctx, g)
+	if err != nil {
+		return getResult{}, err
+	}
+	for attempt := 0; ; attempt++ {
+		var res getResult
 		if lead == f.b.node {
-			if ql := f.b.queueLeaderOf(g); ql != nil {
+			if ql := f.b.waitQueueLeader(ctx, g); ql != nil {
 				return ql.get(ctx, cons, autoAck)
 			}
-			last = base.Errorf(base.CodeUnavailable, "broker: queue group %d has no running leader yet", g)
-			continue
+			err = base.Errorf(base.CodeNotLeader, "broker: node %d does not lead group %d: %w", f.b.node, g, leaderErr(g, 0))
+		} else {
+			var w wireWriter
+			w.uvarint(g)
+			w.str(cons.Owner)
+			w.str(cons.Name)
+			w.bool(autoAck)
+			var resp []byte
+			if resp, err = f.roundTrip(ctx, lead, opGet, w.b); err == nil {
+				res, err = decodeGetResponse(resp)
+			}
 		}
-		var w wireWriter
-		w.uvarint(g)
-		w.str(cons.Owner)
-		w.str(cons.Name)
-		w.bool(autoAck)
-		resp, err := f.roundTrip(ctx, lead, opGet, w.b)
-		if err != nil {
+		if err == nil || !retriableElsewhere(err) || attempt >= base.BrokerForwardRetriesMax {
+			return res, err
+		}
+		if lead, err = f.b.nextLeader(ctx, g, lead, err); err != nil {
 			return getResult{}, err
 		}
-		res, err := decodeGetResponse(resp)
-		if base.CodeOf(err) == base.CodeNotLeader {
-			last = err
-			continue
-		}
-		return res, err
 	}
-	return getResult{}, last
 }
 
 func decodeGetResponse(resp []byte) (getResult, error) {
@@ -564,13 +561,12 @@ func (f *forwarder) serveEnqueue(g GroupID, data []byte) ([]byte, error) {
 			wg.Done()
 		}}
 	}
-	switch {
-	case f.b.queueLeaderOf(g) != nil:
-		f.b.queueLeaderOf(g).acc.add(f.ctx, items)
-	case f.b.partitionLeaderOf(g) != nil:
-		f.b.partitionLeaderOf(g).acc.add(f.ctx, items)
-	default:
-		return nil, base.Errorf(base.CodeNotLeader, "broker: node %d does not lead group %d: %w", f.b.node, g, leaderErr(g, f.b.knownLeader(g)))
+	if ql := f.b.waitQueueLeader(f.ctx, g); ql != nil {
+		ql.acc.add(f.ctx, items)
+	} else if pl := f.b.waitPartitionLeader(f.ctx, g); pl != nil {
+		pl.acc.add(f.ctx, items)
+	} else {
+		return nil, base.Errorf(base.CodeNotLeader, "broker: node %d does not lead group %d: %w", f.b.node, g, leaderErr(g, f.b.otherLeader(g)))
 	}
 	wg.Wait()
 	return outcomes, firstErr
@@ -579,9 +575,9 @@ func (f *forwarder) serveEnqueue(g GroupID, data []byte) ([]byte, error) {
 func (f *forwarder) serveGet(w *wireWriter, err error, g GroupID, cons queue.ConsumerID, autoAck bool) {
 	var res getResult
 	if err == nil {
-		ql := f.b.queueLeaderOf(g)
+		ql := f.b.waitQueueLeader(f.ctx, g)
 		if ql == nil {
-			err = base.Errorf(base.CodeNotLeader, "broker: node %d does not lead group %d: %w", f.b.node, g, leaderErr(g, f.b.knownLeader(g)))
+			err = base.Errorf(base.CodeNotLeader, "broker: node %d does not lead group %d: %w", f.b.node, g, leaderErr(g, f.b.otherLeader(g)))
 		} else {
 			res, err = ql.get(f.ctx, cons, autoAck)
 		}
@@ -631,6 +627,15 @@ func recordToEncoded(r *batch.Record) encodedRecord {
 		rec.orderingAt = -1 // not where encode puts it: keep it whatever the queue says
 	}
 	return rec
+}
+
+// otherLeader is the leader of a hosted group when it is another node:
+// the hint of a NotLeader answer never names the node giving it.
+func (b *Broker) otherLeader(g GroupID) NodeID {
+	if lead := b.knownLeader(g); lead != b.node {
+		return lead
+	}
+	return 0
 }
 
 // knownLeader is the leader of a hosted group as the engine sees it.

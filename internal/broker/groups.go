@@ -33,6 +33,8 @@ type localGroup struct {
 
 	mu     sync.Mutex
 	leader leaderRuntime // guarded by mu; nil while not leading
+
+	seenLeader NodeID // owned by checkLeaders: the leader it last saw
 }
 
 // leaderRuntime is what a node runs for a group it leads: timers,
@@ -124,6 +126,10 @@ func (b *Broker) checkLeaders() {
 			continue
 		}
 		st, err := b.engine.Status(g.id)
+		if err == nil && st.Leader != g.seenLeader {
+			g.seenLeader = st.Leader
+			b.ready.signal() // waitGroupReady watches remote leaders too
+		}
 		leading := err == nil && st.IsLeader && st.Applied >= 1
 		running := g.currentLeader() != nil
 		switch {

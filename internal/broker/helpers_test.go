@@ -3,8 +3,8 @@ package broker
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 

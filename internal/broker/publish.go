@@ -252,45 +252,104 @@ func (lp *lockedPartitioner) Partition(explicit int32, key []byte, n int32) (int
 }
 
 // sendItems appends items to group g: into the local leader's
-// accumulator, or through the leader's node. A copy whose leader moved is
-// sent again to the new one, up to BrokerForwardRetriesMax times.
+// accumulator, or through the leader's node. Copies that fail because the
+// leader moved or its node went away are sent again to the new leader, up
+// to BrokerForwardRetriesMax times.
 func (b *Broker) sendItems(ctx context.Context, g GroupID, what string, items []*pubItem, attempt int) {
 	if ql := b.queueLeaderOf(g); ql != nil {
-		ql.acc.add(ctx, b.retrying(ctx, g, what, items, attempt))
+		ql.acc.add(ctx, b.retrying(ctx, g, what, items, attempt, b.node))
 		return
 	}
 	if pl := b.partitionLeaderOf(g); pl != nil {
-		pl.acc.add(ctx, b.retrying(ctx, g, what, items, attempt))
+		pl.acc.add(ctx, b.retrying(ctx, g, what, items, attempt, b.node))
 		return
 	}
-	b.fwd.enqueue(ctx, g, b.retrying(ctx, g, what, items, attempt))
+	lead, err := b.leaderOf(ctx, g)
+	if err == nil && lead == b.node {
+		// The engine says this node leads but its runtime has not started
+		// yet: wait for it like for any other leader.
+		lead, err = b.nextLeader(ctx, g, 0, nil)
+		if err == nil && lead == b.node {
+			if ql := b.waitQueueLeader(ctx, g); ql != nil {
+				ql.acc.add(ctx, b.retrying(ctx, g, what, items, attempt, b.node))
+				return
+			}
+			err = base.Errorf(base.CodeNotLeader, "broker: node %d lost group %d: %w", b.node, g, leaderErr(g, 0))
+		}
+	}
+	if err != nil {
+		failAll(items, err)
+		return
+	}
+	b.fwd.enqueue(ctx, lead, g, b.retrying(ctx, g, what, items, attempt, lead))
 }
 
-// retrying wraps items so that a CodeNotLeader failure sends them again.
-func (b *Broker) retrying(ctx context.Context, g GroupID, what string, items []*pubItem, attempt int) []*pubItem {
+// waitQueueLeader waits for this node's leader runtime of queue group g
+// to start; nil when the node does not lead g (or g is not a queue).
+func (b *Broker) waitQueueLeader(ctx context.Context, g GroupID) *queueLeader {
+	var out *queueLeader
+	b.waitRuntime(ctx, g, kindQueue, func() bool { out = b.queueLeaderOf(g); return out != nil })
+	return out
+}
+
+// waitPartitionLeader is waitQueueLeader for stream partitions.
+func (b *Broker) waitPartitionLeader(ctx context.Context, g GroupID) *partitionLeader {
+	var out *partitionLeader
+	b.waitRuntime(ctx, g, kindPartition, func() bool { out = b.partitionLeaderOf(g); return out != nil })
+	return out
+}
+
+func (b *Broker) waitRuntime(ctx context.Context, g GroupID, kind groupKind, found func() bool) {
+	for {
+		ch := b.readyChanged()
+		if found() {
+			return
+		}
+		lg := b.group(g)
+		if lg == nil || lg.kind != kind {
+			return
+		}
+		if st, err := b.engine.Status(g); err != nil || !st.IsLeader {
+			return
+		}
+		kick(b.leaderKick)
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		case <-b.stop:
+			return
+		}
+	}
+}
+
+// retrying wraps items so that a failure on node sent (the leader moved,
+// the node went away) sends them again to the next leader.
+func (b *Broker) retrying(ctx context.Context, g GroupID, what string, items []*pubItem, attempt int, sent NodeID) []*pubItem {
 	if attempt >= base.BrokerForwardRetriesMax {
 		return items
 	}
 	out := make([]*pubItem, len(items))
 	var mu sync.Mutex
 	var again []*pubItem
+	var lastErr error
 	left := len(items)
 	for i, it := range items {
-		it := it
 		out[i] = &pubItem{rec: it.rec, done: func(o queue.Outcome, err error) {
 			mu.Lock()
-			if err != nil && base.CodeOf(err) == base.CodeNotLeader {
+			if err != nil && retriableElsewhere(err) {
 				again = append(again, it)
+				lastErr = err
 			} else {
 				it.done(o, err)
 			}
 			left--
 			retry := left == 0 && len(again) > 0
-			batch := again
+			batch, cause := again, lastErr
 			mu.Unlock()
 			if retry {
 				ok := b.spawn(func() {
-					if _, err := b.leaderOf(ctx, g); err != nil {
+					if _, err := b.nextLeader(ctx, g, sent, cause); err != nil {
 						failAll(batch, err)
 						return
 					}
