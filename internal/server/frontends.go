@@ -69,13 +69,13 @@ func (s *Server) listen() ([]openListener, error) {
 		addr, key := byProto[fe.proto], keys[fe.proto]
 		switch {
 		case fe.start == nil && addr == "":
-			s.announce(fe.proto, "not available in this version", "")
+			s.idle[fe.proto] = [2]string{"not available in this version", ""}
 			continue
 		case fe.start == nil:
-			s.announce(fe.proto, "not available in this version", fmt.Sprintf("(%s %q is ignored)", key, addr))
+			s.idle[fe.proto] = [2]string{"not available in this version", fmt.Sprintf("(%s %q is ignored)", key, addr)}
 			continue
 		case addr == "":
-			s.announce(fe.proto, "off", fmt.Sprintf("(%s is empty)", key))
+			s.idle[fe.proto] = [2]string{"off", fmt.Sprintf("(%s is empty)", key)}
 			continue
 		}
 		ln, err := s.opts.Listen("tcp", addr)
@@ -106,10 +106,25 @@ func closeAll(ls []openListener) {
 	}
 }
 
-// startFronts starts every opened listener's front end and announces its
-// bound address. On error the front ends started so far stay in s.fronts
-// for close to stop.
+// startFronts starts every opened listener's front end, then announces
+// every protocol in frontEnds order: its bound address, or why it does
+// not listen. On error the front ends started so far stay in s.fronts for
+// close to stop.
 func (s *Server) startFronts(ls []openListener) error {
+	if err := s.startListening(ls); err != nil {
+		return err
+	}
+	for _, fe := range frontEnds() {
+		if addr, ok := s.addrs[fe.proto]; ok {
+			s.announce(fe.proto, "listening on "+addr, fe.note)
+		} else if idle, ok := s.idle[fe.proto]; ok {
+			s.announce(fe.proto, idle[0], idle[1])
+		}
+	}
+	return nil
+}
+
+func (s *Server) startListening(ls []openListener) error {
 	for i, l := range ls {
 		sv, err := l.fe.start(s, l.ln)
 		if err != nil {
@@ -126,7 +141,6 @@ func (s *Server) startFronts(ls []openListener) error {
 				s.fail(fmt.Errorf("the %s listener failed: %w", proto, err))
 			}
 		}(l.fe.proto)
-		s.announce(l.fe.proto, "listening on "+bound, l.fe.note)
 	}
 	return nil
 }

@@ -49,8 +49,9 @@ type Server struct {
 	log    *slog.Logger
 	lock   io.Closer
 	b      *broker.Broker
-	fronts []*runningFront   // in start order; immutable after Start
-	addrs  map[string]string // protocol → bound address; immutable after Start
+	fronts []*runningFront      // in start order; immutable after Start
+	addrs  map[string]string    // protocol → bound address; immutable after Start
+	idle   map[string][2]string // protocol → why it does not listen (state, note); written by Start only
 
 	ready    chan struct{} // closed once the cluster is bootstrapped
 	stopping atomic.Bool
@@ -75,7 +76,7 @@ type Server struct {
 // directory is held by another process, else the broker's error.
 func Start(cfg Config, opts Options) (_ *Server, err error) {
 	opts.setDefaults(cfg)
-	s := &Server{cfg: cfg, opts: opts, log: opts.Logger, addrs: map[string]string{},
+	s := &Server{cfg: cfg, opts: opts, log: opts.Logger, addrs: map[string]string{}, idle: map[string][2]string{},
 		ready: make(chan struct{}), failed: make(chan struct{})}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	defer func() {
