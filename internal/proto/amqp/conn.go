@@ -240,11 +240,14 @@ func (c *conn) shutdown() {
 	c.closing = true
 	c.settled.Broadcast()
 	c.mu.Unlock()
+	// Cancel first: releasing the channels then proposes nothing that
+	// could wait on the broker; closing the session releases their
+	// consumers and deliveries in one step.
+	c.cancel()
 	for _, ch := range c.channels {
 		ch.release()
 	}
 	c.srv.replyTo.dropConn(c)
-	c.cancel()
 	if c.session != nil {
 		if err := c.session.Close(); err != nil {
 			c.log.Debug("closing the broker session", "err", err)

@@ -81,6 +81,8 @@ func TestBadInputGetsTheSpecsExceptionAndSparesOtherConnections(t *testing.T) {
 		{"method inside content", append(publishFrame, methodFrame(1, &codec.BasicQos{})...), codec.ReplyUnexpectedFrame, "expected content header"},
 		{"body larger than announced", append(append(publishFrame, headerFrame(1, 2)...), frameBytes(codec.FrameBody, 1, []byte("xyz"), codec.FrameEnd)...),
 			codec.ReplyFrameError, "exceed the content header's body size"},
+		{"content header weight not 0", append(publishFrame, frameBytes(codec.FrameHeader, 1,
+			[]byte{0, 60, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, codec.FrameEnd)...), codec.ReplySyntaxError, "weight"},
 		{"heartbeat on a channel", frameBytes(codec.FrameHeartbeat, 1, nil, codec.FrameEnd), codec.ReplyUnexpectedFrame, "heartbeat"},
 		{"table too deep", queueDeclareWithArgs(deepTable(base.AMQPTableDepthMax + 1)), codec.ReplyFrameError, "nested deeper"},
 		{"channel over channel-max", methodFrame(2048, &codec.ChannelOpen{}), codec.ReplyNotAllowed, "exceeds the negotiated channel_max (2047)"},

@@ -2,7 +2,6 @@ package amqp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -235,5 +234,3 @@ func (s *Server) flowBlocked() (bool, string) {
 	b, r, _ := s.cfg.Backend.FlowState()
 	return b, r
 }
-
-var errServerClosed = errors.New("amqp: server closed")
