@@ -320,10 +320,8 @@ func (f *forwarder) propose(ctx context.Context, node NodeID, g GroupID, payload
 	if err != nil {
 		return proposeOutcome{}, err
 	}
-	r := wireReader{b: resp}
-	callErr := r.error()
-	out := proposeOutcome{index: r.uvarint(), err: r.error(), count: r.varint()}
-	if err := r.done(); err != nil {
+	out, callErr, err := decodeProposeResp(resp)
+	if err != nil {
 		return proposeOutcome{}, err
 	}
 	if callErr != nil {
@@ -356,10 +354,8 @@ func (f *forwarder) enqueue(ctx context.Context, lead NodeID, g GroupID, items [
 			failAll(items, err)
 			return
 		}
-		r := wireReader{b: fr.payload}
-		callErr := r.error()
-		outcomes := r.bytes()
-		if err := r.done(); err != nil {
+		outcomes, callErr, err := decodeEnqueueResp(fr.payload)
+		if err != nil {
 			failAll(items, err)
 			return
 		}
@@ -471,39 +467,82 @@ func (f *forwarder) serve(conn net.Conn) {
 	}
 }
 
+// The requests' fields, decoded.
+type proposeReq struct {
+	g       GroupID
+	payload []byte
+}
+
+type enqueueReq struct {
+	g    GroupID
+	data []byte
+}
+
+type getReq struct {
+	g       GroupID
+	cons    queue.ConsumerID
+	autoAck bool
+}
+
+func decodeProposeReq(b []byte) (proposeReq, error) {
+	r := wireReader{b: b}
+	q := proposeReq{g: r.uvarint(), payload: r.bytes()}
+	return q, r.done()
+}
+
+func decodeEnqueueReq(b []byte) (enqueueReq, error) {
+	r := wireReader{b: b}
+	q := enqueueReq{g: r.uvarint(), data: r.bytes()}
+	return q, r.done()
+}
+
+func decodeGetReq(b []byte) (getReq, error) {
+	r := wireReader{b: b}
+	q := getReq{g: r.uvarint(), cons: queue.ConsumerID{Owner: r.str(), Name: r.str()}, autoAck: r.bool()}
+	return q, r.done()
+}
+
+// decodeProposeResp returns a proposal's outcome, the call's error (from
+// the leader's node) and a decoding error.
+func decodeProposeResp(b []byte) (proposeOutcome, error, error) {
+	r := wireReader{b: b}
+	callErr := r.error()
+	out := proposeOutcome{index: r.uvarint(), err: r.error(), count: r.varint()}
+	return out, callErr, r.done()
+}
+
+func decodeEnqueueResp(b []byte) ([]byte, error, error) {
+	r := wireReader{b: b}
+	callErr := r.error()
+	outcomes := r.bytes()
+	return outcomes, callErr, r.done()
+}
+
 // handle serves one request and returns the response payload.
 func (f *forwarder) handle(fr frame) []byte {
-	r := wireReader{b: fr.payload}
 	var w wireWriter
 	switch fr.typ {
 	case opPropose:
-		g := r.uvarint()
-		payload := r.bytes()
-		if err := r.done(); err != nil {
+		req, err := decodeProposeReq(fr.payload)
+		if err != nil {
 			w.err(err)
 			w.uvarint(0)
 			w.err(nil)
 			w.varint(0)
 			return w.b
 		}
-		f.serveProposal(&w, g, payload)
+		f.serveProposal(&w, req.g, req.payload)
 	case opEnqueue:
-		g := r.uvarint()
-		data := r.bytes()
-		if err := r.done(); err != nil {
-			w.err(err)
-			w.bytes(nil)
-			return w.b
+		req, err := decodeEnqueueReq(fr.payload)
+		var outcomes []byte
+		if err == nil {
+			outcomes, err = f.serveEnqueue(req.g, req.data)
 		}
-		outcomes, err := f.serveEnqueue(g, data)
 		w.err(err)
 		w.bytes(outcomes)
 	case opGet:
-		g := r.uvarint()
-		cons := queue.ConsumerID{Owner: r.str(), Name: r.str()}
-		autoAck := r.bool()
-		err := r.done()
-		f.serveGet(&w, err, g, cons, autoAck)
+		req, err := decodeGetReq(fr.payload)
+		f.serveGet(&w, err, req.g, req.cons, req.autoAck)
 	default:
 		w.err(base.Errorf(base.CodeNotSupported, "broker: unknown forwarded op %d", fr.typ))
 	}
