@@ -1039,6 +1039,15 @@ const (
 	// CLIConsumeBatchMax is how many messages `ferry consume` asks for in
 	// one HTTP get or stream read.
 	CLIConsumeBatchMax = 100
+
+	// CLIPollInterval is how often `ferry consume --follow` asks the HTTP
+	// API for new messages of an empty queue (HTTP has no push): five
+	// requests a second per follower.
+	CLIPollInterval = 200 * time.Millisecond
+
+	// CLIProgressInterval is how often `ferry bench` redraws its progress
+	// line.
+	CLIProgressInterval = 500 * time.Millisecond
 )
 
 // Server (internal/server, cmd/ferry, sdk): configuration and lifecycle.

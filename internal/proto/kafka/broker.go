@@ -38,7 +38,8 @@ func (bb *BrokerBackend) Open(info ConnInfo, p Principal, kill func(string)) (Se
 	if err != nil {
 		return nil, err
 	}
-	return &brokerSession{bb: bb, c: c, tenant: p.Tenant, lanes: map[PartitionRef]*produceLane{}}, nil
+	return &brokerSession{bb: bb, c: c, tenant: p.Tenant, lanes: map[PartitionRef]*produceLane{},
+		calls: make(chan struct{}, base.KafkaProduceCallsInflightMax)}, nil
 }
 
 // brokerSession is one connection's session on the broker.
@@ -50,6 +51,7 @@ type brokerSession struct {
 	mu    sync.Mutex
 	lanes map[PartitionRef]*produceLane // guarded by mu: idempotent produce order per partition
 	wg    sync.WaitGroup                // produce goroutines
+	calls chan struct{}                 // a token per produce call not yet settled
 }
 
 func (s *brokerSession) Authorize(action auth.Action, name string) error {
@@ -156,12 +158,19 @@ type produceLane struct {
 
 func (s *brokerSession) ProduceBatch(ctx context.Context, p PartitionRef, data []byte, acks int16, done func(ProduceResult)) {
 	idempotent := len(data) >= batch.HeaderSize && int64(binary.BigEndian.Uint64(data[43:])) >= 0
+	select {
+	case s.calls <- struct{}{}:
+	case <-ctx.Done():
+		done(ProduceResult{Err: base.Errorf(base.CodeTimeout, "kafka: produce not started: %w", ctx.Err())})
+		return
+	}
 	call := func() {
-		base, appendTime, start, err := s.c.ProduceBatch(ctx, broker.PartitionRef{Stream: p.Stream, Partition: p.Partition}, data, acks)
+		off, appendTime, start, err := s.c.ProduceBatch(ctx, broker.PartitionRef{Stream: p.Stream, Partition: p.Partition}, data, acks)
 		if err != nil && idempotent {
 			err = producerError(err)
 		}
-		done(ProduceResult{BaseOffset: base, LogAppendTime: appendTime, LogStartOffset: start, Err: err})
+		<-s.calls
+		done(ProduceResult{BaseOffset: off, LogAppendTime: appendTime, LogStartOffset: start, Err: err})
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -59,31 +59,37 @@ func waitBrokerReady(t testing.TB, b *broker.Broker) {
 }
 
 func TestBrokerProduceConsumeEveryCodec(t *testing.T) {
+	t.Parallel()
 	_, srv := startBroker(t, nil)
 	runProduceConsumeEveryCodec(t, srv.addr)
 }
 
 func TestBrokerIdempotentProducerKeepsOrderPerPartition(t *testing.T) {
+	t.Parallel()
 	_, srv := startBroker(t, nil)
 	runIdempotentProducer(t, srv.addr)
 }
 
 func TestBrokerAdminTopicsAndConfigs(t *testing.T) {
+	t.Parallel()
 	_, srv := startBroker(t, nil)
 	runAdminTopicsAndConfigs(t, srv.addr)
 }
 
 func TestBrokerListOffsetsByTimestamp(t *testing.T) {
+	t.Parallel()
 	_, srv := startBroker(t, nil)
 	runListOffsetsByTimestamp(t, srv.addr)
 }
 
 func TestBrokerGroupRebalancesUnderEveryBalancer(t *testing.T) {
+	t.Parallel()
 	_, srv := startBroker(t, nil)
 	runGroupRebalances(t, srv.addr)
 }
 
 func TestBrokerOffsetsCommitFetchResetAndDelete(t *testing.T) {
+	t.Parallel()
 	_, srv := startBroker(t, nil)
 	// The broker has no call to delete a group's offsets from a
 	// partition yet (OffsetDelete, and DeleteGroups leaves them): both are
@@ -92,6 +98,7 @@ func TestBrokerOffsetsCommitFetchResetAndDelete(t *testing.T) {
 }
 
 func TestBrokerSASLPlainAndScram(t *testing.T) {
+	t.Parallel()
 	_, srv := startBroker(t, func(c *Config) { c.AuthRequired = true })
 	// The broker bootstraps guest only and has no call to add users, so
 	// the read-only user's refusal is checked on the test double only.

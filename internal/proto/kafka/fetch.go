@@ -8,6 +8,7 @@ import (
 	"github.com/ferry-mq/ferry/internal/auth"
 	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/proto/kafka/protocol"
+	"github.com/ferry-mq/ferry/internal/storage/log/batch"
 )
 
 // fetchOp is one Fetch request being served.
@@ -39,6 +40,9 @@ type fetchRead struct {
 	p   *sessionPartition
 	res FetchResult
 	err error
+	// waitOffset is where a long poll waits for data: the fetch offset,
+	// or past the control batches the read stepped over.
+	waitOffset int64
 }
 
 func handleFetch(c *conn, r *request) error {
@@ -198,7 +202,7 @@ func (op *fetchOp) run() {
 		}
 		positions := make([]FetchPosition, 0, len(reads))
 		for _, rd := range reads {
-			positions = append(positions, FetchPosition{PartitionRef{rd.p.topic, rd.p.partition}, rd.p.fetchOffset})
+			positions = append(positions, FetchPosition{PartitionRef{rd.p.topic, rd.p.partition}, rd.waitOffset})
 		}
 		if len(positions) == 0 {
 			<-waitCtx.Done()
@@ -217,14 +221,14 @@ func (op *fetchOp) run() {
 func (op *fetchOp) readAll() (reads []fetchRead, total int, failed bool) {
 	reads = make([]fetchRead, 0, len(op.parts))
 	for _, p := range op.parts {
-		rd := fetchRead{p: p}
+		rd := fetchRead{p: p, waitOffset: p.fetchOffset}
 		rd.err = op.check(p)
 		if rd.err == nil {
 			budget := min(int(max(p.maxBytes, 0)), op.maxBytes-total)
 			if total > 0 && budget <= 0 {
 				budget = 0 // watermarks only
 			}
-			rd.res, rd.err = op.c.sess.Fetch(op.c.ctx, PartitionRef{p.topic, p.partition}, p.fetchOffset, budget)
+			rd.res, rd.waitOffset, rd.err = op.readPartition(p, budget)
 			if total > 0 && len(rd.res.Records) > budget {
 				rd.res.Records = nil // does not fit; it comes first in a later fetch
 			}
@@ -236,6 +240,56 @@ func (op *fetchOp) readAll() (reads []fetchRead, total int, failed bool) {
 		reads = append(reads, rd)
 	}
 	return reads, total, failed
+}
+
+// readPartition reads one partition from its fetch offset, leaving out
+// control batches. Ferry's logs hold control batches of their own (Raft
+// entries, offset commits), which Kafka clients are meant to skip but some
+// (kafka-go) hand to the application as records; without them the
+// client sees an offset gap, as after compaction. A read that found only
+// control batches reads again after them, so a consumer is never stuck
+// behind them. It returns the offset to wait beyond when nothing was found.
+func (op *fetchOp) readPartition(p *sessionPartition, budget int) (FetchResult, int64, error) {
+	offset := p.fetchOffset
+	ref := PartitionRef{p.topic, p.partition}
+	for skips := 0; ; skips++ {
+		res, err := op.c.sess.Fetch(op.c.ctx, ref, offset, budget)
+		if err != nil {
+			return res, offset, err
+		}
+		var next int64
+		res.Records, next = stripControl(res.Records)
+		if len(res.Records) > 0 || next <= offset || next >= res.HighWatermark || skips >= base.KafkaFetchControlSkipsMax {
+			return res, max(offset, next), nil
+		}
+		offset = next
+	}
+}
+
+// stripControl removes the control batches of b in place and returns what
+// is left, and the offset after the last batch (-1 for none). b holds
+// whole batches; bytes after one whose header does not parse are kept as
+// they are.
+func stripControl(b []byte) ([]byte, int64) {
+	next := int64(-1)
+	out := 0
+	for at := 0; at < len(b); {
+		h, err := batch.ParseHeader(b[at:])
+		if err != nil || at+h.Size() > len(b) {
+			out += copy(b[out:], b[at:])
+			break
+		}
+		size := h.Size()
+		next = h.NextOffset()
+		if !h.Attributes.IsControl() {
+			if out != at {
+				copy(b[out:], b[at:at+size])
+			}
+			out += size
+		}
+		at += size
+	}
+	return b[:out], next
 }
 
 // check returns the error a partition gets before it is read: a topic id

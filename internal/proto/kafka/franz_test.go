@@ -76,6 +76,7 @@ func consumeN(t testing.TB, cl *kgo.Client, n int) []*kgo.Record {
 }
 
 func TestFranzProduceConsumeEveryCodec(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, newFakeBackend(t), nil)
 	runProduceConsumeEveryCodec(t, srv.addr)
 }
@@ -124,6 +125,7 @@ func runProduceConsumeEveryCodec(t *testing.T, addr string) {
 }
 
 func TestFranzIdempotentProducerKeepsOrderPerPartition(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, newFakeBackend(t), nil)
 	runIdempotentProducer(t, srv.addr)
 }
@@ -169,6 +171,7 @@ func runIdempotentProducer(t *testing.T, addr string) {
 }
 
 func TestFranzAdminTopicsAndConfigs(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, newFakeBackend(t), nil)
 	runAdminTopicsAndConfigs(t, srv.addr)
 }
@@ -281,6 +284,7 @@ func runAdminTopicsAndConfigs(t *testing.T, addr string) {
 }
 
 func TestFranzListOffsetsByTimestamp(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, newFakeBackend(t), nil)
 	runListOffsetsByTimestamp(t, srv.addr)
 }
@@ -411,6 +415,7 @@ func balanced(members []*groupMember, n int) bool {
 }
 
 func TestFranzGroupRebalancesUnderEveryBalancer(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, newFakeBackend(t), nil)
 	runGroupRebalances(t, srv.addr)
 }
@@ -425,6 +430,7 @@ func runGroupRebalances(t *testing.T, addr string) {
 	}
 	for _, bc := range balancers {
 		t.Run(bc.name, func(t *testing.T) {
+			t.Parallel()
 			topic, group := "grp-"+bc.name, "group-"+bc.name
 			createTopics(t, addr, 6, topic)
 			a := newGroupMember(t, addr, group, topic, bc.b())
@@ -453,6 +459,7 @@ func runGroupRebalances(t *testing.T, addr string) {
 }
 
 func TestFranzOffsetsCommitFetchResetAndDelete(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, newFakeBackend(t), nil)
 	runOffsetsCommitFetchReset(t, srv.addr, true)
 }
@@ -546,6 +553,7 @@ func runOffsetsCommitFetchReset(t *testing.T, addr string, deleteOffsets bool) {
 }
 
 func TestFranzSASLPlainAndScram(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, newFakeBackend(t), func(c *Config) { c.AuthRequired = true })
 	runSASL(t, srv.addr, "alice", "alice-secret", true)
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"log/slog"
 	"net"
 	"os"
@@ -16,6 +17,14 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// The client suites mostly wait (rebalance delays, long polls), so
+	// they run in parallel beyond GOMAXPROCS unless -parallel is given.
+	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		flag.Set("test.parallel", "8")
+	}
 	goleak.VerifyTestMain(m,
 		// Clients' own background goroutines that outlive a closed client
 		// briefly or live for the process (connection pools, timers).

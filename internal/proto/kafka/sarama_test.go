@@ -40,6 +40,7 @@ func saramaClient(t *testing.T, addr string, cfg *sarama.Config) sarama.Client {
 }
 
 func TestSaramaProduceConsumeEveryCodecAndAdmin(t *testing.T) {
+	t.Parallel()
 	_, srv := startBroker(t, nil)
 	addr := srv.addr
 	adminCl := saramaClient(t, addr, saramaConfig(sarama.V3_6_0_0))
@@ -124,6 +125,7 @@ func TestSaramaProduceConsumeEveryCodecAndAdmin(t *testing.T) {
 }
 
 func TestSaramaListOffsetsByTimeAndOffsetManager(t *testing.T) {
+	t.Parallel()
 	_, srv := startBroker(t, nil)
 	cl := saramaClient(t, srv.addr, saramaConfig(sarama.V2_8_0_0)) // sarama's default version
 	admin, err := sarama.NewClusterAdminFromClient(cl)
@@ -137,6 +139,7 @@ func TestSaramaListOffsetsByTimeAndOffsetManager(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer prod.Close()
 	base := time.UnixMilli(1_700_000_000_000)
 	var offsets []int64
 	for i := range 5 {
@@ -214,6 +217,7 @@ func (h *saramaHandler) owned() int {
 }
 
 func TestSaramaConsumerGroupRebalancesUnderEveryStrategy(t *testing.T) {
+	t.Parallel()
 	_, srv := startBroker(t, nil)
 	addr := srv.addr
 	cl := saramaClient(t, addr, saramaConfig(sarama.V3_6_0_0))
@@ -224,6 +228,7 @@ func TestSaramaConsumerGroupRebalancesUnderEveryStrategy(t *testing.T) {
 	strategies := []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange(), sarama.NewBalanceStrategyRoundRobin(), sarama.NewBalanceStrategySticky()}
 	for _, st := range strategies {
 		t.Run(st.Name(), func(t *testing.T) {
+			t.Parallel()
 			group := "sarama-" + st.Name()
 			run := func() (*saramaHandler, context.CancelFunc, chan struct{}) {
 				cfg := saramaConfig(sarama.V3_6_0_0)
@@ -276,6 +281,7 @@ func (x *xdgSCRAM) Begin(user, password, authz string) error {
 }
 
 func TestSaramaSASLPlainV0V1AndScram(t *testing.T) {
+	t.Parallel()
 	_, srv := startBroker(t, func(c *Config) { c.AuthRequired = true })
 	cases := []struct {
 		name string

@@ -266,11 +266,15 @@ func TestProduceValidatesBatchesAsKafka(t *testing.T) {
 		binary.BigEndian.PutUint32(x[17:], batch.Checksum(x[batch.CRCStart:]))
 		return x
 	}
+	// A snappy block declaring one byte more than the limit: refused from
+	// its header, before anything is decompressed (the limit's edge for
+	// every codec is tested in the compress package).
 	bomb := func() []byte {
-		plain := make([]byte, batch.HeaderSize, batch.HeaderSize+base.KafkaDecompressedBytesMax+1)
-		copy(plain, good[:batch.HeaderSize])
-		plain = append(plain, make([]byte, base.KafkaDecompressedBytesMax+1)...)
-		return gzipBatch(t, plain)
+		x := append(bytes.Clone(good[:batch.HeaderSize]), binary.AppendUvarint(nil, base.KafkaDecompressedBytesMax+1)...)
+		x = append(x, make([]byte, 64)...)
+		binary.BigEndian.PutUint32(x[8:], uint32(len(x)-batch.LogOverhead))
+		x[22] |= batch.CompressionSnappy
+		return recrc(x)
 	}
 	cases := []struct {
 		name    string
