@@ -297,3 +297,32 @@ func TestDirectReplyTo(t *testing.T) {
 		t.Errorf("got %d %q", e.Code, e.Reason)
 	}
 }
+
+func TestNackMultipleRequeuesEverythingUpToTheTag(t *testing.T) {
+	ts := startServer(t)
+	ch := ts.channel(t)
+	declareQueue(t, ch, "nm")
+	msgs, _ := ch.Consume("nm", "", false, false, false, false, nil)
+	for i := 0; i < 3; i++ {
+		publish(t, ch, "", "nm", fmt.Sprint(i))
+	}
+	var last amqp091.Delivery
+	for i := 0; i < 3; i++ {
+		last = recv(t, msgs)
+	}
+	if err := last.Nack(true, true); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for i := 0; i < 3; i++ {
+		d := recv(t, msgs)
+		if !d.Redelivered {
+			t.Errorf("%q not marked redelivered", d.Body)
+		}
+		seen[string(d.Body)] = true
+		_ = d.Ack(false)
+	}
+	if len(seen) != 3 {
+		t.Errorf("redelivered %v, want all three", seen)
+	}
+}

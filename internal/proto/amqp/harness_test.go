@@ -20,6 +20,7 @@ import (
 	"github.com/ferry-mq/ferry/internal/base/vfs"
 	"github.com/ferry-mq/ferry/internal/broker"
 	amqp091 "github.com/rabbitmq/amqp091-go"
+	"go.uber.org/goleak"
 )
 
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -64,6 +65,15 @@ func TestMain(m *testing.M) {
 			code = 1
 		}
 		_ = os.RemoveAll(shared.dir)
+	}
+	// Every goroutine of the servers, their connections, the broker and
+	// the clients has ended (Serve waits for its connections; the
+	// tests close their clients).
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutines left behind:", err)
+			code = 1
+		}
 	}
 	os.Exit(code)
 }

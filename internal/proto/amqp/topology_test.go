@@ -230,3 +230,36 @@ func TestReservedQueueNameIs403AndBadArgumentIs406(t *testing.T) {
 		t.Errorf("bad argument: got %d %q, want 406", e.Code, e.Reason)
 	}
 }
+
+func TestAutoDeleteQueueAndExchange(t *testing.T) {
+	ts := startServer(t)
+	conn := ts.dial(t)
+	ch, _ := conn.Channel()
+	if _, err := ch.QueueDeclare("ephemeral", false, true, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.Consume("ephemeral", "only", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Cancel("only", false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the auto-delete queue gone after its last consumer", func() bool { _, ok := ts.depth("ephemeral"); return !ok })
+
+	if err := ch.ExchangeDeclare("ad-src", "fanout", false, true, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.ExchangeDeclare("ad-dst", "fanout", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.ExchangeBind("ad-dst", "", "ad-src", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.ExchangeUnbind("ad-dst", "", "ad-src", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	err := ch.ExchangeDeclarePassive("ad-src", "fanout", false, true, false, false, nil)
+	if e := amqpErr(t, err); e.Code != 404 {
+		t.Errorf("auto-delete exchange after its last binding went: got %d %q, want 404", e.Code, e.Reason)
+	}
+}

@@ -3,11 +3,13 @@ package amqp
 import (
 	"bytes"
 	"context"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ferry-mq/ferry/internal/base"
+	"github.com/ferry-mq/ferry/internal/broker"
 	"github.com/ferry-mq/ferry/internal/proto/amqp/codec"
 )
 
@@ -211,5 +213,44 @@ func TestParseAMQPlain(t *testing.T) {
 		if _, _, err := parseAMQPlain(bad); err == nil {
 			t.Errorf("parseAMQPlain(%q): no error", bad)
 		}
+	}
+}
+
+func TestPropertiesSurviveTheBrokerMapping(t *testing.T) {
+	pub := allProperties()
+	var p codec.BasicProperties
+	p.SetContentType(pub.ContentType)
+	p.SetContentEncoding(pub.ContentEncoding)
+	h := codec.Table{}
+	for k, v := range pub.Headers {
+		switch x := v.(type) {
+		case map[string]interface{}:
+			h[k] = codec.Table(x)
+		default:
+			h[k] = v
+		}
+	}
+	h["table"] = codec.Table{"nested": codec.Table{"deep": "yes"}}
+	h["array"] = []any{"a", int32(1), codec.Table{"x": true}}
+	h["time"] = time.Unix(1700000000, 0).UTC()
+	h["decimal"] = codec.Decimal{Scale: 2, Value: 12345}
+	p.SetHeaders(h)
+	p.SetDeliveryMode(2)
+	p.SetPriority(7)
+	p.SetCorrelationID("c")
+	p.SetReplyTo("r")
+	p.SetExpiration("100")
+	p.SetMessageID("m")
+	p.SetTimestamp(time.Unix(1700000001, 0).UTC())
+	p.SetType("t")
+	p.SetUserID("u")
+	p.SetAppID("a")
+	in := Message{Exchange: "x", RoutingKey: "k", Properties: p, Body: []byte("b")}
+	var bm broker.Message
+	toBrokerMessage(&in, &bm)
+	var out codec.BasicProperties
+	fromBrokerProperties(&bm, &out)
+	if !reflect.DeepEqual(out, p) {
+		t.Errorf("round trip through broker.Message:\n got %+v\nwant %+v", out, p)
 	}
 }
