@@ -13,8 +13,8 @@
 //     listener; Ready says when the cluster is bootstrapped; Shutdown
 //     stops in reverse order (front ends, HTTP, broker, lock) within a
 //     deadline; Run does all three around a context;
-//   - the HTTP listener's /healthz and /readyz until the management API
-//     (internal/admin) takes it over;
+//   - the HTTP listener, serving the management API (internal/admin) with
+//     the server's own readiness behind /readyz;
 //   - Client, the in-process connection the sdk hands to embedding
 //     programs.
 //

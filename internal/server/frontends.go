@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
 
+	"github.com/ferry-mq/ferry/internal/admin"
 	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/proto/amqp"
 	"github.com/ferry-mq/ferry/internal/proto/kafka"
@@ -37,7 +39,7 @@ func frontEnds() []frontEnd {
 	return []frontEnd{
 		{proto: "amqp", start: startAMQP},
 		{proto: "kafka", start: startKafka},
-		{proto: "http", start: startHTTP, note: "(health: /healthz, /readyz)"},
+		{proto: "http", start: startHTTP, note: "(API: /api, health: /healthz, /readyz, metrics: /metrics)"},
 		{proto: "mqtt"},
 		{proto: "stomp"},
 	}
@@ -166,13 +168,21 @@ func (s *Server) announceReady() {
 	fmt.Fprintf(s.opts.Announce, "ferry: ready (node %d, data in %s, version %s)\n", s.cfg.Node.ID, s.cfg.DataDir, s.opts.Version)
 }
 
-// startHTTP serves the HTTP listener: health and readiness until the
-// management API (internal/admin) takes the listener over.
+// startHTTP serves the HTTP listener: the management API
+// (internal/admin: /healthz, /readyz, /metrics, /api/...), with /readyz
+// answering from the server's own readiness.
 func startHTTP(s *Server, ln net.Listener) (served, error) {
+	api, err := admin.New(s.b, admin.Config{
+		Version: s.opts.Version, Clock: s.opts.Clock, Logger: s.log.With("proto", "http"),
+		Readiness: s.health,
+	})
+	if err != nil {
+		return served{}, err
+	}
 	hs := &http.Server{
-		Handler:           s.healthHandler(),
+		Handler:           api,
 		ReadHeaderTimeout: base.ServerHTTPHeaderTimeout,
-		ErrorLog:          nil,
+		ErrorLog:          slog.NewLogLogger(s.log.With("proto", "http").Handler(), slog.LevelWarn),
 	}
 	return served{
 		serve: func() error {
@@ -184,9 +194,21 @@ func startHTTP(s *Server, ln net.Listener) (served, error) {
 		stop: func() error {
 			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Shutdown.Timeout)
 			defer cancel()
-			return hs.Shutdown(ctx)
+			err := hs.Shutdown(ctx) // waits for in-flight requests
+			return errors.Join(err, api.Close())
 		},
 	}, nil
+}
+
+// health is the node's readiness for /readyz.
+func (s *Server) health() admin.Health {
+	switch {
+	case s.stopping.Load():
+		return admin.Health{Status: "stopping"}
+	case !s.isReady():
+		return admin.Health{Status: "starting", Detail: "the cluster is not bootstrapped, or its queues have no leader yet"}
+	}
+	return admin.Health{Ready: true, Status: "ready"}
 }
 
 // startAMQP serves AMQP 0-9-1 over the broker.

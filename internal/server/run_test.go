@@ -108,10 +108,25 @@ func TestStartAnnouncesListenersAndServesHealth(t *testing.T) {
 			t.Errorf("GET %s = %d %q, want 200", path, code, status)
 		}
 	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(metrics), "go_goroutines") {
+		t.Errorf("GET /metrics = %d without the Go runtime metrics", resp.StatusCode)
+	}
+	if got := s.health(); !got.Ready || got.Status != "ready" {
+		t.Errorf("health while running = %+v, want ready", got)
+	}
 	shutdown(t, s)
+	if got := s.health(); got.Ready || got.Status != "stopping" {
+		t.Errorf("health after Shutdown = %+v, want stopping", got)
+	}
 	lines := out.String()
 	for _, want := range []string{
-		"ferry: http listening on " + addr + " (health: /healthz, /readyz)\n",
+		"ferry: http listening on " + addr + " (API: /api, health: /healthz, /readyz, metrics: /metrics)\n",
 		"ferry: mqtt not available in this version (listeners.mqtt \":1883\" is ignored)\n",
 		"ferry: stomp not available in this version\n",
 		"ferry: ready (node 1, data in " + cfg.DataDir,
