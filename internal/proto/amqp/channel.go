@@ -226,6 +226,7 @@ func (ch *channel) release() {
 	for _, cs := range ch.consumers {
 		cs.cancelled = true
 		consumers = append(consumers, cs)
+		ch.c.releaseBrokerTag(cs)
 	}
 	clear(ch.consumers)
 	ops := ch.returnHeldLocked(nil)

@@ -69,6 +69,10 @@ type conn struct {
 	closing    bool       // guarded by mu: connection.close was sent or the connection is ending
 	open       bool       // guarded by mu: the handshake completed
 	blocked    bool       // guarded by mu: connection.blocked sent, unblocked not yet
+	// brokerTags are the consumer tags of the connection's live
+	// subscriptions as the broker knows them (unique per connection
+	// there, per channel in AMQP: see consumer.brokerTag).
+	brokerTags map[string]bool // guarded by mu
 	closeTimer base.Timer // guarded by mu: closes the socket if close-ok never comes
 }
 
@@ -78,7 +82,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		srv: s, cfg: &s.cfg, nc: nc, clock: s.cfg.Clock,
 		br:       bufio.NewReaderSize(nc, 64<<10),
 		id:       fmt.Sprintf("%s/amqp/%d", s.cfg.Node, seq),
-		channels: map[uint16]*channel{},
+		channels: map[uint16]*channel{}, brokerTags: map[string]bool{},
 	}
 	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
 		c.peer = ap

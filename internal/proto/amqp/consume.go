@@ -3,6 +3,7 @@ package amqp
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,6 +25,31 @@ type consumer struct {
 	cancelled  bool         // guarded by ch.mu: no more deliveries are sent
 	lostEarly  bool         // guarded by ch.mu: the broker cancelled it before consume-ok
 	replyToken string       // direct reply-to: the registry key (no subscription)
+	// brokerTag is the tag the broker knows the consumer by: the client's
+	// tag, or with "#<channel>" appended when another channel of the
+	// connection already uses it (AMQP scopes tags per channel, the
+	// broker per connection).
+	brokerTag string
+}
+
+// claimBrokerTag picks cs's broker tag and records it as in use.
+func (c *conn) claimBrokerTag(cs *consumer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cs.brokerTag = cs.tag
+	if c.brokerTags[cs.brokerTag] {
+		cs.brokerTag = cs.tag + "#" + strconv.Itoa(int(cs.ch.id))
+	}
+	c.brokerTags[cs.brokerTag] = true
+}
+
+// releaseBrokerTag forgets cs's broker tag.
+func (c *conn) releaseBrokerTag(cs *consumer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cs.brokerTag != "" {
+		delete(c.brokerTags, cs.brokerTag)
+	}
 }
 
 // heldDelivery is a delivery received from the broker but not yet sent,
@@ -80,6 +106,7 @@ func (cs *consumer) cancelledByBroker(reason error) {
 	delete(ch.consumers, cs.tag)
 	ops := ch.returnHeldLocked(cs)
 	notify := cs.ready
+	ch.c.releaseBrokerTag(cs)
 	if !cs.ready {
 		cs.lostEarly = true
 	}
@@ -210,6 +237,8 @@ func (ch *channel) consume(m *codec.BasicConsume) error {
 	}
 	cs := &consumer{ch: ch, tag: tag, queue: queue, noAck: m.NoAck, prefetch: ch.prefetch}
 	opts.AckTimeout = ch.ackTimedOut
+	ch.c.claimBrokerTag(cs)
+	opts.Tag = cs.brokerTag
 	ch.mu.Lock()
 	opts.PrefetchCount = ch.effectivePrefetchLocked(cs)
 	ch.consumers[tag] = cs
@@ -219,9 +248,25 @@ func (ch *channel) consume(m *codec.BasicConsume) error {
 		ch.mu.Lock()
 		delete(ch.consumers, tag)
 		ch.mu.Unlock()
-		return err
+		ch.c.releaseBrokerTag(cs)
+		return ch.consumeError(queue, err)
 	}
 	return ch.startConsumer(cs, sub, m.NoWait)
+}
+
+// consumeError answers a refused basic.consume. The broker reports an
+// exclusive consumer of the queue like an exclusive queue of another
+// connection (resource locked); RabbitMQ answers the former with 403
+// "in exclusive use", so a passive declare, which only the latter fails,
+// tells them apart.
+func (ch *channel) consumeError(queue string, err error) error {
+	if base.CodeOf(err) != base.CodeResourceLocked {
+		return err
+	}
+	if _, perr := ch.c.session.DeclareQueue(ch.ctx(), QueueSpec{Name: queue, Passive: true}); perr != nil {
+		return err
+	}
+	return protoErr(codec.ReplyAccessRefused, codec.MethodBasicConsume, "queue '%s' in vhost '%s' in exclusive use", queue, ch.c.vhost)
 }
 
 // startConsumer sends consume-ok and then the deliveries that arrived
@@ -375,6 +420,7 @@ func (ch *channel) cancel(tag string, noWait bool) error {
 		cs.cancelled = true
 		delete(ch.consumers, tag)
 		ops = ch.returnHeldLocked(cs)
+		ch.c.releaseBrokerTag(cs)
 	}
 	ch.mu.Unlock()
 	runSettles(ch.ctx(), ops)

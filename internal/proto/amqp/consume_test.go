@@ -130,12 +130,21 @@ func TestClientCancelStopsDeliveriesAndKeepsUnackedSettleable(t *testing.T) {
 
 func TestReusedConsumerTagIs530(t *testing.T) {
 	ts := startServer(t)
-	ch := ts.channel(t)
+	conn := ts.dial(t)
+	ch, _ := conn.Channel()
 	declareQueue(t, ch, "dupq")
 	if _, err := ch.Consume("dupq", "dup", false, false, false, false, nil); err != nil {
 		t.Fatal(err)
 	}
-	_, err := ch.Consume("dupq", "dup", false, false, false, false, nil)
+	// Tags are per channel: another channel of the connection may use it.
+	other, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Consume("dupq", "dup", false, false, false, false, nil); err != nil {
+		t.Errorf("the same tag on another channel: %v", err)
+	}
+	_, err = ch.Consume("dupq", "dup", false, false, false, false, nil)
 	if e := amqpErr(t, err); e.Code != 530 || e.Reason != "NOT_ALLOWED - attempt to reuse consumer tag 'dup'" {
 		t.Errorf("got %d %q", e.Code, e.Reason)
 	}
@@ -150,11 +159,7 @@ func TestExclusiveConsumerAndPriorityArgument(t *testing.T) {
 	}
 	other := ts.channel(t)
 	_, err := other.Consume("ex", "second", false, false, false, false, nil)
-	// RabbitMQ answers 403 ACCESS_REFUSED "queue 'ex' in vhost '/' in
-	// exclusive use"; the broker reports an exclusive consumer with the
-	// same code and text as an exclusive queue (405), and the front end
-	// cannot tell them apart (docs/amqp.md, differences).
-	if e := amqpErr(t, err); e.Code != 405 || !strings.Contains(e.Reason, "'ex'") {
+	if e := amqpErr(t, err); e.Code != 403 || e.Reason != "ACCESS_REFUSED - queue 'ex' in vhost '/' in exclusive use" {
 		t.Errorf("second consumer of an exclusively consumed queue: got %d %q", e.Code, e.Reason)
 	}
 
