@@ -63,17 +63,17 @@ type conn struct {
 	framesRead   atomic.Uint64 // frames received, for the heartbeat monitor
 	readerPaused atomic.Bool   // the reader waits on backpressure, not on the peer
 
-	mu         sync.Mutex
-	inFlight   int        // guarded by mu: publishes handed to the broker, not settled
-	settled    sync.Cond  // on mu: broadcast when inFlight drops or the connection closes
-	closing    bool       // guarded by mu: connection.close was sent or the connection is ending
-	open       bool       // guarded by mu: the handshake completed
-	blocked    bool       // guarded by mu: connection.blocked sent, unblocked not yet
+	mu       sync.Mutex
+	inFlight int       // guarded by mu: publishes handed to the broker, not settled
+	settled  sync.Cond // on mu: broadcast when inFlight drops or the connection closes
+	closing  bool      // guarded by mu: connection.close was sent or the connection is ending
+	open     bool      // guarded by mu: the handshake completed
+	blocked  bool      // guarded by mu: connection.blocked sent, unblocked not yet
 	// brokerTags are the consumer tags of the connection's live
 	// subscriptions as the broker knows them (unique per connection
 	// there, per channel in AMQP: see consumer.brokerTag).
 	brokerTags map[string]bool // guarded by mu
-	closeTimer base.Timer // guarded by mu: closes the socket if close-ok never comes
+	closeTimer base.Timer      // guarded by mu: closes the socket if close-ok never comes
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
