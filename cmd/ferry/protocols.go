@@ -5,10 +5,10 @@ package main
 // through github.com/twmb/franz-go, the real client libraries.
 
 import (
-	"io"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"strconv"
