@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
@@ -234,6 +235,29 @@ func TestLoadRejectsWithKeyValueAndSource(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestLoadLimitEdges(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		flags []string
+		ok    bool
+	}{
+		{"node id at ConfigNodeIDMax", []string{fmt.Sprintf("--node-id=%d", uint64(base.ConfigNodeIDMax))}, true},
+		{"node id past ConfigNodeIDMax", []string{fmt.Sprintf("--node-id=%d", uint64(base.ConfigNodeIDMax)+1)}, false},
+		{"heartbeat at ConfigAMQPHeartbeatMax", []string{"--amqp-heartbeat=" + base.ConfigAMQPHeartbeatMax.String()}, true},
+		{"heartbeat past ConfigAMQPHeartbeatMax", []string{"--amqp-heartbeat=" + (base.ConfigAMQPHeartbeatMax + time.Second).String()}, false},
+		{"heartbeat in fractions of a second", []string{"--amqp-heartbeat=1500ms"}, false},
+		{"shutdown timeout at ConfigShutdownTimeoutMax", []string{"--shutdown-timeout=" + base.ConfigShutdownTimeoutMax.String()}, true},
+		{"shutdown timeout past ConfigShutdownTimeoutMax", []string{"--shutdown-timeout=" + (base.ConfigShutdownTimeoutMax + time.Nanosecond).String()}, false},
+		{"port 65535", []string{"--listeners-amqp=:65535"}, true},
+		{"port 65536", []string{"--listeners-amqp=:65536"}, false},
+	} {
+		_, err := Load(Sources{Flags: parsedFlags(t, tt.flags...)})
+		if (err == nil) != tt.ok {
+			t.Errorf("%s: Load error %v, want ok=%v", tt.name, err, tt.ok)
+		}
 	}
 }
 
