@@ -1,0 +1,89 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// freePorts returns n distinct free loopback ports. The ports are closed
+// again before use, so another process could take one in between; the
+// peers list needs the numbers up front.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	ports := make([]int, n)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
+	}
+	return ports
+}
+
+// TestThreeNodeClusterFromPeersConfig starts three nodes from one
+// cluster.peers list and checks that a message published on one node is
+// consumed on another: the configuration reaches the broker's peers, Raft
+// and forwarding listeners.
+func TestThreeNodeClusterFromPeersConfig(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three nodes; skipped with -short")
+	}
+	ports := freePorts(t, 6)
+	var peers []string
+	for i := range 3 {
+		peers = append(peers, fmt.Sprintf("%d=127.0.0.1:%d/127.0.0.1:%d", i+1, ports[2*i], ports[2*i+1]))
+	}
+	nodes := make([]*Server, 3)
+	for i := range nodes {
+		cfg := testConfig(t.TempDir())
+		cfg.Node.ID = uint64(i + 1)
+		cfg.Cluster.Peers = peers
+		s, err := Start(cfg, testOptions(io.Discard))
+		if err != nil {
+			t.Fatalf("node %d: %v", i+1, err)
+		}
+		nodes[i] = s
+		defer shutdown(t, s)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i, s := range nodes {
+		select {
+		case <-s.Ready():
+		case <-ctx.Done():
+			t.Fatalf("node %d not ready within 60s", i+1)
+		}
+	}
+	c1, err := nodes[0].Connect(ctx, "guest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Close()
+	if err := c1.DeclareQueue(ctx, "replicated"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c1.Publish(ctx, "", "replicated", Message{Body: []byte("across nodes")}); err != nil {
+		t.Fatal(err)
+	}
+	c3, err := nodes[2].Connect(ctx, "guest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c3.Close()
+	d, ok, err := c3.Get(ctx, "replicated")
+	if err != nil || !ok || string(d.Body) != "across nodes" {
+		t.Fatalf("Get on node 3 = %q, ok=%v, err=%v; want the message published on node 1", d.Body, ok, err)
+	}
+}
