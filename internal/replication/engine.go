@@ -404,8 +404,16 @@ func (e *Engine) ReportUnreachable(to NodeID, groups []GroupID) {
 
 // PeerDown implements Handler.
 func (e *Engine) PeerDown(node NodeID) {
+	e.metrics.peerDowns.Add(1)
 	for _, l := range e.loops {
 		l.enqueueRequest(&request{kind: reqPeerDown, node: node})
+	}
+}
+
+// PeerUp implements Handler.
+func (e *Engine) PeerUp(node NodeID) {
+	for _, l := range e.loops {
+		l.enqueueRequest(&request{kind: reqPeerUp, node: node})
 	}
 }
 

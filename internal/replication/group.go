@@ -54,6 +54,10 @@ type group struct {
 
 	quiesced  bool
 	idleTicks int
+	// wokeFor is the peer whose down report woke this sleeping group (in
+	// term wokeTerm); cleared by any other wake-up or sleep.
+	wokeFor  NodeID
+	wokeTerm uint64
 
 	// Leases (DESIGN.md "Leases"): per follower, the newest stamp of ours
 	// it echoed in this term; and the follower's side of the echo.

@@ -24,6 +24,7 @@ const (
 	reqSnapStatus                     // node, ok: outcome of a snapshot stream
 	reqUnreachable                    // node
 	reqPeerDown                       // node
+	reqPeerUp                         // node
 	reqSnapMsg                        // msg, file: a received snapshot
 )
 
@@ -258,8 +259,18 @@ func (l *loop) iterate() (worked bool) {
 	for _, g := range l.sortedDirty() {
 		g.proposeQueued()
 	}
-	rds := l.collect()
-	if len(rds) > 0 || len(l.metaPending) > 0 {
+	// A second pass takes the Readys that Advance produced at once: most
+	// often the commit of what this pass made durable (a single voter's
+	// entries commit on their own fsync). Applying them now instead of in
+	// the next iteration saves a whole fsync of latency; the pass writes and
+	// syncs nothing unless raft appended on its own (leaving a joint
+	// configuration).
+	for pass := 0; pass < 2; pass++ {
+		rds := l.collect()
+		if len(rds) == 0 && len(l.metaPending) == 0 {
+			l.post(nil)
+			break
+		}
 		worked = true
 		if err := l.persist(rds); err != nil {
 			l.e.fail(err)
@@ -270,8 +281,8 @@ func (l *loop) iterate() (worked bool) {
 		for _, r := range rds {
 			r.g.applyReady(r)
 		}
+		l.post(rds)
 	}
-	l.post(rds)
 	l.out.flush(l.e)
 	return worked
 }

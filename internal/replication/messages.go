@@ -59,7 +59,13 @@ func (l *loop) stepMessages(msgs []inMsg, hbs []inHeartbeat, now time.Time) {
 			continue
 		}
 		hb := in.hb
-		if !hb.Quiesce {
+		// A heartbeat response never wakes a sleeping leader: it may answer
+		// a heartbeat sent just before the leader went to sleep (on a busy
+		// node that is the common case), and carries nothing to act on; if
+		// raft does react (an append to a follower it is probing), the
+		// follower's answer wakes the group. A heartbeat wakes a follower
+		// unless it asks it to sleep.
+		if !hb.Quiesce && !hb.Resp {
 			g.wake()
 		}
 		m := &pb.Message{From: new(in.from), To: new(l.e.cfg.NodeID), Term: new(hb.Term)}
@@ -224,10 +230,13 @@ func (g *group) setQuiesced(q bool) {
 		return
 	}
 	g.quiesced = q
+	g.wokeFor, g.wokeTerm = 0, g.hs.Term
 	g.idleTicks = 0
 	g.l.setActive(g, !q)
 	if q {
 		g.e.metrics.quiesces.Add(1)
+	} else {
+		g.e.metrics.wakes.Add(1)
 	}
 	g.publish()
 }
@@ -241,7 +250,27 @@ func (l *loop) wakeLedBy(node NodeID) {
 	for _, g := range l.sortedGroups() {
 		if g.quiesced && g.lead == node {
 			g.wake()
+			g.wokeFor, g.wokeTerm = node, g.hs.Term
 			l.markDirty(g)
+		}
+	}
+}
+
+// resleepLedBy puts back to sleep the groups that woke only because their
+// leader's node was reported down, once it is heard again: if nothing else
+// happened to them since (they still follow it, in the same term, with
+// nothing pending), their leader is still asleep and so may they be. This
+// keeps a flapping link from waking thousands of groups into elections.
+func (l *loop) resleepLedBy(node NodeID) {
+	for _, g := range l.sortedGroups() {
+		if g.wokeFor != node || g.quiesced || g.stopped {
+			continue
+		}
+		g.wokeFor = 0
+		st := g.rn.BasicStatus()
+		if st.RaftState == raft.StateFollower && st.Lead == node && st.GetTerm() == g.wokeTerm &&
+			!g.rn.HasReady() && len(g.reads)+len(g.readWait) == 0 {
+			g.setQuiesced(true)
 		}
 	}
 }

@@ -20,6 +20,8 @@ type metrics struct {
 	snapshots          atomic.Uint64
 	snapshotsSent      atomic.Uint64
 	snapshotsInstalled atomic.Uint64
+	peerDowns          atomic.Uint64
+	wakes              atomic.Uint64
 }
 
 // Metrics is a snapshot of the engine's counters since New.
@@ -35,6 +37,8 @@ type Metrics struct {
 	Snapshots          uint64 // FSM snapshots taken
 	SnapshotsSent      uint64
 	SnapshotsInstalled uint64
+	PeerDowns          uint64 // peers reported down by the transport
+	Wakes              uint64 // times a sleeping group woke
 }
 
 // Fsyncs is the number of durable points: log syncs plus state commits.
@@ -54,6 +58,8 @@ func (e *Engine) Metrics() Metrics {
 		Snapshots:          m.snapshots.Load(),
 		SnapshotsSent:      m.snapshotsSent.Load(),
 		SnapshotsInstalled: m.snapshotsInstalled.Load(),
+		PeerDowns:          m.peerDowns.Load(),
+		Wakes:              m.wakes.Load(),
 	}
 }
 

@@ -184,7 +184,8 @@ func serveClient(conn net.Conn, e *Engine, fsm *listFSM) {
 			}
 		case line == "Q":
 			q, l, n := countStates(e)
-			reply = fmt.Sprintf("OK %d %d %d", q, l, n)
+			m := e.Metrics()
+			reply = fmt.Sprintf("OK %d %d %d %d %d %d", q, l, n, m.PeerDowns, m.Wakes, m.Quiesces)
 		}
 		cancel()
 		if _, err := io.WriteString(conn, reply+"\n"); err != nil {

@@ -88,3 +88,34 @@ func TestSleepingFollowersElectANewLeaderWhenThePeerIsDown(t *testing.T) {
 		t.Fatalf("proposal to the new leader: %v", r.Err)
 	}
 }
+
+func TestGroupsWokenByAFalsePeerDownSleepAgainWhenThePeerIsHeard(t *testing.T) {
+	c := newTestCluster(t, []NodeID{1, 2, 3}, func(cfg *Config) { cfg.QuiesceTicks = 5 })
+	voters := []NodeID{1, 2, 3}
+	for _, id := range voters {
+		c.open(id, 1, voters)
+	}
+	lead := c.waitLeader(1)
+	if r := c.propose(lead, 1, "a"); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	c.runUntil("every replica asleep", 500, func() bool { return allQuiesced(c, 1, voters) })
+	follower := lead%3 + 1
+	c.nodes[follower].e.PeerDown(lead)
+	c.step()
+	if st, _ := c.nodes[follower].e.Status(1); st.Quiesced {
+		t.Fatalf("PeerDown of its leader did not wake the follower")
+	}
+	c.nodes[follower].e.PeerUp(lead)
+	c.step()
+	if st, _ := c.nodes[follower].e.Status(1); !st.Quiesced {
+		t.Fatalf("PeerUp did not put the follower back to sleep")
+	}
+	wakes := c.nodes[lead].e.Metrics().Wakes
+	for range 300 {
+		c.step()
+	}
+	if got := c.nodes[lead].e.Metrics().Wakes; got != wakes {
+		t.Errorf("the leader woke %d times after a false alarm", got-wakes)
+	}
+}

@@ -123,6 +123,10 @@ func (l *loop) handleRequests(reqs []*request, now time.Time) {
 			l.wakeLedBy(r.node)
 			continue
 		}
+		if r.kind == reqPeerUp {
+			l.resleepLedBy(r.node)
+			continue
+		}
 		g := l.groups[r.group]
 		if g == nil || g.stopped {
 			if r.kind == reqSnapMsg {

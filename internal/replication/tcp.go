@@ -258,6 +258,7 @@ func (t *TCPTransport) accepted(conn net.Conn) {
 func (t *TCPTransport) monitor() {
 	tick := t.clock.NewTimer(t.cfg.PingInterval)
 	defer tick.Stop()
+	last := t.clock.Now().UnixNano()
 	for {
 		select {
 		case <-t.ctx.Done():
@@ -266,6 +267,19 @@ func (t *TCPTransport) monitor() {
 		}
 		tick.Reset(t.cfg.PingInterval)
 		now := t.clock.Now().UnixNano()
+		stalled := now-last > int64(t.cfg.PingInterval+t.cfg.PeerTimeout/2)
+		last = now
+		if stalled {
+			// This process did not run for a while (overload, a long GC
+			// pause): the silence is ours, not the peers'. Blaming them
+			// would wake every group they lead here.
+			t.mu.Lock()
+			for _, p := range t.peers {
+				p.lastHeard.Store(now)
+			}
+			t.mu.Unlock()
+			continue
+		}
 		t.mu.Lock()
 		ids := make([]NodeID, 0, len(t.peers))
 		for id := range t.peers {
@@ -483,7 +497,9 @@ func (p *peer) readLoop(conn net.Conn, gen uint64) {
 			return
 		}
 		p.lastHeard.Store(t.clock.Now().UnixNano())
-		p.down.Store(false)
+		if p.down.CompareAndSwap(true, false) && t.h != nil {
+			t.h.PeerUp(p.id)
+		}
 		switch typ {
 		case frameBatch:
 			b, err := decodeBatch(payload, p.id, t.cfg.NodeID)

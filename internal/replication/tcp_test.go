@@ -153,6 +153,8 @@ func (h *recordingHandler) ReportUnreachable(to NodeID, groups []GroupID) {
 	defer h.mu.Unlock()
 	h.unreachable = append(h.unreachable, groups...)
 }
+func (h *recordingHandler) PeerUp(NodeID) {}
+
 func (h *recordingHandler) PeerDown(n NodeID) {
 	select {
 	case h.down <- n:

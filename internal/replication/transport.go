@@ -35,7 +35,8 @@ type Heartbeat struct {
 	Stamp  uint64 // as Envelope.Stamp
 	Resp   bool
 	// Quiesce on a heartbeat asks the follower to stop ticking the group;
-	// on a response it says the follower did, so the leader stays asleep.
+	// on a response it says the follower did (informational: no heartbeat
+	// response wakes a sleeping leader).
 	Quiesce bool
 }
 
@@ -75,4 +76,7 @@ type Handler interface {
 	// PeerDown says that the peer stopped answering node-level heartbeats;
 	// groups it leads that sleep here (quiesced) must wake and elect.
 	PeerDown(node NodeID)
+	// PeerUp says that a peer reported down is heard again: groups that
+	// woke only because of the report may go back to sleep.
+	PeerUp(node NodeID)
 }

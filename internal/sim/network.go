@@ -101,7 +101,11 @@ func (n *network) deliver(p *packet) {
 	switch {
 	case p.ping:
 		dst.heard[p.from] = s.clock.Now()
-		dst.reported[p.from] = false
+		if dst.reported[p.from] {
+			dst.reported[p.from] = false
+			dst.e.PeerUp(p.from)
+			s.trace("peerup", uint64(p.to), uint64(p.from))
+		}
 	case p.snap != nil:
 		r, err := p.snap.Open()
 		if err == nil {
