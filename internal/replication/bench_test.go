@@ -23,7 +23,6 @@ import (
 	"github.com/ferry-mq/ferry/internal/storage/meta"
 )
 
-
 // The benchmarks run on the real disk (b.TempDir) unless said otherwise;
 // docs/benchmarks.md ("Replication") records their results and commands.
 
