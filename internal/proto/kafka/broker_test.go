@@ -16,7 +16,17 @@ var loopbackAddr = netip.MustParseAddr("127.0.0.1")
 // startBroker opens a broker on a temp dir and serves Kafka on it.
 func startBroker(t testing.TB, mod func(*Config)) (*broker.Broker, *testServer) {
 	t.Helper()
-	b, err := broker.Open(broker.Config{NodeID: 1, Dir: t.TempDir(), Logger: testLogger(),
+	return startBrokerAt(t, t.TempDir(), mod)
+}
+
+// startBrokerIn opens the broker in dir, for the benchmark report.
+func startBrokerIn(t testing.TB, dir string) (*broker.Broker, *testServer) {
+	return startBrokerAt(t, dir, nil)
+}
+
+func startBrokerAt(t testing.TB, dir string, mod func(*Config)) (*broker.Broker, *testServer) {
+	t.Helper()
+	b, err := broker.Open(broker.Config{NodeID: 1, Dir: dir, Logger: testLogger(),
 		TickInterval: 10 * time.Millisecond, LeaderPollInterval: 5 * time.Millisecond,
 		Flow: broker.FlowConfig{Disabled: true}})
 	if err != nil {
