@@ -60,6 +60,9 @@ func portsFor(t *testing.T) (env []string, replace []string) {
 		port := free.Addr().(*net.TCPAddr).Port
 		free.Close()
 		env = append(env, fmt.Sprintf("%s=127.0.0.1:%d", p.env, port))
+		if p.port == 8080 {
+			env = append(env, fmt.Sprintf("FERRY_SERVER=http://127.0.0.1:%d", port)) // where the client commands find the API
+		}
 		replace = append(replace, fmt.Sprintf("localhost:%d", p.port), fmt.Sprintf("localhost:%d", port))
 		t.Logf("port %d is taken here; using %d (%s)", p.port, port, p.env)
 	}
@@ -150,7 +153,8 @@ func TestReadmeQuickStart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	client := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", clientBlock)
-	client.Dir = t.TempDir()
+	client.Dir = root // go run ./cmd/ferry, as a user in a clone of the repository
+	client.Env = append(os.Environ(), portEnv...)
 	var out, cerr bytes.Buffer
 	client.Stdout, client.Stderr = &out, &cerr
 	if err := client.Run(); err != nil {
