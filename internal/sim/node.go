@@ -23,6 +23,7 @@ type node struct {
 	e      *replication.Engine
 	state  replication.StateStore
 	closer func() // releases the storage of the current incarnation
+	logs   []replication.LogStore // opened by the current incarnation
 	groups map[replication.GroupID]*replica
 	// Node-level liveness, as the TCP transport's pings give it.
 	heard    map[replication.NodeID]time.Time
@@ -162,7 +163,13 @@ func (s *Sim) crash(n *node) {
 	} else {
 		n.mem.Crash()
 	}
-	n.closer() // the stale handles fail; this stops the stores' goroutines
+	// Only now, with the unsynced writes gone, close what the dead process
+	// held: the stale handles fail, which stops the stores' goroutines.
+	for _, l := range n.logs {
+		l.Close()
+	}
+	n.logs = nil
+	n.closer()
 	for _, r := range n.groups {
 		r.checked = 0
 	}
@@ -213,6 +220,7 @@ func (c *checkedLogs) OpenLog(g replication.GroupID) (replication.LogStore, erro
 		return nil, err
 	}
 	cl := &checkedLog{LogStore: l, s: c.s, n: c.n, g: g}
+	c.n.logs = append(c.n.logs, l)
 	if r := c.n.groups[g]; r != nil {
 		r.log = cl
 	}

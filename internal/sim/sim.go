@@ -399,7 +399,7 @@ func (s *Sim) shutdown() {
 			s.stats.SnapshotsInstalled += int(m.SnapshotsInstalled)
 			n.e.Stop()
 			n.closer()
-			n.e = nil
+			n.e, n.logs = nil, nil
 		}
 	}
 }
