@@ -22,7 +22,7 @@ type node struct {
 	inc    int    // incarnation, bumped at every start
 	e      *replication.Engine
 	state  replication.StateStore
-	closer func() // releases the storage of the current incarnation
+	closer func()                 // releases the storage of the current incarnation
 	logs   []replication.LogStore // opened by the current incarnation
 	groups map[replication.GroupID]*replica
 	// Node-level liveness, as the TCP transport's pings give it.
