@@ -3,6 +3,7 @@ package admin
 import (
 	"bytes"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -162,6 +163,26 @@ func TestMetricsEntitiesBoundTruncatesAtItsEdge(t *testing.T) {
 		}
 		if len(seen) != tt.queues {
 			t.Errorf("bound %d: %d queues reported, want %d", tt.max, len(seen), tt.queues)
+		}
+	}
+}
+
+// TestMetricsDocListsEveryFamily fails when a ferry_ family the node
+// serves is missing from docs/metrics.md.
+func TestMetricsDocListsEveryFamily(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/metrics.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newAPI(t, openBroker(t), Config{Engine: func() EngineStats {
+		return EngineStats{BytesIn: map[string]uint64{"amqp": 1}, BytesOut: map[string]uint64{"amqp": 1}}
+	}})
+	a.must(http.StatusNoContent, "PUT", "/api/queues/q", nil)
+	a.must(http.StatusNoContent, "PUT", "/api/streams/s", nil)
+	a.do("GET", "/api/queues/missing", nil)
+	for fam := range scrape(t, a) {
+		if strings.HasPrefix(fam, "ferry_") && !strings.Contains(string(doc), "`"+fam+"`") {
+			t.Errorf("docs/metrics.md does not list %s", fam)
 		}
 	}
 }

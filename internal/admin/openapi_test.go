@@ -2,8 +2,10 @@ package admin
 
 import (
 	"encoding/json"
+	"flag"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -133,5 +135,30 @@ func TestUndocumentedResponsesAreCaught(t *testing.T) {
 	}
 	if slices.Contains(rt.statuses(), http.StatusTeapot) {
 		t.Fatal("the teapot is declared")
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite docs/http-api.md")
+
+// TestHTTPAPIDocIsGenerated fails when docs/http-api.md differs from what
+// the route table generates; -update rewrites it.
+func TestHTTPAPIDocIsGenerated(t *testing.T) {
+	s, err := New(&accessBroker{}, Config{Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := s.Markdown()
+	const path = "../../docs/http-api.md"
+	if *update {
+		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != want {
+		t.Errorf("%s is out of date: run go test ./internal/admin -run TestHTTPAPIDocIsGenerated -args -update", path)
 	}
 }
