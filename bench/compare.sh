@@ -21,6 +21,7 @@
 #   --ferry-pid   Ferry's process, for the CPU and memory workloads
 #   --doc FILE    document to update (default docs/benchmarks.md)
 #   --keep        keep the temporary directory (logs, results.jsonl)
+# shellcheck disable=SC2317 # 0.9 calls every function unreachable once the last line is "main; exit"
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -46,7 +47,7 @@ while [[ $# -gt 0 ]]; do
 	--ferry-pid) FERRY_PID="$2"; shift ;;
 	--doc) DOC="$2"; shift ;;
 	--keep) KEEP=1 ;;
-	-h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,/^# shellcheck/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -72,7 +73,16 @@ DRAIN_SIZE=128
 RUN_DEADLINE=$((QUICK ? 5 : 15))m
 RUN_TIMEOUT=$((QUICK ? 7 : 17))m
 
+# One benchmark at a time on a machine: two would measure each other.
+LOCK="${TMPDIR:-/tmp}/ferry-bench.lock"
+exec 9>>"$LOCK"
+if ! flock -n 9; then
+	printf 'compare.sh: another bench/compare.sh holds %s; waiting for it to finish\n' "$LOCK" >&2
+	flock 9
+fi
+
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench.XXXXXX")
+mkdir -p "$WORK/logs"
 BIN="$WORK/bin"
 RESULTS="$WORK/results.jsonl"
 NOTES="$WORK/notes.txt"
@@ -82,6 +92,9 @@ STARTED=() # PIDs of every process this script started, in start order
 DRIVER=""  # PID of the driver run in progress
 PEER_ADDR="" # the broker under test: its address for the driver
 PEER_PID=""  # and its process, for CPU time and RSS
+PEER_START="" # the function that (re)starts it afresh; empty for Ferry
+STARTS=0      # processes started so far: numbers their logs
+LAST_LOG=""   # the log of the latest one
 : >"$RESULTS"
 : >"$NOTES"
 
@@ -137,13 +150,17 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start NAME LOGFILE CMD...: runs CMD in the background and records its PID.
+# start NAME CMD...: runs CMD in the background with its output in
+# $WORK/logs/NAME-N.log (N counts starts, so a restart keeps the log of the
+# process it replaces) and records its PID.
 start() {
-	local name=$1 logfile=$2
-	shift 2
-	"$@" >"$logfile" 2>&1 &
+	local name=$1
+	shift
+	STARTS=$((STARTS + 1))
+	LAST_LOG="$WORK/logs/$name-$STARTS.log"
+	"$@" >"$LAST_LOG" 2>&1 &
 	STARTED+=("$!")
-	log "started $name (pid $!)"
+	log "started $name (pid $!, log $LAST_LOG)"
 }
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -213,6 +230,13 @@ bench() {
 	if [[ -n "$pid" ]]; then pidarg=(-pid "$pid"); fi
 	local runs=${RUNS_NOW:-$RUNS}
 	for ((i = 1; i <= runs; i++)); do
+		if [[ -n "$PEER_START" ]] && ! kill -0 "$PEER_PID" 2>/dev/null; then
+			note "$target: the broker (pid $PEER_PID) had died before $workload $variant run $i; restarted with an empty data directory (logs in --keep's $WORK/logs)"
+			stop_started
+			"$PEER_START"
+			addr=$PEER_ADDR pid=$PEER_PID
+			pidarg=(-pid "$pid")
+		fi
 		log "$target: $workload $variant (run $i/$runs)"
 		rc=0
 		# In the background so that a signal to this script is handled at
@@ -244,6 +268,7 @@ bench() {
 # running process is used.
 workloads() {
 	local target=$1 kind=$2 start_fn=$3 v size producers half r
+	PEER_START=$start_fn
 	for v in "${PUB_VARIANTS[@]}"; do
 		read -r size producers <<<"$v"
 		bench "$target" "$PEER_ADDR" "$kind" "$PEER_PID" publish "$(size_label "$size")-${producers}p" \
@@ -276,7 +301,7 @@ wait_ready() {
 	local kind=$1 addr=$2 name=$3
 	if ! "$BIN/driver" wait -target "$kind" -addr "$addr" -timeout 120s 2>>"$WORK/driver.log"; then
 		log "$name did not become ready; its log:"
-		tail -n 30 "$WORK/$name.log" >&2 || true
+		tail -n 30 "$LAST_LOG" >&2 || true
 		return 1
 	fi
 }
@@ -285,13 +310,14 @@ wait_ready() {
 # PEER_ADDR and PEER_PID (the process whose CPU time and RSS are measured).
 
 start_rabbitmq() {
-	local dir="$WORK/rabbitmq" server port dist epmd_port
+	local dir="$WORK/rabbitmq" server port dist epmd_port logbase
 	server=$(compgen -G "/usr/lib/rabbitmq/lib/rabbitmq_server-*/sbin/rabbitmq-server" | head -n 1)
 	port=$(free_port 5672)
 	dist=$(free_port 25672)
 	epmd_port=$(free_port 4369)
 	rm -rf "$dir"
-	mkdir -p "$dir/home" "$dir/mnesia" "$dir/log"
+	logbase="$WORK/logs/rabbitmq-node-$STARTS" # outside the data directory: kept across restarts
+	mkdir -p "$dir/home" "$dir/mnesia" "$logbase"
 	# Quorum queues fsync their write-ahead log before confirming; classic
 	# queues confirm persistent messages once written to the message store.
 	cat >"$dir/rabbitmq.conf" <<-EOF
@@ -304,12 +330,12 @@ start_rabbitmq() {
 	echo "[]." >"$dir/enabled_plugins" # no management, no MQTT: nothing the workloads do not use
 	: >"$dir/rabbitmq-env.conf"
 	# Our own epmd, in the foreground, so that its PID is ours to stop.
-	start epmd "$WORK/epmd.log" epmd -port "$epmd_port" -address 127.0.0.1
-	start rabbitmq "$WORK/rabbitmq.log" env HOME="$dir/home" ERL_EPMD_PORT="$epmd_port" \
-		RABBITMQ_NODENAME="ferrybench@localhost" RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT="$port" \
+	start epmd epmd -port "$epmd_port" -address 127.0.0.1
+	start rabbitmq env HOME="$dir/home" ERL_EPMD_PORT="$epmd_port" \
+		RABBITMQ_NODENAME="ferrybench-$$@localhost" RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT="$port" \
 		RABBITMQ_DIST_PORT="$dist" RABBITMQ_CONFIG_FILE="$dir/rabbitmq.conf" RABBITMQ_CONF_ENV_FILE="$dir/rabbitmq-env.conf" \
 		RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins" RABBITMQ_MNESIA_BASE="$dir/mnesia" \
-		RABBITMQ_LOG_BASE="$dir/log" RABBITMQ_PID_FILE="$dir/beam.pid" "$server"
+		RABBITMQ_LOG_BASE="$logbase" RABBITMQ_PID_FILE="$dir/beam.pid" "$server"
 	PEER_ADDR="amqp://guest:guest@127.0.0.1:$port/"
 	wait_ready amqp-classic "$PEER_ADDR" rabbitmq
 	PEER_PID=$(cat "$dir/beam.pid")
@@ -349,7 +375,7 @@ start_nats() {
 	rm -rf "$dir"
 	mkdir -p "$dir/store"
 	nats_config "$mode" "$dir" "$port" >"$dir/nats.conf"
-	start "nats-$mode" "$WORK/nats-$mode.log" nats-server -c "$dir/nats.conf"
+	start "nats-$mode" nats-server -c "$dir/nats.conf"
 	PEER_PID=${STARTED[-1]} PEER_ADDR="nats://127.0.0.1:$port"
 	wait_ready jetstream "$PEER_ADDR" "nats-$mode"
 }
@@ -376,7 +402,7 @@ start_mosquitto() {
 		max_queued_bytes 0
 		log_type error
 	EOF
-	start mosquitto "$WORK/mosquitto.log" mosquitto -c "$dir/mosquitto.conf"
+	start mosquitto mosquitto -c "$dir/mosquitto.conf"
 	PEER_PID=${STARTED[-1]} PEER_ADDR="tcp://127.0.0.1:$port"
 	wait_ready mqtt "$PEER_ADDR" mosquitto
 }
@@ -446,4 +472,8 @@ main() {
 	fi
 }
 
-main
+# On one line with main: bash reads a script as it runs, so nothing after
+# main is read once it returns (an edit to this file during a run would
+# otherwise be executed half-read). Not "main && exit": set -e is ignored
+# inside a function called from an && list.
+main; exit

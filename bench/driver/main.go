@@ -177,7 +177,7 @@ func run(ctx context.Context, o options, target loadgen.Target) int {
 	if err != nil {
 		out.Error = err.Error()
 		code = exitBroken
-		if res.Tally.Err() != nil {
+		if errors.Is(err, loadgen.ErrAccounting) {
 			out.Failed, code = true, exitAccounting
 		}
 	}

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"errors"
 	"fmt"
 	"sync/atomic"
 
@@ -207,6 +208,10 @@ func (l *Ledger) Tally() Tally {
 	return t
 }
 
+// ErrAccounting is what Tally.Err's error matches (errors.Is): the broker
+// lost, invented or double-settled a message.
+var ErrAccounting = errors.New("loadgen: accounting failed")
+
 // Err returns an error when the tally shows the broker failed its
 // promises: a confirmed message lost, a message received that was never
 // sent, or a message settled twice. Duplicates and unconfirmed messages
@@ -216,6 +221,6 @@ func (t Tally) Err() error {
 	if t.Lost == 0 && t.Phantom == 0 && t.DupSettles == 0 {
 		return nil
 	}
-	return fmt.Errorf("loadgen: accounting failed: %d confirmed messages lost, %d phantom receipts, %d double settlements (sent %d, confirmed %d, received %d)",
-		t.Lost, t.Phantom, t.DupSettles, t.Sent, t.Confirmed, t.Received)
+	return fmt.Errorf("%w: %d confirmed messages lost, %d phantom receipts, %d double settlements (sent %d, confirmed %d, received %d)",
+		ErrAccounting, t.Lost, t.Phantom, t.DupSettles, t.Sent, t.Confirmed, t.Received)
 }

@@ -2,7 +2,6 @@ package loadgen
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -71,9 +70,9 @@ type run struct {
 
 // Run declares spec's topologies on target, publishes and consumes as spec
 // says, and accounts for every message. The error is non-nil when the run
-// could not be carried out (a session failed, ctx ended) or when its
-// accounting failed (Tally.Err); the Result is filled as far as the run got
-// in both cases.
+// could not be carried out (a session failed, ctx ended), or, for a run
+// carried out to its end, when its accounting failed (Tally.Err, matching
+// ErrAccounting); the Result is filled as far as the run got in all cases.
 func Run(ctx context.Context, target Target, spec Spec) (Result, error) {
 	if err := spec.validate(); err != nil {
 		return Result{}, err
@@ -97,7 +96,12 @@ func Run(ctx context.Context, target Target, spec Spec) (Result, error) {
 	defer closeAll(subs)
 	res, err := r.execute(ctx, pubs, subs)
 	res.Tally = r.ledger.Tally()
-	return res, errors.Join(err, res.Tally.Err())
+	if err != nil {
+		// The run broke before every message could be looked for: its
+		// tally is partial, and a message not yet consumed is not lost.
+		return res, err
+	}
+	return res, res.Tally.Err()
 }
 
 func newRun(spec Spec) (*run, error) {

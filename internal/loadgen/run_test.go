@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -71,8 +72,8 @@ func TestRunFailsWhenAConfirmedMessageIsLost(t *testing.T) {
 		spec := baseSpec()
 		spec.DrainIdle = 5 * time.Second
 		res, err := Run(context.Background(), b, spec)
-		if err == nil || !strings.Contains(err.Error(), "1 confirmed messages lost") {
-			t.Fatalf("Run error: got %v, want a loss of 1", err)
+		if !errors.Is(err, ErrAccounting) || !strings.Contains(err.Error(), "1 confirmed messages lost") {
+			t.Fatalf("Run error: got %v, want an accounting failure with a loss of 1", err)
 		}
 		if res.Tally.Lost != 1 || res.Tally.Received != 99 || !res.DrainTimedOut {
 			t.Errorf("got tally %+v timed out %v, want 1 lost, 99 received, drain timed out", res.Tally, res.DrainTimedOut)
@@ -176,8 +177,8 @@ func TestRunEndsWithAnErrorWhenConfirmsNeverCome(t *testing.T) {
 			spec.ConfirmWait = time.Second
 			start := time.Now()
 			res, err := Run(context.Background(), silentBroker{newMemBroker()}, spec)
-			if base.CodeOf(err) != base.CodeTimeout {
-				t.Errorf("%d messages: Run error: got %v, want a timeout", msgs, err)
+			if base.CodeOf(err) != base.CodeTimeout || errors.Is(err, ErrAccounting) {
+				t.Errorf("%d messages: Run error: got %v, want a timeout and no accounting verdict on a run that broke", msgs, err)
 			}
 			if got, want := res.Publish.Seconds, 1.0; got != want {
 				t.Errorf("%d messages: publish phase: got %vs, want %vs, the confirm wait", msgs, got, want)
