@@ -64,6 +64,7 @@ type Server struct {
 	bg       sync.WaitGroup // watch
 	serving  sync.WaitGroup // every front end's Serve
 
+	closed       chan struct{} // closed when Shutdown's close finished, even past its deadline
 	shutdownOnce sync.Once
 	shutdownErr  error // guarded by shutdownOnce
 }
@@ -77,7 +78,7 @@ type Server struct {
 func Start(cfg Config, opts Options) (_ *Server, err error) {
 	opts.setDefaults(cfg)
 	s := &Server{cfg: cfg, opts: opts, log: opts.Logger, addrs: map[string]string{}, idle: map[string][2]string{},
-		ready: make(chan struct{}), failed: make(chan struct{})}
+		ready: make(chan struct{}), failed: make(chan struct{}), closed: make(chan struct{})}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
@@ -289,7 +290,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.stopping.Store(true)
 		s.log.Info("shutting down")
 		done := make(chan error, 1) // size one: the closer never blocks, even if nobody waits
-		go func() { done <- s.close() }()
+		go func() {
+			done <- s.close()
+			close(s.closed)
+		}()
 		select {
 		case err := <-done:
 			s.shutdownErr = err

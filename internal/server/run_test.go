@@ -265,22 +265,34 @@ func TestListenerInUseNamesItsKeyAndReleasesTheDataDir(t *testing.T) {
 	shutdown(t, s)
 }
 
+// signalWriter closes seen once what was written contains want.
+type signalWriter struct {
+	buf  syncBuffer
+	want string
+	seen chan struct{}
+	once sync.Once
+}
+
+func (w *signalWriter) Write(p []byte) (int, error) {
+	n, err := w.buf.Write(p)
+	if strings.Contains(w.buf.String(), w.want) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return n, err
+}
+
 func TestRunShutsDownCleanlyWhenItsContextEnds(t *testing.T) {
-	var out syncBuffer
+	out := &signalWriter{want: "ferry: ready", seen: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	cfg := testConfig(t.TempDir())
-	go func() { done <- Run(ctx, cfg, testOptions(&out)) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(out.String(), "ferry: ready") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no ready line within 30s; got:\n%s", out.String())
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("Run returned before ready: %v", err)
-		case <-time.After(10 * time.Millisecond): // polling a buffer: the line is the event
-		}
+	go func() { done <- Run(ctx, cfg, testOptions(out)) }()
+	select {
+	case <-out.seen:
+	case err := <-done:
+		t.Fatalf("Run returned before ready: %v", err)
+	case <-time.After(30 * time.Second): // bounds a hang
+		t.Fatalf("no ready line within 30s; got:\n%s", out.buf.String())
 	}
 	cancel()
 	if err := <-done; err != nil {
@@ -307,4 +319,33 @@ func TestJSONLogFormatAnnouncesAsRecords(t *testing.T) {
 	if !strings.Contains(logs.String(), `"msg":"listener","protocol":"http","state":"listening on 127.0.0.1:`) {
 		t.Errorf("no listener record in the JSON log:\n%s", logs.String())
 	}
+}
+
+// TestShutdownReturnsAtItsDeadlineWhileAStepHangs pins that Shutdown does
+// not wait past its context for a step that hangs (here a front end
+// whose stop blocks), and that the step finishing later completes the
+// close.
+func TestShutdownReturnsAtItsDeadlineWhileAStepHangs(t *testing.T) {
+	s := startReady(t, testConfig(t.TempDir()), io.Discard)
+	release := make(chan struct{})
+	stopped := make(chan struct{})
+	s.fronts = append(s.fronts, &runningFront{proto: "stuck", stop: func() error {
+		<-release
+		close(stopped)
+		return nil
+	}})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := s.Shutdown(ctx)
+	if err == nil || !strings.Contains(err.Error(), "shutdown did not finish in time") {
+		t.Fatalf("Shutdown with a hung step and an ended context: %v, want the deadline named", err)
+	}
+	if again := s.Shutdown(context.Background()); again != err {
+		t.Errorf("second Shutdown = %v, want the first's result %v", again, err)
+	}
+	close(release)
+	<-stopped
+	<-s.closed // the rest of the close (HTTP, broker, lock) went on
+	s2 := startReady(t, s.cfg, io.Discard)
+	shutdown(t, s2)
 }
