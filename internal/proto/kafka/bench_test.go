@@ -189,11 +189,16 @@ func ferryLatency(t *testing.T, addr, topic string, d time.Duration) (p50, p99 t
 	defer cancel()
 	var lat []time.Duration
 	var mu sync.Mutex
+	var skipFirst atomic.Bool // the warm-up record's poll
+	skipFirst.Store(true)
 	done := make(chan struct{})
 	go func() { // owned: waited for on done
 		defer close(done)
 		for ctx.Err() == nil {
 			fs := cons.PollFetches(ctx)
+			if skipFirst.Swap(false) {
+				continue
+			}
 			now := time.Now()
 			fs.EachRecord(func(r *kgo.Record) {
 				sent, _ := strconv.ParseInt(string(r.Value), 10, 64)
@@ -203,8 +208,10 @@ func ferryLatency(t *testing.T, addr, topic string, d time.Duration) (p50, p99 t
 			})
 		}
 	}()
-	// Wait until the consumer is at the end before measuring.
-	cons.PollFetches(context.Background())
+	// Let the consumer find its partitions (and the end) before measuring.
+	warm, warmCancel := context.WithTimeout(ctx, time.Second)
+	prod.ProduceSync(warm, &kgo.Record{Value: []byte(strconv.FormatInt(time.Now().UnixNano(), 10))})
+	warmCancel()
 	tick := time.NewTicker(2 * time.Millisecond)
 	end := time.Now().Add(d)
 	for time.Now().Before(end) {

@@ -26,12 +26,8 @@ func TestMain(m *testing.M) {
 		flag.Set("test.parallel", "8")
 	}
 	goleak.VerifyTestMain(m,
-		// Clients' own background goroutines that outlive a closed client
-		// briefly or live for the process (connection pools, timers).
-		goleak.IgnoreTopFunction("github.com/segmentio/kafka-go.(*connPool).discover"),
+		// sarama's metrics registry runs one ticker for the process.
 		goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"),
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-		goleak.IgnoreTopFunction("time.Sleep"),
 	)
 }
 
