@@ -64,6 +64,26 @@ func decodeBatch(data []byte) (*cachedBatch, error) {
 	return cb, nil
 }
 
+// decodeStoredBatch decodes a queue's entry as read back from its log: a
+// data batch, or a control batch wrapping one (tagEnqueue).
+func decodeStoredBatch(data []byte) (*cachedBatch, error) {
+	h, err := batch.ParseHeader(data)
+	if err != nil {
+		return nil, err
+	}
+	if h.Attributes.IsControl() {
+		_, payload, err := batch.ParseControl(data)
+		if err != nil {
+			return nil, err
+		}
+		if len(payload) == 0 || payload[0] != tagEnqueue {
+			return nil, base.Errorf(base.CodeCorrupt, "broker: a message's entry is a command, not a batch")
+		}
+		return decodeBatch(payload[1:])
+	}
+	return decodeBatch(data)
+}
+
 func (c *batchCache) put(g GroupID, index uint64, cb *cachedBatch) {
 	size := len(cb.data) + 64*len(cb.records)
 	if c.maxBytes <= 0 || size > c.maxBytes/4 {

@@ -21,6 +21,11 @@ const (
 	tagQueue      byte = 'Q'
 	tagPartition  byte = 'S'
 	tagGroup      byte = 'G'
+	// tagEnqueue is a queue's data batch riding in a command, which the
+	// queue applies exactly as the same batch proposed with ProposeBatch
+	// (its Refs name the command's entry). ProposeAsync gives it an order
+	// and a callback that ProposeBatch lacks; the simulator uses it.
+	tagEnqueue byte = 'B'
 )
 
 // controllerFSM is the metadata group's state machine: the controller's

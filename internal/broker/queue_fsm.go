@@ -28,6 +28,11 @@ type queueFSM struct {
 	msgs []queue.Message // guarded by mu: Apply's scratch
 
 	leader atomic.Pointer[queueLeader] // set while a leader runtime runs here
+
+	// observe, when set (the simulator), sees every applied entry as a
+	// queue command with its result and effects; called with mu held, the
+	// effects are the queue's (copy them).
+	observe func(index uint64, cmd queue.Command, res queue.Result, effects []queue.Effect)
 }
 
 func newQueueFSM(b *Broker, id GroupID, info controller.QueueInfo) (*queueFSM, error) {
@@ -65,9 +70,11 @@ func (f *queueFSM) Apply(entries []replication.Entry, results []any) {
 	f.mu.Lock()
 	ql := f.leader.Load()
 	for i, e := range entries {
-		switch e.Kind {
-		case replication.KindBatch:
-			results[i] = f.applyBatch(e, ql)
+		switch {
+		case e.Kind == replication.KindBatch:
+			results[i] = f.applyBatch(e.Index, e.Data, ql)
+		case len(e.Data) > 0 && e.Data[0] == tagEnqueue:
+			results[i] = f.applyBatch(e.Index, e.Data[1:], ql)
 		default:
 			results[i] = f.applyCommand(e, ql)
 		}
@@ -81,8 +88,9 @@ func (f *queueFSM) Apply(entries []replication.Entry, results []any) {
 	}
 }
 
-func (f *queueFSM) applyBatch(e replication.Entry, ql *queueLeader) *enqueueResult {
-	cb, err := decodeBatch(e.Data)
+// applyBatch enqueues the records of data, the batch of entry index.
+func (f *queueFSM) applyBatch(index uint64, data []byte, ql *queueLeader) *enqueueResult {
+	cb, err := decodeBatch(data)
 	if err != nil {
 		return &enqueueResult{err: err}
 	}
@@ -91,19 +99,23 @@ func (f *queueFSM) applyBatch(e replication.Entry, ql *queueLeader) *enqueueResu
 		r := &cb.records[slot]
 		m := readQueueMeta(r)
 		f.msgs = append(f.msgs, queue.Message{
-			Ref:   queue.Ref{Index: e.Index, Slot: uint32(slot)},
+			Ref:   queue.Ref{Index: index, Slot: uint32(slot)},
 			Bytes: uint32(min(len(r.Value), 1<<32-1)), Priority: m.priority, TTLms: m.ttlMs,
 			NotBeforeMs: m.notBeforeMs, DedupeID: m.dedupeID, OrderingKey: m.orderingKey, MessageID: m.messageID,
 		})
 	}
 	now := max(0, min(cb.header.MaxTimestamp, base.QueueTimeMsMax))
-	res, effects := f.q.Apply(&queue.Enqueue{Now: now, Messages: f.msgs})
+	cmd := &queue.Enqueue{Now: now, Messages: f.msgs}
+	res, effects := f.q.Apply(cmd)
+	if f.observe != nil {
+		f.observe(index, cmd, res, effects)
+	}
 	clear(f.msgs) // drop the strings
 	if res.Err != nil {
 		return &enqueueResult{err: res.Err}
 	}
 	if ql != nil {
-		f.b.cache.put(f.group, e.Index, cb)
+		f.b.cache.put(f.group, index, cb)
 		ql.pushEffects(effects)
 		ql.traceEnqueued(cb, res.Outcomes)
 	}
@@ -120,6 +132,9 @@ func (f *queueFSM) applyCommand(e replication.Entry, ql *queueLeader) *queueCmdR
 	}
 	res, effects := f.q.Apply(cmd)
 	res.Outcomes = nil
+	if f.observe != nil {
+		f.observe(e.Index, cmd, res, effects)
+	}
 	if ql != nil {
 		ql.pushEffects(effects)
 		ql.applied(cmd, res)

@@ -301,7 +301,7 @@ func readQueueMessage(b *Broker, g GroupID, ref queue.Ref) (Message, error) {
 		if err != nil {
 			return Message{}, err
 		}
-		if cb, err = decodeBatch(data); err != nil {
+		if cb, err = decodeStoredBatch(data); err != nil {
 			return Message{}, err
 		}
 		b.cache.put(g, ref.Index, cb)
