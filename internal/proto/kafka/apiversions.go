@@ -119,7 +119,7 @@ func apiVersionsResponse(code protocol.ErrorCode) *protocol.ApiVersionsResponse 
 // supported versions, so the client can retry with one it shares (KIP-511).
 func (c *conn) respondAPIVersionsFallback(r *request) {
 	resp := apiVersionsResponse(protocol.ErrorCodeUnsupportedVersion)
-	r.slot.complete(encodeFrame(resp, r.hdr.CorrelationID, 0, 0), false)
+	r.slot.complete(encodeFrame(resp, r.hdr.CorrelationID, 0, 0, 0), false)
 }
 
 // respondUnsupported answers a request of an API or version Ferry does not

@@ -334,3 +334,52 @@ func ratio(a, b float64) float64 {
 	}
 	return a / b
 }
+
+// BenchmarkFetchFromBroker reads 64 KiB batches back from a real broker's
+// partition with sessionless Fetch requests of up to 8 MiB (page cache):
+// the server and broker cost per fetched byte, without a client's.
+func BenchmarkFetchFromBroker(b *testing.B) {
+	_, srv := startBroker(b, nil)
+	createTopics(b, srv.addr, 1, "fetch-bench")
+	c := dialRaw(b, srv.addr)
+	records := buildBatchOfSize(b, 64<<10)
+	const batches = 512 // 32 MiB
+	for range batches {
+		resp := produceOne(c, "fetch-bench", records, 1, 9)
+		if code := resp.Responses[0].PartitionResponses[0].ErrorCode; code != 0 {
+			b.Fatalf("produce: error %d", code)
+		}
+	}
+	f := fetchReq(-1, 0)
+	f.Topics = []protocol.FetchRequestFetchTopic{{Topic: "fetch-bench", Partitions: []protocol.FetchRequestFetchPartition{fetchPart(0, 0)}}}
+	f.MaxBytes = 8 << 20
+	f.Topics[0].Partitions[0].PartitionMaxBytes = 8 << 20
+	b.ReportAllocs()
+	var total int64
+	offset := int64(0)
+	var resp protocol.FetchResponse
+	for b.Loop() {
+		f.Topics[0].Partitions[0].FetchOffset = offset
+		c.roundTrip(f, &resp, 12)
+		p := resp.Responses[0].Partitions[0]
+		if len(p.Records) == 0 {
+			offset = 0
+			continue
+		}
+		total += int64(len(p.Records))
+		var last int64
+		for at := 0; at < len(p.Records); {
+			h, err := batch.ParseHeader(p.Records[at:])
+			if err != nil {
+				b.Fatal(err)
+			}
+			last = h.NextOffset()
+			at += h.Size()
+		}
+		offset = last
+		if offset >= p.HighWatermark {
+			offset = 0
+		}
+	}
+	b.SetBytes(total / int64(max(b.N, 1)))
+}

@@ -298,29 +298,65 @@ func (c *conn) delay(f func()) {
 
 // respond encodes msg as the answer to r and completes r's slot.
 func (c *conn) respond(r *request, msg protocol.Response) {
-	r.slot.complete(encodeResponse(r, msg), false)
+	r.slot.complete(encodeResponse(r, msg, 0), false)
+}
+
+// respondSized is respond for a large response of about sizeHint bytes
+// (a Fetch's records): the frame is allocated once at that size rather
+// than grown by doubling, which would copy and clear it several times.
+func (c *conn) respondSized(r *request, msg protocol.Response, sizeHint int) {
+	r.slot.complete(encodeResponse(r, msg, sizeHint), false)
 }
 
 // respondAndClose answers r, then closes the connection.
 func (c *conn) respondAndClose(r *request, msg protocol.Response) {
-	r.slot.complete(encodeResponse(r, msg), true)
+	r.slot.complete(encodeResponse(r, msg, 0), true)
 }
 
 // encodeResponse returns the framed response to r.
-func encodeResponse(r *request, msg protocol.Response) []byte {
-	return encodeFrame(msg, r.hdr.CorrelationID, r.hdr.APIVersion, r.api.ResponseHeaderVersion(r.hdr.APIVersion))
+func encodeResponse(r *request, msg protocol.Response, sizeHint int) []byte {
+	return encodeFrame(msg, r.hdr.CorrelationID, r.hdr.APIVersion, r.api.ResponseHeaderVersion(r.hdr.APIVersion), sizeHint)
 }
 
-func encodeFrame(msg protocol.Response, correlationID int32, version, headerVersion int16) []byte {
+func encodeFrame(msg protocol.Response, correlationID int32, version, headerVersion int16, sizeHint int) []byte {
 	if base.InvariantsEnabled {
 		if err := msg.Validate(version); err != nil {
 			base.Bugf("kafka: %T at version %d does not validate: %v", msg, version, err)
 		}
 	}
-	out, mark := protocol.BeginFrame(make([]byte, 0, 256))
+	out, mark := protocol.BeginFrame(frameBuffer(sizeHint))
 	out = protocol.AppendResponseHeader(out, correlationID, headerVersion)
 	out = msg.Encode(out, version)
 	return protocol.EndFrame(out, mark)
+}
+
+// largeFrameBytes is the size from which response buffers are pooled: a
+// large Fetch response would otherwise be allocated and cleared anew for
+// every request.
+const largeFrameBytes = 64 << 10
+
+// largeFrames holds written response buffers of at least largeFrameBytes
+// (as *[]byte, so Put does not allocate).
+var largeFrames sync.Pool
+
+// frameBuffer returns an empty buffer for a response of about sizeHint
+// bytes.
+func frameBuffer(sizeHint int) []byte {
+	if sizeHint >= largeFrameBytes {
+		if p, _ := largeFrames.Get().(*[]byte); p != nil && cap(*p) >= sizeHint {
+			return (*p)[:0]
+		}
+		return make([]byte, 0, sizeHint)
+	}
+	return make([]byte, 0, max(sizeHint, 256))
+}
+
+// releaseFrame returns a written frame's buffer for reuse; the caller
+// holds no other reference to it.
+func releaseFrame(b []byte) {
+	if cap(b) >= largeFrameBytes && cap(b) <= base.KafkaFetchResponseBytesMax+1<<20 {
+		largeFrames.Put(&b)
+	}
 }
 
 // writeLoop writes responses in request order until pending is closed
@@ -361,6 +397,13 @@ func (c *conn) writeLoop() {
 				broken = true
 				c.kill("write failed: " + err.Error())
 			}
+		}
+		if s.frame != nil && len(s.frame) >= largeFrameBytes {
+			// A frame this large went to the socket directly (bufio
+			// copies nothing for writes past its buffer once empty) or
+			// was copied into the buffer: either way it is free now.
+			releaseFrame(s.frame)
+			s.frame = nil
 		}
 		c.releaseHeld(s.held)
 		<-c.inflight

@@ -320,6 +320,10 @@ func (op *fetchOp) answer(reads []fetchRead) {
 		resp.SessionId = op.sessionID
 	}
 	served := map[*sessionPartition]bool{}
+	size := 1 << 10
+	for _, rd := range reads {
+		size += len(rd.res.Records) + 96 // a partition's fields, at most
+	}
 	for _, rd := range reads {
 		pd, include := op.partitionData(rd)
 		if !include {
@@ -342,7 +346,7 @@ func (op *fetchOp) answer(reads []fetchRead) {
 		resp.Responses[n-1].Partitions = append(resp.Responses[n-1].Partitions, pd)
 	}
 	op.release(served)
-	op.c.respond(op.r, &resp)
+	op.c.respondSized(op.r, &resp, size)
 }
 
 // partitionData is one partition's answer, and whether an incremental
