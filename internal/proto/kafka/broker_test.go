@@ -1,11 +1,14 @@
 package kafka
 
 import (
+	"net"
 	"net/netip"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/ferry-mq/ferry/internal/broker"
+	"github.com/ferry-mq/ferry/internal/proto/kafka/protocol"
 )
 
 var loopbackAddr = netip.MustParseAddr("127.0.0.1")
@@ -113,4 +116,53 @@ func TestBrokerSASLPlainAndScram(t *testing.T) {
 	// The broker bootstraps guest only and has no call to add users, so
 	// the read-only user's refusal is checked on the test double only.
 	runSASL(t, srv.addr, "guest", "guest", false)
+}
+
+func TestBrokerIdempotentProducerDuplicatesAndOutOfOrder(t *testing.T) {
+	t.Parallel()
+	_, srv := startBroker(t, nil)
+	createTopics(t, srv.addr, 1, "idem-raw")
+	c := dialRaw(t, srv.addr)
+	var ipid protocol.InitProducerIdResponse
+	c.roundTrip(&protocol.InitProducerIdRequest{TransactionTimeoutMs: 60000, ProducerId: -1, ProducerEpoch: -1}, &ipid, 4)
+	if ipid.ErrorCode != 0 || ipid.ProducerId < 0 {
+		t.Fatalf("InitProducerId: error %d id %d", ipid.ErrorCode, ipid.ProducerId)
+	}
+	pid := ipid.ProducerId
+	produce := func(seq int32) (protocol.ErrorCode, int64) {
+		resp := produceOne(c, "idem-raw", buildBatch(t, 3, pid, seq), -1, 9)
+		p := resp.Responses[0].PartitionResponses[0]
+		return protocol.ErrorCode(p.ErrorCode), p.BaseOffset
+	}
+	code, first := produce(0)
+	if code != protocol.ErrorCodeNone {
+		t.Fatalf("first batch: %v", code)
+	}
+	if code, again := produce(0); code != protocol.ErrorCodeNone || again != first {
+		t.Errorf("duplicate: got %v at %d, want success at the original offset %d", code, again, first)
+	}
+	if code, _ := produce(10); code != protocol.ErrorCodeOutOfOrderSequenceNumber {
+		t.Errorf("sequence gap: got %v, want OUT_OF_ORDER_SEQUENCE_NUMBER", code)
+	}
+	if code, next := produce(3); code != protocol.ErrorCodeNone || next <= first {
+		t.Errorf("next in sequence: got %v at %d, want success after %d", code, next, first)
+	}
+}
+
+func TestBrokerDescribeClusterAndMetadataName(t *testing.T) {
+	t.Parallel()
+	b, srv := startBroker(t, nil)
+	c := dialRaw(t, srv.addr)
+	var dc protocol.DescribeClusterResponse
+	c.roundTrip(&protocol.DescribeClusterRequest{EndpointType: 1}, &dc, 1)
+	if dc.ErrorCode != 0 || dc.ClusterId != "ferry-test" || len(dc.Brokers) != 1 || dc.Brokers[0].BrokerId != int32(b.NodeID()) {
+		t.Errorf("DescribeCluster: %+v, want cluster ferry-test with this node", dc)
+	}
+	if host, port, _ := net.SplitHostPort(srv.addr); dc.Brokers[0].Host != host || strconv.Itoa(int(dc.Brokers[0].Port)) != port {
+		t.Errorf("advertised %s:%d, want %s", dc.Brokers[0].Host, dc.Brokers[0].Port, srv.addr)
+	}
+	c.roundTrip(&protocol.DescribeClusterRequest{EndpointType: 2}, &dc, 1)
+	if protocol.ErrorCode(dc.ErrorCode) != protocol.ErrorCodeUnsupportedEndpointType {
+		t.Errorf("controller endpoints: got %d, want UNSUPPORTED_ENDPOINT_TYPE", dc.ErrorCode)
+	}
 }
