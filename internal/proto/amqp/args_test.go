@@ -268,6 +268,11 @@ func TestQueueTypesAndStreamOffsets(t *testing.T) {
 	if e := amqpErr(t, err); e.Code != 406 {
 		t.Errorf("bad x-stream-offset: got %d %q, want 406", e.Code, e.Reason)
 	}
+	c = ts.channel(t)
+	_, _, err = c.Get("events", false)
+	if e := amqpErr(t, err); e.Code != 406 {
+		t.Errorf("basic.get on a stream: got %d %q, want 406 (a channel error)", e.Code, e.Reason)
+	}
 }
 
 func TestFerryDelayAndDedupeHeaders(t *testing.T) {

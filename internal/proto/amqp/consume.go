@@ -521,6 +521,11 @@ func (ch *channel) get(m *codec.BasicGet) error {
 		return err
 	}
 	d, settle, ok, err := ch.c.session.Get(ch.ctx(), queue, m.NoAck)
+	if base.CodeOf(err) == base.CodeNotSupported {
+		// basic.get on a stream: the channel's mistake, not the
+		// connection's (540 would close every channel).
+		return protoErr(codec.ReplyPreconditionFailed, m.Key(), "%v", err)
+	}
 	if err != nil {
 		return err
 	}
