@@ -50,6 +50,7 @@ type conn struct {
 	caps       clientCaps
 	user       Principal
 	vhost      string
+	name       string // the client's connection_name property
 	session    Session
 
 	// ctx is the context of the connection's broker calls, cancelled

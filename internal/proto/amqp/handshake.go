@@ -128,6 +128,7 @@ func (c *conn) readClientProperties(props codec.Table) {
 		}
 	}
 	if name, ok := props["connection_name"].(string); ok {
+		c.name = name
 		c.log = c.log.With("name", name)
 	}
 }
@@ -215,7 +216,7 @@ func (c *conn) openVhost() error {
 		return err
 	}
 	vhost := m.(*codec.ConnectionOpen).VirtualHost
-	info := ConnInfo{ID: c.id, Protocol: "amqp", Peer: c.peer, User: c.user.User, Tenant: vhost}
+	info := ConnInfo{ID: c.id, Protocol: "amqp", Peer: c.peer, User: c.user.User, Tenant: vhost, Name: c.name}
 	s, err := c.cfg.Backend.OpenConnection(info, c.user, c.forceClose)
 	if err != nil {
 		switch base.CodeOf(err) {

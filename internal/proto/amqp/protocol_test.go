@@ -301,7 +301,12 @@ func TestConnectionBlockedAndUnblocked(t *testing.T) {
 
 func TestServerCloseAndBrokerKillSend320(t *testing.T) {
 	ts := startServer(t)
-	c := ts.dial(t)
+	props := amqp091.NewConnectionProperties()
+	props.SetClientConnectionName("orders-service")
+	c := ts.dialConfig(t, amqp091.Config{Properties: props})
+	if conns := ts.broker.Connections(); len(conns) != 1 || conns[0].Name != "orders-service" || conns[0].Protocol != "amqp" {
+		t.Errorf("the broker's registry: %+v, want one amqp connection named orders-service", conns)
+	}
 	closed := c.NotifyClose(make(chan *amqp091.Error, 1))
 	ts.killAll("closed via management plugin")
 	if e := closeReason(t, closed); e.Code != 320 || e.Reason != "CONNECTION_FORCED - closed via management plugin" {
