@@ -36,6 +36,10 @@ type fakeBroker struct {
 	// holdPublish, when set, keeps publish outcomes until released.
 	holdPublish bool     // guarded by mu
 	held        []func() // guarded by mu
+	// maxBatch is the most messages one PublishAsync call carried.
+	maxBatch int // guarded by mu
+	// subs records every subscription, for tests that inspect them.
+	subs []*fakeSub // guarded by mu
 
 	evMu   sync.Mutex
 	evCond sync.Cond
@@ -407,6 +411,7 @@ func (s *fakeSession) Unbind(_ context.Context, spec BindingSpec) error {
 func (s *fakeSession) PublishAsync(exchange string, msgs []Message, opts PublishOptions, done func([]PublishResult, error)) {
 	b := s.b
 	b.mu.Lock()
+	b.maxBatch = max(b.maxBatch, len(msgs))
 	res := make([]PublishResult, len(msgs))
 	var rr routing.Result
 	for i := range msgs {
@@ -507,6 +512,7 @@ func (s *fakeSession) Subscribe(_ context.Context, o SubscribeOptions, deliver f
 		q.exclusiveConsumer = sub
 	}
 	s.subs[sub] = true
+	b.subs = append(b.subs, sub)
 	b.dispatchLocked(q)
 	return sub, nil
 }

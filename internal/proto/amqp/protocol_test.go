@@ -2,6 +2,7 @@ package amqp
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"math"
 	"strings"
@@ -333,4 +334,102 @@ func TestClosingTheConnectionReturnsUnackedMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the message requeued", func() bool { n, _ := ts.depth("back"); return n == 1 })
+}
+
+func TestPrefetchLimitEdge(t *testing.T) {
+	// No basic.qos ("no limit") and the largest prefetch a client can ask
+	// for both reach the broker as AMQPPrefetchCountMax; a global limit
+	// lowers it.
+	ts := startFakeServer(t)
+	ch := ts.channel(t)
+	declareQueue(t, ch, "p")
+	if _, err := ch.Consume("p", "unlimited", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Qos(base.AMQPPrefetchCountMax, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.Consume("p", "max", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Qos(10, 0, true); err != nil {
+		t.Fatal(err)
+	}
+	ts.b.mu.Lock()
+	defer ts.b.mu.Unlock()
+	if len(ts.b.subs) != 2 {
+		t.Fatalf("%d subscriptions, want 2", len(ts.b.subs))
+	}
+	for _, s := range ts.b.subs {
+		if s.opts.PrefetchCount != base.AMQPPrefetchCountMax {
+			t.Errorf("consumer %s subscribed with prefetch %d, want %d", s.opts.Tag, s.opts.PrefetchCount, base.AMQPPrefetchCountMax)
+		}
+		if s.prefetch != 10 {
+			t.Errorf("consumer %s after a global qos of 10: prefetch %d", s.opts.Tag, s.prefetch)
+		}
+	}
+}
+
+func TestPublishesInFlightAndBatchLimitEdges(t *testing.T) {
+	// While the broker holds every outcome, the server admits at most
+	// AMQPPublishesInFlightMax publishes of a connection and then stops
+	// reading it; released, the rest follow. No broker call carries more
+	// than AMQPPublishBatchMessagesMax messages.
+	ts := startFakeServer(t)
+	declarer := ts.channel(t)
+	declareQueue(t, declarer, "inflight")
+	ts.b.mu.Lock()
+	ts.b.holdPublish = true
+	ts.b.mu.Unlock()
+	ch := ts.channel(t)
+	total := base.AMQPPublishesInFlightMax + 100
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; i < total; i++ {
+			if err := ch.PublishWithContext(context.Background(), "", "inflight", false, false, amqp091.Publishing{}); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	waitFor(t, "the in-flight window full", func() bool {
+		n, _ := ts.depth("inflight")
+		return n > base.AMQPPublishesInFlightMax-base.AMQPPublishBatchMessagesMax
+	})
+	// The reader is paused: the window does not grow however long the
+	// client keeps writing. A round trip on another connection shows the
+	// server is otherwise alive.
+	declareQueue(t, declarer, "alive")
+	if n, _ := ts.depth("inflight"); n > base.AMQPPublishesInFlightMax {
+		t.Errorf("%d publishes admitted while the broker held them all, limit %d", n, base.AMQPPublishesInFlightMax)
+	}
+	ts.b.releaseHeld()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every publish", func() bool {
+		ts.b.releaseHeld() // later batches were held too
+		n, _ := ts.depth("inflight")
+		return n == total
+	})
+	ts.b.mu.Lock()
+	defer ts.b.mu.Unlock()
+	if ts.b.maxBatch > base.AMQPPublishBatchMessagesMax || ts.b.maxBatch < 2 {
+		t.Errorf("largest broker call carried %d messages, want 2..%d", ts.b.maxBatch, base.AMQPPublishBatchMessagesMax)
+	}
+}
+
+func TestCloseTimeoutDropsAPeerThatNeverAnswers(t *testing.T) {
+	ts := startServer(t)
+	r := dialRaw(t, ts)
+	r.handshake(codec.ConnectionTuneOk{}, nil)
+	r.send(9, &codec.BasicQos{})
+	if cl := expect[*codec.ConnectionClose](r); cl.ReplyCode != uint16(codec.ReplyChannelError) {
+		t.Fatalf("got %d %q", cl.ReplyCode, cl.ReplyText)
+	}
+	// No close-ok: the server keeps the socket for AMQPCloseTimeout.
+	waitFor(t, "the close timer", func() bool { return ts.clock.ActiveTimers() >= 1 })
+	ts.clock.Advance(base.AMQPCloseTimeout)
+	r.expectEOF()
 }
