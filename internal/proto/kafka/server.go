@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -118,10 +119,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.listeners[ln] = struct{}{}
 	if s.advHost == "" {
-		if host, port, err := net.SplitHostPort(ln.Addr().String()); err == nil {
-			p, _ := strconv.Atoi(port)
-			s.advHost, s.advPort = host, int32(p)
-		}
+		s.advHost, s.advPort = advertisedFrom(ln.Addr())
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -151,6 +149,23 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		s.startConn(nc)
 	}
+}
+
+// advertisedFrom returns the address to advertise for a listener: its
+// own, except that a wildcard host (":9092") is replaced by the machine's
+// host name, which clients can dial.
+func advertisedFrom(addr net.Addr) (string, int32) {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "", 0
+	}
+	p, _ := strconv.Atoi(port)
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		if name, err := os.Hostname(); err == nil {
+			host = name
+		}
+	}
+	return host, int32(p)
 }
 
 // startConn serves nc unless the server is closed or full.

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/binary"
+	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -549,4 +551,19 @@ func TestServerCloseEndsLongPollsAndConnections(t *testing.T) {
 		t.Fatalf("Close did not return while a long poll waited")
 	}
 	c.expectClosed()
+}
+
+func TestAdvertisedAddressReplacesAWildcardHost(t *testing.T) {
+	name, err := os.Hostname()
+	if err != nil {
+		t.Skip("no host name")
+	}
+	host, port := advertisedFrom(&net.TCPAddr{IP: net.IPv4zero, Port: 9092})
+	if host != name || port != 9092 {
+		t.Errorf("0.0.0.0:9092 advertised as %s:%d, want %s:9092", host, port, name)
+	}
+	host, port = advertisedFrom(&net.TCPAddr{IP: net.ParseIP("10.1.2.3"), Port: 19092})
+	if host != "10.1.2.3" || port != 19092 {
+		t.Errorf("10.1.2.3:19092 advertised as %s:%d", host, port)
+	}
 }
