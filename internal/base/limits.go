@@ -153,6 +153,13 @@ const (
 	// it are dropped (Raft retransmits) and calls fail with CodeOverloaded.
 	RaftLoopInboxMax = 1 << 16
 
+	// RaftProposalGatherMax bounds how long an engine loop, having just
+	// synced a batch of proposals, waits for its proposers to propose again
+	// before the next iteration: a fraction of an fsync (milliseconds on
+	// most disks), it lets one fsync cover a whole wave of proposers
+	// instead of alternating small and large batches.
+	RaftProposalGatherMax = 500 * time.Microsecond
+
 	// RaftPromoteLagEntriesMax is how close a learner's match index must be
 	// to the leader's last index before Promote proposes the promotion, so
 	// a new voter never starts out holding back the commit index.
@@ -584,6 +591,11 @@ const (
 	// accumulator; publishers to that queue wait beyond it (backpressure
 	// to the connection). 16 batches' worth keeps the pipeline full.
 	BrokerPublishPendingBytesMax = 16 * BrokerPublishBatchBytesMax
+
+	// BrokerPublishInFlightMax bounds the batches one queue's accumulator
+	// has proposed and not seen confirmed: two keep the next batch waiting
+	// when the engine starts an iteration; four absorb a slow fsync.
+	BrokerPublishInFlightMax = 4
 
 	// BrokerSettleInFlightMax bounds the settlement commands (acks, nacks)
 	// one queue's leader has proposed and not seen applied; more wait and

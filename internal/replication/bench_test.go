@@ -101,7 +101,7 @@ func benchDir(b *testing.B) string {
 // on one node (64 concurrent proposers of 1 KiB commands: propose, persist
 // with fsync, apply) with the raw durable append throughput of the
 // segmented log under the same load (64 appenders of 1 KiB records). The
-// two alternate in five rounds, so both see the same disk conditions; it
+// two alternate in ten rounds, so both see the same disk conditions; it
 // reports both rates and their ratio. b.N is the operations of each side.
 //
 //	go test -run '^$' -bench 'OneGroupVsRawLog' -benchtime 20000x ./internal/replication
@@ -124,7 +124,7 @@ func BenchmarkOneGroupVsRawLog(b *testing.B) {
 	}
 	waitLeaderOf(b, e, 1)
 	before := e.Metrics()
-	const rounds = 5
+	const rounds = 10
 	var rawTime, engineTime time.Duration
 	b.SetBytes(int64(len(payload)))
 	b.ReportAllocs()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -319,3 +320,40 @@ func TestSnapshotReaderRefusesChunksOverTheChunkBound(t *testing.T) {
 		}
 	}
 }
+
+func TestGatherWaitsAtMostRaftProposalGatherMax(t *testing.T) {
+	clock := base.NewFakeClock(epoch)
+	e := &Engine{clock: clock, stop: make(chan struct{})}
+	l := newLoop(e, 0)
+	l.lastProposals, l.lastSynced = 8, true
+	var timer base.Timer
+	done := make(chan struct{})
+	go func() {
+		l.gather(&timer)
+		close(done)
+	}()
+	for clock.ActiveTimers() == 0 { // gather armed its deadline
+		runtimeYield()
+	}
+	clock.Advance(base.RaftProposalGatherMax - time.Nanosecond)
+	select {
+	case <-done:
+		t.Fatalf("gather returned before RaftProposalGatherMax passed, with nothing queued")
+	default:
+	}
+	clock.Advance(time.Nanosecond)
+	<-done // at the bound it returns
+
+	// Enough proposals waiting end the wait at once.
+	done = make(chan struct{})
+	for range 8 {
+		l.enqueueRequest(&request{kind: reqPropose})
+	}
+	go func() {
+		l.gather(&timer)
+		close(done)
+	}()
+	<-done
+}
+
+func runtimeYield() { runtime.Gosched() }

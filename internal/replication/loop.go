@@ -100,11 +100,15 @@ type loop struct {
 	nextTick     time.Time
 	ticks        int64 // ticks so far, for request deadlines
 	readSeq      uint64
-	more         bool // another iteration is needed at once
-	closed       bool
-	out          outbox
-	fsmBuf       []Entry
-	results      []any
+	// For gather: the proposals the last iteration took, and whether it
+	// synced logs.
+	lastProposals int
+	lastSynced    bool
+	more          bool // another iteration is needed at once
+	closed        bool
+	out           outbox
+	fsmBuf        []Entry
+	results       []any
 }
 
 func newLoop(e *Engine, id int) *loop {
@@ -201,6 +205,7 @@ func (l *loop) run() {
 			return
 		}
 		if l.iterate() || l.more {
+			l.gather(&timer)
 			continue
 		}
 		var tick <-chan time.Time
@@ -216,6 +221,40 @@ func (l *loop) run() {
 		select {
 		case <-l.wakeCh:
 		case <-tick:
+		case <-l.e.stop:
+			return
+		}
+	}
+}
+
+// gather waits, after an iteration that proposed and synced a batch, for
+// the proposers it just answered to propose again, for at most
+// base.RaftProposalGatherMax or until as many proposals wait as the last
+// batch held: otherwise the next iteration starts with the few that
+// arrived first and pays a whole fsync for them, and batches alternate
+// between small and large (group commit's classic pitfall).
+func (l *loop) gather(timer *base.Timer) {
+	want := l.lastProposals
+	if want < 4 || !l.lastSynced {
+		return
+	}
+	deadline := l.e.clock.Now().Add(base.RaftProposalGatherMax)
+	for {
+		l.mu.Lock()
+		n := len(l.in.reqs)
+		l.mu.Unlock()
+		d := deadline.Sub(l.e.clock.Now())
+		if n >= want || d <= 0 {
+			return
+		}
+		if *timer == nil {
+			*timer = l.e.clock.NewTimer(d)
+		} else {
+			(*timer).Reset(d)
+		}
+		select {
+		case <-l.wakeCh:
+		case <-(*timer).C():
 		case <-l.e.stop:
 			return
 		}
@@ -250,6 +289,12 @@ func (l *loop) iterate() (worked bool) {
 	}
 	in := l.take()
 	worked = in.len() > 0
+	l.lastProposals, l.lastSynced = 0, false
+	for _, r := range in.reqs {
+		if r.kind == reqPropose {
+			l.lastProposals++
+		}
+	}
 	l.handleRequests(in.reqs, now)
 	if !now.Before(l.nextTick) {
 		l.tick(now)
@@ -400,6 +445,7 @@ func (l *loop) persist(rds []ready) error {
 			return fmt.Errorf("syncing %d logs: %w", len(logs), err)
 		} else {
 			l.e.metrics.logSyncs.Add(1)
+			l.lastSynced = true
 		}
 	}
 	if err := l.commitState(ups); err != nil {

@@ -331,24 +331,7 @@ func TestMultiProcessKillLeaderLosesNoAcknowledgedProposal(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				payload := fmt.Sprintf("w%d-%d", w, i)
-				for _, c := range clients() {
-					if reply, err := call(c, "P "+payload); err == nil && strings.HasPrefix(reply, "OK ") {
-						acked.Store(payload, true)
-						select {
-						case progress <- struct{}{}:
-						default:
-						}
-						break
-					}
-				}
-			}
+			proposeUntil(stop, w, clients, &acked, progress)
 		}()
 	}
 	waitAcked(t, progress, &acked, 50)
@@ -374,6 +357,29 @@ func TestMultiProcessKillLeaderLosesNoAcknowledgedProposal(t *testing.T) {
 		}
 	}
 	t.Logf("%d proposals acknowledged; killed leader %d and restarted it", len(want), leader)
+}
+
+// proposeUntil proposes unique payloads to whichever node accepts them
+// until stop, recording the acknowledged ones.
+func proposeUntil(stop <-chan struct{}, w int, clients func() []string, acked *sync.Map, progress chan<- struct{}) {
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		payload := fmt.Sprintf("w%d-%d", w, i)
+		for _, c := range clients() {
+			if reply, err := call(c, "P "+payload); err == nil && strings.HasPrefix(reply, "OK ") {
+				acked.Store(payload, true)
+				select {
+				case progress <- struct{}{}:
+				default:
+				}
+				break
+			}
+		}
+	}
 }
 
 func waitProcLeader(t testing.TB, clients func() []string) NodeID {
