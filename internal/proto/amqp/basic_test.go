@@ -338,3 +338,28 @@ func TestUnknownDeliveryTagClosesTheChannelWith406(t *testing.T) {
 		t.Errorf("got %d %q", e.Code, e.Reason)
 	}
 }
+
+// TestPublishChecksAreChannelErrors pins a bug: a publish refused when its
+// content completed (user_id, expiration, a full transaction) closed the
+// whole connection with the soft reply code instead of only the channel.
+func TestPublishChecksAreChannelErrors(t *testing.T) {
+	ts := startServer(t)
+	conn := ts.dial(t)
+	for _, tc := range []struct {
+		p    amqp091.Publishing
+		text string
+	}{
+		{amqp091.Publishing{UserId: "mallory"}, "PRECONDITION_FAILED - user_id property set to 'mallory' but authenticated user was 'guest'"},
+		{amqp091.Publishing{Expiration: "soon"}, "PRECONDITION_FAILED - invalid expiration 'soon': not a non-negative integer"},
+	} {
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatalf("the connection did not survive the previous channel error: %v", err)
+		}
+		closed := ch.NotifyClose(make(chan *amqp091.Error, 1))
+		_ = ch.PublishWithContext(context.Background(), "", "anywhere", false, false, tc.p)
+		if e := closeReason(t, closed); e.Code != 406 || e.Reason != tc.text {
+			t.Errorf("got %d %q, want 406 %q", e.Code, e.Reason, tc.text)
+		}
+	}
+}

@@ -83,11 +83,16 @@ func (ch *channel) handleMethod(m codec.Method) error {
 		return protoErr(codec.ReplyUnexpectedFrame, m.Key(),
 			"expected content header for class 60, got non content header frame instead")
 	}
-	err := ch.dispatch(m)
+	return ch.softOrHard(ch.dispatch(m), m.Key())
+}
+
+// softOrHard closes the channel for a soft error and returns a hard one
+// for the connection to close with.
+func (ch *channel) softOrHard(err error, key codec.MethodKey) error {
 	if err == nil {
 		return nil
 	}
-	e := asReply(err, m.Key())
+	e := asReply(err, key)
 	if e.ReplyCode.Hard() {
 		return e
 	}

@@ -294,12 +294,17 @@ func TestDirectReplyTo(t *testing.T) {
 	if string(rep.Body) != "pong" || rep.CorrelationId != "7" {
 		t.Errorf("reply %q corr %q", rep.Body, rep.CorrelationId)
 	}
-	// Without a reply consumer, publishing with reply_to set is refused.
-	other := ts.channel(t)
+	// Without a reply consumer, publishing with reply_to set is refused:
+	// a channel error, the connection lives on.
+	conn := ts.dial(t)
+	other, _ := conn.Channel()
 	closed := other.NotifyClose(make(chan *amqp091.Error, 1))
 	_ = other.PublishWithContext(context.Background(), "", "rpc", false, false, amqp091.Publishing{ReplyTo: "amq.rabbitmq.reply-to"})
 	if e := closeReason(t, closed); e.Code != 406 || e.Reason != "PRECONDITION_FAILED - fast reply consumer does not exist" {
 		t.Errorf("got %d %q", e.Code, e.Reason)
+	}
+	if _, err := conn.Channel(); err != nil {
+		t.Errorf("the connection did not survive a channel error: %v", err)
 	}
 }
 

@@ -433,3 +433,24 @@ func TestCloseTimeoutDropsAPeerThatNeverAnswers(t *testing.T) {
 	ts.clock.Advance(base.AMQPCloseTimeout)
 	r.expectEOF()
 }
+
+func TestTransactionMessageLimitEdge(t *testing.T) {
+	// AMQPTxMessagesMax publishes fit in one transaction; one more closes
+	// the channel with 406, before anything reaches the broker.
+	ts := startServer(t)
+	r := dialRaw(t, ts)
+	r.handshake(codec.ConnectionTuneOk{}, nil)
+	r.openChannel(1)
+	r.send(1, &codec.TxSelect{})
+	expect[*codec.TxSelectOk](r)
+	one := append(methodFrame(1, &codec.BasicPublish{RoutingKey: "tx-limit"}), headerFrame(1, 0)...)
+	batch := bytes.Repeat(one, base.AMQPTxMessagesMax)
+	r.sendBytes(batch)
+	r.send(1, &codec.BasicQos{PrefetchCount: 1}) // a round trip: all of them were taken
+	expect[*codec.BasicQosOk](r)
+	r.sendBytes(one)
+	cl := expect[*codec.ChannelClose](r)
+	if cl.ReplyCode != uint16(codec.ReplyPreconditionFailed) || !strings.Contains(cl.ReplyText, "transaction over its limit") {
+		t.Errorf("publish %d in a transaction: got %d %q", base.AMQPTxMessagesMax+1, cl.ReplyCode, cl.ReplyText)
+	}
+}

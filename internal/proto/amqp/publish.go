@@ -34,7 +34,13 @@ func (ch *channel) startPublish(m *codec.BasicPublish) error {
 }
 
 // handleContent takes a content header or body frame (reader goroutine).
+// A soft error (a refused publish) closes the channel; a hard one is
+// returned.
 func (ch *channel) handleContent(f codec.Frame) error {
+	return ch.softOrHard(ch.content(f), codec.MethodBasicPublish)
+}
+
+func (ch *channel) content(f codec.Frame) error {
 	if ch.isClosing() {
 		return nil // the frames of a publish that closed the channel
 	}
