@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -361,5 +362,19 @@ func TestPublishChecksAreChannelErrors(t *testing.T) {
 		if e := closeReason(t, closed); e.Code != 406 || e.Reason != tc.text {
 			t.Errorf("got %d %q, want 406 %q", e.Code, e.Reason, tc.text)
 		}
+	}
+}
+
+func TestPublishToAMissingExchangeIs404OnTheChannel(t *testing.T) {
+	ts := startServer(t)
+	conn := ts.dial(t)
+	ch, _ := conn.Channel()
+	closed := ch.NotifyClose(make(chan *amqp091.Error, 1))
+	publish(t, ch, "no-such-exchange", "k", "m")
+	if e := closeReason(t, closed); e.Code != 404 || !strings.Contains(e.Reason, "no-such-exchange") {
+		t.Errorf("got %d %q, want 404 naming the exchange", e.Code, e.Reason)
+	}
+	if _, err := conn.Channel(); err != nil {
+		t.Errorf("the connection did not survive: %v", err)
 	}
 }
