@@ -148,6 +148,12 @@ const (
 	// iteration, so one busy group cannot stall the others of its loop.
 	RaftApplyBytesMax = 16 << 20
 
+	// RaftEntryCacheBytesMax bounds the entry data a group keeps in memory
+	// between writing entries and applying them, so that applying does not
+	// read them back from the log. A wave of 64 proposals of 1 KiB is 64
+	// KiB; larger backlogs are read from the log (the page cache).
+	RaftEntryCacheBytesMax = 1 << 20
+
 	// RaftLoopInboxMax bounds the requests (peer messages, proposals, reads,
 	// membership changes) waiting for one engine loop. Peer messages beyond
 	// it are dropped (Raft retransmits) and calls fail with CodeOverloaded.

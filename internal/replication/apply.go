@@ -43,6 +43,7 @@ func (g *group) writeReady(rd raft.Ready) (bool, error) {
 		}
 		base.Assert(idx == e.GetIndex(), "group %d: log stored entry %d at index %d", g.id, e.GetIndex(), idx)
 	}
+	g.cache.add(rd.Entries)
 	g.e.metrics.entriesWritten.Add(uint64(len(rd.Entries)))
 	return true, nil
 }
@@ -100,6 +101,7 @@ func (g *group) applyReady(r ready) {
 		g.idleTicks = 0
 	}
 	g.applyCommitted(rd.CommittedEntries)
+	g.cache.dropThrough(g.applied)
 	g.rn.Advance(rd)
 	g.completeReads()
 	g.maybeCampaignAlone()

@@ -68,6 +68,8 @@ type group struct {
 	echoLead     NodeID
 	echoTerm     uint64
 
+	cache entryCache // entries written and not yet applied
+
 	snapPending *SnapshotMeta // written, waiting for the state commit
 	installing  *SnapshotMeta // a received snapshot being installed this iteration
 	snapWanted  bool          // raft needs a snapshot newer than the last conf change

@@ -357,3 +357,44 @@ func TestGatherWaitsAtMostRaftProposalGatherMax(t *testing.T) {
 }
 
 func runtimeYield() { runtime.Gosched() }
+
+func cacheEntries(first uint64, n, size int) []*pb.Entry {
+	var out []*pb.Entry
+	for i := range n {
+		out = append(out, &pb.Entry{Index: new(first + uint64(i)), Term: new(uint64(1)), Data: make([]byte, size)})
+	}
+	return out
+}
+
+func TestEntryCacheHoldsUpToItsByteBound(t *testing.T) {
+	var c entryCache
+	const size = 1 << 10
+	fit := base.RaftEntryCacheBytesMax / size
+	c.add(cacheEntries(1, fit, size))
+	if got, ok := c.get(1, uint64(fit)+1, ^uint64(0)); !ok || len(got) != fit {
+		t.Fatalf("cache of exactly RaftEntryCacheBytesMax: got %d entries, %v", len(got), ok)
+	}
+	c.add(cacheEntries(uint64(fit)+1, 1, size)) // one more: the oldest goes
+	if _, ok := c.get(1, 2, ^uint64(0)); ok {
+		t.Errorf("entry 1 still cached beyond the byte bound")
+	}
+	if got, ok := c.get(2, uint64(fit)+2, ^uint64(0)); !ok || len(got) != fit {
+		t.Errorf("after the bound: got %d entries, %v, want %d", len(got), ok, fit)
+	}
+	// A conflicting append replaces the tail; returned slices are copies.
+	held, _ := c.get(10, 12, ^uint64(0))
+	c.add([]*pb.Entry{{Index: new(uint64(11)), Term: new(uint64(2))}})
+	if got, ok := c.get(11, 12, ^uint64(0)); !ok || got[0].GetTerm() != 2 {
+		t.Errorf("after a conflicting append: %v %v", got, ok)
+	}
+	if _, ok := c.get(12, 13, ^uint64(0)); ok {
+		t.Errorf("entries after the conflict are still cached")
+	}
+	c.dropThrough(11)
+	if held[0].GetIndex() != 10 || held[1].GetIndex() != 11 {
+		t.Errorf("dropping from the cache changed a slice it had returned: %v", held)
+	}
+	if got, ok := c.get(5, 7, 1); ok {
+		t.Errorf("dropped entries served: %v", got)
+	}
+}

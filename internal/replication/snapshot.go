@@ -264,6 +264,7 @@ func (g *group) prepareInstall(rd raft.Ready) (StateUpdate, error) {
 // SyncAll).
 func (g *group) installLog() error {
 	meta := g.installing
+	g.cache.clear()
 	old := g.st.snap.File
 	g.st.snap = *meta
 	if err := g.rebuildLogUnsynced(meta); err != nil {

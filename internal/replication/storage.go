@@ -172,6 +172,9 @@ func (s *raftStorage) Entries(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
 	if lo >= hi {
 		return nil, nil
 	}
+	if ents, ok := s.g.cache.get(lo, hi, maxSize); ok {
+		return ents, nil
+	}
 	limit := int(min(maxSize, uint64(base.RaftApplyBytesMax)*4))
 	batches, err := s.log.Entries(lo, hi, limit)
 	if err != nil {
@@ -223,3 +226,86 @@ func cloneConfState(cs *pb.ConfState) *pb.ConfState {
 // returns an error: the loop recovers them and stops the node (fail-stop)
 // rather than crash the process.
 var errStorageFailed = errors.New("replication: storage failed")
+
+// entryCache keeps the entries a group wrote recently until they are
+// applied, so that raft's reads of just-committed entries (which it no
+// longer holds once they are stable) do not go back to the log: without it,
+// a single voter read every entry from disk once more to apply it. It holds
+// at most base.RaftEntryCacheBytesMax bytes of entry data; beyond, raft
+// reads from the log. Owned by the group's loop.
+type entryCache struct {
+	first uint64 // index of ents[0]
+	ents  []*pb.Entry
+	bytes int
+}
+
+// add records entries just written; they replace any cached suffix from
+// their first index, and restart the cache if they do not follow it.
+func (c *entryCache) add(ents []*pb.Entry) {
+	if len(ents) == 0 {
+		return
+	}
+	first := ents[0].GetIndex()
+	switch {
+	case len(c.ents) == 0 || first < c.first || first > c.first+uint64(len(c.ents)):
+		c.clear()
+		c.first = first
+	default:
+		c.truncateFrom(first)
+	}
+	for _, e := range ents {
+		c.ents = append(c.ents, e)
+		c.bytes += len(e.GetData())
+	}
+	for c.bytes > base.RaftEntryCacheBytesMax && len(c.ents) > 0 {
+		c.dropFront()
+	}
+}
+
+func (c *entryCache) truncateFrom(index uint64) {
+	for len(c.ents) > 0 && c.first+uint64(len(c.ents))-1 >= index {
+		last := len(c.ents) - 1
+		c.bytes -= len(c.ents[last].GetData())
+		c.ents[last] = nil
+		c.ents = c.ents[:last]
+	}
+}
+
+func (c *entryCache) dropFront() {
+	c.bytes -= len(c.ents[0].GetData())
+	c.ents[0] = nil
+	c.ents = c.ents[1:]
+	c.first++
+}
+
+// dropThrough forgets the entries up to index (applied).
+func (c *entryCache) dropThrough(index uint64) {
+	for len(c.ents) > 0 && c.first <= index {
+		c.dropFront()
+	}
+	if len(c.ents) == 0 {
+		c.ents = nil // let the backing array go
+	}
+}
+
+func (c *entryCache) clear() { *c = entryCache{} }
+
+// get returns the entries [lo, hi), at most maxSize bytes of data but at
+// least one, when the cache holds all of them.
+func (c *entryCache) get(lo, hi, maxSize uint64) ([]*pb.Entry, bool) {
+	if len(c.ents) == 0 || lo < c.first || hi > c.first+uint64(len(c.ents)) {
+		return nil, false
+	}
+	ents := c.ents[lo-c.first : hi-c.first]
+	size := uint64(0)
+	for i, e := range ents {
+		size += uint64(len(e.GetData()))
+		if i > 0 && size > maxSize {
+			ents = ents[:i]
+			break
+		}
+	}
+	// A copy: raft keeps the slice (in the Ready and in what Advance steps)
+	// while the cache drops and reuses its own.
+	return append([]*pb.Entry(nil), ents...), true
+}
