@@ -18,35 +18,51 @@ type pubItem struct {
 }
 
 // accumulator turns concurrent publishes to one group into shared data
-// batches: publishers add items; one proposer goroutine at a time takes
-// what is pending (up to BrokerPublishBatchBytesMax and
-// BrokerPublishBatchRecordsMax) and proposes it as one batch, while the
-// next batch accumulates. One proposal is in flight per group, which
-// keeps publish order (DESIGN.md "Publish order"). Publishers wait while
-// more than BrokerPublishPendingBytesMax is pending.
+// batches: publishers add items; one goroutine at a time takes what is
+// pending (up to BrokerPublishBatchBytesMax and
+// BrokerPublishBatchRecordsMax), submits it as one batch, and keeps
+// taking while fewer than inFlight batches are unconfirmed, so the next
+// engine iteration always finds the next batch waiting. Batches are
+// submitted in the order they were taken and the engine orders them so,
+// which keeps publish order (DESIGN.md "Publish order"). Publishers wait
+// while more than BrokerPublishPendingBytesMax is pending.
 type accumulator struct {
-	ctx     context.Context // the leader runtime's: ends the proposer
-	wg      *sync.WaitGroup // the leader runtime's: waits for the proposer
-	what    string
-	propose func(ctx context.Context, items []*pubItem) ([]queue.Outcome, error)
+	ctx      context.Context // the leader runtime's: ends the submitter
+	wg       *sync.WaitGroup // the leader runtime's: waits for the submitter
+	what     string
+	inFlight int
+	// submit proposes one batch and calls done once with an outcome per
+	// item (or the error), from any goroutine, never blocking.
+	submit func(items []*pubItem, done func([]queue.Outcome, error))
 
 	mu           sync.Mutex
 	pending      []*pubItem    // guarded by mu
 	pendingBytes int           // guarded by mu
-	proposing    bool          // guarded by mu: the proposer goroutine runs
+	running      bool          // guarded by mu: the submitter goroutine runs
+	unconfirmed  int           // guarded by mu: batches submitted, not completed
+	completed    []completion  // guarded by mu: batches done, to report
 	space        chan struct{} // guarded by mu: closed when pendingBytes falls under the bound
 	failed       error         // guarded by mu: set by fail; later adds fail with it
+	kickCh       chan struct{} // size one: wakes the submitter
 	maxPending   int
 }
 
-func newAccumulator(ctx context.Context, wg *sync.WaitGroup, what string,
-	propose func(context.Context, []*pubItem) ([]queue.Outcome, error)) *accumulator {
-	return &accumulator{ctx: ctx, wg: wg, what: what, propose: propose, space: make(chan struct{}),
-		maxPending: base.BrokerPublishPendingBytesMax}
+type completion struct {
+	items    []*pubItem
+	bytes    int
+	outcomes []queue.Outcome
+	err      error
+}
+
+func newAccumulator(ctx context.Context, wg *sync.WaitGroup, what string, inFlight int,
+	submit func([]*pubItem, func([]queue.Outcome, error))) *accumulator {
+	return &accumulator{ctx: ctx, wg: wg, what: what, inFlight: inFlight, submit: submit, space: make(chan struct{}),
+		kickCh: make(chan struct{}, 1), maxPending: base.BrokerPublishPendingBytesMax}
 }
 
 // add queues items, waiting while the accumulator is over its bound until
-// ctx ends. Each item's done is called exactly once, also when add fails.
+// ctx ends. Each item's done is called exactly once, also when add fails,
+// from the accumulator's goroutine (or the caller's on failure).
 func (a *accumulator) add(ctx context.Context, items []*pubItem) {
 	size := 0
 	for _, it := range items {
@@ -71,8 +87,8 @@ func (a *accumulator) add(ctx context.Context, items []*pubItem) {
 	}
 	a.pending = append(a.pending, items...)
 	a.pendingBytes += size
-	start := !a.proposing
-	a.proposing = true
+	start := !a.running
+	a.running = true
 	a.mu.Unlock()
 	if start {
 		a.wg.Add(1)
@@ -80,6 +96,8 @@ func (a *accumulator) add(ctx context.Context, items []*pubItem) {
 			defer a.wg.Done()
 			a.run()
 		}()
+	} else {
+		kick(a.kickCh)
 	}
 }
 
@@ -90,7 +108,7 @@ func failAll(items []*pubItem, err error) {
 }
 
 // fail fails everything pending and every later add with err (the runtime
-// stopped). The proposer, if running, ends with its context.
+// stopped). Batches already submitted complete through the engine.
 func (a *accumulator) fail(err error) {
 	a.mu.Lock()
 	a.failed = err
@@ -102,30 +120,75 @@ func (a *accumulator) fail(err error) {
 	failAll(pending, err)
 }
 
-// run proposes batches until nothing is pending.
+// run submits batches and reports completions until nothing is pending
+// or unconfirmed. When the context ends it still waits for the submitted
+// batches: their outcomes come from the engine, which fails them when
+// the group or node stops.
 func (a *accumulator) run() {
 	for {
-		items, bytes := a.take()
-		if len(items) == 0 {
+		a.mu.Lock()
+		done := a.completed
+		a.completed = nil
+		var items []*pubItem
+		var bytes int
+		if a.unconfirmed < a.inFlight && a.ctx.Err() == nil {
+			items, bytes = a.takeLocked()
+		}
+		if len(items) > 0 {
+			a.unconfirmed++
+		}
+		exit := len(done) == 0 && len(items) == 0 && a.unconfirmed == 0 && (len(a.pending) == 0 || a.ctx.Err() != nil)
+		if exit {
+			a.running = false
+		}
+		a.mu.Unlock()
+		for _, c := range done {
+			a.report(c)
+		}
+		if len(items) > 0 {
+			a.submit(items, func(outcomes []queue.Outcome, err error) {
+				a.mu.Lock()
+				a.unconfirmed--
+				a.completed = append(a.completed, completion{items: items, bytes: bytes, outcomes: outcomes, err: err})
+				a.mu.Unlock()
+				kick(a.kickCh)
+			})
+			continue
+		}
+		if exit {
 			return
 		}
-		outcomes, err := a.propose(a.ctx, items)
-		a.release(bytes)
-		for i, it := range items {
-			if err != nil {
-				it.done(0, err)
-			} else {
-				it.done(outcomes[i], nil)
-			}
+		if len(done) > 0 {
+			continue
+		}
+		<-a.kickCh
+	}
+}
+
+// report hands a completed batch's outcomes to its publishers.
+func (a *accumulator) report(c completion) {
+	a.mu.Lock()
+	a.pendingBytes -= c.bytes
+	if a.pendingBytes < a.maxPending {
+		close(a.space)
+		a.space = make(chan struct{})
+	}
+	a.mu.Unlock()
+	if c.err == nil && len(c.outcomes) != len(c.items) {
+		c.err = base.Errorf(base.CodeInternal, "broker: %d outcomes for %d messages", len(c.outcomes), len(c.items))
+	}
+	for i, it := range c.items {
+		if c.err != nil {
+			it.done(0, c.err)
+		} else {
+			it.done(c.outcomes[i], nil)
 		}
 	}
 }
 
-// take removes the next batch's worth of pending items: at least one,
-// then while within the batch limits. None means the proposer ends.
-func (a *accumulator) take() ([]*pubItem, int) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+// takeLocked removes the next batch's worth of pending items: at least
+// one, then while within the batch limits. a.mu is held.
+func (a *accumulator) takeLocked() ([]*pubItem, int) {
 	n, bytes := 0, 0
 	for n < len(a.pending) && n < base.BrokerPublishBatchRecordsMax {
 		sz := a.pending[n].rec.size
@@ -136,7 +199,6 @@ func (a *accumulator) take() ([]*pubItem, int) {
 		n++
 	}
 	if n == 0 {
-		a.proposing = false
 		return nil, 0
 	}
 	items := slices.Clone(a.pending[:n])
@@ -148,28 +210,17 @@ func (a *accumulator) take() ([]*pubItem, int) {
 	return items, bytes
 }
 
-func (a *accumulator) release(bytes int) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.pendingBytes -= bytes
-	if a.pendingBytes < a.maxPending {
-		close(a.space)
-		a.space = make(chan struct{})
-	}
-}
-
-// buildBatch encodes items as one data batch. Every record carries the
-// same timestamp, nowMs: the time the queue uses as the Enqueue's Now.
-func buildBatch(buf []byte, items []*pubItem, nowMs int64, withOrdering bool) ([]byte, error) {
+// buildBatch appends items to prefix as one data batch. Every record
+// carries the same timestamp, nowMs: the time the queue uses as the
+// Enqueue's Now.
+func buildBatch(prefix []byte, items []*pubItem, nowMs int64, withOrdering bool) ([]byte, error) {
 	var bld batch.Builder
-	size := batch.HeaderSize
+	size := len(prefix) + batch.HeaderSize
 	for _, it := range items {
 		size += it.rec.size
 	}
-	if buf == nil {
-		buf = make([]byte, 0, size)
-	}
-	bld.Begin(buf[:0], batch.Header{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1})
+	buf := append(make([]byte, 0, size), prefix...)
+	bld.Begin(buf, batch.Header{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1})
 	for _, it := range items {
 		if err := bld.Add(nowMs, it.rec.key, it.rec.value, it.rec.headersFor(withOrdering)); err != nil {
 			bld.Finish()

@@ -218,7 +218,7 @@ func newPartitionLeader(b *Broker, lg *localGroup) *partitionLeader {
 	f := lg.fsm.(*partitionFSM)
 	pl := &partitionLeader{b: b, fsm: f, g: lg.id}
 	pl.ctx, pl.cancel = context.WithCancel(b.ctx())
-	pl.acc = newAccumulator(pl.ctx, &pl.wg, "stream '"+f.stream+"'", pl.proposeBatch)
+	pl.acc = newAccumulator(pl.ctx, &pl.wg, "stream '"+f.stream+"'", 1, pl.submitBatch)
 	if s, err := b.lookupStream(f.tenant, f.stream); err == nil {
 		pl.cfg = s.Config
 	}
@@ -295,16 +295,24 @@ func (pl *partitionLeader) proposeCommand(ctx context.Context, cmd stream.Comman
 	return r.res, r.res.Err
 }
 
-// proposeBatch appends a batch of published messages (from exchanges).
-func (pl *partitionLeader) proposeBatch(ctx context.Context, items []*pubItem) ([]queue.Outcome, error) {
-	data, err := buildBatch(nil, items, pl.b.nowMs(), true)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := pl.b.engine.ProposeBatch(ctx, pl.g, data); err != nil {
-		return nil, err
-	}
-	return make([]queue.Outcome, len(items)), nil // all OutcomeEnqueued
+// submitBatch appends a batch of messages published through exchanges.
+// A stream's log must hold the batch itself (Kafka fetches serve it as
+// it is), so it goes through ProposeBatch, one at a time (the
+// accumulator's only batch in flight), on a goroutine of the runtime.
+func (pl *partitionLeader) submitBatch(items []*pubItem, done func([]queue.Outcome, error)) {
+	pl.wg.Add(1)
+	go func() {
+		defer pl.wg.Done()
+		data, err := buildBatch(nil, items, pl.b.nowMs(), true)
+		if err == nil {
+			_, err = pl.b.engine.ProposeBatch(pl.ctx, pl.g, data)
+		}
+		if err != nil {
+			done(nil, err)
+			return
+		}
+		done(make([]queue.Outcome, len(items)), nil) // all OutcomeEnqueued
+	}()
 }
 
 // produce appends a client's batch (Kafka Produce). Idempotent batches

@@ -70,7 +70,7 @@ func newQueueLeader(b *Broker, lg *localGroup) *queueLeader {
 	ql := &queueLeader{b: b, lg: lg, fsm: f, g: lg.id, kickCh: make(chan struct{}, 1), ready: make(chan struct{}),
 		subs: map[queue.ConsumerID]*Subscription{}}
 	ql.ctx, ql.cancel = context.WithCancel(b.ctx())
-	ql.acc = newAccumulator(ql.ctx, &ql.wg, "queue '"+f.name+"'", ql.proposeBatch)
+	ql.acc = newAccumulator(ql.ctx, &ql.wg, "queue '"+f.name+"'", base.BrokerPublishInFlightMax, ql.submitBatch)
 	b.ctrl.read(func(c *controller.Controller) { ql.info, _ = c.Queue(f.tenant, f.name) })
 	f.mu.Lock()
 	f.leader.Store(ql)
@@ -417,27 +417,31 @@ func (ql *queueLeader) orderingByKey() bool {
 	return ql.info.Config.OrderingByKey
 }
 
-// proposeBatch appends one batch of the accumulator to the queue and
-// returns an outcome per item.
-func (ql *queueLeader) proposeBatch(ctx context.Context, items []*pubItem) ([]queue.Outcome, error) {
-	data, err := buildBatch(nil, items, ql.b.nowMs(), ql.orderingByKey())
+// submitBatch appends one batch of the accumulator to the queue. The
+// batch rides in a command (tagEnqueue) because only ProposeAsync keeps
+// the order of several batches in flight and calls back without a
+// goroutine per batch; the queue applies it exactly as a data batch.
+func (ql *queueLeader) submitBatch(items []*pubItem, done func([]queue.Outcome, error)) {
+	data, err := buildBatch([]byte{tagEnqueue}, items, ql.b.nowMs(), ql.orderingByKey())
 	if err != nil {
-		return nil, err
+		done(nil, err)
+		return
 	}
-	res, err := ql.b.engine.ProposeBatch(ctx, ql.g, data)
-	if err != nil {
-		return nil, err
-	}
-	er, _ := res.Value.(*enqueueResult)
-	switch {
-	case er == nil:
-		return nil, base.Errorf(base.CodeInternal, "broker: data batch gave %T", res.Value)
-	case er.err != nil:
-		return nil, er.err
-	case len(er.outcomes) != len(items):
-		return nil, base.Errorf(base.CodeInternal, "broker: %d outcomes for %d messages", len(er.outcomes), len(items))
-	}
-	return er.outcomes, nil
+	ql.b.engine.ProposeAsync(ql.g, data, func(r replication.Result) {
+		if r.Err != nil {
+			done(nil, r.Err)
+			return
+		}
+		er, _ := r.Value.(*enqueueResult)
+		switch {
+		case er == nil:
+			done(nil, base.Errorf(base.CodeInternal, "broker: data batch gave %T", r.Value))
+		case er.err != nil:
+			done(nil, er.err)
+		default:
+			done(er.outcomes, nil)
+		}
+	})
 }
 
 // checkAutoDelete deletes an auto-delete queue whose last consumer left
