@@ -119,6 +119,9 @@ func (c *Conn) Subscribe(ctx context.Context, o SubscribeOptions, deliver func(D
 	if len(o.Tag) > base.QueueFieldBytesMax-32 {
 		return nil, base.Errorf(base.CodeInvalidArgument, "broker: consumer tag of %d bytes is too long", len(o.Tag))
 	}
+	if _, err := c.b.leaderOf(ctx, ent.group); err != nil {
+		return nil, err
+	}
 	ql := c.b.queueLeaderOf(ent.group)
 	if ql == nil {
 		return nil, c.b.notHere(ent.group, "consume from queue '"+o.Queue+"'")

@@ -632,6 +632,9 @@ func (c *Conn) FetchOffsets(ctx context.Context, group string, parts []Partition
 		if err != nil {
 			return nil, err
 		}
+		if err := c.b.waitGroupReady(ctx, g); err != nil {
+			return nil, err
+		}
 		lg := c.b.group(g)
 		if lg == nil {
 			return nil, c.b.notHere(g, fmt.Sprintf("fetch offsets of stream '%s'", p.Stream))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/ferry-mq/ferry/internal/base"
@@ -91,37 +92,97 @@ func (b *Broker) waitReady(ctx context.Context, e entity) error {
 	return nil
 }
 
+// waitGroupReady waits until a call to group g can be made (see
+// awaitLeader); for a group without a replica here it returns at once.
 func (b *Broker) waitGroupReady(ctx context.Context, g GroupID) error {
-	hosted := false
+	_, err := b.awaitLeader(ctx, g, 0)
+	return err
+}
+
+// awaitLeader is the one wait of every call that must reach a group's
+// leader (DESIGN.md "Waiting for a leader"). It returns the node to send
+// the call to, other than avoid (0: any), once that can be done:
+//
+//   - for a group the controller places on this node: once the group is
+//     open here (the reconciler opens it after a restart or a declare)
+//     and its replica knows a leader other than avoid, and, when that
+//     leader is this node, once its leader runtime runs;
+//   - for a group without a replica here: at once, the preferred replica
+//     (or the one after avoid); a forwarded call is redirected from there.
+//
+// It waits on the node's ready signal (groups opening, runtimes starting
+// and stopping, leaders changing) and polls every LeaderPollInterval (the
+// controller group has no runtime to signal). Errors: CodeNotFound (no
+// such group), CodeUnavailable (ctx ended first: no leader was elected in
+// time), CodeStopped.
+func (b *Broker) awaitLeader(ctx context.Context, g GroupID, avoid NodeID) (NodeID, error) {
+	var t base.Timer
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+	}()
+	for {
+		ch := b.readyChanged()
+		lg := b.group(g)
+		if lg == nil {
+			p, found := b.placementOf(g)
+			if !found {
+				return 0, base.Errorf(base.CodeNotFound, "broker: no group %d", g)
+			}
+			if !slices.Contains(p.Replicas, controller.NodeID(b.node)) {
+				return otherReplica(p, avoid), nil
+			}
+			kick(b.reconcileKick) // placed here, not open yet
+		} else if st, err := b.engine.Status(g); err == nil && st.Leader != 0 && st.Leader != avoid &&
+			(st.Leader != b.node || lg.kind == kindController || lg.currentLeader() != nil) {
+			return st.Leader, nil
+		}
+		kick(b.leaderKick)
+		if t == nil {
+			t = b.clock.NewTimer(b.cfg.LeaderPollInterval)
+		} else {
+			t.Reset(b.cfg.LeaderPollInterval)
+		}
+		select {
+		case <-ch:
+		case <-t.C():
+		case <-ctx.Done():
+			return 0, base.Errorf(base.CodeUnavailable, "broker: group %d has no leader yet: %w", g, ctx.Err())
+		case <-b.stop:
+			return 0, base.Errorf(base.CodeStopped, "broker: node %d is stopping", b.node)
+		}
+	}
+}
+
+// placementOf returns group g's placement as the controller has it. It
+// scans every group: callers use it only for groups not open here.
+func (b *Broker) placementOf(g GroupID) (controller.Placement, bool) {
+	var p controller.Placement
+	found := false
 	b.ctrl.read(func(c *controller.Controller) {
-		for _, gi := range c.Groups(controller.NodeID(b.node)) {
+		for _, gi := range c.Groups(0) {
 			if GroupID(gi.Group) == g {
-				hosted = true
+				p, found = gi.Placement, true
 				return
 			}
 		}
 	})
-	if !hosted {
-		return nil
+	return p, found
+}
+
+// otherReplica is where to send a call for a group without a replica
+// here: the preferred replica, or, when that is avoid, the next one.
+func otherReplica(p controller.Placement, avoid NodeID) NodeID {
+	if avoid == 0 || NodeID(p.Preferred) != avoid {
+		return NodeID(p.Preferred)
 	}
-	for {
-		ch := b.readyChanged()
-		if lg := b.group(g); lg != nil {
-			if st, err := b.engine.Status(g); err == nil && st.Leader != 0 &&
-				(st.Leader != b.node || lg.currentLeader() != nil) {
-				return nil
-			}
-		}
-		kick(b.reconcileKick)
-		kick(b.leaderKick)
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return base.Errorf(base.CodeTimeout, "broker: group %d is not running yet: %w", g, ctx.Err())
-		case <-b.stop:
-			return base.Errorf(base.CodeStopped, "broker: node %d is stopping", b.node)
+	for i, r := range p.Replicas {
+		if NodeID(r) == avoid {
+			return NodeID(p.Replicas[(i+1)%len(p.Replicas)])
 		}
 	}
+	return NodeID(p.Preferred)
 }
 
 // readyState is a broadcast of "a group opened or a leader runtime
@@ -170,27 +231,10 @@ func (b *Broker) spinForLeader(g GroupID, voters []NodeID) {
 	kick(b.leaderKick)
 }
 
-// leaderOf returns the node leading group g as far as this node can tell:
-// the engine's view for a group hosted here (waiting for an election), the
-// preferred replica otherwise (a forwarded call is redirected from there).
+// leaderOf returns the node leading group g as far as this node can
+// tell, waiting (bounded by ctx) as awaitLeader does.
 func (b *Broker) leaderOf(ctx context.Context, g GroupID) (NodeID, error) {
-	if b.group(g) != nil {
-		return b.waitLeader(ctx, g)
-	}
-	var p controller.Placement
-	found := false
-	b.ctrl.read(func(c *controller.Controller) {
-		for _, gi := range c.Groups(0) {
-			if GroupID(gi.Group) == g {
-				p, found = gi.Placement, true
-				return
-			}
-		}
-	})
-	if !found {
-		return 0, base.Errorf(base.CodeNotFound, "broker: no group %d", g)
-	}
-	return NodeID(p.Preferred), nil
+	return b.awaitLeader(ctx, g, 0)
 }
 
 // retriableElsewhere reports whether a call that failed with err may be
@@ -205,48 +249,13 @@ func retriableElsewhere(err error) bool {
 }
 
 // nextLeader returns where to send a call to group g again after it
-// failed on node avoid (0: none) with err: the leader err names, or, for
-// a group hosted here, the first leader other than avoid this node sees
-// (waiting for the election), or else the next replica after avoid.
+// failed on node avoid (0: none) with err: the leader err names, or else
+// what awaitLeader finds other than avoid.
 func (b *Broker) nextLeader(ctx context.Context, g GroupID, avoid NodeID, err error) (NodeID, error) {
 	if hint := leaderHint(err); hint != 0 && hint != avoid {
 		return hint, nil
 	}
-	if b.group(g) != nil {
-		for {
-			ch := b.readyChanged()
-			if st, serr := b.engine.Status(g); serr == nil && st.Leader != 0 && st.Leader != avoid {
-				return st.Leader, nil
-			}
-			kick(b.leaderKick)
-			select {
-			case <-ch:
-			case <-ctx.Done():
-				return 0, base.Errorf(base.CodeUnavailable, "broker: group %d has no leader: %w", g, ctx.Err())
-			case <-b.stop:
-				return 0, base.Errorf(base.CodeStopped, "broker: node %d is stopping", b.node)
-			}
-		}
-	}
-	var p controller.Placement
-	found := false
-	b.ctrl.read(func(c *controller.Controller) {
-		for _, gi := range c.Groups(0) {
-			if GroupID(gi.Group) == g {
-				p, found = gi.Placement, true
-				return
-			}
-		}
-	})
-	if !found || len(p.Replicas) == 0 {
-		return 0, base.Errorf(base.CodeNotFound, "broker: no group %d", g)
-	}
-	for i, r := range p.Replicas {
-		if NodeID(r) == avoid {
-			return NodeID(p.Replicas[(i+1)%len(p.Replicas)]), nil
-		}
-	}
-	return NodeID(p.Preferred), nil
+	return b.awaitLeader(ctx, g, avoid)
 }
 
 // notHere is the error of a call that must run on a group's leader when

@@ -277,12 +277,9 @@ type proposeOutcome struct {
 // receiving it may be applied twice; every command the broker forwards
 // is idempotent or refused the second time.
 func (b *Broker) propose(ctx context.Context, g GroupID, payload []byte) (proposeOutcome, error) {
-	target := b.node
-	if b.group(g) == nil {
-		var err error
-		if target, err = b.leaderOf(ctx, g); err != nil {
-			return proposeOutcome{}, err
-		}
+	target, err := b.leaderOf(ctx, g)
+	if err != nil {
+		return proposeOutcome{}, err
 	}
 	for attempt := 0; ; attempt++ {
 		var out proposeOutcome

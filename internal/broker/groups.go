@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"path"
@@ -329,30 +328,6 @@ func (b *Broker) deleteGroupData(id GroupID) {
 	}
 	if err := (replication.MetaState{Store: b.meta}).Commit([]replication.StateUpdate{{Group: id, Delete: true}}); err != nil {
 		b.log.Warn("removing a deleted group's state failed", "group", id, "err", err)
-	}
-}
-
-// waitLeader waits until group g, hosted here, knows a leader, and
-// returns it.
-func (b *Broker) waitLeader(ctx context.Context, g GroupID) (NodeID, error) {
-	t := b.clock.NewTimer(b.cfg.LeaderPollInterval)
-	defer t.Stop()
-	for {
-		st, err := b.engine.Status(g)
-		if err != nil {
-			return 0, err
-		}
-		if st.Leader != 0 {
-			return st.Leader, nil
-		}
-		select {
-		case <-ctx.Done():
-			return 0, base.Errorf(base.CodeUnavailable, "broker: group %d has no leader: %w", g, ctx.Err())
-		case <-b.stop:
-			return 0, base.Errorf(base.CodeStopped, "broker: node %d is stopping", b.node)
-		case <-t.C():
-			t.Reset(b.cfg.LeaderPollInterval)
-		}
 	}
 }
 

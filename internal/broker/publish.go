@@ -266,16 +266,16 @@ func (b *Broker) sendItems(ctx context.Context, g GroupID, what string, items []
 	}
 	lead, err := b.leaderOf(ctx, g)
 	if err == nil && lead == b.node {
-		// The engine says this node leads but its runtime has not started
-		// yet: wait for it like for any other leader.
-		lead, err = b.nextLeader(ctx, g, 0, nil)
-		if err == nil && lead == b.node {
-			if ql := b.waitQueueLeader(ctx, g); ql != nil {
-				ql.acc.add(ctx, b.retrying(ctx, g, what, items, attempt, b.node))
-				return
-			}
-			err = base.Errorf(base.CodeNotLeader, "broker: node %d lost group %d: %w", b.node, g, leaderErr(g, 0))
+		// The runtime awaitLeader saw has stopped since: leadership moved.
+		if ql := b.queueLeaderOf(g); ql != nil {
+			ql.acc.add(ctx, b.retrying(ctx, g, what, items, attempt, b.node))
+			return
 		}
+		if pl := b.partitionLeaderOf(g); pl != nil {
+			pl.acc.add(ctx, b.retrying(ctx, g, what, items, attempt, b.node))
+			return
+		}
+		err = base.Errorf(base.CodeNotLeader, "broker: node %d lost group %d: %w", b.node, g, leaderErr(g, 0))
 	}
 	if err != nil {
 		failAll(items, err)

@@ -91,3 +91,119 @@ func TestCrashKeepsConfirmedMessages(t *testing.T) {
 		return openNode(t, nodeOpts{fs: fs})
 	})
 }
+
+// Calls made right after a restart, before the node has reopened its
+// groups and their elections have finished, wait for the leader (bounded
+// by the caller's context) instead of failing with "no known leader":
+// issue 4, item 1. Each call runs on a fresh restart of a durable node
+// holding queue q (three messages) and stream s (one record); the
+// window is a few engine iterations wide, and the test asserts the
+// outcome whatever the timing.
+func TestCallsRightAfterARestartWaitForTheLeader(t *testing.T) {
+	fs := vfs.NewMem()
+	open := func() *Broker { return openNode(t, nodeOpts{fs: fs}) }
+	b := open()
+	c := guestConn(t, b)
+	ctx := testCtx(t)
+	declare(t, c, "q")
+	for _, body := range []string{"a", "b", "c"} {
+		publishOne(t, c, "", "q", body)
+	}
+	if err := c.DeclareStream(ctx, StreamSpec{Name: "s", Partitions: 1}); err != nil {
+		t.Fatalf("DeclareStream: %v", err)
+	}
+	publishOne(t, c, "", "s", "r0")
+	if err := b.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	calls := []struct {
+		name string
+		call func(t *testing.T, b *Broker, c *Conn) error
+	}{
+		{"Get and its Ack", func(t *testing.T, b *Broker, c *Conn) error {
+			d, h, ok, err := c.Get(ctx, "q", false)
+			if err != nil || !ok {
+				return fmt.Errorf("Get: ok %v err %v", ok, err)
+			}
+			if string(d.Message.Body) != "a" {
+				t.Errorf("Get gave %q, want a", d.Message.Body)
+			}
+			return h.Ack(ctx)
+		}},
+		{"Subscribe and Ack", func(t *testing.T, b *Broker, c *Conn) error {
+			col := newCollector()
+			s, err := c.Subscribe(ctx, SubscribeOptions{Queue: "q", PrefetchCount: 10}, col.deliver, nil)
+			if err != nil {
+				return err
+			}
+			d := col.next(t)
+			if err := s.Ack(d.DeliveryID, false); err != nil {
+				return err
+			}
+			waitStats(t, b, "q", func(st QueueStats) bool { return st.Counters.Acked >= 1 })
+			return nil
+		}},
+		{"QueueStatsWait", func(t *testing.T, b *Broker, c *Conn) error {
+			st, err := b.QueueStatsWait(ctx, "/", "q")
+			if err == nil && (st.Leader != 1 || st.Ready+st.Unacked == 0) {
+				t.Errorf("QueueStatsWait: leader %d, %d ready %d unacked; want leader 1 and messages", st.Leader, st.Ready, st.Unacked)
+			}
+			return err
+		}},
+		{"StreamStatsWait", func(t *testing.T, b *Broker, c *Conn) error {
+			ps, err := b.StreamStatsWait(ctx, "/", "s")
+			if err == nil && (len(ps) != 1 || ps[0].HighWatermark <= ps[0].LogStartOffset) {
+				t.Errorf("StreamStatsWait: %+v, want one partition holding a record", ps)
+			}
+			return err
+		}},
+		{"Fetch", func(t *testing.T, b *Broker, c *Conn) error {
+			res, err := c.Fetch(ctx, PartitionRef{Stream: "s"}, 0, 1<<20, 0, 0)
+			if err == nil && len(res.Records) == 0 {
+				t.Errorf("Fetch returned no records")
+			}
+			return err
+		}},
+		{"Subscribe to the stream", func(t *testing.T, b *Broker, c *Conn) error {
+			col := newCollector()
+			_, err := c.Subscribe(ctx, SubscribeOptions{Queue: "s", StreamOffset: &StreamStart{Kind: StreamFirst}}, col.deliver, nil)
+			if err == nil {
+				if d := col.next(t); string(d.Message.Body) != "r0" {
+					t.Errorf("stream delivery %q, want r0", d.Message.Body)
+				}
+			}
+			return err
+		}},
+		{"FetchOffsets", func(t *testing.T, b *Broker, c *Conn) error {
+			_, err := c.FetchOffsets(ctx, "g", []PartitionRef{{Stream: "s"}})
+			return err
+		}},
+		{"Close of a connection that got a message", func(t *testing.T, b *Broker, c *Conn) error {
+			if _, _, ok, err := c.Get(ctx, "q", false); err != nil || !ok {
+				return fmt.Errorf("Get: ok %v err %v", ok, err)
+			}
+			return c.Close(ctx) // returns the message: a ConsumerDown to the queue
+		}},
+		{"PurgeQueue", func(t *testing.T, b *Broker, c *Conn) error {
+			n, err := c.PurgeQueue(ctx, "q")
+			if err == nil && n == 0 {
+				t.Errorf("PurgeQueue removed nothing; the queue held messages")
+			}
+			return err
+		}},
+		{"DeleteQueue", func(t *testing.T, b *Broker, c *Conn) error {
+			_, err := c.DeleteQueue(ctx, "q", false, false)
+			return err
+		}},
+	}
+	for _, tc := range calls {
+		b = open()
+		c = guestConn(t, b)
+		if err := tc.call(t, b, c); err != nil {
+			t.Errorf("%s right after a restart: %v, want it to wait for the leader", tc.name, err)
+		}
+		if err := b.Close(); err != nil {
+			t.Fatalf("Close after %s: %v", tc.name, err)
+		}
+	}
+}

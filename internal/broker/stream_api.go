@@ -45,14 +45,21 @@ func (c *Conn) partitionOf(p PartitionRef, action Action) (GroupID, controller.S
 	return GroupID(s.Partitions[p.Partition].Group), s, nil
 }
 
-// leaderHere returns the partition's leader runtime, or CodeNotLeader
-// naming the leader (Kafka: NOT_LEADER_OR_FOLLOWER; clients refresh
-// metadata and go there).
-func (b *Broker) leaderHere(g GroupID) (*partitionLeader, error) {
+// leaderHere returns the partition's leader runtime, once a leader is
+// known (awaitLeader), or CodeNotLeader naming the leader (Kafka:
+// NOT_LEADER_OR_FOLLOWER; clients refresh metadata and go there).
+func (b *Broker) leaderHere(ctx context.Context, g GroupID) (*partitionLeader, error) {
+	lead, err := b.awaitLeader(ctx, g, 0)
+	if err != nil {
+		return nil, err
+	}
 	if pl := b.partitionLeaderOf(g); pl != nil {
 		return pl, nil
 	}
-	return nil, base.Errorf(base.CodeNotLeader, "broker: node %d does not lead partition group %d: %w", b.node, g, leaderErr(g, b.knownLeader(g)))
+	if lead == b.node {
+		lead = 0 // it lost the leadership just now
+	}
+	return nil, base.Errorf(base.CodeNotLeader, "broker: node %d does not lead partition group %d: %w", b.node, g, leaderErr(g, lead))
 }
 
 // ProduceBatch appends one client-built Kafka v2 record batch to a
@@ -80,7 +87,7 @@ func (c *Conn) ProduceBatch(ctx context.Context, p PartitionRef, data []byte, ac
 	if max := s.Config.MaxMessageBytes; max > 0 && int64(len(data)) > max {
 		return 0, -1, 0, base.Errorf(base.CodeTooLarge, "batch of %d bytes is over the stream's max.message.bytes %d", len(data), max)
 	}
-	pl, err := c.b.leaderHere(g)
+	pl, err := c.b.leaderHere(ctx, g)
 	if err != nil {
 		return 0, -1, 0, err
 	}
@@ -103,7 +110,7 @@ func (c *Conn) Fetch(ctx context.Context, p PartitionRef, offset int64, maxBytes
 	if err != nil {
 		return FetchResult{}, err
 	}
-	pl, err := c.b.leaderHere(g)
+	pl, err := c.b.leaderHere(ctx, g)
 	if err != nil {
 		return FetchResult{}, err
 	}
@@ -193,7 +200,7 @@ func (c *Conn) ListOffset(ctx context.Context, p PartitionRef, ts int64) (offset
 	if err != nil {
 		return 0, 0, err
 	}
-	pl, err := c.b.leaderHere(g)
+	pl, err := c.b.leaderHere(ctx, g)
 	if err != nil {
 		return 0, 0, err
 	}

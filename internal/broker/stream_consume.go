@@ -61,6 +61,9 @@ func (c *Conn) subscribeStream(ctx context.Context, o SubscribeOptions, ent enti
 	s.stream = ss
 	var fsms []*partitionFSM
 	for _, g := range ent.groups() {
+		if err := c.b.waitGroupReady(ctx, g); err != nil {
+			return nil, err
+		}
 		lg := c.b.group(g)
 		if lg == nil {
 			return nil, c.b.notHere(g, "consume from stream '"+o.Queue+"'")

@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"context"
+
 	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/controller"
 	"github.com/ferry-mq/ferry/internal/queue"
@@ -50,6 +52,40 @@ func (b *Broker) QueueStats(tenant, name string) (QueueStats, error) {
 		out.Counters = st.Counters
 	})
 	return out, nil
+}
+
+// QueueStatsWait is QueueStats once the queue's replica on this node can
+// answer: after a restart or a declare it waits (bounded by ctx) for the
+// group to open here and know its leader, as calls to the leader do
+// (awaitLeader). A node without a replica answers CodeUnavailable at
+// once, as QueueStats.
+func (b *Broker) QueueStatsWait(ctx context.Context, tenant, name string) (QueueStats, error) {
+	ent, err := b.lookupQueue(tenant, name)
+	if err != nil {
+		return QueueStats{}, err
+	}
+	if !ent.isStream {
+		if err := b.waitGroupReady(ctx, ent.group); err != nil {
+			return QueueStats{}, err
+		}
+	}
+	return b.QueueStats(tenant, name)
+}
+
+// StreamStatsWait is StreamStats once every partition placed on this node
+// is open here with a leader known (bounded by ctx), so that none is
+// missing from the answer just after a restart.
+func (b *Broker) StreamStatsWait(ctx context.Context, tenant, name string) ([]PartitionStats, error) {
+	s, err := b.lookupStream(tenant, name)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range s.Partitions {
+		if err := b.waitGroupReady(ctx, GroupID(p.Group)); err != nil {
+			return nil, err
+		}
+	}
+	return b.StreamStats(tenant, name)
 }
 
 // PartitionStats is one partition's state on this node.
