@@ -32,6 +32,8 @@ func FuzzScramClientMessages(f *testing.F) {
 	f.Add([]byte("y,a=admin,n=user,r=x"), []byte("c=eSxhPWFkbWluLA==,r=xservernonce,p=AAAA"))
 	f.Add([]byte("p=tls-unique,,n=user,r=x"), []byte(""))
 	f.Add([]byte("n,,n=us=2Cer,r=x,ext"), []byte("c=biws,r=xservernonce,p=,x"))
+	// librdkafka before 2.6.1: the client nonce, then the server's whole r=.
+	f.Add([]byte("n,,n=user,r=x"), []byte("c=biws,r=xxservernonce,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="))
 	d := fuzzDirectory(f)
 	f.Fuzz(func(t *testing.T, first, final []byte) {
 		for _, m := range []Mechanism{MechScramSHA256, MechScramSHA512} {

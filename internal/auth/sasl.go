@@ -7,7 +7,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/ferry-mq/ferry/internal/base"
-	"github.com/xdg-go/scram"
 )
 
 // PlainMessage is a decoded SASL PLAIN message (RFC 4616).
@@ -56,11 +55,10 @@ func ParsePlain(msg []byte) (PlainMessage, error) {
 }
 
 // ScramConversation is the server side of one SCRAM-SHA-256 or -512
-// authentication (RFC 5802, RFC 7677), run by xdg-go/scram. Not safe for
-// concurrent use; one per connection attempt.
+// authentication (RFC 5802, RFC 7677; scram.go). Not safe for concurrent
+// use; one per connection attempt.
 type ScramConversation struct {
-	conv *scram.ServerConversation
-	dir  *Directory
+	srv  scramServer
 	mech Mechanism
 }
 
@@ -68,7 +66,9 @@ type ScramConversation struct {
 // second step, Done is true; the conversation succeeded only if Username
 // returns ok. A refused client gets base.CodeUnauthenticated (the response,
 // when not empty, is RFC 5802's "e=..." to send back before closing);
-// malformed or oversized messages get base.CodeInvalidArgument.
+// oversized or non-UTF-8 messages get base.CodeInvalidArgument. The final
+// message may carry the nonce as librdkafka before 2.6.1 sends it (its own
+// nonce, then the server's whole r=), as Apache Kafka accepts: see scram.go.
 func (c *ScramConversation) Step(clientMsg []byte) (response []byte, err error) {
 	if len(clientMsg) > base.AuthSASLMessageBytesMax {
 		return nil, base.Errorf(base.CodeInvalidArgument, "auth: %s: message over the limit", c.mech)
@@ -76,23 +76,19 @@ func (c *ScramConversation) Step(clientMsg []byte) (response []byte, err error) 
 	if !utf8.Valid(clientMsg) {
 		return nil, base.Errorf(base.CodeInvalidArgument, "auth: %s: message is not UTF-8", c.mech)
 	}
-	resp, err := c.conv.Step(string(clientMsg))
-	if err != nil {
-		return []byte(resp), base.Errorf(base.CodeUnauthenticated, "auth: %s: login refused for user %q",
-			c.mech, c.conv.Username())
-	}
-	return []byte(resp), nil
+	resp, err := c.srv.step(string(clientMsg))
+	return []byte(resp), err
 }
 
 // Done reports whether the conversation is over, successfully or not.
-func (c *ScramConversation) Done() bool { return c.conv.Done() }
+func (c *ScramConversation) Done() bool { return c.srv.state == scramStateDone }
 
 // Username returns the authenticated user once the conversation succeeded.
 func (c *ScramConversation) Username() (string, bool) {
-	if !c.conv.Done() || !c.conv.Valid() {
+	if c.srv.state != scramStateDone || !c.srv.valid {
 		return "", false
 	}
-	return c.conv.Username(), true
+	return c.srv.user, true
 }
 
 // NewScram starts a SCRAM server conversation for mechanism m. nonce
@@ -100,15 +96,11 @@ func (c *ScramConversation) Username() (string, bool) {
 // commas, drawn by the caller (this package draws no randomness). After
 // success, call Admit with the user name and the peer address.
 func (d *Directory) NewScram(m Mechanism, nonce func() string) (*ScramConversation, error) {
-	hf := m.hash()
-	if hf == nil {
+	if m.hash() == nil {
 		return nil, base.Errorf(base.CodeNotSupported, "auth: mechanism %s is not SCRAM", m)
 	}
-	srv, err := hf.NewServer(func(name string) (scram.StoredCredentials, error) { return d.scramLookup(m, name) })
-	if err != nil {
-		return nil, base.Errorf(base.CodeInternal, "auth: %s server: %w", m, err)
-	}
-	return &ScramConversation{conv: srv.WithNonceGenerator(nonce).NewConversation(), dir: d, mech: m}, nil
+	return &ScramConversation{mech: m, srv: scramServer{mech: m, nonce: nonce,
+		lookup: func(name string) (ScramCredential, error) { return d.scramLookup(m, name) }}}, nil
 }
 
 // scramLookup returns a user's stored credential. For an unknown user it
@@ -116,7 +108,7 @@ func (d *Directory) NewScram(m Mechanism, nonce func() string) (*ScramConversati
 // conversation fails at the proof like a wrong password does and does not
 // reveal which users exist (RFC 5802 §5.1); without a decoy key it fails at
 // once.
-func (d *Directory) scramLookup(m Mechanism, name string) (scram.StoredCredentials, error) {
+func (d *Directory) scramLookup(m Mechanism, name string) (ScramCredential, error) {
 	var cred ScramCredential
 	if u := d.users[name]; u != nil {
 		cred = u.creds.ScramSHA256
@@ -126,14 +118,12 @@ func (d *Directory) scramLookup(m Mechanism, name string) (scram.StoredCredentia
 	}
 	if cred.StoredKey == nil {
 		if d.decoyKey == nil {
-			return scram.StoredCredentials{}, base.Errorf(base.CodeUnauthenticated, "auth: unknown user")
+			return ScramCredential{}, base.Errorf(base.CodeUnauthenticated, "auth: unknown user")
 		}
 		cred = d.decoy(m, name)
 	}
-	return scram.StoredCredentials{KeyFactors: scram.KeyFactors{Salt: string(cred.Salt), Iters: cred.Iterations},
-		StoredKey: cred.StoredKey, ServerKey: cred.ServerKey}, nil
+	return cred, nil
 }
-
 func (d *Directory) decoy(m Mechanism, name string) ScramCredential {
 	mac := func(label string) []byte {
 		h := hmac.New(sha256.New, d.decoyKey)
