@@ -8,14 +8,13 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"time"
 
-	"github.com/ferry-mq/ferry/bench/driver/amqptarget"
 	"github.com/ferry-mq/ferry/bench/driver/jstarget"
-	"github.com/ferry-mq/ferry/bench/driver/kafkatarget"
 	"github.com/ferry-mq/ferry/bench/driver/memtarget"
 	"github.com/ferry-mq/ferry/bench/driver/mqtttarget"
 	"github.com/ferry-mq/ferry/internal/loadgen"
@@ -51,7 +50,7 @@ func main() {
 	defer stop()
 	var o options
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
-	fs.StringVar(&o.target, "target", "", "amqp-quorum | amqp-classic | amqp | jetstream | mqtt | kafka | inproc (the load generator alone)")
+	fs.StringVar(&o.target, "target", "", "amqp-quorum | amqp-classic | amqp | jetstream | mqtt | kafka | inproc (the load generator alone); wait also takes http (GET -addr until 200)")
 	fs.StringVar(&o.name, "name", "", "name of the target in the output (default: -target)")
 	fs.StringVar(&o.addr, "addr", "", "broker address: amqp://..., nats://..., tcp://host:port (MQTT), host:port (Kafka)")
 	fs.StringVar(&o.workload, "workload", "publish", "publish | drain | latency | fanout | queues | kafka (publish, reported as workload 7)")
@@ -71,6 +70,13 @@ func main() {
 	fs.BoolVar(&o.progress, "progress", false, "print live rates to stderr")
 	fs.DurationVar(&o.timeout, "timeout", 60*time.Second, "wait: how long to wait for the broker")
 	_ = fs.Parse(os.Args[2:]) // ExitOnError
+	if os.Args[1] == "wait" && o.target == "http" {
+		if err := waitReady(ctx, func(ctx context.Context) error { return probeHTTP(ctx, o.addr) }, o.timeout); err != nil {
+			fmt.Fprintln(os.Stderr, "driver:", err)
+			os.Exit(exitBroken)
+		}
+		return
+	}
 	target, err := newTarget(o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "driver:", err)
@@ -80,7 +86,7 @@ func main() {
 	case "run":
 		os.Exit(run(ctx, o, target))
 	case "wait":
-		if err := waitReady(ctx, target, o.timeout); err != nil {
+		if err := waitReady(ctx, func(ctx context.Context) error { return probe(ctx, target) }, o.timeout); err != nil {
 			fmt.Fprintln(os.Stderr, "driver:", err)
 			os.Exit(exitBroken)
 		}
@@ -96,11 +102,11 @@ func newTarget(o options) (loadgen.Target, error) {
 	}
 	switch o.target {
 	case "amqp-quorum":
-		return &amqptarget.Target{URL: o.addr, QueueType: "quorum"}, nil
+		return &loadgen.AMQPTarget{URL: o.addr, QueueType: "quorum"}, nil
 	case "amqp-classic":
-		return &amqptarget.Target{URL: o.addr, QueueType: "classic"}, nil
+		return &loadgen.AMQPTarget{URL: o.addr, QueueType: "classic"}, nil
 	case "amqp":
-		return &amqptarget.Target{URL: o.addr}, nil
+		return &loadgen.AMQPTarget{URL: o.addr}, nil
 	case "jetstream":
 		return &jstarget.Target{URL: o.addr}, nil
 	case "mqtt":
@@ -108,19 +114,19 @@ func newTarget(o options) (loadgen.Target, error) {
 	case "inproc":
 		return &memtarget.Target{}, nil
 	case "kafka":
-		return &kafkatarget.Target{Brokers: strings.Split(o.addr, ","), Partitions: int32(o.partitions)}, nil
+		return &loadgen.KafkaTarget{Brokers: strings.Split(o.addr, ","), Partitions: int32(o.partitions)}, nil
 	}
 	return nil, fmt.Errorf("unknown target %q", o.target)
 }
 
-// waitReady polls the broker until a session connects and a probe queue
-// can be declared: a listening port is not yet a broker that serves.
-func waitReady(ctx context.Context, target loadgen.Target, timeout time.Duration) error {
+// waitReady polls the broker with probe until it succeeds or timeout
+// passes.
+func waitReady(ctx context.Context, probe func(context.Context) error, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	backoff := 50 * time.Millisecond
 	for {
-		err := probe(ctx, target)
+		err := probe(ctx)
 		if err == nil {
 			return nil
 		}
@@ -133,6 +139,8 @@ func waitReady(ctx context.Context, target loadgen.Target, timeout time.Duration
 	}
 }
 
+// probe succeeds once a session connects and a probe queue can be
+// declared: a listening port is not yet a broker that serves.
 func probe(ctx context.Context, target loadgen.Target) error {
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -186,4 +194,24 @@ func run(ctx context.Context, o options, target loadgen.Target) int {
 		return exitBroken
 	}
 	return code
+}
+
+// probeHTTP succeeds once GET url answers 200 (Ferry's /readyz: the node
+// is bootstrapped and takes requests).
+func probeHTTP(ctx context.Context, url string) error {
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(pctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fmt.Errorf("readiness URL %q: %w", url, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", url, err)
+	}
+	resp.Body.Close() // the status says all; the body is not read
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return nil
 }

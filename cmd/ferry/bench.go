@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/loadgen"
@@ -198,11 +199,13 @@ func (bo *benchOpts) spec(c *cobra.Command, kafka bool) (loadgen.Spec, error) {
 func (bo *benchOpts) target(p *protoOpts, o *clientOpts) loadgen.Target {
 	switch p.protocol {
 	case "kafka":
-		return &kafkaTarget{p: p, partitions: bo.partitions}
+		return &loadgen.KafkaTarget{Partitions: bo.partitions,
+			NewClient: func(opts ...kgo.Opt) (*kgo.Client, error) { return kafkaClient(p, opts...) },
+			WrapErr:   func(err error) error { return kafkaErr(p, err) }}
 	case "http":
 		return &httpTarget{o: o}
 	}
-	return &amqpTarget{url: p.amqpURLFor(o)}
+	return &loadgen.AMQPTarget{URL: p.amqpURLFor(o), Dial: amqpDial}
 }
 
 // progressBar draws one line on stderr, rewritten in place.
