@@ -3,12 +3,13 @@
 # Mosquitto, on this machine, in one run; writes the section "Side by side
 # with peer brokers" of docs/benchmarks.md.
 #
-# It installs the peers from Debian when missing, starts each on loopback
-# with its data in a temporary directory (one peer at a time, so they never
-# compete for the two cores), runs every workload through bench/driver
-# --runs times, stops every process it started by its PID, and renders the
-# medians with bench/report. A run that loses a confirmed message is shown
-# as FAILED and makes the script exit 1 after writing the document.
+# It builds ./cmd/ferry and installs the peers from Debian when missing,
+# starts Ferry and then each peer on loopback with its data in a temporary
+# directory (one broker at a time, so they never compete for the two
+# cores), runs every workload through bench/driver --runs times, stops every
+# process it started by its PID, and renders the medians with bench/report.
+# A run that loses a confirmed message is shown as FAILED and makes the
+# script exit 1 after writing the document.
 #
 # Usage: bench/compare.sh [--quick] [--runs N] [--only LIST]
 #                         [--ferry-amqp HOST:PORT] [--ferry-mqtt HOST:PORT]
@@ -17,8 +18,10 @@
 #   --quick       fewer and smaller variants, one run each: under 5 minutes
 #   --runs N      runs per figure (default 3; --quick: 1)
 #   --only LIST   comma-separated subset of: rabbitmq,nats,mosquitto,ferry
-#   --ferry-*     add Ferry's front end at that address as a target
-#   --ferry-pid   Ferry's process, for the CPU and memory workloads
+#   --ferry-*     measure an external Ferry at that address instead of
+#                 building and starting one (the default)
+#   --ferry-pid   the external Ferry's process, for the CPU and memory
+#                 workloads
 #   --doc FILE    document to update (default docs/benchmarks.md)
 #   --keep        keep the temporary directory (logs, results.jsonl)
 # shellcheck disable=SC2317 # 0.9 calls every function unreachable once the last line is "main; exit"
@@ -33,6 +36,7 @@ FERRY_AMQP=""
 FERRY_MQTT=""
 FERRY_KAFKA=""
 FERRY_PID=""
+FERRY_KAFKA_ADDR="" # the Kafka listener of the Ferry this script started
 DOC="$ROOT/docs/benchmarks.md"
 KEEP=0
 
@@ -92,7 +96,7 @@ STARTED=() # PIDs of every process this script started, in start order
 DRIVER=""  # PID of the driver run in progress
 PEER_ADDR="" # the broker under test: its address for the driver
 PEER_PID=""  # and its process, for CPU time and RSS
-PEER_START="" # the function that (re)starts it afresh; empty for Ferry
+PEER_START="" # the function that (re)starts it afresh; empty for an external Ferry
 STARTS=0      # processes started so far: numbers their logs
 LAST_LOG=""   # the log of the latest one
 : >"$RESULTS"
@@ -194,10 +198,18 @@ install_peers() {
 	fi
 }
 
+# external_ferry: true when --ferry-* named a Ferry this script does not
+# start.
+external_ferry() { [[ -n "$FERRY_AMQP$FERRY_MQTT$FERRY_KAFKA" ]]; }
+
 build() {
 	log "building the driver, physical and report"
 	(cd "$ROOT" && go build -o "$BIN/driver" ./bench/driver && go build -o "$BIN/physical" ./bench/physical &&
 		go build -o "$BIN/report" ./bench/report)
+	if enabled ferry && ! external_ferry; then
+		log "building ferry"
+		(cd "$ROOT" && go build -o "$BIN/ferry" ./cmd/ferry)
+	fi
 }
 
 describe_machine() {
@@ -208,9 +220,16 @@ describe_machine() {
 		echo "cpu: $(nproc) × $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
 		echo "memory: $(awk '/^MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
 		echo "kernel: $(uname -sr)"
-		echo "load average at the start (1, 5, 15 min): $(cut -d' ' -f1-3 /proc/loadavg)"
+		echo "uptime at the start: $(uptime)"
 		echo "data directory file system: $fs"
 		echo "go: $(go version | awk '{print $3}')"
+		if enabled ferry; then
+			if external_ferry; then
+				echo "ferry: external, at ${FERRY_AMQP:+AMQP $FERRY_AMQP }${FERRY_KAFKA:+Kafka $FERRY_KAFKA}"
+			else
+				echo "ferry: built from $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$(cd "$ROOT" && git diff --quiet HEAD -- 2>/dev/null || echo ' (with uncommitted changes)'), single node, started by this script"
+			fi
+		fi
 		if enabled rabbitmq; then
 			echo "rabbitmq-server: $(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null), Erlang $(dpkg-query -W -f='${Version}' erlang-base 2>/dev/null)"
 		fi
@@ -235,6 +254,7 @@ bench() {
 			stop_started
 			"$PEER_START"
 			addr=$PEER_ADDR pid=$PEER_PID
+			if [[ $kind == kafka ]]; then addr=$FERRY_KAFKA_ADDR; fi
 			pidarg=(-pid "$pid")
 		fi
 		log "$target: $workload $variant (run $i/$runs)"
@@ -420,26 +440,68 @@ run_peer() {
 	stop_started
 }
 
+# start_ferry: the ferry built above, a single node with an empty data
+# directory, listeners on loopback ports nothing else holds; ready when
+# /readyz says so and an AMQP session can declare a queue. FERRY_*
+# variables of the caller's environment are dropped: the node runs with
+# its defaults and these flags only.
+start_ferry() {
+	local dir="$WORK/ferry" amqp kafka http v unset=()
+	amqp=$(free_port 35672)
+	kafka=$(free_port 39092)
+	http=$(free_port 38080)
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	for v in $(compgen -e); do
+		if [[ $v == FERRY_* ]]; then unset+=(-u "$v"); fi
+	done
+	start ferry env "${unset[@]}" "$BIN/ferry" serve --data-dir "$dir/data" --log-level warn \
+		--listeners-amqp "127.0.0.1:$amqp" --listeners-kafka "127.0.0.1:$kafka" --listeners-http "127.0.0.1:$http"
+	PEER_PID=${STARTED[-1]} PEER_ADDR="amqp://guest:guest@127.0.0.1:$amqp/" FERRY_KAFKA_ADDR="127.0.0.1:$kafka"
+	wait_ready http "http://127.0.0.1:$http/readyz" ferry
+	wait_ready amqp "$PEER_ADDR" ferry
+	log "Ferry ready: AMQP $amqp, Kafka $kafka, HTTP $http (pid $PEER_PID)"
+}
+
+# ferry_kafka ADDR PID: workload 7 against Ferry's Kafka listener.
+ferry_kafka() {
+	local v size producers
+	for v in "${PUB_VARIANTS[@]}"; do
+		read -r size producers <<<"$v"
+		bench ferry-kafka "$1" kafka "$2" kafka "$(size_label "$size")-${producers}p" \
+			-size "$size" -producers "$producers" -partitions "$producers" -inflight 4096 -duration "$PUB_SECS"
+	done
+}
+
+# run_ferry: by default the Ferry built from this tree, started here (and
+# afresh for each drain run and for the Kafka workload, so that queues of
+# earlier workloads do not weigh on it); with --ferry-* addresses, that
+# external Ferry as it runs.
 run_ferry() {
-	PEER_PID=$FERRY_PID
-	if [[ -n "$FERRY_AMQP" ]]; then
-		PEER_ADDR="amqp://guest:guest@$FERRY_AMQP/"
-		workloads ferry-amqp amqp ""
+	if ! external_ferry; then
+		start_ferry
+		workloads ferry-amqp amqp start_ferry
+		stop_started
+		start_ferry
+		PEER_START=start_ferry
+		ferry_kafka "$FERRY_KAFKA_ADDR" "$PEER_PID"
+		stop_started
+	else
+		PEER_PID=$FERRY_PID PEER_START=""
+		if [[ -n "$FERRY_AMQP" ]]; then
+			PEER_ADDR="amqp://guest:guest@$FERRY_AMQP/"
+			workloads ferry-amqp amqp ""
+		fi
+		if [[ -n "$FERRY_MQTT" ]]; then
+			PEER_ADDR="tcp://$FERRY_MQTT"
+			workloads ferry-mqtt mqtt ""
+		fi
+		if [[ -n "$FERRY_KAFKA" ]]; then
+			ferry_kafka "$FERRY_KAFKA" "$FERRY_PID"
+		fi
 	fi
-	if [[ -n "$FERRY_MQTT" ]]; then
-		PEER_ADDR="tcp://$FERRY_MQTT"
-		workloads ferry-mqtt mqtt ""
-	fi
-	if [[ -n "$FERRY_KAFKA" ]]; then
-		local v size producers
-		for v in "${PUB_VARIANTS[@]}"; do
-			read -r size producers <<<"$v"
-			bench ferry-kafka "$FERRY_KAFKA" kafka "$FERRY_PID" kafka "$(size_label "$size")-${producers}p" \
-				-size "$size" -producers "$producers" -partitions "$producers" -inflight 4096 -duration "$PUB_SECS"
-		done
-	fi
-	if [[ -z "$FERRY_AMQP$FERRY_MQTT$FERRY_KAFKA" ]]; then
-		note "Ferry was not measured: its front ends do not exist yet (add --ferry-amqp, --ferry-mqtt, --ferry-kafka HOST:PORT); its columns show —"
+	if [[ -z "$FERRY_MQTT" ]]; then
+		note "Ferry (MQTT): not served yet: this version of Ferry has no MQTT front end (listeners.mqtt is reported and ignored), so Mosquitto has no Ferry ratio"
 	fi
 }
 
@@ -462,7 +524,7 @@ main() {
 	if ((QUICK)); then
 		note "--quick: one run per figure, ${PUB_SECS} publish phases, a ${DRAIN_MSGS}-message drain and ${MANY_QUEUES} queues instead of the full run's 3 runs, 10 s, 1M and 1,000"
 	fi
-	note "wall time of this run: $(((SECONDS - t0) / 60)) min $(((SECONDS - t0) % 60)) s; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (the machine's other work competes with the brokers for its cores)"
+	note "wall time of this run: $(((SECONDS - t0) / 60)) min $(((SECONDS - t0) % 60)) s; uptime at the end: $(uptime) (the machine's other work competes with the brokers for its cores: compare the load averages with its $(nproc) cores)"
 	"$BIN/report" render -results "$RESULTS" -physical "$WORK/physical.json" -machine "$MACHINE" \
 		-notes "$NOTES" -command "$COMMAND" -doc "$DOC"
 	log "wrote $DOC"

@@ -10,7 +10,7 @@ func (rs *results) kafka(b *strings.Builder, p physical) {
 	b.WriteString("\n#### 7. Kafka produce (acks=all) and consume, Ferry only\n\n")
 	vs := rs.variants["kafka"]
 	if len(vs) == 0 {
-		b.WriteString("Not measured: pass `--ferry-kafka host:port` once Ferry's Kafka front end exists.\n")
+		b.WriteString("Not measured in this run (`--only` left Ferry out, or an external Ferry was given without `--ferry-kafka`).\n")
 		return
 	}
 	b.WriteString("| variant | produce MB/s | % of durable 1 MiB write bandwidth | consume MB/s | % of loopback TCP |\n|---|---|---|---|---|\n")
@@ -47,7 +47,7 @@ func (rs *results) goals(b *strings.Builder, p physical) {
 		status := "not met"
 		switch {
 		case !g.measured:
-			status = "not met (not measured: Ferry's target does not exist yet)"
+			status = "not met (not measured in this run: see its notes)"
 		case g.met:
 			status = "met"
 		}

@@ -12,6 +12,9 @@ type column struct {
 	title  string
 	ferry  string // a peer's: the Ferry target its ratio compares against
 	kind   kind
+	// absent is what a Ferry column's cells say when the run has no
+	// result for it at all; empty: "—".
+	absent string
 }
 
 type kind int
@@ -25,15 +28,15 @@ const (
 // columns is every target the script knows, Ferry first. A target without
 // results is left out, except Ferry's, which show "—" until they exist.
 var columns = []column{
-	{"ferry-amqp", "Ferry (AMQP)", "", ferryColumn},
-	{"ferry-mqtt", "Ferry (MQTT)", "", ferryColumn},
-	{"ferry-kafka", "Ferry (Kafka)", "", ferryColumn},
-	{"rabbitmq-quorum", "RabbitMQ quorum queue (fsync before confirm)", "ferry-amqp", peerColumn},
-	{"rabbitmq-classic", "RabbitMQ classic queue (durable, persistent)", "ferry-amqp", peerColumn},
-	{"nats-sync", "NATS JetStream file, sync_interval always (fsync before PubAck)", "ferry-amqp", peerColumn},
-	{"nats-default", "NATS JetStream file, default sync (no fsync before PubAck)", "ferry-amqp", peerColumn},
-	{"mosquitto", "Mosquitto, persistence on (no fsync before PUBACK)", "ferry-mqtt", peerColumn},
-	{"inproc", "Load generator alone (in-process queue, no broker): the floor", "", referenceColumn},
+	{"ferry-amqp", "Ferry (AMQP)", "", ferryColumn, ""},
+	{"ferry-mqtt", "Ferry (MQTT)", "", ferryColumn, "not served yet"},
+	{"ferry-kafka", "Ferry (Kafka)", "", ferryColumn, ""},
+	{"rabbitmq-quorum", "RabbitMQ quorum queue (fsync before confirm)", "ferry-amqp", peerColumn, ""},
+	{"rabbitmq-classic", "RabbitMQ classic queue (durable, persistent)", "ferry-amqp", peerColumn, ""},
+	{"nats-sync", "NATS JetStream file, sync_interval always (fsync before PubAck)", "ferry-amqp", peerColumn, ""},
+	{"nats-default", "NATS JetStream file, default sync (no fsync before PubAck)", "ferry-amqp", peerColumn, ""},
+	{"mosquitto", "Mosquitto, persistence on (no fsync before PUBACK)", "ferry-mqtt", peerColumn, ""},
+	{"inproc", "Load generator alone (in-process queue, no broker): the floor", "", referenceColumn, ""},
 }
 
 // table is one workload's figures for one metric.
@@ -138,6 +141,9 @@ func (rs *results) render(b *strings.Builder, t table) {
 		row := make([]string, len(t.variants))
 		for i, v := range t.variants {
 			row[i] = rs.cell(key{t.workload, v, c.target}, t.metric).String()
+			if c.absent != "" && !rs.hasTarget(c.target) {
+				row[i] = c.absent
+			}
 		}
 		fmt.Fprintf(b, "| %s | %s |\n", c.title, strings.Join(row, " | "))
 	}
