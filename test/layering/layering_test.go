@@ -35,7 +35,7 @@ var allowed = map[string][]string{
 		"internal/routing", "internal/auth", "internal/queue", "internal/stream"},
 	"internal/broker": {"internal/base", "internal/base/vfs", "internal/storage/", "internal/replication",
 		"internal/controller", "internal/queue", "internal/stream", "internal/routing", "internal/auth"},
-	"internal/proto/":   {"internal/base", "internal/auth", "internal/broker", "internal/storage/log/batch"},
+	"internal/proto/":   {"internal/base", "internal/auth", "internal/broker", "internal/storage/log/batch", "internal/storage/log/batch/compress"},
 	"internal/admin":    {"internal/base", "internal/auth", "internal/broker"},
 	"internal/sim":      {"internal/base", "internal/base/vfs", "internal/storage/", "internal/replication", "internal/queue", "internal/stream"},
 	"internal/server":   {"internal/"},
@@ -45,6 +45,11 @@ var allowed = map[string][]string{
 	"internal/loadgen":  {"internal/base"},
 	"test/":             {"internal/", "sdk"},
 	"internal/codegen/": {"internal/base"},
+
+	// batch/compress turns a stored compressed batch into an uncompressed
+	// copy (for the Kafka front end's produce validation and the broker's
+	// stream readers), so it reads the batch format it sits under.
+	"internal/storage/log/batch/compress": {"internal/base", "internal/storage/log/batch"},
 }
 
 // pure are the state-machine packages of design.md §1: no I/O, no

@@ -8,8 +8,8 @@
 // responses in request order, the in-flight bounds), ApiVersions, SASL
 // (PLAIN, SCRAM-SHA-256/512, handshake v0 and v1), the handlers of every
 // supported API (apiversions.go lists them), the validation of produced
-// batches (validate.go, with the decompression of the compress
-// subpackage), incremental fetch sessions (KIP-227), and the one mapping
+// batches (validate.go, with the decompression of
+// internal/storage/log/batch/compress), incremental fetch sessions (KIP-227), and the one mapping
 // of base error codes onto Kafka's (errors.go). The broker is reached
 // through the interfaces of backend.go, which this package defines;
 // broker.go adapts internal/broker to them.

@@ -2,7 +2,7 @@ package kafka
 
 import (
 	"github.com/ferry-mq/ferry/internal/base"
-	"github.com/ferry-mq/ferry/internal/proto/kafka/compress"
+	"github.com/ferry-mq/ferry/internal/storage/log/batch/compress"
 	"github.com/ferry-mq/ferry/internal/proto/kafka/protocol"
 	"github.com/ferry-mq/ferry/internal/storage/log/batch"
 )
@@ -54,21 +54,11 @@ func validateBatch(records, scratch []byte) (batch.Header, []byte, error) {
 		if codec > batch.CompressionZstd {
 			return h, scratch, kafkaErr(protocol.ErrorCodeUnsupportedCompressionType, "unknown compression codec")
 		}
-		// An uncompressed copy: the header with the codec bits cleared,
-		// then the decompressed records, so the batch package can walk
-		// them. The CRC is not recomputed: Records does not check it.
-		scratch = append(scratch[:0], records[:batch.HeaderSize]...)
-		scratch[21+1] &^= 0x07 // attributes' low byte: compression bits
-		scratch, err = compress.Decompress(scratch, codec, records[batch.HeaderSize:], base.KafkaDecompressedBytesMax)
+		// An uncompressed copy, so the batch package can walk the records.
+		scratch, err = compress.DecompressBatch(scratch[:0], records, base.KafkaDecompressedBytesMax)
 		if err != nil {
 			return h, scratch, batchError(err)
 		}
-		// batchLength of the copy, so Records sees the whole payload.
-		n := len(scratch) - batch.LogOverhead
-		if len(scratch) > base.BatchBytesMax+batch.HeaderSize {
-			return h, scratch, kafkaErr(protocol.ErrorCodeMessageTooLarge, "decompressed batch over the limit")
-		}
-		scratch[8], scratch[9], scratch[10], scratch[11] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
 		body = scratch
 	}
 	return h, scratch, checkRecords(body, h)

@@ -171,7 +171,11 @@ type zstdDecoder struct {
 func decompressZstd(dst, src []byte, limit int) ([]byte, error) {
 	zd, _ := zstdDecoders.Get().(*zstdDecoder)
 	if zd == nil || zd.limit != limit {
-		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(max(limit, 1))),
+		// The decoder's bound is at least zstd's smallest window: a frame
+		// declares a window of at least 1 KiB whatever its size, and a
+		// smaller bound would refuse valid output under limit. The check
+		// after decoding holds the caller's limit exactly.
+		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(max(limit, zstd.MinWindowSize))),
 			zstd.WithDecoderMaxWindow(min(uint64(max(limit, 8<<20)), zstd.MaxWindowSize)))
 		if err != nil {
 			return dst, base.Errorf(base.CodeInternal, "compress: zstd decoder: %w", err)
