@@ -703,6 +703,12 @@ const (
 	// BrokerGroupTickIntervalDefault is how often a coordinator lets time
 	// pass: a tenth of the shortest session timeout.
 	BrokerGroupTickIntervalDefault = GroupSessionTimeoutMin / 10
+
+	// BrokerRevokeCloseTimeout bounds releasing what a connection of a
+	// deleted user or tenant owned when no front end closes it (its
+	// consumers' deliveries return, its exclusive queues go): a few
+	// proposals, as AdminCloseTimeout for the management API's sessions.
+	BrokerRevokeCloseTimeout = 10 * time.Second
 )
 
 // AMQP 0-9-1 (internal/proto/amqp).

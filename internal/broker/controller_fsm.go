@@ -37,6 +37,8 @@ type controllerFSM struct {
 	mu sync.RWMutex
 	c  *controller.Controller // guarded by mu
 
+	revoke bool // guarded by mu: an applied command may have orphaned connections (revoke.go)
+
 	applied atomic.Uint64 // the index of the last command applied
 	gen     atomic.Uint64 // counts applied commands and restores
 
@@ -66,11 +68,16 @@ func (f *controllerFSM) Apply(entries []replication.Entry, results []any) {
 	for i, e := range entries {
 		results[i] = f.applyOne(e)
 	}
+	revoke := f.revoke
+	f.revoke = false
 	f.mu.Unlock()
 	if len(entries) > 0 {
 		f.applied.Store(entries[len(entries)-1].Index)
 	}
 	f.changedNow()
+	if revoke {
+		f.b.revokeStale()
+	}
 }
 
 func (f *controllerFSM) applyOne(e replication.Entry) *ctrlResult {
@@ -81,7 +88,9 @@ func (f *controllerFSM) applyOne(e replication.Entry) *ctrlResult {
 	if err != nil {
 		return &ctrlResult{err: fmt.Errorf("broker: controller entry %d: %w", e.Index, err)}
 	}
-	return &ctrlResult{res: f.c.Apply(cmd)}
+	res := f.c.Apply(cmd)
+	f.revoke = f.revoke || (res.Err == nil && revokes(cmd))
+	return &ctrlResult{res: res}
 }
 
 // changedNow wakes everything waiting for the controller state to change.
@@ -122,6 +131,7 @@ func (f *controllerFSM) Restore(r io.Reader) error {
 	f.c = c
 	f.mu.Unlock()
 	f.changedNow()
+	f.b.revokeStale()
 	return nil
 }
 

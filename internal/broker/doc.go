@@ -35,7 +35,7 @@
 // Node: Open(Config) → *Broker; Close; Blocked (flow control); Trace and
 // SetTrace (message history); QueueStats, StreamStats, Topology, Cluster,
 // CoordinatorNode, DescribeGroup, ListGroups; Connections,
-// CloseConnection; Authenticate and Directory (SCRAM).
+// CloseConnection; Authenticate and Directory (SCRAM); Tenants.
 //
 // Connection: OpenConnection(ConnInfo, Principal, kill) → *Conn; Close;
 // Authorize. Topology: DeclareExchange, DeleteExchange, DeclareQueue,
@@ -43,7 +43,14 @@
 // AddPartitions, AlterStream. Publishing: Publish, PublishAsync.
 // Consuming: Subscribe → *Subscription (Ack, Nack, Recover, SetPrefetch,
 // Cancel), Get → *GetHandle (Ack, Nack). Streams: ProduceBatch, Fetch,
-// ListOffset, InitProducerID. Consumer groups: JoinGroup, SyncGroup,
+// ListOffset, InitProducerID. Administration (admin_api.go, checked
+// against the caller's tags as RabbitMQ's management API does):
+// CreateTenant, DeleteTenant, ListTenants, PutUser (hashed on this node
+// before it is proposed), DeleteUser, ListUsers, SetPermission,
+// ClearPermission, ListPermissions, PutPolicy, DeletePolicy, ListPolicies.
+// Deleting a user or a tenant closes the connections it leaves orphaned
+// on every node (revoke.go); deleting a tenant deletes everything in it.
+// Consumer groups: JoinGroup, SyncGroup,
 // Heartbeat, LeaveGroup, DeleteGroup, CommitOffsets, FetchOffsets, and
 // server-side assignment with JoinAssigned, AssignedHeartbeat,
 // LeaveAssigned.
