@@ -13,17 +13,22 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ferry-mq/ferry/internal/base"
+	"github.com/ferry-mq/ferry/internal/loadgen"
 )
 
 // Limits is the JSON this program prints. Bandwidths are in bytes/s.
 type Limits struct {
-	Dir                   string  `json:"dir"`
-	FdatasyncPer1MiBBps   float64 `json:"fdatasync_per_1mib_bytes_per_sec"`
-	FdatasyncPer4KiBBps   float64 `json:"fdatasync_per_4kib_bytes_per_sec"`
-	FdatasyncsPerSec      float64 `json:"fdatasyncs_per_sec"`
-	LoopbackTCPBps        float64 `json:"loopback_tcp_bytes_per_sec"`
-	MemcpyBps             float64 `json:"memcpy_bytes_per_sec"`
-	SecondsPerMeasurement float64 `json:"seconds_per_measurement"`
+	Dir                 string  `json:"dir"`
+	FdatasyncPer1MiBBps float64 `json:"fdatasync_per_1mib_bytes_per_sec"`
+	FdatasyncPer4KiBBps float64 `json:"fdatasync_per_4kib_bytes_per_sec"`
+	FdatasyncsPerSec    float64 `json:"fdatasyncs_per_sec"`
+	// FdatasyncLatency is the spread of those fdatasyncs' durations: a
+	// broker that syncs before it confirms cannot have a confirm latency
+	// tail below it.
+	FdatasyncLatency      loadgen.Percentiles `json:"fdatasync_latency"`
+	LoopbackTCPBps        float64             `json:"loopback_tcp_bytes_per_sec"`
+	MemcpyBps             float64             `json:"memcpy_bytes_per_sec"`
+	SecondsPerMeasurement float64             `json:"seconds_per_measurement"`
 }
 
 func main() {
@@ -50,7 +55,7 @@ func measure(dir string, d time.Duration) (Limits, error) {
 	if l.FdatasyncPer4KiBBps, err = syncedAppend(dir, 4<<10, d, base.LoadgenScratchFileBytesMax); err != nil {
 		return l, err
 	}
-	if l.FdatasyncsPerSec, err = syncedOverwrite(dir, d); err != nil {
+	if l.FdatasyncsPerSec, l.FdatasyncLatency, err = syncedOverwrite(dir, d); err != nil {
 		return l, err
 	}
 	if l.LoopbackTCPBps, err = loopback(d); err != nil {
@@ -107,34 +112,39 @@ func appendSynced(f *os.File, chunk int, d time.Duration, fileMax int64) (int64,
 }
 
 // syncedOverwrite rewrites the same 4 KiB block and fdatasyncs it, for d,
-// and returns fdatasyncs per second.
-func syncedOverwrite(dir string, d time.Duration) (float64, error) {
+// and returns fdatasyncs per second and the spread of their durations (in
+// a fixed-size histogram: the count of syncs does not grow memory).
+func syncedOverwrite(dir string, d time.Duration) (float64, loadgen.Percentiles, error) {
+	var none loadgen.Percentiles
 	f, err := os.CreateTemp(dir, "physical-*.dat")
 	if err != nil {
-		return 0, err
+		return 0, none, err
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
 	buf := make([]byte, 4<<10)
 	if _, err := f.WriteAt(buf, 0); err != nil {
-		return 0, err
+		return 0, none, err
 	}
 	if err := f.Sync(); err != nil {
-		return 0, err
+		return 0, none, err
 	}
+	lat := loadgen.NewLatency()
 	n := 0
 	start := time.Now()
 	for time.Since(start) < d {
 		buf[0] = byte(n)
 		if _, err := f.WriteAt(buf, 0); err != nil {
-			return 0, err
+			return 0, none, err
 		}
+		t0 := time.Now()
 		if err := unix.Fdatasync(int(f.Fd())); err != nil {
-			return 0, fmt.Errorf("fdatasync: %w", err)
+			return 0, none, fmt.Errorf("fdatasync: %w", err)
 		}
+		lat.Record(time.Since(t0))
 		n++
 	}
-	return float64(n) / time.Since(start).Seconds(), nil
+	return float64(n) / time.Since(start).Seconds(), lat.Percentiles(), nil
 }
 
 // loopback sends 1 MiB writes over one TCP connection on 127.0.0.1 for d

@@ -34,4 +34,8 @@ func TestMeasureReportsEveryLimit(t *testing.T) {
 	if l.FdatasyncPer1MiBBps <= 0 || l.FdatasyncPer4KiBBps <= 0 || l.FdatasyncsPerSec <= 0 || l.LoopbackTCPBps <= 0 || l.MemcpyBps <= 0 {
 		t.Errorf("got %+v, want every limit measured (positive)", l)
 	}
+	fl := l.FdatasyncLatency
+	if fl.Count == 0 || fl.P50 <= 0 || fl.P50 > fl.P99 || fl.P99 > fl.Max {
+		t.Errorf("fdatasync latency: got %+v, want a count and 0 < p50 <= p99 <= max", fl)
+	}
 }

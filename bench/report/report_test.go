@@ -134,3 +134,16 @@ func FuzzSplice(f *testing.F) {
 		}
 	})
 }
+
+func TestSectionShowsTheFdatasyncLatencyTheRunMeasured(t *testing.T) {
+	rs := &results{runs: map[key][]run{}, variants: map[string][]string{}}
+	var p physical
+	p.SyncLatency.P50, p.SyncLatency.P99, p.SyncLatency.P999, p.SyncLatency.Max = 0.1e6, 5.8e6, 15.5e6, 23.4e6
+	got := rs.section(inputs{command: "bench/compare.sh", physical: p})
+	if want := "| fdatasync latency (the same), p50 / p99 / p99.9 / max | 0.10 / 5.80 / 15.50 / 23.40 ms |"; !strings.Contains(got, want) {
+		t.Errorf("section lacks %q:\n%s", want, got)
+	}
+	if none := (&results{runs: map[key][]run{}, variants: map[string][]string{}}).section(inputs{}); strings.Contains(none, "fdatasync latency") {
+		t.Errorf("a physical.json without latencies (an older run) got a latency row:\n%s", none)
+	}
+}

@@ -7,10 +7,16 @@ import (
 
 // physical is bench/physical's output.
 type physical struct {
-	Dir            string  `json:"dir"`
-	Sync1MiB       float64 `json:"fdatasync_per_1mib_bytes_per_sec"`
-	Sync4KiB       float64 `json:"fdatasync_per_4kib_bytes_per_sec"`
-	SyncsPerSec    float64 `json:"fdatasyncs_per_sec"`
+	Dir         string  `json:"dir"`
+	Sync1MiB    float64 `json:"fdatasync_per_1mib_bytes_per_sec"`
+	Sync4KiB    float64 `json:"fdatasync_per_4kib_bytes_per_sec"`
+	SyncsPerSec float64 `json:"fdatasyncs_per_sec"`
+	SyncLatency struct {
+		P50  float64 `json:"p50_ns"`
+		P99  float64 `json:"p99_ns"`
+		P999 float64 `json:"p999_ns"`
+		Max  float64 `json:"max_ns"`
+	} `json:"fdatasync_latency"`
 	LoopbackTCP    float64 `json:"loopback_tcp_bytes_per_sec"`
 	Memcpy         float64 `json:"memcpy_bytes_per_sec"`
 	SecondsPerTest float64 `json:"seconds_per_measurement"`
@@ -40,6 +46,10 @@ func (rs *results) section(in inputs) string {
 	fmt.Fprintf(&b, "| durable sequential write, fdatasync per 1 MiB | %.1f MB/s |\n", p.Sync1MiB/1e6)
 	fmt.Fprintf(&b, "| durable sequential write, fdatasync per 4 KiB | %.2f MB/s (%.0f writes/s) |\n", p.Sync4KiB/1e6, p.Sync4KiB/4096)
 	fmt.Fprintf(&b, "| fdatasyncs per second (4 KiB rewritten in place) | %.0f |\n", p.SyncsPerSec)
+	if l := p.SyncLatency; l.Max > 0 {
+		fmt.Fprintf(&b, "| fdatasync latency (the same), p50 / p99 / p99.9 / max | %.2f / %.2f / %.2f / %.2f ms |\n",
+			l.P50/1e6, l.P99/1e6, l.P999/1e6, l.Max/1e6)
+	}
 	fmt.Fprintf(&b, "| loopback TCP, one connection | %.0f MB/s |\n", p.LoopbackTCP/1e6)
 	fmt.Fprintf(&b, "| memcpy (64 MiB buffers) | %.0f MB/s |\n", p.Memcpy/1e6)
 	if len(in.notes) > 0 {
