@@ -14,7 +14,7 @@
 # Usage: bench/compare.sh [--quick] [--runs N] [--only LIST]
 #                         [--ferry-amqp HOST:PORT] [--ferry-mqtt HOST:PORT]
 #                         [--ferry-kafka HOST:PORT] [--ferry-pid PID]
-#                         [--doc FILE] [--keep]
+#                         [--doc FILE] [--keep] [--pprof]
 #   --quick       fewer and smaller variants, one run each: under 5 minutes
 #   --runs N      runs per figure (default 3; --quick: 1)
 #   --only LIST   comma-separated subset of: rabbitmq,nats,mosquitto,ferry
@@ -24,6 +24,9 @@
 #                 workloads
 #   --doc FILE    document to update (default docs/benchmarks.md)
 #   --keep        keep the temporary directory (logs, results.jsonl)
+#   --pprof       build Ferry with -tags ferry_pprof and serve net/http/pprof
+#                 on a free loopback port (printed when it starts), for
+#                 go tool pprof during the run
 # shellcheck disable=SC2317 # 0.9 calls every function unreachable once the last line is "main; exit"
 set -euo pipefail
 
@@ -39,6 +42,7 @@ FERRY_PID=""
 FERRY_KAFKA_ADDR="" # the Kafka listener of the Ferry this script started
 DOC="$ROOT/docs/benchmarks.md"
 KEEP=0
+PPROF=0
 
 while [[ $# -gt 0 ]]; do
 	case "$1" in
@@ -51,6 +55,7 @@ while [[ $# -gt 0 ]]; do
 	--ferry-pid) FERRY_PID="$2"; shift ;;
 	--doc) DOC="$2"; shift ;;
 	--keep) KEEP=1 ;;
+	--pprof) PPROF=1 ;;
 	-h | --help) sed -n '2,/^# shellcheck/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
@@ -208,7 +213,9 @@ build() {
 		go build -o "$BIN/report" ./bench/report)
 	if enabled ferry && ! external_ferry; then
 		log "building ferry"
-		(cd "$ROOT" && go build -o "$BIN/ferry" ./cmd/ferry)
+		local tags=()
+		if ((PPROF)); then tags=(-tags ferry_pprof); fi
+		(cd "$ROOT" && go build "${tags[@]}" -o "$BIN/ferry" ./cmd/ferry)
 	fi
 }
 
@@ -455,12 +462,14 @@ start_ferry() {
 	for v in $(compgen -e); do
 		if [[ $v == FERRY_* ]]; then unset+=(-u "$v"); fi
 	done
-	start ferry env "${unset[@]}" "$BIN/ferry" serve --data-dir "$dir/data" --log-level warn \
+	local pprof=()
+	if ((PPROF)); then pprof=("BENCH_PPROF_ADDR=127.0.0.1:$(free_port 36060)"); fi
+	start ferry env "${unset[@]}" "${pprof[@]}" "$BIN/ferry" serve --data-dir "$dir/data" --log-level warn \
 		--listeners-amqp "127.0.0.1:$amqp" --listeners-kafka "127.0.0.1:$kafka" --listeners-http "127.0.0.1:$http"
 	PEER_PID=${STARTED[-1]} PEER_ADDR="amqp://guest:guest@127.0.0.1:$amqp/" FERRY_KAFKA_ADDR="127.0.0.1:$kafka"
 	wait_ready http "http://127.0.0.1:$http/readyz" ferry
 	wait_ready amqp "$PEER_ADDR" ferry
-	log "Ferry ready: AMQP $amqp, Kafka $kafka, HTTP $http (pid $PEER_PID)"
+	log "Ferry ready: AMQP $amqp, Kafka $kafka, HTTP $http (pid $PEER_PID)${pprof:+; ${pprof[0]#*=} serves /debug/pprof}"
 }
 
 # ferry_kafka ADDR PID: workload 7 against Ferry's Kafka listener.
