@@ -2,11 +2,13 @@ package admin
 
 import (
 	"encoding/json"
+	"net/http"
 	"slices"
 	"strconv"
 
 	"github.com/ferry-mq/ferry/internal/auth"
 	"github.com/ferry-mq/ferry/internal/base"
+	"github.com/ferry-mq/ferry/internal/broker"
 )
 
 // Tenant is a tenant (RabbitMQ virtual host).
@@ -50,85 +52,76 @@ type Policy struct {
 	Definition map[string]any `json:"definition"`
 }
 
-func (s *Server) tenantAdmin() (TenantAdmin, error) {
-	if t, ok := s.b.(TenantAdmin); ok {
-		return t, nil
-	}
-	return nil, notSupported("managing tenants", "Broker.Tenants, CreateTenant and DeleteTenant")
-}
+// adminTenant is the tenant of the session that carries calls about no
+// tenant in particular (tenants, users, the permission list): the
+// default one, where the bootstrap administrator guest holds a
+// permission. An administrator needs a permission there, as for any
+// broker connection.
+const adminTenant = "/"
 
-func (s *Server) userAdmin() (UserAdmin, error) {
-	if u, ok := s.b.(UserAdmin); ok {
-		return u, nil
-	}
-	return nil, notSupported("managing users and permissions", "Broker.Users, PutUser, DeleteUser, SetPermission and ClearPermission")
-}
-
-func (s *Server) policyAdmin() (PolicyAdmin, error) {
-	if p, ok := s.b.(PolicyAdmin); ok {
-		return p, nil
-	}
-	return nil, notSupported("managing policies", "Broker.Policies, PutPolicy and DeletePolicy")
-}
-
-// tenants lists the tenants: every one when the broker can list them,
-// else the default tenant alone (metrics and the overview use it).
-func (s *Server) tenants() []string {
-	if t, ok := s.b.(TenantAdmin); ok {
-		return t.Tenants()
-	}
-	return []string{"/"}
-}
+// tenants lists every tenant, for the node's own readers (metrics, the
+// overview).
+func (s *Server) tenants() []string { return s.b.Tenants() }
 
 // --- tenants
 
 func (s *Server) listTenants(c *call) (any, error) {
-	ta, err := s.tenantAdmin()
+	conn, err := c.conn(adminTenant)
+	if err != nil {
+		return nil, err
+	}
+	names, err := conn.ListTenants()
 	if err != nil {
 		return nil, err
 	}
 	out := []Tenant{}
-	for _, t := range ta.Tenants() {
+	for _, t := range names {
 		out = append(out, Tenant{Name: t})
 	}
 	return out, nil
 }
 
 func (s *Server) getTenant(c *call) (any, error) {
-	ta, err := s.tenantAdmin()
+	conn, err := c.conn(adminTenant)
+	if err != nil {
+		return nil, err
+	}
+	names, err := conn.ListTenants()
 	if err != nil {
 		return nil, err
 	}
 	name := c.path("tenant")
-	if !slices.Contains(ta.Tenants(), name) {
+	if !slices.Contains(names, name) {
 		return nil, base.Errorf(base.CodeNotFound, "no tenant '%s'", name)
 	}
 	return Tenant{Name: name}, nil
 }
 
+// putTenant answers 201 when it created the tenant, 204 when it existed.
 func (s *Server) putTenant(c *call) (any, error) {
-	ta, err := s.tenantAdmin()
+	conn, err := c.conn(adminTenant)
 	if err != nil {
 		return nil, err
 	}
-	return nil, ta.CreateTenant(c.ctx(), c.path("tenant"))
+	created, err := conn.CreateTenant(c.ctx(), c.path("tenant"))
+	if created {
+		c.status = http.StatusCreated
+	}
+	return nil, err
 }
 
 func (s *Server) deleteTenant(c *call) (any, error) {
-	ta, err := s.tenantAdmin()
+	conn, err := c.conn(adminTenant)
 	if err != nil {
 		return nil, err
 	}
-	return nil, ta.DeleteTenant(c.ctx(), c.path("tenant"))
+	return nil, conn.DeleteTenant(c.ctx(), c.path("tenant"))
 }
 
 // --- users
 
-func userJSON(u *auth.User) User {
-	out := User{Name: u.Name, Tags: []string{}}
-	for _, t := range u.Tags {
-		out.Tags = append(out.Tags, string(t))
-	}
+func userJSON(u *broker.UserView) User {
+	out := User{Name: u.Name, Tags: append([]string{}, u.Tags...)}
 	for _, p := range u.Permissions {
 		out.Permissions = append(out.Permissions, Permission{Tenant: p.Tenant, Configure: p.Configure, Write: p.Write, Read: p.Read})
 	}
@@ -136,84 +129,87 @@ func userJSON(u *auth.User) User {
 }
 
 func (s *Server) listUsers(c *call) (any, error) {
-	ua, err := s.userAdmin()
+	conn, err := c.conn(adminTenant)
+	if err != nil {
+		return nil, err
+	}
+	users, err := conn.ListUsers()
 	if err != nil {
 		return nil, err
 	}
 	out := []User{}
-	users := ua.Users()
 	for i := range users {
 		out = append(out, userJSON(&users[i]))
 	}
 	return out, nil
 }
 
-func (s *Server) findUser(name string) (UserAdmin, *auth.User, error) {
-	ua, err := s.userAdmin()
+// findUser returns the caller's administration session and the user
+// named name.
+func (s *Server) findUser(c *call, name string) (*broker.Conn, *broker.UserView, error) {
+	conn, err := c.conn(adminTenant)
 	if err != nil {
 		return nil, nil, err
 	}
-	users := ua.Users()
+	users, err := conn.ListUsers()
+	if err != nil {
+		return nil, nil, err
+	}
 	for i := range users {
 		if users[i].Name == name {
-			return ua, &users[i], nil
+			return conn, &users[i], nil
 		}
 	}
-	return ua, nil, base.Errorf(base.CodeNotFound, "no user '%s'", name)
+	return conn, nil, base.Errorf(base.CodeNotFound, "no user '%s'", name)
 }
 
 func (s *Server) getUser(c *call) (any, error) {
-	_, u, err := s.findUser(c.path("user"))
+	_, u, err := s.findUser(c, c.path("user"))
 	if err != nil {
 		return nil, err
 	}
 	return userJSON(u), nil
 }
 
+// putUser answers 201 when it created the user, 204 when it updated one.
 func (s *Server) putUser(c *call) (any, error) {
 	var spec UserSpec
 	if err := decodeBody(c.r, &spec, false); err != nil {
 		return nil, err
 	}
-	ua, err := s.userAdmin()
+	conn, err := c.conn(adminTenant)
 	if err != nil {
 		return nil, err
 	}
-	if spec.Tags == nil {
-		spec.Tags = []string{}
+	created, err := conn.PutUser(c.ctx(), c.path("user"), spec.Password, spec.Tags)
+	if created {
+		c.status = http.StatusCreated
 	}
-	return nil, ua.PutUser(c.ctx(), c.path("user"), spec.Password, spec.Tags)
+	return nil, err
 }
 
 func (s *Server) deleteUser(c *call) (any, error) {
-	ua, err := s.userAdmin()
+	conn, err := c.conn(adminTenant)
 	if err != nil {
 		return nil, err
 	}
-	if c.path("user") == c.p.User {
-		return nil, base.Errorf(base.CodePreconditionFailed, "user '%s' cannot delete itself; log in as another administrator", c.p.User)
-	}
-	return nil, ua.DeleteUser(c.ctx(), c.path("user"))
+	return nil, conn.DeleteUser(c.ctx(), c.path("user"))
 }
 
 // --- permissions
 
 func (s *Server) listPermissions(c *call) (any, error) {
-	ua, err := s.userAdmin()
+	conn, err := c.conn(adminTenant)
 	if err != nil {
 		return nil, err
 	}
-	tenant, user := c.query("tenant"), c.query("user")
+	perms, err := conn.ListPermissions(c.query("tenant"), c.query("user"))
+	if err != nil {
+		return nil, err
+	}
 	out := []Permission{}
-	for _, u := range ua.Users() {
-		if user != "" && u.Name != user {
-			continue
-		}
-		for _, p := range u.Permissions {
-			if tenant == "" || p.Tenant == tenant {
-				out = append(out, Permission{User: u.Name, Tenant: p.Tenant, Configure: p.Configure, Write: p.Write, Read: p.Read})
-			}
-		}
+	for _, p := range perms {
+		out = append(out, Permission{User: p.User, Tenant: p.Tenant, Configure: p.Configure, Write: p.Write, Read: p.Read})
 	}
 	return out, nil
 }
@@ -223,23 +219,19 @@ func (s *Server) putPermission(c *call) (any, error) {
 	if err := decodeBody(c.r, &p, false); err != nil {
 		return nil, err
 	}
-	ua, u, err := s.findUser(c.path("user"))
+	conn, err := c.conn(adminTenant)
 	if err != nil {
 		return nil, err
 	}
-	return nil, ua.SetPermission(c.ctx(), u.Name, auth.Permission{Tenant: c.tenant(), Configure: p.Configure, Write: p.Write, Read: p.Read})
+	return nil, conn.SetPermission(c.ctx(), c.path("user"), auth.Permission{Tenant: c.tenant(), Configure: p.Configure, Write: p.Write, Read: p.Read})
 }
 
 func (s *Server) deletePermission(c *call) (any, error) {
-	ua, u, err := s.findUser(c.path("user"))
+	conn, err := c.conn(adminTenant)
 	if err != nil {
 		return nil, err
 	}
-	tenant := c.tenant()
-	if !slices.ContainsFunc(u.Permissions, func(p auth.Permission) bool { return p.Tenant == tenant }) {
-		return nil, base.Errorf(base.CodeNotFound, "user '%s' has no permission in tenant '%s'", u.Name, tenant)
-	}
-	return nil, ua.ClearPermission(c.ctx(), u.Name, tenant)
+	return nil, conn.ClearPermission(c.ctx(), c.path("user"), c.tenant())
 }
 
 // --- policies
@@ -257,13 +249,24 @@ func policyJSON(p *auth.Policy) Policy {
 	return out
 }
 
+// policyConn returns the caller's session in the tenant of a policy call:
+// a policymaker needs a permission there anyway.
+func (s *Server) policyConn(c *call) (*broker.Conn, string, error) {
+	tenant := c.tenant()
+	conn, err := c.conn(tenant)
+	return conn, tenant, err
+}
+
 func (s *Server) listPolicies(c *call) (any, error) {
-	pa, err := s.policyAdmin()
+	conn, tenant, err := s.policyConn(c)
+	if err != nil {
+		return nil, err
+	}
+	ps, err := conn.ListPolicies(tenant)
 	if err != nil {
 		return nil, err
 	}
 	out := []Policy{}
-	ps := pa.Policies(c.tenant())
 	for i := range ps {
 		out = append(out, policyJSON(&ps[i]))
 	}
@@ -271,12 +274,15 @@ func (s *Server) listPolicies(c *call) (any, error) {
 }
 
 func (s *Server) getPolicy(c *call) (any, error) {
-	pa, err := s.policyAdmin()
+	conn, tenant, err := s.policyConn(c)
 	if err != nil {
 		return nil, err
 	}
-	tenant, name := c.tenant(), c.path("name")
-	ps := pa.Policies(tenant)
+	ps, err := conn.ListPolicies(tenant)
+	if err != nil {
+		return nil, err
+	}
+	name := c.path("name")
 	for i := range ps {
 		if ps[i].Name == name {
 			return policyJSON(&ps[i]), nil
@@ -290,12 +296,9 @@ func (s *Server) putPolicy(c *call) (any, error) {
 	if err := decodeBody(c.r, &spec, false); err != nil {
 		return nil, err
 	}
-	pa, err := s.policyAdmin()
-	if err != nil {
-		return nil, err
-	}
 	applyTo := auth.ApplyAll
 	if spec.ApplyTo != "" {
+		var err error
 		if applyTo, err = auth.ParseApplyTo(spec.ApplyTo); err != nil {
 			return nil, err
 		}
@@ -318,14 +321,18 @@ func (s *Server) putPolicy(c *call) (any, error) {
 			return nil, invalid("definition key '%s': want a string or an integer, got %T", k, v)
 		}
 	}
-	return nil, pa.PutPolicy(c.ctx(), auth.Policy{Name: c.path("name"), Tenant: c.tenant(), Pattern: spec.Pattern,
+	conn, tenant, err := s.policyConn(c)
+	if err != nil {
+		return nil, err
+	}
+	return nil, conn.PutPolicy(c.ctx(), auth.Policy{Name: c.path("name"), Tenant: tenant, Pattern: spec.Pattern,
 		ApplyTo: applyTo, Priority: spec.Priority, Definition: def})
 }
 
 func (s *Server) deletePolicy(c *call) (any, error) {
-	pa, err := s.policyAdmin()
+	conn, tenant, err := s.policyConn(c)
 	if err != nil {
 		return nil, err
 	}
-	return nil, pa.DeletePolicy(c.ctx(), c.tenant(), c.path("name"))
+	return nil, conn.DeletePolicy(c.ctx(), tenant, c.path("name"))
 }

@@ -12,15 +12,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/ferry-mq/ferry/internal/auth"
 	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/broker"
 )
 
 // Broker is what the management API needs of a node: *broker.Broker
-// implements it. It is an interface so that the optional capabilities
-// below can be detected (and, in tests, provided) without the admin
-// package reaching below the broker.
+// implements it. It is an interface so that tests can wrap the broker
+// without the admin package reaching below it.
 type Broker interface {
 	Err() error
 	NodeID() broker.NodeID
@@ -35,36 +33,10 @@ type Broker interface {
 	Trace(tenant, messageID string) ([]broker.TraceEvent, error)
 	SetTrace(tenant, name string, on bool) error
 	Blocked() (state func() (blocked bool, reason string), changed <-chan struct{})
-}
-
-// The optional capabilities. The broker does not offer them yet (see
-// doc.go); the routes that need one answer 501 not_supported naming the
-// missing method until the value given to New implements it. The
-// signatures are the admin package's request to internal/broker.
-
-// TenantAdmin manages tenants (virtual hosts).
-type TenantAdmin interface {
+	// Tenants lists every tenant, for metrics and the overview; the
+	// tenant, user, permission and policy routes go through the caller's
+	// *broker.Conn, which checks its tags.
 	Tenants() []string
-	CreateTenant(ctx context.Context, name string) error
-	DeleteTenant(ctx context.Context, name string) error
-}
-
-// UserAdmin manages users and their permissions. Users returns every
-// user sorted by name; Credentials may be left empty (the API never shows
-// them).
-type UserAdmin interface {
-	Users() []auth.User
-	PutUser(ctx context.Context, name, password string, tags []string) error
-	DeleteUser(ctx context.Context, name string) error
-	SetPermission(ctx context.Context, user string, p auth.Permission) error
-	ClearPermission(ctx context.Context, user, tenant string) error
-}
-
-// PolicyAdmin manages policies.
-type PolicyAdmin interface {
-	Policies(tenant string) []auth.Policy
-	PutPolicy(ctx context.Context, p auth.Policy) error
-	DeletePolicy(ctx context.Context, tenant, name string) error
 }
 
 // Health is what /readyz reports: Ready, or the state the node is in

@@ -26,14 +26,15 @@
 // time); answer an error that is not JSON with a stable code; serve a
 // route that the OpenAPI document does not describe.
 //
+// Tenants, users, permissions and policies go through the caller's
+// broker connection (broker.Conn's administration calls), which checks
+// its tags as RabbitMQ does; the route table checks them too, so a
+// refusal is 403 either way.
+//
 // # What the broker does not offer yet
 //
-// Tenants, users, permissions and policies: the broker has no management
-// calls for them. The routes exist and answer 501 not_supported naming
-// the missing method until the Broker given to New also implements
-// TenantAdmin, UserAdmin and PolicyAdmin (the signatures there are the
-// request to internal/broker). The storage and Raft metrics (fsync
-// latency, leader changes, proposals, commit latency) and the bytes and
-// errors of the other front ends come from Config.Engine, which the
-// composition root fills once the broker exposes its engine's figures.
+// The storage and Raft metrics (fsync latency, leader changes, proposals,
+// commit latency) and the bytes and errors of the other front ends come
+// from Config.Engine, which the composition root fills once the broker
+// exposes its engine's figures.
 package admin

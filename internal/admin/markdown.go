@@ -27,7 +27,16 @@ operation below, with the request and response schemas, is served at
 - **Authorisation**: operations on entities and messages are checked against
   the user's permissions in the tenant (RabbitMQ's configure, write, read
   regular expressions); reading the node's state needs a management tag;
-  managing users, tenants, tracing and connections needs ` + "`administrator`" + `.
+  managing users, tenants, permissions, tracing and connections needs
+  ` + "`administrator`" + `; policies need ` + "`policymaker`" + ` (and a permission in the
+  tenant) or ` + "`administrator`" + `. Calls about users, tenants and permissions run
+  on the caller's session in the tenant ` + "`/`" + `, so an administrator needs a
+  permission there (guest has one).
+- **Users**: a password is hashed by the node (argon2id, and SCRAM-SHA-256/512
+  keys for Kafka clients) before it is replicated; no response shows it or its
+  hashes. Deleting a user closes its connections, and deleting a tenant deletes
+  everything in it (queues and their messages, exchanges, bindings, policies,
+  permissions) and closes the connections to it, as RabbitMQ does.
 - **Tenants** (RabbitMQ virtual hosts) are chosen with ` + "`?tenant=`" + ` (default
   ` + "`/`" + `); in paths, escape ` + "`/`" + ` as ` + "`%2F`" + `. The default exchange is named
   ` + "`amq.default`" + ` in paths.
