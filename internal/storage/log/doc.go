@@ -11,11 +11,17 @@
 // Raft term (in the partitionLeaderEpoch field) at append; both lie outside
 // the batch CRC.
 //
-// Two ways to write: the low-level calls (Write, Sync, SyncAll, the
-// truncations, Reset) for the Raft engine, used from one goroutine at a
-// time, and Append, which is safe for concurrent use and coalesces
-// concurrent appenders into one write and one fsync. Reads are safe
-// concurrently with everything and return copies.
+// Two ways to write: the low-level calls (Write, WriteValidated, Sync,
+// SyncAll, the truncations, Reset) for the Raft engine, used from one
+// goroutine at a time, and Append, which is safe for concurrent use and
+// coalesces concurrent appenders into one write and one fsync. Reads are
+// safe concurrently with everything and return copies.
+//
+// Every write validates the batch (CRC, records) except WriteValidated,
+// whose caller has validated it (it built the batch, or validated it once
+// already, and has not modified it since); WriteValidated still checks the
+// header and the term rules. Bytes from the network or a disk go through
+// Write or Append.
 //
 // The log must never confirm a batch before it is durable (with
 // DurabilitySync), never serve bytes past a torn tail, never skip a bad

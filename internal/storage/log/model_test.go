@@ -136,7 +136,11 @@ func (h *modelHarness) append(rt *rapid.T) {
 func (h *modelHarness) writeSync(rt *rapid.T) {
 	for range rapid.IntRange(1, 5).Draw(rt, "writes") {
 		b, term := h.newBatch(rt)
-		p, err := h.l.Write(term, b)
+		write := h.l.Write
+		if rapid.Bool().Draw(rt, "validated") { // the batch was built here, so valid
+			write = h.l.WriteValidated
+		}
+		p, err := write(term, b)
 		if err != nil {
 			rt.Fatalf("Write: %v", err)
 		}
