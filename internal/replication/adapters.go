@@ -57,6 +57,11 @@ func (l *segmentLog) Write(term uint64, b []byte) (uint64, error) {
 	return pos.Index, err
 }
 
+func (l *segmentLog) WriteValidated(term uint64, b []byte) (uint64, error) {
+	pos, err := l.Log.WriteValidated(term, b)
+	return pos.Index, err
+}
+
 // Offset derives a batch's base offset: the log keeps offsets per batch
 // but offers them by index only through the batch bytes (see the report:
 // an Offset(index) method would save this read).

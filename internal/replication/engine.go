@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -331,13 +332,17 @@ func (e *Engine) ProposeAsync(g GroupID, cmd []byte, done func(Result)) {
 }
 
 // ProposeBatch replicates a data batch (a record batch, stored as is as the
-// entry) like Propose.
+// entry) like Propose. It copies batch before validating it: the copy,
+// which nobody else can modify, is what raft and the log receive, so the
+// log need not validate it again, and the caller may reuse batch as soon as
+// the call returns, even when ctx ended first.
 func (e *Engine) ProposeBatch(ctx context.Context, g GroupID, batch []byte) (Result, error) {
-	if err := isDataBatch(batch); err != nil {
+	data := bytes.Clone(batch)
+	if err := isDataBatch(data); err != nil {
 		return Result{Err: err}, err
 	}
 	r := wait(ctx, func(done func(Result)) {
-		e.submit(&request{kind: reqPropose, group: g, data: batch, done: done})
+		e.submit(&request{kind: reqPropose, group: g, data: data, done: done})
 	})
 	return r, r.Err
 }

@@ -60,24 +60,25 @@ func decodeControl(b []byte) (typ int16, payload []byte, ok bool) {
 	return typ, payload[:len(payload):len(payload)], true
 }
 
-// storedBytes returns the batch that represents e in the log. A normal entry
-// with data is already a batch; Raft's own entries are wrapped. The
-// timestamp of wrapped entries is 0 so that every replica stores the same
-// bytes.
-func storedBytes(e *pb.Entry) []byte {
+// storedBytes returns the batch that represents e in the log, and whether
+// the engine has just built it. A normal entry with data is already a batch
+// (built is false: it may come from the network); Raft's own entries are
+// wrapped. The timestamp of wrapped entries is 0 so that every replica
+// stores the same bytes.
+func storedBytes(e *pb.Entry) (b []byte, built bool) {
 	switch e.GetType() {
 	case pb.EntryNormal:
 		if len(e.GetData()) == 0 {
-			return encodeControl(controlRaftEmpty, nil, 0)
+			return encodeControl(controlRaftEmpty, nil, 0), true
 		}
-		return e.GetData()
+		return e.GetData(), false
 	case pb.EntryConfChangeV2:
-		return encodeControl(controlConfChangeV2, e.GetData(), 0)
+		return encodeControl(controlConfChangeV2, e.GetData(), 0), true
 	default:
 		// The engine proposes only ConfChangeV2; a v1 change would lose
 		// its type here, so refuse to store it.
 		base.Bugf("replication: entry %d has type %v, which the engine never proposes", e.GetIndex(), e.GetType())
-		return nil
+		return nil, false
 	}
 }
 

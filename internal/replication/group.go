@@ -52,6 +52,13 @@ type group struct {
 	promotes []*request
 	transfer *request
 
+	// ownFirst..ownLast are the indexes of the entries proposed by this
+	// node in the current Ready (0, 0: none), set by assignProposals and
+	// used by writeReady: their data was built by the engine or validated
+	// by ProposeBatch on a copy the engine owns, so the log need not
+	// validate it again.
+	ownFirst, ownLast uint64
+
 	quiesced  bool
 	idleTicks int
 	// wokeFor is the peer whose down report woke this sleeping group (in
@@ -206,7 +213,7 @@ func (g *group) bootstrap(voters []NodeID) (GroupState, error) {
 		if err != nil {
 			return GroupState{}, err
 		}
-		if _, err := g.log.Write(1, encodeControl(controlConfChangeV2, data, 0)); err != nil {
+		if _, err := g.log.WriteValidated(1, encodeControl(controlConfChangeV2, data, 0)); err != nil {
 			return GroupState{}, err
 		}
 	}

@@ -247,6 +247,7 @@ func (g *group) dropReason() error {
 // nothing is stepped between them and Ready.
 func (g *group) assignProposals(entries []*pb.Entry) {
 	n := len(g.proposed)
+	g.ownFirst, g.ownLast = 0, 0
 	if n == 0 {
 		return
 	}
@@ -267,6 +268,7 @@ func (g *group) assignProposals(entries []*pb.Entry) {
 		}
 		g.props = append(g.props, r)
 	}
+	g.ownFirst, g.ownLast = tail[0].GetIndex(), tail[n-1].GetIndex()
 	clear(g.proposed)
 	g.proposed = g.proposed[:0]
 	g.l.busy[g.id] = g

@@ -23,6 +23,12 @@ type LogStore interface {
 	// returns its index. It stamps the base offset and the term into the
 	// store's own copy. It is not durable until SyncAll covers the log.
 	Write(term uint64, batch []byte) (index uint64, err error)
+	// WriteValidated is Write for a batch this node built or already
+	// validated as Write would (and did not modify since): the store may
+	// skip re-checking it (the segmented log skips the CRC and the walk
+	// over the records; see its doc). The engine uses it for its own
+	// entries only; entries received from a leader go through Write.
+	WriteValidated(term uint64, batch []byte) (index uint64, err error)
 	// Entries returns the batches with index in [lo, hi) as copies owned by
 	// the caller, whole, at most maxBytes of them but at least one when
 	// lo < hi. Their epoch fields hold their terms.

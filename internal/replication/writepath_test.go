@@ -1,0 +1,286 @@
+package replication
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	pb "go.etcd.io/raft/v3/raftpb"
+
+	"github.com/ferry-mq/ferry/internal/base"
+	"github.com/ferry-mq/ferry/internal/storage/log/batch"
+)
+
+// loggedWrite is one LogStore write seen by writeRecorder.
+type loggedWrite struct {
+	node      NodeID
+	index     uint64
+	control   int16 // the control type, or -1 for a data batch
+	validated bool  // through WriteValidated
+}
+
+// writeRecorder wraps a node's LogProvider and records which entry point
+// each entry was written through.
+type writeRecorder struct {
+	mu     sync.Mutex
+	writes []loggedWrite
+}
+
+func (w *writeRecorder) wrap(cfg *Config) {
+	cfg.Logs = &recordingLogs{inner: cfg.Logs, node: cfg.NodeID, rec: w}
+}
+
+func (w *writeRecorder) all() []loggedWrite {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]loggedWrite(nil), w.writes...)
+}
+
+type recordingLogs struct {
+	inner LogProvider
+	node  NodeID
+	rec   *writeRecorder
+}
+
+func (p *recordingLogs) OpenLog(g GroupID) (LogStore, error) {
+	l, err := p.inner.OpenLog(g)
+	if err != nil {
+		return nil, err
+	}
+	return &recordingLog{LogStore: l, p: p}, nil
+}
+
+func (p *recordingLogs) SyncAll(logs []LogStore) error {
+	inner := make([]LogStore, len(logs))
+	for i, l := range logs {
+		inner[i] = l.(*recordingLog).LogStore
+	}
+	return p.inner.SyncAll(inner)
+}
+
+type recordingLog struct {
+	LogStore
+	p *recordingLogs
+}
+
+func (l *recordingLog) record(b []byte, validated bool, index uint64, err error) {
+	if err != nil {
+		return
+	}
+	typ, _, ok := decodeControl(b)
+	if !ok {
+		typ = -1
+	}
+	l.p.rec.mu.Lock()
+	l.p.rec.writes = append(l.p.rec.writes, loggedWrite{node: l.p.node, index: index, control: typ, validated: validated})
+	l.p.rec.mu.Unlock()
+}
+
+func (l *recordingLog) Write(term uint64, b []byte) (uint64, error) {
+	i, err := l.LogStore.Write(term, b)
+	l.record(b, false, i, err)
+	return i, err
+}
+
+func (l *recordingLog) WriteValidated(term uint64, b []byte) (uint64, error) {
+	i, err := l.LogStore.WriteValidated(term, b)
+	l.record(b, true, i, err)
+	return i, err
+}
+
+// dataBatch builds a one-record data batch holding value.
+func dataBatch(t testing.TB, value string) []byte {
+	t.Helper()
+	var bld batch.Builder
+	bld.Begin(nil, batch.Header{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1})
+	if err := bld.Add(0, nil, []byte(value), nil); err != nil {
+		t.Fatal(err)
+	}
+	b, err := bld.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestOnlyEntriesFromALeaderAreValidatedByTheLog: the leader writes what
+// it proposed (commands it built, data batches ProposeBatch validated on
+// its own copy) and raft's own entries (which the engine wraps) without
+// the log's second validation; a follower writes every entry whose bytes
+// came from the leader through the validating Write.
+func TestOnlyEntriesFromALeaderAreValidatedByTheLog(t *testing.T) {
+	storeKinds(t, func(t *testing.T, prod bool) {
+		var rec writeRecorder
+		c := newTestClusterOn(t, prod, []NodeID{1, 2, 3}, rec.wrap)
+		voters := []NodeID{1, 2, 3}
+		for _, id := range voters {
+			c.open(id, 1, voters)
+		}
+		lead := c.waitLeader(1)
+		for i := range 3 {
+			if r := c.propose(lead, 1, fmt.Sprintf("cmd-%d", i)); r.Err != nil {
+				t.Fatalf("proposal %d: %v", i, r.Err)
+			}
+		}
+		if err := proposeBatchStepping(c, lead, context.Background(), dataBatch(t, "a data batch")); err != nil {
+			t.Fatalf("data batch: %v", err)
+		}
+		c.runUntil("every replica applied 4 entries", 500, func() bool {
+			for _, id := range voters {
+				if len(c.nodes[id].fsms[1].datas()) != 4 {
+					return false
+				}
+			}
+			return true
+		})
+		var leaderOwn, followerData int
+		for _, w := range rec.all() {
+			switch {
+			case w.control >= 0 && w.control != controlCommand:
+				// raft's own entries are rebuilt by every replica
+				if !w.validated {
+					t.Errorf("node %d entry %d: raft's entry (control type %d) written through Write, want WriteValidated", w.node, w.index, w.control)
+				}
+			case w.node == lead:
+				leaderOwn++
+				if !w.validated {
+					t.Errorf("leader %d entry %d (control %d): its own proposal written through Write, want WriteValidated", w.node, w.index, w.control)
+				}
+			default:
+				followerData++
+				if w.validated {
+					t.Errorf("follower %d entry %d (control %d): an entry from the leader written through WriteValidated, want Write", w.node, w.index, w.control)
+				}
+			}
+		}
+		if leaderOwn != 4 || followerData != 8 {
+			t.Errorf("writes seen: leader's own %d, followers' from the leader %d; want 4 and 8", leaderOwn, followerData)
+		}
+	})
+}
+
+// proposeBatchStepping calls ProposeBatch on node id from another
+// goroutine and steps the cluster until it returns.
+func proposeBatchStepping(c *testCluster, id NodeID, ctx context.Context, b []byte) error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.nodes[id].e.ProposeBatch(ctx, 1, b)
+		done <- err
+	}()
+	var err error
+	c.runUntil("ProposeBatch returned", 2000, func() bool {
+		select {
+		case err = <-done:
+			return true
+		default:
+			return false
+		}
+	})
+	return err
+}
+
+// TestProposeBatchCopiesTheCallersBatch: the engine validates and
+// replicates its own copy, so a caller that gave up (its context ended)
+// and reuses its buffer while the proposal is still queued changes
+// nothing the log stores or the FSM applies.
+func TestProposeBatchCopiesTheCallersBatch(t *testing.T) {
+	c := newTestClusterOn(t, true, []NodeID{1}, nil)
+	f := c.open(1, 1, []NodeID{1})
+	c.waitLeader(1)
+	b := dataBatch(t, "original")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := c.nodes[1].e.ProposeBatch(ctx, 1, b) // queued, not stepped: Manual mode
+	if base.CodeOf(err) != base.CodeTimeout {
+		t.Fatalf("ProposeBatch with an ended context: got %v, want timeout", err)
+	}
+	for i := range b {
+		b[i] = 0xee // the caller reuses its buffer
+	}
+	c.runUntil("the batch applied", 200, func() bool { return len(f.datas()) == 1 })
+	want := dataBatch(t, "original")
+	if got := f.entries[0].Data; !bytes.Equal(got[batch.CRCStart:], want[batch.CRCStart:]) {
+		t.Fatalf("applied batch: got %x, want %x (after the CRC field)", got, want)
+	}
+	if err := c.nodes[1].e.Err(); err != nil {
+		t.Fatalf("engine failed: %v", err)
+	}
+}
+
+// TestFollowerRefusesADamagedEntryFromTheLeader: an entry that arrives
+// damaged (its batch CRC broken after the leader sent it) is refused by the
+// follower's log, which stops the follower (fail-stop) instead of storing
+// it; the leader, which wrote its own copy without re-validating it, is not
+// affected.
+func TestFollowerRefusesADamagedEntryFromTheLeader(t *testing.T) {
+	c := newTestClusterOn(t, true, []NodeID{1, 2, 3}, nil)
+	voters := []NodeID{1, 2, 3}
+	for _, id := range voters {
+		c.open(id, 1, voters)
+	}
+	lead := c.waitLeader(1)
+	victim := voters[0]
+	if victim == lead {
+		victim = voters[1]
+	}
+	var res *Result
+	c.nodes[lead].e.ProposeAsync(1, []byte("to be damaged"), func(r Result) { res = &r })
+	damaged := false
+	for i := 0; i < 200 && !damaged; i++ {
+		c.clock.Advance(5e6)
+		for _, id := range c.ids() {
+			c.nodes[id].e.Step()
+		}
+		damaged = damageAppendsTo(c.net, victim)
+		c.net.deliver()
+	}
+	if !damaged {
+		t.Fatal("the leader never sent the entry to the victim")
+	}
+	c.runUntil("the victim stopped", 200, func() bool { return c.nodes[victim].e.Err() != nil })
+	err := c.nodes[victim].e.Err()
+	if base.CodeOf(err) != base.CodeStorageFailed || !strings.Contains(err.Error(), "crc") {
+		t.Fatalf("victim's error: got %v, want storage_failed from a crc mismatch", err)
+	}
+	c.runUntil("the proposal resolved", 2000, func() bool { return res != nil })
+	if res.Err != nil {
+		t.Fatalf("proposal on the leader with one follower left: %v", res.Err)
+	}
+	if err := c.nodes[lead].e.Err(); err != nil {
+		t.Fatalf("leader failed: %v", err)
+	}
+}
+
+// damageAppendsTo replaces, in the queued batches to node to, every MsgApp
+// entry holding a command with a copy whose last byte (inside the CRC) is
+// flipped. It reports whether it damaged any. The messages are cloned
+// first: the leader's raft still holds the originals.
+func damageAppendsTo(n *localNet, to NodeID) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	damaged := false
+	for _, m := range n.queue {
+		if m.to != to {
+			continue
+		}
+		for i, env := range m.b.Messages {
+			if env.Msg.GetType() != pb.MsgApp {
+				continue
+			}
+			msg := proto.Clone(env.Msg).(*pb.Message)
+			for _, e := range msg.GetEntries() {
+				if typ, _, ok := decodeControl(e.GetData()); ok && typ == controlCommand {
+					e.Data[len(e.Data)-1] ^= 0xff
+					damaged = true
+				}
+			}
+			m.b.Messages[i].Msg = msg
+		}
+	}
+	return damaged
+}
