@@ -704,6 +704,15 @@ const (
 	// pass: a tenth of the shortest session timeout.
 	BrokerGroupTickIntervalDefault = GroupSessionTimeoutMin / 10
 
+	// BrokerStreamDecompressedBytesMax bounds what one compressed batch of
+	// a stream may decompress to when the broker reads its records (stream
+	// consumers, ListOffsets by timestamp). It equals what the Kafka front
+	// end lets a produced batch decompress to, so every batch stored
+	// through it can be read; a larger one (a compression bomb that did
+	// not come through that check) fails with CodeTooLarge instead of
+	// being allocated. One such buffer per partition reader at a time.
+	BrokerStreamDecompressedBytesMax = KafkaDecompressedBytesMax
+
 	// BrokerRevokeCloseTimeout bounds releasing what a connection of a
 	// deleted user or tenant owned when no front end closes it (its
 	// consumers' deliveries return, its exclusive queues go): a few

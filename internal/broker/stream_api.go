@@ -240,8 +240,9 @@ func (b *Broker) listOffset(f *partitionFSM, ts int64) (int64, int64, error) {
 }
 
 // firstRecordAtOrAfter scans batches from offset for the first record
-// with timestamp >= ts below hw. Compressed batches are judged by their
-// max timestamp and answered with their base offset.
+// with timestamp >= ts below hw. The records of a compressed batch whose
+// max timestamp reaches ts are decompressed (recordsOf), so the answer is
+// the exact record, as in Kafka; a batch that cannot be read is an error.
 func (b *Broker) firstRecordAtOrAfter(f *partitionFSM, offset, ts, hw int64) (int64, int64, error) {
 	rd, err := b.logs.offsets(f.group)
 	if err != nil {
@@ -267,17 +268,17 @@ func (b *Broker) firstRecordAtOrAfter(f *partitionFSM, offset, ts, hw int64) (in
 			if h.Attributes.IsControl() || h.MaxTimestamp < ts {
 				continue
 			}
-			if h.Attributes.Compression() != batch.CompressionNone {
-				return h.BaseOffset, h.MaxTimestamp, nil
-			}
-			it, err := batch.Records(bt)
+			it, err := recordsOf(bt, h)
 			if err != nil {
-				return h.BaseOffset, h.MaxTimestamp, nil
+				return 0, 0, unreadableBatch(f, h, err)
 			}
 			for r, ok := it.Next(); ok; r, ok = it.Next() {
 				if rts := h.BaseTimestamp + r.TimestampDelta; rts >= ts {
 					return h.BaseOffset + int64(r.OffsetDelta), rts, nil
 				}
+			}
+			if err := it.Err(); err != nil {
+				return 0, 0, unreadableBatch(f, h, err)
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/storage/log/batch"
+	"github.com/ferry-mq/ferry/internal/storage/log/batch/compress"
 )
 
 // StreamStartKind says where a stream consumer starts.
@@ -148,29 +149,34 @@ func (ss *streamSub) read(f *partitionFSM, offset int64) {
 			}
 			continue
 		}
-		offset = ss.deliverBatches(f, res.Records, offset)
+		if offset, err = ss.deliverBatches(f, res.Records, offset); err != nil {
+			ss.end(err)
+			return
+		}
 	}
 }
 
 // deliverBatches hands over the records at or after offset and returns
-// the offset to read next.
-func (ss *streamSub) deliverBatches(f *partitionFSM, data []byte, offset int64) int64 {
+// the offset to read next. The records of a compressed batch are
+// decompressed (recordsOf); a batch whose records cannot be read ends the
+// subscription with an error naming it, rather than skipping its
+// messages.
+func (ss *streamSub) deliverBatches(f *partitionFSM, data []byte, offset int64) (int64, error) {
 	for len(data) > 0 {
 		h, err := batch.ParseHeader(data)
 		if err != nil || h.Size() > len(data) {
-			return offset
+			return offset, nil
 		}
 		b := data[:h.Size()]
 		data = data[h.Size():]
 		next := h.NextOffset()
-		if h.Attributes.IsControl() || h.Attributes.Compression() != batch.CompressionNone {
+		if h.Attributes.IsControl() || next <= offset {
 			offset = max(offset, next)
 			continue
 		}
-		it, err := batch.Records(b)
+		it, err := recordsOf(b, h)
 		if err != nil {
-			offset = max(offset, next)
-			continue
+			return offset, unreadableBatch(f, h, err)
 		}
 		for r, ok := it.Next(); ok; r, ok = it.Next() {
 			off := h.BaseOffset + int64(r.OffsetDelta)
@@ -178,15 +184,42 @@ func (ss *streamSub) deliverBatches(f *partitionFSM, data []byte, offset int64) 
 				continue
 			}
 			if !ss.waitCredit() {
-				return offset
+				return offset, nil
 			}
 			m := decodeRecord(&r, h.BaseTimestamp)
 			ss.deliver(Delivery{Queue: f.stream, ConsumerTag: ss.s.opts.Tag, Message: m, StreamOffset: off, Partition: f.partition})
 			offset = off + 1
 		}
+		if err := it.Err(); err != nil {
+			return offset, unreadableBatch(f, h, err)
+		}
 		offset = max(offset, next)
 	}
-	return offset
+	return offset, nil
+}
+
+// recordsOf returns an iterator over the records of the stored batch b
+// with header h: over b itself when it is uncompressed, else over a fresh
+// decompressed copy of at most BrokerStreamDecompressedBytesMax record
+// bytes. Messages decoded from the records alias the bytes iterated, so a
+// copy is never reused. Errors: CodeTooLarge past the limit, CodeCorrupt,
+// CodeNotSupported for an unknown codec.
+func recordsOf(b []byte, h batch.Header) (batch.Iter, error) {
+	if h.Attributes.Compression() != batch.CompressionNone {
+		var err error
+		b, err = compress.DecompressBatch(nil, b, base.BrokerStreamDecompressedBytesMax)
+		if err != nil {
+			return batch.Iter{}, err
+		}
+	}
+	return batch.Records(b)
+}
+
+// unreadableBatch is the error of a stored batch whose records cannot be
+// read, keeping the cause's code.
+func unreadableBatch(f *partitionFSM, h batch.Header, err error) error {
+	return base.Errorf(base.CodeOf(err), "stream '%s' partition %d: the batch at offsets %d-%d cannot be read: %w",
+		f.stream, f.partition, h.BaseOffset, h.LastOffset(), err)
 }
 
 // waitCredit waits until fewer deliveries than the credit are
