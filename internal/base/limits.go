@@ -650,6 +650,19 @@ const (
 	// hint after CodeNotLeader: a leader change during the call, twice.
 	BrokerForwardRetriesMax = 3
 
+	// BrokerForwardCreditMax caps the prefetch of a consumer whose queue
+	// is led by another node (and is the credit of an auto-ack or
+	// unlimited one there): the deliveries in flight from the leader to
+	// the consumer's node and queued there for the client, so a slow
+	// client holds at most this many messages on two nodes; the same
+	// reasoning and value as BrokerAutoAckCredit.
+	BrokerForwardCreditMax = BrokerAutoAckCredit
+
+	// BrokerForwardConsumersMax bounds the forwarded consumers on one
+	// node-to-node connection (each a map entry on both nodes): every
+	// consumer of 16 connections at BrokerConsumersPerConnectionMax.
+	BrokerForwardConsumersMax = 16 * BrokerConsumersPerConnectionMax
+
 	// BrokerLeaderSpinsMax bounds the yields spent waiting for a group
 	// whose only voter is this node to elect itself (a few engine
 	// iterations); the periodic leader check takes over beyond it.

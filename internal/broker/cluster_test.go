@@ -188,3 +188,153 @@ func TestClusterForwardsPublishDeclareAndGetAndSurvivesALeaderChange(t *testing.
 	}
 	_ = context.Background()
 }
+
+// forwardedSetup declares queue name through node 0 and returns the
+// index of its leader and of a follower, with a connection on the
+// follower through which n messages were published.
+func (cl *cluster) forwardedSetup(name string, n int) (lead, follower int, fc *Conn) {
+	cl.t.Helper()
+	ctx := testCtx(cl.t)
+	if _, err := guestConn(cl.t, cl.nodes[0]).DeclareQueue(ctx, QueueSpec{Name: name, Durable: true}); err != nil {
+		cl.t.Fatalf("DeclareQueue: %v", err)
+	}
+	lead = cl.leaderOfQueue(name)
+	follower = (lead + 1) % len(cl.nodes)
+	fc = guestConn(cl.t, cl.nodes[follower])
+	for i := range n {
+		publishOne(cl.t, fc, "", name, fmt.Sprint("m", i))
+	}
+	return lead, follower, fc
+}
+
+func TestClusterConsumerOnAFollowerReceivesAndAcksEveryMessage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three nodes on loopback")
+	}
+	cl := newCluster(t, 3)
+	const n = 60
+	lead, _, fc := cl.forwardedSetup("fq", n)
+	// Prefetch 5: the leader never has more than 5 in flight to the
+	// follower, so every message crosses only after earlier acks.
+	s, col := subscribe(t, fc, SubscribeOptions{Queue: "fq", Tag: "c", PrefetchCount: 5})
+	for i := range n {
+		d := col.next(t)
+		if got, want := string(d.Message.Body), fmt.Sprint("m", i); got != want || d.Queue != "fq" || d.ConsumerTag != "c" {
+			t.Fatalf("delivery %d: %q on %q/%q, want %s on fq/c", i, got, d.Queue, d.ConsumerTag, want)
+		}
+		if err := s.Ack(d.DeliveryID, false); err != nil {
+			t.Fatalf("Ack %d: %v", i, err)
+		}
+	}
+	st := waitStats(t, cl.nodes[lead], "fq", func(st QueueStats) bool { return st.Counters.Acked == n })
+	if st.Ready != 0 || st.Unacked != 0 || st.Consumers != 1 {
+		t.Fatalf("after acking every message the leader has %d ready, %d unacked, %d consumers; want 0, 0, 1", st.Ready, st.Unacked, st.Consumers)
+	}
+	col.none(t)
+	if err := s.Ack(12345, false); base.CodeOf(err) != base.CodePreconditionFailed {
+		t.Fatalf("Ack of an unknown delivery: %v, want CodePreconditionFailed", err)
+	}
+	if err := s.Cancel(testCtx(t)); err != nil {
+		t.Fatalf("Cancel: %v", err)
+	}
+	waitStats(t, cl.nodes[lead], "fq", func(st QueueStats) bool { return st.Consumers == 0 })
+}
+
+func TestClusterAutoAckConsumerOnAFollowerIsAckedOnceHandedOver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three nodes on loopback")
+	}
+	cl := newCluster(t, 3)
+	const n = 40
+	lead, _, fc := cl.forwardedSetup("aq", n)
+	_, col := subscribe(t, fc, SubscribeOptions{Queue: "aq", NoAck: true})
+	got := bodies(takeN(t, col, n))
+	for i, b := range got {
+		if b != fmt.Sprint("m", i) {
+			t.Fatalf("auto-ack deliveries %v, want m0..m%d in order", got, n-1)
+		}
+	}
+	// Acknowledged on the leader once handed over.
+	waitStats(t, cl.nodes[lead], "aq", func(st QueueStats) bool { return st.Counters.Acked == n && st.Unacked == 0 })
+}
+
+func TestClusterClosingTheProxyConnectionReturnsUnackedMessages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three nodes on loopback")
+	}
+	cl := newCluster(t, 3)
+	lead, _, fc := cl.forwardedSetup("rq", 5)
+	_, col := subscribe(t, fc, SubscribeOptions{Queue: "rq", PrefetchCount: 3})
+	takeN(t, col, 3)
+	waitStats(t, cl.nodes[lead], "rq", func(st QueueStats) bool { return st.Unacked == 3 && st.Ready == 2 })
+	if err := fc.Close(testCtx(t)); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	st := waitStats(t, cl.nodes[lead], "rq", func(st QueueStats) bool { return st.Unacked == 0 && st.Consumers == 0 })
+	if st.Ready != 5 {
+		t.Fatalf("after the proxy's client connection closed the leader has %d ready, want all 5 back", st.Ready)
+	}
+}
+
+func TestClusterLosingTheNodeConnectionCancelsTheConsumerAndReturnsItsMessages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three nodes on loopback")
+	}
+	cl := newCluster(t, 3)
+	lead, follower, fc := cl.forwardedSetup("lq", 4)
+	cancelled := make(chan error, 1)
+	col := newCollector()
+	if _, err := fc.Subscribe(testCtx(t), SubscribeOptions{Queue: "lq", PrefetchCount: 2}, col.deliver,
+		func(err error) { cancelled <- err }); err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	takeN(t, col, 2)
+	waitStats(t, cl.nodes[lead], "lq", func(st QueueStats) bool { return st.Unacked == 2 })
+	// Break the forwarding connection between the follower and the leader.
+	f := cl.nodes[follower].fwd
+	f.mu.Lock()
+	link := f.clients[NodeID(lead+1)]
+	f.mu.Unlock()
+	link.conn.Close()
+	select {
+	case err := <-cancelled:
+		if base.CodeOf(err) != base.CodeUnavailable {
+			t.Fatalf("the consumer was cancelled with %v, want CodeUnavailable", err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("the consumer was not cancelled when the connection to the leader broke")
+	}
+	st := waitStats(t, cl.nodes[lead], "lq", func(st QueueStats) bool { return st.Unacked == 0 })
+	if st.Ready != 4 {
+		t.Fatalf("after the node connection broke the leader has %d ready, want all 4 back", st.Ready)
+	}
+}
+
+func TestClusterLeaderChangeCancelsAForwardedConsumer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three nodes on loopback")
+	}
+	cl := newCluster(t, 3)
+	lead, _, fc := cl.forwardedSetup("mq", 1)
+	cancelled := make(chan error, 1)
+	col := newCollector()
+	if _, err := fc.Subscribe(testCtx(t), SubscribeOptions{Queue: "mq", PrefetchCount: 1}, col.deliver,
+		func(err error) { cancelled <- err }); err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	col.next(t)
+	cl.stop(lead)
+	select {
+	case err := <-cancelled:
+		if !base.IsRetriable(err) {
+			t.Fatalf("the consumer was cancelled with %v, want a retriable code (consume again)", err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("the consumer was not cancelled when its queue's leader stopped")
+	}
+	// Consuming again finds the new leader.
+	_, col2 := subscribe(t, fc, SubscribeOptions{Queue: "mq", PrefetchCount: 1})
+	if d := col2.next(t); string(d.Message.Body) != "m0" || !d.Redelivered {
+		t.Fatalf("after the leader change: %q redelivered %v, want m0 redelivered", d.Message.Body, d.Redelivered)
+	}
+}

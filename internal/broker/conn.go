@@ -289,6 +289,9 @@ func (c *Conn) close(ctx context.Context, reason error) error {
 		if s.ql != nil {
 			s.ql.removeSub(s)
 		}
+		if s.remote != nil {
+			s.remote.forget()
+		}
 		s.mu.Lock()
 		s.ended = true
 		s.mu.Unlock()

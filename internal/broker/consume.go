@@ -55,6 +55,7 @@ type Subscription struct {
 	deliverFn func(Delivery)
 	cancelFn  func(error)
 	stream    *streamSub
+	remote    *remoteSub // set when the queue's leader is another node (forward_consume.go)
 
 	mu          sync.Mutex
 	outstanding []uint64          // guarded by mu: unacknowledged delivery ids, ascending
@@ -90,9 +91,12 @@ type settleOp struct {
 // broker cancels the consumer (queue deleted, the queue's leader moved,
 // node shutdown), as AMQP's basic.cancel from the server.
 //
-// The queue's leader must be this node (consumer forwarding is a
-// follow-up: docs in DESIGN.md "Forwarding"); elsewhere Subscribe fails
-// with CodeUnavailable naming the leader.
+// When another node leads the queue, the consumer lives there and this
+// node forwards its deliveries and settlements (forward_consume.go); its
+// prefetch is then at most BrokerForwardCreditMax, and an auto-ack
+// consumer's deliveries are acknowledged once handed to deliver.
+// Subscribe waits for the queue's leader as every call does (DESIGN.md
+// "Waiting for a leader") and follows it when it moves meanwhile.
 func (c *Conn) Subscribe(ctx context.Context, o SubscribeOptions, deliver func(Delivery), cancelled func(error)) (*Subscription, error) {
 	if err := c.usable(); err != nil {
 		return nil, err
@@ -119,38 +123,68 @@ func (c *Conn) Subscribe(ctx context.Context, o SubscribeOptions, deliver func(D
 	if len(o.Tag) > base.QueueFieldBytesMax-32 {
 		return nil, base.Errorf(base.CodeInvalidArgument, "broker: consumer tag of %d bytes is too long", len(o.Tag))
 	}
-	if _, err := c.b.leaderOf(ctx, ent.group); err != nil {
-		return nil, err
+	g := ent.group
+	lead, err := c.b.leaderOf(ctx, g)
+	for attempt := 0; err == nil; attempt++ {
+		var s *Subscription
+		if lead == c.b.node {
+			s, err = c.subscribeLocal(ctx, g, o, deliver, cancelled)
+		} else {
+			s, err = c.subscribeRemote(ctx, lead, g, o, deliver, cancelled)
+		}
+		if err == nil || !retriableElsewhere(err) || attempt >= base.BrokerForwardRetriesMax || ctx.Err() != nil {
+			return s, err
+		}
+		avoid := lead
+		if lead == c.b.node {
+			avoid = 0 // this node may lead again after the election
+		}
+		lead, err = c.b.nextLeader(ctx, g, avoid, err)
 	}
-	ql := c.b.queueLeaderOf(ent.group)
+	return nil, err
+}
+
+// subscribeLocal starts a consumer on this node's leader runtime of g.
+func (c *Conn) subscribeLocal(ctx context.Context, g GroupID, o SubscribeOptions, deliver func(Delivery), cancelled func(error)) (*Subscription, error) {
+	ql := c.b.queueLeaderOf(g)
 	if ql == nil {
-		return nil, c.b.notHere(ent.group, "consume from queue '"+o.Queue+"'")
+		return nil, base.Errorf(base.CodeNotLeader, "broker: node %d no longer leads queue '%s': %w", c.b.node, o.Queue, leaderErr(g, 0))
 	}
 	s := &Subscription{c: c, ql: ql, opts: o, deliverFn: deliver, cancelFn: cancelled,
 		id: queue.ConsumerID{Owner: c.owner, Name: o.Tag + "#" + strconv.FormatUint(c.subSeq.Add(1), 10)}}
 	if err := c.addSub(s); err != nil {
 		return nil, err
 	}
-	if err := ql.addSub(ctx, s); err != nil {
-		c.removeSub(s)
-		return nil, err
-	}
-	c.touch(ent.group)
+	c.touch(g)
 	prefetch := o.PrefetchCount
 	if o.NoAck && (prefetch == 0 || prefetch > base.BrokerAutoAckCredit) {
 		prefetch = base.BrokerAutoAckCredit
 	}
-	_, err = ql.propose(ctx, &queue.Subscribe{Now: c.b.nowMs(), Consumer: s.id, PrefetchCount: prefetch,
+	if err := c.subscribeOn(ctx, ql, s, prefetch); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// subscribeOn registers s (added to c already) with ql and proposes its
+// Subscribe; on failure s is removed from both.
+func (c *Conn) subscribeOn(ctx context.Context, ql *queueLeader, s *Subscription, prefetch uint32) error {
+	if err := ql.addSub(ctx, s); err != nil {
+		c.removeSub(s)
+		return err
+	}
+	o := s.opts
+	_, err := ql.propose(ctx, &queue.Subscribe{Now: c.b.nowMs(), Consumer: s.id, PrefetchCount: prefetch,
 		PrefetchBytes: o.PrefetchBytes, Priority: o.Priority, Exclusive: o.Exclusive, Tag: o.Tag})
 	if err != nil {
 		ql.removeSub(s)
 		c.removeSub(s)
 		if base.CodeOf(err) == base.CodeResourceLocked {
-			return nil, base.Errorf(base.CodeResourceLocked, "cannot obtain exclusive access to locked queue '%s' in vhost '%s'", o.Queue, c.p.Tenant)
+			return base.Errorf(base.CodeResourceLocked, "cannot obtain exclusive access to locked queue '%s' in vhost '%s'", o.Queue, c.p.Tenant)
 		}
-		return nil, err
+		return err
 	}
-	return s, nil
+	return nil
 }
 
 // Tag returns the consumer tag.
@@ -197,7 +231,12 @@ func (s *Subscription) Cancel(ctx context.Context) error {
 	s.cancelled = true
 	s.mu.Unlock()
 	s.c.releaseTag(s)
-	_, err := s.ql.propose(ctx, &queue.Cancel{Now: s.c.b.nowMs(), Consumer: s.id})
+	var err error
+	if s.remote != nil {
+		err = s.remote.call(ctx, opSubCancel, nil)
+	} else {
+		_, err = s.ql.propose(ctx, &queue.Cancel{Now: s.c.b.nowMs(), Consumer: s.id})
+	}
 	if base.CodeOf(err) == base.CodeNotFound {
 		return nil // the queue cancelled it first
 	}
@@ -213,6 +252,9 @@ func (s *Subscription) end(reason error) {
 	s.mu.Unlock()
 	if already {
 		return
+	}
+	if s.remote != nil {
+		s.remote.finish()
 	}
 	s.c.releaseTag(s)
 	if !cancelledByClient && s.cancelFn != nil {
@@ -267,6 +309,11 @@ func (s *Subscription) Recover(requeue bool) {
 	}
 	s.mu.Lock()
 	s.outstanding = nil
+	if s.remote != nil {
+		s.mu.Unlock()
+		s.remote.settle(settleRecover, "", 0, false)
+		return
+	}
 	s.ops = append(s.ops, settleOp{kind: settleRecover})
 	s.mu.Unlock()
 	s.ql.markDirty(s)
@@ -298,20 +345,28 @@ func (s *Subscription) settle(kind settleKind, reason string, id uint64, multipl
 		multiple = i == 0
 		s.outstanding = slices.Delete(s.outstanding, i, i+1)
 	}
-	if kind == settleAck {
-		s.mergeAck(id, multiple)
-	} else {
-		s.mergeOp(kind, reason, id, multiple)
+	if s.remote == nil {
+		if kind == settleAck {
+			s.mergeAck(id, multiple)
+		} else {
+			s.mergeOp(kind, reason, id, multiple)
+		}
 	}
 	traced := s.settledTraceLocked(id, multiple)
 	s.mu.Unlock()
-	s.ql.markDirty(s)
+	// Traced before the settlement is sent, so that what it causes (a
+	// dead-lettering) is recorded after it.
 	for _, msgID := range traced {
 		ev := TraceEvent{Kind: TraceAcked, Queue: s.opts.Queue, Consumer: s.opts.Tag}
 		if kind != settleAck {
 			ev = TraceEvent{Kind: TraceNacked, Queue: s.opts.Queue, Consumer: s.opts.Tag, Reason: reason, Requeued: kind == settleRequeue}
 		}
 		s.c.b.trace.add(s.c.p.Tenant, msgID, ev)
+	}
+	if s.remote != nil {
+		s.remote.settle(kind, reason, id, multiple) // the leader's consumer coalesces it
+	} else {
+		s.ql.markDirty(s)
 	}
 	return nil
 }
@@ -416,6 +471,16 @@ func (s *Subscription) SetPrefetch(ctx context.Context, count uint32, bytes uint
 	s.mu.Unlock()
 	if done {
 		return nil
+	}
+	if s.remote != nil {
+		err := s.remote.call(ctx, opSubPrefetch, func(w *wireWriter) {
+			w.uvarint(uint64(forwardCredit(count)))
+			w.uvarint(bytes)
+		})
+		if err == nil {
+			s.opts.PrefetchCount, s.opts.PrefetchBytes = count, bytes
+		}
+		return err
 	}
 	prefetch := count
 	if s.opts.NoAck && (prefetch == 0 || prefetch > base.BrokerAutoAckCredit) {

@@ -17,7 +17,9 @@
 //     node leading a group: deliveries, timers, dead-lettering,
 //     settlement coalescing, the publish accumulators, retention ticks,
 //     group ticks;
-//   - forwarding of calls made on a node that does not lead the group;
+//   - forwarding of calls made on a node that does not lead the group,
+//     consumers included (their deliveries and settlements cross the
+//     node-to-node forwarding connection, credit-bound);
 //   - flow control (memory and disk watermarks), message tracing, stats;
 //   - the message mapping between Message and a Kafka record
 //     (mapping.go; docs/messages.md).

@@ -122,6 +122,8 @@ type fwdClient struct {
 	pending map[uint64]func(frame, error) // guarded by mu
 	err     error                         // guarded by mu: set when the connection failed
 	nextID  uint64                        // guarded by mu
+	subs    map[uint64]*remoteSub         // guarded by mu: forwarded consumers, by sid
+	nextSid uint64                        // guarded by mu
 }
 
 // client returns the connection to node, dialling it if needed.
@@ -149,7 +151,7 @@ func (f *forwarder) client(ctx context.Context, node NodeID) (*fwdClient, error)
 	if err != nil {
 		return nil, base.Errorf(base.CodeUnavailable, "broker: dialling node %d at %s: %w", node, addr, err)
 	}
-	c := &fwdClient{f: f, node: node, conn: conn, pending: map[uint64]func(frame, error){}}
+	c := &fwdClient{f: f, node: node, conn: conn, pending: map[uint64]func(frame, error){}, subs: map[uint64]*remoteSub{}}
 	f.mu.Lock()
 	if f.closed || f.clients[node] != nil {
 		other := f.clients[node]
@@ -207,6 +209,13 @@ func (c *fwdClient) read() {
 			c.close(base.Errorf(base.CodeUnavailable, "broker: connection to node %d: %w", c.node, err))
 			return
 		}
+		if fr.typ&respFlag == 0 {
+			if err := c.pushed(fr); err != nil {
+				c.close(err)
+				return
+			}
+			continue
+		}
 		c.mu.Lock()
 		done := c.pending[fr.id]
 		delete(c.pending, fr.id)
@@ -226,8 +235,13 @@ func (c *fwdClient) close(err error) {
 	}
 	pending := c.pending
 	c.pending = map[uint64]func(frame, error){}
+	subs := c.subs
+	c.subs = map[uint64]*remoteSub{}
 	c.mu.Unlock()
 	c.conn.Close()
+	for _, r := range subs {
+		r.lost(base.Errorf(base.CodeUnavailable, "broker: the connection to node %d, the leader of queue '%s', was lost; consume again: %w", c.node, r.s.opts.Queue, err))
+	}
 	c.f.mu.Lock()
 	if c.f.clients[c.node] == c {
 		delete(c.f.clients, c.node)
@@ -244,6 +258,12 @@ func (f *forwarder) roundTrip(ctx context.Context, node NodeID, op byte, payload
 	if err != nil {
 		return nil, err
 	}
+	return c.roundTrip(ctx, op, payload)
+}
+
+// roundTrip is call waiting for the response payload, on this connection.
+func (c *fwdClient) roundTrip(ctx context.Context, op byte, payload []byte) ([]byte, error) {
+	node := c.node
 	type out struct {
 		fr  frame
 		err error
@@ -414,11 +434,11 @@ func decodeGetResponse(resp []byte) (getResult, error) {
 	if callErr != nil || !res.found {
 		return getResult{}, callErr
 	}
-	cb, err := decodeBatch(data)
-	if err != nil || len(cb.records) != 1 {
-		return getResult{}, base.Errorf(base.CodeCorrupt, "broker: forwarded message does not decode: %v", err)
+	m, err := decodeForwardedMessage(data)
+	if err != nil {
+		return getResult{}, err
 	}
-	res.msg = decodeRecord(&cb.records[0], cb.header.BaseTimestamp)
+	res.msg = m
 	return res, nil
 }
 
@@ -431,9 +451,10 @@ func (f *forwarder) serve(conn net.Conn) {
 	defer conn.Close()
 	rd := bufio.NewReaderSize(conn, 64<<10)
 	var hdr [frameHeaderBytes]byte
-	var wmu sync.Mutex
+	sess := newFwdSession(f, conn)
 	slots := make(chan struct{}, base.BrokerForwardInFlightMax) // a semaphore of in-flight handlers
 	var wg sync.WaitGroup
+	defer sess.closeAll() // after wg.Wait (deferred later, runs first): no handler adds a consumer then
 	defer wg.Wait()
 	for {
 		fr, err := readFrame(rd, &hdr)
@@ -442,6 +463,9 @@ func (f *forwarder) serve(conn net.Conn) {
 				f.b.log.Debug("forwarded connection ended", "err", err)
 			}
 			return
+		}
+		if sess.inline(fr) {
+			continue
 		}
 		select {
 		case slots <- struct{}{}:
@@ -452,14 +476,8 @@ func (f *forwarder) serve(conn net.Conn) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
-			resp := f.handle(fr)
-			out := appendFrame(nil, respFlag|fr.typ, fr.id, resp)
-			wmu.Lock()
-			_, werr := conn.Write(out)
-			wmu.Unlock()
-			if werr != nil {
-				conn.Close()
-			}
+			resp := f.handle(sess, fr)
+			sess.write(appendFrame(nil, respFlag|fr.typ, fr.id, resp))
 		}()
 	}
 }
@@ -516,9 +534,11 @@ func decodeEnqueueResp(b []byte) ([]byte, error, error) {
 }
 
 // handle serves one request and returns the response payload.
-func (f *forwarder) handle(fr frame) []byte {
+func (f *forwarder) handle(sess *fwdSession, fr frame) []byte {
 	var w wireWriter
 	switch fr.typ {
+	case opSubscribe, opSubCancel, opSubPrefetch:
+		w.err(sess.call(fr))
 	case opPropose:
 		req, err := decodeProposeReq(fr.payload)
 		if err != nil {
@@ -626,16 +646,32 @@ func (f *forwarder) serveGet(w *wireWriter, err error, g GroupID, cons queue.Con
 	w.uvarint(uint64(res.left))
 	var data []byte
 	if res.found {
-		var enc recordEncoder
-		rec, eerr := enc.encode(&res.msg, 0)
-		if eerr == nil {
-			data, eerr = buildBatch(nil, []*pubItem{{rec: &rec}}, res.msg.PublishedAt.UnixMilli(), true)
-		}
-		if eerr != nil {
+		var eerr error
+		if data, eerr = encodeForwardedMessage(&res.msg); eerr != nil {
 			f.b.log.Warn("encoding a forwarded message failed", "err", eerr)
 		}
 	}
 	w.bytes(data)
+}
+
+// encodeForwardedMessage encodes a message read from a queue for another
+// node: a one-record batch, as it was stored.
+func encodeForwardedMessage(m *Message) ([]byte, error) {
+	var enc recordEncoder
+	rec, err := enc.encode(m, 0)
+	if err != nil {
+		return nil, err
+	}
+	return buildBatch(nil, []*pubItem{{rec: &rec}}, m.PublishedAt.UnixMilli(), true)
+}
+
+// decodeForwardedMessage is encodeForwardedMessage's inverse.
+func decodeForwardedMessage(data []byte) (Message, error) {
+	cb, err := decodeBatch(data)
+	if err != nil || len(cb.records) != 1 {
+		return Message{}, base.Errorf(base.CodeCorrupt, "broker: forwarded message does not decode: %v", err)
+	}
+	return decodeRecord(&cb.records[0], cb.header.BaseTimestamp), nil
 }
 
 // recordToEncoded turns a received record back into an item for an

@@ -80,3 +80,46 @@ func FuzzForwardFrame(f *testing.F) {
 		decodeGetResponse(payload)
 	})
 }
+
+func TestForwardCreditIsCappedAtTheLimit(t *testing.T) {
+	for _, tc := range []struct{ prefetch, want uint32 }{
+		{0, base.BrokerForwardCreditMax},
+		{1, 1},
+		{base.BrokerForwardCreditMax, base.BrokerForwardCreditMax},
+		{base.BrokerForwardCreditMax + 1, base.BrokerForwardCreditMax},
+	} {
+		if got := forwardCredit(tc.prefetch); got != tc.want {
+			t.Errorf("forwardCredit(%d) = %d, want %d", tc.prefetch, got, tc.want)
+		}
+	}
+}
+
+// A leader that sends more deliveries than the credit allows breaks the
+// protocol: the proxy refuses the one over BrokerForwardCreditMax.
+func TestForwardedConsumerQueueRefusesDeliveriesOverTheCredit(t *testing.T) {
+	r := &remoteSub{cl: &fwdClient{node: 2}, wake: make(chan struct{}, 1), stop: make(chan struct{})}
+	for i := range base.BrokerForwardCreditMax {
+		if err := r.push(Delivery{DeliveryID: uint64(i + 1)}); err != nil {
+			t.Fatalf("delivery %d of %d: %v", i+1, base.BrokerForwardCreditMax, err)
+		}
+	}
+	if err := r.push(Delivery{DeliveryID: base.BrokerForwardCreditMax + 1}); base.CodeOf(err) != base.CodeCorrupt {
+		t.Fatalf("delivery over the credit: %v, want CodeCorrupt", err)
+	}
+}
+
+func TestForwardedSettlementsRoundTripAndRefuseBadKinds(t *testing.T) {
+	var w wireWriter
+	w.u8(byte(settleReject))
+	w.uvarint(42)
+	w.bool(true)
+	w.str("why")
+	st, err := decodeSubSettle(w.b)
+	if err != nil || st != (subSettle{kind: settleReject, id: 42, multiple: true, reason: "why"}) {
+		t.Fatalf("decodeSubSettle: %+v %v", st, err)
+	}
+	w.b[0] = 0
+	if _, err := decodeSubSettle(w.b); base.CodeOf(err) != base.CodeCorrupt {
+		t.Fatalf("kind 0: %v, want CodeCorrupt", err)
+	}
+}

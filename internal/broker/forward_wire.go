@@ -26,6 +26,19 @@ const (
 	opGet     byte = 3 // group, consumer, auto-ack → message
 	opStats   byte = 4 // group → queue stats
 
+	// Consumer forwarding (forward_consume.go). Requests with a response:
+	opSubscribe   byte = 5 // sid, group, consumer → error
+	opSubCancel   byte = 6 // sid → error
+	opSubPrefetch byte = 7 // sid, credit → error
+	// One-way, proxy → leader, the frame id being the sid; served in
+	// order on the connection's reader:
+	opSubSettle byte = 8 // kind, delivery id, multiple, reason
+	opSubClose  byte = 9 // the proxy forgot the consumer: return its deliveries
+	// One-way, leader → proxy, the frame id being the sid:
+	opSubDeliver    byte = 10 // delivery id, redelivered, count, message
+	opSubEnd        byte = 11 // error: the leader cancelled the consumer
+	opSubAckTimeout byte = 12 // delivery id the queue took back
+
 	respFlag byte = 0x80
 
 	frameHeaderBytes = 4 + 1 + 8
