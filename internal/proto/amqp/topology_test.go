@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/ferry-mq/ferry/internal/auth"
 )
 
 func TestExchangeDeclarePassiveDeleteIfUnusedAndBuiltins(t *testing.T) {
@@ -172,10 +174,13 @@ func TestPassiveDeclareOfMissingQueueClosesOnlyTheChannel(t *testing.T) {
 	declareQueue(t, ch2, "alive")
 }
 
+// TestAccessRefusedIs403: a user with a permission in "/" that does not
+// cover a queue gets 403 ACCESS_REFUSED in RabbitMQ's words (which name
+// the permission: configure) from a real amqp091-go client; the channel
+// closes, the connection stays.
 func TestAccessRefusedIs403(t *testing.T) {
-	t.Skip("needs internal/broker to create users and set permissions (a user without rights on a queue); " +
-		"the broker has no user-administration API yet. TestAccessRefusedIs403OnTheDouble covers the front end's mapping.")
 	ts := startServer(t)
+	putUser(t, ts, "alice", "secret", auth.Permission{Tenant: "/", Configure: "^allowed$", Write: ".*", Read: ".*"})
 	c, err := amqp091.DialConfig(strings.Replace(ts.url, "guest:guest", "alice:secret", 1), amqp091.Config{Heartbeat: 3600e9})
 	if err != nil {
 		t.Fatal(err)
@@ -183,8 +188,18 @@ func TestAccessRefusedIs403(t *testing.T) {
 	defer c.Close()
 	ch, _ := c.Channel()
 	_, err = ch.QueueDeclare("forbidden", false, false, false, false, nil)
-	if e := amqpErr(t, err); e.Code != 403 || e.Reason != "ACCESS_REFUSED - access to queue 'forbidden' in vhost '/' refused for user 'alice'" {
+	if e := amqpErr(t, err); e.Code != 403 || e.Reason != "ACCESS_REFUSED - configure access to queue 'forbidden' in vhost '/' refused for user 'alice'" {
 		t.Errorf("got %d %q", e.Code, e.Reason)
+	}
+	if c.IsClosed() {
+		t.Errorf("the connection closed; a 403 closes only the channel")
+	}
+	ch2, err := c.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch2.QueueDeclare("allowed", false, true, false, false, nil); err != nil {
+		t.Errorf("declaring a queue alice may configure: %v", err)
 	}
 }
 
