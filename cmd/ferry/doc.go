@@ -20,7 +20,8 @@
 // called (tests build the tree many times). Commands appear in `ferry
 // --help` in registration order, grouped by their GroupID: "node"
 // (serve, version), "client" (publish, consume, queue, stream, ...),
-// "admin" (user, permission, policy, cluster, trace) and "tools" (bench).
+// "admin" (tenant, user, permission, policy, cluster, trace) and "tools"
+// (bench).
 //
 // # Conventions every command follows
 //

@@ -11,6 +11,15 @@ func init() { addCommand(newUserCommand) }
 var userEntity = &entity{noun: "user", api: "/api/users", group: "admin",
 	columns: []column{{"NAME", "name"}, {"TAGS", "tags"}}}
 
+// userDeleteCommand is `ferry user delete`, whose help says what a
+// deletion does to the user's connections.
+func userDeleteCommand(e *entity) *cobra.Command {
+	c := e.deleteCommand("  ferry user delete alice", nil)
+	c.Long = `Delete a user and its permissions. Its open connections (AMQP, Kafka, HTTP)
+are closed, as RabbitMQ does; a user cannot delete itself.` + clientEnvHelp
+	return c
+}
+
 func newUserCommand() *cobra.Command {
 	e := userEntity
 	create := e.createCommand("create NAME", `  # An administrator
@@ -20,7 +29,9 @@ func newUserCommand() *cobra.Command {
   ferry user create billing --new-password 'pw'`,
 		`Create a user, or update an existing one's password and tags. Tags:
 administrator (everything), monitoring (read the management API),
-policymaker (policies), management; other tags are kept as they are.`,
+policymaker (policies), management; other tags are kept as they are. The
+node stores only hashes of the password (argon2id, and SCRAM-SHA-256/512
+keys so Kafka clients can log in with SCRAM).`,
 		func(c *cobra.Command) func([]string) (any, error) {
 			pw := c.Flags().String("new-password", "", "the user's password (empty: keep it; a new user then cannot log in with a password)")
 			tags := c.Flags().String("tags", "", "comma-separated tags")
@@ -42,6 +53,6 @@ policymaker (policies), management; other tags are kept as they are.`,
   ferry user list
   ferry user delete alice`,
 		e.listCommand("  ferry user list\n  ferry user list -o json"), create,
-		e.deleteCommand("  ferry user delete alice", nil),
+		userDeleteCommand(e),
 		e.inspectCommand("  ferry user inspect alice"))
 }
