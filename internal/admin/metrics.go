@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ferry-mq/ferry/internal/base"
+	"github.com/ferry-mq/ferry/internal/broker"
 )
 
 // Metrics follow Prometheus' conventions: ferry_<subsystem>_<name>_<unit>,
@@ -136,9 +137,39 @@ func (bc *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	truncated := bc.collectEntities(gauge, counter)
 	gauge(descTruncated, b2f(truncated))
-	if s.cfg.Engine != nil {
+	switch {
+	case s.cfg.Engine != nil:
 		bc.collectEngine(ch, s.cfg.Engine(), counter)
+	default:
+		if em, ok := s.b.(engineMetered); ok {
+			bc.collectEngine(ch, engineStats(em.EngineMetrics()), counter)
+		}
 	}
+}
+
+// engineMetered is a broker that exposes its Raft engine's figures
+// (*broker.Broker does); Config.Engine, when set, takes precedence (it
+// adds the front ends' byte and error counts).
+type engineMetered interface {
+	EngineMetrics() broker.EngineMetrics
+}
+
+// engineStats converts the engine's figures to the exported ones: the
+// histograms' per-bucket counts become cumulative, as Prometheus wants.
+func engineStats(m broker.EngineMetrics) EngineStats {
+	return EngineStats{Fsyncs: m.Fsyncs(), FsyncSeconds: cumulative(m.FsyncSeconds), LeaderChanges: m.LeaderChanges,
+		Proposals: m.Proposals, ProposalsFail: m.ProposalsFailed, CommitSeconds: cumulative(m.CommitSeconds),
+		EntriesApplied: m.EntriesApplied}
+}
+
+func cumulative(h broker.EngineHistogram) Histogram {
+	out := Histogram{Count: h.Count, Sum: h.Sum, Buckets: make(map[float64]uint64, len(h.Counts))}
+	var total uint64
+	for i, n := range h.Counts {
+		total += n
+		out.Buckets[broker.LatencyBucketsSeconds[i]] = total
+	}
+	return out
 }
 
 // collectEntities reports queues and stream partitions, at most

@@ -186,3 +186,36 @@ func TestMetricsDocListsEveryFamily(t *testing.T) {
 		}
 	}
 }
+
+// Without Config.Engine the scrape reads the broker's own engine
+// (broker.EngineMetrics): the Raft and fsync families are there, with
+// the work the test caused counted, and the histograms' buckets are
+// cumulative.
+func TestMetricsReadTheBrokersEngineWithoutConfigEngine(t *testing.T) {
+	a := newAPI(t, openBroker(t), Config{})
+	a.must(http.StatusNoContent, "PUT", "/api/queues/jobs", nil)
+	a.must(http.StatusOK, "POST", "/api/queues/jobs/publish", PublishRequest{Messages: []MessageIn{{Body: "a"}}})
+	fams := scrape(t, a)
+	for _, fam := range []string{"ferry_raft_leader_changes_total", "ferry_raft_proposals_total", "ferry_raft_entries_applied_total",
+		"ferry_storage_fsyncs_total", "ferry_storage_fsync_duration_seconds", "ferry_raft_commit_duration_seconds"} {
+		if got, ok := value(t, fams, fam, nil); !ok || got < 1 {
+			t.Errorf("%s: %v (present %v), want at least 1 after a declare and a publish", fam, got, ok)
+		}
+	}
+	if _, ok := value(t, fams, "ferry_raft_proposals_failed_total", nil); !ok {
+		t.Errorf("ferry_raft_proposals_failed_total: missing")
+	}
+	for _, fam := range []string{"ferry_storage_fsync_duration_seconds", "ferry_raft_commit_duration_seconds"} {
+		h := fams[fam].Metric[0].Histogram
+		prev := uint64(0)
+		for _, b := range h.Bucket {
+			if b.GetCumulativeCount() < prev {
+				t.Fatalf("%s: bucket le=%v holds %d, fewer than the bucket before (%d): not cumulative", fam, b.GetUpperBound(), b.GetCumulativeCount(), prev)
+			}
+			prev = b.GetCumulativeCount()
+		}
+		if prev > h.GetSampleCount() {
+			t.Fatalf("%s: the last bucket holds %d, more than the %d observations", fam, prev, h.GetSampleCount())
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/controller"
 	"github.com/ferry-mq/ferry/internal/queue"
+	"github.com/ferry-mq/ferry/internal/replication"
 	"github.com/ferry-mq/ferry/internal/routing"
 	"github.com/ferry-mq/ferry/internal/stream"
 )
@@ -198,3 +199,18 @@ func (b *Broker) Cluster(tenant string) ClusterView {
 	}
 	return v
 }
+
+// EngineMetrics are the node's Raft engine figures: counters since Open
+// and the fsync and commit latency histograms (replication.Metrics).
+type EngineMetrics = replication.Metrics
+
+// EngineHistogram is one of EngineMetrics' latency histograms.
+type EngineHistogram = replication.Histogram
+
+// LatencyBucketsSeconds are the upper bounds, in seconds, of the buckets
+// of EngineMetrics' histograms.
+var LatencyBucketsSeconds = replication.LatencyBucketsSeconds
+
+// EngineMetrics returns a snapshot of the engine's figures; it reads
+// atomics only, so a scrape may call it at any time.
+func (b *Broker) EngineMetrics() EngineMetrics { return b.engine.Metrics() }

@@ -160,6 +160,7 @@ func New(cfg Config) (*Engine, error) {
 		groups: map[GroupID]*group{},
 		stop:   make(chan struct{}),
 	}
+	e.cfg.Logs, e.cfg.State = timedLogs{cfg.Logs, e}, timedState{cfg.State, e} // FsyncSeconds
 	e.raftLog = raftLogger{e.log}
 	e.start = e.clock.Now()
 	e.embargo = e.start.Add(time.Duration(cfg.ElectionTicks) * cfg.TickInterval)
@@ -327,8 +328,9 @@ func (e *Engine) Propose(ctx context.Context, g GroupID, cmd []byte) (Result, er
 // ProposeAsync is Propose with a callback, called exactly once and never
 // blocking (it runs on the engine loop).
 func (e *Engine) ProposeAsync(g GroupID, cmd []byte, done func(Result)) {
-	data := encodeControl(controlCommand, cmd, e.clock.Now().UnixMilli())
-	e.submit(&request{kind: reqPropose, group: g, data: data, done: done})
+	now := e.clock.Now()
+	data := encodeControl(controlCommand, cmd, now.UnixMilli())
+	e.submit(&request{kind: reqPropose, group: g, data: data, done: e.timedDone(now, done)})
 }
 
 // ProposeBatch replicates a data batch (a record batch, stored as is as the
@@ -342,7 +344,7 @@ func (e *Engine) ProposeBatch(ctx context.Context, g GroupID, batch []byte) (Res
 		return Result{Err: err}, err
 	}
 	r := wait(ctx, func(done func(Result)) {
-		e.submit(&request{kind: reqPropose, group: g, data: data, done: done})
+		e.submit(&request{kind: reqPropose, group: g, data: data, done: e.timedDone(e.clock.Now(), done)})
 	})
 	return r, r.Err
 }

@@ -355,5 +355,8 @@ func (g *group) publish() {
 		Learners: slices.Clone(g.confState.GetLearners()),
 	}
 	st.LastIndex, _ = g.st.LastIndex()
+	if old := g.pub.Load(); st.Leader != 0 && (old == nil || old.Leader != st.Leader) {
+		g.e.metrics.leaderChanges.Add(1)
+	}
 	g.pub.Store(st)
 }
