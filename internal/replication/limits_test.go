@@ -343,17 +343,53 @@ func TestGatherWaitsAtMostRaftProposalGatherMax(t *testing.T) {
 	}
 	clock.Advance(time.Nanosecond)
 	<-done // at the bound it returns
+}
 
-	// Enough proposals waiting end the wait at once.
-	done = make(chan struct{})
-	for range 8 {
+// TestGatherWaitsForTheLastBatchOnTopOfThoseWaiting: the proposers of the
+// last batch (8) come back on top of the 3 that were already waiting, so
+// gather returns at 11 requests, without waiting for its deadline, and not
+// at 8 (which left the 3 latecomers' proposers out of every batch and made
+// batches alternate).
+func TestGatherWaitsForTheLastBatchOnTopOfThoseWaiting(t *testing.T) {
+	clock := base.NewFakeClock(epoch)
+	e := &Engine{clock: clock, stop: make(chan struct{})}
+	l := newLoop(e, 0)
+	l.lastProposals, l.lastSynced = 8, true
+	for range 3 {
 		l.enqueueRequest(&request{kind: reqPropose})
 	}
+	<-l.wakeCh // the enqueues' wake-up, consumed as an iteration would
+	var timer base.Timer
+	done := make(chan struct{})
 	go func() {
 		l.gather(&timer)
 		close(done)
 	}()
-	<-done
+	for clock.ActiveTimers() == 0 { // gather armed its deadline
+		runtimeYield()
+	}
+	for range 5 {
+		l.enqueueRequest(&request{kind: reqPropose})
+	}
+	if got := len(l.wakeCh); got != 0 {
+		t.Errorf("wake-ups pending with 8 of 11 requests: got %d, want 0 (gather is woken at its count)", got)
+	}
+	clock.Advance(base.RaftProposalGatherMax - time.Nanosecond)
+	select {
+	case <-done:
+		t.Fatalf("gather returned at 8 requests, want it to wait for 11")
+	default:
+	}
+	for range 3 {
+		l.enqueueRequest(&request{kind: reqPropose})
+	}
+	<-done // 11: the last batch's proposers are back
+	l.mu.Lock()
+	want := l.gatherWant
+	l.mu.Unlock()
+	if want != 0 {
+		t.Errorf("gatherWant after gather: got %d, want 0 (every request wakes the loop again)", want)
+	}
 }
 
 func runtimeYield() { runtime.Gosched() }
