@@ -367,3 +367,35 @@ func TestRevokedConnectionWithoutFrontEndIsReleased(t *testing.T) {
 		t.Errorf("the revoked connection: got %v, want closed (stopped)", err)
 	}
 }
+
+// TestDeleteUserClosesItsConnectionsOnEveryNode: in a three-node cluster,
+// a user created through one node (its command forwarded to the
+// controller's leader, hashes only) logs in on another; deleting it
+// through a third closes that connection, since every node sweeps its
+// own connections when it applies the deletion.
+func TestDeleteUserClosesItsConnectionsOnEveryNode(t *testing.T) {
+	cl := newCluster(t, 3)
+	ctx := testCtx(t)
+	admin2 := guestConn(t, cl.nodes[1])
+	mustPutUser(t, admin2, "hank", "pw-hank")
+	mustSetPermission(t, admin2, "hank", fullAccess)
+	n3 := cl.nodes[2]
+	for {
+		ch := n3.ctrl.changed()
+		if _, err := n3.Authenticate("hank", "pw-hank", loopback); err == nil {
+			break
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			t.Fatalf("node 3 never learnt of hank")
+		}
+	}
+	_, killed := connAs(t, n3, "hank", "/")
+	if err := guestConn(t, cl.nodes[0]).DeleteUser(ctx, "hank"); err != nil {
+		t.Fatalf("DeleteUser through node 1: %v", err)
+	}
+	if got, want := waitKilled(t, killed), "user 'hank' was deleted"; got != want {
+		t.Errorf("kill reason on node 3: got %q, want %q", got, want)
+	}
+}
