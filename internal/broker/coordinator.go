@@ -436,15 +436,22 @@ func (c *Conn) Heartbeat(ctx context.Context, group, member string, generation i
 	return groupErr(group, res.Err)
 }
 
+// LeavingMember is one member of a LeaveGroup: by member id, or by
+// group.instance.id for a static member (KIP-345), or both (the ids must
+// then match: FENCED_INSTANCE_ID otherwise).
+type LeavingMember struct {
+	MemberID, InstanceID string
+}
+
 // LeaveGroup removes members; the result has one error per member.
-func (c *Conn) LeaveGroup(ctx context.Context, group string, members []string) ([]error, error) {
+func (c *Conn) LeaveGroup(ctx context.Context, group string, members []LeavingMember) ([]error, error) {
 	cl, err := c.b.coordinatorFor(group)
 	if err != nil {
 		return nil, err
 	}
 	cmd := stream.LeaveGroup{Now: c.b.nowMs(), Group: group}
 	for _, m := range members {
-		cmd.Members = append(cmd.Members, stream.LeavingMember{MemberID: m})
+		cmd.Members = append(cmd.Members, stream.LeavingMember{MemberID: m.MemberID, InstanceID: m.InstanceID})
 	}
 	res, err := cl.propose(ctx, cmd)
 	if err != nil {
@@ -499,7 +506,14 @@ func (b *Broker) ListGroups() []stream.ListedGroup {
 	return out
 }
 
-// DeleteGroup deletes an empty consumer group (Kafka DeleteGroups).
+// DeleteGroup deletes a consumer group and its committed offsets (Kafka
+// DeleteGroups): the coordinator drops the group, which must have no
+// members (NON_EMPTY_GROUP), then the group's offsets are deleted from
+// every partition of the tenant holding one. A group the coordinator does
+// not know but that has committed offsets (a standalone consumer's, as
+// Kafka keeps such groups) is deleted too; with neither it is
+// GROUP_ID_NOT_FOUND. A failure after the coordinator dropped the group
+// leaves some offsets: calling again deletes the rest.
 func (c *Conn) DeleteGroup(ctx context.Context, group string) error {
 	cl, err := c.b.coordinatorFor(group)
 	if err != nil {
@@ -509,7 +523,17 @@ func (c *Conn) DeleteGroup(ctx context.Context, group string) error {
 	if err != nil {
 		return err
 	}
-	return groupErr(group, res.Err)
+	if res.Err != stream.ErrNone && res.Err != stream.ErrGroupIDNotFound {
+		return groupErr(group, res.Err)
+	}
+	found, err := c.deleteGroupOffsets(ctx, group)
+	if err != nil {
+		return err
+	}
+	if res.Err == stream.ErrGroupIDNotFound && !found {
+		return groupErr(group, res.Err)
+	}
+	return nil
 }
 
 // JoinAssigned joins a server-assigned group over a stream's partitions

@@ -42,7 +42,9 @@
 // Connection: OpenConnection(ConnInfo, Principal, kill) → *Conn; Close;
 // Authorize. Topology: DeclareExchange, DeleteExchange, DeclareQueue,
 // DeleteQueue, PurgeQueue, Bind, Unbind, DeclareStream, DeleteStream,
-// AddPartitions, AlterStream. Publishing: Publish, PublishAsync.
+// AddPartitions, AlterStream, and their dry runs ValidateDeclareStream,
+// ValidateAddPartitions, ValidateAlterStream (Kafka's validate_only).
+// Publishing: Publish, PublishAsync.
 // Consuming: Subscribe → *Subscription (Ack, Nack, Recover, SetPrefetch,
 // Cancel), Get → *GetHandle (Ack, Nack). Streams: ProduceBatch, Fetch,
 // ListOffset, InitProducerID. Administration (admin_api.go, checked
@@ -53,7 +55,8 @@
 // Deleting a user or a tenant closes the connections it leaves orphaned
 // on every node (revoke.go); deleting a tenant deletes everything in it.
 // Consumer groups: JoinGroup, SyncGroup,
-// Heartbeat, LeaveGroup, DeleteGroup, CommitOffsets, FetchOffsets, and
+// Heartbeat, LeaveGroup (by member or instance id), DeleteGroup (with its
+// offsets), CommitOffsets, FetchOffsets, DeleteOffsets, and
 // server-side assignment with JoinAssigned, AssignedHeartbeat,
 // LeaveAssigned.
 //

@@ -88,7 +88,7 @@ func TestClassicConsumerGroupJoinSyncCommitFetch(t *testing.T) {
 	if err != nil || got[p0].Offset != 42 || got[p0].Metadata != "m" || got[p1].Offset != 7 {
 		t.Fatalf("FetchOffsets: %+v %v; want 42 (m) and 7", got, err)
 	}
-	if _, err := c.LeaveGroup(ctx, "g1", []string{j.r.MemberID}); err != nil {
+	if _, err := c.LeaveGroup(ctx, "g1", []LeavingMember{{MemberID: j.r.MemberID}}); err != nil {
 		t.Fatalf("LeaveGroup: %v", err)
 	}
 	d, err := b.DescribeGroup("g1")

@@ -320,15 +320,14 @@ func (s *brokerSession) Heartbeat(ctx context.Context, group, member, instance s
 	return groupError(s.c.Heartbeat(ctx, group, member, generation, instance))
 }
 
-// LeaveGroup leaves by member id; the broker's LeaveGroup takes no
-// instance ids, so a static member leaving by instance id alone is
-// refused (UNKNOWN_MEMBER_ID).
+// LeaveGroup leaves by member id, by group.instance.id (a static member,
+// KIP-345: LeaveGroup v3+), or both.
 func (s *brokerSession) LeaveGroup(ctx context.Context, group string, members []LeavingMember) ([]error, error) {
-	ids := make([]string, len(members))
+	leaving := make([]broker.LeavingMember, len(members))
 	for i, m := range members {
-		ids[i] = m.MemberID
+		leaving[i] = broker.LeavingMember{MemberID: m.MemberID, InstanceID: m.InstanceID}
 	}
-	errs, err := s.c.LeaveGroup(ctx, group, ids)
+	errs, err := s.c.LeaveGroup(ctx, group, leaving)
 	for i := range errs {
 		errs[i] = groupError(errs[i])
 	}
@@ -414,10 +413,66 @@ func (s *brokerSession) DeleteGroup(ctx context.Context, group string) error {
 	return groupError(s.c.DeleteGroup(ctx, group))
 }
 
-// DeleteOffsets is refused: the broker has no call to delete one group's
-// offset from a partition yet (docs/kafka.md).
+// DeleteOffsets deletes a group's offsets of parts, as Kafka's
+// coordinator decides (GroupCoordinator.handleDeleteOffsets): an empty or
+// unknown group loses every offset asked for; a group with members using
+// the consumer protocol keeps those of the topics its members subscribe
+// to (GROUP_SUBSCRIBED_TO_TOPIC), and one with members of another
+// protocol type keeps everything (NON_EMPTY_GROUP). The subscriptions are
+// read from the members' metadata, which the coordinator shows only while
+// the group is Stable: during a rebalance every topic counts as
+// subscribed. The check and the deletion are two steps: a member joining
+// in between does not stop the deletion (Kafka holds the group's lock).
 func (s *brokerSession) DeleteOffsets(ctx context.Context, group string, parts []PartitionRef) ([]error, error) {
-	return nil, base.Errorf(base.CodeNotSupported, "kafka: OffsetDelete is not supported by this broker yet")
+	d, err := s.bb.B.DescribeGroup(group)
+	if err != nil {
+		return nil, groupError(err)
+	}
+	metadata := make([][]byte, len(d.Members))
+	for i, m := range d.Members {
+		metadata[i] = m.Metadata
+	}
+	subscribed, all := subscribedTopics(metadata)
+	if len(d.Members) > 0 && d.ProtocolType != "consumer" {
+		return nil, kafkaErr(protocol.ErrorCodeNonEmptyGroup, "the group has members")
+	}
+	out := make([]error, len(parts))
+	var del []broker.PartitionRef
+	var at []int
+	for i, p := range parts {
+		if all || subscribed[p.Stream] {
+			out[i] = kafkaErr(protocol.ErrorCodeGroupSubscribedToTopic, "a member of the group consumes "+p.Stream)
+			continue
+		}
+		del = append(del, broker.PartitionRef{Stream: p.Stream, Partition: p.Partition})
+		at = append(at, i)
+	}
+	for j, err := range s.c.DeleteOffsets(ctx, group, del) {
+		out[at[j]] = err
+	}
+	return out, nil
+}
+
+// subscribedTopics returns the topics that members with the given
+// consumer-protocol metadata subscribe to, or all = true when they cannot
+// be known: metadata not shown (the group is rebalancing) or that does not
+// decode.
+func subscribedTopics(metadata [][]byte) (topics map[string]bool, all bool) {
+	topics = map[string]bool{}
+	for _, md := range metadata {
+		if len(md) < 2 {
+			return nil, true
+		}
+		version := int16(binary.BigEndian.Uint16(md))
+		var sub protocol.ConsumerProtocolSubscription
+		if version < 0 || sub.Decode(md[2:], min(version, 3)) != nil {
+			return nil, true
+		}
+		for _, t := range sub.Topics {
+			topics[t] = true
+		}
+	}
+	return topics, false
 }
 
 // kafkaConfigs are the topic configurations Ferry knows, with the
@@ -425,25 +480,13 @@ func (s *brokerSession) DeleteOffsets(ctx context.Context, group string, parts [
 var kafkaConfigs = []string{"cleanup.policy", "compression.type", "max.message.bytes", "min.insync.replicas",
 	"retention.bytes", "retention.ms", "segment.bytes", "segment.ms"}
 
-// checkConfigNames refuses names Ferry does not know, as the controller
-// does, for the validate-only paths the broker has no call for.
-func checkConfigNames(set map[string]string) error {
-	for k := range set {
-		if !slices.Contains(kafkaConfigs, k) {
-			return base.Errorf(base.CodeInvalidArgument, "Unknown topic config name: %s", k)
-		}
-	}
-	return nil
-}
-
 func (s *brokerSession) CreateTopic(ctx context.Context, spec TopicSpec, validateOnly bool) (TopicInfo, error) {
+	bspec := broker.StreamSpec{Name: spec.Name, Partitions: int(max(spec.Partitions, 0)),
+		ReplicationFactor: int(max(spec.ReplicationFactor, 0)), Config: spec.Configs}
 	if validateOnly {
-		// The broker has no dry run: check what can be checked here.
-		if err := checkConfigNames(spec.Configs); err != nil {
+		// The controller's own checks, on a copy of its state.
+		if err := s.c.ValidateDeclareStream(ctx, bspec); err != nil {
 			return TopicInfo{}, err
-		}
-		if len(s.Topics([]string{spec.Name})) > 0 {
-			return TopicInfo{}, base.Errorf(base.CodeConflict, "Topic '%s' already exists.", spec.Name)
 		}
 		info := TopicInfo{Name: spec.Name}
 		for i := range max(spec.Partitions, 1) {
@@ -458,9 +501,7 @@ func (s *brokerSession) CreateTopic(ctx context.Context, spec TopicSpec, validat
 	if len(s.Topics([]string{spec.Name})) > 0 {
 		return TopicInfo{}, base.Errorf(base.CodeConflict, "Topic '%s' already exists.", spec.Name)
 	}
-	err := s.c.DeclareStream(ctx, broker.StreamSpec{Name: spec.Name, Partitions: int(max(spec.Partitions, 0)),
-		ReplicationFactor: int(max(spec.ReplicationFactor, 0)), Config: spec.Configs})
-	if err != nil {
+	if err := s.c.DeclareStream(ctx, bspec); err != nil {
 		return TopicInfo{}, err
 	}
 	infos := s.Topics([]string{spec.Name})
@@ -476,15 +517,7 @@ func (s *brokerSession) DeleteTopic(ctx context.Context, name string) error {
 
 func (s *brokerSession) AddPartitions(ctx context.Context, name string, total int32, validateOnly bool) error {
 	if validateOnly {
-		infos := s.Topics([]string{name})
-		switch {
-		case len(infos) == 0:
-			return base.Errorf(base.CodeNotFound, "no stream %s", name)
-		case int(total) <= len(infos[0].Partitions):
-			return base.Errorf(base.CodeInvalidArgument, "Topic currently has %d partitions, which is higher than the requested %d.",
-				len(infos[0].Partitions), total)
-		}
-		return nil
+		return s.c.ValidateAddPartitions(ctx, name, int(total))
 	}
 	return s.c.AddPartitions(ctx, name, int(total))
 }
@@ -530,10 +563,7 @@ func (s *brokerSession) TopicConfig(ctx context.Context, name string) ([]ConfigE
 
 func (s *brokerSession) AlterTopicConfig(ctx context.Context, name string, set map[string]string, validateOnly bool) error {
 	if validateOnly {
-		if len(s.Topics([]string{name})) == 0 {
-			return base.Errorf(base.CodeNotFound, "no stream %s", name)
-		}
-		return checkConfigNames(set)
+		return s.c.ValidateAlterStream(ctx, name, set)
 	}
 	return s.c.AlterStream(ctx, name, set)
 }

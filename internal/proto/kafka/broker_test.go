@@ -104,10 +104,7 @@ func TestBrokerGroupRebalancesUnderEveryBalancer(t *testing.T) {
 func TestBrokerOffsetsCommitFetchResetAndDelete(t *testing.T) {
 	t.Parallel()
 	_, srv := startBroker(t, nil)
-	// The broker has no call to delete a group's offsets from a
-	// partition yet (OffsetDelete, and DeleteGroups leaves them): both are
-	// checked on the test double only.
-	runOffsetsCommitFetchReset(t, srv.addr, false)
+	runOffsetsCommitFetchReset(t, srv.addr, true)
 }
 
 func TestBrokerSASLPlainAndScram(t *testing.T) {

@@ -2,9 +2,9 @@ package kafka
 
 import (
 	"github.com/ferry-mq/ferry/internal/base"
-	"github.com/ferry-mq/ferry/internal/storage/log/batch/compress"
 	"github.com/ferry-mq/ferry/internal/proto/kafka/protocol"
 	"github.com/ferry-mq/ferry/internal/storage/log/batch"
+	"github.com/ferry-mq/ferry/internal/storage/log/batch/compress"
 )
 
 // magicOffset is where a batch's magic byte lies, in every format version.
