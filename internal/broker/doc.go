@@ -35,8 +35,10 @@
 // # API (what front ends use)
 //
 // Node: Open(Config) → *Broker; Close; Blocked (flow control); Trace and
-// SetTrace (message history); QueueStats, StreamStats, Topology, Cluster,
-// CoordinatorNode, DescribeGroup, ListGroups; Connections,
+// SetTrace (message history); QueueStats, StreamStats (and
+// QueueStatsWait, StreamStatsWait, which wait for the replicas to open
+// after a restart), EngineMetrics (Raft and fsync figures), Topology,
+// Cluster, CoordinatorNode, DescribeGroup, ListGroups; Connections,
 // CloseConnection; Authenticate and Directory (SCRAM); Tenants.
 //
 // Connection: OpenConnection(ConnInfo, Principal, kill) → *Conn; Close;
