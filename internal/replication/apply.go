@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"bytes"
 	"fmt"
 
 	"google.golang.org/protobuf/proto"
@@ -142,6 +143,7 @@ func (g *group) softStateChanged(ss *raft.SoftState) {
 // index order.
 func (g *group) applyCommitted(ents []*pb.Entry) {
 	run := g.l.fsmBuf[:0]
+	pi := 0 // fsmEntryOf's cursor in g.props; completeProposals resets it
 	flush := func() {
 		if len(run) == 0 {
 			return
@@ -154,6 +156,7 @@ func (g *group) applyCommitted(ents []*pb.Entry) {
 		for i, e := range run {
 			g.completeProposals(e.Index, e.Term, results[i], false)
 		}
+		pi = 0
 		clear(results)
 		g.l.results = results[:0]
 		clear(run)
@@ -166,13 +169,15 @@ func (g *group) applyCommitted(ents []*pb.Entry) {
 			flush()
 			cs := g.applyConfChange(e)
 			g.completeProposals(idx, term, cs, true)
+			pi = 0
 		case e.GetType() != pb.EntryNormal:
 			base.Bugf("group %d: committed entry %d has type %v", g.id, idx, e.GetType())
 		case len(e.GetData()) == 0:
 			flush()
 			g.completeProposals(idx, term, nil, false)
+			pi = 0
 		default:
-			run = append(run, fsmEntry(e))
+			run = append(run, g.fsmEntryOf(e, &pi))
 			g.bytesSinceSnap += uint64(len(e.GetData()))
 		}
 		g.applied, g.appliedTerm = idx, term
@@ -181,6 +186,35 @@ func (g *group) applyCommitted(ents []*pb.Entry) {
 	flush()
 	g.l.fsmBuf = run[:0]
 	g.e.metrics.entriesApplied.Add(uint64(len(ents)))
+}
+
+// fsmEntryOf is fsmEntry without parsing the batch when e is a command
+// this node proposed, found in g.props at e's index and term (by Raft's log
+// matching, the same entry): its command is the tail of the batch but one
+// byte, as encodeControl laid it out, and the request knows its length.
+// Other entries are parsed. *pi is a cursor into g.props for the entries of
+// one run (indexes increase); the caller resets it when g.props changes.
+func (g *group) fsmEntryOf(e *pb.Entry, pi *int) Entry {
+	idx, term := e.GetIndex(), e.GetTerm()
+	for *pi < len(g.props) && g.props[*pi].index < idx {
+		*pi++
+	}
+	if *pi == len(g.props) {
+		return fsmEntry(e)
+	}
+	r := g.props[*pi]
+	if r.index != idx || r.term != term || !r.cmd {
+		return fsmEntry(e)
+	}
+	d := e.GetData()
+	end := len(d) - 1
+	ent := Entry{Index: idx, Term: term, Kind: KindCommand, Data: d[end-r.cmdLen : end : end]}
+	if base.InvariantsEnabled {
+		if want := fsmEntry(e); want.Kind != KindCommand || !bytes.Equal(want.Data, ent.Data) {
+			base.Bugf("group %d: entry %d: own command of %d bytes at the batch's tail is %q, the batch holds %v %q", g.id, idx, r.cmdLen, ent.Data, want.Kind, want.Data)
+		}
+	}
+	return ent
 }
 
 func (g *group) applyConfChange(e *pb.Entry) *pb.ConfState {

@@ -330,7 +330,7 @@ func (e *Engine) Propose(ctx context.Context, g GroupID, cmd []byte) (Result, er
 func (e *Engine) ProposeAsync(g GroupID, cmd []byte, done func(Result)) {
 	now := e.clock.Now()
 	data := encodeControl(controlCommand, cmd, now.UnixMilli())
-	e.submit(&request{kind: reqPropose, group: g, data: data, done: e.timedDone(now, done)})
+	e.submit(&request{kind: reqPropose, group: g, data: data, cmd: true, cmdLen: len(cmd), done: e.timedDone(now, done)})
 }
 
 // ProposeBatch replicates a data batch (a record batch, stored as is as the

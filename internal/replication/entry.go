@@ -33,12 +33,25 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// controlRecordBytesMax bounds what the one record of a control batch adds
+// to its payload: its length (a varint of at most 5 bytes for a record
+// within BatchBytesMax), attributes, timestamp and offset deltas (1 byte
+// each: both are 0), the key (a 1-byte length and 4 bytes), the value's
+// length (at most 5 bytes) and the header count (1 byte).
+const controlRecordBytesMax = 5 + 1 + 1 + 1 + 1 + 4 + 5 + 1
+
 // encodeControl returns a control batch holding one control record of the
 // given type with payload as its value, stamped with timestamp tsMs (ms).
-// The log overwrites baseOffset and the epoch when it stores the batch.
+// The log overwrites baseOffset and the epoch when it stores the batch. It
+// allocates once: the buffer is sized for the batch up front (growing it
+// while appending the payload cost two more allocations and copies per
+// proposal).
 func encodeControl(typ int16, payload []byte, tsMs int64) []byte {
-	b, err := batch.AppendControl(nil, batch.Header{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, tsMs, typ, payload)
-	base.Assert(err == nil, "encoding a control batch of %d bytes: %v", len(payload), err)
+	dst := make([]byte, 0, batch.HeaderSize+controlRecordBytesMax+len(payload))
+	b, err := batch.AppendControl(dst, batch.Header{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, tsMs, typ, payload)
+	if err != nil {
+		base.Bugf("encoding a control batch of %d bytes: %v", len(payload), err)
+	}
 	return b
 }
 

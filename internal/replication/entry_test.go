@@ -1,0 +1,77 @@
+package replication
+
+import (
+	"bytes"
+	"testing"
+
+	pb "go.etcd.io/raft/v3/raftpb"
+
+	"github.com/ferry-mq/ferry/internal/base"
+	"github.com/ferry-mq/ferry/internal/storage/log/batch"
+)
+
+// TestEncodeControlAllocatesOnceAtEveryVarintEdge: the buffer is sized up
+// front with controlRecordBytesMax, so no append grows it, for payloads on
+// both sides of every varint length step of the record's length fields,
+// up to the largest payload a batch can hold.
+func TestEncodeControlAllocatesOnceAtEveryVarintEdge(t *testing.T) {
+	largest := base.BatchBytesMax - batch.HeaderSize - controlRecordBytesMax
+	for _, n := range []int{0, 1, 63 - 14, 64 - 14, 63, 64, 8191 - 14, 8192 - 14, 8191, 8192, 1<<20 - 1, 1 << 20, largest} {
+		payload := bytes.Repeat([]byte{7}, n)
+		b := encodeControl(controlCommand, payload, 1)
+		if want := batch.HeaderSize + controlRecordBytesMax + n; cap(b) != want {
+			t.Errorf("payload of %d bytes: cap %d, want the %d bytes sized up front (the buffer grew)", n, cap(b), want)
+		}
+		if _, err := batch.Validate(b); err != nil {
+			t.Fatalf("payload of %d bytes: %v", n, err)
+		}
+		typ, got, ok := decodeControl(b)
+		if !ok || typ != controlCommand || !bytes.Equal(got, payload) {
+			t.Fatalf("payload of %d bytes: decoded type %d ok %v, payload equal %v", n, typ, ok, bytes.Equal(got, payload))
+		}
+		if n <= 8192 {
+			if allocs := testing.AllocsPerRun(10, func() { encodeControl(controlCommand, payload, 1) }); allocs != 1 {
+				t.Errorf("payload of %d bytes: got %v allocations, want 1", n, allocs)
+			}
+		}
+	}
+}
+
+// TestOwnCommandsApplyWithoutAParseOnlyAtTheirIndexAndTerm: fsmEntryOf
+// takes a command from the batch's tail only for the entry this node
+// proposed (same index and term); an entry of another term at that index
+// (a newer leader replaced the proposal), a data batch and an entry
+// without a pending proposal are parsed, and all agree with fsmEntry.
+func TestOwnCommandsApplyWithoutAParseOnlyAtTheirIndexAndTerm(t *testing.T) {
+	entry := func(index, term uint64, data []byte) *pb.Entry {
+		return &pb.Entry{Index: new(index), Term: new(term), Data: data}
+	}
+	own := []byte("mine")
+	g := &group{props: []*request{
+		{kind: reqPropose, index: 5, term: 2, cmd: true, cmdLen: len(own)},
+		{kind: reqPropose, index: 6, term: 2, cmd: true, cmdLen: len(own)},
+		{kind: reqPropose, index: 7, term: 2}, // a data batch
+	}}
+	cases := []struct {
+		name string
+		e    *pb.Entry
+		kind EntryKind
+		data string
+	}{
+		{"own command", entry(5, 2, encodeControl(controlCommand, own, 1)), KindCommand, "mine"},
+		{"another term's command at an own index", entry(6, 3, encodeControl(controlCommand, []byte("theirs!"), 1)), KindCommand, "theirs!"},
+		{"data batch", entry(7, 2, dataBatch(t, "data")), KindBatch, ""},
+		{"no pending proposal", entry(9, 2, encodeControl(controlCommand, []byte("late"), 1)), KindCommand, "late"},
+	}
+	pi := 0
+	for _, tc := range cases {
+		got := g.fsmEntryOf(tc.e, &pi)
+		want := fsmEntry(tc.e)
+		if got.Index != want.Index || got.Term != want.Term || got.Kind != want.Kind || !bytes.Equal(got.Data, want.Data) {
+			t.Errorf("%s: got %+v, fsmEntry gives %+v", tc.name, got, want)
+		}
+		if got.Kind != tc.kind || (tc.kind == KindCommand && string(got.Data) != tc.data) {
+			t.Errorf("%s: got kind %v data %q, want %v %q", tc.name, got.Kind, got.Data, tc.kind, tc.data)
+		}
+	}
+}
