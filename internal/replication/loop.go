@@ -43,6 +43,11 @@ type request struct {
 	file    string
 	grp     *group
 	done    func(Result)
+	// cmd is set on a command built by ProposeAsync; cmdLen is then the
+	// command's length, and the command is the tail of data but one byte
+	// (encodeControl's layout), which spares apply a parse.
+	cmd    bool
+	cmdLen int
 
 	index, term uint64 // the entry (proposals) or read index (reads)
 	deadline    int64  // the loop tick after which the request expires
