@@ -179,8 +179,36 @@ func TestClientErrorsNameTheProblemAndSetTheExitCode(t *testing.T) {
 	}
 	ferryOK(t, env, "exchange", "create", "lonely", "--type", "direct")
 	r = runFerry(t, env, "publish", "--exchange", "lonely", "--routing-key", "k", "--mandatory", "a")
-	if r.code == ExitOK || !strings.Contains(r.stderr, "unroutable") {
-		t.Errorf("an unroutable mandatory publish: exit %d, stderr %q; want a failure saying unroutable", r.code, r.stderr)
+	if r.code != ExitPartial || !strings.Contains(r.stderr, "1 of 1 messages unroutable: no binding of exchange 'lonely' matches routing key 'k'") {
+		t.Errorf("an unroutable mandatory publish: exit %d, stderr %q; want %d saying unroutable", r.code, r.stderr, ExitPartial)
+	}
+	// Without --mandatory a message no binding routes is dropped, as AMQP
+	// does, and counts as published.
+	if out := ferryOK(t, env, "publish", "--exchange", "lonely", "--routing-key", "k", "a"); !strings.Contains(out, "published 1 of 1") {
+		t.Errorf("a non-mandatory publish routed nowhere said %q, want it published", out)
+	}
+}
+
+// TestPublishToAMissingQueueIsUnroutable pins a bug: `ferry publish --queue
+// q` with no queue q said "published 1 of 1 messages ... (confirmed
+// durable)" and exited 0, though the default exchange dropped the message.
+// A named queue must exist: the publish is mandatory, over HTTP and AMQP.
+func TestPublishToAMissingQueueIsUnroutable(t *testing.T) {
+	_, env := clientNode(t)
+	for _, proto := range []string{"http", "amqp"} {
+		r := runFerry(t, env, "publish", "--protocol", proto, "--queue", "missing", "a", "b")
+		want := "2 of 2 messages unroutable: no queue 'missing' in tenant '/'; create it with 'ferry queue create missing'"
+		if r.code != ExitNotFound || !strings.Contains(r.stderr, want) || strings.Contains(r.stdout, "published") {
+			t.Errorf("publish over %s to a missing queue: exit %d, stdout %q, stderr %q; want %d and %q",
+				proto, r.code, r.stdout, r.stderr, ExitNotFound, want)
+		}
+	}
+	ferryOK(t, env, "queue", "create", "missing")
+	if out := ferryOK(t, env, "publish", "--protocol", "amqp", "--queue", "missing", "c"); !strings.Contains(out, "published 1 of 1 messages to queue missing") {
+		t.Errorf("publish once the queue exists said %q", out)
+	}
+	if out := ferryOK(t, env, "consume", "missing"); out != "c\n" {
+		t.Errorf("the queue holds %q, want only the message published after it was created", out)
 	}
 }
 

@@ -18,6 +18,7 @@ type publishOpts struct {
 	queue, exchange, stream, routingKey, key, file string
 	headers, props                                 []string
 	count                                          int
+	mandatory                                      bool // --mandatory
 }
 
 func newPublishCommand() *cobra.Command {
@@ -40,8 +41,13 @@ delay_ms, dedupe_id, ordering_key).
 
 By default it goes through the node's HTTP API; --protocol amqp and
 --protocol kafka use the AMQP 0-9-1 and Kafka client libraries instead.
-It exits 6 when some messages were not confirmed (unroutable with
---mandatory, rejected by a full queue).` + clientEnvHelp,
+
+A message to --queue or --stream must reach it: when no queue or stream of
+that name exists, nothing is published and the command exits 4 naming it.
+To an exchange, a message no binding routes anywhere is dropped (and
+counted as published), as AMQP does, unless --mandatory is given. It exits
+6 when some messages were not confirmed (unroutable with --mandatory,
+rejected by a full queue).` + clientEnvHelp,
 		Example: `  # One message to the queue orders
   ferry publish --queue orders 'hello'
 
@@ -70,7 +76,7 @@ It exits 6 when some messages were not confirmed (unroutable with
 			var confirmed int
 			switch p.protocol {
 			case "http":
-				confirmed, err = publishHTTP(ctx, o, &po, msgs, c.Flags().Changed("mandatory"))
+				confirmed, err = publishHTTP(ctx, o, &po, msgs)
 			case "amqp":
 				confirmed, err = publishAMQP(ctx, o, p, &po, msgs)
 			case "kafka":
@@ -89,7 +95,7 @@ It exits 6 when some messages were not confirmed (unroutable with
 	f.StringArrayVarP(&po.headers, "header", "H", nil, "header key=value (repeatable)")
 	f.StringArrayVarP(&po.props, "property", "P", nil, "property key=value (repeatable)")
 	f.IntVarP(&po.count, "count", "n", 1, "publish every message this many times")
-	f.Bool("mandatory", false, "fail messages no queue receives (instead of dropping them)")
+	f.BoolVar(&po.mandatory, "mandatory", false, "with --exchange: fail messages no binding routes (instead of dropping them); always on for --queue and --stream")
 	p = addProtoFlags(c)
 	o = addClientFlags(c, "table", "json")
 	return c
@@ -215,7 +221,30 @@ type httpOutcome struct {
 	} `json:"results"`
 }
 
-func publishHTTP(ctx context.Context, o *clientOpts, po *publishOpts, msgs []cliMessage, mandatory bool) (int, error) {
+// mandatory reports whether messages routed nowhere must fail: always for a
+// named queue or stream (the default exchange routes by name, so "routed
+// nowhere" means it does not exist), with --mandatory for an exchange.
+func (po *publishOpts) isMandatory() bool {
+	return po.mandatory || po.queue != "" || po.stream != ""
+}
+
+// unroutable is the error of n of total messages routed nowhere: for a
+// named queue or stream, it does not exist (ExitNotFound, nothing was
+// published to it); for an exchange, ExitPartial.
+func (po *publishOpts) unroutable(o *clientOpts, n, total int) error {
+	name, kind, create := po.queue, "queue", "queue"
+	if po.stream != "" {
+		name, kind, create = po.stream, "stream", "stream"
+	}
+	if name != "" {
+		return base.Errorf(base.CodeNotFound, "%d of %d messages unroutable: no %s '%s' in tenant '%s'; create it with 'ferry %s create %s'",
+			n, total, kind, name, o.tenant, create, name)
+	}
+	return exitErr(ExitPartial, fmt.Errorf("%d of %d messages unroutable: no binding of exchange '%s' matches routing key '%s'",
+		n, total, po.exchange, po.routingKey))
+}
+
+func publishHTTP(ctx context.Context, o *clientOpts, po *publishOpts, msgs []cliMessage) (int, error) {
 	cl, err := o.client()
 	if err != nil {
 		return 0, err
@@ -224,7 +253,7 @@ func publishHTTP(ctx context.Context, o *clientOpts, po *publishOpts, msgs []cli
 	if po.queue != "" || po.stream != "" {
 		path = pathOf("/api/queues", msgs[0].RoutingKey) + "/publish"
 	}
-	confirmed := 0
+	confirmed, unroutable := 0, 0
 	var firstFailure string
 	for start := 0; start < len(msgs); start += base.AdminPublishMessagesMax {
 		batch := msgs[start:min(start+base.AdminPublishMessagesMax, len(msgs))]
@@ -241,23 +270,28 @@ func publishHTTP(ctx context.Context, o *clientOpts, po *publishOpts, msgs []cli
 				"key": batch[i].Key, "headers": batch[i].Headers, "properties": props}
 		}
 		var out httpOutcome
-		if err := cl.call(ctx, "POST", path, o.tenantQuery(), map[string]any{"messages": wire, "mandatory": mandatory}, &out); err != nil {
+		if err := cl.call(ctx, "POST", path, o.tenantQuery(), map[string]any{"messages": wire, "mandatory": po.isMandatory()}, &out); err != nil {
 			return confirmed, err
 		}
 		confirmed += out.Confirmed
 		for _, r := range out.Results {
-			if firstFailure == "" && (r.Error != "" || r.Unroutable || r.Rejected) {
+			if r.Unroutable {
+				unroutable++
+				continue
+			}
+			if firstFailure == "" && (r.Error != "" || r.Rejected) {
 				firstFailure = r.Error
-				if r.Unroutable {
-					firstFailure = "unroutable: no queue is bound for its routing key"
-				} else if r.Rejected {
+				if r.Rejected {
 					firstFailure = "rejected by a full queue (overflow reject-publish)"
 				}
 			}
 		}
 	}
-	if firstFailure != "" {
-		return confirmed, fmt.Errorf("%d of %d messages not confirmed; the first: %s", len(msgs)-confirmed, len(msgs), firstFailure)
+	switch {
+	case unroutable > 0:
+		return confirmed, po.unroutable(o, unroutable, len(msgs))
+	case firstFailure != "":
+		return confirmed, exitErr(ExitPartial, fmt.Errorf("%d of %d messages not confirmed; the first: %s", len(msgs)-confirmed, len(msgs), firstFailure))
 	}
 	return confirmed, nil
 }
@@ -297,7 +331,7 @@ func publishAMQP(ctx context.Context, o *clientOpts, p *protoOpts, po *publishOp
 		return 0, fmt.Errorf("amqp: opening a channel in confirm mode: %w", err)
 	}
 	returns := ch.NotifyReturn(make(chan amqp.Return, len(msgs)))
-	mandatory := po.exchange != ""
+	mandatory := po.isMandatory()
 	confirms := make([]*amqp.DeferredConfirmation, 0, len(msgs))
 	for i := range msgs {
 		pub, err := amqpPublishing(&msgs[i])
@@ -311,9 +345,14 @@ func publishAMQP(ctx context.Context, o *clientOpts, p *protoOpts, po *publishOp
 		confirms = append(confirms, dc)
 	}
 	acked := countAcked(ctx, confirms)
+	// Every basic.return precedes the confirm of its message, so once all
+	// confirms are in, every return is in the channel.
 	returned := len(returns)
-	if acked < len(msgs) || returned > 0 {
-		return acked - returned, fmt.Errorf("%d nacked or unconfirmed, %d returned unroutable", len(msgs)-acked, returned)
+	switch {
+	case returned > 0:
+		return acked - returned, po.unroutable(o, returned, len(msgs))
+	case acked < len(msgs):
+		return acked, exitErr(ExitPartial, fmt.Errorf("%d of %d messages nacked or unconfirmed", len(msgs)-acked, len(msgs)))
 	}
 	return acked, nil
 }
