@@ -83,3 +83,50 @@ func TestDeletingAUserClosesItsAMQPConnection(t *testing.T) {
 		t.Errorf("got %d %q, want 320 CONNECTION_FORCED - user 'vic' was deleted", e.Code, e.Reason)
 	}
 }
+
+// TestOpenACreatedVhostAndItsPermission: connection.open of a vhost
+// created through the broker's administration API works for a user with
+// a permission there, keeps its queues apart from "/", and is 530 for a
+// user without one.
+func TestOpenACreatedVhostAndItsPermission(t *testing.T) {
+	ts := startServer(t)
+	ac := adminConn(t, ts)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := ac.CreateTenant(ctx, "staging"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ac.SetPermission(ctx, "guest", auth.Permission{Tenant: "staging", Configure: ".*", Write: ".*", Read: ".*"}); err != nil {
+		t.Fatal(err)
+	}
+	putUser(t, ts, "rootonly", "pw", auth.Permission{Tenant: "/", Configure: ".*", Write: ".*", Read: ".*"})
+
+	c, err := amqp091.DialConfig(ts.url+"staging", amqp091.Config{Heartbeat: time.Hour})
+	if err != nil {
+		t.Fatalf("open vhost staging as guest: %v", err)
+	}
+	defer c.Close()
+	ch, _ := c.Channel()
+	if _, err := ch.QueueDeclare("vhost-local", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	confirms := ch.NotifyPublish(make(chan amqp091.Confirmation, 1))
+	if !publishConfirmed(t, ch, confirms, "", "vhost-local", amqp091.Publishing{Body: []byte("in staging")}) {
+		t.Fatal("the publish in staging was nacked")
+	}
+	if d, ok, err := ch.Get("vhost-local", true); err != nil || !ok || string(d.Body) != "in staging" {
+		t.Errorf("get in staging: %q ok %v err %v", d.Body, ok, err)
+	}
+	_, err = ts.channel(t).QueueDeclarePassive("vhost-local", false, false, false, false, nil)
+	if e := amqpErr(t, err); e.Code != 404 || e.Reason != "NOT_FOUND - no queue 'vhost-local' in vhost '/'" {
+		t.Errorf("the staging queue seen from /: got %d %q, want 404", e.Code, e.Reason)
+	}
+
+	_, err = amqp091.DialConfig(strings.Replace(ts.url, "guest:guest", "rootonly:pw", 1)+"staging", amqp091.Config{Heartbeat: time.Hour})
+	if e := amqpErr(t, err); e.Code != 530 || !strings.Contains(e.Reason, "staging") {
+		t.Errorf("open staging without a permission there: got %d %q, want 530 naming the vhost", e.Code, e.Reason)
+	}
+}

@@ -36,6 +36,9 @@ type fakeBroker struct {
 	// holdPublish, when set, keeps publish outcomes until released.
 	holdPublish bool     // guarded by mu
 	held        []func() // guarded by mu
+	// declareErr, when set, is what every non-passive DeclareQueue
+	// returns: a broker failure a test wants to see mapped to a reply.
+	declareErr error // guarded by mu
 	// maxBatch is the most messages one PublishAsync call carried.
 	maxBatch int // guarded by mu
 	// subs records every subscription, for tests that inspect them.
@@ -284,6 +287,9 @@ func (s *fakeSession) DeclareQueue(_ context.Context, spec QueueSpec) (QueueInfo
 			return QueueInfo{}, base.Errorf(base.CodeNotFound, "no queue '%s' in vhost '/'", spec.Name)
 		}
 		return q.infoLocked(), nil
+	}
+	if b.declareErr != nil {
+		return QueueInfo{}, b.declareErr
 	}
 	if q != nil {
 		if q.exclusive && q.owner != s {

@@ -7,6 +7,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/ferry-mq/ferry/internal/auth"
+	"github.com/ferry-mq/ferry/internal/base"
 )
 
 func TestExchangeDeclarePassiveDeleteIfUnusedAndBuiltins(t *testing.T) {
@@ -277,4 +278,70 @@ func TestAutoDeleteQueueAndExchange(t *testing.T) {
 	if e := amqpErr(t, err); e.Code != 404 {
 		t.Errorf("auto-delete exchange after its last binding went: got %d %q, want 404", e.Code, e.Reason)
 	}
+}
+
+func TestQueueDeleteIfUnusedRefusesAQueueWithConsumers(t *testing.T) {
+	ts := startServer(t)
+	conn := ts.dial(t)
+	ch, _ := conn.Channel()
+	declareQueue(t, ch, "busy")
+	if _, err := ch.Consume("busy", "c", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	other, _ := conn.Channel()
+	_, err := other.QueueDelete("busy", true, false, false)
+	if e := amqpErr(t, err); e.Code != 406 || !strings.HasPrefix(e.Reason, "PRECONDITION_FAILED - queue 'busy' in vhost '/'") || !strings.HasSuffix(e.Reason, "in use") {
+		t.Errorf("delete if-unused of a consumed queue: got %d %q, want 406 ... in use", e.Code, e.Reason)
+	}
+	if _, ok := ts.depth("busy"); !ok {
+		t.Fatalf("the refused delete removed the queue")
+	}
+	if err := ch.Cancel("c", false); err != nil {
+		t.Fatal(err)
+	}
+	other, _ = conn.Channel()
+	if _, err := other.QueueDelete("busy", true, false, false); err != nil {
+		t.Errorf("delete if-unused once its consumer is gone: %v", err)
+	}
+	if _, ok := ts.depth("busy"); ok {
+		t.Errorf("the queue is still there after delete if-unused")
+	}
+}
+
+// TestBrokerOverloadAndFailureCloseTheConnectionWith506And541: the reply
+// codes of the broker's transient overload and of its failures, on the
+// wire (the test double makes the broker fail on demand).
+func TestBrokerOverloadAndFailureCloseTheConnectionWith506And541(t *testing.T) {
+	ts := startFakeServer(t)
+	for _, tc := range []struct {
+		err  error
+		code int
+		text string
+	}{
+		{base.Errorf(base.CodeOverloaded, "memory watermark crossed"), 506, "RESOURCE_ERROR - memory watermark crossed"},
+		{base.Errorf(base.CodeNoSpace, "disk full"), 506, "RESOURCE_ERROR - disk full"},
+		{base.Errorf(base.CodeStorageFailed, "fsync failed"), 541, "INTERNAL_ERROR - fsync failed"},
+		{base.Errorf(base.CodeInternal, "a bug"), 541, "INTERNAL_ERROR - a bug"},
+	} {
+		ts.b.mu.Lock()
+		ts.b.declareErr = tc.err
+		ts.b.mu.Unlock()
+		conn := ts.dial(t)
+		closed := conn.NotifyClose(make(chan *amqp091.Error, 1))
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = ch.QueueDeclare("q", false, false, false, false, nil)
+		if e := amqpErr(t, err); e.Code != tc.code || e.Reason != tc.text {
+			t.Errorf("broker error %v: got %d %q, want %d %q", tc.err, e.Code, e.Reason, tc.code, tc.text)
+		}
+		if e := closeReason(t, closed); e.Code != tc.code {
+			t.Errorf("broker error %v: the connection closed with %d, want %d (a connection error)", tc.err, e.Code, tc.code)
+		}
+	}
+	ts.b.mu.Lock()
+	ts.b.declareErr = nil
+	ts.b.mu.Unlock()
+	declareQueue(t, ts.channel(t), "after") // the server serves on
 }
