@@ -7,6 +7,9 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // freePorts returns n distinct free loopback ports. The ports are closed
@@ -40,16 +43,19 @@ func TestThreeNodeClusterFromPeersConfig(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three nodes; skipped with -short")
 	}
-	ports := freePorts(t, 6)
-	var peers []string
+	ports := freePorts(t, 9)
+	var peers, kafkaAddrs []string
 	for i := range 3 {
 		peers = append(peers, fmt.Sprintf("%d=127.0.0.1:%d/127.0.0.1:%d", i+1, ports[2*i], ports[2*i+1]))
+		kafkaAddrs = append(kafkaAddrs, fmt.Sprintf("%d=127.0.0.1:%d", i+1, ports[6+i]))
 	}
 	nodes := make([]*Server, 3)
 	for i := range nodes {
 		cfg := testConfig(t.TempDir())
 		cfg.Node.ID = uint64(i + 1)
 		cfg.Cluster.Peers = peers
+		cfg.Listeners.Kafka = fmt.Sprintf("127.0.0.1:%d", ports[6+i])
+		cfg.Kafka.PeerAddrs = kafkaAddrs
 		s, err := Start(cfg, testOptions(io.Discard))
 		if err != nil {
 			t.Fatalf("node %d: %v", i+1, err)
@@ -85,5 +91,26 @@ func TestThreeNodeClusterFromPeersConfig(t *testing.T) {
 	d, ok, err := c3.Get(ctx, "replicated")
 	if err != nil || !ok || string(d.Body) != "across nodes" {
 		t.Fatalf("Get on node 3 = %q, ok=%v, err=%v; want the message published on node 1", d.Body, ok, err)
+	}
+
+	// Kafka Metadata from node 1 lists every node at its kafka.peer_addrs
+	// address, so a client can reach each partition's leader.
+	kc, err := kgo.NewClient(kgo.SeedBrokers(fmt.Sprintf("127.0.0.1:%d", ports[6])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	resp, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[int32]string{}
+	for _, b := range resp.Brokers {
+		got[b.NodeID] = fmt.Sprintf("%s:%d", b.Host, b.Port)
+	}
+	for i := range 3 {
+		if want := fmt.Sprintf("127.0.0.1:%d", ports[6+i]); got[int32(i+1)] != want {
+			t.Errorf("Metadata from node 1 lists node %d at %q, want %q (all: %v)", i+1, got[int32(i+1)], want, got)
+		}
 	}
 }

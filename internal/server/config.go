@@ -55,9 +55,10 @@ type ListenersConfig struct {
 
 // KafkaConfig tunes the Kafka front end.
 type KafkaConfig struct {
-	AdvertisedAddr   string `koanf:"advertised_addr" default:"" doc:"host:port that Kafka Metadata responses give clients for this node. Empty: the Kafka listener's bound address (with localhost for an unspecified host)."`
-	AutoCreateTopics bool   `koanf:"auto_create_topics" default:"true" doc:"Let Metadata requests create the topics they name, as Kafka's auto.create.topics.enable."`
-	AuthRequired     bool   `koanf:"auth_required" default:"false" doc:"Require SASL (PLAIN, SCRAM-SHA-256/512) on every Kafka connection. Off: connections act as auth.anonymous_user."`
+	AdvertisedAddr   string   `koanf:"advertised_addr" default:"" doc:"host:port that Kafka Metadata responses give clients for this node. Empty: this node's entry in kafka.peer_addrs, else the Kafka listener's bound address (with localhost for an unspecified host)."`
+	PeerAddrs        []string `koanf:"peer_addrs" default:"" doc:"Kafka addresses of the cluster's nodes for Metadata responses, as id=host:port (e.g. 2=10.0.0.2:9092): Kafka clients connect to each partition's leader at the address listed for it. Give every node the same list. Empty in a cluster: other nodes are listed without an address, and Kafka clients reach only the partitions this node leads."`
+	AutoCreateTopics bool     `koanf:"auto_create_topics" default:"true" doc:"Let Metadata requests create the topics they name, as Kafka's auto.create.topics.enable."`
+	AuthRequired     bool     `koanf:"auth_required" default:"false" doc:"Require SASL (PLAIN, SCRAM-SHA-256/512) on every Kafka connection. Off: connections act as auth.anonymous_user."`
 }
 
 // AMQPConfig tunes the AMQP front end.

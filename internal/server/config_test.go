@@ -201,6 +201,8 @@ func TestLoadRejectsWithKeyValueAndSource(t *testing.T) {
 			want: []string{`cluster.peers: "1=a:7946": peer "1=a:7946" is not id=raft-host:port/forward-host:port`}},
 		{name: "advertised port 0", env: []string{"FERRY_KAFKA_ADVERTISED_ADDR=host:0"},
 			want: []string{`kafka.advertised_addr: "host:0": port 0 cannot be advertised`}},
+		{name: "kafka peer address not among the peers", env: []string{"FERRY_CLUSTER_PEERS=1=a:7946/a:7947", "FERRY_KAFKA_PEER_ADDRS=1=a:9092,3=c:9092"},
+			want: []string{`kafka.peer_addrs: "1=a:9092,3=c:9092": entry "3=c:9092": node 3 is not in cluster.peers`, "FERRY_KAFKA_PEER_ADDRS"}},
 		{name: "empty data dir", flags: []string{"--data-dir="},
 			want: []string{`data_dir: "": must name a directory`}},
 		{name: "unknown key suggests the closest", file: "listners:\n  amqp: \":5672\"\n",
@@ -333,6 +335,49 @@ func TestParsePeers(t *testing.T) {
 	}
 	if _, err := ParsePeers(many, 1); err == nil || !strings.Contains(err.Error(), "at most") {
 		t.Errorf("ParsePeers of ConfigPeersMax+1 entries: got %v, want the limit named", err)
+	}
+}
+
+func TestKafkaPeerAddrs(t *testing.T) {
+	peers := []string{"1=a:7946/a:7947", "2=b:7946/b:7947"}
+	got, err := ParseKafkaPeerAddrs([]string{"1=kafka-1.example:9092", "2=[::1]:19092"}, peers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[uint64]KafkaPeerAddr{1: {"kafka-1.example", 9092}, 2: {"::1", 19092}}
+	if len(got) != len(want) || got[1] != want[1] || got[2] != want[2] {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	if got, err := ParseKafkaPeerAddrs(nil, peers); got != nil || err != nil {
+		t.Errorf("no entries: got %v %v, want nothing", got, err)
+	}
+	for _, tt := range []struct {
+		entries []string
+		want    string
+	}{
+		{[]string{"1=a:9092", "1=b:9092"}, "node 1 appears twice"},
+		{[]string{"0=a:9092"}, "id must be between 1"},
+		{[]string{"a:9092"}, "is not id=host:port"},
+		{[]string{"1=a:0"}, "port 0 cannot be advertised"},
+		{[]string{"1=:9092"}, "cannot dial an empty or unspecified host"},
+		{[]string{"1=0.0.0.0:9092"}, "cannot dial an empty or unspecified host"},
+		{[]string{"1=a"}, "not a host:port"},
+		{[]string{"3=c:9092"}, "node 3 is not in cluster.peers"},
+	} {
+		if _, err := ParseKafkaPeerAddrs(tt.entries, peers); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("ParseKafkaPeerAddrs(%q) = %v, want an error containing %q", tt.entries, err, tt.want)
+		}
+	}
+	// Without cluster.peers any ids are accepted, up to ConfigPeersMax.
+	many := make([]string, base.ConfigPeersMax+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("%d=h:9092", i+1)
+	}
+	if got, err := ParseKafkaPeerAddrs(many[:base.ConfigPeersMax], nil); err != nil || len(got) != base.ConfigPeersMax {
+		t.Errorf("ConfigPeersMax entries: %d parsed, err %v", len(got), err)
+	}
+	if _, err := ParseKafkaPeerAddrs(many, nil); err == nil || !strings.Contains(err.Error(), "at most") {
+		t.Errorf("ConfigPeersMax+1 entries: got %v, want the limit named", err)
 	}
 }
 

@@ -232,12 +232,24 @@ func startAMQP(s *Server, ln net.Listener) (served, error) {
 
 // startKafka serves Kafka over the broker.
 func startKafka(s *Server, ln net.Listener) (served, error) {
-	host, port, err := advertisedKafka(s.cfg.Kafka.AdvertisedAddr, ln.Addr().String())
+	peers, err := ParseKafkaPeerAddrs(s.cfg.Kafka.PeerAddrs, s.cfg.Cluster.Peers) // validated by Load
 	if err != nil {
 		return served{}, err
 	}
+	advertised := s.cfg.Kafka.AdvertisedAddr
+	if own, ok := peers[s.cfg.Node.ID]; ok && advertised == "" {
+		advertised = net.JoinHostPort(own.Host, strconv.Itoa(int(own.Port)))
+	}
+	host, port, err := advertisedKafka(advertised, ln.Addr().String())
+	if err != nil {
+		return served{}, err
+	}
+	backend := &kafka.BrokerBackend{B: s.b, KafkaAddr: func(id int32) (string, int32, bool) {
+		a, ok := peers[uint64(id)]
+		return a.Host, a.Port, ok
+	}}
 	srv, err := kafka.NewServer(kafka.Config{
-		Backend: &kafka.BrokerBackend{B: s.b}, Clock: s.opts.Clock, Logger: s.log,
+		Backend: backend, Clock: s.opts.Clock, Logger: s.log,
 		AdvertisedHost: host, AdvertisedPort: port,
 		AutoCreateTopics: s.cfg.Kafka.AutoCreateTopics, AuthRequired: s.cfg.Kafka.AuthRequired,
 		AnonymousUser: s.cfg.Auth.AnonymousUser,

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -30,6 +31,9 @@ func (l Loaded) validate(file string) error {
 	}
 	if _, err := ParsePeers(c.Cluster.Peers, c.Node.ID); err != nil {
 		return bad("cluster.peers", strings.Join(c.Cluster.Peers, ","), err.Error())
+	}
+	if _, err := ParseKafkaPeerAddrs(c.Kafka.PeerAddrs, c.Cluster.Peers); err != nil {
+		return bad("kafka.peer_addrs", strings.Join(c.Kafka.PeerAddrs, ","), err.Error())
 	}
 	if a := c.Kafka.AdvertisedAddr; a != "" {
 		if _, port, err := splitAddr(a); err != nil || port == 0 {
@@ -154,4 +158,59 @@ func ParsePeers(entries []string, self uint64) ([]Peer, error) {
 		return nil, fmt.Errorf("node.id %d is not among the peers; list this node too", self)
 	}
 	return peers, nil
+}
+
+// KafkaPeerAddr is a node's Kafka address as Metadata responses give it.
+type KafkaPeerAddr struct {
+	Host string
+	Port int32
+}
+
+// ParseKafkaPeerAddrs parses kafka.peer_addrs entries "id=host:port". The
+// host must be one a client can dial (not empty, not unspecified) and the
+// port non-zero; ids are unique and, when cluster.peers is set, among its
+// ids.
+func ParseKafkaPeerAddrs(entries, clusterPeers []string) (map[uint64]KafkaPeerAddr, error) {
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	if len(entries) > base.ConfigPeersMax {
+		return nil, fmt.Errorf("%d addresses; at most %d", len(entries), base.ConfigPeersMax)
+	}
+	members := map[uint64]bool{}
+	for _, p := range clusterPeers {
+		idText, _, _ := strings.Cut(p, "=")
+		if id, err := strconv.ParseUint(idText, 10, 64); err == nil {
+			members[id] = true
+		}
+	}
+	out := make(map[uint64]KafkaPeerAddr, len(entries))
+	for _, e := range entries {
+		idText, addr, ok := strings.Cut(e, "=")
+		if !ok {
+			return nil, fmt.Errorf("entry %q is not id=host:port", e)
+		}
+		id, err := strconv.ParseUint(idText, 10, 64)
+		if err != nil || id == 0 || id > base.ConfigNodeIDMax {
+			return nil, fmt.Errorf("entry %q: id must be between 1 and %d", e, base.ConfigNodeIDMax)
+		}
+		if _, dup := out[id]; dup {
+			return nil, fmt.Errorf("node %d appears twice", id)
+		}
+		if len(members) > 0 && !members[id] {
+			return nil, fmt.Errorf("entry %q: node %d is not in cluster.peers", e, id)
+		}
+		host, port, err := splitAddr(addr)
+		if err == nil && port == 0 {
+			err = errors.New("port 0 cannot be advertised")
+		}
+		if ip := net.ParseIP(host); err == nil && (host == "" || (ip != nil && ip.IsUnspecified())) {
+			err = errors.New("a client cannot dial an empty or unspecified host; name the node's address")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("entry %q: %w", e, err)
+		}
+		out[id] = KafkaPeerAddr{Host: host, Port: int32(port)}
+	}
+	return out, nil
 }
