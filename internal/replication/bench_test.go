@@ -65,7 +65,7 @@ func productionNode(b *testing.B, dir string, loops int) (*Engine, func()) {
 		b.Fatal(err)
 	}
 	e, err := New(Config{NodeID: 1, FS: vfs.Default, Dir: dir, Logger: quiet, Loops: loops,
-		Logs:  &SegmentLogs{FS: vfs.Default, Dir: filepath.Join(dir, "logs"), Logger: quiet},
+		Logs:  &SegmentLogs{FS: benchLogFS(b), Dir: filepath.Join(dir, "logs"), Logger: quiet},
 		State: MetaState{store}, QuiesceTicks: -1})
 	if err != nil {
 		b.Fatal(err)
@@ -97,6 +97,26 @@ func benchDir(b *testing.B) string {
 	return b.TempDir()
 }
 
+// benchLogFS is the file system of the benchmarks' segmented logs: the
+// real one, or, with FERRY_BENCH_FSYNC_US=n, the real one with n µs added
+// to every fsync of a segment file (the sleep stands for a device's flush).
+// On tmpfs (FERRY_BENCH_DIR=/dev/shm) that is a disk of known flush
+// latency, which the shared disk of a busy machine is not: it measures the
+// fast-disk case of OneGroupVsRawLog reproducibly. Both sides get it.
+func benchLogFS(b *testing.B) vfs.FS {
+	us, _ := strconv.Atoi(os.Getenv("FERRY_BENCH_FSYNC_US"))
+	if us <= 0 {
+		return vfs.Default
+	}
+	delay := time.Duration(us) * time.Microsecond
+	return vfs.WithFaults(vfs.Default, vfs.InjectorFunc(func(p vfs.Point) error {
+		if p.Op == vfs.OpSync && !p.After && strings.HasSuffix(p.Path, ".seg") {
+			waitFor(delay)
+		}
+		return nil
+	}))
+}
+
 // BenchmarkOneGroupVsRawLog compares the committed throughput of one group
 // on one node (64 concurrent proposers of 1 KiB commands: propose, persist
 // with fsync, apply) with the raw durable append throughput of the
@@ -105,10 +125,13 @@ func benchDir(b *testing.B) string {
 // reports both rates and their ratio. b.N is the operations of each side.
 //
 //	go test -run '^$' -bench 'OneGroupVsRawLog' -benchtime 20000x ./internal/replication
+//
+// With FERRY_BENCH_DIR=/dev/shm FERRY_BENCH_FSYNC_US=400 both sides run on
+// an emulated disk whose fsync takes 400 µs (see benchLogFS).
 func BenchmarkOneGroupVsRawLog(b *testing.B) {
 	payload := make([]byte, 1024)
 	dir := benchDir(b)
-	l, err := seglog.Open(seglog.Options{Dir: filepath.Join(dir, "raw")})
+	l, err := seglog.Open(seglog.Options{FS: benchLogFS(b), Dir: filepath.Join(dir, "raw")})
 	if err != nil {
 		b.Fatal(err)
 	}
