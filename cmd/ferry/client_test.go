@@ -1,12 +1,17 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"encoding/json"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // clientNode starts `ferry serve` and returns it with the environment
@@ -246,5 +251,97 @@ func TestBenchAccountsForEveryMessage(t *testing.T) {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("the bench table lacks %q:\n%s", want, r.stdout)
 		}
+	}
+}
+
+func TestStreamAndExchangeListInspectDelete(t *testing.T) {
+	_, env := clientNode(t)
+	ferryOK(t, env, "stream", "create", "clicks", "--partitions", "3", "--config", "retention.ms=86400000")
+	if out := ferryOK(t, env, "stream", "list"); !strings.Contains(out, "clicks") || !strings.Contains(out, "86400000") {
+		t.Errorf("stream list = %q, want clicks with its retention", out)
+	}
+	var st struct {
+		Name       string `json:"name"`
+		Partitions []any  `json:"partitions"`
+	}
+	if err := json.Unmarshal([]byte(ferryOK(t, env, "stream", "inspect", "clicks")), &st); err != nil || st.Name != "clicks" || len(st.Partitions) != 3 {
+		t.Errorf("stream inspect = %+v (%v), want clicks with 3 partitions", st, err)
+	}
+	ferryOK(t, env, "stream", "delete", "clicks")
+	if r := runFerry(t, env, "stream", "inspect", "clicks"); r.code != ExitNotFound || !strings.Contains(r.stderr, "clicks") {
+		t.Errorf("inspect of a deleted stream: exit %d, stderr %q; want %d naming it", r.code, r.stderr, ExitNotFound)
+	}
+
+	ferryOK(t, env, "exchange", "create", "audit", "--type", "fanout")
+	list := ferryOK(t, env, "exchange", "list")
+	for _, want := range []string{"audit", "fanout", "amq.topic"} {
+		if !strings.Contains(list, want) {
+			t.Errorf("exchange list lacks %q:\n%s", want, list)
+		}
+	}
+	ferryOK(t, env, "queue", "create", "audit-log")
+	ferryOK(t, env, "binding", "create", "audit", "audit-log")
+	var bs []map[string]any
+	if err := json.Unmarshal([]byte(ferryOK(t, env, "binding", "inspect", "audit", "audit-log")), &bs); err != nil || len(bs) != 1 ||
+		bs[0]["source"] != "audit" || bs[0]["destination"] != "audit-log" {
+		t.Errorf("binding inspect = %v (%v), want the one binding audit -> audit-log", bs, err)
+	}
+	if r := runFerry(t, env, "binding", "inspect", "audit", "elsewhere"); r.code != ExitNotFound || !strings.Contains(r.stderr, "ferry binding list") {
+		t.Errorf("inspect of a missing binding: exit %d, stderr %q; want %d pointing at binding list", r.code, r.stderr, ExitNotFound)
+	}
+	ferryOK(t, env, "publish", "--exchange", "audit", "a", "b")
+	if out := ferryOK(t, env, "queue", "purge", "audit-log"); out != "purged 2 messages from queue \"audit-log\"\n" {
+		t.Errorf("queue purge said %q, want the 2 messages purged", out)
+	}
+	if out := ferryOK(t, env, "consume", "audit-log"); out != "" {
+		t.Errorf("the purged queue gave %q, want nothing", out)
+	}
+}
+
+// TestConsumeFollowPrintsMessagesPublishedWhileItWaits: with --follow,
+// consume keeps waiting on an empty queue and prints each message as it
+// comes (here as a table), until --count.
+func TestConsumeFollowPrintsMessagesPublishedWhileItWaits(t *testing.T) {
+	_, env := clientNode(t)
+	ferryOK(t, env, "queue", "create", "live")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second) // bounds a hang
+	defer cancel()
+	cmd := exec.CommandContext(ctx, ferryBin, "consume", "live", "--follow", "--count", "2", "-o", "table")
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(stdout)
+	next := func() string {
+		t.Helper()
+		if !lines.Scan() {
+			t.Fatalf("consume --follow ended early (%v); stderr: %s", lines.Err(), stderr.String())
+		}
+		return lines.Text()
+	}
+	ferryOK(t, env, "publish", "--queue", "live", "first")
+	if h := next(); !strings.HasPrefix(h, "ROUTING_KEY") || !strings.Contains(h, "BODY") {
+		t.Errorf("table header = %q", h)
+	}
+	if row := next(); !strings.HasPrefix(row, "live ") || !strings.HasSuffix(row, " first") {
+		t.Errorf("first row = %q, want routing key live and body first", row)
+	}
+	// The first message was printed and the queue is empty: a consume
+	// without --follow would have ended here.
+	ferryOK(t, env, "publish", "--queue", "live", "second")
+	if row := next(); !strings.HasSuffix(row, " second") {
+		t.Errorf("second row = %q, want body second", row)
+	}
+	if lines.Scan() {
+		t.Errorf("more output after --count 2: %q", lines.Text())
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("consume --follow --count 2: %v; stderr: %s", err, stderr.String())
 	}
 }
