@@ -104,9 +104,11 @@ func (b *Broker) waitGroupReady(ctx context.Context, g GroupID) error {
 // the call to, other than avoid (0: any), once that can be done:
 //
 //   - for a group the controller places on this node: once the group is
-//     open here (the reconciler opens it after a restart or a declare)
-//     and its replica knows a leader other than avoid, and, when that
-//     leader is this node, once its leader runtime runs;
+//     open here (the reconciler opens it after a restart or a declare),
+//     its replica knows a leader other than avoid and has replayed its
+//     log (localGroup.replayed: reads of the replica, stats and fetches,
+//     are then no older than before a restart), and, when that leader is
+//     this node, once its leader runtime runs;
 //   - for a group without a replica here: at once, the preferred replica
 //     (or the one after avoid); a forwarded call is redirected from there.
 //
@@ -136,7 +138,18 @@ func (b *Broker) awaitLeader(ctx context.Context, g GroupID, avoid NodeID) (Node
 			kick(b.reconcileKick) // placed here, not open yet
 		} else if st, err := b.engine.Status(g); err == nil && st.Leader != 0 && st.Leader != avoid &&
 			(st.Leader != b.node || lg.kind == kindController || lg.currentLeader() != nil) {
-			return st.Leader, nil
+			if lg.kind == kindController || lg.replayed.Load() {
+				return st.Leader, nil
+			}
+			// Once per group and run: a read through the group, so that
+			// the replica has replayed its log (a restart's persisted
+			// commit index lags what was committed).
+			if _, err := b.engine.ReadIndex(ctx, g); err == nil {
+				lg.replayed.Store(true)
+				return st.Leader, nil
+			} else if ctx.Err() != nil {
+				return 0, base.Errorf(base.CodeUnavailable, "broker: group %d has not replayed its log yet: %w", g, err)
+			}
 		}
 		kick(b.leaderKick)
 		if t == nil {

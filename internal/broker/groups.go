@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/controller"
@@ -34,6 +35,12 @@ type localGroup struct {
 	leader leaderRuntime // guarded by mu; nil while not leading
 
 	seenLeader NodeID // owned by checkLeaders: the leader it last saw
+
+	// replayed is set once a read through the group (ReadIndex) has
+	// returned on this replica: it has applied everything committed
+	// before (after a restart, its whole log), so reads of it are no
+	// older than before the restart (awaitLeader). Never cleared.
+	replayed atomic.Bool
 }
 
 // leaderRuntime is what a node runs for a group it leads: timers,
