@@ -338,3 +338,43 @@ func TestClusterLeaderChangeCancelsAForwardedConsumer(t *testing.T) {
 		t.Fatalf("after the leader change: %q redelivered %v, want m0 redelivered", d.Message.Body, d.Redelivered)
 	}
 }
+
+// Nack with requeue, Recover and SetPrefetch of a consumer on a follower
+// act on the leader's consumer as they do locally.
+func TestClusterForwardedConsumerNacksRecoversAndChangesPrefetch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three nodes on loopback")
+	}
+	cl := newCluster(t, 3)
+	lead, _, fc := cl.forwardedSetup("nq", 3)
+	s, col := subscribe(t, fc, SubscribeOptions{Queue: "nq", PrefetchCount: 1})
+	d := col.next(t)
+	if string(d.Message.Body) != "m0" || d.Redelivered {
+		t.Fatalf("first delivery %q redelivered %v, want m0 not redelivered", d.Message.Body, d.Redelivered)
+	}
+	col.none(t)
+	if err := s.Nack(d.DeliveryID, false, true, ""); err != nil {
+		t.Fatalf("Nack: %v", err)
+	}
+	d = col.next(t)
+	if string(d.Message.Body) != "m0" || !d.Redelivered || d.DeliveryCount != 1 {
+		t.Fatalf("after a requeue: %q redelivered %v count %d, want m0 redelivered once", d.Message.Body, d.Redelivered, d.DeliveryCount)
+	}
+	s.Recover(true)
+	d = col.next(t)
+	if string(d.Message.Body) != "m0" || d.DeliveryCount != 2 {
+		t.Fatalf("after Recover: %q count %d, want m0 with count 2", d.Message.Body, d.DeliveryCount)
+	}
+	if err := s.SetPrefetch(testCtx(t), 10, 0); err != nil {
+		t.Fatalf("SetPrefetch: %v", err)
+	}
+	// The larger window lets the other two through while m0 is unacked.
+	rest := bodies(takeN(t, col, 2))
+	if fmt.Sprint(rest) != "[m1 m2]" {
+		t.Fatalf("after SetPrefetch(10): %v, want [m1 m2]", rest)
+	}
+	if err := s.Ack(0, true); err != nil {
+		t.Fatalf("Ack all: %v", err)
+	}
+	waitStats(t, cl.nodes[lead], "nq", func(st QueueStats) bool { return st.Counters.Acked == 3 && st.Unacked == 0 })
+}
