@@ -154,6 +154,12 @@ const (
 	// KiB; larger backlogs are read from the log (the page cache).
 	RaftEntryCacheBytesMax = 1 << 20
 
+	// RaftCommandBufferBytesMax is the largest command batch whose buffer
+	// the engine recycles once raft has copied the proposal: commands of
+	// the broker are small (1 KiB in the issue 3 benchmark), and a pool of
+	// larger buffers would pin their memory; larger commands are allocated.
+	RaftCommandBufferBytesMax = 64 << 10
+
 	// RaftLoopInboxMax bounds the requests (peer messages, proposals, reads,
 	// membership changes) waiting for one engine loop. Peer messages beyond
 	// it are dropped (Raft retransmits) and calls fail with CodeOverloaded.
@@ -831,6 +837,14 @@ const (
 	// connection.close-ok after sending connection.close, and for the
 	// socket writer to drain when a connection ends.
 	AMQPCloseTimeout = 3 * time.Second
+
+	// AMQPShutdownSettleTimeout bounds how long a closing server waits
+	// for the publishes already handed to the broker to get their outcome
+	// (and their confirms to be sent) before it closes the connections
+	// with 320. A healthy commit takes milliseconds and a slow fsync
+	// under a second; 5 s leaves most of shutdown.timeout (30 s by
+	// default) to the steps after it.
+	AMQPShutdownSettleTimeout = 5 * time.Second
 )
 
 // Kafka (internal/proto/kafka).

@@ -68,8 +68,13 @@ type conn struct {
 	inFlight int       // guarded by mu: publishes handed to the broker, not settled
 	settled  sync.Cond // on mu: broadcast when inFlight drops or the connection closes
 	closing  bool      // guarded by mu: connection.close was sent or the connection is ending
-	open     bool      // guarded by mu: the handshake completed
-	blocked  bool      // guarded by mu: connection.blocked sent, unblocked not yet
+	// draining is set when the server shuts down: no publish is admitted,
+	// and drained is closed once none is in flight (or the connection
+	// ends), so the server can close it after the last confirm.
+	draining bool          // guarded by mu
+	drained  chan struct{} // guarded by mu: nil until drain
+	open     bool          // guarded by mu: the handshake completed
+	blocked  bool          // guarded by mu: connection.blocked sent, unblocked not yet
 	// brokerTags are the consumer tags of the connection's live
 	// subscriptions as the broker knows them (unique per connection
 	// there, per channel in AMQP: see consumer.brokerTag).
@@ -244,6 +249,7 @@ func (c *conn) shutdown() {
 	c.mu.Lock()
 	c.closing = true
 	c.settled.Broadcast()
+	c.signalDrainedLocked()
 	c.mu.Unlock()
 	// Cancel first: releasing the channels then proposes nothing that
 	// could wait on the broker; closing the session releases their
@@ -375,26 +381,60 @@ func (c *conn) setBlocked(blocked bool, reason string) {
 func (c *conn) acquirePublish(n int) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.inFlight+n > base.AMQPPublishesInFlightMax && !c.closing {
+	if c.inFlight+n > base.AMQPPublishesInFlightMax && !c.closing && !c.draining {
 		c.readerPaused.Store(true)
-		for c.inFlight+n > base.AMQPPublishesInFlightMax && !c.closing {
+		for c.inFlight+n > base.AMQPPublishesInFlightMax && !c.closing && !c.draining {
 			c.settled.Wait()
 		}
 		c.readerPaused.Store(false)
 	}
-	if c.closing {
+	if c.closing || c.draining {
 		return false
 	}
 	c.inFlight += n
 	return true
 }
 
+// releasePublish is called once the outcome of n publishes was handled
+// (their confirms are in the writer).
 func (c *conn) releasePublish(n int) {
 	c.mu.Lock()
 	c.inFlight -= n
 	base.Assert(c.inFlight >= 0, "amqp: publishes in flight went negative (%d)", c.inFlight)
 	c.settled.Broadcast()
+	if c.inFlight == 0 {
+		c.signalDrainedLocked()
+	}
 	c.mu.Unlock()
+}
+
+// drain stops the connection admitting publishes (the server is
+// shutting down) and returns a channel closed once none is in flight or
+// the connection has ended.
+func (c *conn) drain() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.drained == nil {
+		c.draining = true
+		c.drained = make(chan struct{})
+		c.settled.Broadcast() // a reader waiting for room gives up
+		if c.inFlight == 0 || c.closing {
+			c.signalDrainedLocked()
+		}
+	}
+	return c.drained
+}
+
+// signalDrainedLocked closes drained, once, while draining.
+func (c *conn) signalDrainedLocked() {
+	if !c.draining || c.drained == nil {
+		return
+	}
+	select {
+	case <-c.drained:
+	default:
+		close(c.drained)
+	}
 }
 
 // monitor sends heartbeats when the connection is idle and disconnects a

@@ -454,3 +454,94 @@ func TestTransactionMessageLimitEdge(t *testing.T) {
 		t.Errorf("publish %d in a transaction: got %d %q", base.AMQPTxMessagesMax+1, cl.ReplyCode, cl.ReplyText)
 	}
 }
+
+// confirmingRawClient opens a raw connection with channel 1 in confirm
+// mode, after declaring queue q on it.
+func confirmingRawClient(t *testing.T, ts *testServer, q string) *rawClient {
+	t.Helper()
+	r := dialRaw(t, ts)
+	r.handshake(codec.ConnectionTuneOk{}, nil)
+	r.openChannel(1)
+	r.send(1, &codec.QueueDeclare{Queue: q})
+	expect[*codec.QueueDeclareOk](r)
+	r.send(1, &codec.ConfirmSelect{})
+	expect[*codec.ConfirmSelectOk](r)
+	return r
+}
+
+// closeInBackground starts Server.Close and waits until it waits on its
+// settle timer; the returned channel is closed when Close returns.
+func closeInBackground(t *testing.T, ts *testServer) <-chan struct{} {
+	t.Helper()
+	timers := ts.clock.ActiveTimers()
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		_ = ts.srv.Close()
+	}()
+	waitFor(t, "Close waiting for the publishes in flight", func() bool { return ts.clock.ActiveTimers() > timers })
+	return closed
+}
+
+// TestCloseConfirmsThePublishesInFlightBeforeItsConnectionClose: at
+// shutdown the server lets the publishes it handed to the broker get
+// their outcome and sends their confirms before connection.close 320; a
+// publish that arrives meanwhile is not admitted.
+func TestCloseConfirmsThePublishesInFlightBeforeItsConnectionClose(t *testing.T) {
+	ts := startFakeServer(t) // the test double can hold the outcomes
+	r := confirmingRawClient(t, ts, "q")
+	ts.b.mu.Lock()
+	ts.b.holdPublish = true
+	ts.b.mu.Unlock()
+	one := append(methodFrame(1, &codec.BasicPublish{RoutingKey: "q"}), headerFrame(1, 0)...)
+	r.sendBytes(bytes.Repeat(one, 3))
+	waitFor(t, "three messages handed to the broker", func() bool { n, _ := ts.depth("q"); return n == 3 })
+
+	closed := closeInBackground(t, ts)
+	read := ts.srv.framesRead()
+	r.sendBytes(one)
+	waitFor(t, "the late publish read", func() bool { return ts.srv.framesRead() >= read+2 })
+	select {
+	case <-closed:
+		t.Fatal("Close returned while publishes were in flight")
+	default:
+	}
+	ts.b.releaseHeld()
+	if ack := expect[*codec.BasicAck](r); ack.DeliveryTag != 3 || !ack.Multiple {
+		t.Errorf("confirm at shutdown: got ack %d multiple=%v, want 3 multiple=true", ack.DeliveryTag, ack.Multiple)
+	}
+	cl := r.expectConnectionClose(codec.ReplyConnectionForced)
+	if !strings.Contains(cl.ReplyText, "shutdown") {
+		t.Errorf("close text %q, want the shutdown named", cl.ReplyText)
+	}
+	<-closed
+	if n, _ := ts.depth("q"); n != 3 {
+		t.Errorf("queue depth %d, want 3: the publish read during the shutdown must not be admitted", n)
+	}
+}
+
+// TestCloseWaitsForPublishesInFlightAtMostItsSettleTimeout: an outcome
+// that never comes holds the shutdown for AMQPShutdownSettleTimeout, no
+// longer; the client gets 320 without a confirm.
+func TestCloseWaitsForPublishesInFlightAtMostItsSettleTimeout(t *testing.T) {
+	ts := startFakeServer(t)
+	r := confirmingRawClient(t, ts, "q")
+	ts.b.mu.Lock()
+	ts.b.holdPublish = true
+	ts.b.mu.Unlock()
+	t.Cleanup(ts.b.releaseHeld)
+	r.sendBytes(append(methodFrame(1, &codec.BasicPublish{RoutingKey: "q"}), headerFrame(1, 0)...))
+	waitFor(t, "the message handed to the broker", func() bool { n, _ := ts.depth("q"); return n == 1 })
+	closed := closeInBackground(t, ts)
+	ts.clock.Advance(base.AMQPShutdownSettleTimeout - time.Nanosecond)
+	select {
+	case <-closed:
+		t.Fatal("Close returned before its settle timeout")
+	default:
+	}
+	ts.clock.Advance(time.Nanosecond)
+	<-closed
+	if ch, m := r.method(); ch != 0 || m.Key() != codec.MethodConnectionClose {
+		t.Fatalf("got %s on channel %d, want connection.close and no confirm", m.Key(), ch)
+	}
+}

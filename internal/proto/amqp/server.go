@@ -179,8 +179,11 @@ func (s *Server) forget(c *conn) {
 	s.mu.Unlock()
 }
 
-// Close stops accepting, closes every connection with 320
-// CONNECTION_FORCED (as RabbitMQ does at shutdown) and returns once
+// Close stops accepting, lets the publishes each connection already
+// handed to the broker get their outcome and their confirms sent (for at
+// most AMQPShutdownSettleTimeout; publishes read meanwhile are not
+// admitted and never confirmed), then closes every connection with 320
+// CONNECTION_FORCED (as RabbitMQ does at shutdown). It returns once
 // Serve's goroutines are asked to stop; Serve returns when they have.
 // Close does not wait for Serve itself: call both, Serve's return is the
 // end.
@@ -195,11 +198,33 @@ func (s *Server) Close() error {
 		s.mu.Unlock()
 		close(s.stop)
 		_ = s.ln.Close()
+		s.settleInFlight(conns)
 		for _, c := range conns {
 			c.forceClose("broker forced connection closure with reason 'shutdown'")
 		}
 	})
 	return nil
+}
+
+// settleInFlight stops every connection admitting publishes and waits,
+// within one AMQPShutdownSettleTimeout for all of them, until each has
+// no publish in flight.
+func (s *Server) settleInFlight(conns []*conn) {
+	drained := make([]<-chan struct{}, len(conns))
+	for i, c := range conns {
+		drained[i] = c.drain()
+	}
+	t := s.cfg.Clock.NewTimer(base.AMQPShutdownSettleTimeout)
+	defer t.Stop()
+	for i, d := range drained {
+		select {
+		case <-d:
+		case <-t.C():
+			s.cfg.Logger.Warn("shutdown: publishes still in flight, closing without their confirms",
+				"timeout", base.AMQPShutdownSettleTimeout, "connections_waiting", len(conns)-i)
+			return
+		}
+	}
 }
 
 // watchFlow tells connections when the broker starts and stops blocking
