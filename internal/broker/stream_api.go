@@ -65,10 +65,10 @@ func (b *Broker) leaderHere(ctx context.Context, g GroupID) (*partitionLeader, e
 // ProduceBatch appends one client-built Kafka v2 record batch to a
 // partition on its leader. acks 0, 1 and -1 all mean durable on a quorum
 // in Ferry (the front end sends no response for 0). Idempotent
-// producers: a duplicate returns the original base offset; an
-// out-of-order sequence is CodeInvalidArgument and a fenced epoch
-// CodeConflict (stream.AppendStatus.Err). logAppendTime is -1 (create
-// time).
+// producers: a duplicate returns the original base offset; a refused
+// batch is a *ProducerError saying why (an out-of-order sequence is
+// CodeInvalidArgument and a fenced epoch CodeConflict underneath, for
+// front ends that map codes only). logAppendTime is -1 (create time).
 func (c *Conn) ProduceBatch(ctx context.Context, p PartitionRef, data []byte, acks int16) (baseOffset, logAppendTime, logStartOffset int64, err error) {
 	g, s, err := c.partitionOf(p, ActionWrite)
 	if err != nil {
@@ -95,9 +95,49 @@ func (c *Conn) ProduceBatch(ctx context.Context, p PartitionRef, data []byte, ac
 	var start int64
 	pl.fsm.with(func(pp *stream.Partition) { start, _ = pp.LogStart() })
 	if err != nil {
-		return 0, -1, start, err
+		return 0, -1, start, producerRefusal(res.Status, err)
 	}
 	return res.BaseOffset, -1, start, nil
+}
+
+// ProducerRefusal says why an idempotent producer's batch was refused,
+// as Kafka's produce checks decide it.
+type ProducerRefusal uint8
+
+const (
+	// RefusedOutOfOrder: the base sequence does not follow the
+	// producer's last one (Kafka's OUT_OF_ORDER_SEQUENCE_NUMBER).
+	RefusedOutOfOrder ProducerRefusal = iota + 1
+	// RefusedFenced: the producer epoch is older than the partition's
+	// (Kafka's INVALID_PRODUCER_EPOCH).
+	RefusedFenced
+	// RefusedInvalid: a negative epoch or sequence with a producer id.
+	RefusedInvalid
+)
+
+// ProducerError is an idempotent producer's refused batch. Err carries
+// the base code (CodeInvalidArgument or CodeConflict).
+type ProducerError struct {
+	Refusal ProducerRefusal
+	Err     error
+}
+
+func (e *ProducerError) Error() string { return e.Err.Error() }
+func (e *ProducerError) Unwrap() error { return e.Err }
+
+// producerRefusal types a produce error from the partition's verdict; any
+// other error (not leader, timeout, ...) is returned as it is. A
+// duplicate is not an error: it answers the original's offsets.
+func producerRefusal(status stream.AppendStatus, err error) error {
+	switch status {
+	case stream.AppendOutOfOrder:
+		return &ProducerError{Refusal: RefusedOutOfOrder, Err: err}
+	case stream.AppendFenced:
+		return &ProducerError{Refusal: RefusedFenced, Err: err}
+	case stream.AppendInvalid:
+		return &ProducerError{Refusal: RefusedInvalid, Err: err}
+	}
+	return err
 }
 
 // Fetch returns whole batches from offset up to the high watermark, at

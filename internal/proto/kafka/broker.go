@@ -166,7 +166,7 @@ func (s *brokerSession) ProduceBatch(ctx context.Context, p PartitionRef, data [
 	}
 	call := func() {
 		off, appendTime, start, err := s.c.ProduceBatch(ctx, broker.PartitionRef{Stream: p.Stream, Partition: p.Partition}, data, acks)
-		if err != nil && idempotent {
+		if err != nil {
 			err = producerError(err)
 		}
 		<-s.calls
@@ -211,17 +211,21 @@ func (s *brokerSession) runLane(p PartitionRef, lane *produceLane) {
 	}
 }
 
-// producerError gives an idempotent producer's refusal its Kafka code: the
-// broker reports an out-of-order sequence as invalid_argument and a fenced
-// epoch as conflict (stream.AppendStatus.Err).
+// producerError gives an idempotent producer's refusal (a
+// *broker.ProducerError) its Kafka code; other errors are mapped by their
+// base codes.
 func producerError(err error) error {
-	switch base.CodeOf(err) {
-	case base.CodeInvalidArgument:
+	var pe *broker.ProducerError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	switch pe.Refusal {
+	case broker.RefusedOutOfOrder:
 		return &KafkaError{Code: protocol.ErrorCodeOutOfOrderSequenceNumber, Msg: err.Error()}
-	case base.CodeConflict:
+	case broker.RefusedFenced:
 		return &KafkaError{Code: protocol.ErrorCodeInvalidProducerEpoch, Msg: err.Error()}
 	}
-	return err
+	return &KafkaError{Code: protocol.ErrorCodeInvalidRecord, Msg: err.Error()}
 }
 
 func (s *brokerSession) Fetch(ctx context.Context, p PartitionRef, offset int64, maxBytes int) (FetchResult, error) {
