@@ -120,7 +120,7 @@ func TestBrokerOffsetDeleteKeepsTheTopicsMembersConsume(t *testing.T) {
 	}
 }
 
-func TestBrokerDeleteGroupsDeletesStandaloneOffsets(t *testing.T) {
+func TestBrokerDeleteGroupsDeletesStandaloneOffsetsAndForgetsTheGroup(t *testing.T) {
 	t.Parallel()
 	_, srv := startBroker(t, nil)
 	ctx := testCtx(t)
@@ -144,6 +144,11 @@ func TestBrokerDeleteGroupsDeletesStandaloneOffsets(t *testing.T) {
 	fetched, _ := adm.FetchOffsets(ctx, "solo")
 	if o, ok := fetched.Lookup("solo-t", 1); ok && o.At >= 0 {
 		t.Errorf("after DeleteGroups: %+v, want no offset", o)
+	}
+	ts := kadm.TopicsSet{}
+	ts.Add("solo-t", 0, 1)
+	if _, err := adm.DeleteOffsets(ctx, "solo", ts); !errors.Is(err, kerr.GroupIDNotFound) {
+		t.Errorf("OffsetDelete of the deleted group: %v, want GROUP_ID_NOT_FOUND", err)
 	}
 }
 

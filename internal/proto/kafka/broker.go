@@ -418,8 +418,10 @@ func (s *brokerSession) DeleteGroup(ctx context.Context, group string) error {
 }
 
 // DeleteOffsets deletes a group's offsets of parts, as Kafka's
-// coordinator decides (GroupCoordinator.handleDeleteOffsets): an empty or
-// unknown group loses every offset asked for; a group with members using
+// coordinator decides (GroupCoordinator.handleDeleteOffsets): a group
+// neither the coordinator knows nor with an offset among parts is
+// GROUP_ID_NOT_FOUND; an empty one (or one known only by its offsets)
+// loses every offset asked for; a group with members using
 // the consumer protocol keeps those of the topics its members subscribe
 // to (GROUP_SUBSCRIBED_TO_TOPIC), and one with members of another
 // protocol type keeps everything (NON_EMPTY_GROUP). The subscriptions are
@@ -440,6 +442,11 @@ func (s *brokerSession) DeleteOffsets(ctx context.Context, group string, parts [
 	if len(d.Members) > 0 && d.ProtocolType != "consumer" {
 		return nil, kafkaErr(protocol.ErrorCodeNonEmptyGroup, "the group has members")
 	}
+	if d.State.String() == "Dead" && !s.hasOffsets(ctx, group, parts) {
+		// Unknown to the coordinator and without offsets here: Kafka
+		// has no such group.
+		return nil, kafkaErr(protocol.ErrorCodeGroupIdNotFound, "no group "+group)
+	}
 	out := make([]error, len(parts))
 	var del []broker.PartitionRef
 	var at []int
@@ -455,6 +462,18 @@ func (s *brokerSession) DeleteOffsets(ctx context.Context, group string, parts [
 		out[at[j]] = err
 	}
 	return out, nil
+}
+
+// hasOffsets reports whether group has a committed offset on one of
+// parts (those it cannot read count as none).
+func (s *brokerSession) hasOffsets(ctx context.Context, group string, parts []PartitionRef) bool {
+	for _, p := range parts {
+		ref := broker.PartitionRef{Stream: p.Stream, Partition: p.Partition}
+		if got, err := s.c.FetchOffsets(ctx, group, []broker.PartitionRef{ref}); err == nil && len(got) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // subscribedTopics returns the topics that members with the given
