@@ -329,8 +329,8 @@ func (e *Engine) Propose(ctx context.Context, g GroupID, cmd []byte) (Result, er
 // blocking (it runs on the engine loop).
 func (e *Engine) ProposeAsync(g GroupID, cmd []byte, done func(Result)) {
 	now := e.clock.Now()
-	data := encodeControl(controlCommand, cmd, now.UnixMilli())
-	e.submit(&request{kind: reqPropose, group: g, data: data, cmd: true, cmdLen: len(cmd), done: e.timedDone(now, done)})
+	data, buf := encodeCommand(cmd, now.UnixMilli())
+	e.submit(&request{kind: reqPropose, group: g, data: data, buf: buf, cmd: true, cmdLen: len(cmd), done: e.timedDone(now, done)})
 }
 
 // ProposeBatch replicates a data batch (a record batch, stored as is as the

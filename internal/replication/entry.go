@@ -3,6 +3,7 @@ package replication
 import (
 	"encoding/binary"
 	"hash/crc32"
+	"sync"
 
 	pb "go.etcd.io/raft/v3/raftpb"
 
@@ -53,6 +54,52 @@ func encodeControl(typ int16, payload []byte, tsMs int64) []byte {
 		base.Bugf("encoding a control batch of %d bytes: %v", len(payload), err)
 	}
 	return b
+}
+
+// commandBufs recycles the buffers of command batches (*[]byte, so that
+// Get and Put allocate nothing). A command's batch is garbage once raft has
+// stepped the proposal, because raft appends a copy of every proposed
+// entry (raft.appendEntry clones it; TestRaftCopiesProposedEntries pins
+// that), so assignProposals returns the buffer here. Without it every
+// proposal left two copies of its batch to the garbage collector.
+var commandBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// encodeCommand is encodeControl of a command into a recycled buffer: buf
+// is the buffer to hand back with releaseCommand once raft has copied the
+// proposal, nil when the batch is too large to recycle
+// (base.RaftCommandBufferBytesMax).
+func encodeCommand(cmd []byte, tsMs int64) (b []byte, buf *[]byte) {
+	size := batch.HeaderSize + controlRecordBytesMax + len(cmd)
+	if size > base.RaftCommandBufferBytesMax {
+		return encodeControl(controlCommand, cmd, tsMs), nil
+	}
+	buf = commandBufs.Get().(*[]byte)
+	if cap(*buf) < size {
+		*buf = make([]byte, 0, max(size, 2<<10))
+	}
+	b, err := batch.AppendControl((*buf)[:0], batch.Header{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, tsMs, controlCommand, cmd)
+	if err != nil {
+		base.Bugf("encoding a command of %d bytes: %v", len(cmd), err)
+	}
+	return b, buf
+}
+
+// releaseCommand hands a command's buffer back for reuse. Nothing may
+// refer to the batch afterwards: under ferry_invariants it is overwritten,
+// so that a reader that still held it (raft, if it stopped copying) would
+// see garbage and fail the log's validation or the apply check.
+func releaseCommand(r *request) {
+	if r.buf == nil {
+		return
+	}
+	if base.InvariantsEnabled {
+		for i := range r.data {
+			r.data[i] = 0xa5
+		}
+	}
+	*r.buf = r.data[:0]
+	commandBufs.Put(r.buf)
+	r.buf, r.data = nil, nil
 }
 
 // batchTerm returns the partitionLeaderEpoch of a stored batch: its Raft

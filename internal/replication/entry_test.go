@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	raft "go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 
 	"github.com/ferry-mq/ferry/internal/base"
@@ -72,6 +73,70 @@ func TestOwnCommandsApplyWithoutAParseOnlyAtTheirIndexAndTerm(t *testing.T) {
 		}
 		if got.Kind != tc.kind || (tc.kind == KindCommand && string(got.Data) != tc.data) {
 			t.Errorf("%s: got kind %v data %q, want %v %q", tc.name, got.Kind, got.Data, tc.kind, tc.data)
+		}
+	}
+}
+
+// TestRaftCopiesProposedEntries pins what commandBufs relies on: a leader's
+// raft appends a copy of each proposed entry's data, so the proposer's
+// buffer may be reused once Step returns. If an upgrade of etcd raft stops
+// copying (its appendEntry has a TODO to that effect), this fails, and
+// releaseCommand must move to after the entry applies.
+func TestRaftCopiesProposedEntries(t *testing.T) {
+	st := raft.NewMemoryStorage()
+	st.ApplySnapshot(&pb.Snapshot{Metadata: &pb.SnapshotMetadata{Index: new(uint64(1)), Term: new(uint64(1)),
+		ConfState: &pb.ConfState{Voters: []uint64{1}}}})
+	rn, err := raft.NewRawNode(&raft.Config{ID: 1, ElectionTick: 10, HeartbeatTick: 1, Storage: st,
+		MaxSizePerMsg: 1 << 20, MaxInflightMsgs: 16, DisableProposalForwarding: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rn.Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	for rn.HasReady() { // the election and the new leader's empty entry
+		rd := rn.Ready()
+		st.Append(rd.Entries)
+		rn.Advance(rd)
+	}
+	data := encodeControl(controlCommand, []byte("proposal"), 1)
+	want := bytes.Clone(data)
+	if err := rn.Step(&pb.Message{Type: pb.MsgProp.Enum(), From: new(uint64(1)), Entries: []*pb.Entry{{Data: data}}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range data {
+		data[i] = 0xa5 // the proposer's buffer is reused
+	}
+	rd := rn.Ready()
+	if n := len(rd.Entries); n != 1 {
+		t.Fatalf("Ready after one proposal: got %d entries, want 1", n)
+	}
+	if got := rd.Entries[0].GetData(); !bytes.Equal(got, want) {
+		t.Fatalf("raft's entry after the proposer reused its buffer: got %x, want %x (raft no longer copies proposals)", got, want)
+	}
+}
+
+// TestCommandBuffersAreRecycledOnlyUpToTheirBound: encodeCommand recycles
+// buffers of batches up to base.RaftCommandBufferBytesMax, and allocates
+// larger ones without recycling them.
+func TestCommandBuffersAreRecycledOnlyUpToTheirBound(t *testing.T) {
+	fits := base.RaftCommandBufferBytesMax - batch.HeaderSize - controlRecordBytesMax
+	for _, tc := range []struct {
+		n        int
+		recycled bool
+	}{{0, true}, {1 << 10, true}, {fits, true}, {fits + 1, false}} {
+		cmd := bytes.Repeat([]byte{3}, tc.n)
+		b, buf := encodeCommand(cmd, 1)
+		if (buf != nil) != tc.recycled {
+			t.Errorf("command of %d bytes: recycled %v, want %v", tc.n, buf != nil, tc.recycled)
+		}
+		if typ, got, ok := decodeControl(b); !ok || typ != controlCommand || !bytes.Equal(got, cmd) {
+			t.Fatalf("command of %d bytes does not decode", tc.n)
+		}
+		r := &request{data: b, buf: buf}
+		releaseCommand(r)
+		if tc.recycled && (r.buf != nil || r.data != nil) {
+			t.Errorf("command of %d bytes: the request still refers to its buffer after release", tc.n)
 		}
 	}
 }

@@ -48,6 +48,9 @@ type request struct {
 	// (encodeControl's layout), which spares apply a parse.
 	cmd    bool
 	cmdLen int
+	// buf is data's recycled buffer (encodeCommand), handed back by
+	// assignProposals once raft holds its own copy; nil otherwise.
+	buf *[]byte
 
 	index, term uint64 // the entry (proposals) or read index (reads)
 	deadline    int64  // the loop tick after which the request expires
