@@ -390,3 +390,29 @@ func TestDurablePublishSurvivesABrokerRestart(t *testing.T) {
 		t.Errorf("after restart: %q id %q mode %d", d.Body, d.MessageId, d.DeliveryMode)
 	}
 }
+
+func TestRejectPublishDLXNacksAndDeadLetters(t *testing.T) {
+	ts := startServer(t)
+	ch, confirms := confirmedChannel(t, ts)
+	declareArgs(t, ch, "full-dlq", nil)
+	declareArgs(t, ch, "full", amqp091.Table{"x-max-length": int32(1), "x-overflow": "reject-publish-dlx",
+		"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "full-dlq"})
+	if !publishConfirmed(t, ch, confirms, "", "full", amqp091.Publishing{Body: []byte("fits")}) {
+		t.Fatal("the first publish was nacked")
+	}
+	if publishConfirmed(t, ch, confirms, "", "full", amqp091.Publishing{Body: []byte("overflows")}) {
+		t.Errorf("a publish over x-max-length with reject-publish-dlx was acked")
+	}
+	waitFor(t, "the refused message dead-lettered", func() bool { n, _ := ts.depth("full-dlq"); return n == 1 })
+	if d, ok, err := ch.Get("full-dlq", true); err != nil || !ok || string(d.Body) != "overflows" {
+		t.Errorf("dead-letter queue holds %q (ok %v, err %v), want overflows", d.Body, ok, err)
+	}
+	if n, _ := ts.depth("full"); n != 1 {
+		t.Errorf("queue depth %d, want 1", n)
+	}
+	for _, q := range []string{"full", "full-dlq"} { // the broker is shared: leave no state for a rerun
+		if _, err := ch.QueueDelete(q, false, false, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
