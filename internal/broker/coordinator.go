@@ -443,8 +443,15 @@ type LeavingMember struct {
 	MemberID, InstanceID string
 }
 
-// LeaveGroup removes members; the result has one error per member.
-func (c *Conn) LeaveGroup(ctx context.Context, group string, members []LeavingMember) ([]error, error) {
+// LeftMember is one member's outcome in a LeaveGroup: the member id it
+// resolved to (a static member leaving by instance id alone), or Err.
+type LeftMember struct {
+	MemberID string
+	Err      error
+}
+
+// LeaveGroup removes members; the result has one outcome per member.
+func (c *Conn) LeaveGroup(ctx context.Context, group string, members []LeavingMember) ([]LeftMember, error) {
 	cl, err := c.b.coordinatorFor(group)
 	if err != nil {
 		return nil, err
@@ -457,9 +464,9 @@ func (c *Conn) LeaveGroup(ctx context.Context, group string, members []LeavingMe
 	if err != nil {
 		return nil, err
 	}
-	out := make([]error, len(res.Leave))
+	out := make([]LeftMember, len(res.Leave))
 	for i, e := range res.Leave {
-		out[i] = groupErr(group, e)
+		out[i] = LeftMember{MemberID: res.LeftMemberIDs[i], Err: groupErr(group, e)}
 	}
 	return out, groupErr(group, res.Err)
 }

@@ -199,8 +199,11 @@ type GroupResult struct {
 	// whole), DeleteGroup or Assign* command. JoinGroup and SyncGroup are
 	// answered through Effects, since their answers may be delayed.
 	Err GroupError
-	// Leave has one error per member of a LeaveGroup, in request order.
-	Leave []GroupError
+	// Leave has one error per member of a LeaveGroup, in request order;
+	// LeftMemberIDs the member id each one resolved to (a static member
+	// leaving by instance id alone), "" where it was refused.
+	Leave         []GroupError
+	LeftMemberIDs []string
 	// Effects are what the owner must deliver, in order: answers to
 	// requests (this one's, or earlier ones' released by this command),
 	// group state changes and assignment changes.
@@ -284,7 +287,7 @@ func (c *Coordinator) Apply(cmd GroupCommand) GroupResult {
 	case Heartbeat:
 		res.Err = c.heartbeat(x, &out)
 	case LeaveGroup:
-		res.Err, res.Leave = c.leave(x, &out)
+		res.Err, res.Leave, res.LeftMemberIDs = c.leave(x, &out)
 	case DeleteGroup:
 		res.Err = c.deleteGroup(x, &out)
 	case GroupTick:

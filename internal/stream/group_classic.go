@@ -610,15 +610,16 @@ func (c *Coordinator) heartbeat(x Heartbeat, out *effects) GroupError {
 	return ErrNone
 }
 
-func (c *Coordinator) leave(x LeaveGroup, out *effects) (GroupError, []GroupError) {
+func (c *Coordinator) leave(x LeaveGroup, out *effects) (GroupError, []GroupError, []string) {
 	g := c.groups[x.Group]
 	if g == nil || g.kind != kindClassic {
-		return ErrUnknownMemberID, nil
+		return ErrUnknownMemberID, nil, nil
 	}
 	if len(x.Members) == 0 || len(x.Members) > base.GroupMembersMax {
-		return ErrInvalidRequest, nil
+		return ErrInvalidRequest, nil, nil
 	}
 	errs := make([]GroupError, len(x.Members))
+	ids := make([]string, len(x.Members))
 	removed := false
 	for i, l := range x.Members {
 		var m *member
@@ -630,6 +631,7 @@ func (c *Coordinator) leave(x LeaveGroup, out *effects) (GroupError, []GroupErro
 			}
 		} else {
 			if g.removePending(l.MemberID) {
+				ids[i] = l.MemberID
 				continue
 			}
 			m = g.memberByID(l.MemberID)
@@ -638,13 +640,14 @@ func (c *Coordinator) leave(x LeaveGroup, out *effects) (GroupError, []GroupErro
 			errs[i] = ErrUnknownMemberID
 			continue
 		}
+		ids[i] = m.id
 		c.dropMember(g, m, out)
 		removed = true
 	}
 	if removed {
 		c.afterRemoval(g, x.Now, out)
 	}
-	return ErrNone, errs
+	return ErrNone, errs, ids
 }
 
 // dropMember removes m, answering its open requests with

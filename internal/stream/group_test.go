@@ -177,7 +177,7 @@ func runGroupCmd(t *testing.T, c *Coordinator, td *datadriven.TestData, a args) 
 			x.Members = append(x.Members, LeavingMember{MemberID: m, InstanceID: inst})
 		}
 		r := apply(x)
-		return fmt.Sprintf("err=%s members=%v\n%s", r.Err, r.Leave, formatEffects(r.Effects))
+		return fmt.Sprintf("err=%s members=%v left=%q\n%s", r.Err, r.Leave, r.LeftMemberIDs, formatEffects(r.Effects))
 	case "delete":
 		return withErr(apply(DeleteGroup{Now: a.int("now", 0), Group: group}))
 	case "tick":

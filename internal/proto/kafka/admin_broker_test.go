@@ -46,7 +46,7 @@ func TestBrokerStaticMemberLeavesByInstanceID(t *testing.T) {
 	adm := kadm.NewClient(franzClient(t, srv.addr))
 	cons := franzClient(t, srv.addr, kgo.ConsumerGroup("static-g"), kgo.InstanceID("inst-1"), kgo.ConsumeTopics("static-t"),
 		kgo.SessionTimeout(30*time.Second), kgo.FetchMaxWait(100*time.Millisecond))
-	waitGroup(t, adm, "static-g", "Stable with inst-1", func(g kadm.DescribedGroup) bool {
+	joined := waitGroup(t, adm, "static-g", "Stable with inst-1", func(g kadm.DescribedGroup) bool {
 		return g.State == "Stable" && len(g.Members) == 1 && g.Members[0].InstanceID != nil && *g.Members[0].InstanceID == "inst-1"
 	})
 	// A static member does not leave when it closes (KIP-345): it stays
@@ -59,8 +59,8 @@ func TestBrokerStaticMemberLeavesByInstanceID(t *testing.T) {
 	if err != nil {
 		t.Fatalf("LeaveGroup: %v", err)
 	}
-	if r := res["inst-1"]; r.Err != nil {
-		t.Errorf("inst-1 left with %v, want success", r.Err)
+	if r := res["inst-1"]; r.Err != nil || r.MemberID != joined.Members[0].MemberID {
+		t.Errorf("inst-1 left as member %q with %v, want success naming %q", r.MemberID, r.Err, joined.Members[0].MemberID)
 	}
 	if r := res["inst-unknown"]; !errors.Is(r.Err, kerr.UnknownMemberID) {
 		t.Errorf("an unknown instance: got %v, want UNKNOWN_MEMBER_ID", r.Err)

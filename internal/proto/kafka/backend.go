@@ -250,6 +250,13 @@ type LeavingMember struct {
 	MemberID, InstanceID string
 }
 
+// LeaveResult is one member's outcome in a LeaveGroup: the member id it
+// resolved to (a static member leaving by instance id alone), or Err.
+type LeaveResult struct {
+	MemberID string
+	Err      error
+}
+
 // CommittedOffset is a consumer group's position in one partition.
 type CommittedOffset struct {
 	Offset      int64
@@ -300,8 +307,8 @@ type Groups interface {
 	// SyncGroup blocks until the leader's assignment is known.
 	SyncGroup(ctx context.Context, req SyncRequest) (SyncResponse, error)
 	Heartbeat(ctx context.Context, group, member, instance string, generation int32) error
-	// LeaveGroup returns one error per member, in order.
-	LeaveGroup(ctx context.Context, group string, members []LeavingMember) ([]error, error)
+	// LeaveGroup returns one outcome per member, in order.
+	LeaveGroup(ctx context.Context, group string, members []LeavingMember) ([]LeaveResult, error)
 	// CommitOffsets returns one error per offset, in order; generation
 	// -1 with no member is a standalone (admin) commit.
 	CommitOffsets(ctx context.Context, group, member, instance string, generation int32, offsets []OffsetCommit) ([]error, error)

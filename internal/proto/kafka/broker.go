@@ -326,16 +326,17 @@ func (s *brokerSession) Heartbeat(ctx context.Context, group, member, instance s
 
 // LeaveGroup leaves by member id, by group.instance.id (a static member,
 // KIP-345: LeaveGroup v3+), or both.
-func (s *brokerSession) LeaveGroup(ctx context.Context, group string, members []LeavingMember) ([]error, error) {
+func (s *brokerSession) LeaveGroup(ctx context.Context, group string, members []LeavingMember) ([]LeaveResult, error) {
 	leaving := make([]broker.LeavingMember, len(members))
 	for i, m := range members {
 		leaving[i] = broker.LeavingMember{MemberID: m.MemberID, InstanceID: m.InstanceID}
 	}
-	errs, err := s.c.LeaveGroup(ctx, group, leaving)
-	for i := range errs {
-		errs[i] = groupError(errs[i])
+	left, err := s.c.LeaveGroup(ctx, group, leaving)
+	out := make([]LeaveResult, len(left))
+	for i, l := range left {
+		out[i] = LeaveResult{MemberID: l.MemberID, Err: groupError(l.Err)}
 	}
-	return errs, groupError(err)
+	return out, groupError(err)
 }
 
 func (s *brokerSession) CommitOffsets(ctx context.Context, group, member, instance string, generation int32, offsets []OffsetCommit) ([]error, error) {

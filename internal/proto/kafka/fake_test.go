@@ -426,7 +426,7 @@ func (s *fakeSession) Heartbeat(ctx context.Context, group, member, instance str
 		InstanceID: instance, Generation: generation}).Err)
 }
 
-func (s *fakeSession) LeaveGroup(ctx context.Context, group string, members []LeavingMember) ([]error, error) {
+func (s *fakeSession) LeaveGroup(ctx context.Context, group string, members []LeavingMember) ([]LeaveResult, error) {
 	s.b.mu.Lock()
 	defer s.b.mu.Unlock()
 	lg := stream.LeaveGroup{Now: time.Now().UnixMilli(), Group: group}
@@ -437,11 +437,11 @@ func (s *fakeSession) LeaveGroup(ctx context.Context, group string, members []Le
 	if res.Err != stream.ErrNone {
 		return nil, codeErr(res.Err)
 	}
-	errs := make([]error, len(res.Leave))
+	out := make([]LeaveResult, len(res.Leave))
 	for i, e := range res.Leave {
-		errs[i] = codeErr(e)
+		out[i] = LeaveResult{MemberID: res.LeftMemberIDs[i], Err: codeErr(e)}
 	}
-	return errs, nil
+	return out, nil
 }
 
 func (s *fakeSession) CommitOffsets(ctx context.Context, group, member, instance string, generation int32, offsets []OffsetCommit) ([]error, error) {

@@ -160,20 +160,23 @@ func handleLeaveGroup(c *conn, r *request) error {
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, base.KafkaAdminTimeoutMax)
 	defer cancel()
-	errs, err := c.sess.LeaveGroup(ctx, req.GroupId, members)
+	left, err := c.sess.LeaveGroup(ctx, req.GroupId, members)
 	var resp protocol.LeaveGroupResponse
 	resp.Default()
 	resp.ErrorCode = int16(groupCode(err))
-	if v < 3 && err == nil && len(errs) == 1 {
-		resp.ErrorCode = int16(groupCode(errs[0]))
+	if v < 3 && err == nil && len(left) == 1 {
+		resp.ErrorCode = int16(groupCode(left[0].Err))
 	}
 	if v >= 3 && err == nil {
 		resp.Members = make([]protocol.LeaveGroupResponseMemberResponse, len(members))
 		for i, m := range members {
 			rm := &resp.Members[i]
 			rm.MemberId, rm.GroupInstanceId = m.MemberID, optString(m.InstanceID)
-			if i < len(errs) {
-				rm.ErrorCode = int16(groupCode(errs[i]))
+			if i < len(left) {
+				rm.ErrorCode = int16(groupCode(left[i].Err))
+				if rm.MemberId == "" {
+					rm.MemberId = left[i].MemberID // Kafka names the static member removed
+				}
 			}
 		}
 	}
