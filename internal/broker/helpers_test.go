@@ -2,8 +2,11 @@ package broker
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -20,8 +23,27 @@ const testTimeout = 30 * time.Second
 
 func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	t.Cleanup(cancel)
+	// A wait this long is a hang: the watchdog dumps every goroutine just
+	// before the deadline, while the hung wait is still there to see (the
+	// failure that follows says where the test was, not what it waited for).
+	watchdog := time.AfterFunc(testTimeout-time.Second, func() { dumpStacks(t.Name()) })
+	t.Cleanup(func() {
+		watchdog.Stop()
+		cancel()
+	})
 	return ctx
+}
+
+var dumpOnce sync.Once
+
+// dumpStacks writes every goroutine's stack to stderr, once per test
+// binary.
+func dumpStacks(test string) {
+	dumpOnce.Do(func() {
+		buf := make([]byte, 16<<20)
+		n := runtime.Stack(buf, true)
+		fmt.Fprintf(os.Stderr, "=== %s: a wait is about to reach %v; every goroutine:\n%s\n", test, testTimeout, buf[:n])
+	})
 }
 
 type nodeOpts struct {
@@ -55,14 +77,23 @@ func openNode(t testing.TB, o nodeOpts) *Broker {
 	return b
 }
 
+// waitBootstrapped waits until the controller has applied the Bootstrap.
+// The change channel is taken before the check: taken after it, an apply
+// falling in between closed the channel the wait never saw, and the wait
+// lasted until testTimeout (1 run in ~300 under load).
 func waitBootstrapped(t testing.TB, b *Broker) {
 	t.Helper()
 	ctx := testCtx(t)
-	for !b.ctrl.bootstrapped() {
+	for {
+		ch := b.ctrl.changed()
+		if b.ctrl.bootstrapped() {
+			return
+		}
 		select {
-		case <-b.ctrl.changed():
+		case <-ch:
 		case <-ctx.Done():
-			t.Fatalf("the controller was not bootstrapped in %v", testTimeout)
+			st, err := b.engine.Status(controllerGroup)
+			t.Fatalf("the controller was not bootstrapped in %v (group 0: %+v, %v)", testTimeout, st, err)
 		}
 	}
 }

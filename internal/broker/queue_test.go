@@ -107,13 +107,22 @@ func waitFor(t testing.TB, b *Broker, cond func() bool, describe func() string) 
 	}
 }
 
-// waitApply waits for the next change of the node's state.
-func waitApply(b *Broker) {
-	select {
-	case <-b.activity.changed():
-	case <-b.readyChanged():
-	case <-b.ctrl.changed():
-	case <-time.After(testTimeout):
+// nextChange takes the channels of the node's next change (queues,
+// partitions, controller, groups or leaders) and returns the wait for it.
+// Take it before the action the change answers (a clock advance): taken
+// after, a change falling in between is missed and the wait lasts
+// testTimeout.
+func nextChange(b *Broker) (wait func()) {
+	act, ready, ctl := b.activity.changed(), b.readyChanged(), b.ctrl.changed()
+	return func() {
+		t := time.NewTimer(testTimeout)
+		defer t.Stop()
+		select {
+		case <-act:
+		case <-ready:
+		case <-ctl:
+		case <-t.C:
+		}
 	}
 }
 
