@@ -63,6 +63,10 @@ type Config struct {
 	// storage and replication metrics (EngineStats); the composition root
 	// fills it from the broker's engine.
 	Engine func() EngineStats
+	// Frontends, when set (and Engine is not), is read at every scrape
+	// for the protocol front ends' byte and error counts; the composition
+	// root fills it from the front ends' servers.
+	Frontends func() FrontendStats
 	// Registry receives the API's collectors; nil means a new registry
 	// with the Go runtime and process collectors, served at /metrics.
 	Registry *prometheus.Registry

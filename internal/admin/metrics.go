@@ -34,6 +34,16 @@ type EngineStats struct {
 	Errors map[string]map[string]uint64
 }
 
+// FrontendStats are the protocol front ends' counters since start.
+type FrontendStats struct {
+	// BytesIn and BytesOut are the bytes read from and written to client
+	// connections, by protocol ("amqp", "kafka", ...).
+	BytesIn, BytesOut map[string]uint64
+	// Errors are the errors front ends answered clients with, by protocol
+	// and then by code name (base.Code.String()).
+	Errors map[string]map[string]uint64
+}
+
 // Histogram is a cumulative histogram: Buckets maps each upper bound (in
 // seconds) to the count of observations at or below it.
 type Histogram struct {
@@ -141,15 +151,25 @@ func (bc *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	case s.cfg.Engine != nil:
 		bc.collectEngine(ch, s.cfg.Engine(), counter)
 	default:
+		var e EngineStats
+		if s.cfg.Frontends != nil {
+			f := s.cfg.Frontends()
+			e.BytesIn, e.BytesOut, e.Errors = f.BytesIn, f.BytesOut, f.Errors
+		}
 		if em, ok := s.b.(engineMetered); ok {
-			bc.collectEngine(ch, engineStats(em.EngineMetrics()), counter)
+			m := engineStats(em.EngineMetrics())
+			m.BytesIn, m.BytesOut, m.Errors = e.BytesIn, e.BytesOut, e.Errors
+			bc.collectEngine(ch, m, counter)
+		} else {
+			bc.collectFrontends(e, counter)
 		}
 	}
 }
 
 // engineMetered is a broker that exposes its Raft engine's figures
 // (*broker.Broker does); Config.Engine, when set, takes precedence (it
-// adds the front ends' byte and error counts).
+// adds the front ends' byte and error counts, which Config.Frontends
+// supplies otherwise).
 type engineMetered interface {
 	EngineMetrics() broker.EngineMetrics
 }
@@ -237,6 +257,11 @@ func (bc *brokerCollector) collectEngine(ch chan<- prometheus.Metric, e EngineSt
 	counter(descProposalsErr, e.ProposalsFail)
 	ch <- prometheus.MustNewConstHistogram(descCommitSec, e.CommitSeconds.Count, e.CommitSeconds.Sum, e.CommitSeconds.Buckets)
 	counter(descApplied, e.EntriesApplied)
+	bc.collectFrontends(e, counter)
+}
+
+// collectFrontends reports the front ends' byte and error counts of e.
+func (bc *brokerCollector) collectFrontends(e EngineStats, counter func(*prometheus.Desc, uint64, ...string)) {
 	for p, n := range e.BytesIn {
 		counter(descBytesIn, n, p)
 	}

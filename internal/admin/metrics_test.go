@@ -219,3 +219,30 @@ func TestMetricsReadTheBrokersEngineWithoutConfigEngine(t *testing.T) {
 		}
 	}
 }
+
+// Without Config.Engine, Config.Frontends supplies the front ends' byte
+// and error counts next to the broker's own engine families.
+func TestMetricsReportTheFrontendsCountsNextToTheBrokersEngine(t *testing.T) {
+	a := newAPI(t, openBroker(t), Config{Frontends: func() FrontendStats {
+		return FrontendStats{BytesIn: map[string]uint64{"amqp": 123}, BytesOut: map[string]uint64{"amqp": 456},
+			Errors: map[string]map[string]uint64{"amqp": {"not_found": 2}}}
+	}})
+	a.must(http.StatusNoContent, "PUT", "/api/queues/jobs", nil)
+	fams := scrape(t, a)
+	for _, tt := range []struct {
+		fam    string
+		labels map[string]string
+		want   float64
+	}{
+		{"ferry_network_received_bytes_total", map[string]string{"protocol": "amqp"}, 123},
+		{"ferry_network_sent_bytes_total", map[string]string{"protocol": "amqp"}, 456},
+		{"ferry_errors_total", map[string]string{"protocol": "amqp", "code": "not_found"}, 2},
+	} {
+		if got, ok := value(t, fams, tt.fam, tt.labels); !ok || got != tt.want {
+			t.Errorf("%s%v = %v (present %v), want %v", tt.fam, tt.labels, got, ok, tt.want)
+		}
+	}
+	if got, ok := value(t, fams, "ferry_raft_proposals_total", nil); !ok || got < 1 {
+		t.Errorf("ferry_raft_proposals_total = %v (present %v): the broker's engine families must stay", got, ok)
+	}
+}

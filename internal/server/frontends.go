@@ -174,7 +174,7 @@ func (s *Server) announceReady() {
 func startHTTP(s *Server, ln net.Listener) (served, error) {
 	api, err := admin.New(s.b, admin.Config{
 		Version: s.opts.Version, Clock: s.opts.Clock, Logger: s.log.With("proto", "http"),
-		Readiness: s.health,
+		Readiness: s.health, Frontends: s.frontendStats,
 	})
 	if err != nil {
 		return served{}, err
@@ -198,6 +198,17 @@ func startHTTP(s *Server, ln net.Listener) (served, error) {
 			return errors.Join(err, api.Close())
 		},
 	}, nil
+}
+
+// frontendStats gathers the front ends' counters for /metrics. The Kafka
+// front end does not count its bytes and errors yet.
+func (s *Server) frontendStats() admin.FrontendStats {
+	out := admin.FrontendStats{BytesIn: map[string]uint64{}, BytesOut: map[string]uint64{}, Errors: map[string]map[string]uint64{}}
+	if s.amqpStats != nil {
+		st := s.amqpStats()
+		out.BytesIn["amqp"], out.BytesOut["amqp"], out.Errors["amqp"] = st.BytesIn, st.BytesOut, st.Errors
+	}
+	return out
 }
 
 // health is the node's readiness for /readyz.
@@ -224,6 +235,7 @@ func startAMQP(s *Server, ln net.Listener) (served, error) {
 	if err != nil {
 		return served{}, err
 	}
+	s.amqpStats = srv.Stats
 	return served{
 		serve: func() error { return srv.Serve(context.Background()) },
 		stop:  srv.Close, // Serve returns once every connection has ended

@@ -18,6 +18,7 @@ import (
 	"github.com/ferry-mq/ferry/internal/base/vfs"
 	"github.com/ferry-mq/ferry/internal/broker"
 	"github.com/ferry-mq/ferry/internal/controller"
+	"github.com/ferry-mq/ferry/internal/proto/amqp"
 )
 
 // Options are what a Server takes from its environment besides Config;
@@ -52,6 +53,9 @@ type Server struct {
 	fronts []*runningFront      // in start order; immutable after Start
 	addrs  map[string]string    // protocol → bound address; immutable after Start
 	idle   map[string][2]string // protocol → why it does not listen (state, note); written by Start only
+	// amqpStats reads the AMQP server's counters for /metrics; set by
+	// startAMQP, which runs before startHTTP (nil without AMQP).
+	amqpStats func() amqp.Stats
 
 	ready    chan struct{} // closed once the cluster is bootstrapped
 	stopping atomic.Bool

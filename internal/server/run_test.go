@@ -15,6 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
 	"github.com/ferry-mq/ferry/internal/base"
 )
 
@@ -348,4 +352,60 @@ func TestShutdownReturnsAtItsDeadlineWhileAStepHangs(t *testing.T) {
 	<-s.closed // the rest of the close (HTTP, broker, lock) went on
 	s2 := startReady(t, s.cfg, io.Discard)
 	shutdown(t, s2)
+}
+
+// TestMetricsCountAMQPBytesAndErrors: a node's /metrics reports what its
+// AMQP front end read, wrote and answered with errors (issue 7: bytes in
+// and out, errors by code), parsed with Prometheus' text parser.
+func TestMetricsCountAMQPBytesAndErrors(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Listeners.AMQP = "127.0.0.1:0"
+	s := startReady(t, cfg, io.Discard)
+	defer shutdown(t, s)
+	amqpAddr, _ := s.Addr("amqp")
+	httpAddr, _ := s.Addr("http")
+	conn, err := amqp091.DialConfig("amqp://guest:guest@"+amqpAddr+"/", amqp091.Config{Heartbeat: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclarePassive("ghost", false, false, false, false, nil); err == nil {
+		t.Fatal("passive declare of a missing queue succeeded")
+	}
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("the exposition does not parse: %v", err)
+	}
+	find := func(fam string, labels map[string]string) float64 {
+		t.Helper()
+	next:
+		for _, m := range fams[fam].GetMetric() {
+			for _, l := range m.GetLabel() {
+				if want, ok := labels[l.GetName()]; ok && want != l.GetValue() {
+					continue next
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+		t.Errorf("%s%v: missing", fam, labels)
+		return 0
+	}
+	for _, fam := range []string{"ferry_network_received_bytes_total", "ferry_network_sent_bytes_total"} {
+		if got := find(fam, map[string]string{"protocol": "amqp"}); got < 8 { // at least the protocol header, either way
+			t.Errorf("%s{protocol=amqp} = %v after a handshake", fam, got)
+		}
+	}
+	if got := find("ferry_errors_total", map[string]string{"protocol": "amqp", "code": "not_found"}); got != 1 {
+		t.Errorf("ferry_errors_total{protocol=amqp,code=not_found} = %v, want 1", got)
+	}
 }

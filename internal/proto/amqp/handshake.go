@@ -105,10 +105,12 @@ func (c *conn) authenticate() error {
 		}
 		if !c.caps.authFailureClose {
 			// The spec's way, and what clients without the capability
-			// expect: drop the socket without a word.
+			// expect: drop the socket without a word. With no reply to
+			// count it (sendClose counts), count it here.
+			c.srv.stats.countError(base.CodeUnauthenticated)
 			return errAuthFailed
 		}
-		return protoErr(codec.ReplyAccessRefused, codec.MethodConnectionStartOk,
+		return codec.NewError(codec.ReplyAccessRefused, base.CodeUnauthenticated, codec.MethodConnectionStartOk,
 			"Login was refused using authentication mechanism %s. For details see the broker logfile.", ok.Mechanism)
 	}
 	c.user = p

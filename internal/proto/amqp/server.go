@@ -92,6 +92,7 @@ type Server struct {
 	closed bool               // guarded by mu
 
 	connSeq atomic.Uint64
+	stats   serverStats
 	wg      sync.WaitGroup // every connection's goroutine and the flow watcher
 	stop    chan struct{}  // closed by Close
 	once    sync.Once
