@@ -2,6 +2,7 @@ package amqp
 
 import (
 	"context"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -129,4 +130,60 @@ func TestOpenACreatedVhostAndItsPermission(t *testing.T) {
 	if e := amqpErr(t, err); e.Code != 530 || !strings.Contains(e.Reason, "staging") {
 		t.Errorf("open staging without a permission there: got %d %q, want 530 naming the vhost", e.Code, e.Reason)
 	}
+}
+
+// nonLoopbackIPv4 returns an IPv4 address of this machine that is not a
+// loopback one, or skips the test.
+func nonLoopbackIPv4(t *testing.T) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Skipf("listing interface addresses: %v", err)
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLoopback() && !ipn.IP.IsLinkLocalUnicast() {
+			return ipn.IP.String()
+		}
+	}
+	t.Skip("this machine has no non-loopback IPv4 address")
+	return ""
+}
+
+// TestGuestLogsInOnlyFromLoopback: as RabbitMQ's loopback_users default,
+// guest is refused over a non-loopback address while another user with
+// the same rights logs in from it.
+func TestGuestLogsInOnlyFromLoopback(t *testing.T) {
+	ip := nonLoopbackIPv4(t)
+	ts := startServer(t)
+	putUser(t, ts, "remote", "pw", auth.Permission{Tenant: "/", Configure: ".*", Write: ".*", Read: ".*"})
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Skipf("cannot listen on %s: %v", ip, err)
+	}
+	srv, err := NewServer(ln, Config{Backend: NewBrokerBackend(ts.broker), Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(context.Background()) }()
+	defer func() {
+		_ = srv.Close()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	addr := ln.Addr().String()
+	if _, err := amqp091.DialConfig("amqp://guest:guest@"+addr+"/", amqp091.Config{Heartbeat: time.Hour}); err != amqp091.ErrCredentials {
+		t.Errorf("guest from %s: got %v, want ErrCredentials", ip, err)
+	}
+	c, err := amqp091.DialConfig("amqp://remote:pw@"+addr+"/", amqp091.Config{Heartbeat: time.Hour})
+	if err != nil {
+		t.Fatalf("another user from %s: %v", ip, err)
+	}
+	_ = c.Close()
+	c, err = amqp091.DialConfig(ts.url, amqp091.Config{Heartbeat: time.Hour})
+	if err != nil {
+		t.Fatalf("guest from loopback: %v", err)
+	}
+	_ = c.Close()
 }
