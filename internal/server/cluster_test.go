@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -111,6 +113,40 @@ func TestThreeNodeClusterFromPeersConfig(t *testing.T) {
 	for i := range 3 {
 		if want := fmt.Sprintf("127.0.0.1:%d", ports[6+i]); got[int32(i+1)] != want {
 			t.Errorf("Metadata from node 1 lists node %d at %q, want %q (all: %v)", i+1, got[int32(i+1)], want, got)
+		}
+	}
+
+	// What `ferry cluster status` shows: node 2's API lists the three
+	// nodes with their Raft addresses, itself marked.
+	httpAddr, _ := nodes[1].Addr("http")
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+httpAddr+"/api/cluster", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("guest", "guest")
+	hresp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hresp.Body.Close()
+	var cs struct {
+		Self  uint64 `json:"self"`
+		Nodes []struct {
+			ID       uint64 `json:"id"`
+			RaftAddr string `json:"raft_addr"`
+			State    string `json:"state"`
+			Self     bool   `json:"self"`
+		} `json:"nodes"`
+	}
+	if err := json.NewDecoder(hresp.Body).Decode(&cs); err != nil || hresp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /api/cluster on node 2: %d %v", hresp.StatusCode, err)
+	}
+	if cs.Self != 2 || len(cs.Nodes) != 3 {
+		t.Fatalf("/api/cluster on node 2 = %+v, want self 2 and three nodes", cs)
+	}
+	for _, n := range cs.Nodes {
+		if want := fmt.Sprintf("127.0.0.1:%d", ports[2*(n.ID-1)]); n.RaftAddr != want || n.Self != (n.ID == 2) || n.State == "" {
+			t.Errorf("node %d = %+v, want raft address %s, self only for node 2, a state", n.ID, n, want)
 		}
 	}
 }
