@@ -195,7 +195,7 @@ func (f *partitionFSM) with(fn func(p *stream.Partition)) {
 
 // partitionLeader is what runs for a partition on its leader's node: the
 // accumulator of messages published through exchanges, the idempotent
-// producers' in-flight appends, and the retention timer.
+// producers' lanes (one batch of a producer at a time), and the retention timer.
 type partitionLeader struct {
 	b   *Broker
 	fsm *partitionFSM
@@ -206,9 +206,11 @@ type partitionLeader struct {
 	wg     sync.WaitGroup
 	acc    *accumulator
 
-	produceMu sync.Mutex      // serialises idempotent produces: Check, then propose
-	inflight  []stream.Append // guarded by produceMu: proposed idempotent appends not yet applied
-	caughtUp  bool            // guarded by produceMu: applied up to this term's start
+	catchUpMu sync.Mutex // held while this leader catches up with its term's start
+	caughtUp  bool       // guarded by catchUpMu: applied up to this term's start
+
+	producersMu sync.Mutex
+	producers   map[int64]*producerLane // guarded by producersMu: idempotent producers with a produce under way
 
 	cfgMu sync.Mutex
 	cfg   controller.StreamConfig // guarded by cfgMu
@@ -216,7 +218,7 @@ type partitionLeader struct {
 
 func newPartitionLeader(b *Broker, lg *localGroup) *partitionLeader {
 	f := lg.fsm.(*partitionFSM)
-	pl := &partitionLeader{b: b, fsm: f, g: lg.id}
+	pl := &partitionLeader{b: b, fsm: f, g: lg.id, producers: map[int64]*producerLane{}}
 	pl.ctx, pl.cancel = context.WithCancel(b.ctx())
 	pl.acc = newAccumulator(pl.ctx, &pl.wg, "stream '"+f.stream+"'", 1, pl.submitBatch)
 	if s, err := b.lookupStream(f.tenant, f.stream); err == nil {
@@ -316,25 +318,26 @@ func (pl *partitionLeader) submitBatch(items []*pubItem, done func([]queue.Outco
 }
 
 // produce appends a client's batch (Kafka Produce). Idempotent batches
-// are checked against the partition's producer state plus this leader's
-// in-flight appends, only once the leader has applied everything of
-// earlier terms (stream DESIGN.md, invariant 1).
+// are checked against the partition's producer state, only once the
+// leader has applied everything of earlier terms (stream DESIGN.md,
+// invariant 1). A producer's batches go one at a time, from the check
+// until the batch is applied here, so the state checked holds all its
+// earlier batches and there is never an in-flight append of it to pass to
+// Check. Different producers do not wait for each other: sequences are
+// per producer, so their batches may share a group commit.
 func (pl *partitionLeader) produce(ctx context.Context, data []byte, h batch.Header) (stream.AppendResult, error) {
 	if h.ProducerID < 0 {
 		return pl.proposeProduce(ctx, data)
 	}
-	pl.produceMu.Lock()
-	defer pl.produceMu.Unlock()
-	if !pl.caughtUp {
-		if _, err := pl.b.engine.ReadIndex(ctx, pl.g); err != nil {
-			return stream.AppendResult{}, err
-		}
-		pl.caughtUp = true
+	if err := pl.catchUp(ctx); err != nil {
+		return stream.AppendResult{}, err
 	}
+	lane := pl.acquireLane(h.ProducerID)
+	defer pl.releaseLane(h.ProducerID, lane)
 	a := stream.Append{Now: pl.b.nowMs(), LastOffsetDelta: h.LastOffsetDelta, MaxTimestamp: h.MaxTimestamp,
 		Bytes: int64(len(data)), ProducerID: h.ProducerID, ProducerEpoch: h.ProducerEpoch, BaseSequence: h.BaseSequence}
 	var chk stream.AppendResult
-	pl.fsm.with(func(p *stream.Partition) { chk = p.Check(a, pl.inflight) })
+	pl.fsm.with(func(p *stream.Partition) { chk = p.Check(a, nil) })
 	switch chk.Status {
 	case stream.AppendOK:
 	case stream.AppendDuplicate:
@@ -342,10 +345,55 @@ func (pl *partitionLeader) produce(ctx context.Context, data []byte, h batch.Hea
 	default:
 		return chk, chk.Status.Err(h.ProducerID)
 	}
-	pl.inflight = append(pl.inflight, a)
-	res, err := pl.proposeProduce(ctx, data)
-	pl.inflight = pl.inflight[:len(pl.inflight)-1]
-	return res, err
+	return pl.proposeProduce(ctx, data)
+}
+
+// catchUp returns once this leader has applied every entry up to the
+// start of its term (a ReadIndex, once per term).
+func (pl *partitionLeader) catchUp(ctx context.Context) error {
+	pl.catchUpMu.Lock()
+	defer pl.catchUpMu.Unlock()
+	if pl.caughtUp {
+		return nil
+	}
+	if _, err := pl.b.engine.ReadIndex(ctx, pl.g); err != nil {
+		return err
+	}
+	pl.caughtUp = true
+	return nil
+}
+
+// producerLane serialises one idempotent producer's batches on this
+// leader. It exists while a produce of the producer is under way, so the
+// map holds at most one lane per concurrent call.
+type producerLane struct {
+	mu    sync.Mutex // held from a batch's Check until its outcome
+	users int        // guarded by partitionLeader.producersMu: calls holding or waiting for mu
+}
+
+// acquireLane returns producer id's lane, locked.
+func (pl *partitionLeader) acquireLane(id int64) *producerLane {
+	pl.producersMu.Lock()
+	l := pl.producers[id]
+	if l == nil {
+		l = &producerLane{}
+		pl.producers[id] = l
+	}
+	l.users++
+	pl.producersMu.Unlock()
+	l.mu.Lock()
+	return l
+}
+
+// releaseLane unlocks l and forgets it when no call uses it.
+func (pl *partitionLeader) releaseLane(id int64, l *producerLane) {
+	l.mu.Unlock()
+	pl.producersMu.Lock()
+	defer pl.producersMu.Unlock()
+	l.users--
+	if l.users == 0 {
+		delete(pl.producers, id)
+	}
 }
 
 func (pl *partitionLeader) proposeProduce(ctx context.Context, data []byte) (stream.AppendResult, error) {
