@@ -87,15 +87,19 @@ type Config struct {
 // /readyz, /metrics and /api/... Close releases the broker connections
 // it opened on behalf of HTTP clients.
 type Server struct {
-	b        Broker
-	cfg      Config
-	log      *slog.Logger
-	clock    base.Clock
-	mux      *http.ServeMux
-	routes   []*route // immutable after New
-	registry *prometheus.Registry
-	doc      []byte // the OpenAPI document, built once by New
-	metrics  *apiMetrics
+	b      Broker
+	cfg    Config
+	log    *slog.Logger
+	clock  base.Clock
+	mux    *http.ServeMux
+	routes []*route // immutable after New
+	// routeByID indexes routes by operation id, for the console's calls
+	// of the handler layer (invoke); immutable after New.
+	routeByID map[string]*route
+	console   *console
+	registry  *prometheus.Registry
+	doc       []byte // the OpenAPI document, built once by New
+	metrics   *apiMetrics
 
 	sessions *sessions
 	pending  *pendingTable
@@ -147,11 +151,16 @@ func New(b Broker, cfg Config) (*Server, error) {
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.method+" "+rt.path, s.wrap(rt))
 	}
-	doc, err := s.openAPI()
+	s.routeByID = indexRoutes(s.routes)
+	cons, err := newConsole(s)
 	if err != nil {
 		return nil, err
 	}
-	s.doc = doc
+	s.console = cons
+	s.console.mount(s.mux)
+	if s.doc, err = s.openAPI(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 

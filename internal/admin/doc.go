@@ -2,8 +2,9 @@
 // JSON create/read/update/delete of tenants, exchanges, queues, streams,
 // bindings, users, permissions and policies, per-entity stats with rates,
 // connections (list, close), publish/get/ack for simple HTTP clients, the
-// message-history query, the OpenAPI 3.1 document at /api/openapi.json
-// and the Prometheus metrics at /metrics.
+// message-history query, the OpenAPI 3.1 document at /api/openapi.json,
+// the Prometheus metrics at /metrics, and the web console under
+// /console/ (docs/console.md).
 //
 // It owns the HTTP mapping of the broker's API: the route table
 // (table.go) from which both the served mux and the OpenAPI document are
@@ -23,8 +24,18 @@
 // auth and broker only; the controller's views are read through their
 // fields and methods); keep message bodies beyond a request; update a
 // metric per message (collectors read the broker's counters at scrape
-// time); answer an error that is not JSON with a stable code; serve a
-// route that the OpenAPI document does not describe.
+// time); answer an API error that is not JSON with a stable code; serve
+// an /api route that the OpenAPI document does not describe; let the
+// console reach the broker other than through the API's handlers.
+//
+// The console (console*.go, templates and htmx in console/) renders
+// html/template pages from what the API's handlers return: every page
+// and form calls a route of the table by its operation id (invoke), with
+// the same tag check, so it shows and does exactly what the JSON API
+// would for its user. Its logins are cookie sessions (HttpOnly,
+// SameSite=Strict) bounded by AdminConsoleSessionsMax, and every form
+// post carries the session's CSRF token and passes Go's cross-origin
+// check.
 //
 // Tenants, users, permissions and policies go through the caller's
 // broker connection (broker.Conn's administration calls), which checks

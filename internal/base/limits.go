@@ -1091,6 +1091,25 @@ const (
 	// missing from the OpenAPI document (a test aid; logged as well).
 	AdminUndocumentedMax = 100
 
+	// AdminConsoleSessionsMax bounds the web console's login sessions
+	// (about 300 bytes each); past it a login is refused with
+	// overloaded rather than evicting another operator's session.
+	// AdminConsoleSessionIdleTimeout ends a session unused this long,
+	// and AdminConsoleSessionLifetimeMax any session this old: a session
+	// carries the tags its user had at login, so a demoted or deleted
+	// user keeps at most that long on pages that make no broker call.
+	AdminConsoleSessionsMax        = 1024
+	AdminConsoleSessionIdleTimeout = 30 * time.Minute
+	AdminConsoleSessionLifetimeMax = 8 * time.Hour
+
+	// AdminConsoleFormBytesMax bounds a console form post: a published
+	// message's body (1 MiB, base64-inflated) and its fields fit.
+	AdminConsoleFormBytesMax = 2 << 20
+
+	// AdminConsoleGetMessagesMax bounds the messages one console "get
+	// messages" shows: a page a person reads.
+	AdminConsoleGetMessagesMax = 100
+
 	// CLIResponseBytesMax bounds an HTTP API response the ferry client
 	// commands read: a page of AdminListItemsMax entities or
 	// AdminGetMessagesMax messages fits.
