@@ -355,8 +355,12 @@ func (g *group) publish() {
 		Learners: slices.Clone(g.confState.GetLearners()),
 	}
 	st.LastIndex, _ = g.st.LastIndex()
-	if old := g.pub.Load(); st.Leader != 0 && (old == nil || old.Leader != st.Leader) {
+	old := g.pub.Load()
+	if st.Leader != 0 && (old == nil || old.Leader != st.Leader) {
 		g.e.metrics.leaderChanges.Add(1)
 	}
 	g.pub.Store(st)
+	if leadershipMoved(old, st) {
+		g.e.metrics.leaders.signal() // after the store: a woken watcher reads the new status
+	}
 }

@@ -1,0 +1,86 @@
+package replication
+
+import "testing"
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// A watcher that takes the channel before reading Status learns of every
+// election and leader loss without polling: the broker's leader loop and
+// bootstrap rely on it on a fake clock, where a poll never comes.
+func TestLeadershipChangedAnnouncesElectionsNotSleep(t *testing.T) {
+	c := newTestCluster(t, []NodeID{1, 2, 3}, func(cfg *Config) { cfg.QuiesceTicks = 5 })
+	voters := []NodeID{1, 2, 3}
+	var chs [4]<-chan struct{}
+	for _, id := range voters {
+		chs[id] = c.nodes[id].e.LeadershipChanged()
+		c.open(id, 1, voters)
+	}
+	lead := c.waitLeader(1)
+	c.runUntil("every replica knows the leader", 200, func() bool {
+		for _, id := range voters {
+			if st, _ := c.nodes[id].e.Status(1); st.Leader != lead {
+				return false
+			}
+		}
+		return true
+	})
+	for _, id := range voters {
+		if !isClosed(chs[id]) {
+			t.Fatalf("node %d: the channel taken before the election is open after node %d was elected", id, lead)
+		}
+	}
+	if r := c.propose(lead, 1, "a"); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	for _, id := range voters {
+		chs[id] = c.nodes[id].e.LeadershipChanged()
+	}
+	c.runUntil("every replica asleep", 500, func() bool { return allQuiesced(c, 1, voters) })
+	if r := c.propose(lead, 1, "b"); r.Err != nil { // wakes the group: still no leadership change
+		t.Fatal(r.Err)
+	}
+	for _, id := range voters {
+		if isClosed(chs[id]) {
+			t.Fatalf("node %d: the channel closed with the same leader (quiescence, wake-up, proposals)", id)
+		}
+	}
+	c.runUntil("every replica asleep again", 500, func() bool { return allQuiesced(c, 1, voters) })
+	c.crash(lead)
+	for _, id := range voters {
+		if id != lead {
+			c.nodes[id].e.PeerDown(lead)
+		}
+	}
+	newLead := c.waitLeader(1)
+	for _, id := range voters {
+		if id == newLead && !isClosed(chs[id]) {
+			t.Fatalf("node %d: the channel is open after node %d replaced crashed node %d", id, newLead, lead)
+		}
+	}
+}
+
+// A group whose only voter is this node elects itself at once: the
+// channel taken before OpenGroup closes by the time it leads.
+func TestLeadershipChangedAnnouncesASingleVoterLeadingItself(t *testing.T) {
+	c := newTestCluster(t, []NodeID{1}, nil)
+	e := c.nodes[1].e
+	ch := e.LeadershipChanged()
+	c.open(1, 7, []NodeID{1})
+	c.runUntil("node 1 leads group 7", 100, func() bool {
+		st, err := e.Status(7)
+		return err == nil && st.IsLeader
+	})
+	if !isClosed(ch) {
+		t.Fatalf("the channel is open after the single voter elected itself")
+	}
+	if st, _ := e.Status(7); st.Applied == 0 {
+		t.Fatalf("leader with nothing applied: %+v", st)
+	}
+}
