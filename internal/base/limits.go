@@ -669,11 +669,6 @@ const (
 	// consumer of 16 connections at BrokerConsumersPerConnectionMax.
 	BrokerForwardConsumersMax = 16 * BrokerConsumersPerConnectionMax
 
-	// BrokerLeaderSpinsMax bounds the yields spent waiting for a group
-	// whose only voter is this node to elect itself (a few engine
-	// iterations); the periodic leader check takes over beyond it.
-	BrokerLeaderSpinsMax = 100_000
-
 	// BrokerFetchWaitMax caps a fetch's long poll (Kafka's fetch.max.wait
 	// is at most the request timeout, 30 s by default).
 	BrokerFetchWaitMax = 30 * time.Second

@@ -238,7 +238,6 @@ func Open(cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("broker: opening the controller group: %w", err)
 	}
 	b.groups[controllerGroup] = &localGroup{id: controllerGroup, kind: kindController, fsm: b.ctrl}
-	b.spinForLeader(controllerGroup, voters)
 	b.spawn(b.runFlow)
 	b.spawn(b.leaderLoop)
 	b.spawn(b.reconcileLoop)
@@ -413,11 +412,17 @@ func (b *Broker) nowMs() int64 { return b.clock.Now().UnixMilli() }
 // bootstrapLoop makes a fresh cluster's controller bootstrapped: the
 // lowest initial node proposes Bootstrap once it leads the controller
 // group. Any node may do it (the command is refused once done), so a
-// leader other than the lowest proposes it too.
+// leader other than the lowest proposes it too. It wakes when the
+// controller changes, when leadership changes, and every
+// LeaderPollInterval.
 func (b *Broker) bootstrapLoop() {
 	t := b.clock.NewTimer(b.cfg.LeaderPollInterval)
 	defer t.Stop()
 	for {
+		// Taken before the checks, so that a change between a check and
+		// the wait is not missed: the controller's election on a fake
+		// clock has nothing else to wake this loop.
+		changed, moved := b.ctrl.changed(), b.engine.LeadershipChanged()
 		if b.ctrl.bootstrapped() {
 			kick(b.reconcileKick)
 			return
@@ -433,7 +438,8 @@ func (b *Broker) bootstrapLoop() {
 			return
 		case <-t.C():
 			t.Reset(b.cfg.LeaderPollInterval)
-		case <-b.ctrl.changed():
+		case <-changed:
+		case <-moved:
 		}
 	}
 }

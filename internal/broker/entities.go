@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"errors"
-	"runtime"
 	"slices"
 	"sync"
 
@@ -113,8 +112,9 @@ func (b *Broker) waitGroupReady(ctx context.Context, g GroupID) error {
 //     (or the one after avoid); a forwarded call is redirected from there.
 //
 // It waits on the node's ready signal (groups opening, runtimes starting
-// and stopping, leaders changing) and polls every LeaderPollInterval (the
-// controller group has no runtime to signal). Errors: CodeNotFound (no
+// and stopping, leaders of any group changing, as leaderLoop sees them at
+// the engine's announcement) and polls every LeaderPollInterval besides.
+// Errors: CodeNotFound (no
 // such group), CodeUnavailable (ctx ended first: no leader was elected in
 // time), CodeStopped.
 func (b *Broker) awaitLeader(ctx context.Context, g GroupID, avoid NodeID) (NodeID, error) {
@@ -224,25 +224,6 @@ func (r *readyState) signal() {
 }
 
 func (b *Broker) readyChanged() <-chan struct{} { return b.ready.changed() }
-
-// spinForLeader waits, without the clock, for a group whose only voter is
-// this node to elect itself: the engine campaigns at once for such a
-// group, so this takes a few engine iterations. It gives up after
-// BrokerLeaderSpinsMax yields (the leader poll finds it later). The
-// engine has no leadership notification; DESIGN.md "Leadership".
-func (b *Broker) spinForLeader(g GroupID, voters []NodeID) {
-	if len(voters) != 1 || voters[0] != b.node {
-		return
-	}
-	for range base.BrokerLeaderSpinsMax {
-		st, err := b.engine.Status(g)
-		if err != nil || st.IsLeader {
-			break
-		}
-		runtime.Gosched()
-	}
-	kick(b.leaderKick)
-}
 
 // leaderOf returns the node leading group g as far as this node can
 // tell, waiting (bounded by ctx) as awaitLeader does.

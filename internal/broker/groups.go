@@ -102,13 +102,17 @@ func (b *Broker) coordinatorLeaderOf(g GroupID) *coordinatorLeader {
 }
 
 // leaderLoop starts and stops leader runtimes as this node gains and loses
-// the leadership of its groups. The engine offers no notification, so it
-// polls every LeaderPollInterval (and at once when kicked); DESIGN.md
-// "Leadership" says why that is enough.
+// the leadership of its groups: at every leadership change the engine
+// announces, at once when kicked, and every LeaderPollInterval besides
+// (DESIGN.md "Leadership").
 func (b *Broker) leaderLoop() {
 	t := b.clock.NewTimer(b.cfg.LeaderPollInterval)
 	defer t.Stop()
 	for {
+		// Taken before the check: a change during it closes this channel,
+		// so the loop checks again instead of waiting for a poll that a
+		// fake clock never brings.
+		moved := b.engine.LeadershipChanged()
 		b.checkLeaders()
 		select {
 		case <-b.stop:
@@ -116,6 +120,7 @@ func (b *Broker) leaderLoop() {
 		case <-t.C():
 			t.Reset(b.cfg.LeaderPollInterval)
 		case <-b.leaderKick:
+		case <-moved:
 		}
 	}
 }
@@ -128,13 +133,13 @@ func (b *Broker) checkLeaders() {
 	}
 	b.mu.Unlock()
 	for _, g := range groups {
-		if g.kind == kindController {
-			continue
-		}
 		st, err := b.engine.Status(g.id)
 		if err == nil && st.Leader != g.seenLeader {
 			g.seenLeader = st.Leader
-			b.ready.signal() // waitGroupReady watches remote leaders too
+			b.ready.signal() // awaitLeader watches remote leaders, and the controller's, too
+		}
+		if g.kind == kindController {
+			continue // no runtime
 		}
 		leading := err == nil && st.IsLeader && st.Applied >= 1
 		running := g.currentLeader() != nil
@@ -273,7 +278,6 @@ func (b *Broker) openGroup(gi controller.GroupInfo, q controller.QueueInfo, s co
 	b.mu.Lock()
 	b.groups[id] = lg
 	b.mu.Unlock()
-	b.spinForLeader(id, voters)
 	b.ready.signal()
 	return nil
 }
