@@ -302,12 +302,29 @@ func (e *Engine) submit(r *request) {
 	e.loopFor(r.group).enqueueRequest(r)
 }
 
+// waiter is the rendezvous of a blocking call with its callback: done
+// sends into ch. Waiters are recycled (waiters) once their result was
+// received, which is then the only send done ever makes (a request
+// finishes once); a waiter abandoned because ctx ended is never reused,
+// since its callback may still run.
+type waiter struct {
+	ch   chan Result // size one: done never blocks the loop
+	done func(Result)
+}
+
+var waiters = sync.Pool{New: func() any {
+	w := &waiter{ch: make(chan Result, 1)}
+	w.done = func(r Result) { w.ch <- r }
+	return w
+}}
+
 // wait turns an asynchronous call into a blocking one.
 func wait(ctx context.Context, submit func(done func(Result))) Result {
-	ch := make(chan Result, 1) // size one: done never blocks the loop
-	submit(func(r Result) { ch <- r })
+	w := waiters.Get().(*waiter)
+	submit(w.done)
 	select {
-	case r := <-ch:
+	case r := <-w.ch:
+		waiters.Put(w)
 		return r
 	case <-ctx.Done():
 		return Result{Err: base.Errorf(base.CodeTimeout, "replication: outcome unknown: %w", ctx.Err())}

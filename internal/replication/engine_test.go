@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -159,4 +160,27 @@ func testSnapshotCatchUp(t *testing.T, prod bool) {
 	c.runUntil("restarted follower restored", 500, func() bool {
 		return len(c.nodes[lag].fsms[1].datas()) == len(want)
 	})
+}
+
+// TestWaitNeverReusesAnAbandonedWaiter: a call whose context ended gives
+// up its waiter, whose callback may still run later; that late result
+// must not reach a later call, which gets its own.
+func TestWaitNeverReusesAnAbandonedWaiter(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var late func(Result)
+	r := wait(ctx, func(done func(Result)) { late = done })
+	if base.CodeOf(r.Err) != base.CodeTimeout {
+		t.Fatalf("abandoned call: got %v, want timeout", r.Err)
+	}
+	for i := range 100 {
+		r := wait(context.Background(), func(done func(Result)) {
+			late(Result{Index: 999}) // the abandoned call's result arrives now; at most once it fits the channel
+			late = func(Result) {}
+			done(Result{Index: uint64(i)})
+		})
+		if r.Index != uint64(i) {
+			t.Fatalf("call %d: got the result of index %d, want its own (%d)", i, r.Index, i)
+		}
+	}
 }
