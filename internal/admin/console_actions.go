@@ -144,6 +144,7 @@ func publishAction(q *consoleReq) (string, string, error) {
 	if ex := q.form("exchange"); ex != "" {
 		m.RoutingKey = q.form("routing_key")
 		req.Messages[0] = m
+		req.Mandatory = true // an operator wants to know when nothing matched
 		back, target = q.back("/console/exchanges"), "exchange '"+ex+"'"
 		res, err = apiAs[PublishResponse](q, "publish", map[string]string{"name": ex}, q.tenantQuery(), req)
 	} else {
@@ -151,7 +152,11 @@ func publishAction(q *consoleReq) (string, string, error) {
 		if rerr != nil {
 			return "", "", rerr
 		}
-		back, target = q.back("/console/queue", "name", name), "'"+name+"'"
+		page := "/console/queue"
+		if q.form("kind") == "stream" {
+			page = "/console/stream"
+		}
+		back, target = q.back(page, "name", name), "'"+name+"'"
 		res, err = apiAs[PublishResponse](q, "publishToQueue", map[string]string{"name": name}, q.tenantQuery(), req)
 	}
 	if err != nil {

@@ -147,7 +147,9 @@ func loadStream(q *consoleReq) (any, error) {
 		query := q.tenantQuery()
 		query.Set("offset", off)
 		query.Set("count", strconv.Itoa(base.AdminConsoleGetMessagesMax))
-		query.Set("timeout_ms", "0")
+		// A read returns once it has count messages or the wait passed: a
+		// second lets the partitions' first batches arrive.
+		query.Set("timeout_ms", "1000")
 		rd, err := apiAs[StreamReadResponse](q, "readStream", map[string]string{"name": name}, query, nil)
 		if err != nil {
 			return nil, err
