@@ -25,21 +25,42 @@ func (c *console) actionTable() map[string]consoleAction {
 		"/console/queues/publish":     publishAction,
 		"/console/queues/get":         getMessagesAction,
 		"/console/streams/create":     createStream,
-		"/console/streams/delete":     deleteStreamAction,
+		"/console/streams/delete":     byName("deleteStream", "name", true, "/console/streams", "Stream '%s' deleted."),
 		"/console/exchanges/create":   createExchange,
 		"/console/exchanges/delete":   deleteExchangeAction,
 		"/console/bindings/create":    func(q *consoleReq) (string, string, error) { return bindAction(q, false) },
 		"/console/bindings/delete":    func(q *consoleReq) (string, string, error) { return bindAction(q, true) },
 		"/console/connections/close":  closeConnectionAction,
 		"/console/users/create":       createUser,
-		"/console/users/delete":       deleteUserAction,
+		"/console/users/delete":       byName("deleteUser", "user", false, "/console/users", "User '%s' deleted."),
 		"/console/permissions/set":    setPermission,
 		"/console/permissions/delete": deletePermissionAction,
 		"/console/policies/create":    createPolicy,
-		"/console/policies/delete":    deletePolicyAction,
-		"/console/tenants/create":     createTenant,
-		"/console/tenants/delete":     deleteTenantAction,
+		"/console/policies/delete":    byName("deletePolicy", "name", true, "/console/policies", "Policy '%s' deleted."),
+		"/console/tenants/create":     byName("putTenant", "tenant", false, "/console/users", "Tenant '%s' created."),
+		"/console/tenants/delete":     byName("deleteTenant", "tenant", false, "/console/users", "Tenant '%s' deleted."),
 		"/console/tracing/set":        setTracingAction,
+	}
+}
+
+// byName is an action on the entity named by the form field "name":
+// one call of route id, with the name as its path wildcard key and, when
+// tenantScoped, the form's tenant; done formats the message with the
+// name.
+func byName(id, key string, tenantScoped bool, page, done string) consoleAction {
+	return func(q *consoleReq) (string, string, error) {
+		name, err := q.required("name")
+		if err != nil {
+			return "", "", err
+		}
+		var query url.Values
+		if tenantScoped {
+			query = q.tenantQuery()
+		}
+		if _, err := q.api(id, map[string]string{key: name}, query, nil); err != nil {
+			return "", "", err
+		}
+		return q.back(page), fmt.Sprintf(done, name), nil
 	}
 }
 
@@ -281,17 +302,6 @@ func createStream(q *consoleReq) (string, string, error) {
 	return q.back("/console/stream", "name", name), fmt.Sprintf("Stream '%s' created.", name), nil
 }
 
-func deleteStreamAction(q *consoleReq) (string, string, error) {
-	name, err := q.required("name")
-	if err != nil {
-		return "", "", err
-	}
-	if _, err := q.api("deleteStream", map[string]string{"name": name}, q.tenantQuery(), nil); err != nil {
-		return "", "", err
-	}
-	return q.back("/console/streams"), fmt.Sprintf("Stream '%s' deleted.", name), nil
-}
-
 func createExchange(q *consoleReq) (string, string, error) {
 	name, err := q.required("name")
 	if err != nil {
@@ -374,17 +384,6 @@ func createUser(q *consoleReq) (string, string, error) {
 	return q.back("/console/users"), fmt.Sprintf("User '%s' saved.", name), nil
 }
 
-func deleteUserAction(q *consoleReq) (string, string, error) {
-	name, err := q.required("name")
-	if err != nil {
-		return "", "", err
-	}
-	if _, err := q.api("deleteUser", map[string]string{"user": name}, nil, nil); err != nil {
-		return "", "", err
-	}
-	return q.back("/console/users"), fmt.Sprintf("User '%s' deleted.", name), nil
-}
-
 func setPermission(q *consoleReq) (string, string, error) {
 	user, err := q.required("user")
 	if err != nil {
@@ -428,39 +427,6 @@ func createPolicy(q *consoleReq) (string, string, error) {
 		return "", "", err
 	}
 	return q.back("/console/policies"), fmt.Sprintf("Policy '%s' saved.", name), nil
-}
-
-func deletePolicyAction(q *consoleReq) (string, string, error) {
-	name, err := q.required("name")
-	if err != nil {
-		return "", "", err
-	}
-	if _, err := q.api("deletePolicy", map[string]string{"name": name}, q.tenantQuery(), nil); err != nil {
-		return "", "", err
-	}
-	return q.back("/console/policies"), fmt.Sprintf("Policy '%s' deleted.", name), nil
-}
-
-func createTenant(q *consoleReq) (string, string, error) {
-	name, err := q.required("name")
-	if err != nil {
-		return "", "", err
-	}
-	if _, err := q.api("putTenant", map[string]string{"tenant": name}, nil, nil); err != nil {
-		return "", "", err
-	}
-	return q.back("/console/users"), fmt.Sprintf("Tenant '%s' created.", name), nil
-}
-
-func deleteTenantAction(q *consoleReq) (string, string, error) {
-	name, err := q.required("name")
-	if err != nil {
-		return "", "", err
-	}
-	if _, err := q.api("deleteTenant", map[string]string{"tenant": name}, nil, nil); err != nil {
-		return "", "", err
-	}
-	return q.back("/console/users"), fmt.Sprintf("Tenant '%s' deleted.", name), nil
 }
 
 func setTracingAction(q *consoleReq) (string, string, error) {
