@@ -690,6 +690,13 @@ const (
 	BrokerDeadLetterBatchMax      = 1024
 	BrokerDeadLetterRetryInterval = time.Second
 
+	// BrokerTimerArmAttemptsMax bounds the attempts of a queue's leader to
+	// arm its wake timer while the clock moves under it (queueLeader.arm):
+	// a real clock crosses a millisecond between two reads rarely, twice
+	// in a row practically never, and a fake clock moves only when a test
+	// advances it. Beyond it the timer keeps a deadline late by the move.
+	BrokerTimerArmAttemptsMax = 4
+
 	// BrokerMemoryHighWatermarkDefault is the fraction of RAM above which
 	// heap memory in use blocks publishers (RabbitMQ's
 	// vm_memory_high_watermark, 0.4); BrokerDiskFreeLimitDefault the free

@@ -206,18 +206,31 @@ func (ql *queueLeader) arm(atMs int64) {
 	if atMs == ql.wakeAt {
 		return
 	}
-	d := time.Duration(atMs-ql.b.nowMs()) * time.Millisecond
-	if d <= 0 {
-		// Due already (the effect was late, or time jumped): tick now
-		// rather than through a timer, which a fake clock fires only
-		// when it next moves.
-		ql.timer.Stop()
-		ql.wakeAt = 0
-		ql.proposeAsync(&queue.Tick{Now: ql.b.nowMs()}, nil)
-		return
+	// A timer counts from the clock's time when Reset arms it, not from
+	// the time read to compute d: a clock moving in between (a fake clock
+	// advanced by a test, a real one crossing a millisecond) makes the
+	// deadline late by as much, and a fake clock then fires it only after
+	// the test has moved past the deadline, waiting for it (a TTL test
+	// hung so about once in 300 runs). So arm again until the clock read
+	// before and after arming agree.
+	for range base.BrokerTimerArmAttemptsMax {
+		now := ql.b.nowMs()
+		d := time.Duration(atMs-now) * time.Millisecond
+		if d <= 0 {
+			// Due already (the effect was late, or time jumped): tick now
+			// rather than through a timer, which a fake clock fires only
+			// when it next moves.
+			ql.timer.Stop()
+			ql.wakeAt = 0
+			ql.proposeAsync(&queue.Tick{Now: now}, nil)
+			return
+		}
+		ql.wakeAt = atMs
+		ql.timer.Reset(d)
+		if ql.b.nowMs() == now {
+			return
+		}
 	}
-	ql.wakeAt = atMs
-	ql.timer.Reset(d)
 }
 
 // dispatch carries out the pending effects and sends settlements.

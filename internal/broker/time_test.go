@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"sync"
 	"testing"
 	"time"
 
@@ -131,4 +132,103 @@ func TestAckTimeoutReturnsTheDelivery(t *testing.T) {
 	if err := s.Ack(d.DeliveryID, false); base.CodeOf(err) != base.CodePreconditionFailed {
 		t.Fatalf("acking the timed-out delivery: %v, want CodePreconditionFailed", err)
 	}
+}
+
+// movingClock is a fake clock that moves while its timers are armed: at
+// each Reset asking for the next duration of moves, it advances by `by`
+// just before the timer is armed, as a test's Advance on another goroutine
+// may; moved is closed after the last move.
+type movingClock struct {
+	*base.FakeClock
+	by    time.Duration
+	moved chan struct{}
+	mu    sync.Mutex
+	moves []time.Duration // guarded by mu
+}
+
+func newMovingClock(by time.Duration, moves ...time.Duration) *movingClock {
+	return &movingClock{FakeClock: base.NewFakeClock(epoch), by: by, moved: make(chan struct{}), moves: moves}
+}
+
+func (c *movingClock) NewTimer(d time.Duration) base.Timer {
+	return movingTimer{Timer: c.FakeClock.NewTimer(d), c: c}
+}
+
+type movingTimer struct {
+	base.Timer
+	c *movingClock
+}
+
+func (t movingTimer) Reset(d time.Duration) bool {
+	t.c.mu.Lock()
+	move := len(t.c.moves) > 0 && t.c.moves[0] == d
+	if move {
+		t.c.moves = t.c.moves[1:]
+	}
+	last := move && len(t.c.moves) == 0
+	t.c.mu.Unlock()
+	if move {
+		t.c.Advance(t.c.by)
+	}
+	if last {
+		close(t.c.moved)
+	}
+	return t.Timer.Reset(d)
+}
+
+// ttlToDeadLetter opens a node on clock with a queue "ttl" dead-lettering
+// into "expired", and publishes one message with a TTL of one second.
+func ttlToDeadLetter(t *testing.T, clock base.Clock) *Broker {
+	b := openNode(t, nodeOpts{clock: clock})
+	c := guestConn(t, b)
+	ctx := testCtx(t)
+	if err := c.DeclareExchange(ctx, ExchangeSpec{Name: "dlx", Type: "fanout"}); err != nil {
+		t.Fatal(err)
+	}
+	declare(t, c, "expired")
+	if err := c.Bind(ctx, BindingSpec{Source: "dlx", Destination: "expired"}); err != nil {
+		t.Fatal(err)
+	}
+	declare(t, c, "ttl", Header{"x-dead-letter-exchange", StringValue("dlx")})
+	res, err := c.Publish(ctx, "", []Message{{RoutingKey: "ttl", Expiration: "1000", Body: []byte("late?")}}, PublishOptions{})
+	if err != nil || res[0].Err != nil {
+		t.Fatal(err, res)
+	}
+	return b
+}
+
+// expiresAt waits for the clock's moves, advances it to one millisecond
+// before the message's TTL (published at epoch) and checks that nothing
+// expired yet, then to the TTL and waits for the dead-lettered copy.
+func expiresAt(t *testing.T, b *Broker, clock *movingClock) {
+	select {
+	case <-clock.moved:
+	case <-testCtx(t).Done():
+		t.Fatal("the queue's leader never armed the timers the clock moves at")
+	}
+	clock.Advance(epoch.Add(999 * time.Millisecond).Sub(clock.Now()))
+	if st, _ := b.QueueStats("/", "expired"); st.Ready != 0 {
+		t.Fatalf("999 ms after the publish: got %d dead-lettered, want 0", st.Ready)
+	}
+	clock.Advance(time.Millisecond)
+	waitStats(t, b, "expired", func(st QueueStats) bool { return st.Ready == 1 })
+}
+
+// The queue's leader arms its wake timer with a duration computed from
+// the clock; when the clock moves between that read and the arming, the
+// timer must still fire at the wake time, not as much later.
+func TestMessageExpiresOnTimeWhenTheClockMovesWhileItsTimerIsArmed(t *testing.T) {
+	clock := newMovingClock(999*time.Millisecond, time.Second)
+	expiresAt(t, ttlToDeadLetter(t, clock), clock)
+}
+
+// At the edge of BrokerTimerArmAttemptsMax: the clock moves at every
+// attempt but the last, which arms the timer on time.
+func TestMessageExpiresOnTimeWhenTheClockMovesAtEveryArmingAttemptButTheLast(t *testing.T) {
+	var moves []time.Duration
+	for i := range base.BrokerTimerArmAttemptsMax - 1 {
+		moves = append(moves, time.Second-time.Duration(i)*100*time.Millisecond)
+	}
+	clock := newMovingClock(100*time.Millisecond, moves...)
+	expiresAt(t, ttlToDeadLetter(t, clock), clock)
 }
