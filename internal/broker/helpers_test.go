@@ -14,6 +14,7 @@ import (
 	"github.com/ferry-mq/ferry/internal/auth"
 	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/base/vfs"
+	"github.com/ferry-mq/ferry/internal/controller"
 )
 
 // testTimeout bounds every wait of a test on the broker: generous, since
@@ -74,7 +75,28 @@ func openNode(t testing.TB, o nodeOpts) *Broker {
 	}
 	t.Cleanup(func() { b.Close() })
 	waitBootstrapped(t, b)
+	waitCoordinators(t, b)
 	return b
+}
+
+// waitCoordinators waits until this single node runs the leader runtime
+// of every consumer-group coordinator: the reconciler opens them after
+// the bootstrap, and the group calls answer NOT_COORDINATOR at once (as
+// Kafka's do, for the client to retry) until their runtime runs.
+func waitCoordinators(t testing.TB, b *Broker) {
+	t.Helper()
+	var coords []controller.Placement
+	b.ctrl.read(func(c *controller.Controller) { coords = c.Coordinators() })
+	waitFor(t, b, func() bool {
+		for _, p := range coords {
+			if b.coordinatorLeaderOf(GroupID(p.Group)) == nil {
+				return false
+			}
+		}
+		return true
+	}, func() string {
+		return fmt.Sprintf("the coordinators %v have no running leader after %v", coords, testTimeout)
+	})
 }
 
 // waitBootstrapped waits until the controller has applied the Bootstrap.
