@@ -200,13 +200,16 @@ func startHTTP(s *Server, ln net.Listener) (served, error) {
 	}, nil
 }
 
-// frontendStats gathers the front ends' counters for /metrics. The Kafka
-// front end does not count its bytes and errors yet.
+// frontendStats gathers the front ends' counters for /metrics.
 func (s *Server) frontendStats() admin.FrontendStats {
 	out := admin.FrontendStats{BytesIn: map[string]uint64{}, BytesOut: map[string]uint64{}, Errors: map[string]map[string]uint64{}}
 	if s.amqpStats != nil {
 		st := s.amqpStats()
 		out.BytesIn["amqp"], out.BytesOut["amqp"], out.Errors["amqp"] = st.BytesIn, st.BytesOut, st.Errors
+	}
+	if s.kafkaStats != nil {
+		st := s.kafkaStats()
+		out.BytesIn["kafka"], out.BytesOut["kafka"], out.Errors["kafka"] = st.BytesIn, st.BytesOut, st.Errors
 	}
 	return out
 }
@@ -269,6 +272,7 @@ func startKafka(s *Server, ln net.Listener) (served, error) {
 	if err != nil {
 		return served{}, err
 	}
+	s.kafkaStats = srv.Stats
 	return served{
 		serve: func() error {
 			if err := srv.Serve(context.Background(), ln); !errors.Is(err, kafka.ErrServerClosed) {

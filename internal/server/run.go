@@ -19,6 +19,7 @@ import (
 	"github.com/ferry-mq/ferry/internal/broker"
 	"github.com/ferry-mq/ferry/internal/controller"
 	"github.com/ferry-mq/ferry/internal/proto/amqp"
+	"github.com/ferry-mq/ferry/internal/proto/kafka"
 )
 
 // Options are what a Server takes from its environment besides Config;
@@ -56,6 +57,9 @@ type Server struct {
 	// amqpStats reads the AMQP server's counters for /metrics; set by
 	// startAMQP, which runs before startHTTP (nil without AMQP).
 	amqpStats func() amqp.Stats
+	// kafkaStats is the same for the Kafka server; set by startKafka,
+	// which also runs before startHTTP (nil without Kafka).
+	kafkaStats func() kafka.Stats
 
 	ready    chan struct{} // closed once the cluster is bootstrapped
 	stopping atomic.Bool

@@ -119,6 +119,7 @@ func apiVersionsResponse(code protocol.ErrorCode) *protocol.ApiVersionsResponse 
 // supported versions, so the client can retry with one it shares (KIP-511).
 func (c *conn) respondAPIVersionsFallback(r *request) {
 	resp := apiVersionsResponse(protocol.ErrorCodeUnsupportedVersion)
+	c.srv.stats.countResponse(resp)
 	r.slot.complete(encodeFrame(resp, r.hdr.CorrelationID, 0, 0, 0), false)
 }
 

@@ -87,6 +87,7 @@ type request struct {
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
+	nc = countingConn{Conn: nc, in: &s.stats.bytesIn, out: &s.stats.bytesOut}
 	c := &conn{srv: s, nc: nc, pending: make(chan *slot, base.KafkaConnInflightRequestsMax),
 		inflight: make(chan struct{}, base.KafkaConnInflightRequestsMax)}
 	c.id = fmt.Sprintf("kafka/%d", s.connSeq.Add(1))
@@ -298,6 +299,7 @@ func (c *conn) delay(f func()) {
 
 // respond encodes msg as the answer to r and completes r's slot.
 func (c *conn) respond(r *request, msg protocol.Response) {
+	c.srv.stats.countResponse(msg)
 	r.slot.complete(encodeResponse(r, msg, 0), false)
 }
 
@@ -305,11 +307,13 @@ func (c *conn) respond(r *request, msg protocol.Response) {
 // (a Fetch's records): the frame is allocated once at that size rather
 // than grown by doubling, which would copy and clear it several times.
 func (c *conn) respondSized(r *request, msg protocol.Response, sizeHint int) {
+	c.srv.stats.countResponse(msg)
 	r.slot.complete(encodeResponse(r, msg, sizeHint), false)
 }
 
 // respondAndClose answers r, then closes the connection.
 func (c *conn) respondAndClose(r *request, msg protocol.Response) {
+	c.srv.stats.countResponse(msg)
 	r.slot.complete(encodeResponse(r, msg, 0), true)
 }
 

@@ -10,7 +10,8 @@
 // supported API (apiversions.go lists them), the validation of produced
 // batches (validate.go, with the decompression of
 // internal/storage/log/batch/compress), incremental fetch sessions (KIP-227), and the one mapping
-// of base error codes onto Kafka's (errors.go). The broker is reached
+// of base error codes onto Kafka's (errors.go), and the byte and
+// error-code counters the node's metrics read (Server.Stats, stats.go). The broker is reached
 // through the interfaces of backend.go, which this package defines;
 // broker.go adapts internal/broker to them.
 //

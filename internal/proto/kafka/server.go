@@ -78,6 +78,7 @@ type Server struct {
 	sessions *fetchSessionCache
 
 	connSeq atomic.Uint64
+	stats   serverStats // the counters behind Stats
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{} // guarded by mu

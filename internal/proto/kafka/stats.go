@@ -1,0 +1,174 @@
+package kafka
+
+import (
+	"net"
+	"reflect"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ferry-mq/ferry/internal/base"
+	"github.com/ferry-mq/ferry/internal/proto/kafka/protocol"
+)
+
+// Stats are a server's counters since NewServer, for the node's metrics.
+type Stats struct {
+	// BytesIn and BytesOut are the bytes read from and written to client
+	// sockets (frames with their size prefixes, SASL tokens).
+	BytesIn, BytesOut uint64
+	// Errors counts the error codes answered to clients, by Kafka's name
+	// for the code (protocol.ErrorCode.String(), e.g.
+	// "NOT_LEADER_OR_FOLLOWER"): one per non-zero ErrorCode field of a
+	// response, so a Produce failing on three partitions counts three.
+	// Connections closed without an answer (a malformed request, a
+	// failed acks-0 produce) count nothing.
+	Errors map[string]uint64
+}
+
+// serverStats are the counters behind Stats.
+type serverStats struct {
+	bytesIn, bytesOut atomic.Uint64
+
+	mu     sync.Mutex
+	errors map[protocol.ErrorCode]uint64 // guarded by mu
+}
+
+// countResponse counts the non-zero error codes of msg.
+func (st *serverStats) countResponse(msg protocol.Response) {
+	walk := errorCodeWalker(reflect.TypeOf(msg))
+	if walk == nil {
+		return
+	}
+	walk(reflect.ValueOf(msg), func(code int16) {
+		if code == 0 {
+			return
+		}
+		st.mu.Lock()
+		if st.errors == nil {
+			st.errors = map[protocol.ErrorCode]uint64{}
+		}
+		st.errors[protocol.ErrorCode(code)]++
+		st.mu.Unlock()
+	})
+}
+
+// Stats returns a snapshot of the server's counters; the caller owns the
+// returned map.
+func (s *Server) Stats() Stats {
+	out := Stats{BytesIn: s.stats.bytesIn.Load(), BytesOut: s.stats.bytesOut.Load()}
+	s.stats.mu.Lock()
+	defer s.stats.mu.Unlock()
+	out.Errors = make(map[string]uint64, len(s.stats.errors))
+	for c, n := range s.stats.errors {
+		out.Errors[c.String()] += n
+	}
+	return out
+}
+
+// codeWalk calls count with every ErrorCode field reachable from v.
+type codeWalk func(v reflect.Value, count func(int16))
+
+// walkers caches a codeWalk per response type (reflect.Type → codeWalk,
+// nil when the type holds no ErrorCode field): the generated messages
+// have no common accessor for their error codes, and reflecting over a
+// type's fields once keeps each response's walk to the fields that lead
+// to an error code.
+var walkers sync.Map
+
+// errorCodeWalker returns the walk of t's error codes, nil for none.
+func errorCodeWalker(t reflect.Type) codeWalk {
+	if w, ok := walkers.Load(t); ok {
+		return w.(codeWalk)
+	}
+	w := buildWalker(t, 0)
+	walkers.Store(t, w)
+	return w
+}
+
+// walkDepthMax bounds how deep buildWalker looks into nested message
+// structs; Kafka's responses nest five at most (a message, its topics,
+// their partitions, a list in those, tagged fields), so a type nested
+// deeper is a bug of the generator (or a recursive type).
+const walkDepthMax = 8
+
+// buildWalker returns the walk of the error codes of t (a struct, a
+// pointer to one or a slice of them), nil when it holds none.
+func buildWalker(t reflect.Type, depth int) codeWalk {
+	switch t.Kind() {
+	case reflect.Pointer:
+		elem := buildWalker(t.Elem(), depth)
+		if elem == nil {
+			return nil
+		}
+		return func(v reflect.Value, count func(int16)) {
+			if !v.IsNil() {
+				elem(v.Elem(), count)
+			}
+		}
+	case reflect.Slice:
+		elem := buildWalker(t.Elem(), depth)
+		if elem == nil {
+			return nil
+		}
+		return func(v reflect.Value, count func(int16)) {
+			for i := range v.Len() {
+				elem(v.Index(i), count)
+			}
+		}
+	case reflect.Struct:
+		base.Assert(depth <= walkDepthMax, "kafka: message type %v nests deeper than %d structs", t, walkDepthMax)
+		return buildStructWalker(t, depth)
+	}
+	return nil
+}
+
+func buildStructWalker(t reflect.Type, depth int) codeWalk {
+	var codes []int
+	type nested struct {
+		field int
+		walk  codeWalk
+	}
+	var inner []nested
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		if f.Name == "ErrorCode" && f.Type.Kind() == reflect.Int16 {
+			codes = append(codes, i)
+			continue
+		}
+		if w := buildWalker(f.Type, depth+1); w != nil {
+			inner = append(inner, nested{i, w})
+		}
+	}
+	if len(codes) == 0 && len(inner) == 0 {
+		return nil
+	}
+	return func(v reflect.Value, count func(int16)) {
+		for _, i := range codes {
+			count(int16(v.Field(i).Int()))
+		}
+		for _, n := range inner {
+			n.walk(v.Field(n.field), count)
+		}
+	}
+}
+
+// countingConn counts the bytes a connection reads and writes: one atomic
+// add per socket call, not per request.
+type countingConn struct {
+	net.Conn
+	in, out *atomic.Uint64
+}
+
+func (c countingConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.in.Add(uint64(n))
+	return n, err
+}
+
+func (c countingConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.out.Add(uint64(n))
+	return n, err
+}

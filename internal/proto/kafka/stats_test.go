@@ -1,0 +1,121 @@
+package kafka
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/ferry-mq/ferry/internal/proto/kafka/protocol"
+)
+
+// TestStatsCountBytesBothWaysAndErrorCodesByName: the counters behind the
+// node's ferry_network_*_bytes_total{protocol="kafka"} and
+// ferry_errors_total{protocol="kafka"} families. The raw client knows
+// every byte it sent and read, so the byte counts are checked exactly.
+func TestStatsCountBytesBothWaysAndErrorCodesByName(t *testing.T) {
+	srv := startServer(t, newFakeBackend(t), nil)
+	if st := srv.srv.Stats(); st.BytesIn != 0 || st.BytesOut != 0 || len(st.Errors) != 0 {
+		t.Fatalf("a new server's stats = %+v, want zeros", st)
+	}
+	c := dialRaw(t, srv.addr)
+	var sent, read uint64
+	roundTrip := func(req protocol.Request, resp protocol.Response, version int16) {
+		t.Helper()
+		c.corr++
+		frame := rawFrame(req.APIKey(), version, c.corr, req.Encode(nil, version))
+		c.write(frame)
+		sent += uint64(len(frame))
+		in, err := c.readFrame()
+		if err != nil {
+			t.Fatalf("reading the response: %v", err)
+		}
+		read += uint64(len(in) + 4) // the size prefix
+		api, _ := protocol.LookupAPI(resp.APIKey())
+		corr, body, err := protocol.ParseResponseHeader(in, api.ResponseHeaderVersion(version))
+		if err != nil || corr != c.corr {
+			t.Fatalf("response header: correlation id %d, err %v; want %d", corr, err, c.corr)
+		}
+		if err := resp.Decode(body, version); err != nil {
+			t.Fatalf("decoding %T v%d: %v", resp, version, err)
+		}
+	}
+
+	var av protocol.ApiVersionsResponse
+	roundTrip(&protocol.ApiVersionsRequest{ClientSoftwareName: "bad name!", ClientSoftwareVersion: "1"}, &av, 3)
+	var lo protocol.ListOffsetsResponse
+	roundTrip(&protocol.ListOffsetsRequest{ReplicaId: -1, Topics: []protocol.ListOffsetsRequestListOffsetsTopic{{
+		Name: "ghost", Partitions: []protocol.ListOffsetsRequestListOffsetsPartition{{PartitionIndex: 0, Timestamp: -1}, {PartitionIndex: 1, Timestamp: -1}},
+	}}}, &lo, 7)
+	for _, p := range lo.Topics[0].Partitions {
+		if got := protocol.ErrorCode(p.ErrorCode); got != protocol.ErrorCodeUnknownTopicOrPartition {
+			t.Fatalf("ListOffsets of a missing topic: partition %d got %v, want UNKNOWN_TOPIC_OR_PARTITION", p.PartitionIndex, got)
+		}
+	}
+
+	st := srv.srv.Stats()
+	if st.BytesIn != sent || st.BytesOut != read {
+		t.Errorf("bytes in, out = %d, %d; want %d, %d (what the client wrote and read)", st.BytesIn, st.BytesOut, sent, read)
+	}
+	want := map[string]uint64{"INVALID_REQUEST": 1, "UNKNOWN_TOPIC_OR_PARTITION": 2}
+	if !reflect.DeepEqual(st.Errors, want) {
+		t.Errorf("errors = %v, want %v", st.Errors, want)
+	}
+}
+
+// TestErrorCodeWalkFindsNestedCodesAndSkipsZeros: the walk reaches error
+// codes at every level of a response (top, topic, partition) and through
+// pointers, and reports the zero codes of successes to the counter, which
+// drops them.
+func TestErrorCodeWalkFindsNestedCodesAndSkipsZeros(t *testing.T) {
+	resp := &protocol.ProduceResponse{Responses: []protocol.ProduceResponseTopicProduceResponse{
+		{Name: "a", PartitionResponses: []protocol.ProduceResponsePartitionProduceResponse{
+			{Index: 0, ErrorCode: int16(protocol.ErrorCodeNotLeaderOrFollower)},
+			{Index: 1},
+			{Index: 2, ErrorCode: int16(protocol.ErrorCodeNotLeaderOrFollower)},
+		}},
+		{Name: "b", PartitionResponses: []protocol.ProduceResponsePartitionProduceResponse{
+			{Index: 0, ErrorCode: int16(protocol.ErrorCodeMessageTooLarge)},
+		}},
+	}}
+	var seen []int16
+	errorCodeWalker(reflect.TypeOf(resp))(reflect.ValueOf(resp), func(c int16) { seen = append(seen, c) })
+	if len(seen) != 4 {
+		t.Errorf("walk saw codes %v, want the 4 partitions' codes", seen)
+	}
+	var st serverStats
+	st.countResponse(resp)
+	st.countResponse(&protocol.ProduceResponse{}) // no partition, no code
+	want := map[protocol.ErrorCode]uint64{protocol.ErrorCodeNotLeaderOrFollower: 2, protocol.ErrorCodeMessageTooLarge: 1}
+	if !reflect.DeepEqual(st.errors, want) {
+		t.Errorf("counted %v, want %v", st.errors, want)
+	}
+	if w := errorCodeWalker(reflect.TypeOf(&protocol.ProduceResponseNodeEndpoint{})); w != nil {
+		t.Error("a type without an ErrorCode field has a walk, want nil")
+	}
+}
+
+// TestEveryResponseTypeHasAWalkWithinTheDepthBound: every response the
+// codec defines gets a walk (none nests past walkDepthMax, which would
+// panic) and a response with a top-level ErrorCode counts it.
+func TestEveryResponseTypeHasAWalkWithinTheDepthBound(t *testing.T) {
+	n := 0
+	for k := range protocol.APIKey(1 << 10) {
+		resp, ok := protocol.NewResponse(k)
+		if !ok {
+			continue
+		}
+		n++
+		f := reflect.ValueOf(resp).Elem().FieldByName("ErrorCode")
+		if !f.IsValid() {
+			continue
+		}
+		f.SetInt(int64(protocol.ErrorCodeUnsupportedVersion))
+		var st serverStats
+		st.countResponse(resp)
+		if got := st.errors[protocol.ErrorCodeUnsupportedVersion]; got != 1 {
+			t.Errorf("%T with a top-level UNSUPPORTED_VERSION counted %d, want 1", resp, got)
+		}
+	}
+	if n < 50 {
+		t.Errorf("found %d response types, want Kafka's (more than 50)", n)
+	}
+}
