@@ -100,6 +100,8 @@ var (
 	descStreamHW     = prometheus.NewDesc("ferry_stream_high_watermark_offset", "The next offset of a stream partition (its high watermark).", partLabels, nil)
 	descStreamStart  = prometheus.NewDesc("ferry_stream_log_start_offset", "The first retained offset of a stream partition.", partLabels, nil)
 	descStreamBytes  = prometheus.NewDesc("ferry_stream_retained_bytes", "Bytes retained by a stream partition.", partLabels, nil)
+	descStreamLag    = prometheus.NewDesc("ferry_stream_consumer_lag", "Offsets a consumer group has yet to read on a stream partition: the high watermark minus the group's committed offset.", []string{"tenant", "stream", "partition", "group"}, nil)
+	descLagTruncated = prometheus.NewDesc("ferry_stream_consumer_lag_truncated", "1 when the scrape left out consumer lag series past the per-scrape bound (AdminMetricsConsumerLagSeriesMax).", nil, nil)
 	descTruncated    = prometheus.NewDesc("ferry_metrics_entities_truncated", "1 when the scrape left out queues or streams past the per-scrape bound (AdminMetricsEntitiesMax).", nil, nil)
 	descFsyncs       = prometheus.NewDesc("ferry_storage_fsyncs_total", "Fsyncs of the message logs and the metadata store.", nil, nil)
 	descFsyncSec     = prometheus.NewDesc("ferry_storage_fsync_duration_seconds", "Latency of the node's fsyncs.", nil, nil)
@@ -120,7 +122,7 @@ type brokerCollector struct {
 
 func (bc *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descNodeInfo, descBlocked, descConns, descQueueDepth, descQueueBytes, descQueueConsum,
-		descQueueEvents, descQueueLeader, descStreamHW, descStreamStart, descStreamBytes, descTruncated, descFsyncs, descFsyncSec,
+		descQueueEvents, descQueueLeader, descStreamHW, descStreamStart, descStreamBytes, descStreamLag, descLagTruncated, descTruncated, descFsyncs, descFsyncSec,
 		descLeaderChg, descProposals, descProposalsErr, descCommitSec, descApplied, descBytesIn, descBytesOut} {
 		ch <- d
 	}
@@ -145,8 +147,12 @@ func (bc *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	for p, n := range conns {
 		gauge(descConns, float64(n), p)
 	}
-	truncated := bc.collectEntities(gauge, counter)
+	lag := lagBudget{left: base.AdminMetricsConsumerLagSeriesMax}
+	truncated := bc.collectEntities(gauge, counter, &lag)
 	gauge(descTruncated, b2f(truncated))
+	if _, ok := s.b.(lagReporter); ok {
+		gauge(descLagTruncated, b2f(lag.truncated))
+	}
 	switch {
 	case s.cfg.Engine != nil:
 		bc.collectEngine(ch, s.cfg.Engine(), counter)
@@ -163,6 +169,36 @@ func (bc *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 		} else {
 			bc.collectFrontends(e, counter)
 		}
+	}
+}
+
+// lagReporter is a broker that reads consumer groups' committed offsets
+// from its local replicas (*broker.Broker does).
+type lagReporter interface {
+	StreamConsumerLag(tenant, name string, limit int) ([]broker.ConsumerLag, bool, error)
+}
+
+// lagBudget is what is left of one scrape's consumer lag series.
+type lagBudget struct {
+	left      int
+	truncated bool
+}
+
+// collectLag reports the consumer lag of a stream's groups on the
+// partitions hosted here, within what is left of lag's budget.
+func (bc *brokerCollector) collectLag(gauge func(*prometheus.Desc, float64, ...string), tenant, name string, lag *lagBudget) {
+	lr, ok := bc.s.b.(lagReporter)
+	if !ok || lag.truncated {
+		return
+	}
+	lags, truncated, err := lr.StreamConsumerLag(tenant, name, lag.left)
+	if err != nil {
+		return // deleted since the topology was read
+	}
+	lag.left -= len(lags)
+	lag.truncated = truncated
+	for _, l := range lags {
+		gauge(descStreamLag, float64(l.Lag()), tenant, name, strconv.Itoa(int(l.Partition)), l.Group)
 	}
 }
 
@@ -194,7 +230,7 @@ func cumulative(h broker.EngineHistogram) Histogram {
 
 // collectEntities reports queues and stream partitions, at most
 // metricsEntitiesMax of them; it returns whether it left some out.
-func (bc *brokerCollector) collectEntities(gauge func(*prometheus.Desc, float64, ...string), counter func(*prometheus.Desc, uint64, ...string)) bool {
+func (bc *brokerCollector) collectEntities(gauge func(*prometheus.Desc, float64, ...string), counter func(*prometheus.Desc, uint64, ...string), lag *lagBudget) bool {
 	s := bc.s
 	budget := s.metricsEntitiesMax()
 	for _, t := range s.tenants() {
@@ -244,6 +280,7 @@ func (bc *brokerCollector) collectEntities(gauge func(*prometheus.Desc, float64,
 				gauge(descStreamStart, float64(p.LogStartOffset), t, name, ps)
 				gauge(descStreamBytes, float64(p.RetainedBytes), t, name, ps)
 			}
+			bc.collectLag(gauge, t, name, lag)
 		}
 	}
 	return false

@@ -2,15 +2,20 @@ package admin
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/ferry-mq/ferry/internal/base"
+	"github.com/ferry-mq/ferry/internal/broker"
 )
 
 // scrape fetches /metrics and parses it with Prometheus' own text parser.
@@ -244,5 +249,72 @@ func TestMetricsReportTheFrontendsCountsNextToTheBrokersEngine(t *testing.T) {
 	}
 	if got, ok := value(t, fams, "ferry_raft_proposals_total", nil); !ok || got < 1 {
 		t.Errorf("ferry_raft_proposals_total = %v (present %v): the broker's engine families must stay", got, ok)
+	}
+}
+
+// TestMetricsReportConsumerLagPerGroupAndPartition: a group's committed
+// offsets, read from the partitions' replicas on this node, become
+// ferry_stream_consumer_lag series (issue 7).
+func TestMetricsReportConsumerLagPerGroupAndPartition(t *testing.T) {
+	b := openBroker(t)
+	a := newAPI(t, b, Config{})
+	a.must(http.StatusNoContent, "PUT", "/api/streams/lagging", map[string]any{"partitions": 2})
+	c, err := b.OpenConnection(broker.ConnInfo{ID: "lag-test", Protocol: "test"}, broker.Principal{User: "guest", Tenant: "/"}, func(string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	p1 := broker.PartitionRef{Stream: "lagging", Partition: 1}
+	if res := c.CommitOffsets(context.Background(), "readers", -1, "", "", map[broker.PartitionRef]broker.CommittedOffset{p1: {Offset: 0, LeaderEpoch: -1}}); res[p1] != nil {
+		t.Fatalf("commit: %v", res[p1])
+	}
+	fams := scrape(t, a)
+	hw, ok := value(t, fams, "ferry_stream_high_watermark_offset", map[string]string{"stream": "lagging", "partition": "1"})
+	if !ok || hw < 1 {
+		t.Fatalf("partition 1's high watermark = %v (present %v), want at least the commit's entry", hw, ok)
+	}
+	labels := map[string]string{"tenant": "/", "stream": "lagging", "partition": "1", "group": "readers"}
+	if got, ok := value(t, fams, "ferry_stream_consumer_lag", labels); !ok || got != hw {
+		t.Errorf("ferry_stream_consumer_lag%v = %v (present %v), want %v (high watermark - 0)", labels, got, ok, hw)
+	}
+	if got := len(fams["ferry_stream_consumer_lag"].GetMetric()); got != 1 {
+		t.Errorf("%d lag series, want 1: partition 0 has no committed offset", got)
+	}
+	if got, ok := value(t, fams, "ferry_stream_consumer_lag_truncated", nil); !ok || got != 0 {
+		t.Errorf("ferry_stream_consumer_lag_truncated = %v (present %v), want 0", got, ok)
+	}
+}
+
+// lagLimited is a broker whose lag reads record the limit asked for and
+// always report truncation.
+type lagLimited struct {
+	*broker.Broker
+	mu    sync.Mutex
+	asked []int // guarded by mu
+}
+
+func (l *lagLimited) StreamConsumerLag(tenant, name string, limit int) ([]broker.ConsumerLag, bool, error) {
+	l.mu.Lock()
+	l.asked = append(l.asked, limit)
+	l.mu.Unlock()
+	lags, _, err := l.Broker.StreamConsumerLag(tenant, name, limit)
+	return lags, true, err
+}
+
+// A scrape asks the broker for at most AdminMetricsConsumerLagSeriesMax
+// lag series and says when the broker left some out.
+func TestMetricsBoundConsumerLagSeriesAndSayWhenTruncated(t *testing.T) {
+	b := &lagLimited{Broker: openBroker(t)}
+	a := newAPI(t, b, Config{})
+	a.must(http.StatusNoContent, "PUT", "/api/streams/one", nil)
+	a.must(http.StatusNoContent, "PUT", "/api/streams/two", nil)
+	fams := scrape(t, a)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.asked) != 1 || b.asked[0] != base.AdminMetricsConsumerLagSeriesMax {
+		t.Errorf("limits asked = %v, want [%d] (none after a truncated answer)", b.asked, base.AdminMetricsConsumerLagSeriesMax)
+	}
+	if got, ok := value(t, fams, "ferry_stream_consumer_lag_truncated", nil); !ok || got != 1 {
+		t.Errorf("ferry_stream_consumer_lag_truncated = %v (present %v), want 1", got, ok)
 	}
 }

@@ -558,6 +558,12 @@ const (
 	// or a bracketed IPv6 address with a zone, a port, and slack.
 	ControllerNodeAddrBytesMax = 512
 
+	// ControllerClusterIDBytesMax bounds the cluster id Bootstrap sets:
+	// Ferry draws 22 characters (16 random bytes in unpadded base64url,
+	// the shape of Kafka's cluster ids); the bound leaves room for any
+	// id a Kafka tool prints and keeps it a short label.
+	ControllerClusterIDBytesMax = 64
+
 	// ControllerReplicationFactorMax bounds the replicas of one group:
 	// every write waits for a majority, and beyond seven voters that costs
 	// more than it protects.
@@ -1080,6 +1086,13 @@ const (
 	// scrape reports, so a scrape's cost and series count stay bounded;
 	// past it the scrape sets ferry_metrics_entities_truncated.
 	AdminMetricsEntitiesMax = 10_000
+
+	// AdminMetricsConsumerLagSeriesMax bounds the consumer lag series
+	// (one per group and partition) one /metrics scrape reports: groups
+	// multiply partitions, so this is counted apart from the entities'
+	// bound, at the same order of series Prometheus handles per target;
+	// past it the scrape sets ferry_stream_consumer_lag_truncated.
+	AdminMetricsConsumerLagSeriesMax = 10_000
 
 	// AdminStreamReadWaitMax bounds how long a stream read over HTTP
 	// waits for messages.

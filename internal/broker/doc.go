@@ -60,7 +60,8 @@
 // Heartbeat, LeaveGroup (by member or instance id), DeleteGroup (with its
 // offsets), CommitOffsets, FetchOffsets, DeleteOffsets, and
 // server-side assignment with JoinAssigned, AssignedHeartbeat,
-// LeaveAssigned.
+// LeaveAssigned. (*Broker).StreamConsumerLag reads every group's committed
+// offsets from the local replicas, for metrics (lag.go).
 //
 // Errors carry base codes that front ends map: NotFound (AMQP 404),
 // PreconditionFailed (406), ResourceLocked (405), AccessRefused (403),

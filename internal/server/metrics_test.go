@@ -60,14 +60,14 @@ next:
 
 // kafkaNode starts a ready single node with its Kafka listener and
 // returns it with a franz-go client of it.
-func kafkaNode(t *testing.T) (*Server, *kgo.Client) {
+func kafkaNode(t *testing.T, opts ...kgo.Opt) (*Server, *kgo.Client) {
 	t.Helper()
 	cfg := testConfig(t.TempDir())
 	cfg.Listeners.Kafka = "127.0.0.1:0"
 	s := startReady(t, cfg, io.Discard)
 	t.Cleanup(func() { shutdown(t, s) })
 	addr, _ := s.Addr("kafka")
-	kc, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	kc, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,5 +113,45 @@ func TestMetricsCountKafkaBytesAndErrors(t *testing.T) {
 	labels := map[string]string{"protocol": "kafka", "code": "UNKNOWN_TOPIC_OR_PARTITION"}
 	if got, ok := metricValue(fams, "ferry_errors_total", labels); got != 2 {
 		t.Errorf("ferry_errors_total%v = %v (present %v), want 2 (one per partition)", labels, got, ok)
+	}
+}
+
+// TestMetricsReportKafkaConsumerLag: offsets a Kafka client commits show
+// up on the node's /metrics as the group's lag, high watermark minus
+// committed offset, per partition (issue 7).
+func TestMetricsReportKafkaConsumerLag(t *testing.T) {
+	s, kc := kafkaNode(t, kgo.AllowAutoTopicCreation())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Producing creates the topic (kafka.auto_create_topics, on by default).
+	for i := range 5 {
+		r := &kgo.Record{Topic: "lagged", Partition: 0, Value: []byte{byte(i)}}
+		if err := kc.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatalf("produce %d: %v", i, err)
+		}
+	}
+	commit := kmsg.NewPtrOffsetCommitRequest()
+	commit.Group, commit.Generation = "lag-readers", -1 // a standalone consumer's commit
+	topic := kmsg.NewOffsetCommitRequestTopic()
+	topic.Topic = "lagged"
+	part := kmsg.NewOffsetCommitRequestTopicPartition()
+	part.Partition, part.Offset = 0, 2
+	topic.Partitions = append(topic.Partitions, part)
+	commit.Topics = append(commit.Topics, topic)
+	resp, err := commit.RequestWith(ctx, kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kerr.ErrorForCode(resp.Topics[0].Partitions[0].ErrorCode); err != nil {
+		t.Fatalf("OffsetCommit: %v", err)
+	}
+	fams := scrapeMetrics(t, s)
+	hw, ok := metricValue(fams, "ferry_stream_high_watermark_offset", map[string]string{"stream": "lagged", "partition": "0"})
+	if !ok || hw < 6 {
+		t.Fatalf("high watermark = %v (present %v), want at least 5 records and the commit", hw, ok)
+	}
+	labels := map[string]string{"tenant": "/", "stream": "lagged", "partition": "0", "group": "lag-readers"}
+	if got, ok := metricValue(fams, "ferry_stream_consumer_lag", labels); !ok || got != hw-2 {
+		t.Errorf("ferry_stream_consumer_lag%v = %v (present %v), want %v (high watermark - 2)", labels, got, ok, hw-2)
 	}
 }

@@ -1,0 +1,56 @@
+package broker
+
+import "github.com/ferry-mq/ferry/internal/stream"
+
+// ConsumerLag is one consumer group's position on one stream partition,
+// as this node's replica of the partition has it.
+type ConsumerLag struct {
+	Partition     int32
+	Group         string
+	Committed     int64 // the group's committed offset (the next it will read)
+	HighWatermark int64 // the partition's next offset
+}
+
+// Lag is how many offsets the group has yet to read: the high watermark
+// minus the committed offset, 0 when the group committed past the end.
+// Offsets count every entry of the log, commits' own control batches
+// included (docs/kafka.md, "Where committed offsets live"), so a group
+// that has read everything and committed shows a small lag.
+func (l ConsumerLag) Lag() int64 { return max(l.HighWatermark-l.Committed, 0) }
+
+// StreamConsumerLag returns the committed offset and high watermark of
+// every consumer group on every partition of a stream that has a replica
+// on this node, by partition and then group name, at most limit entries;
+// truncated reports that some were left out. A committed offset lives in
+// its partition's state machine, so this reads local replicas only and
+// no client connection or Raft round trip: a follower's figures trail
+// its leader's by what it has yet to apply, and partitions without a
+// replica here are reported by the nodes that hold one. The error is
+// CodeNotFound for a missing stream. The slice is the caller's.
+func (b *Broker) StreamConsumerLag(tenant, name string, limit int) (lags []ConsumerLag, truncated bool, err error) {
+	s, err := b.lookupStream(tenant, name)
+	if err != nil {
+		return nil, false, err
+	}
+	for i, p := range s.Partitions {
+		lg := b.group(GroupID(p.Group))
+		if lg == nil {
+			continue
+		}
+		lg.fsm.(*partitionFSM).with(func(pp *stream.Partition) {
+			hw := pp.HighWatermark()
+			for _, g := range pp.Groups() {
+				if len(lags) >= limit {
+					truncated = true
+					return
+				}
+				off, _ := pp.CommittedOffset(g)
+				lags = append(lags, ConsumerLag{Partition: int32(i), Group: g, Committed: off.Offset, HighWatermark: hw})
+			}
+		})
+		if truncated {
+			break
+		}
+	}
+	return lags, truncated, nil
+}

@@ -1,0 +1,56 @@
+package broker
+
+import (
+	"reflect"
+	"testing"
+)
+
+// TestStreamConsumerLagReadsCommittedOffsetsAndStopsAtItsLimit: the lag
+// accessor reports every group's committed offset against the partition's
+// high watermark, by partition then group, without a connection of the
+// group, and leaves out what passes its limit.
+func TestStreamConsumerLagReadsCommittedOffsetsAndStopsAtItsLimit(t *testing.T) {
+	b := openNode(t, nodeOpts{})
+	c := guestConn(t, b)
+	ctx := testCtx(t)
+	if err := c.DeclareStream(ctx, StreamSpec{Name: "lagged", Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	p0, p1 := PartitionRef{Stream: "lagged"}, PartitionRef{Stream: "lagged", Partition: 1}
+	for ref, err := range c.CommitOffsets(ctx, "b-group", -1, "", "", map[PartitionRef]CommittedOffset{p0: {Offset: 0, LeaderEpoch: -1}, p1: {Offset: 1, LeaderEpoch: -1}}) {
+		if err != nil {
+			t.Fatalf("commit of %v: %v", ref, err)
+		}
+	}
+	if res := c.CommitOffsets(ctx, "a-group", -1, "", "", map[PartitionRef]CommittedOffset{p0: {Offset: 1, LeaderEpoch: -1}}); res[p0] != nil {
+		t.Fatalf("commit: %v", res[p0])
+	}
+	hw0, _, _ := c.ListOffset(ctx, p0, OffsetLatest)
+	hw1, _, _ := c.ListOffset(ctx, p1, OffsetLatest)
+	want := []ConsumerLag{
+		{Partition: 0, Group: "a-group", Committed: 1, HighWatermark: hw0},
+		{Partition: 0, Group: "b-group", Committed: 0, HighWatermark: hw0},
+		{Partition: 1, Group: "b-group", Committed: 1, HighWatermark: hw1},
+	}
+	got, truncated, err := b.StreamConsumerLag("/", "lagged", len(want))
+	if err != nil || truncated || !reflect.DeepEqual(got, want) {
+		t.Fatalf("StreamConsumerLag at its limit = %+v, truncated %v, %v; want %+v, not truncated", got, truncated, err, want)
+	}
+	// Commits take offsets (a control batch each): partition 0 holds two.
+	if got[1].Lag() != hw0 || hw0 < 2 {
+		t.Errorf("b-group's lag on partition 0 = %d (high watermark %d), want the high watermark, at least the 2 commits", got[1].Lag(), hw0)
+	}
+	got, truncated, err = b.StreamConsumerLag("/", "lagged", len(want)-1)
+	if err != nil || !truncated || !reflect.DeepEqual(got, want[:len(want)-1]) {
+		t.Errorf("StreamConsumerLag one under = %+v, truncated %v, %v; want the first %d, truncated", got, truncated, err, len(want)-1)
+	}
+	if _, _, err := b.StreamConsumerLag("/", "ghost", 10); err == nil {
+		t.Error("StreamConsumerLag of a missing stream succeeded")
+	}
+}
+
+func TestConsumerLagIsZeroForACommitPastTheEnd(t *testing.T) {
+	if got := (ConsumerLag{Committed: 9, HighWatermark: 5}).Lag(); got != 0 {
+		t.Errorf("Lag() = %d, want 0", got)
+	}
+}
