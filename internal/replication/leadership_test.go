@@ -1,6 +1,9 @@
 package replication
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+)
 
 func isClosed(ch <-chan struct{}) bool {
 	select {
@@ -82,5 +85,36 @@ func TestLeadershipChangedAnnouncesASingleVoterLeadingItself(t *testing.T) {
 	}
 	if st, _ := e.Status(7); st.Applied == 0 {
 		t.Fatalf("leader with nothing applied: %+v", st)
+	}
+}
+
+// A single voter restarted with nothing to apply (its snapshot covers its
+// commit index) has no Ready to campaign after: it must still elect
+// itself at once, not one election timeout later, which on a clock that
+// does not move is never.
+func TestSingleVoterRestartedWithNothingToApplyLeadsWithoutTicks(t *testing.T) {
+	c := newTestCluster(t, []NodeID{1}, func(cfg *Config) { cfg.SnapshotEntries = 4 })
+	c.open(1, 3, []NodeID{1})
+	c.waitLeader(3)
+	for i := range 8 {
+		if r := c.propose(1, 3, fmt.Sprint("e", i)); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	n := c.nodes[1]
+	c.runUntil("a snapshot at the last entry", 100, func() bool {
+		st, _ := n.e.Status(3)
+		return n.e.Metrics().Snapshots > 0 && st.Applied == st.LastIndex
+	})
+	n.e.Stop()
+	n.close()
+	c.start(1)
+	c.open(1, 3, nil)
+	for range 20 { // iterations without the clock moving: no tick
+		n.e.Step()
+	}
+	st, err := n.e.Status(3)
+	if err != nil || !st.IsLeader {
+		t.Fatalf("after a restart and 20 iterations without a tick: got %+v %v, want this node leading", st, err)
 	}
 }

@@ -143,6 +143,10 @@ func (l *loop) addGroup(g *group) {
 	l.groups[g.id] = g
 	l.setActive(g, true)
 	l.markDirty(g)
+	// A single voter restarted with nothing to apply has no Ready, so
+	// applyReady would not campaign for it: it would wait an election
+	// timeout of ticks (on a fake clock, forever).
+	g.maybeCampaignAlone()
 }
 
 func (g *group) handleRequest(r *request, now time.Time) {
