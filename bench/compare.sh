@@ -448,22 +448,25 @@ run_peer() {
 }
 
 # start_ferry: the ferry built above, a single node with an empty data
-# directory, listeners on loopback ports nothing else holds; ready when
+# directory, listeners on loopback ports nothing else listens on; ready when
 # /readyz says so and an AMQP session can declare a queue. FERRY_*
 # variables of the caller's environment are dropped: the node runs with
 # its defaults and these flags only.
 start_ferry() {
 	local dir="$WORK/ferry" amqp kafka http v unset=()
-	amqp=$(free_port 35672)
-	kafka=$(free_port 39092)
-	http=$(free_port 38080)
+	# Below the ephemeral range (32768-60999 on Linux): a port there can be
+	# the local end of some other process's connection, which a listener
+	# cannot bind even when nothing listens on it.
+	amqp=$(free_port 15673)
+	kafka=$(free_port 19093)
+	http=$(free_port 18081)
 	rm -rf "$dir"
 	mkdir -p "$dir"
 	for v in $(compgen -e); do
 		if [[ $v == FERRY_* ]]; then unset+=(-u "$v"); fi
 	done
 	local pprof=()
-	if ((PPROF)); then pprof=("BENCH_PPROF_ADDR=127.0.0.1:$(free_port 36060)"); fi
+	if ((PPROF)); then pprof=("BENCH_PPROF_ADDR=127.0.0.1:$(free_port 16061)"); fi
 	start ferry env "${unset[@]}" "${pprof[@]}" "$BIN/ferry" serve --data-dir "$dir/data" --log-level warn \
 		--listeners-amqp "127.0.0.1:$amqp" --listeners-kafka "127.0.0.1:$kafka" --listeners-http "127.0.0.1:$http"
 	PEER_PID=${STARTED[-1]} PEER_ADDR="amqp://guest:guest@127.0.0.1:$amqp/" FERRY_KAFKA_ADDR="127.0.0.1:$kafka"
