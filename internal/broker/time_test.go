@@ -137,17 +137,20 @@ func TestAckTimeoutReturnsTheDelivery(t *testing.T) {
 // movingClock is a fake clock that moves while its timers are armed: at
 // each Reset asking for the next duration of moves, it advances by `by`
 // just before the timer is armed, as a test's Advance on another goroutine
-// may; moved is closed after the last move.
+// may. settled is closed once, after the moves, a Reset for settle has
+// armed its timer: the arming the test waits for is then over.
 type movingClock struct {
 	*base.FakeClock
-	by    time.Duration
-	moved chan struct{}
-	mu    sync.Mutex
-	moves []time.Duration // guarded by mu
+	by      time.Duration
+	settle  time.Duration
+	settled chan struct{}
+	mu      sync.Mutex
+	moves   []time.Duration // guarded by mu
+	done    bool            // guarded by mu: settled is closed
 }
 
-func newMovingClock(by time.Duration, moves ...time.Duration) *movingClock {
-	return &movingClock{FakeClock: base.NewFakeClock(epoch), by: by, moved: make(chan struct{}), moves: moves}
+func newMovingClock(by, settle time.Duration, moves ...time.Duration) *movingClock {
+	return &movingClock{FakeClock: base.NewFakeClock(epoch), by: by, settle: settle, settled: make(chan struct{}), moves: moves}
 }
 
 func (c *movingClock) NewTimer(d time.Duration) base.Timer {
@@ -160,20 +163,23 @@ type movingTimer struct {
 }
 
 func (t movingTimer) Reset(d time.Duration) bool {
-	t.c.mu.Lock()
-	move := len(t.c.moves) > 0 && t.c.moves[0] == d
+	c := t.c
+	c.mu.Lock()
+	move := len(c.moves) > 0 && c.moves[0] == d
 	if move {
-		t.c.moves = t.c.moves[1:]
+		c.moves = c.moves[1:]
 	}
-	last := move && len(t.c.moves) == 0
-	t.c.mu.Unlock()
+	settles := !move && len(c.moves) == 0 && !c.done && d == c.settle
+	c.done = c.done || settles
+	c.mu.Unlock()
 	if move {
-		t.c.Advance(t.c.by)
+		c.Advance(c.by)
 	}
-	if last {
-		close(t.c.moved)
+	active := t.Timer.Reset(d)
+	if settles {
+		close(c.settled)
 	}
-	return t.Timer.Reset(d)
+	return active
 }
 
 // ttlToDeadLetter opens a node on clock with a queue "ttl" dead-lettering
@@ -197,14 +203,14 @@ func ttlToDeadLetter(t *testing.T, clock base.Clock) *Broker {
 	return b
 }
 
-// expiresAt waits for the clock's moves, advances it to one millisecond
+// expiresAt waits for the timer's arming, advances the clock to one millisecond
 // before the message's TTL (published at epoch) and checks that nothing
 // expired yet, then to the TTL and waits for the dead-lettered copy.
 func expiresAt(t *testing.T, b *Broker, clock *movingClock) {
 	select {
-	case <-clock.moved:
+	case <-clock.settled:
 	case <-testCtx(t).Done():
-		t.Fatal("the queue's leader never armed the timers the clock moves at")
+		t.Fatalf("the queue's leader did not arm its timer for %v after the clock moved", clock.settle)
 	}
 	clock.Advance(epoch.Add(999 * time.Millisecond).Sub(clock.Now()))
 	if st, _ := b.QueueStats("/", "expired"); st.Ready != 0 {
@@ -218,7 +224,7 @@ func expiresAt(t *testing.T, b *Broker, clock *movingClock) {
 // the clock; when the clock moves between that read and the arming, the
 // timer must still fire at the wake time, not as much later.
 func TestMessageExpiresOnTimeWhenTheClockMovesWhileItsTimerIsArmed(t *testing.T) {
-	clock := newMovingClock(999*time.Millisecond, time.Second)
+	clock := newMovingClock(999*time.Millisecond, time.Millisecond, time.Second)
 	expiresAt(t, ttlToDeadLetter(t, clock), clock)
 }
 
@@ -229,6 +235,7 @@ func TestMessageExpiresOnTimeWhenTheClockMovesAtEveryArmingAttemptButTheLast(t *
 	for i := range base.BrokerTimerArmAttemptsMax - 1 {
 		moves = append(moves, time.Second-time.Duration(i)*100*time.Millisecond)
 	}
-	clock := newMovingClock(100*time.Millisecond, moves...)
+	settle := time.Second - time.Duration(len(moves))*100*time.Millisecond
+	clock := newMovingClock(100*time.Millisecond, settle, moves...)
 	expiresAt(t, ttlToDeadLetter(t, clock), clock)
 }
