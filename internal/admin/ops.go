@@ -41,6 +41,9 @@ func (s *Server) readyz(c *call) (any, error) {
 
 // Overview is the node at a glance.
 type Overview struct {
+	// ClusterID is the cluster's id, the same on every node (Kafka's
+	// Metadata reports it); empty for a cluster bootstrapped before ids.
+	ClusterID   string         `json:"cluster_id,omitempty"`
 	Node        uint64         `json:"node"`
 	Version     string         `json:"version"`
 	Blocked     bool           `json:"blocked"`
@@ -67,6 +70,9 @@ func (s *Server) overview(c *call) (any, error) {
 	blocked, reason := s.blocked()
 	out := Overview{Node: uint64(s.b.NodeID()), Version: s.cfg.Version, Blocked: blocked, BlockReason: reason,
 		Connections: map[string]int{}}
+	if ci, ok := s.b.(interface{ ClusterID() string }); ok { // *broker.Broker
+		out.ClusterID = ci.ClusterID()
+	}
 	tenants := s.tenants()
 	out.Tenants = len(tenants)
 	for _, t := range tenants {

@@ -452,7 +452,7 @@ func (b *Broker) proposeBootstrap() error {
 	if b.ctrl.bootstrapped() {
 		return nil
 	}
-	cmd := &controller.Bootstrap{Now: b.nowMs(), CoordinatorGroups: b.cfg.CoordinatorGroups}
+	cmd := &controller.Bootstrap{Now: b.nowMs(), CoordinatorGroups: b.cfg.CoordinatorGroups, ClusterID: newClusterID()}
 	for _, p := range b.cfg.Peers {
 		cmd.Nodes = append(cmd.Nodes, controller.Node{ID: controller.NodeID(p.ID), Addr: nodeAddr(p)})
 	}

@@ -61,7 +61,9 @@
 // offsets), CommitOffsets, FetchOffsets, DeleteOffsets, and
 // server-side assignment with JoinAssigned, AssignedHeartbeat,
 // LeaveAssigned. (*Broker).StreamConsumerLag reads every group's committed
-// offsets from the local replicas, for metrics (lag.go).
+// offsets from the local replicas, for metrics (lag.go); ClusterID is the
+// id the bootstrapping node drew into the controller's Bootstrap
+// (clusterid.go).
 //
 // Errors carry base codes that front ends map: NotFound (AMQP 404),
 // PreconditionFailed (406), ResourceLocked (405), AccessRefused (403),

@@ -47,6 +47,12 @@ func (c *Bootstrap) encode(e *encoder) {
 	if c.Guest != nil {
 		e.credentials(c.Guest)
 	}
+	// An optional last field: absent when empty, so Bootstraps logged
+	// before cluster ids existed decode as they are and re-encode to the
+	// same bytes.
+	if c.ClusterID != "" {
+		e.str(c.ClusterID)
+	}
 }
 
 func (c *RegisterNode) encode(e *encoder) {
@@ -370,6 +376,12 @@ func decodeBootstrap(d *decoder, now int64) Command {
 	if d.boolean() {
 		cr := d.credentials()
 		c.Guest = &cr
+	}
+	if d.err == nil && d.left() > 0 {
+		c.ClusterID = d.str(base.ControllerClusterIDBytesMax)
+		if d.err == nil && c.ClusterID == "" {
+			d.fail("empty cluster id present") // Encode omits it: not canonical
+		}
 	}
 	return c
 }

@@ -59,6 +59,12 @@ type Bootstrap struct {
 	// computed by the proposer with its random salts); nil creates no
 	// guest user.
 	Guest *auth.Credentials
+	// ClusterID names the cluster for as long as it lives, the same on
+	// every node (Kafka's Metadata and DescribeCluster report it): drawn
+	// at random by the proposer, since the controller draws nothing. It
+	// is printable ASCII of at most ControllerClusterIDBytesMax bytes;
+	// empty in a Bootstrap proposed before cluster ids existed.
+	ClusterID string
 }
 
 // RegisterNode adds a node or updates its address; either way it is live

@@ -27,6 +27,7 @@ type Controller struct {
 	nowMs        int64   // the latest Now applied; never decreases
 	nextGroup    GroupID // the next group id to allocate; starts at 1
 	groups       int     // groups that exist (coordinators, queues, partitions)
+	clusterID    string  // set by Bootstrap; "" for clusters bootstrapped before ids existed
 
 	tenants      map[string]*tenant
 	users        map[string]*user

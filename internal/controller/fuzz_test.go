@@ -26,7 +26,7 @@ func sampleCommands(t testing.TB) []Command {
 		Syntax: routing.SyntaxMQTT, Args: args[:2]}
 	return []Command{
 		&Bootstrap{Now: 1, Nodes: []Node{{ID: 1, Addr: "n1:7946"}, {ID: 2, Addr: "n2:7946", State: NodeDown}},
-			CoordinatorGroups: 2, Guest: &cr},
+			CoordinatorGroups: 2, Guest: &cr, ClusterID: "AAECAwQFBgcICQoLDA0ODw"},
 		&Bootstrap{Now: 1, Nodes: []Node{{ID: 1, Addr: "n1:7946"}}},
 		&RegisterNode{Now: 2, ID: 3, Addr: "n3:7946"},
 		&SetNodeState{Now: 3, ID: 3, State: NodeDraining},
@@ -89,7 +89,7 @@ func fuzzController(t testing.TB) *Controller {
 	c := New(Options{})
 	cr := testCredentials(t, "pw")
 	for _, cmd := range []Command{
-		&Bootstrap{Now: 1, Nodes: []Node{{ID: 1, Addr: "n1:7946"}, {ID: 2, Addr: "n2:7946"}}, Guest: &cr},
+		&Bootstrap{Now: 1, Nodes: []Node{{ID: 1, Addr: "n1:7946"}, {ID: 2, Addr: "n2:7946"}}, Guest: &cr, ClusterID: "fuzz-cluster"},
 		&CreateTenant{Now: 2, Name: "prod"},
 		&DeclareExchange{Now: 3, Tenant: "/", Exchange: routing.Exchange{Name: "x", Type: routing.Topic, AutoDelete: true}},
 		&DeclareQueue{Now: 4, Tenant: "/", Name: "q", Exclusive: true, Owner: "c1",

@@ -35,6 +35,9 @@ func (c *Controller) bootstrap(cmd *Bootstrap, r *Result) error {
 		return base.Errorf(base.CodeInvalidArgument, "controller: %d coordinator groups, want 1 to %d (ControllerCoordinatorGroupsMax)",
 			n, base.ControllerCoordinatorGroupsMax)
 	}
+	if err := checkClusterID(cmd.ClusterID); err != nil {
+		return err
+	}
 	seen := map[NodeID]bool{}
 	for _, nd := range cmd.Nodes {
 		if err := checkNode(nd.ID, nd.Addr); err != nil {
@@ -70,9 +73,29 @@ func (c *Controller) bootstrap(cmd *Bootstrap, r *Result) error {
 		c.invalidateDirectory()
 	}
 	c.bootstrapped = true
+	c.clusterID = cmd.ClusterID
 	r.Created = true
 	return nil
 }
+
+// checkClusterID accepts an empty id (a Bootstrap from before cluster ids)
+// or printable ASCII within ControllerClusterIDBytesMax.
+func checkClusterID(id string) error {
+	if len(id) > base.ControllerClusterIDBytesMax {
+		return base.Errorf(base.CodeInvalidArgument, "controller: cluster id of %d bytes exceeds %d (ControllerClusterIDBytesMax)",
+			len(id), base.ControllerClusterIDBytesMax)
+	}
+	for i := range len(id) {
+		if id[i] < 0x21 || id[i] > 0x7e {
+			return base.Errorf(base.CodeInvalidArgument, "controller: cluster id %q is not printable ASCII", id)
+		}
+	}
+	return nil
+}
+
+// ClusterID returns the id Bootstrap gave the cluster: the same on every
+// replica, "" before Bootstrap or when it carried none.
+func (c *Controller) ClusterID() string { return c.clusterID }
 
 func checkNode(id NodeID, addr string) error {
 	if id == 0 {

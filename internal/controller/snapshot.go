@@ -27,6 +27,7 @@ import (
 //	users: count, per user by name:
 //	    name credentials tags(count, sorted) permissions: count, per tenant
 //	    by name: tenant configure write read
+//	cluster id (string), only when not empty
 //	CRC-32C of all the above, 4 bytes little-endian
 //
 // placement: group replicas(count, ascending node ids) preferred.
@@ -34,7 +35,9 @@ import (
 // Effective configurations, node loads and the exclusive-owner index are
 // derived, so they are not in the snapshot: Restore recomputes them. The
 // encoding is canonical: Restore accepts only what Snapshot would write,
-// so equal states have equal bytes.
+// so equal states have equal bytes. The cluster id came after version 1
+// without changing it: a snapshot written before has none, which is also
+// how Snapshot writes a state without one.
 
 const (
 	snapshotMagic   = "FRCT"
@@ -74,6 +77,9 @@ func (c *Controller) Snapshot() []byte {
 	e.count(len(users))
 	for _, name := range users {
 		e.user(c.users[name])
+	}
+	if c.clusterID != "" {
+		e.str(c.clusterID)
 	}
 	e.uint32le(crc32.Checksum(e.buf, castagnoli))
 	return e.buf
@@ -182,7 +188,7 @@ func (c *Controller) Restore(data []byte) error {
 	}
 	c.bootstrapped, c.nowMs, c.nextGroup, c.groups = fresh.bootstrapped, fresh.nowMs, fresh.nextGroup, fresh.groups
 	c.tenants, c.users, c.nodes, c.coordinators = fresh.tenants, fresh.users, fresh.nodes, fresh.coordinators
-	c.load, c.exclusive = fresh.load, fresh.exclusive
+	c.load, c.exclusive, c.clusterID = fresh.load, fresh.exclusive, fresh.clusterID
 	c.invalidateDirectory()
 	return nil
 }
@@ -226,7 +232,18 @@ func decodeSnapshot(data []byte, opts Options) (*Controller, error) {
 		return nil, d.err
 	}
 	if d.left() != 0 {
-		return nil, fmt.Errorf("%d bytes after the users", d.left())
+		c.clusterID = d.str(base.ControllerClusterIDBytesMax)
+		switch {
+		case d.err != nil:
+			return nil, d.err
+		case c.clusterID == "" || !c.bootstrapped:
+			return nil, fmt.Errorf("cluster id %q in a snapshot bootstrapped %v", c.clusterID, c.bootstrapped)
+		case d.left() != 0:
+			return nil, fmt.Errorf("%d bytes after the cluster id", d.left())
+		}
+		if err := checkClusterID(c.clusterID); err != nil {
+			return nil, err
+		}
 	}
 	if c.bootstrapped != (len(c.coordinators) > 0) {
 		return nil, fmt.Errorf("bootstrapped %v with %d coordinator groups", c.bootstrapped, len(c.coordinators))

@@ -106,6 +106,12 @@ func TestThreeNodeClusterFromPeersConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// One cluster id, drawn at the bootstrap, on every node.
+	for i, n := range nodes {
+		if id := n.b.ClusterID(); resp.ClusterID == nil || id == "" || *resp.ClusterID != id {
+			t.Errorf("node %d's cluster id %q, Metadata from node 1 says %v: want the same, not empty", i+1, id, resp.ClusterID)
+		}
+	}
 	got := map[int32]string{}
 	for _, b := range resp.Brokers {
 		got[b.NodeID] = fmt.Sprintf("%s:%d", b.Host, b.Port)

@@ -22,7 +22,8 @@ import (
 type BrokerBackend struct {
 	B *broker.Broker
 	// ClusterID is what Metadata and DescribeCluster report; default
-	// "ferry".
+	// the broker's (*broker.Broker).ClusterID, the same on every node,
+	// or "ferry" for a cluster bootstrapped before cluster ids existed.
 	ClusterID string
 	// KafkaAddr returns a node's Kafka listener address (host, port), or
 	// false when unknown; the server's own advertised address is used for
@@ -64,10 +65,13 @@ func (s *brokerSession) Close(ctx context.Context) error {
 }
 
 func (s *brokerSession) ClusterID() string {
-	if s.bb.ClusterID == "" {
-		return "ferry"
+	if s.bb.ClusterID != "" {
+		return s.bb.ClusterID
 	}
-	return s.bb.ClusterID
+	if id := s.bb.B.ClusterID(); id != "" {
+		return id
+	}
+	return "ferry"
 }
 
 func (s *brokerSession) Self() int32 { return int32(s.bb.B.NodeID()) }
