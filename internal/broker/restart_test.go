@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/base/vfs"
 )
 
@@ -204,6 +205,37 @@ func TestCallsRightAfterARestartWaitForTheLeader(t *testing.T) {
 		}
 		if err := b.Close(); err != nil {
 			t.Fatalf("Close after %s: %v", tc.name, err)
+		}
+	}
+}
+
+// On a clock that does not move, a restarted node must still elect
+// itself in every group and replay: no election timeout, no poll. Small
+// snapshots make the restarted replicas likely to have nothing to apply
+// (the snapshot covers the persisted commit index), the case where a
+// single voter used to wait for ticks.
+func TestRestartOnAStoppedClockNeedsNoTimeToPass(t *testing.T) {
+	fs := vfs.NewMem()
+	clock := base.NewFakeClock(epoch)
+	opts := nodeOpts{fs: fs, clock: clock, tweak: func(c *Config) { c.SnapshotEntries = 2 }}
+	b := openNode(t, opts)
+	c := guestConn(t, b)
+	for _, q := range []string{"a", "b"} {
+		declare(t, c, q)
+		for i := range 3 {
+			publishOne(t, c, "", q, fmt.Sprint(q, i))
+		}
+	}
+	if err := b.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	for range 2 {
+		b = openNode(t, opts)
+		for _, q := range []string{"a", "b"} {
+			waitStats(t, b, q, func(st QueueStats) bool { return st.Ready == 3 })
+		}
+		if err := b.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
 		}
 	}
 }
