@@ -33,8 +33,8 @@ func (c *console) actionTable() map[string]consoleAction {
 		"/console/connections/close":  closeConnectionAction,
 		"/console/users/create":       createUser,
 		"/console/users/delete":       byName("deleteUser", "user", false, "/console/users", "User '%s' deleted."),
-		"/console/permissions/set":    setPermission,
-		"/console/permissions/delete": deletePermissionAction,
+		"/console/permissions/set":    func(q *consoleReq) (string, string, error) { return permissionAction(q, false) },
+		"/console/permissions/delete": func(q *consoleReq) (string, string, error) { return permissionAction(q, true) },
 		"/console/policies/create":    createPolicy,
 		"/console/policies/delete":    byName("deletePolicy", "name", true, "/console/policies", "Policy '%s' deleted."),
 		"/console/tenants/create":     byName("putTenant", "tenant", false, "/console/users", "Tenant '%s' created."),
@@ -57,10 +57,7 @@ func byName(id, key string, tenantScoped bool, page, done string) consoleAction 
 		if tenantScoped {
 			query = q.tenantQuery()
 		}
-		if _, err := q.api(id, map[string]string{key: name}, query, nil); err != nil {
-			return "", "", err
-		}
-		return q.back(page), fmt.Sprintf(done, name), nil
+		return q.run(id, map[string]string{key: name}, query, nil, q.back(page), fmt.Sprintf(done, name))
 	}
 }
 
@@ -97,26 +94,40 @@ func (q *consoleReq) jsonObject(name string) (map[string]any, error) {
 	return m, nil
 }
 
+// run makes one call of route id and, when it succeeds, answers the
+// action with redirect and flash; when it fails, with the route's error.
+func (q *consoleReq) run(id string, path map[string]string, query url.Values, body any, redirect, flash string) (string, string, error) {
+	if _, err := q.api(id, path, query, body); err != nil {
+		return "", "", err
+	}
+	return redirect, flash, nil
+}
+
 // back is the page of the request's tenant to return to.
 func (q *consoleReq) back(path string, kv ...string) string {
 	return consoleURL(path, append([]string{"tenant", q.tenant}, kv...)...)
 }
 
+// declared reads the fields a queue's and an exchange's declaration
+// share: the required name, the optional JSON arguments and durable.
+func (q *consoleReq) declared() (name string, args map[string]any, durable bool, err error) {
+	if name, err = q.required("name"); err != nil {
+		return "", nil, false, err
+	}
+	if args, err = q.jsonObject("arguments"); err != nil {
+		return "", nil, false, err
+	}
+	return name, args, q.checked("durable"), nil
+}
+
 func createQueue(q *consoleReq) (string, string, error) {
-	name, err := q.required("name")
+	name, args, durable, err := q.declared()
 	if err != nil {
 		return "", "", err
 	}
-	args, err := q.jsonObject("arguments")
-	if err != nil {
-		return "", "", err
-	}
-	durable := q.checked("durable")
 	spec := QueueSpec{Type: q.form("type"), Durable: &durable, AutoDelete: q.checked("auto_delete"), Arguments: args}
-	if _, err := q.api("putQueue", map[string]string{"name": name}, q.tenantQuery(), spec); err != nil {
-		return "", "", err
-	}
-	return q.back("/console/queue", "name", name), fmt.Sprintf("Queue '%s' declared.", name), nil
+	return q.run("putQueue", map[string]string{"name": name}, q.tenantQuery(), spec,
+		q.back("/console/queue", "name", name), fmt.Sprintf("Queue '%s' declared.", name))
 }
 
 func deleteQueueAction(q *consoleReq) (string, string, error) {
@@ -296,27 +307,18 @@ func createStream(q *consoleReq) (string, string, error) {
 			spec.Config[k] = v
 		}
 	}
-	if _, err := q.api("putStream", map[string]string{"name": name}, q.tenantQuery(), spec); err != nil {
-		return "", "", err
-	}
-	return q.back("/console/stream", "name", name), fmt.Sprintf("Stream '%s' created.", name), nil
+	return q.run("putStream", map[string]string{"name": name}, q.tenantQuery(), spec,
+		q.back("/console/stream", "name", name), fmt.Sprintf("Stream '%s' created.", name))
 }
 
 func createExchange(q *consoleReq) (string, string, error) {
-	name, err := q.required("name")
+	name, args, durable, err := q.declared()
 	if err != nil {
 		return "", "", err
 	}
-	args, err := q.jsonObject("arguments")
-	if err != nil {
-		return "", "", err
-	}
-	durable := q.checked("durable")
 	spec := ExchangeSpec{Type: q.form("type"), Durable: &durable, AutoDelete: q.checked("auto_delete"), Internal: q.checked("internal"), Arguments: args}
-	if _, err := q.api("putExchange", map[string]string{"name": name}, q.tenantQuery(), spec); err != nil {
-		return "", "", err
-	}
-	return q.back("/console/exchanges"), fmt.Sprintf("Exchange '%s' declared.", name), nil
+	return q.run("putExchange", map[string]string{"name": name}, q.tenantQuery(), spec,
+		q.back("/console/exchanges"), fmt.Sprintf("Exchange '%s' declared.", name))
 }
 
 func deleteExchangeAction(q *consoleReq) (string, string, error) {
@@ -326,10 +328,8 @@ func deleteExchangeAction(q *consoleReq) (string, string, error) {
 	}
 	query := q.tenantQuery()
 	query.Set("if_unused", strconv.FormatBool(q.checked("if_unused")))
-	if _, err := q.api("deleteExchange", map[string]string{"name": name}, query, nil); err != nil {
-		return "", "", err
-	}
-	return q.back("/console/exchanges"), fmt.Sprintf("Exchange '%s' deleted.", name), nil
+	return q.run("deleteExchange", map[string]string{"name": name}, query, nil,
+		q.back("/console/exchanges"), fmt.Sprintf("Exchange '%s' deleted.", name))
 }
 
 func bindAction(q *consoleReq, unbind bool) (string, string, error) {
@@ -343,10 +343,8 @@ func bindAction(q *consoleReq, unbind bool) (string, string, error) {
 	if unbind {
 		id, verb = "unbind", "deleted"
 	}
-	if _, err := q.api(id, nil, q.tenantQuery(), b); err != nil {
-		return "", "", err
-	}
-	return q.back("/console/exchanges"), fmt.Sprintf("Binding from '%s' to '%s' %s.", b.Source, b.Destination, verb), nil
+	return q.run(id, nil, q.tenantQuery(), b,
+		q.back("/console/exchanges"), fmt.Sprintf("Binding from '%s' to '%s' %s.", b.Source, b.Destination, verb))
 }
 
 func closeConnectionAction(q *consoleReq) (string, string, error) {
@@ -360,10 +358,8 @@ func closeConnectionAction(q *consoleReq) (string, string, error) {
 	} else {
 		query.Set("reason", "closed by user '"+q.sess.p.User+"' in the web console")
 	}
-	if _, err := q.api("closeConnection", map[string]string{"id": id}, query, nil); err != nil {
-		return "", "", err
-	}
-	return "/console/connections", fmt.Sprintf("Connection '%s' closed.", id), nil
+	return q.run("closeConnection", map[string]string{"id": id}, query, nil,
+		"/console/connections", fmt.Sprintf("Connection '%s' closed.", id))
 }
 
 func createUser(q *consoleReq) (string, string, error) {
@@ -378,35 +374,25 @@ func createUser(q *consoleReq) (string, string, error) {
 		}
 	}
 	spec := UserSpec{Password: q.r.PostFormValue("password"), Tags: tags}
-	if _, err := q.api("putUser", map[string]string{"user": name}, nil, spec); err != nil {
-		return "", "", err
-	}
-	return q.back("/console/users"), fmt.Sprintf("User '%s' saved.", name), nil
+	return q.run("putUser", map[string]string{"user": name}, nil, spec,
+		q.back("/console/users"), fmt.Sprintf("User '%s' saved.", name))
 }
 
-func setPermission(q *consoleReq) (string, string, error) {
+// permissionAction sets the permission of a user in the form's tenant
+// (perm_tenant) or, when remove, deletes it.
+func permissionAction(q *consoleReq, remove bool) (string, string, error) {
 	user, err := q.required("user")
 	if err != nil {
 		return "", "", err
+	}
+	query := url.Values{"tenant": {q.form("perm_tenant")}}
+	if remove {
+		return q.run("deletePermission", map[string]string{"user": user}, query, nil,
+			q.back("/console/users"), fmt.Sprintf("Permission of '%s' in '%s' removed.", user, query.Get("tenant")))
 	}
 	p := Permission{Configure: q.r.PostFormValue("configure"), Write: q.r.PostFormValue("write"), Read: q.r.PostFormValue("read")}
-	query := url.Values{"tenant": {q.form("perm_tenant")}}
-	if _, err := q.api("putPermission", map[string]string{"user": user}, query, p); err != nil {
-		return "", "", err
-	}
-	return q.back("/console/users"), fmt.Sprintf("Permission of '%s' in '%s' set.", user, query.Get("tenant")), nil
-}
-
-func deletePermissionAction(q *consoleReq) (string, string, error) {
-	user, err := q.required("user")
-	if err != nil {
-		return "", "", err
-	}
-	query := url.Values{"tenant": {q.form("perm_tenant")}}
-	if _, err := q.api("deletePermission", map[string]string{"user": user}, query, nil); err != nil {
-		return "", "", err
-	}
-	return q.back("/console/users"), fmt.Sprintf("Permission of '%s' in '%s' removed.", user, query.Get("tenant")), nil
+	return q.run("putPermission", map[string]string{"user": user}, query, p,
+		q.back("/console/users"), fmt.Sprintf("Permission of '%s' in '%s' set.", user, query.Get("tenant")))
 }
 
 func createPolicy(q *consoleReq) (string, string, error) {
@@ -423,10 +409,8 @@ func createPolicy(q *consoleReq) (string, string, error) {
 		return "", "", err
 	}
 	p := Policy{Pattern: q.r.PostFormValue("pattern"), ApplyTo: q.form("apply_to"), Priority: prio, Definition: def}
-	if _, err := q.api("putPolicy", map[string]string{"name": name}, q.tenantQuery(), p); err != nil {
-		return "", "", err
-	}
-	return q.back("/console/policies"), fmt.Sprintf("Policy '%s' saved.", name), nil
+	return q.run("putPolicy", map[string]string{"name": name}, q.tenantQuery(), p,
+		q.back("/console/policies"), fmt.Sprintf("Policy '%s' saved.", name))
 }
 
 func setTracingAction(q *consoleReq) (string, string, error) {
