@@ -35,7 +35,8 @@ var allowed = map[string][]string{
 		"internal/routing", "internal/auth", "internal/queue", "internal/stream"},
 	"internal/broker": {"internal/base", "internal/base/vfs", "internal/storage/", "internal/replication",
 		"internal/controller", "internal/queue", "internal/stream", "internal/routing", "internal/auth"},
-	"internal/proto/":   {"internal/base", "internal/auth", "internal/broker", "internal/storage/log/batch", "internal/storage/log/batch/compress"},
+	"internal/proto/": {"internal/base", "internal/auth", "internal/broker", "internal/storage/log/batch", "internal/storage/log/batch/compress",
+		"internal/proto/wirestats"},
 	"internal/admin":    {"internal/base", "internal/auth", "internal/broker"},
 	"internal/sim":      {"internal/base", "internal/base/vfs", "internal/storage/", "internal/replication", "internal/queue", "internal/stream"},
 	"internal/server":   {"internal/"},
@@ -50,6 +51,10 @@ var allowed = map[string][]string{
 	// copy (for the Kafka front end's produce validation and the broker's
 	// stream readers), so it reads the batch format it sits under.
 	"internal/storage/log/batch/compress": {"internal/base", "internal/storage/log/batch"},
+
+	// wirestats is the socket-byte and error counting every front end
+	// shares, so front ends may import it; it imports no Ferry package.
+	"internal/proto/wirestats": nil,
 }
 
 // pure are the state-machine packages of design.md §1: no I/O, no

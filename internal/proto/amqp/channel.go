@@ -68,7 +68,7 @@ func (ch *channel) fail(e *codec.Error) {
 	}
 	ch.closing = true
 	ch.mu.Unlock()
-	ch.c.srv.stats.countError(base.CodeOf(e))
+	ch.c.srv.stats.CountError(base.CodeOf(e))
 	ch.c.log.Debug("closing channel", "channel", ch.id, "reply", e.Error())
 	_ = ch.c.out.sendMethod(false, ch.id, &codec.ChannelClose{ReplyCode: uint16(e.ReplyCode),
 		ReplyText: e.ReplyText(), ClassID: e.Method.ClassID(), MethodID: e.Method.MethodID()})

@@ -83,7 +83,7 @@ type conn struct {
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	nc = countingConn{Conn: nc, in: &s.stats.bytesIn, out: &s.stats.bytesOut}
+	nc = s.stats.Conn(nc)
 	seq := s.connSeq.Add(1)
 	c := &conn{
 		srv: s, cfg: &s.cfg, nc: nc, clock: s.cfg.Clock,
@@ -222,7 +222,7 @@ func (c *conn) sendClose(e *codec.Error) {
 	c.closing = true
 	c.settled.Broadcast()
 	c.cancel()
-	c.srv.stats.countError(base.CodeOf(e))
+	c.srv.stats.CountError(base.CodeOf(e))
 	c.closeTimer = c.clock.NewTimer(base.AMQPCloseTimeout)
 	t := c.closeTimer
 	c.mu.Unlock()

@@ -107,7 +107,7 @@ func (c *conn) authenticate() error {
 			// The spec's way, and what clients without the capability
 			// expect: drop the socket without a word. With no reply to
 			// count it (sendClose counts), count it here.
-			c.srv.stats.countError(base.CodeUnauthenticated)
+			c.srv.stats.CountError(base.CodeUnauthenticated)
 			return errAuthFailed
 		}
 		return codec.NewError(codec.ReplyAccessRefused, base.CodeUnauthenticated, codec.MethodConnectionStartOk,

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferry-mq/ferry/internal/base"
+	"github.com/ferry-mq/ferry/internal/proto/wirestats"
 )
 
 // Config configures a Server. Zero values take the defaults named.
@@ -92,7 +93,7 @@ type Server struct {
 	closed bool               // guarded by mu
 
 	connSeq atomic.Uint64
-	stats   serverStats
+	stats   wirestats.Counters[base.Code]
 	wg      sync.WaitGroup // every connection's goroutine and the flow watcher
 	stop    chan struct{}  // closed by Close
 	once    sync.Once

@@ -87,7 +87,7 @@ type request struct {
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	nc = countingConn{Conn: nc, in: &s.stats.bytesIn, out: &s.stats.bytesOut}
+	nc = s.stats.Conn(nc)
 	c := &conn{srv: s, nc: nc, pending: make(chan *slot, base.KafkaConnInflightRequestsMax),
 		inflight: make(chan struct{}, base.KafkaConnInflightRequestsMax)}
 	c.id = fmt.Sprintf("kafka/%d", s.connSeq.Add(1))

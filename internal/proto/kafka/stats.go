@@ -1,13 +1,12 @@
 package kafka
 
 import (
-	"net"
 	"reflect"
 	"sync"
-	"sync/atomic"
 
 	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/proto/kafka/protocol"
+	"github.com/ferry-mq/ferry/internal/proto/wirestats"
 )
 
 // Stats are a server's counters since NewServer, for the node's metrics.
@@ -26,10 +25,7 @@ type Stats struct {
 
 // serverStats are the counters behind Stats.
 type serverStats struct {
-	bytesIn, bytesOut atomic.Uint64
-
-	mu     sync.Mutex
-	errors map[protocol.ErrorCode]uint64 // guarded by mu
+	wirestats.Counters[protocol.ErrorCode]
 }
 
 // countResponse counts the non-zero error codes of msg.
@@ -39,29 +35,16 @@ func (st *serverStats) countResponse(msg protocol.Response) {
 		return
 	}
 	walk(reflect.ValueOf(msg), func(code int16) {
-		if code == 0 {
-			return
+		if code != 0 {
+			st.CountError(protocol.ErrorCode(code))
 		}
-		st.mu.Lock()
-		if st.errors == nil {
-			st.errors = map[protocol.ErrorCode]uint64{}
-		}
-		st.errors[protocol.ErrorCode(code)]++
-		st.mu.Unlock()
 	})
 }
 
 // Stats returns a snapshot of the server's counters; the caller owns the
 // returned map.
 func (s *Server) Stats() Stats {
-	out := Stats{BytesIn: s.stats.bytesIn.Load(), BytesOut: s.stats.bytesOut.Load()}
-	s.stats.mu.Lock()
-	defer s.stats.mu.Unlock()
-	out.Errors = make(map[string]uint64, len(s.stats.errors))
-	for c, n := range s.stats.errors {
-		out.Errors[c.String()] += n
-	}
-	return out
+	return Stats(s.stats.Snapshot())
 }
 
 // codeWalk calls count with every ErrorCode field reachable from v.
@@ -152,23 +135,4 @@ func buildStructWalker(t reflect.Type, depth int) codeWalk {
 			n.walk(v.Field(n.field), count)
 		}
 	}
-}
-
-// countingConn counts the bytes a connection reads and writes: one atomic
-// add per socket call, not per request.
-type countingConn struct {
-	net.Conn
-	in, out *atomic.Uint64
-}
-
-func (c countingConn) Read(b []byte) (int, error) {
-	n, err := c.Conn.Read(b)
-	c.in.Add(uint64(n))
-	return n, err
-}
-
-func (c countingConn) Write(b []byte) (int, error) {
-	n, err := c.Conn.Write(b)
-	c.out.Add(uint64(n))
-	return n, err
 }

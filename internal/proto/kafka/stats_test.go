@@ -84,9 +84,9 @@ func TestErrorCodeWalkFindsNestedCodesAndSkipsZeros(t *testing.T) {
 	var st serverStats
 	st.countResponse(resp)
 	st.countResponse(&protocol.ProduceResponse{}) // no partition, no code
-	want := map[protocol.ErrorCode]uint64{protocol.ErrorCodeNotLeaderOrFollower: 2, protocol.ErrorCodeMessageTooLarge: 1}
-	if !reflect.DeepEqual(st.errors, want) {
-		t.Errorf("counted %v, want %v", st.errors, want)
+	want := map[string]uint64{protocol.ErrorCodeNotLeaderOrFollower.String(): 2, protocol.ErrorCodeMessageTooLarge.String(): 1}
+	if got := st.Snapshot().Errors; !reflect.DeepEqual(got, want) {
+		t.Errorf("counted %v, want %v", got, want)
 	}
 	if w := errorCodeWalker(reflect.TypeOf(&protocol.ProduceResponseNodeEndpoint{})); w != nil {
 		t.Error("a type without an ErrorCode field has a walk, want nil")
@@ -111,7 +111,7 @@ func TestEveryResponseTypeHasAWalkWithinTheDepthBound(t *testing.T) {
 		f.SetInt(int64(protocol.ErrorCodeUnsupportedVersion))
 		var st serverStats
 		st.countResponse(resp)
-		if got := st.errors[protocol.ErrorCodeUnsupportedVersion]; got != 1 {
+		if got := st.Snapshot().Errors[protocol.ErrorCodeUnsupportedVersion.String()]; got != 1 {
 			t.Errorf("%T with a top-level UNSUPPORTED_VERSION counted %d, want 1", resp, got)
 		}
 	}
