@@ -12,9 +12,7 @@ import (
 )
 
 func TestConsoleCreatesAndDeletesExchangesAndBindings(t *testing.T) {
-	a := newAPI(t, openBroker(t), Config{})
-	b := newBrowser(t, a)
-	b.login("guest", "guest")
+	a, b := newGuestConsole(t, Config{})
 	b.act("/console/queues/create", "tenant", "/", "name", "audit", "durable", "1")
 	b.act("/console/exchanges/create", "tenant", "/", "name", "events", "type", "topic", "durable", "1").
 		contains(t, "exchange created", "Exchange &#39;events&#39; declared.", "<td>events</td><td>topic</td>")
@@ -48,9 +46,7 @@ func TestConsoleCreatesAndDeletesExchangesAndBindings(t *testing.T) {
 }
 
 func TestConsoleManagesUsersPermissionsTenantsAndPolicies(t *testing.T) {
-	a := newAPI(t, openBroker(t), Config{})
-	b := newBrowser(t, a)
-	b.login("guest", "guest")
+	a, b := newGuestConsole(t, Config{})
 	b.act("/console/tenants/create", "tenant", "/", "name", "shop").contains(t, "tenant created", "Tenant &#39;shop&#39; created.", `tenant=shop`)
 	b.act("/console/users/create", "tenant", "/", "name", "alice", "password", "pw", "tags", "monitoring, policymaker").
 		contains(t, "user created", "User &#39;alice&#39; saved.", "<td>alice</td><td>monitoring, policymaker</td>")
@@ -82,9 +78,7 @@ func TestConsoleManagesUsersPermissionsTenantsAndPolicies(t *testing.T) {
 }
 
 func TestConsoleClosesAConnectionAndCreatesReadsAndDeletesAStream(t *testing.T) {
-	a := newAPI(t, openBroker(t), Config{})
-	b := newBrowser(t, a)
-	b.login("guest", "guest")
+	a, b := newGuestConsole(t, Config{})
 	a.must(http.StatusNoContent, "PUT", "/api/queues/held", nil) // opens the API's broker session of guest in "/"
 	var conns []Connection
 	a.must(http.StatusOK, "GET", "/api/connections", nil).json(t, &conns)
@@ -106,9 +100,7 @@ func TestConsoleClosesAConnectionAndCreatesReadsAndDeletesAStream(t *testing.T) 
 }
 
 func TestConsoleTraceLooksUpAMessageHistory(t *testing.T) {
-	a := newAPI(t, openBroker(t), Config{})
-	b := newBrowser(t, a)
-	b.login("guest", "guest")
+	_, b := newGuestConsole(t, Config{})
 	b.act("/console/queues/create", "tenant", "/", "name", "traced", "durable", "1")
 	b.act("/console/tracing/set", "tenant", "/", "name", "traced", "enabled", "true").contains(t, "tracing on", "turned on")
 	b.act("/console/queues/publish", "tenant", "/", "queue", "traced", "body", "x", "message_id", "trace-me")

@@ -31,6 +31,16 @@ func newBrowser(t testing.TB, a *api) *browser {
 	return &browser{t: t, a: a, c: c}
 }
 
+// newGuestConsole returns an API over a new broker, configured by cfg,
+// and a browser logged in to its console as guest (an administrator).
+func newGuestConsole(t testing.TB, cfg Config) (*api, *browser) {
+	t.Helper()
+	a := newAPI(t, openBroker(t), cfg)
+	b := newBrowser(t, a)
+	b.login("guest", "guest")
+	return a, b
+}
+
 // page is a console answer.
 type page struct {
 	status int

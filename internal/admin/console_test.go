@@ -77,9 +77,7 @@ func TestConsoleLoginRefusesAWrongPasswordAndSetsAStrictHttpOnlyCookie(t *testin
 }
 
 func TestConsoleEveryPageRendersForAnAdministrator(t *testing.T) {
-	a := newAPI(t, openBroker(t), Config{Version: "v-test"})
-	b := newBrowser(t, a)
-	b.login("guest", "guest")
+	a, b := newGuestConsole(t, Config{Version: "v-test"})
 	want := map[string][]string{
 		"/console/":            {"v-test", "Totals (all tenants)", "Rates (tenant /)"},
 		"/console/queues":      {"No queues in tenant /", "Add a queue"},
@@ -102,9 +100,7 @@ func TestConsoleEveryPageRendersForAnAdministrator(t *testing.T) {
 }
 
 func TestConsoleQueueLifecycleThroughTheForms(t *testing.T) {
-	a := newAPI(t, openBroker(t), Config{})
-	b := newBrowser(t, a)
-	b.login("guest", "guest")
+	a, b := newGuestConsole(t, Config{})
 	p := b.act("/console/queues/create", "tenant", "/", "name", "orders", "type", "quorum", "durable", "1", "arguments", `{"x-max-length": 100}`)
 	p.contains(t, "new queue page", "Queue &#39;orders&#39; declared.", `{&#34;x-max-length&#34;:100,`, `<dd id="queue-ready">0</dd>`)
 
@@ -144,9 +140,7 @@ func TestConsoleQueueLifecycleThroughTheForms(t *testing.T) {
 }
 
 func TestConsoleShowsBinaryBodiesAsHexAndBase64(t *testing.T) {
-	a := newAPI(t, openBroker(t), Config{})
-	b := newBrowser(t, a)
-	b.login("guest", "guest")
+	_, b := newGuestConsole(t, Config{})
 	b.act("/console/queues/create", "tenant", "/", "name", "bin", "durable", "1")
 	raw := []byte{0xff, 0x00, 0xfe, 'a'}
 	b.act("/console/queues/publish", "tenant", "/", "queue", "bin", "body", "/wD+YQ==", "body_encoding", "base64")
@@ -156,9 +150,7 @@ func TestConsoleShowsBinaryBodiesAsHexAndBase64(t *testing.T) {
 }
 
 func TestConsolePostsWithoutTheSessionCSRFTokenAreRefused(t *testing.T) {
-	a := newAPI(t, openBroker(t), Config{})
-	b := newBrowser(t, a)
-	b.login("guest", "guest")
+	a, b := newGuestConsole(t, Config{})
 	form := url.Values{"tenant": {"/"}, "name": {"sneaky"}, "durable": {"1"}}
 	if p := b.send("POST", "/console/queues/create", form, nil); p.status != http.StatusForbidden || !strings.Contains(p.body, "CSRF") {
 		t.Errorf("post without a token: %d %s, want 403 naming CSRF", p.status, errorText(p.body))
@@ -214,9 +206,7 @@ func TestConsoleRefusesWhatTheAPIRefusesAMonitoringUser(t *testing.T) {
 }
 
 func TestConsoleFormsOverTheirLimitsAreRefused(t *testing.T) {
-	a := newAPI(t, openBroker(t), Config{})
-	b := newBrowser(t, a)
-	b.login("guest", "guest")
+	_, b := newGuestConsole(t, Config{})
 	b.act("/console/queues/create", "tenant", "/", "name", "q", "durable", "1")
 	big := strings.Repeat("x", 2<<20) // AdminConsoleFormBytesMax
 	if p := b.post("/console/queues/publish", "tenant", "/", "queue", "q", "body", big); p.status != http.StatusRequestEntityTooLarge {
