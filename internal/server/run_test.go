@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/ferry-mq/ferry/internal/base"
@@ -363,7 +361,6 @@ func TestMetricsCountAMQPBytesAndErrors(t *testing.T) {
 	s := startReady(t, cfg, io.Discard)
 	defer shutdown(t, s)
 	amqpAddr, _ := s.Addr("amqp")
-	httpAddr, _ := s.Addr("http")
 	conn, err := amqp091.DialConfig("amqp://guest:guest@"+amqpAddr+"/", amqp091.Config{Heartbeat: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -376,29 +373,14 @@ func TestMetricsCountAMQPBytesAndErrors(t *testing.T) {
 	if _, err := ch.QueueDeclarePassive("ghost", false, false, false, false, nil); err == nil {
 		t.Fatal("passive declare of a missing queue succeeded")
 	}
-	resp, err := http.Get("http://" + httpAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("the exposition does not parse: %v", err)
-	}
+	fams := scrapeMetrics(t, s)
 	find := func(fam string, labels map[string]string) float64 {
 		t.Helper()
-	next:
-		for _, m := range fams[fam].GetMetric() {
-			for _, l := range m.GetLabel() {
-				if want, ok := labels[l.GetName()]; ok && want != l.GetValue() {
-					continue next
-				}
-			}
-			return m.GetCounter().GetValue()
+		v, ok := metricValue(fams, fam, labels)
+		if !ok {
+			t.Errorf("%s%v: missing", fam, labels)
 		}
-		t.Errorf("%s%v: missing", fam, labels)
-		return 0
+		return v
 	}
 	for _, fam := range []string{"ferry_network_received_bytes_total", "ferry_network_sent_bytes_total"} {
 		if got := find(fam, map[string]string{"protocol": "amqp"}); got < 8 { // at least the protocol header, either way
