@@ -217,13 +217,9 @@ func TestBrokerIdempotentProducerFencedByANewerEpoch(t *testing.T) {
 	_, srv := startBroker(t, nil)
 	createTopics(t, srv.addr, 1, "fence")
 	c := dialRaw(t, srv.addr)
-	var ipid protocol.InitProducerIdResponse
-	c.roundTrip(&protocol.InitProducerIdRequest{TransactionTimeoutMs: 60000, ProducerId: -1, ProducerEpoch: -1}, &ipid, 4)
-	if ipid.ErrorCode != 0 {
-		t.Fatalf("InitProducerId: error %d", ipid.ErrorCode)
-	}
+	pid := c.initProducerID()
 	produce := func(epoch int16, seq int32) protocol.ErrorCode {
-		b := buildBatch(t, 2, ipid.ProducerId, seq)
+		b := buildBatch(t, 2, pid, seq)
 		binary.BigEndian.PutUint16(b[51:], uint16(epoch)) // producerEpoch
 		binary.BigEndian.PutUint32(b[17:], batch.Checksum(b[batch.CRCStart:]))
 		return protocol.ErrorCode(produceOne(c, "fence", b, -1, 9).Responses[0].PartitionResponses[0].ErrorCode)

@@ -120,12 +120,7 @@ func TestBrokerIdempotentProducerDuplicatesAndOutOfOrder(t *testing.T) {
 	_, srv := startBroker(t, nil)
 	createTopics(t, srv.addr, 1, "idem-raw")
 	c := dialRaw(t, srv.addr)
-	var ipid protocol.InitProducerIdResponse
-	c.roundTrip(&protocol.InitProducerIdRequest{TransactionTimeoutMs: 60000, ProducerId: -1, ProducerEpoch: -1}, &ipid, 4)
-	if ipid.ErrorCode != 0 || ipid.ProducerId < 0 {
-		t.Fatalf("InitProducerId: error %d id %d", ipid.ErrorCode, ipid.ProducerId)
-	}
-	pid := ipid.ProducerId
+	pid := c.initProducerID()
 	produce := func(seq int32) (protocol.ErrorCode, int64) {
 		resp := produceOne(c, "idem-raw", buildBatch(t, 3, pid, seq), -1, 9)
 		p := resp.Responses[0].PartitionResponses[0]

@@ -87,6 +87,18 @@ func dialRaw(t testing.TB, addr string) *rawClient {
 	return &rawClient{t: t, nc: nc, br: bufio.NewReader(nc)}
 }
 
+// initProducerID asks for a new idempotent producer id (InitProducerId
+// v4, no transaction) and fails the test unless one is granted.
+func (c *rawClient) initProducerID() int64 {
+	c.t.Helper()
+	var resp protocol.InitProducerIdResponse
+	c.roundTrip(&protocol.InitProducerIdRequest{TransactionTimeoutMs: 60000, ProducerId: -1, ProducerEpoch: -1}, &resp, 4)
+	if resp.ErrorCode != 0 || resp.ProducerId < 0 {
+		c.t.Fatalf("InitProducerId: error %d id %d", resp.ErrorCode, resp.ProducerId)
+	}
+	return resp.ProducerId
+}
+
 // send writes one request and returns its correlation id.
 func (c *rawClient) send(req protocol.Request, version int16) int32 {
 	c.t.Helper()
