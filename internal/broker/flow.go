@@ -102,8 +102,11 @@ func (b *Broker) runFlow() {
 			return
 		case <-t.C():
 		}
-		f.sample()
+		// Armed before sampling: whoever a sample's change wakes may move
+		// a fake clock at once, and a timer armed after that move would
+		// count from it and skip a period.
 		t.Reset(f.cfg.SampleInterval)
+		f.sample()
 	}
 }
 

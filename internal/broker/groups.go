@@ -306,6 +306,10 @@ func (b *Broker) refresh(lg *localGroup, gi controller.GroupInfo, q controller.Q
 // let go of it.
 func (b *Broker) closeGroup(g *localGroup) {
 	g.stopLeader()
+	// A call in awaitLeader that saw the group open and is waiting for
+	// its runtime must look again (and find the group gone): nothing else
+	// signals it, and on a fake clock no poll comes.
+	b.ready.signal()
 	b.engine.CloseGroup(g.id)
 	b.cache.dropGroup(g.id)
 	b.spawn(func() { b.deleteGroupData(g.id) })
