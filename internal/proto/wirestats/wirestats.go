@@ -71,8 +71,14 @@ func (c countingConn) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// Write counts b before writing it and takes back what was not written:
+// a peer that has read the bytes then never sees a count without them
+// (counting after the write would race with the peer's read).
 func (c countingConn) Write(b []byte) (int, error) {
+	c.out.Add(uint64(len(b)))
 	n, err := c.Conn.Write(b)
-	c.out.Add(uint64(n))
+	if n < len(b) {
+		c.out.Add(^uint64(len(b) - n - 1)) // subtract the unwritten rest
+	}
 	return n, err
 }

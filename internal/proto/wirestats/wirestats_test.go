@@ -75,3 +75,33 @@ func TestErrorsCountByCodeNameAndTheSnapshotIsTheCallers(t *testing.T) {
 		t.Errorf("after changing a snapshot, errors[one] = %d, want 100", got)
 	}
 }
+
+// shortConn accepts only the first n bytes of a Write, then fails.
+type shortConn struct {
+	net.Conn
+	n int
+}
+
+func (s shortConn) Write(b []byte) (int, error) {
+	if len(b) > s.n {
+		return s.n, io.ErrShortWrite
+	}
+	return len(b), nil
+}
+
+// TestShortWriteCountsOnlyWhatWasWritten: Write counts its bytes before
+// writing (so a peer that read them never sees a count without them) and
+// takes back what a failed write did not send.
+func TestShortWriteCountsOnlyWhatWasWritten(t *testing.T) {
+	var c Counters[code]
+	nc := c.Conn(shortConn{n: 30})
+	if n, err := nc.Write(make([]byte, 100)); n != 30 || err == nil {
+		t.Fatalf("short write returned %d, %v; want 30 and an error", n, err)
+	}
+	if _, err := nc.Write(make([]byte, 20)); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Snapshot().BytesOut; got != 50 {
+		t.Errorf("bytes out after writes of 30 (of 100) and 20: got %d, want 50", got)
+	}
+}
