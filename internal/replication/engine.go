@@ -302,31 +302,59 @@ func (e *Engine) submit(r *request) {
 	e.loopFor(r.group).enqueueRequest(r)
 }
 
-// waiter is the rendezvous of a blocking call with its callback: done
-// sends into ch. Waiters are recycled (waiters) once their result was
-// received, which is then the only send done ever makes (a request
-// finishes once); a waiter abandoned because ctx ended is never reused,
-// since its callback may still run.
+// waiter is the rendezvous of a blocking call with its callback. Waiters
+// are recycled (waiters), so a result must never reach a later call than
+// the one it answers: each call claims the waiter with a token of its own
+// (use), and its callback sends only if it can take that token back, once.
+// A result that comes too late (the call gave up) or twice (a bug: a
+// request finished twice) finds another token or none and is dropped: it
+// can neither answer another call nor block the engine's loop on a full
+// channel. (An early version of the recycling put back waiters whose call
+// had given up; the late results of those calls answered later calls:
+// TestEveryProposalGetsItsOwnGroupsResultForItsOwnEntry.)
 type waiter struct {
-	ch   chan Result // size one: done never blocks the loop
-	done func(Result)
+	ch chan Result // size one: the only send of a use never blocks
+	// use is the token of the call that may still send into ch, 0 when
+	// none may (its callback sent, or the call gave up).
+	use atomic.Uint64
+	// uses counts the calls that claimed the waiter; only the call that
+	// holds it (between Get and Put) touches it.
+	uses uint64
 }
 
-var waiters = sync.Pool{New: func() any {
-	w := &waiter{ch: make(chan Result, 1)}
-	w.done = func(r Result) { w.ch <- r }
-	return w
-}}
+var waiters = sync.Pool{New: func() any { return &waiter{ch: make(chan Result, 1)} }}
 
-// wait turns an asynchronous call into a blocking one.
+// deliver is the callback of the waiter's call use: it sends r only if
+// that call still waits for it, and never twice.
+func (w *waiter) deliver(use uint64, r Result) {
+	if w.use.CompareAndSwap(use, 0) {
+		w.ch <- r
+	}
+}
+
+// wait turns an asynchronous call into a blocking one. When ctx ends
+// first the result is unknown (CodeTimeout), unless the callback had
+// already claimed the waiter: then its result is returned.
 func wait(ctx context.Context, submit func(done func(Result))) Result {
 	w := waiters.Get().(*waiter)
-	submit(w.done)
+	w.uses++
+	use := w.uses
+	w.use.Store(use)
+	submit(func(r Result) { w.deliver(use, r) })
 	select {
 	case r := <-w.ch:
 		waiters.Put(w)
 		return r
 	case <-ctx.Done():
+		if !w.use.CompareAndSwap(use, 0) {
+			// The callback took the token: its send, into the empty
+			// channel of one, is under way and cannot block.
+			r := <-w.ch
+			waiters.Put(w)
+			return r
+		}
+		// The callback will find no token: the waiter is free.
+		waiters.Put(w)
 		return Result{Err: base.Errorf(base.CodeTimeout, "replication: outcome unknown: %w", ctx.Err())}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/ferry-mq/ferry/internal/base"
@@ -162,10 +163,11 @@ func testSnapshotCatchUp(t *testing.T, prod bool) {
 	})
 }
 
-// TestWaitNeverReusesAnAbandonedWaiter: a call whose context ended gives
-// up its waiter, whose callback may still run later; that late result
-// must not reach a later call, which gets its own.
-func TestWaitNeverReusesAnAbandonedWaiter(t *testing.T) {
+// TestALateResultOfAnAbandonedCallReachesNoOtherCall: a call whose
+// context ended gives up its waiter, which is recycled, while its callback
+// may still run later; that late result must not reach a later call,
+// which gets its own.
+func TestALateResultOfAnAbandonedCallReachesNoOtherCall(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	var late func(Result)
@@ -175,12 +177,40 @@ func TestWaitNeverReusesAnAbandonedWaiter(t *testing.T) {
 	}
 	for i := range 100 {
 		r := wait(context.Background(), func(done func(Result)) {
-			late(Result{Index: 999}) // the abandoned call's result arrives now; at most once it fits the channel
+			late(Result{Index: 999}) // the abandoned call's result arrives now
 			late = func(Result) {}
 			done(Result{Index: uint64(i)})
 		})
 		if r.Index != uint64(i) {
 			t.Fatalf("call %d: got the result of index %d, want its own (%d)", i, r.Index, i)
+		}
+	}
+}
+
+// TestASecondResultOfACallReachesNoOtherCall: if a request ever finished
+// twice (a bug), its callback's second result must be dropped, not
+// received by a later call that recycled the waiter (nor block the
+// engine's loop on the waiter's full channel). Callbacks run on their own
+// goroutines, as the loop's would, so that a wrong send cannot block the
+// test.
+func TestASecondResultOfACallReachesNoOtherCall(t *testing.T) {
+	var callbacks sync.WaitGroup
+	defer callbacks.Wait()
+	for i := range 50 {
+		var first func(Result)
+		r := wait(context.Background(), func(done func(Result)) {
+			first = done
+			callbacks.Go(func() { done(Result{Index: 1}) })
+		})
+		if r.Index != 1 {
+			t.Fatalf("round %d, first call: got the result of index %d, want its own (1)", i, r.Index)
+		}
+		r = wait(context.Background(), func(done func(Result)) {
+			first(Result{Index: 999}) // the first call's callback runs again
+			callbacks.Go(func() { done(Result{Index: 2}) })
+		})
+		if r.Index != 2 {
+			t.Fatalf("round %d, second call: got the result of index %d, want its own (2)", i, r.Index)
 		}
 	}
 }
