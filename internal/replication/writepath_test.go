@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -172,6 +173,18 @@ func proposeBatchStepping(c *testCluster, id NodeID, ctx context.Context, b []by
 		_, err := c.nodes[id].e.ProposeBatch(ctx, 1, b)
 		done <- err
 	}()
+	// Step only once the request is queued (or the call has returned
+	// without queueing one): stepping before that would spend the steps
+	// while the goroutine has not yet run.
+	queued := func() bool {
+		l := c.nodes[id].e.loopFor(1)
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.in.reqs) > 0
+	}
+	for !queued() && len(done) == 0 {
+		runtime.Gosched()
+	}
 	var err error
 	c.runUntil("ProposeBatch returned", 2000, func() bool {
 		select {
