@@ -124,6 +124,7 @@ func (d *Directory) scramLookup(m Mechanism, name string) (ScramCredential, erro
 	}
 	return cred, nil
 }
+
 func (d *Directory) decoy(m Mechanism, name string) ScramCredential {
 	mac := func(label string) []byte {
 		h := hmac.New(sha256.New, d.decoyKey)

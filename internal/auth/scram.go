@@ -2,11 +2,8 @@ package auth
 
 import (
 	"crypto/hmac"
-	"crypto/sha256"
-	"crypto/sha512"
 	"crypto/subtle"
 	"encoding/base64"
-	"hash"
 	"strconv"
 	"strings"
 
@@ -59,13 +56,6 @@ type scramServer struct {
 	first    string // client-first-message-bare
 	sfirst   string // server-first-message
 	cred     ScramCredential
-}
-
-func (m Mechanism) newHash() func() hash.Hash {
-	if m == MechScramSHA512 {
-		return sha512.New
-	}
-	return sha256.New
 }
 
 // step runs one step. On failure it returns the "e=..." to send (may be
@@ -178,7 +168,7 @@ func (s *scramServer) clientFinal(msg string) (string, error) {
 		return scramFail(scramErrInvalidProof, "auth: %s: login refused for user %q", s.mech, s.user)
 	}
 	authMsg := []byte(s.first + "," + s.sfirst + "," + withoutProof)
-	h := s.mech.newHash()
+	h := s.mech.hash()
 	mac := hmac.New(h, s.cred.StoredKey)
 	mac.Write(authMsg)
 	clientKey := mac.Sum(nil)

@@ -20,7 +20,7 @@ func scramClientFinal(t *testing.T, m Mechanism, password, clientFirstBare, serv
 		attrs[a[:1]] = a[2:]
 	}
 	salt := mustB64(t, attrs["s"])
-	h := m.newHash()
+	h := m.hash()
 	salted, err := pbkdf2.Key(h, password, salt, 4096, m.keyLen())
 	if err != nil {
 		t.Fatal(err)
