@@ -276,18 +276,38 @@ func TestClusterClosingTheProxyConnectionReturnsUnackedMessages(t *testing.T) {
 	}
 }
 
+// subscribeCancellable subscribes through c and returns the deliveries
+// collector and the channel the consumer's cancellation error arrives on.
+func subscribeCancellable(t testing.TB, c *Conn, o SubscribeOptions) (*collector, <-chan error) {
+	t.Helper()
+	cancelled := make(chan error, 1)
+	col := newCollector()
+	if _, err := c.Subscribe(testCtx(t), o, col.deliver, func(err error) { cancelled <- err }); err != nil {
+		t.Fatalf("Subscribe(%s): %v", o.Queue, err)
+	}
+	return col, cancelled
+}
+
+// waitCancelled returns the error the consumer was cancelled with, failing
+// the test when no cancellation arrives after cause.
+func waitCancelled(t testing.TB, cancelled <-chan error, cause string) error {
+	t.Helper()
+	select {
+	case err := <-cancelled:
+		return err
+	case <-time.After(testTimeout):
+		t.Fatalf("the consumer was not cancelled when %s", cause)
+		return nil
+	}
+}
+
 func TestClusterLosingTheNodeConnectionCancelsTheConsumerAndReturnsItsMessages(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three nodes on loopback")
 	}
 	cl := newCluster(t, 3)
 	lead, follower, fc := cl.forwardedSetup("lq", 4)
-	cancelled := make(chan error, 1)
-	col := newCollector()
-	if _, err := fc.Subscribe(testCtx(t), SubscribeOptions{Queue: "lq", PrefetchCount: 2}, col.deliver,
-		func(err error) { cancelled <- err }); err != nil {
-		t.Fatalf("Subscribe: %v", err)
-	}
+	col, cancelled := subscribeCancellable(t, fc, SubscribeOptions{Queue: "lq", PrefetchCount: 2})
 	takeN(t, col, 2)
 	waitStats(t, cl.nodes[lead], "lq", func(st QueueStats) bool { return st.Unacked == 2 })
 	// Break the forwarding connection between the follower and the leader.
@@ -296,13 +316,8 @@ func TestClusterLosingTheNodeConnectionCancelsTheConsumerAndReturnsItsMessages(t
 	link := f.clients[NodeID(lead+1)]
 	f.mu.Unlock()
 	link.conn.Close()
-	select {
-	case err := <-cancelled:
-		if base.CodeOf(err) != base.CodeUnavailable {
-			t.Fatalf("the consumer was cancelled with %v, want CodeUnavailable", err)
-		}
-	case <-time.After(testTimeout):
-		t.Fatal("the consumer was not cancelled when the connection to the leader broke")
+	if err := waitCancelled(t, cancelled, "the connection to the leader broke"); base.CodeOf(err) != base.CodeUnavailable {
+		t.Fatalf("the consumer was cancelled with %v, want CodeUnavailable", err)
 	}
 	st := waitStats(t, cl.nodes[lead], "lq", func(st QueueStats) bool { return st.Unacked == 0 })
 	if st.Ready != 4 {
@@ -316,21 +331,11 @@ func TestClusterLeaderChangeCancelsAForwardedConsumer(t *testing.T) {
 	}
 	cl := newCluster(t, 3)
 	lead, _, fc := cl.forwardedSetup("mq", 1)
-	cancelled := make(chan error, 1)
-	col := newCollector()
-	if _, err := fc.Subscribe(testCtx(t), SubscribeOptions{Queue: "mq", PrefetchCount: 1}, col.deliver,
-		func(err error) { cancelled <- err }); err != nil {
-		t.Fatalf("Subscribe: %v", err)
-	}
+	col, cancelled := subscribeCancellable(t, fc, SubscribeOptions{Queue: "mq", PrefetchCount: 1})
 	col.next(t)
 	cl.stop(lead)
-	select {
-	case err := <-cancelled:
-		if !base.IsRetriable(err) {
-			t.Fatalf("the consumer was cancelled with %v, want a retriable code (consume again)", err)
-		}
-	case <-time.After(testTimeout):
-		t.Fatal("the consumer was not cancelled when its queue's leader stopped")
+	if err := waitCancelled(t, cancelled, "its queue's leader stopped"); !base.IsRetriable(err) {
+		t.Fatalf("the consumer was cancelled with %v, want a retriable code (consume again)", err)
 	}
 	// Consuming again finds the new leader.
 	_, col2 := subscribe(t, fc, SubscribeOptions{Queue: "mq", PrefetchCount: 1})
