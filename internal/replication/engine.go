@@ -146,6 +146,9 @@ type Engine struct {
 	wg   sync.WaitGroup
 
 	metrics metrics
+	// leaders announces leadership changes to LeadershipChanged's
+	// watchers.
+	leaders leaderWatch
 }
 
 // New returns an engine; Start it (unless Manual) and open its groups.

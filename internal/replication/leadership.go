@@ -37,7 +37,7 @@ func (w *leaderWatch) signal() {
 // read and the wait then closes the channel taken, and is not missed.
 // Without it a waiter must poll, and a poll on a clock that does not move
 // (a fake clock in tests) never comes.
-func (e *Engine) LeadershipChanged() <-chan struct{} { return e.metrics.leaders.changed() }
+func (e *Engine) LeadershipChanged() <-chan struct{} { return e.leaders.changed() }
 
 // leadershipMoved reports whether the status published after old changes
 // what LeadershipChanged announces.

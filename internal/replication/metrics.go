@@ -28,11 +28,6 @@ type metrics struct {
 	proposalsFailed    atomic.Uint64
 	fsyncSeconds       latencyHistogram // every SyncAll and StateStore.Commit
 	commitSeconds      latencyHistogram // ProposeAsync/ProposeBatch to its outcome
-
-	// leaders announces what leaderChanges counts, and more, to
-	// LeadershipChanged's watchers (kept here, with the engine's other
-	// shared event state, rather than in Engine).
-	leaders leaderWatch
 }
 
 // Metrics is a snapshot of the engine's counters since New.
