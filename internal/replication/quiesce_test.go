@@ -17,17 +17,25 @@ func allQuiesced(c *testCluster, g GroupID, ids []NodeID) bool {
 	return true
 }
 
-func TestIdleGroupQuiescesSendsNothingAndWakesOnProposal(t *testing.T) {
-	c := newTestCluster(t, []NodeID{1, 2, 3}, func(cfg *Config) { cfg.QuiesceTicks = 5 })
-	voters := []NodeID{1, 2, 3}
+// sleepingCluster returns three nodes replicating group 1, which has
+// committed "a" under lead and then gone to sleep on every replica.
+func sleepingCluster(t *testing.T) (c *testCluster, voters []NodeID, lead NodeID) {
+	t.Helper()
+	c = newTestCluster(t, []NodeID{1, 2, 3}, func(cfg *Config) { cfg.QuiesceTicks = 5 })
+	voters = []NodeID{1, 2, 3}
 	for _, id := range voters {
 		c.open(id, 1, voters)
 	}
-	lead := c.waitLeader(1)
+	lead = c.waitLeader(1)
 	if r := c.propose(lead, 1, "a"); r.Err != nil {
 		t.Fatal(r.Err)
 	}
 	c.runUntil("every replica asleep", 500, func() bool { return allQuiesced(c, 1, voters) })
+	return c, voters, lead
+}
+
+func TestIdleGroupQuiescesSendsNothingAndWakesOnProposal(t *testing.T) {
+	c, voters, lead := sleepingCluster(t)
 	var sent [4]uint64
 	for _, id := range voters {
 		sent[id] = c.nodes[id].e.Metrics().MessagesSent
@@ -57,16 +65,7 @@ func TestIdleGroupQuiescesSendsNothingAndWakesOnProposal(t *testing.T) {
 }
 
 func TestSleepingFollowersElectANewLeaderWhenThePeerIsDown(t *testing.T) {
-	c := newTestCluster(t, []NodeID{1, 2, 3}, func(cfg *Config) { cfg.QuiesceTicks = 5 })
-	voters := []NodeID{1, 2, 3}
-	for _, id := range voters {
-		c.open(id, 1, voters)
-	}
-	lead := c.waitLeader(1)
-	if r := c.propose(lead, 1, "a"); r.Err != nil {
-		t.Fatal(r.Err)
-	}
-	c.runUntil("every replica asleep", 500, func() bool { return allQuiesced(c, 1, voters) })
+	c, voters, lead := sleepingCluster(t)
 	c.crash(lead)
 	for range 300 {
 		c.step()
@@ -90,16 +89,7 @@ func TestSleepingFollowersElectANewLeaderWhenThePeerIsDown(t *testing.T) {
 }
 
 func TestGroupsWokenByAFalsePeerDownSleepAgainWhenThePeerIsHeard(t *testing.T) {
-	c := newTestCluster(t, []NodeID{1, 2, 3}, func(cfg *Config) { cfg.QuiesceTicks = 5 })
-	voters := []NodeID{1, 2, 3}
-	for _, id := range voters {
-		c.open(id, 1, voters)
-	}
-	lead := c.waitLeader(1)
-	if r := c.propose(lead, 1, "a"); r.Err != nil {
-		t.Fatal(r.Err)
-	}
-	c.runUntil("every replica asleep", 500, func() bool { return allQuiesced(c, 1, voters) })
+	c, _, lead := sleepingCluster(t)
 	follower := lead%3 + 1
 	c.nodes[follower].e.PeerDown(lead)
 	c.step()
