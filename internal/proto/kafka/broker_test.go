@@ -71,40 +71,12 @@ func waitBrokerReady(t testing.TB, b *broker.Broker) {
 	}
 }
 
-func TestBrokerProduceConsumeEveryCodec(t *testing.T) {
+func TestFranzScenariosOnTheBroker(t *testing.T) {
 	t.Parallel()
-	_, srv := startBroker(t, nil)
-	runProduceConsumeEveryCodec(t, srv.addr)
-}
-
-func TestBrokerIdempotentProducerKeepsOrderPerPartition(t *testing.T) {
-	t.Parallel()
-	_, srv := startBroker(t, nil)
-	runIdempotentProducer(t, srv.addr)
-}
-
-func TestBrokerAdminTopicsAndConfigs(t *testing.T) {
-	t.Parallel()
-	_, srv := startBroker(t, nil)
-	runAdminTopicsAndConfigs(t, srv.addr)
-}
-
-func TestBrokerListOffsetsByTimestamp(t *testing.T) {
-	t.Parallel()
-	_, srv := startBroker(t, nil)
-	runListOffsetsByTimestamp(t, srv.addr)
-}
-
-func TestBrokerGroupRebalancesUnderEveryBalancer(t *testing.T) {
-	t.Parallel()
-	_, srv := startBroker(t, nil)
-	runGroupRebalances(t, srv.addr)
-}
-
-func TestBrokerOffsetsCommitFetchResetAndDelete(t *testing.T) {
-	t.Parallel()
-	_, srv := startBroker(t, nil)
-	runOffsetsCommitFetchReset(t, srv.addr, true)
+	franzSuite(t, func(t *testing.T) string {
+		_, srv := startBroker(t, nil)
+		return srv.addr
+	})
 }
 
 func TestBrokerSASLPlainAndScram(t *testing.T) {

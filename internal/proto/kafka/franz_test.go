@@ -21,6 +21,36 @@ import (
 // sockets. franzSuite runs them against a backend; the test double here,
 // the real broker in broker_test.go.
 
+// franzScenarios are the franz-go scenarios every backend must pass.
+var franzScenarios = []struct {
+	name string
+	run  func(t *testing.T, addr string)
+}{
+	{"ProduceConsumeEveryCodec", runProduceConsumeEveryCodec},
+	{"IdempotentProducerKeepsOrderPerPartition", runIdempotentProducer},
+	{"AdminTopicsAndConfigs", runAdminTopicsAndConfigs},
+	{"ListOffsetsByTimestamp", runListOffsetsByTimestamp},
+	{"GroupRebalancesUnderEveryBalancer", runGroupRebalances},
+	{"OffsetsCommitFetchResetAndDelete", runOffsetsCommitFetchReset},
+}
+
+// franzSuite runs every franzScenarios entry as a parallel subtest, each
+// on its own server: start serves Kafka for that subtest and returns its
+// address.
+func franzSuite(t *testing.T, start func(t *testing.T) string) {
+	for _, sc := range franzScenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			t.Parallel()
+			sc.run(t, start(t))
+		})
+	}
+}
+
+func TestFranzScenariosOnTheTestDouble(t *testing.T) {
+	t.Parallel()
+	franzSuite(t, func(t *testing.T) string { return startServer(t, newFakeBackend(t), nil).addr })
+}
+
 // franzClient returns a kgo client of addr closed when the test ends.
 func franzClient(t testing.TB, addr string, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
@@ -75,12 +105,6 @@ func consumeN(t testing.TB, cl *kgo.Client, n int) []*kgo.Record {
 	return out
 }
 
-func TestFranzProduceConsumeEveryCodec(t *testing.T) {
-	t.Parallel()
-	srv := startServer(t, newFakeBackend(t), nil)
-	runProduceConsumeEveryCodec(t, srv.addr)
-}
-
 func runProduceConsumeEveryCodec(t *testing.T, addr string) {
 	codecs := []struct {
 		name  string
@@ -124,12 +148,6 @@ func runProduceConsumeEveryCodec(t *testing.T, addr string) {
 	}
 }
 
-func TestFranzIdempotentProducerKeepsOrderPerPartition(t *testing.T) {
-	t.Parallel()
-	srv := startServer(t, newFakeBackend(t), nil)
-	runIdempotentProducer(t, srv.addr)
-}
-
 func runIdempotentProducer(t *testing.T, addr string) {
 	createTopics(t, addr, 1, "idem")
 	// Idempotence is franz-go's default; pipelining up to 5 requests per
@@ -168,12 +186,6 @@ func runIdempotentProducer(t *testing.T, addr string) {
 			t.Fatalf("record %d: producer id %d, want an idempotent producer's", i, r.ProducerID)
 		}
 	}
-}
-
-func TestFranzAdminTopicsAndConfigs(t *testing.T) {
-	t.Parallel()
-	srv := startServer(t, newFakeBackend(t), nil)
-	runAdminTopicsAndConfigs(t, srv.addr)
 }
 
 func runAdminTopicsAndConfigs(t *testing.T, addr string) {
@@ -281,12 +293,6 @@ func runAdminTopicsAndConfigs(t *testing.T, addr string) {
 	if td.Has("admin-a") {
 		t.Errorf("admin-a still listed after delete")
 	}
-}
-
-func TestFranzListOffsetsByTimestamp(t *testing.T) {
-	t.Parallel()
-	srv := startServer(t, newFakeBackend(t), nil)
-	runListOffsetsByTimestamp(t, srv.addr)
 }
 
 func runListOffsetsByTimestamp(t *testing.T, addr string) {
@@ -414,12 +420,6 @@ func balanced(members []*groupMember, n int) bool {
 	return len(seen) == n
 }
 
-func TestFranzGroupRebalancesUnderEveryBalancer(t *testing.T) {
-	t.Parallel()
-	srv := startServer(t, newFakeBackend(t), nil)
-	runGroupRebalances(t, srv.addr)
-}
-
 func runGroupRebalances(t *testing.T, addr string) {
 	balancers := []struct {
 		name string
@@ -458,16 +458,9 @@ func runGroupRebalances(t *testing.T, addr string) {
 	}
 }
 
-func TestFranzOffsetsCommitFetchResetAndDelete(t *testing.T) {
-	t.Parallel()
-	srv := startServer(t, newFakeBackend(t), nil)
-	runOffsetsCommitFetchReset(t, srv.addr, true)
-}
-
 // runOffsetsCommitFetchReset commits, fetches, resumes from, resets and
-// (with deleteOffsets) deletes a group's offsets, then the group (whose
-// offsets go with it, with deleteOffsets).
-func runOffsetsCommitFetchReset(t *testing.T, addr string, deleteOffsets bool) {
+// deletes a group's offsets, then the group (whose offsets go with it).
+func runOffsetsCommitFetchReset(t *testing.T, addr string) {
 	ctx := testCtx(t)
 	createTopics(t, addr, 2, "offs")
 	prod := franzClient(t, addr, kgo.DefaultProduceTopic("offs"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
@@ -526,17 +519,15 @@ func runOffsetsCommitFetchReset(t *testing.T, addr string, deleteOffsets bool) {
 	if o, _ := fetched.Lookup("offs", 0); o.At != 0 {
 		t.Errorf("after reset: partition 0 at %d, want 0", o.At)
 	}
-	if deleteOffsets {
-		ts := kadm.TopicsSet{}
-		ts.Add("offs", 1)
-		dres, err := adm.DeleteOffsets(ctx, "admin-group", ts)
-		if err != nil || dres.Error() != nil {
-			t.Fatalf("DeleteOffsets: %v / %v", err, dres.Error())
-		}
-		fetched, _ = adm.FetchOffsets(ctx, "admin-group")
-		if o, ok := fetched.Lookup("offs", 1); ok && o.At >= 0 {
-			t.Errorf("after DeleteOffsets: partition 1 still at %d", o.At)
-		}
+	ts := kadm.TopicsSet{}
+	ts.Add("offs", 1)
+	dres, err := adm.DeleteOffsets(ctx, "admin-group", ts)
+	if err != nil || dres.Error() != nil {
+		t.Fatalf("DeleteOffsets: %v / %v", err, dres.Error())
+	}
+	fetched, _ = adm.FetchOffsets(ctx, "admin-group")
+	if o, ok := fetched.Lookup("offs", 1); ok && o.At >= 0 {
+		t.Errorf("after DeleteOffsets: partition 1 still at %d", o.At)
 	}
 	groups, err := adm.ListGroups(ctx)
 	if err != nil || !slices.Contains(groups.Groups(), "admin-group") {
@@ -547,7 +538,7 @@ func runOffsetsCommitFetchReset(t *testing.T, addr string, deleteOffsets bool) {
 		t.Fatalf("DeleteGroups: %v / %v", err, del)
 	}
 	fetched, _ = adm.FetchOffsets(ctx, "admin-group")
-	if o, ok := fetched.Lookup("offs", 0); ok && o.At >= 0 && deleteOffsets {
+	if o, ok := fetched.Lookup("offs", 0); ok && o.At >= 0 {
 		t.Errorf("after DeleteGroups: offsets remain %+v", o)
 	}
 }
