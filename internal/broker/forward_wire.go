@@ -24,7 +24,7 @@ const (
 	opPropose byte = 1 // group, command → outcome
 	opEnqueue byte = 2 // group, data batch of messages → outcomes
 	opGet     byte = 3 // group, consumer, auto-ack → message
-	opStats   byte = 4 // group → queue stats
+	// 4 was a queue-stats call no node sends or serves; left unassigned.
 
 	// Consumer forwarding (forward_consume.go). Requests with a response:
 	opSubscribe   byte = 5 // sid, group, consumer → error
