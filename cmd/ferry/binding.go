@@ -54,13 +54,7 @@ func bindingChange(use, short, method, verb, example string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cl, err := o.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := o.ctx(c)
-			defer cancel()
-			if err := cl.call(ctx, method, "/api/bindings", o.tenantQuery(), in, nil); err != nil {
+			if err := o.call(c, method, "/api/bindings", o.tenantQuery(), in, nil); err != nil {
 				return err
 			}
 			_, err = fmt.Fprintf(c.OutOrStdout(), "%s binding %s -> %s (key %q)\n", verb, args[0], args[1], in["routing_key"])
@@ -81,17 +75,11 @@ func newBindingInspectCommand() *cobra.Command {
 		Example: "  ferry binding inspect events eu-orders",
 		Args:    exactArgs(2, "a source exchange and a destination"),
 		RunE: func(c *cobra.Command, args []string) error {
-			cl, err := o.client()
-			if err != nil {
-				return err
-			}
 			q := o.tenantQuery()
 			q.Set("source", args[0])
 			q.Set("destination", args[1])
-			ctx, cancel := o.ctx(c)
-			defer cancel()
 			var items []map[string]any
-			if err := cl.call(ctx, "GET", "/api/bindings", q, nil, &items); err != nil {
+			if err := o.call(c, "GET", "/api/bindings", q, nil, &items); err != nil {
 				return err
 			}
 			if len(items) == 0 {

@@ -194,6 +194,19 @@ func (o *clientOpts) ctx(c *cobra.Command) (context.Context, context.CancelFunc)
 	return context.WithTimeout(parent, o.timeout)
 }
 
+// call makes one API call for command c: it checks --server, bounds the
+// call by --timeout and then does what apiClient.call does. Commands that
+// make several calls under one deadline use client and ctx themselves.
+func (o *clientOpts) call(c *cobra.Command, method, path string, query url.Values, in, out any) error {
+	cl, err := o.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := o.ctx(c)
+	defer cancel()
+	return cl.call(ctx, method, path, query, in, out)
+}
+
 // printJSON writes v as indented JSON.
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)

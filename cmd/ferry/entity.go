@@ -69,10 +69,6 @@ func (e *entity) listCommand(example string) *cobra.Command {
 			if err := o.checkOutput(c, "table", "json"); err != nil {
 				return err
 			}
-			cl, err := o.client()
-			if err != nil {
-				return err
-			}
 			q := url.Values{}
 			if e.tenanted {
 				q = o.tenantQuery()
@@ -80,10 +76,8 @@ func (e *entity) listCommand(example string) *cobra.Command {
 			if addQuery != nil {
 				addQuery(q)
 			}
-			ctx, cancel := o.ctx(c)
-			defer cancel()
 			var items []map[string]any
-			if err := cl.call(ctx, "GET", e.api, q, nil, &items); err != nil {
+			if err := o.call(c, "GET", e.api, q, nil, &items); err != nil {
 				return err
 			}
 			if o.output == "json" {
@@ -121,14 +115,8 @@ func (e *entity) inspectCommand(example string) *cobra.Command {
 		Example: example,
 		Args:    exactArgs(1, "the "+e.noun+"'s name"),
 		RunE: func(c *cobra.Command, args []string) error {
-			cl, err := o.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := o.ctx(c)
-			defer cancel()
 			var item map[string]any
-			if err := cl.call(ctx, "GET", pathOf(e.api, args[0]), e.query(o), nil, &item); err != nil {
+			if err := o.call(c, "GET", pathOf(e.api, args[0]), e.query(o), nil, &item); err != nil {
 				return err
 			}
 			return printJSON(c.OutOrStdout(), item)
@@ -157,10 +145,6 @@ func (e *entity) deleteCommand(example string, flags func(c *cobra.Command) func
 		Example: example,
 		Args:    exactArgs(1, "the "+e.noun+"'s name"),
 		RunE: func(c *cobra.Command, args []string) error {
-			cl, err := o.client()
-			if err != nil {
-				return err
-			}
 			q := e.query(o)
 			if q == nil {
 				q = url.Values{}
@@ -168,17 +152,15 @@ func (e *entity) deleteCommand(example string, flags func(c *cobra.Command) func
 			if addQuery != nil {
 				addQuery(q)
 			}
-			ctx, cancel := o.ctx(c)
-			defer cancel()
 			var res map[string]any
-			if err := cl.call(ctx, "DELETE", pathOf(e.api, args[0]), q, nil, &res); err != nil {
+			if err := o.call(c, "DELETE", pathOf(e.api, args[0]), q, nil, &res); err != nil {
 				return err
 			}
 			msg := fmt.Sprintf("deleted %s %q", e.noun, args[0])
 			if n, ok := res["messages"]; ok {
 				msg += fmt.Sprintf(" (%v messages discarded)", n)
 			}
-			_, err = fmt.Fprintln(c.OutOrStdout(), msg)
+			_, err := fmt.Fprintln(c.OutOrStdout(), msg)
 			return err
 		},
 	}
@@ -205,13 +187,7 @@ func (e *entity) createCommand(use, example, long string, flags func(c *cobra.Co
 			if err != nil {
 				return err
 			}
-			cl, err := o.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := o.ctx(c)
-			defer cancel()
-			if err := cl.call(ctx, "PUT", pathOf(e.api, args[0]), e.query(o), in, nil); err != nil {
+			if err := o.call(c, "PUT", pathOf(e.api, args[0]), e.query(o), in, nil); err != nil {
 				return err
 			}
 			_, err = fmt.Fprintf(c.OutOrStdout(), "created %s %q\n", e.noun, args[0])

@@ -61,14 +61,8 @@ func newPermissionInspectCommand() *cobra.Command {
 		Example: "  ferry permission inspect billing",
 		Args:    exactArgs(1, "a user name"),
 		RunE: func(c *cobra.Command, args []string) error {
-			cl, err := o.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := o.ctx(c)
-			defer cancel()
 			var items []map[string]any
-			if err := cl.call(ctx, "GET", "/api/permissions", url.Values{"user": {args[0]}}, nil, &items); err != nil {
+			if err := o.call(c, "GET", "/api/permissions", url.Values{"user": {args[0]}}, nil, &items); err != nil {
 				return err
 			}
 			return printJSON(c.OutOrStdout(), items)

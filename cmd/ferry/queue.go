@@ -78,19 +78,13 @@ func newQueuePurgeCommand() *cobra.Command {
 		Example: "  ferry queue purge orders",
 		Args:    exactArgs(1, "the queue's name"),
 		RunE: func(c *cobra.Command, args []string) error {
-			cl, err := o.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := o.ctx(c)
-			defer cancel()
 			var res struct {
 				Messages uint64 `json:"messages"`
 			}
-			if err := cl.call(ctx, "DELETE", pathOf("/api/queues", args[0])+"/messages", o.tenantQuery(), nil, &res); err != nil {
+			if err := o.call(c, "DELETE", pathOf("/api/queues", args[0])+"/messages", o.tenantQuery(), nil, &res); err != nil {
 				return err
 			}
-			_, err = fmt.Fprintf(c.OutOrStdout(), "purged %d messages from queue %q\n", res.Messages, args[0])
+			_, err := fmt.Fprintf(c.OutOrStdout(), "purged %d messages from queue %q\n", res.Messages, args[0])
 			return err
 		},
 	}
