@@ -256,23 +256,15 @@ func (lp *lockedPartitioner) Partition(explicit int32, key []byte, n int32) (int
 // leader moved or its node went away are sent again to the new leader, up
 // to BrokerForwardRetriesMax times.
 func (b *Broker) sendItems(ctx context.Context, g GroupID, what string, items []*pubItem, attempt int) {
-	if ql := b.queueLeaderOf(g); ql != nil {
-		ql.acc.add(ctx, b.retrying(ctx, g, what, items, attempt, b.node))
-		return
-	}
-	if pl := b.partitionLeaderOf(g); pl != nil {
-		pl.acc.add(ctx, b.retrying(ctx, g, what, items, attempt, b.node))
+	if acc := b.localAccumulator(g); acc != nil {
+		acc.add(ctx, b.retrying(ctx, g, what, items, attempt, b.node))
 		return
 	}
 	lead, err := b.leaderOf(ctx, g)
 	if err == nil && lead == b.node {
 		// The runtime awaitLeader saw has stopped since: leadership moved.
-		if ql := b.queueLeaderOf(g); ql != nil {
-			ql.acc.add(ctx, b.retrying(ctx, g, what, items, attempt, b.node))
-			return
-		}
-		if pl := b.partitionLeaderOf(g); pl != nil {
-			pl.acc.add(ctx, b.retrying(ctx, g, what, items, attempt, b.node))
+		if acc := b.localAccumulator(g); acc != nil {
+			acc.add(ctx, b.retrying(ctx, g, what, items, attempt, b.node))
 			return
 		}
 		err = base.Errorf(base.CodeNotLeader, "broker: node %d lost group %d: %w", b.node, g, leaderErr(g, 0))
@@ -282,6 +274,18 @@ func (b *Broker) sendItems(ctx context.Context, g GroupID, what string, items []
 		return
 	}
 	b.fwd.enqueue(ctx, lead, g, b.retrying(ctx, g, what, items, attempt, lead))
+}
+
+// localAccumulator is the accumulator of this node's leader runtime of
+// queue or stream partition group g, or nil when none runs here.
+func (b *Broker) localAccumulator(g GroupID) *accumulator {
+	if ql := b.queueLeaderOf(g); ql != nil {
+		return ql.acc
+	}
+	if pl := b.partitionLeaderOf(g); pl != nil {
+		return pl.acc
+	}
+	return nil
 }
 
 // waitQueueLeader waits for this node's leader runtime of queue group g
