@@ -59,17 +59,25 @@ type Policy struct {
 // broker connection.
 const adminTenant = "/"
 
+// asAdmin adapts a handler of a call about no tenant in particular: it
+// runs h with the caller's session in adminTenant.
+func (s *Server) asAdmin(h func(c *call, conn *broker.Conn) (any, error)) func(c *call) (any, error) {
+	return func(c *call) (any, error) {
+		conn, err := c.conn(adminTenant)
+		if err != nil {
+			return nil, err
+		}
+		return h(c, conn)
+	}
+}
+
 // tenants lists every tenant, for the node's own readers (metrics, the
 // overview).
 func (s *Server) tenants() []string { return s.b.Tenants() }
 
 // --- tenants
 
-func (s *Server) listTenants(c *call) (any, error) {
-	conn, err := c.conn(adminTenant)
-	if err != nil {
-		return nil, err
-	}
+func (s *Server) listTenants(c *call, conn *broker.Conn) (any, error) {
 	names, err := conn.ListTenants()
 	if err != nil {
 		return nil, err
@@ -81,11 +89,7 @@ func (s *Server) listTenants(c *call) (any, error) {
 	return out, nil
 }
 
-func (s *Server) getTenant(c *call) (any, error) {
-	conn, err := c.conn(adminTenant)
-	if err != nil {
-		return nil, err
-	}
+func (s *Server) getTenant(c *call, conn *broker.Conn) (any, error) {
 	names, err := conn.ListTenants()
 	if err != nil {
 		return nil, err
@@ -98,11 +102,7 @@ func (s *Server) getTenant(c *call) (any, error) {
 }
 
 // putTenant answers 201 when it created the tenant, 204 when it existed.
-func (s *Server) putTenant(c *call) (any, error) {
-	conn, err := c.conn(adminTenant)
-	if err != nil {
-		return nil, err
-	}
+func (s *Server) putTenant(c *call, conn *broker.Conn) (any, error) {
 	created, err := conn.CreateTenant(c.ctx(), c.path("tenant"))
 	if created {
 		c.status = http.StatusCreated
@@ -110,11 +110,7 @@ func (s *Server) putTenant(c *call) (any, error) {
 	return nil, err
 }
 
-func (s *Server) deleteTenant(c *call) (any, error) {
-	conn, err := c.conn(adminTenant)
-	if err != nil {
-		return nil, err
-	}
+func (s *Server) deleteTenant(c *call, conn *broker.Conn) (any, error) {
 	return nil, conn.DeleteTenant(c.ctx(), c.path("tenant"))
 }
 
@@ -128,11 +124,7 @@ func userJSON(u *broker.UserView) User {
 	return out
 }
 
-func (s *Server) listUsers(c *call) (any, error) {
-	conn, err := c.conn(adminTenant)
-	if err != nil {
-		return nil, err
-	}
+func (s *Server) listUsers(c *call, conn *broker.Conn) (any, error) {
 	users, err := conn.ListUsers()
 	if err != nil {
 		return nil, err
@@ -188,21 +180,13 @@ func (s *Server) putUser(c *call) (any, error) {
 	return nil, err
 }
 
-func (s *Server) deleteUser(c *call) (any, error) {
-	conn, err := c.conn(adminTenant)
-	if err != nil {
-		return nil, err
-	}
+func (s *Server) deleteUser(c *call, conn *broker.Conn) (any, error) {
 	return nil, conn.DeleteUser(c.ctx(), c.path("user"))
 }
 
 // --- permissions
 
-func (s *Server) listPermissions(c *call) (any, error) {
-	conn, err := c.conn(adminTenant)
-	if err != nil {
-		return nil, err
-	}
+func (s *Server) listPermissions(c *call, conn *broker.Conn) (any, error) {
 	perms, err := conn.ListPermissions(c.query("tenant"), c.query("user"))
 	if err != nil {
 		return nil, err
@@ -226,11 +210,7 @@ func (s *Server) putPermission(c *call) (any, error) {
 	return nil, conn.SetPermission(c.ctx(), c.path("user"), auth.Permission{Tenant: c.tenant(), Configure: p.Configure, Write: p.Write, Read: p.Read})
 }
 
-func (s *Server) deletePermission(c *call) (any, error) {
-	conn, err := c.conn(adminTenant)
-	if err != nil {
-		return nil, err
-	}
+func (s *Server) deletePermission(c *call, conn *broker.Conn) (any, error) {
 	return nil, conn.ClearPermission(c.ctx(), c.path("user"), c.tenant())
 }
 

@@ -46,13 +46,13 @@ func (s *Server) table() []*route {
 
 		// Tenants.
 		{method: get, path: "/api/tenants", id: "listTenants", summary: "Tenants (virtual hosts)",
-			tag: "tenants", access: accessMonitor, out: []Tenant{}, status: ok, errors: []int{notFound}, handle: s.listTenants},
+			tag: "tenants", access: accessMonitor, out: []Tenant{}, status: ok, errors: []int{notFound}, handle: s.asAdmin(s.listTenants)},
 		{method: get, path: "/api/tenants/{tenant...}", id: "getTenant", summary: "One tenant",
-			tag: "tenants", access: accessMonitor, out: Tenant{}, status: ok, errors: []int{notFound}, handle: s.getTenant},
+			tag: "tenants", access: accessMonitor, out: Tenant{}, status: ok, errors: []int{notFound}, handle: s.asAdmin(s.getTenant)},
 		{method: put, path: "/api/tenants/{tenant...}", id: "putTenant", summary: "Create a tenant (201; 204 when it exists)",
-			tag: "tenants", access: accessAdmin, status: noContent, errors: []int{created, notFound, tooLarge}, handle: s.putTenant},
+			tag: "tenants", access: accessAdmin, status: noContent, errors: []int{created, notFound, tooLarge}, handle: s.asAdmin(s.putTenant)},
 		{method: del, path: "/api/tenants/{tenant...}", id: "deleteTenant", summary: "Delete a tenant and everything in it; its connections are closed",
-			tag: "tenants", access: accessAdmin, status: noContent, errors: []int{notFound}, handle: s.deleteTenant},
+			tag: "tenants", access: accessAdmin, status: noContent, errors: []int{notFound}, handle: s.asAdmin(s.deleteTenant)},
 
 		// Exchanges.
 		{method: get, path: "/api/exchanges", id: "listExchanges", summary: "A tenant's exchanges",
@@ -127,21 +127,21 @@ func (s *Server) table() []*route {
 
 		// Users and permissions.
 		{method: get, path: "/api/users", id: "listUsers", summary: "Users, with their tags and permissions",
-			tag: "users", access: accessAdmin, out: []User{}, status: ok, errors: []int{notFound}, handle: s.listUsers},
+			tag: "users", access: accessAdmin, out: []User{}, status: ok, errors: []int{notFound}, handle: s.asAdmin(s.listUsers)},
 		{method: get, path: "/api/users/{user}", id: "getUser", summary: "One user",
 			tag: "users", access: accessAdmin, out: User{}, status: ok, errors: []int{notFound}, handle: s.getUser},
 		{method: put, path: "/api/users/{user}", id: "putUser", summary: "Create (201) or update (204) a user; the node stores only hashes of the password",
 			tag: "users", access: accessAdmin, in: UserSpec{}, status: noContent, errors: []int{created, notFound, tooLarge}, handle: s.putUser},
 		{method: del, path: "/api/users/{user}", id: "deleteUser", summary: "Delete a user; its connections are closed",
-			tag: "users", access: accessAdmin, status: noContent, errors: []int{notFound, conflict}, handle: s.deleteUser},
+			tag: "users", access: accessAdmin, status: noContent, errors: []int{notFound, conflict}, handle: s.asAdmin(s.deleteUser)},
 		{method: get, path: "/api/permissions", id: "listPermissions", summary: "Permissions, by user and tenant",
 			tag: "users", access: accessAdmin, query: []param{{"tenant", "string", "only this tenant's"}, {"user", "string", "only this user's"}},
-			out: []Permission{}, status: ok, errors: []int{notFound}, handle: s.listPermissions},
+			out: []Permission{}, status: ok, errors: []int{notFound}, handle: s.asAdmin(s.listPermissions)},
 		{method: put, path: "/api/permissions/{user}", id: "putPermission", summary: "Set a user's permission in a tenant",
 			tag: "users", access: accessAdmin, query: []param{pTenant}, in: Permission{}, status: noContent,
 			errors: []int{notFound, tooLarge}, handle: s.putPermission},
 		{method: del, path: "/api/permissions/{user}", id: "deletePermission", summary: "Remove a user's permission in a tenant",
-			tag: "users", access: accessAdmin, query: []param{pTenant}, status: noContent, errors: []int{notFound}, handle: s.deletePermission},
+			tag: "users", access: accessAdmin, query: []param{pTenant}, status: noContent, errors: []int{notFound}, handle: s.asAdmin(s.deletePermission)},
 
 		// Policies.
 		{method: get, path: "/api/policies", id: "listPolicies", summary: "A tenant's policies",
