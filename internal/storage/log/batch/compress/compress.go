@@ -40,7 +40,7 @@ func Decompress(dst []byte, codec int, src []byte, limit int) ([]byte, error) {
 		return dst, base.Errorf(base.CodeNotSupported, "compress: unknown compression codec %d", codec)
 	}
 	if err != nil {
-		return dst[:len(dst)], err
+		return dst, err
 	}
 	return out, nil
 }
