@@ -344,12 +344,8 @@ func TestResponsesComeInRequestOrderWhileALongPollWaits(t *testing.T) {
 	b.createTopic("o", 1)
 	srv := startServer(t, b, nil)
 	c := dialRaw(t, srv.addr)
-	fetch := protocol.FetchRequest{}
-	fetch.Default()
-	fetch.MaxWaitMs, fetch.MinBytes, fetch.MaxBytes, fetch.SessionEpoch = 10_000, 1, 1<<20, -1
-	fetch.Topics = []protocol.FetchRequestFetchTopic{{Topic: "o", Partitions: []protocol.FetchRequestFetchPartition{{
-		Partition: 0, FetchOffset: 0, PartitionMaxBytes: 1 << 20, CurrentLeaderEpoch: -1, LastFetchedEpoch: -1, LogStartOffset: -1}}}}
-	fc := c.send(&fetch, 11)
+	fetch := longPoll("o", 10_000)
+	fc := c.send(fetch, 11)
 	var md protocol.MetadataRequest
 	md.Default()
 	mc := c.send(&md, 1)
@@ -393,14 +389,10 @@ func TestPipelinedRequestsStopAtTheInflightLimit(t *testing.T) {
 	b.createTopic("p", 1)
 	srv := startServer(t, b, nil)
 	c := dialRaw(t, srv.addr)
-	fetch := protocol.FetchRequest{}
-	fetch.Default()
-	fetch.MaxWaitMs, fetch.MinBytes, fetch.MaxBytes, fetch.SessionEpoch = 15_000, 1, 1<<20, -1
-	fetch.Topics = []protocol.FetchRequestFetchTopic{{Topic: "p", Partitions: []protocol.FetchRequestFetchPartition{{
-		Partition: 0, FetchOffset: 0, PartitionMaxBytes: 1 << 20, CurrentLeaderEpoch: -1, LastFetchedEpoch: -1, LogStartOffset: -1}}}}
+	fetch := longPoll("p", 15_000)
 	var corrs []int32
 	for range base.KafkaConnInflightRequestsMax {
-		corrs = append(corrs, c.send(&fetch, 11))
+		corrs = append(corrs, c.send(fetch, 11))
 	}
 	var md protocol.MetadataRequest
 	md.Default()
@@ -427,6 +419,15 @@ func fetchReq(epoch, session int32, parts ...protocol.FetchRequestFetchPartition
 	if len(parts) > 0 {
 		f.Topics = []protocol.FetchRequestFetchTopic{{Topic: "s", Partitions: parts}}
 	}
+	return f
+}
+
+// longPoll is a sessionless fetch of topic's partition 0 from offset 0
+// that waits up to waitMs for at least one byte.
+func longPoll(topic string, waitMs int32) *protocol.FetchRequest {
+	f := fetchReq(-1, 0, fetchPart(0, 0))
+	f.Topics[0].Topic = topic
+	f.MaxWaitMs, f.MinBytes = waitMs, 1
 	return f
 }
 
