@@ -99,25 +99,15 @@ func waitCoordinators(t testing.TB, b *Broker) {
 	})
 }
 
-// waitBootstrapped waits until the controller has applied the Bootstrap.
-// The change channel is taken before the check: taken after it, an apply
-// falling in between closed the channel the wait never saw, and the wait
-// lasted until testTimeout (1 run in ~300 under load).
+// waitBootstrapped waits until the controller has applied the Bootstrap
+// (waitFor takes the change channels before each check, so an apply
+// falling between check and wait is not missed).
 func waitBootstrapped(t testing.TB, b *Broker) {
 	t.Helper()
-	ctx := testCtx(t)
-	for {
-		ch := b.ctrl.changed()
-		if b.ctrl.bootstrapped() {
-			return
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			st, err := b.engine.Status(controllerGroup)
-			t.Fatalf("the controller was not bootstrapped in %v (group 0: %+v, %v)", testTimeout, st, err)
-		}
-	}
+	waitFor(t, b, b.ctrl.bootstrapped, func() string {
+		st, err := b.engine.Status(controllerGroup)
+		return fmt.Sprintf("the controller was not bootstrapped in %v (group 0: %+v, %v)", testTimeout, st, err)
+	})
 }
 
 var loopback = netip.MustParseAddr("127.0.0.1")
