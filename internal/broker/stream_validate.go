@@ -65,7 +65,8 @@ func (c *Conn) ValidateAlterStream(ctx context.Context, name string, config map[
 }
 
 // configArgs turns Kafka topic configurations into stream arguments,
-// sorted by name as DeclareStream sends them.
+// sorted by name: a declare or alter and its validate-only twin send the
+// same command, so they meet a bad value in the same order.
 func configArgs(config map[string]string) []routing.Field {
 	args := make([]routing.Field, 0, len(config))
 	for k, v := range config {

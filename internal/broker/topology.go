@@ -4,7 +4,6 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/base64"
-	"slices"
 	"strings"
 
 	"github.com/ferry-mq/ferry/internal/base"
@@ -350,13 +349,8 @@ func (c *Conn) DeclareStream(ctx context.Context, s StreamSpec) error {
 	if _, err := c.b.lookupQueue(c.p.Tenant, s.Name); err == nil {
 		return topicExists(s.Name)
 	}
-	var args []routing.Field
-	for k, v := range s.Config {
-		args = append(args, routing.Field{Key: k, Value: routing.StringValue(v)})
-	}
-	slices.SortFunc(args, func(a, b routing.Field) int { return strings.Compare(a.Key, b.Key) })
 	res, err := c.b.proposeController(ctx, &controller.DeclareStream{Now: c.b.nowMs(), Tenant: c.p.Tenant,
-		Name: s.Name, Partitions: s.Partitions, ReplicationFactor: s.ReplicationFactor, Args: args})
+		Name: s.Name, Partitions: s.Partitions, ReplicationFactor: s.ReplicationFactor, Args: configArgs(s.Config)})
 	if err == nil {
 		err = res.Err
 	}
@@ -414,11 +408,7 @@ func (c *Conn) AlterStream(ctx context.Context, name string, config map[string]s
 	if err := c.Authorize(ActionConfigure, EntityStream, name); err != nil {
 		return err
 	}
-	var args []routing.Field
-	for k, v := range config {
-		args = append(args, routing.Field{Key: k, Value: routing.StringValue(v)})
-	}
-	return c.b.controllerCall(ctx, &controller.AlterStream{Now: c.b.nowMs(), Tenant: c.p.Tenant, Name: name, Args: args})
+	return c.b.controllerCall(ctx, &controller.AlterStream{Now: c.b.nowMs(), Tenant: c.p.Tenant, Name: name, Args: configArgs(config)})
 }
 
 // controllerCall proposes a controller command and returns its error.
