@@ -188,4 +188,20 @@ func publishOne(t testing.TB, c *Conn, exchange, key, body string) PublishResult
 	return res[0]
 }
 
+// publishAll publishes msgs through the default exchange, failing the
+// test on any error: the call's or a message's.
+func publishAll(t testing.TB, c *Conn, msgs []Message) []PublishResult {
+	t.Helper()
+	res, err := c.Publish(testCtx(t), "", msgs, PublishOptions{})
+	if err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	for i, r := range res {
+		if r.Err != nil {
+			t.Fatalf("Publish result %d: %v", i, r.Err)
+		}
+	}
+	return res
+}
+
 func netipAddr(s string) netip.Addr { return netip.MustParseAddr(s) }

@@ -14,21 +14,12 @@ import (
 func restartScenario(t *testing.T, open func() *Broker, reopen func(*Broker) *Broker) {
 	b := open()
 	c := guestConn(t, b)
-	ctx := testCtx(t)
 	declare(t, c, "durable")
 	var msgs []Message
 	for i := range 10 {
 		msgs = append(msgs, Message{RoutingKey: "durable", Body: []byte(fmt.Sprint("m", i)), MessageID: fmt.Sprint(i)})
 	}
-	res, err := c.Publish(ctx, "", msgs, PublishOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range res {
-		if r.Err != nil {
-			t.Fatal(r.Err)
-		}
-	}
+	publishAll(t, c, msgs)
 	s, col := subscribe(t, c, SubscribeOptions{Queue: "durable", Tag: "x", PrefetchCount: 4})
 	ds := takeN(t, col, 4)
 	if err := s.Ack(ds[1].DeliveryID, true); err != nil { // m0 and m1

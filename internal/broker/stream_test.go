@@ -191,15 +191,7 @@ func TestAMQPPublishToStreamUsesKeysAndConsumesFromOffsets(t *testing.T) {
 		key := fmt.Sprint("key-", i%2)
 		msgs = append(msgs, Message{RoutingKey: "st", Key: []byte(key), Body: []byte(fmt.Sprint("m", i)), MessageID: fmt.Sprint(i)})
 	}
-	res, err := c.Publish(ctx, "", msgs, PublishOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range res {
-		if r.Err != nil {
-			t.Fatal(r.Err)
-		}
-	}
+	publishAll(t, c, msgs)
 	for k := range 2 {
 		want := stream.KeyPartition([]byte(fmt.Sprint("key-", k)), 3)
 		res, err := c.Fetch(ctx, PartitionRef{Stream: "st", Partition: want}, 0, 1<<20, 1, 0)
