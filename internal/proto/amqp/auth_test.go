@@ -56,11 +56,7 @@ func TestWrongPasswordOfACreatedUserClosesTheSocket(t *testing.T) {
 			t.Errorf("%s with a wrong password: got %v, want ErrCredentials", mech.Mechanism(), err)
 		}
 	}
-	c, err := amqp091.DialConfig(strings.Replace(ts.url, "guest:guest", "walt:right", 1), amqp091.Config{Heartbeat: time.Hour})
-	if err != nil {
-		t.Fatalf("walt with the right password: %v", err)
-	}
-	c.Close()
+	ts.dialAs(t, "walt", "right") // fails the test unless walt logs in with the right password
 }
 
 // TestDeletingAUserClosesItsAMQPConnection: as RabbitMQ, the broker closes
@@ -69,11 +65,7 @@ func TestWrongPasswordOfACreatedUserClosesTheSocket(t *testing.T) {
 func TestDeletingAUserClosesItsAMQPConnection(t *testing.T) {
 	ts := startServer(t)
 	putUser(t, ts, "vic", "pw", auth.Permission{Tenant: "/", Configure: ".*", Write: ".*", Read: ".*"})
-	c, err := amqp091.DialConfig(strings.Replace(ts.url, "guest:guest", "vic:pw", 1), amqp091.Config{Heartbeat: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := ts.dialAs(t, "vic", "pw")
 	closed := c.NotifyClose(make(chan *amqp091.Error, 1))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -196,12 +197,23 @@ func (ts *testServer) dial(t testing.TB) *amqp091.Connection {
 
 func (ts *testServer) dialConfig(t testing.TB, cfg amqp091.Config) *amqp091.Connection {
 	t.Helper()
+	return dialURL(t, ts.url, cfg)
+}
+
+// dialAs is dial logged in as user with password instead of guest.
+func (ts *testServer) dialAs(t testing.TB, user, password string) *amqp091.Connection {
+	t.Helper()
+	return dialURL(t, strings.Replace(ts.url, "guest:guest", user+":"+password, 1), amqp091.Config{})
+}
+
+func dialURL(t testing.TB, url string, cfg amqp091.Config) *amqp091.Connection {
+	t.Helper()
 	if cfg.Heartbeat == 0 {
 		cfg.Heartbeat = time.Hour // the client's own real-time heartbeats stay out of the way
 	}
-	c, err := amqp091.DialConfig(ts.url, cfg)
+	c, err := amqp091.DialConfig(url, cfg)
 	if err != nil {
-		t.Fatalf("dial: %v", err)
+		t.Fatalf("dial %s: %v", url, err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c

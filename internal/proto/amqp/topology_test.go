@@ -182,13 +182,9 @@ func TestPassiveDeclareOfMissingQueueClosesOnlyTheChannel(t *testing.T) {
 func TestAccessRefusedIs403(t *testing.T) {
 	ts := startServer(t)
 	putUser(t, ts, "alice", "secret", auth.Permission{Tenant: "/", Configure: "^allowed$", Write: ".*", Read: ".*"})
-	c, err := amqp091.DialConfig(strings.Replace(ts.url, "guest:guest", "alice:secret", 1), amqp091.Config{Heartbeat: 3600e9})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := ts.dialAs(t, "alice", "secret")
 	ch, _ := c.Channel()
-	_, err = ch.QueueDeclare("forbidden", false, false, false, false, nil)
+	_, err := ch.QueueDeclare("forbidden", false, false, false, false, nil)
 	if e := amqpErr(t, err); e.Code != 403 || e.Reason != "ACCESS_REFUSED - configure access to queue 'forbidden' in vhost '/' refused for user 'alice'" {
 		t.Errorf("got %d %q", e.Code, e.Reason)
 	}
@@ -207,13 +203,9 @@ func TestAccessRefusedIs403(t *testing.T) {
 func TestAccessRefusedIs403OnTheDouble(t *testing.T) {
 	// The double knows a user "alice" without rights on "forbidden".
 	ts := startFakeServer(t)
-	c, err := amqp091.DialConfig(strings.Replace(ts.url, "guest:guest", "alice:secret", 1), amqp091.Config{Heartbeat: 3600e9})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := ts.dialAs(t, "alice", "secret")
 	ch, _ := c.Channel()
-	_, err = ch.QueueDeclare("forbidden", false, false, false, false, nil)
+	_, err := ch.QueueDeclare("forbidden", false, false, false, false, nil)
 	if e := amqpErr(t, err); e.Code != 403 || e.Reason != "ACCESS_REFUSED - access to queue 'forbidden' in vhost '/' refused for user 'alice'" {
 		t.Errorf("got %d %q", e.Code, e.Reason)
 	}
