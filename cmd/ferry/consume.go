@@ -278,12 +278,8 @@ func consumeAMQP(ctx context.Context, o *clientOpts, p *protoOpts, co *consumeOp
 			if !ok {
 				return n, fmt.Errorf("amqp: the broker ended the consumer of %q", source)
 			}
-			m := fromAMQP(&d)
-			if err := w.write(&m); err != nil {
+			if err := writeAcked(w, &d); err != nil {
 				return n, err
-			}
-			if err := d.Ack(false); err != nil {
-				return n, fmt.Errorf("amqp: ack: %w", err)
 			}
 			n++
 			idle.Reset(co.idle)
@@ -298,6 +294,19 @@ func consumeAMQP(ctx context.Context, o *clientOpts, p *protoOpts, co *consumeOp
 	return n, nil
 }
 
+// writeAcked writes d and then acknowledges it: a message is acked only
+// once it is written, so a failed write leaves it to be redelivered.
+func writeAcked(w *messageWriter, d *amqp.Delivery) error {
+	m := fromAMQP(d)
+	if err := w.write(&m); err != nil {
+		return err
+	}
+	if err := d.Ack(false); err != nil {
+		return fmt.Errorf("amqp: ack: %w", err)
+	}
+	return nil
+}
+
 // drainAMQP takes what the queue holds with basic.get until it is empty.
 func drainAMQP(ch *amqp.Channel, co *consumeOpts, queue string, w *messageWriter) (int, error) {
 	n := 0
@@ -309,12 +318,8 @@ func drainAMQP(ch *amqp.Channel, co *consumeOpts, queue string, w *messageWriter
 		if !ok {
 			return n, nil
 		}
-		m := fromAMQP(&d)
-		if err := w.write(&m); err != nil {
+		if err := writeAcked(w, &d); err != nil {
 			return n, err
-		}
-		if err := d.Ack(false); err != nil {
-			return n, fmt.Errorf("amqp: ack: %w", err)
 		}
 		n++
 	}
