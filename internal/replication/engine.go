@@ -378,7 +378,7 @@ func (e *Engine) Propose(ctx context.Context, g GroupID, cmd []byte) (Result, er
 func (e *Engine) ProposeAsync(g GroupID, cmd []byte, done func(Result)) {
 	now := e.clock.Now()
 	data, buf := encodeCommand(cmd, now.UnixMilli())
-	e.submit(&request{kind: reqPropose, group: g, data: data, buf: buf, cmd: true, cmdLen: len(cmd), done: e.timedDone(now, done)})
+	e.submit(e.timeProposal(&request{kind: reqPropose, group: g, data: data, buf: buf, cmd: true, cmdLen: len(cmd), done: done}, now))
 }
 
 // ProposeBatch replicates a data batch (a record batch, stored as is as the
@@ -392,7 +392,7 @@ func (e *Engine) ProposeBatch(ctx context.Context, g GroupID, batch []byte) (Res
 		return Result{Err: err}, err
 	}
 	r := wait(ctx, func(done func(Result)) {
-		e.submit(&request{kind: reqPropose, group: g, data: data, done: e.timedDone(e.clock.Now(), done)})
+		e.submit(e.timeProposal(&request{kind: reqPropose, group: g, data: data, done: done}, e.clock.Now()))
 	})
 	return r, r.Err
 }

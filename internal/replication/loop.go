@@ -51,6 +51,11 @@ type request struct {
 	// buf is data's recycled buffer (encodeCommand), handed back by
 	// assignProposals once raft holds its own copy; nil otherwise.
 	buf *[]byte
+	// timer, on a proposal made through the engine's API, is that
+	// engine: finish counts the outcome and times it from start into
+	// CommitSeconds (see timeProposal).
+	timer *Engine
+	start time.Time
 
 	index, term uint64 // the entry (proposals) or read index (reads)
 	deadline    int64  // the loop tick after which the request expires
@@ -62,6 +67,9 @@ func (r *request) finish(res Result) {
 		return
 	}
 	r.finished = true
+	if r.timer != nil {
+		r.timer.proposalDone(r.start, res.Err)
+	}
 	if r.done != nil {
 		r.done(res)
 	}

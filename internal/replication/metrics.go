@@ -133,18 +133,20 @@ func (t timedState) Commit(updates []StateUpdate) error {
 	return err
 }
 
-// timedDone wraps a proposal's callback to count it and time it into
-// CommitSeconds.
-func (e *Engine) timedDone(start time.Time, done func(Result)) func(Result) {
+// timeProposal counts r, a proposal made at start, and marks it for
+// finish to time into CommitSeconds: fields of the request, not a closure
+// wrapping done, so that timing costs a proposal no allocation.
+func (e *Engine) timeProposal(r *request, start time.Time) *request {
 	e.metrics.proposals.Add(1)
-	return func(r Result) {
-		e.metrics.commitSeconds.observe(e.clock.Now().Sub(start))
-		if r.Err != nil {
-			e.metrics.proposalsFailed.Add(1)
-		}
-		if done != nil {
-			done(r)
-		}
+	r.timer, r.start = e, start
+	return r
+}
+
+// proposalDone records the outcome of a proposal marked by timeProposal.
+func (e *Engine) proposalDone(start time.Time, err error) {
+	e.metrics.commitSeconds.observe(e.clock.Now().Sub(start))
+	if err != nil {
+		e.metrics.proposalsFailed.Add(1)
 	}
 }
 
