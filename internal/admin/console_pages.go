@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"slices"
 	"strconv"
 	"time"
 
@@ -272,12 +271,6 @@ func humanBytes(n int64) string {
 		return strconv.FormatInt(n, 10) + " B"
 	}
 	return strconv.FormatFloat(f, 'f', 1, 64) + " " + units[i]
-}
-
-// hasTag says whether the console user has any of tags (templates hide
-// what the user could not do anyway; the API refuses it regardless).
-func hasTag(have []string, tags ...string) bool {
-	return slices.ContainsFunc(have, func(t string) bool { return slices.Contains(tags, t) })
 }
 
 // consoleURL builds a console link with query parameters.
