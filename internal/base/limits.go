@@ -947,6 +947,18 @@ const (
 	// costs at most this much memory and work per connection.
 	KafkaDecompressedBytesMax = 64 << 20
 
+	// DecompressGrowBytesMin is the smallest step by which a decompressor
+	// grows its output while reading under a limit: small enough that a
+	// tiny batch does not allocate much, large enough that a large one is
+	// not grown a few bytes at a time. The limit still bounds the total.
+	DecompressGrowBytesMin = 4 << 10
+
+	// DecompressZstdWindowBytesMin is the smallest window the zstd
+	// decoder accepts whatever the caller's limit: zstd's default window
+	// (8 MiB), which encoders use for small inputs too; the decoded size is
+	// still checked against the caller's limit.
+	DecompressZstdWindowBytesMin = 8 << 20
+
 	// KafkaFetchControlSkipsMax bounds the reads one partition of a Fetch
 	// makes to step over control batches (Ferry's own log entries, which
 	// the server leaves out of responses) to reach records; past it the
@@ -1097,6 +1109,10 @@ const (
 	// AdminStreamReadWaitMax bounds how long a stream read over HTTP
 	// waits for messages.
 	AdminStreamReadWaitMax = 30 * time.Second
+	// AdminStreamReadWaitDefault is a stream read's wait without
+	// timeout_ms: a second lets the partitions' first batches arrive
+	// while an empty stream still answers promptly.
+	AdminStreamReadWaitDefault = time.Second
 
 	// AdminCloseTimeout bounds closing the API's broker connections and
 	// returning pending deliveries at shutdown.

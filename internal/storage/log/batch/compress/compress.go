@@ -63,7 +63,7 @@ func readLimited(dst []byte, r io.Reader, limit int, codec string) ([]byte, erro
 			return dst, tooLarge(codec, limit)
 		}
 		if len(dst) == cap(dst) {
-			dst = slices.Grow(dst, max(min(got, limit+1-got), 4<<10))
+			dst = slices.Grow(dst, max(min(got, limit+1-got), base.DecompressGrowBytesMin))
 		}
 		end := min(cap(dst), start+limit+1) // > len(dst): got <= limit
 		n, err := r.Read(dst[len(dst):end])
@@ -176,7 +176,7 @@ func decompressZstd(dst, src []byte, limit int) ([]byte, error) {
 		// smaller bound would refuse valid output under limit. The check
 		// after decoding holds the caller's limit exactly.
 		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(max(limit, zstd.MinWindowSize))),
-			zstd.WithDecoderMaxWindow(min(uint64(max(limit, 8<<20)), zstd.MaxWindowSize)))
+			zstd.WithDecoderMaxWindow(min(uint64(max(limit, base.DecompressZstdWindowBytesMin)), zstd.MaxWindowSize)))
 		if err != nil {
 			return dst, base.Errorf(base.CodeInternal, "compress: zstd decoder: %w", err)
 		}
