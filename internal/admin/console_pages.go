@@ -146,9 +146,8 @@ func loadStream(q *consoleReq) (any, error) {
 		query := q.tenantQuery()
 		query.Set("offset", off)
 		query.Set("count", strconv.Itoa(base.AdminConsoleGetMessagesMax))
-		// A read returns once it has count messages or the wait passed: a
-		// second lets the partitions' first batches arrive.
-		query.Set("timeout_ms", "1000")
+		// A read returns once it has count messages or the wait passed.
+		query.Set("timeout_ms", strconv.FormatInt(base.AdminStreamReadWaitDefault.Milliseconds(), 10))
 		rd, err := apiAs[StreamReadResponse](q, "readStream", map[string]string{"name": name}, query, nil)
 		if err != nil {
 			return nil, err

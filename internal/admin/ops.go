@@ -245,7 +245,7 @@ func (s *Server) readStream(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	waitMs, err := intQuery(c.query("timeout_ms"), 1000, 0, int(base.AdminStreamReadWaitMax/time.Millisecond), "timeout_ms")
+	waitMs, err := intQuery(c.query("timeout_ms"), int(base.AdminStreamReadWaitDefault/time.Millisecond), 0, int(base.AdminStreamReadWaitMax/time.Millisecond), "timeout_ms")
 	if err != nil {
 		return nil, err
 	}

@@ -110,7 +110,7 @@ func (s *Server) table() []*route {
 			tag: "messages", access: accessUser, query: []param{pTenant,
 				{"offset", "string", "first (default), last, next or an offset"},
 				{"count", "integer", "at most this many messages (default 1, maximum AdminGetMessagesMax)"},
-				{"timeout_ms", "integer", "wait at most this long for them (default 1000)"}},
+				{"timeout_ms", "integer", "wait at most this long for them (default 1000: AdminStreamReadWaitDefault; maximum AdminStreamReadWaitMax)"}},
 			out: StreamReadResponse{}, status: ok, errors: []int{notFound}, handle: s.readStream},
 
 		// Bindings.
