@@ -27,7 +27,7 @@ type Config struct {
 	Logger *slog.Logger
 
 	// StartTimeout bounds NewServer's wait for the node to be ready
-	// (default 30s).
+	// (default base.SDKStartTimeoutDefault, 30s).
 	StartTimeout time.Duration
 	// ShutdownTimeout bounds Close (default 30s).
 	ShutdownTimeout time.Duration
@@ -76,7 +76,7 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	start := cfg.StartTimeout
 	if start <= 0 {
-		start = base.ServerShutdownTimeoutDefault
+		start = base.SDKStartTimeoutDefault
 	}
 	t := time.NewTimer(start)
 	defer t.Stop()

@@ -1189,6 +1189,11 @@ const (
 	// clients to see their connections close, well inside a supervisor's
 	// stop timeout.
 	ServerShutdownTimeoutDefault = 30 * time.Second
+	// SDKStartTimeoutDefault is how long the sdk's NewServer waits for
+	// the node to be ready by default: well past ServerReadyLeadersWait
+	// plus replaying a large data directory, yet a start that hangs still
+	// fails instead of blocking the embedding program.
+	SDKStartTimeoutDefault = 30 * time.Second
 
 	// ServerAnnounceLinesMax bounds the lines `ferry serve` prints at
 	// start: one per listener (five front ends) plus the banner and the
