@@ -192,21 +192,28 @@ func ferryLatency(t *testing.T, addr, topic string, d time.Duration) (p50, p99 t
 	var mu sync.Mutex
 	var skipFirst atomic.Bool // the warm-up record's poll
 	skipFirst.Store(true)
+	var produced atomic.Int64 // the measured records, once all are flushed
+	allIn := make(chan struct{})
 	done := make(chan struct{})
 	go func() { // owned: waited for on done
 		defer close(done)
+		signalled := false
 		for ctx.Err() == nil {
 			fs := cons.PollFetches(ctx)
 			if skipFirst.Swap(false) {
 				continue
 			}
 			now := time.Now()
+			mu.Lock()
 			fs.EachRecord(func(r *kgo.Record) {
 				sent, _ := strconv.ParseInt(string(r.Value), 10, 64)
-				mu.Lock()
 				lat = append(lat, now.Sub(time.Unix(0, sent)))
-				mu.Unlock()
 			})
+			if want := produced.Load(); !signalled && want > 0 && int64(len(lat)) >= want {
+				signalled = true
+				close(allIn)
+			}
+			mu.Unlock()
 		}
 	}()
 	// Let the consumer find its partitions (and the end) before measuring.
@@ -215,13 +222,21 @@ func ferryLatency(t *testing.T, addr, topic string, d time.Duration) (p50, p99 t
 	warmCancel()
 	tick := time.NewTicker(2 * time.Millisecond)
 	end := time.Now().Add(d)
+	n := int64(0)
 	for time.Now().Before(end) {
 		<-tick.C
 		prod.Produce(ctx, &kgo.Record{Value: []byte(strconv.FormatInt(time.Now().UnixNano(), 10))}, nil)
+		n++
 	}
 	tick.Stop()
 	prod.Flush(ctx)
-	time.Sleep(500 * time.Millisecond) // let the last records arrive: a measurement, not synchronisation
+	produced.Store(n)
+	// Wait for the consumer to have every record (it polls at least every
+	// FetchMaxWait, so it notices the count), or for the deadline.
+	select {
+	case <-allIn:
+	case <-ctx.Done():
+	}
 	cancel()
 	<-done
 	mu.Lock()
