@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -39,6 +40,7 @@ type options struct {
 	messages                     uint64
 	pid                          int
 	progress                     bool
+	cpuprofile                   string
 }
 
 func main() {
@@ -69,6 +71,7 @@ func main() {
 	fs.DurationVar(&o.deadline, "deadline", 30*time.Minute, "run: give up on a run that takes longer (a hung broker)")
 	fs.BoolVar(&o.progress, "progress", false, "print live rates to stderr")
 	fs.DurationVar(&o.timeout, "timeout", 60*time.Second, "wait: how long to wait for the broker")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "run: write the driver's own CPU profile to this file (to see the client side's share)")
 	_ = fs.Parse(os.Args[2:]) // ExitOnError
 	if os.Args[1] == "wait" && o.target == "http" {
 		if err := waitReady(ctx, func(ctx context.Context) error { return probeHTTP(ctx, o.addr) }, o.timeout); err != nil {
@@ -84,7 +87,7 @@ func main() {
 	}
 	switch os.Args[1] {
 	case "run":
-		os.Exit(run(ctx, o, target))
+		os.Exit(profiled(o.cpuprofile, func() int { return run(ctx, o, target) }))
 	case "wait":
 		if err := waitReady(ctx, func(ctx context.Context) error { return probe(ctx, target) }, o.timeout); err != nil {
 			fmt.Fprintln(os.Stderr, "driver:", err)
@@ -214,4 +217,24 @@ func probeHTTP(ctx context.Context, url string) error {
 		return fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return nil
+}
+
+// profiled runs f, writing the process's CPU profile to path while it runs
+// when path is set.
+func profiled(path string, f func() int) int {
+	if path == "" {
+		return f()
+	}
+	out, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "driver:", err)
+		return exitBroken
+	}
+	defer out.Close()
+	if err := pprof.StartCPUProfile(out); err != nil {
+		fmt.Fprintln(os.Stderr, "driver:", err)
+		return exitBroken
+	}
+	defer pprof.StopCPUProfile()
+	return f()
 }
