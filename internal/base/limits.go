@@ -813,6 +813,26 @@ const (
 	AMQPPublishBatchMessagesMax = 256
 	AMQPPublishBatchBytesMax    = 1 << 20
 
+	// AMQPPublishInlineBytesMax: a message whose body and raw properties
+	// together are at most this many bytes is copied into its publish
+	// batch's recycled buffer; a larger one keeps an allocation of its own,
+	// so one large message never grows the recycled buffers.
+	AMQPPublishInlineBytesMax = 64 << 10
+
+	// AMQPPublishBufferBytesMax is the largest recycled buffer carrying a
+	// publish batch's bodies to the broker: a batch is flushed once it
+	// holds AMQPPublishBatchBytesMax, so its last message brings it to at
+	// most that plus AMQPPublishInlineBytesMax, which this fits with room.
+	// Buffers are recycled by powers of two up to it, so a batch in flight
+	// never holds more than twice the bytes it carries.
+	AMQPPublishBufferBytesMax = 2 << 20
+
+	// AMQPPropertiesScratchBytesMax bounds the buffer a channel keeps
+	// between messages for a content header's raw properties (they wait
+	// there for the body frames); a longer list (headers of many KiB) gets
+	// a buffer of its own, used once.
+	AMQPPropertiesScratchBytesMax = 1 << 10
+
 	// AMQPWriteBufferBytes is how many encoded bytes may wait for the
 	// socket writer before the connection's reader stops adding replies
 	// (deliveries are bounded by prefetch instead, confirms by

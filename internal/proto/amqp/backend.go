@@ -96,8 +96,10 @@ type Session interface {
 	// PublishAsync routes msgs (published to one exchange, "" being the
 	// default one) and calls done exactly once, from a broker goroutine,
 	// when each is durable or has failed; results are in msgs' order.
-	// The broker owns msgs and their bodies from the call on. done must
-	// not block for long.
+	// The broker may read msgs and their bytes until done returns and
+	// must keep no reference to them afterwards: the front end recycles
+	// the buffer holding the bodies and raw properties (copy what must
+	// outlive the call). done must not block for long.
 	PublishAsync(exchange string, msgs []Message, opts PublishOptions, done func([]PublishResult, error))
 
 	// Subscribe starts a consumer. deliver is called from a broker

@@ -20,8 +20,10 @@ type channel struct {
 
 	// Reader goroutine only.
 	asm          assembly
-	lastQueue    string // the queue most recently declared: "" in later methods means it
-	prefetch     uint32 // basic.qos global=false: the limit for consumers created later (0 none)
+	props        codec.BasicProperties // the last content header's: decoding reuses its unchanged strings
+	rawScratch   []byte                // the raw properties waiting for their body (AMQPPropertiesScratchBytesMax)
+	lastQueue    string                // the queue most recently declared: "" in later methods means it
+	prefetch     uint32                // basic.qos global=false: the limit for consumers created later (0 none)
 	tx           *txState
 	lastWriteOK  string // the exchange last authorized for write (a one-entry cache)
 	hasWriteOK   bool

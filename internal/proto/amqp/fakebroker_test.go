@@ -1,6 +1,7 @@
 package amqp
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
@@ -433,7 +434,10 @@ func (s *fakeSession) PublishAsync(exchange string, msgs []Message, opts Publish
 		res[i].Unroutable = rr.Unroutable
 		for _, d := range rr.Destinations {
 			if q := b.queues[d.Name]; q != nil {
-				q.ready = append(q.ready, &fakeMsg{m: *m})
+				// A copy: the front end recycles the bytes after done.
+				kept := *m
+				kept.RawProperties, kept.Body = bytes.Clone(m.RawProperties), bytes.Clone(m.Body)
+				q.ready = append(q.ready, &fakeMsg{m: kept})
 				b.dispatchLocked(q)
 			}
 		}

@@ -1,6 +1,7 @@
 package amqp
 
 import (
+	"bytes"
 	"encoding/binary"
 	"slices"
 	"strconv"
@@ -19,9 +20,10 @@ type assembly struct {
 	routingKey string
 	mandatory  bool
 	size       uint64
-	props      codec.BasicProperties
-	raw        []byte
-	body       []byte
+	raw        []byte // the raw properties: the channel's rawScratch, or a buffer of their own
+	body       []byte // the body frames received so far (nil until the first arrives)
+	rawOwned   bool   // raw is a buffer of its own, not the channel's scratch
+	bodyOwned  bool   // body is a buffer of its own, not the frame reader's
 }
 
 // startPublish handles basic.publish: content frames follow.
@@ -62,6 +64,19 @@ func (ch *channel) content(f codec.Frame) error {
 		return protoErr(codec.ReplyFrameError, codec.MethodBasicPublish,
 			"body frames of %d bytes exceed the content header's body size %d", uint64(len(a.body))+uint64(len(f.Payload)), a.size)
 	}
+	if a.body == nil && uint64(len(f.Payload)) == a.size {
+		// The whole body in one frame (the common case): it is used
+		// where the frame reader holds it, and copied once, by
+		// completePublish, before the next frame is read.
+		a.body = f.Payload
+		return ch.completePublish()
+	}
+	if a.body == nil {
+		// Grow with the frames, never from the announced size alone: a
+		// client announcing 128 MiB and sending nothing costs nothing.
+		a.body = make([]byte, 0, min(a.size, uint64(ch.c.frameMax)))
+		a.bodyOwned = true
+	}
 	a.body = append(a.body, f.Payload...)
 	if uint64(len(a.body)) == a.size {
 		return ch.completePublish()
@@ -69,7 +84,9 @@ func (ch *channel) content(f codec.Frame) error {
 	return nil
 }
 
-// contentHeader decodes a publish's content header.
+// contentHeader decodes a publish's content header. The properties are
+// decoded into the channel's props, reusing the strings that did not
+// change since its last message.
 func (ch *channel) contentHeader(p []byte) error {
 	a := &ch.asm
 	if len(p) >= 12 {
@@ -91,30 +108,47 @@ func (ch *channel) contentHeader(p []byte) error {
 		return protoErr(codec.ReplyUnexpectedFrame, codec.MethodBasicPublish,
 			"content header for class %d does not match the method's class 60", h.ClassID)
 	}
-	if err := h.Properties(&a.props); err != nil {
+	if err := h.Properties(&ch.props); err != nil {
 		return err
 	}
 	a.haveHeader, a.size = true, h.BodySize
-	a.raw = slices.Clone(h.RawProperties)
-	// Grow with the frames, never from the announced size alone: a
-	// client announcing 128 MiB and sending nothing costs nothing.
-	a.body = make([]byte, 0, min(h.BodySize, uint64(ch.c.frameMax)))
+	// The header aliases the frame reader's buffer: keep the raw list
+	// until the body arrives, in the channel's scratch when it is small.
+	if len(h.RawProperties) <= base.AMQPPropertiesScratchBytesMax {
+		ch.rawScratch = append(ch.rawScratch[:0], h.RawProperties...)
+		a.raw = ch.rawScratch
+	} else {
+		a.raw, a.rawOwned = slices.Clone(h.RawProperties), true
+	}
 	if h.BodySize == 0 {
+		a.body, a.bodyOwned = []byte{}, true
 		return ch.completePublish()
 	}
 	return nil
 }
 
 // completePublish hands a whole message on: to the transaction, to a
-// direct reply-to consumer, or to the connection's publish batch.
+// direct reply-to consumer, or to the connection's publish batch. The
+// message's raw properties and body may be the channel's scratch and the
+// frame reader's buffer: the batch copies a small message into its
+// buffer, every other message gets buffers of its own here.
 func (ch *channel) completePublish() error {
 	a := ch.asm
 	ch.asm = assembly{}
-	msg := Message{Exchange: a.exchange, RoutingKey: a.routingKey, Properties: a.props, RawProperties: a.raw, Body: a.body}
+	msg := Message{Exchange: a.exchange, RoutingKey: a.routingKey, Properties: ch.props, RawProperties: a.raw, Body: a.body}
 	if err := ch.checkPublish(&msg); err != nil {
 		return err
 	}
-	if a.exchange == "" && isReplyToAddress(a.routingKey) {
+	replyTo := a.exchange == "" && isReplyToAddress(a.routingKey)
+	if replyTo || ch.tx != nil || len(msg.RawProperties)+len(msg.Body) > base.AMQPPublishInlineBytesMax {
+		if !a.rawOwned {
+			msg.RawProperties = bytes.Clone(msg.RawProperties)
+		}
+		if !a.bodyOwned {
+			msg.Body = bytes.Clone(msg.Body)
+		}
+	}
+	if replyTo {
 		return ch.publishReplyTo(msg, a.mandatory)
 	}
 	if ch.tx != nil {
@@ -164,46 +198,114 @@ func (ch *channel) checkPublish(m *Message) error {
 // publishBatch coalesces consecutive publishes of one channel to one
 // exchange that arrive in one read from the socket into one broker call.
 // Reader goroutine only.
+//
+// The bodies and raw properties of the messages are copied into buf (a
+// recycled pubBuf) as they are added, and addressed by offsets (spans)
+// until flush, because buf moves when it grows. Messages over
+// base.AMQPPublishInlineBytesMax keep buffers of their own instead. msgs,
+// seqs and spans are scratch reused from batch to batch: flush copies
+// them into the call.
 type publishBatch struct {
 	ch        *channel
 	exchange  string
 	mandatory bool
 	msgs      []Message
-	seqs      []uint64 // confirm sequence numbers, 0 when not confirming
+	seqs      []uint64  // confirm sequence numbers, 0 when not confirming
+	spans     []pubSpan // where msgs[i]'s bytes are in buf
+	buf       *pubBuf   // nil until a message is copied in
 	bytes     int
+}
+
+// pubSpan locates one message's raw properties and body in its batch's
+// buffer: buf[raw:body] and buf[body:end]. A message that is not inline
+// keeps slices of its own.
+type pubSpan struct {
+	inline, hasRaw bool
+	raw, body, end int
 }
 
 func (c *conn) flushPublishes() { c.pub.flush(c) }
 
+// add appends m to the batch. A message of up to
+// base.AMQPPublishInlineBytesMax is copied into the batch's buffer (the
+// caller's slices are scratch, valid until the next frame is read); a
+// larger one must come with buffers of its own, which the batch keeps.
 func (b *publishBatch) add(ch *channel, m Message, mandatory bool, seq uint64) {
 	c := ch.c
 	if len(b.msgs) > 0 && (b.ch != ch || b.exchange != m.Exchange || b.mandatory != mandatory) {
 		b.flush(c)
 	}
 	b.ch, b.exchange, b.mandatory = ch, m.Exchange, mandatory
+	bodyBytes := len(m.Body)
+	var sp pubSpan
+	if n := len(m.RawProperties) + len(m.Body); n <= base.AMQPPublishInlineBytesMax {
+		if b.buf == nil {
+			b.buf = getPubBuf(n)
+		}
+		b.buf.grow(n)
+		sp = pubSpan{inline: true, hasRaw: m.RawProperties != nil, raw: len(b.buf.b)}
+		b.buf.b = append(b.buf.b, m.RawProperties...)
+		sp.body = len(b.buf.b)
+		b.buf.b = append(b.buf.b, m.Body...)
+		sp.end = len(b.buf.b)
+		m.RawProperties, m.Body = nil, nil // set again by take
+	}
 	b.msgs = append(b.msgs, m)
 	b.seqs = append(b.seqs, seq)
-	b.bytes += len(m.Body)
-	if len(b.msgs) >= base.AMQPPublishBatchMessagesMax || b.bytes >= base.AMQPPublishBatchBytesMax {
+	b.spans = append(b.spans, sp)
+	b.bytes += bodyBytes
+	if len(b.msgs) >= base.AMQPPublishBatchMessagesMax || b.bytes >= base.AMQPPublishBatchBytesMax ||
+		b.buf != nil && len(b.buf.b) >= base.AMQPPublishBatchBytesMax {
 		b.flush(c)
 	}
 }
 
+// take moves the batch's messages into a call of their own: slices sized
+// to the batch, the inline messages' bytes pointing into the batch's
+// buffer, which goes with them (nil when no message is inline). The
+// scratch slices stay for the next batch.
+func (b *publishBatch) take() (msgs []Message, seqs []uint64, buf *pubBuf) {
+	msgs = make([]Message, len(b.msgs))
+	copy(msgs, b.msgs)
+	seqs = slices.Clone(b.seqs)
+	buf = b.buf
+	for i, sp := range b.spans {
+		if !sp.inline {
+			continue
+		}
+		if sp.hasRaw {
+			msgs[i].RawProperties = buf.b[sp.raw:sp.body:sp.body]
+		}
+		msgs[i].Body = buf.b[sp.body:sp.end:sp.end]
+	}
+	clear(b.msgs) // drop the strings and slices
+	*b = publishBatch{msgs: b.msgs[:0], seqs: b.seqs[:0], spans: b.spans[:0]}
+	return msgs, seqs, buf
+}
+
 // flush hands the batch to the broker, waiting first for room among the
-// connection's publishes in flight.
+// connection's publishes in flight. The batch's buffer is recycled once
+// the outcome was handled: published is the last reader of the bodies
+// (a basic.return copies its message into the writer).
 func (b *publishBatch) flush(c *conn) {
 	if len(b.msgs) == 0 {
 		return
 	}
-	ch, msgs, seqs, mandatory := b.ch, b.msgs, b.seqs, b.mandatory
-	*b = publishBatch{}
+	ch, mandatory := b.ch, b.mandatory
+	msgs, seqs, buf := b.take()
 	n := len(msgs)
 	if !c.acquirePublish(n) {
+		if buf != nil {
+			putPubBuf(buf)
+		}
 		return
 	}
 	c.session.PublishAsync(msgs[0].Exchange, msgs, PublishOptions{Mandatory: mandatory},
 		func(res []PublishResult, err error) {
 			ch.published(msgs, seqs, mandatory, res, err)
+			if buf != nil {
+				putPubBuf(buf)
+			}
 			c.releasePublish(n)
 		})
 }
@@ -305,8 +407,14 @@ func (t *confirmTracker) assign() uint64 {
 
 func (t *confirmTracker) settle(seq uint64, ack bool) {
 	i := seq - t.emitted - 1
-	base.Assert(seq > t.emitted && i < uint64(len(t.outcomes)), "amqp: confirm %d outside (%d, %d]", seq, t.emitted, t.last)
-	base.Assert(t.outcomes[i] == 0, "amqp: publish %d settled twice", seq)
+	// Checked before formatting: Assert's arguments would be boxed (an
+	// allocation per confirm) even when the check passes.
+	if seq <= t.emitted || i >= uint64(len(t.outcomes)) {
+		base.Bugf("amqp: confirm %d outside (%d, %d]", seq, t.emitted, t.last)
+	}
+	if t.outcomes[i] != 0 {
+		base.Bugf("amqp: publish %d settled twice", seq)
+	}
 	if ack {
 		t.outcomes[i] = 1
 	} else {
