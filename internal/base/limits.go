@@ -739,6 +739,20 @@ const (
 	// not come through that check) fails with CodeTooLarge instead of
 	// being allocated. One such buffer per partition reader at a time.
 	BrokerStreamDecompressedBytesMax = KafkaDecompressedBytesMax
+	// BrokerGroupMarksMax bounds the (group, partition) pairs a
+	// coordinator's leader remembers having told whether the group has
+	// members (the expiry of committed offsets follows it, KIP-211): a
+	// map entry of about 50 bytes each, so 256 Ki pairs (1,000 groups of
+	// 256 partitions) cost about 13 MiB. Past it, a member's commit to a
+	// partition not remembered is followed by a mark every time (one more
+	// log entry) instead of once.
+	BrokerGroupMarksMax = 1 << 18
+
+	// BrokerGroupMarkRetryInterval is the wait before telling partitions
+	// again after a mark failed (their leader moving), as
+	// BrokerDeadLetterRetryInterval.
+	BrokerGroupMarkRetryInterval = time.Second
+
 
 	// BrokerRevokeCloseTimeout bounds releasing what a connection of a
 	// deleted user or tenant owned when no front end closes it (its

@@ -104,6 +104,10 @@ type coordinatorLeader struct {
 
 	kickCh chan struct{} // size one: wakes run to pass on assignments
 
+	// marker tells partitions whether the groups have members, for the
+	// expiry of their offsets (group_expiry.go).
+	marker *groupMarker
+
 	mu       sync.Mutex
 	waiting  map[uint64]chan stream.Effect  // guarded by mu: JoinGroup/SyncGroup answers by request id
 	assigned map[assignKey]func(Assignment) // guarded by mu: server-assigned members
@@ -121,15 +125,19 @@ type assignKey struct{ group, member string }
 func newCoordinatorLeader(b *Broker, lg *localGroup) *coordinatorLeader {
 	f := lg.fsm.(*coordinatorFSM)
 	cl := &coordinatorLeader{b: b, fsm: f, g: lg.id, kickCh: make(chan struct{}, 1), waiting: map[uint64]chan stream.Effect{},
-		assigned: map[assignKey]func(Assignment){}}
+		assigned: map[assignKey]func(Assignment){}, marker: newGroupMarker(b, f, lg.id)}
 	cl.ctx, cl.cancel = context.WithCancel(b.ctx())
 	f.mu.Lock()
 	f.leader.Store(cl)
 	f.mu.Unlock()
-	cl.wg.Add(1)
+	cl.wg.Add(2)
 	go func() {
 		defer cl.wg.Done()
 		cl.run()
+	}()
+	go func() {
+		defer cl.wg.Done()
+		cl.marker.run(cl.ctx)
 	}()
 	return cl
 }
@@ -182,6 +190,8 @@ func (cl *coordinatorLeader) effects(effs []stream.Effect) {
 				ch <- x
 				delete(cl.waiting, x.RequestID)
 			}
+		case stream.GroupStateChanged:
+			cl.marker.stateChanged(x)
 		case stream.AssignmentChanged:
 			if fn := cl.assigned[assignKey{x.Group, x.MemberID}]; fn != nil {
 				a := Assignment{Group: x.Group, MemberID: x.MemberID, Generation: x.Generation,
@@ -632,9 +642,22 @@ func (c *Conn) CommitOffsets(ctx context.Context, group string, generation int32
 			cmd := stream.CommitOffset{Now: c.b.nowMs(), Group: group, Offset: off.Offset, LeaderEpoch: off.LeaderEpoch, Metadata: off.Metadata}
 			err = c.b.proposePartition(ctx, g, cmd)
 		}
+		if err == nil && member != "" && cl.marker.noteCommit(group, g) {
+			c.b.markActive(ctx, g, group)
+		}
 		out[p] = err
 	}
 	return out
+}
+
+// markActive tells partition group g that group has members, for a
+// commit whose partition the coordinator's leader could not track
+// (BrokerGroupMarksMax). The commit itself succeeded: a failure is
+// logged, and the offset then expires as a standalone consumer's would.
+func (b *Broker) markActive(ctx context.Context, g GroupID, group string) {
+	if err := b.proposePartition(ctx, g, stream.MarkGroup{Now: b.nowMs(), Group: group}); err != nil {
+		b.log.Warn("broker: marking a consumer group's offset as in use failed", "group", group, "partition_group", g, "err", err)
+	}
 }
 
 // proposePartition proposes a stream command to a partition's leader,

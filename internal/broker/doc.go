@@ -16,7 +16,8 @@
 //   - the leader runtimes that act on the state machines' effects on the
 //     node leading a group: deliveries, timers, dead-lettering,
 //     settlement coalescing, the publish accumulators, retention ticks,
-//     group ticks;
+//     group ticks, and the coordinator's marks that make committed
+//     offsets expire by group membership (group_expiry.go);
 //   - forwarding of calls made on a node that does not lead the group,
 //     consumers included (their deliveries and settlements cross the
 //     node-to-node forwarding connection, credit-bound);

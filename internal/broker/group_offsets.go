@@ -28,14 +28,30 @@ func (c *Conn) DeleteOffsets(ctx context.Context, group string, parts []Partitio
 		}
 		return out
 	}
+	cl := c.b.coordinatorHere(group)
 	for i, p := range parts {
 		g, _, err := c.partitionOf(p, ActionRead)
 		if err == nil {
 			_, err = c.b.deletePartitionOffset(ctx, g, group)
 		}
+		if err == nil && cl != nil {
+			cl.marker.forget(group, g) // a later commit there must be marked again
+		}
 		out[i] = err
 	}
 	return out
+}
+
+// coordinatorHere returns the running leader runtime of group's
+// coordinator on this node, or nil.
+func (b *Broker) coordinatorHere(group string) *coordinatorLeader {
+	var p controller.Placement
+	var err error
+	b.ctrl.read(func(c *controller.Controller) { p, err = c.CoordinatorFor(group) })
+	if err != nil {
+		return nil
+	}
+	return b.coordinatorLeaderOf(GroupID(p.Group))
 }
 
 // deleteGroupOffsets deletes group's committed offsets from every

@@ -1,0 +1,254 @@
+package broker
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/ferry-mq/ferry/internal/base"
+	"github.com/ferry-mq/ferry/internal/base/vfs"
+	"github.com/ferry-mq/ferry/internal/stream"
+)
+
+// committedHere reads group's committed offset on partition p from this
+// node's replica, without a read through the group.
+func committedHere(t testing.TB, c *Conn, p PartitionRef, group string) (int64, bool) {
+	t.Helper()
+	g, _, err := c.partitionOf(p, ActionRead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info stream.OffsetInfo
+	ok := false
+	c.b.group(g).fsm.(*partitionFSM).with(func(pp *stream.Partition) { info, ok = pp.CommittedOffset(group) })
+	return info.Offset, ok
+}
+
+// waitMarked waits until the coordinator's leader has applied its marks of
+// group to p and they say want (has members / empty).
+func waitMarked(t testing.TB, c *Conn, p PartitionRef, group string, active bool) {
+	t.Helper()
+	g, _, err := c.partitionOf(p, ActionRead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := c.b.coordinatorHere(group).marker
+	state := func() (markState, bool) {
+		mk.mu.Lock()
+		defer mk.mu.Unlock()
+		m := mk.groups[group]
+		if m == nil {
+			return markState{}, false
+		}
+		st, ok := m.parts[g]
+		return st, ok
+	}
+	waitFor(t, c.b, func() bool {
+		st, ok := state()
+		return ok && st.sent && st.active == active
+	}, func() string {
+		st, ok := state()
+		return fmt.Sprintf("group %s on %v: mark %+v (tracked %v), want applied with active=%v", group, p, st, ok, active)
+	})
+}
+
+// waitRetentionTick waits until partition p has applied a retention tick
+// (or another command) stamped at the clock's time: the partition leader
+// re-arms its retention timer before proposing the tick, so every advance
+// past RetentionInterval fires exactly one tick, and after this wait the
+// next advance fires the next.
+func waitRetentionTick(t testing.TB, c *Conn, clock *base.FakeClock, p PartitionRef) {
+	t.Helper()
+	g, _, err := c.partitionOf(p, ActionRead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := c.b.group(g).fsm.(*partitionFSM)
+	now := clock.Now().UnixMilli()
+	applied := func() int64 {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.nowMs
+	}
+	waitFor(t, c.b, func() bool { return applied() >= now }, func() string {
+		return fmt.Sprintf("partition %v applied nothing stamped %d; its latest is %d", p, now, applied())
+	})
+}
+
+// advanceWhile moves the fake clock by step (more than the retention
+// interval), waits for p's retention tick and calls each after every
+// step, until done reports true or limit has passed (then it fails).
+func advanceWhile(t testing.TB, c *Conn, clock *base.FakeClock, p PartitionRef, step, limit time.Duration, each func(), done func() bool) {
+	t.Helper()
+	start := clock.Now()
+	for !done() {
+		if clock.Now().Sub(start) > limit {
+			t.Fatalf("still waiting after the clock moved %v", limit)
+		}
+		clock.Advance(step)
+		waitRetentionTick(t, c, clock, p)
+		each()
+	}
+}
+
+// TestOffsetsOfAGroupWithMembersOutliveTheRetentionUntilItEmpties pins
+// KIP-211 expiry: a group that keeps its members but never commits again
+// (it consumes a quiet partition) keeps its offsets past
+// offsets.retention, while a standalone consumer's commit made at the same
+// time expires; once the group empties, its offsets expire retention
+// after that moment. Before the coordinator told the partitions (MarkGroup),
+// both expired 7 days after the commit.
+func TestOffsetsOfAGroupWithMembersOutliveTheRetentionUntilItEmpties(t *testing.T) {
+	b, clock := fakeNode(t)
+	c := guestConn(t, b)
+	ctx := testCtx(t)
+	if err := c.DeclareStream(ctx, StreamSpec{Name: "quiet", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	p := PartitionRef{Stream: "quiet"}
+	if err := c.JoinAssigned(ctx, "live", "quiet", "m1", base.GroupSessionTimeoutMax, func(Assignment) {}); err != nil {
+		t.Fatalf("JoinAssigned: %v", err)
+	}
+	if err := c.CommitOffsets(ctx, "live", 1, "m1", "", map[PartitionRef]CommittedOffset{p: {Offset: 5, LeaderEpoch: -1}})[p]; err != nil {
+		t.Fatalf("the member's commit: %v", err)
+	}
+	if err := c.CommitOffsets(ctx, "solo", -1, "", "", map[PartitionRef]CommittedOffset{p: {Offset: 3, LeaderEpoch: -1}})[p]; err != nil {
+		t.Fatalf("the standalone commit: %v", err)
+	}
+	waitMarked(t, c, p, "live", true)
+
+	retention := base.StreamOffsetsRetentionDefault
+	step := 10 * time.Minute // a third of the member's session timeout
+	heartbeat := func() {
+		if err := c.AssignedHeartbeat(ctx, "live", "m1"); err != nil {
+			t.Fatalf("heartbeat at %v: %v", clock.Now(), err)
+		}
+	}
+	soloGone := func() bool { _, ok := committedHere(t, c, p, "solo"); return !ok }
+	committedAt := clock.Now()
+	advanceWhile(t, c, clock, p, step, retention+time.Hour, heartbeat, soloGone)
+	if age := clock.Now().Sub(committedAt); age < retention {
+		t.Fatalf("the standalone offset expired %v after its commit, before the retention of %v", age, retention)
+	}
+	if off, ok := committedHere(t, c, p, "live"); !ok || off != 5 {
+		t.Fatalf("a group with a member: offset %d (present %v) %v after its commit; want 5 kept", off, ok, clock.Now().Sub(committedAt))
+	}
+
+	if err := c.LeaveAssigned(ctx, "live", "m1"); err != nil {
+		t.Fatalf("LeaveAssigned: %v", err)
+	}
+	emptiedAt := clock.Now()
+	waitMarked(t, c, p, "live", false)
+	liveGone := func() bool { _, ok := committedHere(t, c, p, "live"); return !ok }
+	advanceWhile(t, c, clock, p, step, retention+time.Hour, func() {}, liveGone)
+	if age := clock.Now().Sub(emptiedAt); age < retention {
+		t.Errorf("the emptied group's offset expired %v after it emptied, before the retention of %v", age, retention)
+	}
+}
+
+// TestAMemberCommitPastTheMarksBoundIsMarkedAtEachCommit pins
+// BrokerGroupMarksMax: a partition the coordinator's leader remembers is
+// marked once (one more log entry after the first commit only); one past
+// the bound gets its mark right after every commit.
+func TestAMemberCommitPastTheMarksBoundIsMarkedAtEachCommit(t *testing.T) {
+	b := openNode(t, nodeOpts{})
+	c := guestConn(t, b)
+	ctx := testCtx(t)
+	if err := c.DeclareStream(ctx, StreamSpec{Name: "two", Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	mk := b.coordinatorHere("g").marker
+	mk.mu.Lock()
+	mk.max = 1
+	mk.mu.Unlock()
+	if err := c.JoinAssigned(ctx, "g", "two", "m", base.GroupSessionTimeoutMax, func(Assignment) {}); err != nil {
+		t.Fatalf("JoinAssigned: %v", err)
+	}
+	p0, p1 := PartitionRef{Stream: "two"}, PartitionRef{Stream: "two", Partition: 1}
+	// A first command makes each partition count the Raft entries of its
+	// creation, so that the figures below count only what follows.
+	primer := map[PartitionRef]CommittedOffset{p0: {Offset: 0, LeaderEpoch: -1}, p1: {Offset: 0, LeaderEpoch: -1}}
+	for p, err := range c.CommitOffsets(ctx, "primer", -1, "", "", primer) {
+		if err != nil {
+			t.Fatalf("priming %v: %v", p, err)
+		}
+	}
+	growth := func(p PartitionRef, offset int64) int64 {
+		before, _, _ := c.ListOffset(ctx, p, OffsetLatest)
+		if err := c.CommitOffsets(ctx, "g", 1, "m", "", map[PartitionRef]CommittedOffset{p: {Offset: offset, LeaderEpoch: -1}})[p]; err != nil {
+			t.Fatalf("commit to %v: %v", p, err)
+		}
+		if p == p0 {
+			waitMarked(t, c, p0, "g", true)
+		}
+		after, _, _ := c.ListOffset(ctx, p, OffsetLatest)
+		return after - before
+	}
+	if got := growth(p0, 1); got != 2 {
+		t.Errorf("first commit to the tracked partition: its log grew by %d entries, want 2 (commit, mark)", got)
+	}
+	if got := growth(p0, 2); got != 1 {
+		t.Errorf("second commit to the tracked partition: its log grew by %d entries, want 1 (commit)", got)
+	}
+	for i := range 2 {
+		if got := growth(p1, int64(i+1)); got != 2 {
+			t.Errorf("commit %d to the partition past the bound: its log grew by %d entries, want 2 (commit, mark)", i+1, got)
+		}
+	}
+	mk.mu.Lock()
+	tracked := mk.tracked
+	mk.mu.Unlock()
+	if tracked != 1 {
+		t.Errorf("tracked pairs = %d, want the bound, 1", tracked)
+	}
+}
+
+// TestOffsetsCommittedBeforeTheGroupHadMembersAreMarkedWhenItGetsOne: a
+// membership change reaches offsets the coordinator's leader did not see
+// committed (here a standalone commit under the group's id): the leader
+// finds them on the partitions with a replica on its node.
+func TestOffsetsCommittedBeforeTheGroupHadMembersAreMarkedWhenItGetsOne(t *testing.T) {
+	b := openNode(t, nodeOpts{})
+	c := guestConn(t, b)
+	ctx := testCtx(t)
+	if err := c.DeclareStream(ctx, StreamSpec{Name: "s", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	p := PartitionRef{Stream: "s"}
+	if err := c.CommitOffsets(ctx, "late", -1, "", "", map[PartitionRef]CommittedOffset{p: {Offset: 7, LeaderEpoch: -1}})[p]; err != nil {
+		t.Fatalf("standalone commit: %v", err)
+	}
+	if err := c.JoinAssigned(ctx, "late", "s", "m", base.GroupSessionTimeoutMax, func(Assignment) {}); err != nil {
+		t.Fatalf("JoinAssigned: %v", err)
+	}
+	waitMarked(t, c, p, "late", true)
+}
+
+// TestANewCoordinatorLeaderMarksTheGroupsItFindsWithMembers: after a
+// restart the coordinator's new leader marks the offsets of every group
+// that has members once, since a mark in flight when the previous leader
+// stopped (or an offset committed by a Ferry that did not mark) would
+// otherwise leave them expiring as a standalone consumer's.
+func TestANewCoordinatorLeaderMarksTheGroupsItFindsWithMembers(t *testing.T) {
+	fs := vfs.NewMem()
+	b := openNode(t, nodeOpts{fs: fs})
+	c := guestConn(t, b)
+	ctx := testCtx(t)
+	if err := c.DeclareStream(ctx, StreamSpec{Name: "s", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	p := PartitionRef{Stream: "s"}
+	if err := c.JoinAssigned(ctx, "kept", "s", "m", base.GroupSessionTimeoutMax, func(Assignment) {}); err != nil {
+		t.Fatalf("JoinAssigned: %v", err)
+	}
+	if err := c.CommitOffsets(ctx, "kept", 1, "m", "", map[PartitionRef]CommittedOffset{p: {Offset: 2, LeaderEpoch: -1}})[p]; err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	waitMarked(t, c, p, "kept", true)
+	if err := b.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	b = openNode(t, nodeOpts{fs: fs})
+	c = guestConn(t, b)
+	waitMarked(t, c, p, "kept", true)
+}
