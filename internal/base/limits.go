@@ -731,14 +731,6 @@ const (
 	// pass: a tenth of the shortest session timeout.
 	BrokerGroupTickIntervalDefault = GroupSessionTimeoutMin / 10
 
-	// BrokerStreamDecompressedBytesMax bounds what one compressed batch of
-	// a stream may decompress to when the broker reads its records (stream
-	// consumers, ListOffsets by timestamp). It equals what the Kafka front
-	// end lets a produced batch decompress to, so every batch stored
-	// through it can be read; a larger one (a compression bomb that did
-	// not come through that check) fails with CodeTooLarge instead of
-	// being allocated. One such buffer per partition reader at a time.
-	BrokerStreamDecompressedBytesMax = KafkaDecompressedBytesMax
 	// BrokerGroupMarksMax bounds the (group, partition) pairs a
 	// coordinator's leader remembers having told whether the group has
 	// members (the expiry of committed offsets follows it, KIP-211): a
@@ -753,6 +745,25 @@ const (
 	// BrokerDeadLetterRetryInterval.
 	BrokerGroupMarkRetryInterval = time.Second
 
+	// BrokerCoordinatorLoadWaitMax bounds how long a consumer-group call
+	// waits for its coordinator's group to load on this node (after a
+	// restart: the controller and the group replaying, the group
+	// electing) before answering Kafka's COORDINATOR_LOAD_IN_PROGRESS,
+	// which clients retry after their backoff. A second is one election
+	// timeout at the default 100 ms tick, so a restart's loading mostly
+	// ends within the wait or the next retry; waiting longer holds the
+	// connection's reader (Heartbeat and OffsetCommit run on it) for
+	// nothing the client's own retry would not do.
+	BrokerCoordinatorLoadWaitMax = time.Second
+
+	// BrokerStreamDecompressedBytesMax bounds what one compressed batch of
+	// a stream may decompress to when the broker reads its records (stream
+	// consumers, ListOffsets by timestamp). It equals what the Kafka front
+	// end lets a produced batch decompress to, so every batch stored
+	// through it can be read; a larger one (a compression bomb that did
+	// not come through that check) fails with CodeTooLarge instead of
+	// being allocated. One such buffer per partition reader at a time.
+	BrokerStreamDecompressedBytesMax = KafkaDecompressedBytesMax
 
 	// BrokerRevokeCloseTimeout bounds releasing what a connection of a
 	// deleted user or tenant owned when no front end closes it (its

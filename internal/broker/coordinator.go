@@ -313,24 +313,83 @@ type Assignment struct {
 	Added, Revoked  []int32
 }
 
+// kafkaCoordinatorLoadInProgress is Kafka's COORDINATOR_LOAD_IN_PROGRESS:
+// clients retry the same coordinator after a backoff, without looking it
+// up again.
+const kafkaCoordinatorLoadInProgress = 14
+
 // coordinatorFor returns the coordinator leader runtime of a consumer
-// group on this node, or CodeNotLeader naming the coordinator's leader
-// (Kafka: NOT_COORDINATOR; clients ask FindCoordinator again).
-func (b *Broker) coordinatorFor(group string) (*coordinatorLeader, error) {
+// group on this node. When this node holds a replica of the coordinator's
+// group and that group is still loading (after a restart: the controller
+// or the group replaying, the group not open or electing, its leader
+// runtime not started), it waits for it, at most
+// BrokerCoordinatorLoadWaitMax within ctx, and then answers a
+// *GroupError with Kafka's COORDINATOR_LOAD_IN_PROGRESS (base code
+// CodeUnavailable), as Kafka's coordinator does while it loads its
+// groups. Another node leading it, or a coordinator without a replica
+// here, is CodeNotLeader naming the leader it knows (Kafka:
+// NOT_COORDINATOR; clients ask FindCoordinator again).
+func (b *Broker) coordinatorFor(ctx context.Context, group string) (*coordinatorLeader, error) {
 	if group == "" || len(group) > base.GroupIDBytesMax {
 		return nil, &GroupError{KafkaCode: stream.ErrInvalidGroupID.KafkaCode(), Err: stream.ErrInvalidGroupID.Err(group)}
 	}
-	var p controller.Placement
-	var err error
-	b.ctrl.read(func(c *controller.Controller) { p, err = c.CoordinatorFor(group) })
+	wctx, cancel := context.WithTimeout(ctx, base.BrokerCoordinatorLoadWaitMax)
+	defer cancel()
+	p, err := b.coordinatorPlacement(wctx, group)
 	if err != nil {
-		return nil, err
+		return nil, b.coordinatorLoading(ctx, group, err)
 	}
 	g := GroupID(p.Group)
+	if !slices.Contains(p.Replicas, controller.NodeID(b.node)) {
+		return nil, b.notCoordinator(group, g, b.knownLeader(g))
+	}
+	lead, err := b.awaitLeader(wctx, g, 0)
+	if err != nil {
+		return nil, b.coordinatorLoading(ctx, group, err)
+	}
+	if lead != b.node {
+		return nil, b.notCoordinator(group, g, lead)
+	}
 	if cl := b.coordinatorLeaderOf(g); cl != nil {
 		return cl, nil
 	}
-	return nil, base.Errorf(base.CodeNotLeader, "broker: node %d is not the coordinator of group %q: %w", b.node, group, leaderErr(g, b.knownLeader(g)))
+	// The runtime stopped since awaitLeader saw it: the leadership is
+	// moving.
+	return nil, b.coordinatorLoading(ctx, group, base.Errorf(base.CodeUnavailable, "broker: the coordinator's leader runtime stopped"))
+}
+
+// coordinatorPlacement returns the placement of group's coordinator,
+// waiting (bounded by ctx) while the controller has not replayed the
+// bootstrap.
+func (b *Broker) coordinatorPlacement(ctx context.Context, group string) (controller.Placement, error) {
+	for {
+		changed := b.ctrl.changed()
+		var p controller.Placement
+		var err error
+		b.ctrl.read(func(c *controller.Controller) { p, err = c.CoordinatorFor(group) })
+		if err == nil {
+			return p, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return p, err
+		}
+	}
+}
+
+// coordinatorLoading is the answer of a coordinator still loading once the
+// wait for it is over: the caller's own ctx ending keeps its error.
+func (b *Broker) coordinatorLoading(ctx context.Context, group string, err error) error {
+	if ctx.Err() != nil || base.CodeOf(err) == base.CodeStopped {
+		return err
+	}
+	return &GroupError{KafkaCode: kafkaCoordinatorLoadInProgress,
+		Err: base.Errorf(base.CodeUnavailable, "broker: the coordinator of group %q is still loading on node %d: %w", group, b.node, err)}
+}
+
+func (b *Broker) notCoordinator(group string, g GroupID, lead NodeID) error {
+	return base.Errorf(base.CodeNotLeader, "broker: node %d is not the coordinator of group %q: %w", b.node, group, leaderErr(g, lead))
 }
 
 // CoordinatorNode returns the node leading the coordinator of a consumer
@@ -355,7 +414,7 @@ func (c *Conn) JoinGroup(ctx context.Context, req JoinGroupRequest) (JoinGroupRe
 	if err := c.usable(); err != nil {
 		return JoinGroupResponse{}, err
 	}
-	cl, err := c.b.coordinatorFor(req.Group)
+	cl, err := c.b.coordinatorFor(ctx, req.Group)
 	if err != nil {
 		return JoinGroupResponse{}, err
 	}
@@ -403,7 +462,7 @@ func (c *Conn) SyncGroup(ctx context.Context, req SyncGroupRequest) (SyncGroupRe
 	if err := c.usable(); err != nil {
 		return SyncGroupResponse{}, err
 	}
-	cl, err := c.b.coordinatorFor(req.Group)
+	cl, err := c.b.coordinatorFor(ctx, req.Group)
 	if err != nil {
 		return SyncGroupResponse{}, err
 	}
@@ -435,7 +494,7 @@ func (c *Conn) SyncGroup(ctx context.Context, req SyncGroupRequest) (SyncGroupRe
 // Heartbeat keeps a classic group member alive; the error is a
 // *GroupError (REBALANCE_IN_PROGRESS tells the member to rejoin).
 func (c *Conn) Heartbeat(ctx context.Context, group, member string, generation int32, instanceID string) error {
-	cl, err := c.b.coordinatorFor(group)
+	cl, err := c.b.coordinatorFor(ctx, group)
 	if err != nil {
 		return err
 	}
@@ -462,7 +521,7 @@ type LeftMember struct {
 
 // LeaveGroup removes members; the result has one outcome per member.
 func (c *Conn) LeaveGroup(ctx context.Context, group string, members []LeavingMember) ([]LeftMember, error) {
-	cl, err := c.b.coordinatorFor(group)
+	cl, err := c.b.coordinatorFor(ctx, group)
 	if err != nil {
 		return nil, err
 	}
@@ -481,9 +540,10 @@ func (c *Conn) LeaveGroup(ctx context.Context, group string, members []LeavingMe
 	return out, groupErr(group, res.Err)
 }
 
-// DescribeGroup describes a consumer group from its coordinator.
-func (b *Broker) DescribeGroup(group string) (stream.DescribedGroup, error) {
-	cl, err := b.coordinatorFor(group)
+// DescribeGroup describes a consumer group from its coordinator, which
+// must be this node's (errors as for JoinGroup).
+func (b *Broker) DescribeGroup(ctx context.Context, group string) (stream.DescribedGroup, error) {
+	cl, err := b.coordinatorFor(ctx, group)
 	if err != nil {
 		return stream.DescribedGroup{}, err
 	}
@@ -532,7 +592,7 @@ func (b *Broker) ListGroups() []stream.ListedGroup {
 // GROUP_ID_NOT_FOUND. A failure after the coordinator dropped the group
 // leaves some offsets: calling again deletes the rest.
 func (c *Conn) DeleteGroup(ctx context.Context, group string) error {
-	cl, err := c.b.coordinatorFor(group)
+	cl, err := c.b.coordinatorFor(ctx, group)
 	if err != nil {
 		return err
 	}
@@ -566,7 +626,7 @@ func (c *Conn) JoinAssigned(ctx context.Context, group, streamName, memberID str
 	if err != nil {
 		return err
 	}
-	cl, err := c.b.coordinatorFor(group)
+	cl, err := c.b.coordinatorFor(ctx, group)
 	if err != nil {
 		return err
 	}
@@ -588,7 +648,7 @@ func (c *Conn) JoinAssigned(ctx context.Context, group, streamName, memberID str
 
 // AssignedHeartbeat keeps a server-assigned member alive.
 func (c *Conn) AssignedHeartbeat(ctx context.Context, group, memberID string) error {
-	cl, err := c.b.coordinatorFor(group)
+	cl, err := c.b.coordinatorFor(ctx, group)
 	if err != nil {
 		return err
 	}
@@ -602,7 +662,7 @@ func (c *Conn) AssignedHeartbeat(ctx context.Context, group, memberID string) er
 // LeaveAssigned removes a server-assigned member; its partitions go to
 // the others.
 func (c *Conn) LeaveAssigned(ctx context.Context, group, memberID string) error {
-	cl, err := c.b.coordinatorFor(group)
+	cl, err := c.b.coordinatorFor(ctx, group)
 	if err != nil {
 		return err
 	}
@@ -626,7 +686,7 @@ func (c *Conn) CommitOffsets(ctx context.Context, group string, generation int32
 		}
 		return out
 	}
-	cl, err := c.b.coordinatorFor(group)
+	cl, err := c.b.coordinatorFor(ctx, group)
 	if err != nil {
 		return fail(err)
 	}

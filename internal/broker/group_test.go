@@ -91,7 +91,7 @@ func TestClassicConsumerGroupJoinSyncCommitFetch(t *testing.T) {
 	if _, err := c.LeaveGroup(ctx, "g1", []LeavingMember{{MemberID: j.r.MemberID}}); err != nil {
 		t.Fatalf("LeaveGroup: %v", err)
 	}
-	d, err := b.DescribeGroup("g1")
+	d, err := b.DescribeGroup(ctx, "g1")
 	if err != nil || d.State.String() != "Empty" {
 		t.Fatalf("after the last member left: %+v %v, want Empty", d, err)
 	}

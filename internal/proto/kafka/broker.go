@@ -398,7 +398,7 @@ func (s *brokerSession) FetchOffsets(ctx context.Context, group string, parts []
 }
 
 func (s *brokerSession) DescribeGroup(ctx context.Context, group string) (GroupDescription, error) {
-	d, err := s.bb.B.DescribeGroup(group)
+	d, err := s.bb.B.DescribeGroup(ctx, group)
 	if err != nil {
 		return GroupDescription{}, groupError(err)
 	}
@@ -435,7 +435,7 @@ func (s *brokerSession) DeleteGroup(ctx context.Context, group string) error {
 // subscribed. The check and the deletion are two steps: a member joining
 // in between does not stop the deletion (Kafka holds the group's lock).
 func (s *brokerSession) DeleteOffsets(ctx context.Context, group string, parts []PartitionRef) ([]error, error) {
-	d, err := s.bb.B.DescribeGroup(group)
+	d, err := s.bb.B.DescribeGroup(ctx, group)
 	if err != nil {
 		return nil, groupError(err)
 	}
