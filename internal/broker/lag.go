@@ -21,7 +21,10 @@ func (l ConsumerLag) Lag() int64 { return max(l.HighWatermark-l.Committed, 0) }
 // StreamConsumerLag returns the committed offset and high watermark of
 // every consumer group on every partition of a stream that has a replica
 // on this node, by partition and then group name, at most limit entries;
-// truncated reports that some were left out. A committed offset lives in
+// truncated reports that some were left out. Only committed offsets
+// have an entry: a group that never committed on a partition (members
+// included) has none there, and no stand-in value (docs/kafka.md,
+// "Consumer lag without a commit"). A committed offset lives in
 // its partition's state machine, so this reads local replicas only and
 // no client connection or Raft round trip: a follower's figures trail
 // its leader's by what it has yet to apply, and partitions without a

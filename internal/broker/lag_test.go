@@ -3,6 +3,8 @@ package broker
 import (
 	"reflect"
 	"testing"
+
+	"github.com/ferry-mq/ferry/internal/base"
 )
 
 // TestStreamConsumerLagReadsCommittedOffsetsAndStopsAtItsLimit: the lag
@@ -52,5 +54,34 @@ func TestStreamConsumerLagReadsCommittedOffsetsAndStopsAtItsLimit(t *testing.T) 
 func TestConsumerLagIsZeroForACommitPastTheEnd(t *testing.T) {
 	if got := (ConsumerLag{Committed: 9, HighWatermark: 5}).Lag(); got != 0 {
 		t.Errorf("Lag() = %d, want 0", got)
+	}
+}
+
+// TestStreamConsumerLagLeavesOutPartitionsWithoutACommit pins the decision
+// of docs/kafka.md ("Consumer lag without a commit"): a group with a
+// member that never committed has no lag entry, and a group that
+// committed one partition of a stream has none for the others (no -1
+// sentinel, unlike kafka_exporter), whatever the partitions hold.
+func TestStreamConsumerLagLeavesOutPartitionsWithoutACommit(t *testing.T) {
+	b := openNode(t, nodeOpts{})
+	c := guestConn(t, b)
+	ctx := testCtx(t)
+	if err := c.DeclareStream(ctx, StreamSpec{Name: "fresh", Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []string{"never", "half"} {
+		if err := c.JoinAssigned(ctx, g, "fresh", "m", base.GroupSessionTimeoutMax, func(Assignment) {}); err != nil {
+			t.Fatalf("JoinAssigned %s: %v", g, err)
+		}
+	}
+	p0 := PartitionRef{Stream: "fresh"}
+	if err := c.CommitOffsets(ctx, "half", 1, "m", "", map[PartitionRef]CommittedOffset{p0: {Offset: 0, LeaderEpoch: -1}})[p0]; err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	hw0, _, _ := c.ListOffset(ctx, p0, OffsetLatest)
+	got, truncated, err := b.StreamConsumerLag("/", "fresh", 100)
+	want := []ConsumerLag{{Partition: 0, Group: "half", Committed: 0, HighWatermark: hw0}}
+	if err != nil || truncated || !reflect.DeepEqual(got, want) {
+		t.Errorf("StreamConsumerLag = %+v, truncated %v, %v; want only %+v", got, truncated, err, want)
 	}
 }
