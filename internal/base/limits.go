@@ -615,6 +615,14 @@ const (
 	// when the engine starts an iteration; four absorb a slow fsync.
 	BrokerPublishInFlightMax = 4
 
+	// BrokerEncodeArenaChunkBytes and BrokerEncodeHeaderChunkCount are the
+	// chunks a publish call's records are encoded into (their header
+	// bytes, and their headers): a few dozen small messages' worth, so a
+	// batch costs a few allocations instead of two per message. A record
+	// larger than a chunk gets a chunk of its own size.
+	BrokerEncodeArenaChunkBytes  = 4 << 10
+	BrokerEncodeHeaderChunkCount = 64
+
 	// BrokerSettleInFlightMax bounds the settlement commands (acks, nacks)
 	// one queue's leader has proposed and not seen applied; more wait and
 	// coalesce into the next pass.

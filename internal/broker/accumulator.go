@@ -11,10 +11,28 @@ import (
 )
 
 // pubItem is one message waiting to be appended to a queue or a stream
-// partition.
+// partition. Its outcome goes, once, from a broker goroutine, to done or,
+// when owner is set, to owner.itemDone with slot: the owner form lets a
+// publish call allocate its items in chunks instead of a closure each.
 type pubItem struct {
-	rec  *encodedRecord
-	done func(queue.Outcome, error) // called once, from a broker goroutine
+	rec   *encodedRecord
+	done  func(queue.Outcome, error)
+	owner pubOwner
+	slot  int
+}
+
+// pubOwner is told the outcomes of the items it owns.
+type pubOwner interface {
+	itemDone(slot int, o queue.Outcome, err error)
+}
+
+// settle reports the item's outcome; call it exactly once.
+func (it *pubItem) settle(o queue.Outcome, err error) {
+	if it.owner != nil {
+		it.owner.itemDone(it.slot, o, err)
+		return
+	}
+	it.done(o, err)
 }
 
 // accumulator turns concurrent publishes to one group into shared data
@@ -103,7 +121,7 @@ func (a *accumulator) add(ctx context.Context, items []*pubItem) {
 
 func failAll(items []*pubItem, err error) {
 	for _, it := range items {
-		it.done(0, err)
+		it.settle(0, err)
 	}
 }
 
@@ -179,9 +197,9 @@ func (a *accumulator) report(c completion) {
 	}
 	for i, it := range c.items {
 		if c.err != nil {
-			it.done(0, c.err)
+			it.settle(0, c.err)
 		} else {
-			it.done(c.outcomes[i], nil)
+			it.settle(c.outcomes[i], nil)
 		}
 	}
 }

@@ -384,7 +384,7 @@ func (f *forwarder) enqueue(ctx context.Context, lead NodeID, g GroupID, items [
 			return
 		}
 		for i, it := range items {
-			it.done(queue.Outcome(outcomes[i]), nil)
+			it.settle(queue.Outcome(outcomes[i]), nil)
 		}
 	})
 }

@@ -76,20 +76,37 @@ type encodedRecord struct {
 	size       int // approximate encoded size, for batch limits
 }
 
-// headersFor returns the headers to store for a destination.
+// headersFor returns the headers to store for a destination (read only:
+// the records of one encoder share the array behind them).
 func (r *encodedRecord) headersFor(withOrdering bool) []batch.RecordHeader {
 	if !withOrdering && r.orderingAt >= 0 {
-		return r.headers[:r.orderingAt]
+		return r.headers[:r.orderingAt:r.orderingAt]
 	}
 	return r.headers
 }
 
-// recordEncoder builds encodedRecords; its arena is handed to the record,
-// so an encoder is reused only for its scratch.
+// recordEncoder builds encodedRecords. The records share the encoder's
+// arena and header slab, carved in chunks (BrokerEncodeArenaChunkBytes,
+// BrokerEncodeHeaderChunkCount) that only grow: what was handed to a
+// record is never written again, so one encoder serves a whole publish
+// call with an allocation per chunk rather than two per message, and a
+// chunk lives as long as any record of it.
 type recordEncoder struct {
-	arena []byte
-	spans []span // header key and value spans in arena, in order
-	types []byte // the ferry.types value being built
+	// expect is how many more records the caller means to encode (0:
+	// unknown, taken as one), so that a call of a few messages does not
+	// pay for whole chunks: a chunk holds at most that many records'
+	// estimates.
+	expect int
+	arena  []byte
+	hdrs   []batch.RecordHeader
+	spans  []span // header key and value spans in arena, in order
+	types  []byte // the ferry.types value being built
+}
+
+// chunkFor returns the size of a new chunk for a record needing need
+// units, within limit units a chunk.
+func (e *recordEncoder) chunkFor(need, limit int) int {
+	return max(need, min(limit, need*max(e.expect, 1)))
 }
 
 type span struct {
@@ -125,10 +142,15 @@ func (e *recordEncoder) addInt(key string, v int64) {
 }
 
 // encode prepares m. notBeforeMs (0: none) is the absolute delivery time
-// computed from Message.Delay by the caller. The returned record owns a
-// fresh arena; m is not retained.
+// computed from Message.Delay by the caller. The returned record's
+// headers live in the encoder's chunks; its key and value are m's.
 func (e *recordEncoder) encode(m *Message, notBeforeMs int64) (encodedRecord, error) {
-	e.arena = make([]byte, 0, 64+len(m.RoutingKey)+len(m.Exchange)+estimateHeaders(m.Headers))
+	if need := estimateRecord(m); cap(e.arena)-len(e.arena) < need {
+		// A fresh chunk rather than append's copy: the records made so
+		// far keep the old one.
+		e.arena = make([]byte, 0, e.chunkFor(need, base.BrokerEncodeArenaChunkBytes))
+	}
+	defer func() { e.expect = max(e.expect-1, 0) }()
 	e.spans = e.spans[:0]
 	e.types = e.types[:0]
 	e.addString(hdrExchange, m.Exchange)
@@ -172,25 +194,55 @@ func (e *recordEncoder) encode(m *Message, notBeforeMs int64) (encodedRecord, er
 	if len(e.spans) > base.RecordHeadersMax {
 		return encodedRecord{}, base.Errorf(base.CodeTooLarge, "message has %d headers, over the limit of %d", len(e.spans), base.RecordHeadersMax)
 	}
-	r := encodedRecord{key: m.Key, value: m.Body, orderingAt: orderingAt,
-		headers: make([]batch.RecordHeader, len(e.spans))}
+	r := encodedRecord{key: m.Key, value: m.Body, orderingAt: orderingAt, headers: e.carveHeaders(len(e.spans))}
 	if r.value == nil {
 		r.value = []byte{} // a queue message always has a body, possibly empty
 	}
+	arenaBytes := 0
 	for i, s := range e.spans {
 		r.headers[i].Key = e.arena[s.k0:s.k1:s.k1]
 		if !s.null {
 			r.headers[i].Value = e.arena[s.v0:s.v1:s.v1]
 		}
+		arenaBytes += s.v1 - s.k0
 	}
-	r.size = 32 + len(m.Key) + len(m.Body) + len(e.arena) + 4*len(e.spans)
+	r.size = 32 + len(m.Key) + len(m.Body) + arenaBytes + 4*len(e.spans)
 	return r, nil
 }
 
-func estimateHeaders(h Headers) int {
-	n := 0
-	for _, f := range h {
-		n += len(f.Key) + len(f.Value.str) + 24
+// carveHeaders returns n fresh headers from the slab, capped so that no
+// append can reach the next record's.
+func (e *recordEncoder) carveHeaders(n int) []batch.RecordHeader {
+	if cap(e.hdrs)-len(e.hdrs) < n {
+		e.hdrs = make([]batch.RecordHeader, 0, e.chunkFor(n, base.BrokerEncodeHeaderChunkCount))
+	}
+	at := len(e.hdrs)
+	e.hdrs = e.hdrs[:at+n]
+	return e.hdrs[at : at+n : at+n]
+}
+
+// estimateRecord is a little over the arena bytes of m's headers (no
+// header name is longer than 24 bytes, no number longer than 20), so that
+// a record rarely spans two chunks (when it does, append copies the
+// chunk).
+func estimateRecord(m *Message) int {
+	n := 32 // ferry.types, when some user header is not a string
+	for _, v := range [...]string{m.Exchange, m.RoutingKey, m.ContentType, m.ContentEncoding, m.CorrelationID, m.ReplyTo,
+		m.Expiration, m.MessageID, m.Type, m.UserID, m.AppID, m.DedupeID, m.OrderingKey} {
+		if v != "" {
+			n += 24 + len(v)
+		}
+	}
+	if m.RawAMQPProperties != nil {
+		n += 24 + len(m.RawAMQPProperties)
+	}
+	for _, set := range [...]bool{m.DeliveryMode != 0, m.Priority != nil, !m.Timestamp.IsZero(), m.Delay > 0} {
+		if set {
+			n += 44
+		}
+	}
+	for _, f := range m.Headers {
+		n += len(hdrEscapedPrefix) + len(f.Key) + len(f.Value.str) + 24
 	}
 	return n
 }

@@ -69,13 +69,16 @@ func (c *Conn) PublishAsync(exchange string, msgs []Message, opts PublishOptions
 	c.publish(c.b.ctx(), exchange, msgs, opts, done)
 }
 
-// publishCall tracks the messages of one call until all are settled.
+// publishCall tracks the messages of one call until all are settled. It
+// owns the call's items: an item's slot is its message's index.
 type publishCall struct {
 	results []PublishResult
 	left    atomic.Int64
 	mu      sync.Mutex // guards results once the copies are in flight
 	done    func([]PublishResult, error)
 }
+
+func (pc *publishCall) itemDone(slot int, o queue.Outcome, err error) { pc.settled(slot, o, err) }
 
 func (pc *publishCall) settled(i int, o queue.Outcome, err error) {
 	pc.mu.Lock()
@@ -113,12 +116,12 @@ func (c *Conn) publish(ctx context.Context, exchange string, msgs []Message, opt
 	}
 	pc := &publishCall{results: make([]PublishResult, len(msgs)), done: done}
 	pc.left.Store(1) // held until every copy is dispatched
-	sends := map[GroupID]*groupSend{}
-	var enc recordEncoder
+	run := publishRun{c: c, pc: pc, recs: make([]encodedRecord, len(msgs)), enc: recordEncoder{expect: len(msgs)}}
 	res := routePool.Get().(*routing.Result)
 	defer routePool.Put(res)
 	var fields []routing.Field
 	now := c.b.clock.Now()
+	routedKey, reuse := "", false // res and run.dests are the route of routedKey, without header fields
 	for i := range msgs {
 		m := msgs[i] // a copy: defaults are filled in without touching the caller's
 		m.Exchange = exchange
@@ -127,15 +130,22 @@ func (c *Conn) publish(ctx context.Context, exchange string, msgs []Message, opt
 			continue
 		}
 		fields = routingFields(fields[:0], m.Headers)
-		if err := c.b.route(c.p.Tenant, res, exchange, m.RoutingKey, fields); err != nil {
-			// The same for every message (no such exchange, internal):
-			// nothing has been sent yet when the first one fails.
-			if i == 0 || len(sends) == 0 {
-				done(nil, err)
-				return
+		// A batch's messages mostly share their routing key: the route
+		// and its destinations are computed again only when the key or
+		// the headers could change them.
+		if !reuse || len(fields) > 0 || m.RoutingKey != routedKey {
+			if err := c.b.route(c.p.Tenant, res, exchange, m.RoutingKey, fields); err != nil {
+				// The same for every message (no such exchange, internal):
+				// nothing has been sent yet when the first one fails.
+				if i == 0 || len(run.sends) == 0 {
+					done(nil, err)
+					return
+				}
+				pc.results[i].Err, reuse = err, false
+				continue
 			}
-			pc.results[i].Err = err
-			continue
+			run.resolve(res.Destinations)
+			routedKey, reuse = m.RoutingKey, len(fields) == 0
 		}
 		c.tracePublish(&m, res)
 		if len(res.Destinations) == 0 {
@@ -146,30 +156,127 @@ func (c *Conn) publish(ctx context.Context, exchange string, msgs []Message, opt
 		if m.Delay > 0 {
 			notBefore = now.Add(m.Delay).UnixMilli()
 		}
-		rec, err := enc.encode(&m, notBefore)
-		if err != nil {
+		rec := &run.recs[i]
+		var err error
+		if *rec, err = run.enc.encode(&m, notBefore); err != nil {
 			pc.results[i].Err = err
 			continue
 		}
-		for _, d := range res.Destinations {
-			g, err := c.destinationGroup(d, &m)
-			if err != nil {
-				continue // deleted while routing: as if unbound
-			}
-			gs := sends[g]
-			if gs == nil {
-				gs = &groupSend{group: g, what: d.Name}
-				sends[g] = gs
-			}
-			idx := i
-			pc.left.Add(1)
-			gs.items = append(gs.items, &pubItem{rec: &rec, done: func(o queue.Outcome, err error) { pc.settled(idx, o, err) }})
-		}
+		run.addCopies(i, rec, &m)
 	}
-	for _, gs := range sends {
+	for _, gs := range run.sends {
 		c.b.sendItems(ctx, gs.group, gs.what, gs.items, 0)
 	}
 	pc.finishOne()
+}
+
+// publishRun is the scratch of one publish call: the records, items and
+// per-group sends of its messages, allocated per call or per chunk
+// rather than per message, and its destinations resolved once per route.
+// The call's records and items live until its last copy is settled.
+type publishRun struct {
+	c     *Conn
+	pc    *publishCall
+	enc   recordEncoder
+	recs  []encodedRecord // recs[i] is message i's
+	items []pubItem       // the current chunk: never appended past its capacity, so pointers into it stay valid
+	sends []*groupSend
+	index map[GroupID]*groupSend          // the sends by group, once there are several
+	memo  map[routing.Destination]destRef // lookups made by this call
+	dests []destRef                       // the current route's destinations
+}
+
+// destRef is where a routed copy goes: a queue's group, or the
+// partitions of a stream; ok is false for a destination deleted while
+// routing (skipped, as if unbound).
+type destRef struct {
+	name       string
+	ok         bool
+	group      GroupID
+	partitions []controller.Placement // a stream's; nil for a queue
+}
+
+// resolve looks up the destinations of a route. The second route of a
+// call starts remembering lookups, so a call whose keys alternate looks
+// each destination up about once; a call of one route pays no map.
+func (r *publishRun) resolve(ds []routing.Destination) {
+	if r.dests != nil && r.memo == nil {
+		r.memo = map[routing.Destination]destRef{}
+	}
+	r.dests = r.dests[:0]
+	for _, d := range ds {
+		ref, found := r.memo[d]
+		if !found {
+			ref = destRef{name: d.Name}
+			if ent, err := r.c.b.lookupEntity(r.c.p.Tenant, d.Kind, d.Name); err == nil {
+				ref.ok, ref.group = true, ent.group
+				if ent.isStream {
+					ref.partitions = ent.stream.Partitions
+				}
+			}
+			if r.memo != nil {
+				r.memo[d] = ref
+			}
+		}
+		r.dests = append(r.dests, ref)
+	}
+	if r.dests == nil {
+		r.dests = []destRef{} // resolved once, to no destination
+	}
+}
+
+// addCopies adds an item per destination of the current route for
+// message i, whose record is rec.
+func (r *publishRun) addCopies(i int, rec *encodedRecord, m *Message) {
+	for _, d := range r.dests {
+		if !d.ok {
+			continue
+		}
+		g := d.group
+		if d.partitions != nil {
+			p, err := r.c.partitioner().Partition(-1, m.Key, int32(len(d.partitions)))
+			if err != nil {
+				continue
+			}
+			g = GroupID(d.partitions[p].Group)
+		}
+		if len(r.items) == cap(r.items) {
+			r.items = make([]pubItem, 0, len(r.recs))
+		}
+		r.items = append(r.items, pubItem{rec: rec, owner: r.pc, slot: i})
+		r.pc.left.Add(1)
+		gs := r.send(g, d.name)
+		gs.items = append(gs.items, &r.items[len(r.items)-1])
+	}
+}
+
+// send returns the call's send to group g.
+func (r *publishRun) send(g GroupID, what string) *groupSend {
+	if n := len(r.sends); n > 0 && r.sends[n-1].group == g {
+		return r.sends[n-1]
+	}
+	if r.index != nil {
+		if gs := r.index[g]; gs != nil {
+			return gs
+		}
+	} else {
+		for _, gs := range r.sends {
+			if gs.group == g {
+				return gs
+			}
+		}
+	}
+	gs := &groupSend{group: g, what: what}
+	r.sends = append(r.sends, gs)
+	if r.index == nil && len(r.sends) > 8 { // a fan-out: stop scanning
+		r.index = make(map[GroupID]*groupSend, len(r.sends))
+		for _, s := range r.sends {
+			r.index[s.group] = s
+		}
+	} else if r.index != nil {
+		r.index[g] = gs
+	}
+	return gs
 }
 
 // tracePublish records a message's publication and routes when its
@@ -207,25 +314,6 @@ func (b *Broker) route(tenant string, res *routing.Result, exchange, key string,
 		return base.Errorf(base.CodeNotFound, "no exchange '%s' in vhost '%s'", exchange, tenant)
 	}
 	return err
-}
-
-// destinationGroup returns the group a routed copy goes to: the queue's,
-// or the partition of a stream chosen by key (murmur2) or the
-// connection's spread.
-func (c *Conn) destinationGroup(d routing.Destination, m *Message) (GroupID, error) {
-	ent, err := c.b.lookupEntity(c.p.Tenant, d.Kind, d.Name)
-	if err != nil {
-		return 0, err
-	}
-	if !ent.isStream {
-		return ent.group, nil
-	}
-	n := int32(len(ent.stream.Partitions))
-	p, err := c.partitioner().Partition(-1, m.Key, n)
-	if err != nil {
-		return 0, err
-	}
-	return GroupID(ent.stream.Partitions[p].Group), nil
 }
 
 // partitioner returns the connection's spread of unkeyed records over
@@ -333,37 +421,59 @@ func (b *Broker) retrying(ctx context.Context, g GroupID, what string, items []*
 	if attempt >= base.BrokerForwardRetriesMax {
 		return items
 	}
+	rs := &retrySend{b: b, ctx: ctx, g: g, what: what, attempt: attempt, sent: sent, items: items, left: len(items)}
+	wrapped := make([]pubItem, len(items))
 	out := make([]*pubItem, len(items))
-	var mu sync.Mutex
-	var again []*pubItem
-	var lastErr error
-	left := len(items)
 	for i, it := range items {
-		out[i] = &pubItem{rec: it.rec, done: func(o queue.Outcome, err error) {
-			mu.Lock()
-			if err != nil && retriableElsewhere(err) {
-				again = append(again, it)
-				lastErr = err
-			} else {
-				it.done(o, err)
-			}
-			left--
-			retry := left == 0 && len(again) > 0
-			batch, cause := again, lastErr
-			mu.Unlock()
-			if retry {
-				ok := b.spawn(func() {
-					if _, err := b.nextLeader(ctx, g, sent, cause); err != nil {
-						failAll(batch, err)
-						return
-					}
-					b.sendItems(ctx, g, what, batch, attempt+1)
-				})
-				if !ok {
-					failAll(batch, base.Errorf(base.CodeStopped, "broker: node %d is stopping", b.node))
-				}
-			}
-		}}
+		wrapped[i] = pubItem{rec: it.rec, owner: rs, slot: i}
+		out[i] = &wrapped[i]
 	}
 	return out
+}
+
+// retrySend is the owner of the items retrying wraps: it passes each
+// outcome on to the original item, except retriable failures, which are
+// sent again together once every item has an outcome.
+type retrySend struct {
+	b       *Broker
+	ctx     context.Context
+	g       GroupID
+	what    string
+	attempt int
+	sent    NodeID
+	items   []*pubItem // the callers' items; a wrapped item's slot indexes them
+
+	mu      sync.Mutex
+	again   []*pubItem // guarded by mu
+	lastErr error      // guarded by mu
+	left    int        // guarded by mu: items without an outcome
+}
+
+func (rs *retrySend) itemDone(slot int, o queue.Outcome, err error) {
+	it := rs.items[slot]
+	rs.mu.Lock()
+	if err != nil && retriableElsewhere(err) {
+		rs.again = append(rs.again, it)
+		rs.lastErr = err
+	} else {
+		it.settle(o, err)
+	}
+	rs.left--
+	retry := rs.left == 0 && len(rs.again) > 0
+	batch, cause := rs.again, rs.lastErr
+	rs.mu.Unlock()
+	if !retry {
+		return
+	}
+	b := rs.b
+	ok := b.spawn(func() {
+		if _, err := b.nextLeader(rs.ctx, rs.g, rs.sent, cause); err != nil {
+			failAll(batch, err)
+			return
+		}
+		b.sendItems(rs.ctx, rs.g, rs.what, batch, rs.attempt+1)
+	})
+	if !ok {
+		failAll(batch, base.Errorf(base.CodeStopped, "broker: node %d is stopping", b.node))
+	}
 }
