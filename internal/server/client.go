@@ -57,11 +57,31 @@ func (d Delivery) Nack(requeue bool) error {
 // that embed Ferry (the sdk) and for tests: no socket, no protocol
 // codec, the same broker calls the front ends make. Its methods are safe
 // for concurrent use.
+//
+// Retries: a call that fails with a transient error is made again, every
+// ClientRetryInterval and at most ClientRetriesMax times within its ctx,
+// when doing so cannot store or take anything twice. DeclareQueue,
+// DeleteQueue and Consume are idempotent and are retried on
+// CodeUnavailable (a queue's leader still starting, a node unreachable);
+// Get too (with auto-acknowledgement a lost attempt can at worst have
+// taken a message, which auto-acknowledgement allows anyway). Publish is
+// not idempotent: see there.
 type Client struct {
-	c     *broker.Conn
+	c     brokerConn
 	clock base.Clock
 	seq   atomic.Uint64
 	once  sync.Once
+}
+
+// brokerConn is what a Client uses of its broker connection
+// (*broker.Conn); tests substitute one that fails.
+type brokerConn interface {
+	DeclareQueue(ctx context.Context, s broker.QueueSpec) (broker.QueueInfo, error)
+	DeleteQueue(ctx context.Context, name string, ifUnused, ifEmpty bool) (uint64, error)
+	Publish(ctx context.Context, exchange string, msgs []broker.Message, opts broker.PublishOptions) ([]broker.PublishResult, error)
+	Get(ctx context.Context, queue string, autoAck bool) (broker.Delivery, *broker.GetHandle, bool, error)
+	Subscribe(ctx context.Context, o broker.SubscribeOptions, deliver func(broker.Delivery), cancelled func(error)) (*broker.Subscription, error)
+	Close(ctx context.Context) error
 }
 
 var clientSeq atomic.Uint64
@@ -101,55 +121,112 @@ func (c *Client) DeclareQueue(ctx context.Context, name string) error {
 	})
 }
 
-// retry calls f until it succeeds, fails with an error other than
-// CodeUnavailable (which says the call took no effect: a group's leader is
-// still starting), ctx ends or ClientRetriesMax tries were made.
+// retry calls f, an idempotent call, until it succeeds, fails with an
+// error other than CodeUnavailable, ctx ends or ClientRetriesMax tries
+// were made; it returns f's last error.
 func (c *Client) retry(ctx context.Context, f func() error) error {
 	var err error
-	for range base.ClientRetriesMax {
-		if err = f(); base.CodeOf(err) != base.CodeUnavailable {
+	for try := 1; ; try++ {
+		if err = f(); base.CodeOf(err) != base.CodeUnavailable || try == base.ClientRetriesMax || !c.pause(ctx) {
 			return err
-		}
-		t := c.clock.NewTimer(base.ClientRetryInterval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return err
-		case <-t.C():
 		}
 	}
-	return err
+}
+
+// pause waits ClientRetryInterval before a retry; false when ctx ended
+// first.
+func (c *Client) pause(ctx context.Context) bool {
+	t := c.clock.NewTimer(base.ClientRetryInterval)
+	select {
+	case <-ctx.Done():
+		t.Stop()
+		return false
+	case <-t.C():
+		return true
+	}
 }
 
 // DeleteQueue deletes a queue and returns how many messages it held.
+// Deleting a missing queue succeeds (RabbitMQ does the same), so the call
+// is retried on CodeUnavailable; when an attempt that failed had deleted
+// the queue already, the count is 0.
 func (c *Client) DeleteQueue(ctx context.Context, name string) (uint64, error) {
-	return c.c.DeleteQueue(ctx, name, false, false)
+	var n uint64
+	err := c.retry(ctx, func() (err error) {
+		n, err = c.c.DeleteQueue(ctx, name, false, false)
+		return err
+	})
+	return n, err
 }
 
 // Publish publishes msgs to exchange ("" is the default exchange, which
 // routes to the queue named by routingKey) and returns once every one is
 // durable (fsynced on a quorum). A message that no queue takes is an
 // error (CodeNotFound), as is one a queue refuses.
+//
+// Publishing again a message whose outcome is unknown could store it
+// twice, so Publish retries only what provably was not stored: the
+// messages that failed with CodeNotLeader (a proposal refused by a node
+// that no longer leads, or replaced in the log by a new leader's entries:
+// never committed), which the broker returns once its own following of
+// the leader gave up, and a call refused as a whole with CodeUnavailable
+// before anything was sent. Messages already stored are not sent again.
+// Every other failure is returned at once, CodeUnavailable and
+// CodeTimeout for a message included: the connection to a leader can
+// break after the leader stored it, and a proposal can commit after its
+// wait ended. Retry such a message yourself only if a duplicate is
+// harmless (or give it a MessageID a deduplicating queue drops).
 func (c *Client) Publish(ctx context.Context, exchange, routingKey string, msgs ...Message) error {
 	bm := make([]broker.Message, len(msgs))
+	index := make([]int, len(msgs)) // index[i] is bm[i]'s position in msgs
 	for i, m := range msgs {
-		bm[i] = toBroker(exchange, routingKey, m)
+		bm[i], index[i] = toBroker(exchange, routingKey, m), i
 	}
+	for try := 1; ; try++ {
+		again, err := c.publishOnce(ctx, exchange, routingKey, bm, index)
+		if len(again) == 0 || try == base.ClientRetriesMax || !c.pause(ctx) {
+			return err
+		}
+		next, nextIndex := bm[:0:0], index[:0:0]
+		for _, i := range again {
+			next, nextIndex = append(next, bm[i]), append(nextIndex, index[i])
+		}
+		bm, index = next, nextIndex
+	}
+}
+
+// publishOnce makes one Publish call of bm and returns the positions in bm
+// of the messages to publish again (provably not stored), with the error
+// to report if they are not; a failure that must not be retried is
+// returned with no positions.
+func (c *Client) publishOnce(ctx context.Context, exchange, routingKey string, bm []broker.Message, index []int) (again []int, err error) {
 	res, err := c.c.Publish(ctx, exchange, bm, broker.PublishOptions{Mandatory: true})
 	if err != nil {
-		return err
+		if base.CodeOf(err) == base.CodeUnavailable || base.CodeOf(err) == base.CodeNotLeader {
+			again = make([]int, len(bm))
+			for i := range again {
+				again[i] = i
+			}
+		}
+		return again, err
 	}
+	var retryErr error
 	for i, r := range res {
 		switch {
+		case r.Err != nil && base.CodeOf(r.Err) == base.CodeNotLeader:
+			again = append(again, i)
+			if retryErr == nil {
+				retryErr = fmt.Errorf("message %d: %w", index[i], r.Err)
+			}
 		case r.Err != nil:
-			return fmt.Errorf("message %d: %w", i, r.Err)
+			return nil, fmt.Errorf("message %d: %w", index[i], r.Err)
 		case r.Unroutable:
-			return base.Errorf(base.CodeNotFound, "message %d: exchange %q routes key %q to no queue", i, exchange, routingKey)
+			return nil, base.Errorf(base.CodeNotFound, "message %d: exchange %q routes key %q to no queue", index[i], exchange, routingKey)
 		case r.Rejected:
-			return base.Errorf(base.CodeOverloaded, "message %d: a queue rejected it (overflow reject-publish)", i)
+			return nil, base.Errorf(base.CodeOverloaded, "message %d: a queue rejected it (overflow reject-publish)", index[i])
 		}
 	}
-	return nil
+	return again, retryErr
 }
 
 // Get takes one message from queue with auto-acknowledgement; ok is false
