@@ -623,6 +623,13 @@ const (
 	BrokerEncodeArenaChunkBytes  = 4 << 10
 	BrokerEncodeHeaderChunkCount = 64
 
+	// BrokerBatchBufferBytesMax is the largest buffer kept for building
+	// the next data batch once the last one was copied away (proposed or
+	// forwarded): twice the batch an accumulator takes, so every such
+	// batch fits, while the buffer a single large message grew is left to
+	// the garbage collector.
+	BrokerBatchBufferBytesMax = 2 * BrokerPublishBatchBytesMax
+
 	// BrokerSettleInFlightMax bounds the settlement commands (acks, nacks)
 	// one queue's leader has proposed and not seen applied; more wait and
 	// coalesce into the next pass.

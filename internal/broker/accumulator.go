@@ -230,14 +230,23 @@ func (a *accumulator) takeLocked() ([]*pubItem, int) {
 
 // buildBatch appends items to prefix as one data batch. Every record
 // carries the same timestamp, nowMs: the time the queue uses as the
-// Enqueue's Now.
+// Enqueue's Now. The batch is in a buffer of its own.
 func buildBatch(prefix []byte, items []*pubItem, nowMs int64, withOrdering bool) ([]byte, error) {
+	return buildBatchInto(nil, prefix, items, nowMs, withOrdering)
+}
+
+// buildBatchInto is buildBatch into dst's array when it is large enough
+// (its contents are overwritten), or a fresh one.
+func buildBatchInto(dst, prefix []byte, items []*pubItem, nowMs int64, withOrdering bool) ([]byte, error) {
 	var bld batch.Builder
 	size := len(prefix) + batch.HeaderSize
 	for _, it := range items {
 		size += it.rec.size
 	}
-	buf := append(make([]byte, 0, size), prefix...)
+	if cap(dst) < size {
+		dst = make([]byte, 0, size)
+	}
+	buf := append(dst[:0], prefix...)
 	bld.Begin(buf, batch.Header{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1})
 	for _, it := range items {
 		if err := bld.Add(nowMs, it.rec.key, it.rec.value, it.rec.headersFor(withOrdering)); err != nil {
@@ -246,4 +255,49 @@ func buildBatch(prefix []byte, items []*pubItem, nowMs int64, withOrdering bool)
 		}
 	}
 	return bld.Finish()
+}
+
+// batchBuffers recycles the buffers of data batches that are copied as
+// soon as they are built: ProposeAsync copies its command into the
+// control batch it proposes (replication's encodeCommand), ProposeBatch
+// copies its batch, and a forwarded enqueue copies it into its frame.
+// Without it every batch of up to BrokerPublishBatchBytesMax was a fresh,
+// zeroed allocation for the garbage collector.
+var batchBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// buildTransientBatch is buildBatch into a recycled buffer. The caller
+// must copy data, or be done with it, before handing buf back with
+// releaseBatch; data is nil on error (buf must still be released).
+func buildTransientBatch(prefix []byte, items []*pubItem, nowMs int64, withOrdering bool) (data []byte, buf *[]byte, err error) {
+	buf = batchBuffers.Get().(*[]byte)
+	data, err = buildBatchInto(*buf, prefix, items, nowMs, withOrdering)
+	if data != nil {
+		*buf = data
+	}
+	return data, buf, err
+}
+
+// keepBatchBuffer reports whether a buffer of capacity n is worth
+// recycling: every batch the accumulators take fits one of
+// BrokerBatchBufferBytesMax; a larger one was grown by a single large
+// message and is left to the garbage collector.
+func keepBatchBuffer(n int) bool { return n <= base.BrokerBatchBufferBytesMax }
+
+// releaseBatch hands a buffer of buildTransientBatch back. Nothing may
+// refer to its bytes afterwards: under ferry_invariants they are
+// overwritten, so that a reader that kept them (replication, if it
+// stopped copying proposals) sees garbage and fails the batch's CRC.
+func releaseBatch(buf *[]byte) {
+	b := *buf
+	if !keepBatchBuffer(cap(b)) {
+		return
+	}
+	if base.InvariantsEnabled {
+		b = b[:cap(b)]
+		for i := range b {
+			b[i] = 0xa5
+		}
+	}
+	*buf = b[:0]
+	batchBuffers.Put(buf)
 }

@@ -350,14 +350,16 @@ func (f *forwarder) propose(ctx context.Context, node NodeID, g GroupID, payload
 // enqueue sends items to group g's leader, node lead, which appends them
 // as it does local publishes; each item's done gets its outcome.
 func (f *forwarder) enqueue(ctx context.Context, lead NodeID, g GroupID, items []*pubItem) {
-	data, err := buildBatch(nil, items, f.b.nowMs(), true)
+	data, buf, err := buildTransientBatch(nil, items, f.b.nowMs(), true)
 	if err != nil {
+		releaseBatch(buf)
 		failAll(items, err)
 		return
 	}
 	var w wireWriter
 	w.uvarint(g)
-	w.bytes(data)
+	w.bytes(data) // a copy
+	releaseBatch(buf)
 	c, err := f.client(ctx, lead)
 	if err != nil {
 		failAll(items, err)

@@ -305,10 +305,11 @@ func (pl *partitionLeader) submitBatch(items []*pubItem, done func([]queue.Outco
 	pl.wg.Add(1)
 	go func() {
 		defer pl.wg.Done()
-		data, err := buildBatch(nil, items, pl.b.nowMs(), true)
+		data, buf, err := buildTransientBatch(nil, items, pl.b.nowMs(), true)
 		if err == nil {
-			_, err = pl.b.engine.ProposeBatch(pl.ctx, pl.g, data)
+			_, err = pl.b.engine.ProposeBatch(pl.ctx, pl.g, data) // copies data
 		}
+		releaseBatch(buf)
 		if err != nil {
 			done(nil, err)
 			return

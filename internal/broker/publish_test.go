@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"testing"
@@ -279,5 +280,57 @@ func TestFanOutCallReachesEveryQueueInOrder(t *testing.T) {
 		if strings.Join(got, " ") != "m0 m1 m2" {
 			t.Errorf("queue fq%d holds %v, want m0 m1 m2", i, got)
 		}
+	}
+}
+
+func TestBatchBuiltIntoAReusedBufferMatchesAFreshOne(t *testing.T) {
+	var enc recordEncoder
+	var items []*pubItem
+	for i := range 20 {
+		m := Message{RoutingKey: fmt.Sprint("k", i), Body: []byte(strings.Repeat("b", i*10)), MessageID: fmt.Sprint(i)}
+		rec, err := enc.encode(&m, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		items = append(items, &pubItem{rec: &rec})
+	}
+	want, err := buildBatch([]byte{tagEnqueue}, items, 77, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirty := make([]byte, 3*len(want))
+	for i := range dirty {
+		dirty[i] = 0xa5
+	}
+	got, err := buildBatchInto(dirty[:10], []byte{tagEnqueue}, items, 77, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &got[0] != &dirty[0] {
+		t.Errorf("a large enough buffer was not used")
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("batch built over stale bytes differs from a fresh one")
+	}
+	if small, _ := buildBatchInto(make([]byte, 0, 8), nil, items, 77, true); len(small) != len(want)-1 {
+		t.Errorf("built into a buffer too small: got %d bytes, want %d", len(small), len(want)-1)
+	}
+}
+
+func TestBatchBuffersAreKeptUpToTheirLimit(t *testing.T) {
+	if !keepBatchBuffer(base.BrokerBatchBufferBytesMax) || keepBatchBuffer(base.BrokerBatchBufferBytesMax+1) {
+		t.Errorf("keepBatchBuffer at the limit %v, one byte over %v; want true, false",
+			keepBatchBuffer(base.BrokerBatchBufferBytesMax), keepBatchBuffer(base.BrokerBatchBufferBytesMax+1))
+	}
+	// Every batch an accumulator takes fits a kept buffer.
+	if most := base.BrokerPublishBatchBytesMax + batch.HeaderSize + 1; !keepBatchBuffer(most) {
+		t.Errorf("a full batch of %d bytes would not be kept", most)
+	}
+	buf := new([]byte)
+	*buf = []byte("a batch that was proposed")
+	data := *buf
+	releaseBatch(buf)
+	if base.InvariantsEnabled && data[0] != 0xa5 {
+		t.Errorf("under ferry_invariants a released batch is overwritten; got %q", data)
 	}
 }

@@ -435,11 +435,15 @@ func (ql *queueLeader) orderingByKey() bool {
 // the order of several batches in flight and calls back without a
 // goroutine per batch; the queue applies it exactly as a data batch.
 func (ql *queueLeader) submitBatch(items []*pubItem, done func([]queue.Outcome, error)) {
-	data, err := buildBatch([]byte{tagEnqueue}, items, ql.b.nowMs(), ql.orderingByKey())
+	data, buf, err := buildTransientBatch([]byte{tagEnqueue}, items, ql.b.nowMs(), ql.orderingByKey())
 	if err != nil {
+		releaseBatch(buf)
 		done(nil, err)
 		return
 	}
+	// ProposeAsync copies data into the entry it proposes before it
+	// returns, so the buffer is free again right after.
+	defer releaseBatch(buf)
 	ql.b.engine.ProposeAsync(ql.g, data, func(r replication.Result) {
 		if r.Err != nil {
 			done(nil, r.Err)
