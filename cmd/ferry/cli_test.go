@@ -299,6 +299,13 @@ func (n *node) stop(t *testing.T, sig syscall.Signal) int {
 }
 
 // syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+//
+// internal/server's tests have the same type. It is not shared: test
+// files cannot be imported from another package, so one copy would have
+// to be production code of a package both may import (cmd/ may import
+// internal/server, internal/base, internal/loadgen and sdk, none a place
+// for test helpers), or a new test-helper package, which needs its own
+// layer in test/layering first.
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer

@@ -1030,6 +1030,15 @@ const (
 	// more partitions waits for earlier ones to settle. 64 pipelined
 	// requests of 16 partitions fit.
 	KafkaProduceCallsInflightMax = 1024
+
+	// KafkaStatsWalkDepthMax bounds how deep the error-code counting of
+	// responses (Server.Stats) looks into nested message structs, the top
+	// struct at depth 0. Kafka's responses nest five at most (a message,
+	// its topics, their partitions, a list in those, tagged fields), so a
+	// type nested deeper is a bug of the generator or a recursive type,
+	// and stops the walk's construction with a BUG rather than a stack
+	// overflow.
+	KafkaStatsWalkDepthMax = 8
 )
 
 // Load generation (internal/loadgen): the benchmark core of bench/ and

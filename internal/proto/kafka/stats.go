@@ -67,14 +67,9 @@ func errorCodeWalker(t reflect.Type) codeWalk {
 	return w
 }
 
-// walkDepthMax bounds how deep buildWalker looks into nested message
-// structs; Kafka's responses nest five at most (a message, its topics,
-// their partitions, a list in those, tagged fields), so a type nested
-// deeper is a bug of the generator (or a recursive type).
-const walkDepthMax = 8
-
 // buildWalker returns the walk of the error codes of t (a struct, a
-// pointer to one or a slice of them), nil when it holds none.
+// pointer to one or a slice of them), nil when it holds none. A struct
+// nested deeper than KafkaStatsWalkDepthMax is a BUG.
 func buildWalker(t reflect.Type, depth int) codeWalk {
 	switch t.Kind() {
 	case reflect.Pointer:
@@ -98,7 +93,7 @@ func buildWalker(t reflect.Type, depth int) codeWalk {
 			}
 		}
 	case reflect.Struct:
-		base.Assert(depth <= walkDepthMax, "kafka: message type %v nests deeper than %d structs", t, walkDepthMax)
+		base.Assert(depth <= base.KafkaStatsWalkDepthMax, "kafka: message type %v nests deeper than %d structs", t, base.KafkaStatsWalkDepthMax)
 		return buildStructWalker(t, depth)
 	}
 	return nil

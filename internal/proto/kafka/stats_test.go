@@ -1,9 +1,12 @@
 package kafka
 
 import (
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
+	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/proto/kafka/protocol"
 )
 
@@ -94,7 +97,7 @@ func TestErrorCodeWalkFindsNestedCodesAndSkipsZeros(t *testing.T) {
 }
 
 // TestEveryResponseTypeHasAWalkWithinTheDepthBound: every response the
-// codec defines gets a walk (none nests past walkDepthMax, which would
+// codec defines gets a walk (none nests past KafkaStatsWalkDepthMax, which would
 // panic) and a response with a top-level ErrorCode counts it.
 func TestEveryResponseTypeHasAWalkWithinTheDepthBound(t *testing.T) {
 	n := 0
@@ -118,6 +121,39 @@ func TestEveryResponseTypeHasAWalkWithinTheDepthBound(t *testing.T) {
 	if n < 50 {
 		t.Errorf("found %d response types, want Kafka's (more than 50)", n)
 	}
+}
+
+// nestedResponse returns a struct type nesting depth structs below it,
+// through exported fields, the innermost holding an ErrorCode.
+func nestedResponse(depth int) reflect.Type {
+	t := reflect.StructOf([]reflect.StructField{{Name: "ErrorCode", Type: reflect.TypeFor[int16]()}})
+	for range depth {
+		t = reflect.StructOf([]reflect.StructField{{Name: "Inner", Type: t}})
+	}
+	return t
+}
+
+// TestErrorCodeWalkReachesTheDepthBoundAndRefusesOneMore pins
+// KafkaStatsWalkDepthMax: a code KafkaStatsWalkDepthMax structs below the
+// top is counted; one level more is a BUG when the walk is built.
+func TestErrorCodeWalkReachesTheDepthBoundAndRefusesOneMore(t *testing.T) {
+	at := reflect.New(nestedResponse(base.KafkaStatsWalkDepthMax)).Elem()
+	inner := at
+	for inner.Kind() == reflect.Struct && inner.Type().Field(0).Name == "Inner" {
+		inner = inner.Field(0)
+	}
+	inner.Field(0).SetInt(int64(protocol.ErrorCodeNotCoordinator))
+	var seen []int16
+	buildWalker(at.Type(), 0)(at, func(c int16) { seen = append(seen, c) })
+	if len(seen) != 1 || seen[0] != int16(protocol.ErrorCodeNotCoordinator) {
+		t.Errorf("a code %d structs deep: walk saw %v, want [%d]", base.KafkaStatsWalkDepthMax, seen, protocol.ErrorCodeNotCoordinator)
+	}
+	defer func() {
+		if r := recover(); r == nil || !strings.HasPrefix(fmt.Sprint(r), "BUG:") {
+			t.Errorf("a code %d structs deep: recovered %v, want a BUG panic", base.KafkaStatsWalkDepthMax+1, r)
+		}
+	}()
+	buildWalker(nestedResponse(base.KafkaStatsWalkDepthMax+1), 0)
 }
 
 // BenchmarkCountResponseFetch measures the error-code walk over a Fetch
