@@ -101,17 +101,28 @@ func (s *brokerSession) Unbind(ctx context.Context, b BindingSpec) error {
 	return s.c.Unbind(ctx, bindingSpec(b))
 }
 
+// The recycled slices of brokerSession.PublishAsync.
+var (
+	brokerMessages classPool[broker.Message]
+	brokerResults  classPool[PublishResult]
+)
+
+// PublishAsync maps msgs into slices it recycles once done has returned:
+// the broker keeps nothing of a call past its callback, and done (the
+// front end's published) reads the results without keeping them.
 func (s *brokerSession) PublishAsync(exchange string, msgs []Message, opts PublishOptions, done func([]PublishResult, error)) {
-	bm := make([]broker.Message, len(msgs))
+	bm := brokerMessages.get(len(msgs))
 	for i := range msgs {
-		toBrokerMessage(&msgs[i], &bm[i])
+		toBrokerMessage(&msgs[i], &bm.s[i])
 	}
-	s.c.PublishAsync(exchange, bm, broker.PublishOptions{Mandatory: opts.Mandatory}, func(res []broker.PublishResult, err error) {
-		out := make([]PublishResult, len(res))
+	s.c.PublishAsync(exchange, bm.s, broker.PublishOptions{Mandatory: opts.Mandatory}, func(res []broker.PublishResult, err error) {
+		out := brokerResults.get(len(res))
 		for i, r := range res {
-			out[i] = PublishResult{Unroutable: r.Unroutable, Rejected: r.Rejected, Duplicate: r.Duplicate, Err: r.Err}
+			out.s[i] = PublishResult{Unroutable: r.Unroutable, Rejected: r.Rejected, Duplicate: r.Duplicate, Err: r.Err}
 		}
-		done(out, err)
+		done(out.s, err)
+		brokerResults.put(out)
+		brokerMessages.put(bm)
 	})
 }
 

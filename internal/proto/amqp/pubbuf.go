@@ -90,3 +90,54 @@ func (p *pubBuf) grow(n int) {
 	np.b = old
 	putPubBuf(np)
 }
+
+// callSlices are the slices one publish call hands the broker besides its
+// bytes: recycled with them, by powers of two of the message count up to
+// AMQPPublishBatchMessagesMax, because they are large (a Message is a few
+// hundred bytes of strings and slices) and full of pointers the garbage
+// collector would zero and scan for every batch.
+type callSlices[T any] struct {
+	s []T
+}
+
+// classPool recycles callSlices of one element type by capacity class.
+type classPool[T any] struct {
+	pools [callClasses]sync.Pool
+}
+
+// callClasses are the capacities 1, 2, 4 ... AMQPPublishBatchMessagesMax.
+const callClasses = 9
+
+// callClass returns the class of n elements, -1 over the largest (a
+// transaction's commit may publish more at once: those are not pooled).
+func callClass(n int) int {
+	if n > 1<<(callClasses-1) {
+		return -1
+	}
+	return bits.Len(uint(max(n, 1) - 1))
+}
+
+// get returns n zero elements.
+func (p *classPool[T]) get(n int) *callSlices[T] {
+	c := callClass(n)
+	if c < 0 {
+		return &callSlices[T]{s: make([]T, n)}
+	}
+	if cs, _ := p.pools[c].Get().(*callSlices[T]); cs != nil {
+		cs.s = cs.s[:n]
+		return cs
+	}
+	return &callSlices[T]{s: make([]T, n, 1<<c)}
+}
+
+// put recycles cs, clearing its elements (their strings and slices are
+// no longer kept alive). The caller must hold the only reference.
+func (p *classPool[T]) put(cs *callSlices[T]) {
+	c := callClass(cap(cs.s))
+	if c < 0 || cap(cs.s) != 1<<c {
+		return
+	}
+	clear(cs.s)
+	cs.s = cs.s[:0]
+	p.pools[c].Put(cs)
+}

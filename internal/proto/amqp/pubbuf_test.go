@@ -81,7 +81,8 @@ func TestPublishBatchCopiesInlineMessagesAndKeepsLargeOnesApart(t *testing.T) {
 	// The scratch of inline messages is reused by the next frame.
 	clear(scratchRaw)
 	clear(inline)
-	msgs, seqs, buf := b.take()
+	took, tookSeqs, buf := b.take()
+	msgs, seqs := took.s, tookSeqs.s
 	if len(msgs) != 4 || len(seqs) != 4 || seqs[0] != 1 || seqs[3] != 4 {
 		t.Fatalf("took %d messages with seqs %v, want 4 with 1..4", len(msgs), seqs)
 	}
@@ -288,5 +289,50 @@ func TestInterleavedContentOfTwoChannelsKeepsEachMessage(t *testing.T) {
 	}
 	if got["first"] != "body one" || got["second"] != "body two" {
 		t.Errorf("got %v, want first: body one, second: body two", got)
+	}
+}
+
+func TestCallSlicesAreClassedUpToTheBatchLimit(t *testing.T) {
+	var p classPool[Message]
+	for _, tc := range []struct{ n, wantCap int }{
+		{1, 1}, {2, 2}, {3, 4}, {base.AMQPPublishBatchMessagesMax, base.AMQPPublishBatchMessagesMax},
+		{base.AMQPPublishBatchMessagesMax + 1, base.AMQPPublishBatchMessagesMax + 1}, // a transaction's run: not pooled
+	} {
+		cs := p.get(tc.n)
+		if len(cs.s) != tc.n || cap(cs.s) != tc.wantCap {
+			t.Errorf("get(%d): got len %d cap %d, want cap %d", tc.n, len(cs.s), cap(cs.s), tc.wantCap)
+		}
+		pooled := callClass(cap(cs.s)) >= 0
+		if pooled != (tc.n <= base.AMQPPublishBatchMessagesMax) {
+			t.Errorf("get(%d): pooled class %v", tc.n, pooled)
+		}
+	}
+	if 1<<(callClasses-1) != base.AMQPPublishBatchMessagesMax {
+		t.Errorf("the largest class holds %d messages, want AMQPPublishBatchMessagesMax (%d)", 1<<(callClasses-1), base.AMQPPublishBatchMessagesMax)
+	}
+	cs := p.get(2)
+	cs.s[0] = Message{RoutingKey: "kept", Body: []byte("x")}
+	p.put(cs)
+	if cs.s[:1][0].RoutingKey != "" || cs.s[:1][0].Body != nil {
+		t.Errorf("put kept a message's fields alive: %+v", cs.s[:1][0])
+	}
+}
+
+func TestNextBatchBufferStartsAtThePreviousBatchSize(t *testing.T) {
+	ch := newBatchChannel()
+	var b publishBatch
+	for range 40 {
+		b.add(ch, Message{RoutingKey: "q", Body: make([]byte, 1000)}, false, 0)
+	}
+	_, _, first := b.take()
+	b.add(ch, Message{RoutingKey: "q", Body: []byte("small")}, false, 0)
+	if cap(b.buf.b) < len(first.b) {
+		t.Errorf("the batch after one of %d bytes started with a buffer of %d", len(first.b), cap(b.buf.b))
+	}
+	_, _, second := b.take()
+	b.add(ch, Message{RoutingKey: "q", Body: []byte("small")}, false, 0)
+	if cap(b.buf.b) != pubBufBytesMin {
+		t.Errorf("the batch after one of %d bytes started with a buffer of %d, want the smallest class %d",
+			len(second.b), cap(b.buf.b), pubBufBytesMin)
 	}
 }

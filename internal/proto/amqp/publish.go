@@ -214,6 +214,7 @@ type publishBatch struct {
 	spans     []pubSpan // where msgs[i]'s bytes are in buf
 	buf       *pubBuf   // nil until a message is copied in
 	bytes     int
+	lastBuf   int // the bytes the previous batch copied: the size the next buffer starts at
 }
 
 // pubSpan locates one message's raw properties and body in its batch's
@@ -240,7 +241,11 @@ func (b *publishBatch) add(ch *channel, m Message, mandatory bool, seq uint64) {
 	var sp pubSpan
 	if n := len(m.RawProperties) + len(m.Body); n <= base.AMQPPublishInlineBytesMax {
 		if b.buf == nil {
-			b.buf = getPubBuf(n)
+			// Batches of a connection tend to be alike: start where
+			// the last one ended rather than growing through every
+			// class (each step copies). One small batch after a large
+			// one pins the larger buffer once, then sizes follow.
+			b.buf = getPubBuf(max(n, b.lastBuf))
 		}
 		b.buf.grow(n)
 		sp = pubSpan{inline: true, hasRaw: m.RawProperties != nil, raw: len(b.buf.b)}
@@ -260,32 +265,42 @@ func (b *publishBatch) add(ch *channel, m Message, mandatory bool, seq uint64) {
 	}
 }
 
-// take moves the batch's messages into a call of their own: slices sized
-// to the batch, the inline messages' bytes pointing into the batch's
-// buffer, which goes with them (nil when no message is inline). The
-// scratch slices stay for the next batch.
-func (b *publishBatch) take() (msgs []Message, seqs []uint64, buf *pubBuf) {
-	msgs = make([]Message, len(b.msgs))
-	copy(msgs, b.msgs)
-	seqs = slices.Clone(b.seqs)
+// take moves the batch's messages into a call of their own, in slices
+// sized to the batch from the recycled ones, the inline messages' bytes
+// pointing into the batch's buffer, which goes with them (nil when no
+// message is inline). The scratch slices stay for the next batch.
+func (b *publishBatch) take() (msgs *callSlices[Message], seqs *callSlices[uint64], buf *pubBuf) {
+	msgs, seqs = callMessages.get(len(b.msgs)), callSeqs.get(len(b.msgs))
+	copy(msgs.s, b.msgs)
+	copy(seqs.s, b.seqs)
 	buf = b.buf
 	for i, sp := range b.spans {
 		if !sp.inline {
 			continue
 		}
 		if sp.hasRaw {
-			msgs[i].RawProperties = buf.b[sp.raw:sp.body:sp.body]
+			msgs.s[i].RawProperties = buf.b[sp.raw:sp.body:sp.body]
 		}
-		msgs[i].Body = buf.b[sp.body:sp.end:sp.end]
+		msgs.s[i].Body = buf.b[sp.body:sp.end:sp.end]
 	}
 	clear(b.msgs) // drop the strings and slices
-	*b = publishBatch{msgs: b.msgs[:0], seqs: b.seqs[:0], spans: b.spans[:0]}
+	last := 0
+	if buf != nil {
+		last = len(buf.b)
+	}
+	*b = publishBatch{msgs: b.msgs[:0], seqs: b.seqs[:0], spans: b.spans[:0], lastBuf: last}
 	return msgs, seqs, buf
 }
 
+// The recycled slices of publish calls.
+var (
+	callMessages classPool[Message]
+	callSeqs     classPool[uint64]
+)
+
 // flush hands the batch to the broker, waiting first for room among the
-// connection's publishes in flight. The batch's buffer is recycled once
-// the outcome was handled: published is the last reader of the bodies
+// connection's publishes in flight. The batch's buffer and slices are
+// recycled once the outcome was handled: published is the last reader
 // (a basic.return copies its message into the writer).
 func (b *publishBatch) flush(c *conn) {
 	if len(b.msgs) == 0 {
@@ -293,19 +308,22 @@ func (b *publishBatch) flush(c *conn) {
 	}
 	ch, mandatory := b.ch, b.mandatory
 	msgs, seqs, buf := b.take()
-	n := len(msgs)
-	if !c.acquirePublish(n) {
+	n := len(msgs.s)
+	release := func() {
+		callMessages.put(msgs)
+		callSeqs.put(seqs)
 		if buf != nil {
 			putPubBuf(buf)
 		}
+	}
+	if !c.acquirePublish(n) {
+		release()
 		return
 	}
-	c.session.PublishAsync(msgs[0].Exchange, msgs, PublishOptions{Mandatory: mandatory},
+	c.session.PublishAsync(msgs.s[0].Exchange, msgs.s, PublishOptions{Mandatory: mandatory},
 		func(res []PublishResult, err error) {
-			ch.published(msgs, seqs, mandatory, res, err)
-			if buf != nil {
-				putPubBuf(buf)
-			}
+			ch.published(msgs.s, seqs.s, mandatory, res, err)
+			release()
 			c.releasePublish(n)
 		})
 }
