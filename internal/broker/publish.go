@@ -245,13 +245,15 @@ func (r *publishRun) addCopies(i int, rec *encodedRecord, m *Message) {
 		}
 		r.items = append(r.items, pubItem{rec: rec, owner: r.pc, slot: i})
 		r.pc.left.Add(1)
-		gs := r.send(g, d.name)
+		gs := r.send(g, d.name, len(r.recs)-i)
 		gs.items = append(gs.items, &r.items[len(r.items)-1])
 	}
 }
 
-// send returns the call's send to group g.
-func (r *publishRun) send(g GroupID, what string) *groupSend {
+// send returns the call's send to group g. The call's first send gets
+// room for the items of the left messages (most calls go to one group);
+// later ones grow as they fill.
+func (r *publishRun) send(g GroupID, what string, left int) *groupSend {
 	if n := len(r.sends); n > 0 && r.sends[n-1].group == g {
 		return r.sends[n-1]
 	}
@@ -267,6 +269,9 @@ func (r *publishRun) send(g GroupID, what string) *groupSend {
 		}
 	}
 	gs := &groupSend{group: g, what: what}
+	if len(r.sends) == 0 {
+		gs.items = make([]*pubItem, 0, left)
+	}
 	r.sends = append(r.sends, gs)
 	if r.index == nil && len(r.sends) > 8 { // a fan-out: stop scanning
 		r.index = make(map[GroupID]*groupSend, len(r.sends))

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"testing"
@@ -332,5 +333,70 @@ func TestBatchBuffersAreKeptUpToTheirLimit(t *testing.T) {
 	releaseBatch(buf)
 	if base.InvariantsEnabled && data[0] != 0xa5 {
 		t.Errorf("under ferry_invariants a released batch is overwritten; got %q", data)
+	}
+}
+
+// TestDecodeBatchStillRefusesDamage pins that decoding checks what
+// batch.Validate checks, now that it walks the records once: a damaged
+// byte (the CRC) and a record count that does not match the records
+// (structure, under a recomputed CRC).
+func TestDecodeBatchStillRefusesDamage(t *testing.T) {
+	var enc recordEncoder
+	var items []*pubItem
+	for i := range 3 {
+		m := Message{RoutingKey: "k", Body: []byte(fmt.Sprint("body", i))}
+		rec, err := enc.encode(&m, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		items = append(items, &pubItem{rec: &rec})
+	}
+	good, err := buildBatch(nil, items, 5, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cb, err := decodeBatch(good); err != nil || len(cb.records) != 3 {
+		t.Fatalf("a good batch: %v (%d records)", err, len(cb.records))
+	}
+	flipped := bytes.Clone(good)
+	flipped[len(flipped)-3] ^= 0x40
+	if _, err := decodeBatch(flipped); base.CodeOf(err) != base.CodeCorrupt {
+		t.Errorf("a flipped byte: got %v, want CodeCorrupt", err)
+	}
+	miscounted := bytes.Clone(good)
+	binary.BigEndian.PutUint32(miscounted[57:], 2) // recordCount
+	binary.BigEndian.PutUint32(miscounted[23:], 1) // lastOffsetDelta
+	binary.BigEndian.PutUint32(miscounted[17:], batch.Checksum(miscounted[21:]))
+	if _, err := decodeBatch(miscounted); base.CodeOf(err) != base.CodeCorrupt {
+		t.Errorf("a record count short of the records, under a good CRC: got %v, want CodeCorrupt", err)
+	}
+}
+
+// BenchmarkDecodeQueueBatch decodes a batch of 256 messages of 1 KiB as
+// a queue's Apply does:
+//
+//	go test ./internal/broker -run XXX -bench DecodeQueueBatch -benchmem
+func BenchmarkDecodeQueueBatch(b *testing.B) {
+	enc := recordEncoder{expect: 256}
+	var items []*pubItem
+	body := make([]byte, 1024)
+	for range 256 {
+		m := Message{RoutingKey: "bench", Body: body, RawAMQPProperties: []byte{0, 0}}
+		rec, err := enc.encode(&m, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		items = append(items, &pubItem{rec: &rec})
+	}
+	data, err := buildBatch(nil, items, 5, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodeBatch(data); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
