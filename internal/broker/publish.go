@@ -81,19 +81,24 @@ type publishCall struct {
 func (pc *publishCall) itemDone(slot int, o queue.Outcome, err error) { pc.settled(slot, o, err) }
 
 func (pc *publishCall) settled(i int, o queue.Outcome, err error) {
-	pc.mu.Lock()
-	r := &pc.results[i]
-	switch {
-	case err != nil:
-		if r.Err == nil {
-			r.Err = err
+	// A plain enqueue records nothing: only the count goes down. The
+	// writes below happen before their own decrement, which the call's
+	// last settlement observes before it reads results.
+	if err != nil || o == queue.OutcomeRejected || o == queue.OutcomeDeadLettered || o == queue.OutcomeDuplicate {
+		pc.mu.Lock()
+		r := &pc.results[i]
+		switch {
+		case err != nil:
+			if r.Err == nil {
+				r.Err = err
+			}
+		case o == queue.OutcomeDuplicate:
+			r.Duplicate = true
+		default:
+			r.Rejected = true
 		}
-	case o == queue.OutcomeRejected || o == queue.OutcomeDeadLettered:
-		r.Rejected = true
-	case o == queue.OutcomeDuplicate:
-		r.Duplicate = true
+		pc.mu.Unlock()
 	}
-	pc.mu.Unlock()
 	pc.finishOne()
 }
 
@@ -426,7 +431,8 @@ func (b *Broker) retrying(ctx context.Context, g GroupID, what string, items []*
 	if attempt >= base.BrokerForwardRetriesMax {
 		return items
 	}
-	rs := &retrySend{b: b, ctx: ctx, g: g, what: what, attempt: attempt, sent: sent, items: items, left: len(items)}
+	rs := &retrySend{b: b, ctx: ctx, g: g, what: what, attempt: attempt, sent: sent, items: items}
+	rs.left.Store(int64(len(items)))
 	wrapped := make([]pubItem, len(items))
 	out := make([]*pubItem, len(items))
 	for i, it := range items {
@@ -446,28 +452,33 @@ type retrySend struct {
 	what    string
 	attempt int
 	sent    NodeID
-	items   []*pubItem // the callers' items; a wrapped item's slot indexes them
+	items   []*pubItem   // the callers' items; a wrapped item's slot indexes them
+	left    atomic.Int64 // items without an outcome
 
 	mu      sync.Mutex
 	again   []*pubItem // guarded by mu
 	lastErr error      // guarded by mu
-	left    int        // guarded by mu: items without an outcome
 }
 
 func (rs *retrySend) itemDone(slot int, o queue.Outcome, err error) {
 	it := rs.items[slot]
-	rs.mu.Lock()
 	if err != nil && retriableElsewhere(err) {
+		rs.mu.Lock()
 		rs.again = append(rs.again, it)
 		rs.lastErr = err
+		rs.mu.Unlock()
 	} else {
 		it.settle(o, err)
 	}
-	rs.left--
-	retry := rs.left == 0 && len(rs.again) > 0
+	// The append above happens before this decrement, which the last
+	// item's observes before it reads again.
+	if rs.left.Add(-1) != 0 {
+		return
+	}
+	rs.mu.Lock()
 	batch, cause := rs.again, rs.lastErr
 	rs.mu.Unlock()
-	if !retry {
+	if len(batch) == 0 {
 		return
 	}
 	b := rs.b
