@@ -96,11 +96,12 @@ type recordEncoder struct {
 	// unknown, taken as one), so that a call of a few messages does not
 	// pay for whole chunks: a chunk holds at most that many records'
 	// estimates.
-	expect int
-	arena  []byte
-	hdrs   []batch.RecordHeader
-	spans  []span // header key and value spans in arena, in order
-	types  []byte // the ferry.types value being built
+	expect  int
+	arena   []byte
+	hdrs    []batch.RecordHeader
+	spans   []span  // header key and value spans in arena, in order
+	types   []byte  // the ferry.types value being built
+	spanBuf [4]span // the first spans: most messages carry a few properties
 }
 
 // chunkFor returns the size of a new chunk for a record needing need
@@ -151,6 +152,9 @@ func (e *recordEncoder) encode(m *Message, notBeforeMs int64) (encodedRecord, er
 		e.arena = make([]byte, 0, e.chunkFor(need, base.BrokerEncodeArenaChunkBytes))
 	}
 	defer func() { e.expect = max(e.expect-1, 0) }()
+	if e.spans == nil {
+		e.spans = e.spanBuf[:0]
+	}
 	e.spans = e.spans[:0]
 	e.types = e.types[:0]
 	e.addString(hdrExchange, m.Exchange)

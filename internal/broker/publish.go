@@ -189,6 +189,12 @@ type publishRun struct {
 	index map[GroupID]*groupSend          // the sends by group, once there are several
 	memo  map[routing.Destination]destRef // lookups made by this call
 	dests []destRef                       // the current route's destinations
+
+	// The first send and destinations live here: a call of one message
+	// to one queue allocates no slice for them.
+	firstSend groupSend
+	sendBuf   [1]*groupSend
+	destBuf   [1]destRef
 }
 
 // destRef is where a routed copy goes: a queue's group, or the
@@ -205,7 +211,9 @@ type destRef struct {
 // call starts remembering lookups, so a call whose keys alternate looks
 // each destination up about once; a call of one route pays no map.
 func (r *publishRun) resolve(ds []routing.Destination) {
-	if r.dests != nil && r.memo == nil {
+	if r.dests == nil {
+		r.dests = r.destBuf[:0]
+	} else if r.memo == nil {
 		r.memo = map[routing.Destination]destRef{}
 	}
 	r.dests = r.dests[:0]
@@ -224,9 +232,6 @@ func (r *publishRun) resolve(ds []routing.Destination) {
 			}
 		}
 		r.dests = append(r.dests, ref)
-	}
-	if r.dests == nil {
-		r.dests = []destRef{} // resolved once, to no destination
 	}
 }
 
@@ -273,9 +278,13 @@ func (r *publishRun) send(g GroupID, what string, left int) *groupSend {
 			}
 		}
 	}
-	gs := &groupSend{group: g, what: what}
+	var gs *groupSend
 	if len(r.sends) == 0 {
-		gs.items = make([]*pubItem, 0, left)
+		gs = &r.firstSend
+		*gs = groupSend{group: g, what: what, items: make([]*pubItem, 0, left)}
+		r.sends = r.sendBuf[:0]
+	} else {
+		gs = &groupSend{group: g, what: what}
 	}
 	r.sends = append(r.sends, gs)
 	if r.index == nil && len(r.sends) > 8 { // a fan-out: stop scanning
