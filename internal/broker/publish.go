@@ -58,9 +58,12 @@ func (c *Conn) Publish(ctx context.Context, exchange string, msgs []Message, opt
 // PublishAsync is the pipelined form of Publish: done is called exactly
 // once, from a broker goroutine (or the caller's, for failures found at
 // once), when every message of the call is settled. The caller must not
-// modify msgs until then. It may block the caller while flow control
-// holds publishers or a destination's pending bound is reached, which is
-// the backpressure a front end passes on to its client.
+// modify msgs until then; once done is called it may reuse msgs and their
+// bytes (the AMQP front end recycles them): the broker keeps no reference
+// to them past done (DESIGN.md "Publish buffers"). It may block the
+// caller while flow control holds publishers or a destination's pending
+// bound is reached, which is the backpressure a front end passes on to
+// its client.
 func (c *Conn) PublishAsync(exchange string, msgs []Message, opts PublishOptions, done func([]PublishResult, error)) {
 	if err := c.b.flow.wait(c.b.ctx()); err != nil {
 		done(nil, err)
