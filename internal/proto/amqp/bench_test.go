@@ -3,17 +3,10 @@ package amqp
 import (
 	"context"
 	"fmt"
-	"math"
-	"net"
-	"os"
-	"os/signal"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
-	"time"
 
-	"github.com/ferry-mq/ferry/internal/base"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 )
 
@@ -148,42 +141,4 @@ func BenchmarkDrain(b *testing.B) {
 			b.StopTimer()
 		})
 	}
-}
-
-// TestServeForBenchmark serves AMQP in front of a real broker until
-// SIGTERM or SIGINT when FERRY_AMQP_BENCH_ADDR is set (bench/amqp/run.sh
-// uses it while the ferry binary does not exist); otherwise it skips.
-func TestServeForBenchmark(t *testing.T) {
-	addr := os.Getenv("FERRY_AMQP_BENCH_ADDR")
-	if addr == "" {
-		t.Skip("set FERRY_AMQP_BENCH_ADDR to serve AMQP for bench/amqp/run.sh")
-	}
-	dir, err := os.MkdirTemp(os.Getenv("FERRY_BENCH_DIR"), "ferry-amqp-bench-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	diskFree := new(atomic.Uint64)
-	diskFree.Store(math.MaxUint64 / 2)
-	b, err := openBroker(dir, diskFree)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := NewServer(ln, Config{Backend: NewBrokerBackend(b), Clock: base.RealClock{}, Logger: quietLog})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	fmt.Fprintf(os.Stderr, "serving AMQP on %s, data in %s\n", ln.Addr(), dir)
-	start := time.Now()
-	if err := srv.Serve(ctx); err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(os.Stderr, "served for %v\n", time.Since(start).Round(time.Second))
 }
