@@ -81,8 +81,9 @@ func openNode(t testing.TB, o nodeOpts) *Broker {
 
 // waitCoordinators waits until this single node runs the leader runtime
 // of every consumer-group coordinator: the reconciler opens them after
-// the bootstrap, and the group calls answer NOT_COORDINATOR at once (as
-// Kafka's do, for the client to retry) until their runtime runs.
+// the bootstrap, and until their runtime runs the group calls wait up to
+// BrokerCoordinatorLoadWaitMax and then answer COORDINATOR_LOAD_IN_PROGRESS
+// (as Kafka's do, for the client to retry).
 func waitCoordinators(t testing.TB, b *Broker) {
 	t.Helper()
 	var coords []controller.Placement
