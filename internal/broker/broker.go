@@ -174,10 +174,10 @@ type Broker struct {
 
 	connSeq atomic.Uint64
 	reqSeq  atomic.Uint64
-	ready   readyState // signalled when groups open and leader runtimes start or stop
+	ready   base.Broadcast // signalled when groups open and leader runtimes start or stop
 	// activity is signalled after every queue apply and dispatch pass,
 	// for whoever waits for a queue's state to move (tests, stats pollers).
-	activity readyState
+	activity base.Broadcast
 
 	reconcileKick chan struct{} // size one: one pending pass is enough
 	leaderKick    chan struct{} // size one

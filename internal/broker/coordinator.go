@@ -62,7 +62,7 @@ func (f *coordinatorFSM) Apply(entries []replication.Entry, results []any) {
 		results[i] = &groupCmdResult{res: res}
 	}
 	f.mu.Unlock()
-	f.b.activity.signal()
+	f.b.activity.Signal()
 }
 
 func (f *coordinatorFSM) Snapshot(w io.Writer) error {

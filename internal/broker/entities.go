@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"sync"
 
 	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/controller"
@@ -198,32 +197,7 @@ func otherReplica(p controller.Placement, avoid NodeID) NodeID {
 	return NodeID(p.Preferred)
 }
 
-// readyState is a broadcast of "a group opened or a leader runtime
-// started or stopped".
-type readyState struct {
-	mu sync.Mutex
-	ch chan struct{} // guarded by mu; closed and replaced on every change
-}
-
-func (r *readyState) changed() <-chan struct{} {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.ch == nil {
-		r.ch = make(chan struct{})
-	}
-	return r.ch
-}
-
-func (r *readyState) signal() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.ch != nil {
-		close(r.ch)
-	}
-	r.ch = make(chan struct{})
-}
-
-func (b *Broker) readyChanged() <-chan struct{} { return b.ready.changed() }
+func (b *Broker) readyChanged() <-chan struct{} { return b.ready.Changed() }
 
 // leaderOf returns the node leading group g as far as this node can
 // tell, waiting (bounded by ctx) as awaitLeader does.

@@ -245,7 +245,7 @@ func (mk *groupMarker) pass(ctx context.Context) (failed bool) {
 		}
 	}
 	if len(work) > 0 {
-		mk.b.activity.signal() // for whoever waits for the marks (tests)
+		mk.b.activity.Signal() // for whoever waits for the marks (tests)
 	}
 	return failed
 }

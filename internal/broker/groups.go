@@ -136,7 +136,7 @@ func (b *Broker) checkLeaders() {
 		st, err := b.engine.Status(g.id)
 		if err == nil && st.Leader != g.seenLeader {
 			g.seenLeader = st.Leader
-			b.ready.signal() // awaitLeader watches remote leaders, and the controller's, too
+			b.ready.Signal() // awaitLeader watches remote leaders, and the controller's, too
 		}
 		if g.kind == kindController {
 			continue // no runtime
@@ -148,7 +148,7 @@ func (b *Broker) checkLeaders() {
 			b.startLeader(g)
 		case !leading && running:
 			g.stopLeader()
-			b.ready.signal()
+			b.ready.Signal()
 		}
 	}
 }
@@ -174,7 +174,7 @@ func (b *Broker) startLeader(g *localGroup) {
 	if lr != nil {
 		lr.stop() // lost a race with another start
 	}
-	b.ready.signal()
+	b.ready.Signal()
 }
 
 // reconcileLoop opens and closes this node's groups as the controller's
@@ -278,7 +278,7 @@ func (b *Broker) openGroup(gi controller.GroupInfo, q controller.QueueInfo, s co
 	b.mu.Lock()
 	b.groups[id] = lg
 	b.mu.Unlock()
-	b.ready.signal()
+	b.ready.Signal()
 	return nil
 }
 
@@ -309,7 +309,7 @@ func (b *Broker) closeGroup(g *localGroup) {
 	// A call in awaitLeader that saw the group open and is waiting for
 	// its runtime must look again (and find the group gone): nothing else
 	// signals it, and on a fake clock no poll comes.
-	b.ready.signal()
+	b.ready.Signal()
 	b.engine.CloseGroup(g.id)
 	b.cache.dropGroup(g.id)
 	b.spawn(func() { b.deleteGroupData(g.id) })

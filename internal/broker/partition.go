@@ -144,7 +144,7 @@ func (f *partitionFSM) hwMoved() {
 	close(f.hw)
 	f.hw = make(chan struct{})
 	f.hwMu.Unlock()
-	f.b.activity.signal()
+	f.b.activity.Signal()
 }
 
 // hwChanged returns a channel closed when the high watermark may have

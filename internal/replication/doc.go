@@ -12,7 +12,7 @@
 //     membership (ChangeMembership, AddLearner, Promote, RemoveNode) and
 //     leadership transfer, each with a blocking and a callback form;
 //   - status: Status of a group, and LeadershipChanged, a channel closed
-//     at the next leadership change of any group (leaderWatch), so that
+//     at the next leadership change of any group (a base.Broadcast), so that
 //     watchers need not poll;
 //   - quiescence: idle, fully replicated groups stop ticking and
 //     heartbeating until something happens to them;

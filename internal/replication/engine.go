@@ -148,7 +148,7 @@ type Engine struct {
 	metrics metrics
 	// leaders announces leadership changes to LeadershipChanged's
 	// watchers.
-	leaders leaderWatch
+	leaders base.Broadcast
 }
 
 // New returns an engine; Start it (unless Manual) and open its groups.

@@ -361,6 +361,6 @@ func (g *group) publish() {
 	}
 	g.pub.Store(st)
 	if leadershipMoved(old, st) {
-		g.e.leaders.signal() // after the store: a woken watcher reads the new status
+		g.e.leaders.Signal() // after the store: a woken watcher reads the new status
 	}
 }
