@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"strings"
 
 	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/broker"
@@ -34,12 +33,11 @@ func (s *Server) invoke(ctx context.Context, p broker.Principal, peer netip.Addr
 	if rt == nil || rt.handle == nil {
 		base.Bugf("console calls route %q, which the table does not have", ac.id)
 	}
-	if s.isClosed() {
-		return nil, base.Errorf(base.CodeStopped, "the management API is shutting down")
+	if err := s.checkOpen(); err != nil {
+		return nil, err
 	}
-	if tags := accessTags[rt.access]; tags != nil && !hasAnyTag(p.Tags, tags) {
-		return nil, base.Errorf(base.CodeAccessRefused, "user '%s' needs one of the tags %s for this (%s %s)",
-			p.User, strings.Join(tags, ", "), rt.method, rt.path)
+	if err := checkTags(rt, p); err != nil {
+		return nil, err
 	}
 	target := rt.path
 	if len(ac.query) > 0 {
@@ -53,11 +51,7 @@ func (s *Server) invoke(ctx context.Context, p broker.Principal, peer netip.Addr
 		}
 		rd = bytes.NewReader(data)
 	}
-	r, err := http.NewRequestWithContext(ctx, rt.method, "/", rd)
-	if err != nil {
-		return nil, err
-	}
-	r.URL, err = url.Parse(target)
+	r, err := http.NewRequestWithContext(ctx, rt.method, target, rd)
 	if err != nil {
 		return nil, base.Errorf(base.CodeInvalidArgument, "console request: %w", err)
 	}

@@ -165,21 +165,40 @@ func (s *Server) wrap(rt *route) http.Handler {
 }
 
 func (s *Server) serve(c *call) (any, error) {
-	if s.isClosed() && c.rt.access != accessPublic {
-		return nil, base.Errorf(base.CodeStopped, "the management API is shutting down")
-	}
 	if c.rt.access != accessPublic {
+		if err := s.checkOpen(); err != nil {
+			return nil, err
+		}
 		p, err := s.authenticate(c.r, c.peer)
 		if err != nil {
 			return nil, err
 		}
 		c.p = p
-		if tags := accessTags[c.rt.access]; tags != nil && !hasAnyTag(p.Tags, tags) {
-			return nil, base.Errorf(base.CodeAccessRefused, "user '%s' needs one of the tags %s for %s %s",
-				p.User, strings.Join(tags, ", "), c.rt.method, c.rt.path)
+		if err := checkTags(c.rt, p); err != nil {
+			return nil, err
 		}
 	}
 	return c.rt.handle(c)
+}
+
+// checkOpen refuses calls once Close began (CodeStopped); public routes
+// (health, metrics) are served to the end.
+func (s *Server) checkOpen() error {
+	if s.isClosed() {
+		return base.Errorf(base.CodeStopped, "the management API is shutting down")
+	}
+	return nil
+}
+
+// checkTags refuses p a route whose access needs a tag p lacks
+// (CodeAccessRefused, the API's 403): the one tag check of the JSON API
+// (serve) and of the console (invoke).
+func checkTags(rt *route, p broker.Principal) error {
+	if tags := accessTags[rt.access]; tags != nil && !hasAnyTag(p.Tags, tags) {
+		return base.Errorf(base.CodeAccessRefused, "user '%s' needs one of the tags %s for %s %s",
+			p.User, strings.Join(tags, ", "), rt.method, rt.path)
+	}
+	return nil
 }
 
 func hasAnyTag(have, want []string) bool {
