@@ -26,21 +26,19 @@ type EngineStats struct {
 	ProposalsFail  uint64    // proposals that failed (dropped, not leader, overloaded)
 	CommitSeconds  Histogram // from proposal to commit, on the leader
 	EntriesApplied uint64
-	// BytesIn and BytesOut are the bytes read from and written to client
-	// connections, by protocol ("amqp", "kafka", "http", ...).
-	BytesIn, BytesOut map[string]uint64
-	// Errors are the errors front ends answered clients with, by protocol
-	// and then by code name (base.Code.String()).
-	Errors map[string]map[string]uint64
+	// FrontendStats are the front ends' counters, reported with the
+	// engine's when Config.Engine supplies both.
+	FrontendStats
 }
 
 // FrontendStats are the protocol front ends' counters since start.
 type FrontendStats struct {
 	// BytesIn and BytesOut are the bytes read from and written to client
-	// connections, by protocol ("amqp", "kafka", ...).
+	// connections, by protocol ("amqp", "kafka", "http", ...).
 	BytesIn, BytesOut map[string]uint64
 	// Errors are the errors front ends answered clients with, by protocol
-	// and then by code name (base.Code.String()).
+	// and then by code name (base.Code.String()); "http" is left out of
+	// the scrape (the API counts its own errors).
 	Errors map[string]map[string]uint64
 }
 
@@ -157,17 +155,16 @@ func (bc *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	case s.cfg.Engine != nil:
 		bc.collectEngine(ch, s.cfg.Engine(), counter)
 	default:
-		var e EngineStats
+		var f FrontendStats
 		if s.cfg.Frontends != nil {
-			f := s.cfg.Frontends()
-			e.BytesIn, e.BytesOut, e.Errors = f.BytesIn, f.BytesOut, f.Errors
+			f = s.cfg.Frontends()
 		}
 		if em, ok := s.b.(engineMetered); ok {
-			m := engineStats(em.EngineMetrics())
-			m.BytesIn, m.BytesOut, m.Errors = e.BytesIn, e.BytesOut, e.Errors
-			bc.collectEngine(ch, m, counter)
+			e := engineStats(em.EngineMetrics())
+			e.FrontendStats = f
+			bc.collectEngine(ch, e, counter)
 		} else {
-			bc.collectFrontends(e, counter)
+			bc.collectFrontends(f, counter)
 		}
 	}
 }
@@ -294,18 +291,18 @@ func (bc *brokerCollector) collectEngine(ch chan<- prometheus.Metric, e EngineSt
 	counter(descProposalsErr, e.ProposalsFail)
 	ch <- prometheus.MustNewConstHistogram(descCommitSec, e.CommitSeconds.Count, e.CommitSeconds.Sum, e.CommitSeconds.Buckets)
 	counter(descApplied, e.EntriesApplied)
-	bc.collectFrontends(e, counter)
+	bc.collectFrontends(e.FrontendStats, counter)
 }
 
-// collectFrontends reports the front ends' byte and error counts of e.
-func (bc *brokerCollector) collectFrontends(e EngineStats, counter func(*prometheus.Desc, uint64, ...string)) {
-	for p, n := range e.BytesIn {
+// collectFrontends reports the front ends' byte and error counts of f.
+func (bc *brokerCollector) collectFrontends(f FrontendStats, counter func(*prometheus.Desc, uint64, ...string)) {
+	for p, n := range f.BytesIn {
 		counter(descBytesIn, n, p)
 	}
-	for p, n := range e.BytesOut {
+	for p, n := range f.BytesOut {
 		counter(descBytesOut, n, p)
 	}
-	for p, codes := range e.Errors {
+	for p, codes := range f.Errors {
 		if p == "http" {
 			continue // counted by the API itself
 		}

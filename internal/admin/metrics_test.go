@@ -67,8 +67,8 @@ func TestMetricsScrapeParsesAndReportsQueuesConnectionsAndRuntime(t *testing.T) 
 	engine := EngineStats{Fsyncs: 12, LeaderChanges: 2, Proposals: 40, EntriesApplied: 39,
 		FsyncSeconds:  Histogram{Count: 12, Sum: 0.024, Buckets: map[float64]uint64{0.001: 2, 0.005: 12}},
 		CommitSeconds: Histogram{Count: 40, Sum: 0.2, Buckets: map[float64]uint64{0.01: 40}},
-		BytesIn:       map[string]uint64{"amqp": 1000}, BytesOut: map[string]uint64{"amqp": 2000},
-		Errors: map[string]map[string]uint64{"amqp": {"not_found": 3}}}
+		FrontendStats: FrontendStats{BytesIn: map[string]uint64{"amqp": 1000}, BytesOut: map[string]uint64{"amqp": 2000},
+			Errors: map[string]map[string]uint64{"amqp": {"not_found": 3}}}}
 	a := newAPI(t, openBroker(t), Config{Version: "v7", Engine: func() EngineStats { return engine }})
 	a.must(http.StatusNoContent, "PUT", "/api/queues/jobs", nil)
 	a.must(http.StatusOK, "POST", "/api/queues/jobs/publish", PublishRequest{Messages: []MessageIn{{Body: "a"}, {Body: "b"}}})
@@ -180,7 +180,7 @@ func TestMetricsDocListsEveryFamily(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := newAPI(t, openBroker(t), Config{Engine: func() EngineStats {
-		return EngineStats{BytesIn: map[string]uint64{"amqp": 1}, BytesOut: map[string]uint64{"amqp": 1}}
+		return EngineStats{FrontendStats: FrontendStats{BytesIn: map[string]uint64{"amqp": 1}, BytesOut: map[string]uint64{"amqp": 1}}}
 	}})
 	a.must(http.StatusNoContent, "PUT", "/api/queues/q", nil)
 	a.must(http.StatusNoContent, "PUT", "/api/streams/s", nil)
