@@ -56,7 +56,7 @@ func decodeBatch(data []byte) (*cachedBatch, error) {
 	if err != nil {
 		return nil, err
 	}
-	cb := &cachedBatch{data: data, header: h, records: make([]batch.Record, 0, max(0, min(int(h.RecordCount), base.BatchRecordsMax)))}
+	cb := &cachedBatch{data: data, header: h, records: make([]batch.Record, 0, recordsCap(h, len(data)))}
 	for r, ok := it.Next(); ok; r, ok = it.Next() {
 		cb.records = append(cb.records, r)
 	}
@@ -64,6 +64,22 @@ func decodeBatch(data []byte) (*cachedBatch, error) {
 		return nil, err
 	}
 	return cb, nil
+}
+
+// recordBytesMin is the fewest bytes a record takes in a batch: its
+// length, attributes, timestamp delta, offset delta, key length, value
+// length and header count, one byte each (base.BatchRecordsMax counts the
+// same way).
+const recordBytesMin = 7
+
+// recordsCap is how many records decodeBatch makes room for: the count
+// the header claims, but no more than the batch's bytes can hold. Only
+// the iteration checks the count against the records, so a header with a
+// good CRC and a false count (a forwarded enqueue's frame) must not make
+// the node allocate for BatchRecordsMax records of ~100 bytes each before
+// it is refused.
+func recordsCap(h batch.Header, batchBytes int) int {
+	return max(0, min(int(h.RecordCount), (batchBytes-batch.HeaderSize)/recordBytesMin))
 }
 
 // decodeStoredBatch decodes a queue's entry as read back from its log: a

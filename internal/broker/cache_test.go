@@ -1,0 +1,111 @@
+package broker
+
+import (
+	"bytes"
+	"encoding/binary"
+	"testing"
+
+	"github.com/ferry-mq/ferry/internal/base"
+	"github.com/ferry-mq/ferry/internal/storage/log/batch"
+)
+
+// Offsets in a batch header (Kafka's RecordBatch v2), for tests that forge
+// one.
+const (
+	batchCRCAt         = batch.CRCStart - 4
+	batchRecordCountAt = batch.HeaderSize - 4
+)
+
+// smallestRecordsBatch builds a batch of n records of recordBytesMin bytes
+// each: null key and value, no headers, offset deltas under 64.
+func smallestRecordsBatch(t testing.TB, n int) []byte {
+	t.Helper()
+	var bld batch.Builder
+	bld.Begin(nil, plainHeader())
+	for range n {
+		if err := bld.Add(0, nil, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := bld.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(data)-batch.HeaderSize, n*recordBytesMin; got != want {
+		t.Fatalf("%d null records take %d bytes, want %d: recordBytesMin is wrong", n, got, want)
+	}
+	return data
+}
+
+// withRecordCount returns a copy of data claiming count records, under a
+// recomputed CRC, as a sender that forges a header would make it.
+func withRecordCount(data []byte, count int32) []byte {
+	forged := bytes.Clone(data)
+	binary.BigEndian.PutUint32(forged[batchRecordCountAt:], uint32(count))
+	binary.BigEndian.PutUint32(forged[batchCRCAt:], batch.Checksum(forged[batch.CRCStart:]))
+	return forged
+}
+
+// TestDecodeBatchMakesRoomOnlyForTheRecordsItsBytesCanHold pins the
+// bound on decodeBatch's allocation: a batch packed with the smallest
+// records gets exactly their room, and a header claiming BatchRecordsMax
+// records over a few bytes (good CRC) is refused without room for more
+// than those bytes can hold. Sized by the header alone, that was ~1.8 GB.
+func TestDecodeBatchMakesRoomOnlyForTheRecordsItsBytesCanHold(t *testing.T) {
+	const n = 50
+	data := smallestRecordsBatch(t, n)
+	cb, err := decodeBatch(data)
+	if err != nil {
+		t.Fatalf("a batch of %d smallest records: %v", n, err)
+	}
+	if len(cb.records) != n || cap(cb.records) != n {
+		t.Errorf("a batch of %d smallest records: got len %d cap %d, want %d and %d", n, len(cb.records), cap(cb.records), n, n)
+	}
+	forged := withRecordCount(data, base.BatchRecordsMax)
+	h, err := batch.CheckCRC(forged)
+	if err != nil {
+		t.Fatalf("the forged header does not pass its CRC, so the test proves nothing: %v", err)
+	}
+	if got := recordsCap(h, len(forged)); got != n {
+		t.Errorf("room for a header claiming %d records over %d records' bytes: got %d, want %d", h.RecordCount, n, got, n)
+	}
+	if _, err := decodeBatch(forged); base.CodeOf(err) != base.CodeCorrupt {
+		t.Errorf("a header claiming %d records over %d: got %v, want CodeCorrupt", h.RecordCount, n, err)
+	}
+}
+
+// FuzzDecodeBatch feeds decodeBatch arbitrary batches whose CRC is made
+// to match (a sender can compute it; the CRC would otherwise stop almost
+// every input at the door): it never panics, what it accepts has exactly
+// the records its header counts, and it never makes room for more records
+// than the bytes can hold.
+func FuzzDecodeBatch(f *testing.F) {
+	f.Add(smallestRecordsBatch(f, 3))
+	f.Add(withRecordCount(smallestRecordsBatch(f, 3), base.BatchRecordsMax))
+	var enc recordEncoder
+	m := Message{RoutingKey: "k", Body: []byte("body"), Headers: allKinds()}
+	rec, err := enc.encode(&m, 0)
+	if err != nil {
+		f.Fatal(err)
+	}
+	good, err := buildBatch(nil, []*pubItem{{rec: &rec}}, 5, true)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) >= batch.HeaderSize {
+			binary.BigEndian.PutUint32(data[batchCRCAt:], batch.Checksum(data[batch.CRCStart:]))
+		}
+		cb, err := decodeBatch(data)
+		if err != nil {
+			return
+		}
+		if len(cb.records) != int(cb.header.RecordCount) {
+			t.Fatalf("accepted %d records under a header counting %d", len(cb.records), cb.header.RecordCount)
+		}
+		if most := (len(data) - batch.HeaderSize) / recordBytesMin; cap(cb.records) > most {
+			t.Fatalf("room for %d records in %d bytes, over the %d they can hold", cap(cb.records), len(data), most)
+		}
+	})
+}
