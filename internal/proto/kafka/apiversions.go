@@ -118,9 +118,9 @@ func apiVersionsResponse(code protocol.ErrorCode) *protocol.ApiVersionsResponse 
 // not know with a version-0 response carrying UNSUPPORTED_VERSION and the
 // supported versions, so the client can retry with one it shares (KIP-511).
 func (c *conn) respondAPIVersionsFallback(r *request) {
-	resp := apiVersionsResponse(protocol.ErrorCodeUnsupportedVersion)
-	c.srv.stats.countResponse(resp)
-	r.slot.complete(encodeFrame(resp, r.hdr.CorrelationID, 0, 0, 0), false)
+	// Version 0, whose response header is version 0 like every
+	// ApiVersions response's.
+	c.answer(r, apiVersionsResponse(protocol.ErrorCodeUnsupportedVersion), 0, 0, false)
 }
 
 // respondUnsupported answers a request of an API or version Ferry does not

@@ -299,27 +299,28 @@ func (c *conn) delay(f func()) {
 
 // respond encodes msg as the answer to r and completes r's slot.
 func (c *conn) respond(r *request, msg protocol.Response) {
-	c.srv.stats.countResponse(msg)
-	r.slot.complete(encodeResponse(r, msg, 0), false)
+	c.answer(r, msg, r.hdr.APIVersion, 0, false)
 }
 
 // respondSized is respond for a large response of about sizeHint bytes
 // (a Fetch's records): the frame is allocated once at that size rather
 // than grown by doubling, which would copy and clear it several times.
 func (c *conn) respondSized(r *request, msg protocol.Response, sizeHint int) {
-	c.srv.stats.countResponse(msg)
-	r.slot.complete(encodeResponse(r, msg, sizeHint), false)
+	c.answer(r, msg, r.hdr.APIVersion, sizeHint, false)
 }
 
 // respondAndClose answers r, then closes the connection.
 func (c *conn) respondAndClose(r *request, msg protocol.Response) {
-	c.srv.stats.countResponse(msg)
-	r.slot.complete(encodeResponse(r, msg, 0), true)
+	c.answer(r, msg, r.hdr.APIVersion, 0, true)
 }
 
-// encodeResponse returns the framed response to r.
-func encodeResponse(r *request, msg protocol.Response, sizeHint int) []byte {
-	return encodeFrame(msg, r.hdr.CorrelationID, r.hdr.APIVersion, r.api.ResponseHeaderVersion(r.hdr.APIVersion), sizeHint)
+// answer is every response's one way out: it counts msg's error codes
+// (Server.Stats), encodes msg at version (r's own, but for the ApiVersions
+// fallback) and completes r's slot, closing the connection after it when
+// closeAfter.
+func (c *conn) answer(r *request, msg protocol.Response, version int16, sizeHint int, closeAfter bool) {
+	c.srv.stats.countResponse(msg)
+	r.slot.complete(encodeFrame(msg, r.hdr.CorrelationID, version, r.api.ResponseHeaderVersion(version), sizeHint), closeAfter)
 }
 
 func encodeFrame(msg protocol.Response, correlationID int32, version, headerVersion int16, sizeHint int) []byte {

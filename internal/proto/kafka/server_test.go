@@ -90,6 +90,9 @@ func TestAPIVersionsFromTheFutureGetsV0FallbackWithUnsupportedVersion(t *testing
 	if again.ErrorCode != 0 {
 		t.Errorf("after the fallback: error %d, want 0", again.ErrorCode)
 	}
+	if got := srv.srv.Stats().Errors["UNSUPPORTED_VERSION"]; got != 1 {
+		t.Errorf("the fallback counted UNSUPPORTED_VERSION %d times, want 1", got)
+	}
 }
 
 func TestUnknownAPIKeyClosesTheConnectionAndTheServerStaysUp(t *testing.T) {
