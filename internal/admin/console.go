@@ -56,10 +56,10 @@ func parsePages() (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
 		"join":      strings.Join,
 		"rate":      func(f float64) string { return fmt.Sprintf("%.1f/s", f) },
-		"deref64":   func(p *int64) string { return derefString(p) },
-		"derefInt":  func(p *int) string { return derefString(p) },
+		"deref64":   derefString[int64],
+		"derefInt":  derefString[int],
 		"jsonText":  jsonText,
-		"msDur":     func(ms int64) string { return msDuration(ms) },
+		"msDur":     msDuration,
 		"bytes":     humanBytes,
 		"curl":      consoleURL,
 		"hasPrefix": strings.HasPrefix,
@@ -96,7 +96,7 @@ func (c *console) mount(mux *http.ServeMux) {
 	mux.Handle("GET /console/static/", c.static)
 	mux.HandleFunc("GET /console/login", c.loginPage)
 	mux.HandleFunc("POST /console/login", c.login)
-	mux.HandleFunc("POST /console/logout", c.logout)
+	mux.Handle("POST /console/logout", c.action(logout))
 	for path, p := range c.pageTable() {
 		mux.Handle("GET "+path, c.page(p))
 	}
@@ -356,11 +356,10 @@ func (c *console) login(w http.ResponseWriter, r *http.Request) {
 	c.render(w, status, "login", pageData{Title: "Log in", Error: detail, Data: user})
 }
 
-func (c *console) logout(w http.ResponseWriter, r *http.Request) {
-	a := func(q *consoleReq) (string, string, error) {
-		c.sessions.remove(q.token)
-		setCookie(w, r, "", -1)
-		return "/console/login", "", nil
-	}
-	c.action(a).ServeHTTP(w, r)
+// logout ends the session and clears its cookie (an action, so it needs
+// the session's CSRF token as every form post does).
+func logout(q *consoleReq) (string, string, error) {
+	q.c.sessions.remove(q.token)
+	setCookie(q.w, q.r, "", -1)
+	return "/console/login", "", nil
 }
