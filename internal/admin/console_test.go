@@ -3,10 +3,14 @@ package admin
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ferry-mq/ferry/internal/base"
 )
 
 func TestConsoleRootRedirectsBrowsersAndStays404ForAPIClients(t *testing.T) {
@@ -208,15 +212,16 @@ func TestConsoleRefusesWhatTheAPIRefusesAMonitoringUser(t *testing.T) {
 func TestConsoleFormsOverTheirLimitsAreRefused(t *testing.T) {
 	_, b := newGuestConsole(t, Config{})
 	b.act("/console/queues/create", "tenant", "/", "name", "q", "durable", "1")
-	big := strings.Repeat("x", 2<<20) // AdminConsoleFormBytesMax
+	big := strings.Repeat("x", base.AdminConsoleFormBytesMax) // with the other fields, over the bound
 	if p := b.post("/console/queues/publish", "tenant", "/", "queue", "q", "body", big); p.status != http.StatusRequestEntityTooLarge {
 		t.Errorf("a form over AdminConsoleFormBytesMax: %d, want 413", p.status)
 	}
-	if p := b.post("/console/queues/get", "tenant", "/", "name", "q", "ack_mode", "ack", "count", "101"); p.status != http.StatusBadRequest ||
-		!strings.Contains(errorText(p.body), "1 to 100") {
+	most := base.AdminConsoleGetMessagesMax
+	if p := b.post("/console/queues/get", "tenant", "/", "name", "q", "ack_mode", "ack", "count", strconv.Itoa(most+1)); p.status != http.StatusBadRequest ||
+		!strings.Contains(errorText(p.body), fmt.Sprintf("1 to %d", most)) {
 		t.Errorf("get of AdminConsoleGetMessagesMax+1: %d %s, want 400", p.status, errorText(p.body))
 	}
-	if p := b.post("/console/queues/get", "tenant", "/", "name", "q", "ack_mode", "ack", "count", "100"); p.status != http.StatusOK {
+	if p := b.post("/console/queues/get", "tenant", "/", "name", "q", "ack_mode", "ack", "count", strconv.Itoa(most)); p.status != http.StatusOK {
 		t.Errorf("get of AdminConsoleGetMessagesMax: %d %s, want 200", p.status, errorText(p.body))
 	}
 	if p := b.post("/console/queues/create", "tenant", "/", "name", "bad", "arguments", `{"x": 1} {"y": 2}`); p.status != http.StatusBadRequest {
