@@ -7,11 +7,14 @@ import (
 	"github.com/ferry-mq/ferry/internal/controller"
 )
 
-// newClusterID draws the id of a new cluster, for its Bootstrap command:
-// 16 random bytes in unpadded base64url, 22 characters, the shape of
-// Kafka's cluster ids. The proposer draws it so that the controller stays
-// a pure state machine: every replica applies the same id.
-func newClusterID() string {
+// newClusterID draws the id of a new cluster, for its Bootstrap command,
+// in the shape of Kafka's cluster ids (randomID's). The proposer draws it
+// so that the controller stays a pure state machine: every replica
+// applies the same id.
+func newClusterID() string { return randomID() }
+
+// randomID draws 16 random bytes in unpadded base64url: 22 characters.
+func randomID() string {
 	var b [16]byte
 	crand.Read(b[:]) // never fails (crypto/rand panics rather than return an error)
 	return base64.RawURLEncoding.EncodeToString(b[:])

@@ -2,8 +2,6 @@ package broker
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/base64"
 	"strings"
 
 	"github.com/ferry-mq/ferry/internal/base"
@@ -187,13 +185,7 @@ func (b *Broker) touchQueue(ent entity) {
 }
 
 // serverQueueName draws an "amq.gen-" name as RabbitMQ does.
-func serverQueueName() string {
-	var b [16]byte
-	if _, err := crand.Read(b[:]); err != nil {
-		base.Bugf("crypto/rand failed: %v", err)
-	}
-	return "amq.gen-" + base64.RawURLEncoding.EncodeToString(b[:])
-}
+func serverQueueName() string { return "amq.gen-" + randomID() }
 
 // DeleteQueue deletes a queue (or a stream declared as a queue) and
 // returns how many messages it held. ifUnused fails with
