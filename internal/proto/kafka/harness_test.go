@@ -75,6 +75,9 @@ type rawClient struct {
 	nc   net.Conn
 	br   *bufio.Reader
 	corr int32
+	// sent and read are the bytes written and the frames read (with
+	// their size prefixes), for tests of the server's byte counts.
+	sent, read uint64
 }
 
 func dialRaw(t testing.TB, addr string) *rawClient {
@@ -115,7 +118,9 @@ func (c *rawClient) send(req protocol.Request, version int16) int32 {
 
 func (c *rawClient) write(b []byte) {
 	c.t.Helper()
-	if _, err := c.nc.Write(b); err != nil {
+	n, err := c.nc.Write(b)
+	c.sent += uint64(n)
+	if err != nil {
 		c.t.Fatalf("write: %v", err)
 	}
 }
@@ -123,7 +128,11 @@ func (c *rawClient) write(b []byte) {
 // readFrame reads one response frame, failing the test on a timeout.
 func (c *rawClient) readFrame() ([]byte, error) {
 	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	return protocol.ReadFrame(c.br, nil, base.KafkaRequestBytesMax)
+	frame, err := protocol.ReadFrame(c.br, nil, base.KafkaRequestBytesMax)
+	if err == nil {
+		c.read += uint64(4 + len(frame)) // the size prefix and the frame
+	}
+	return frame, err
 }
 
 // recv reads one response into resp and checks its correlation id.

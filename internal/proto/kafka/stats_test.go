@@ -20,32 +20,10 @@ func TestStatsCountBytesBothWaysAndErrorCodesByName(t *testing.T) {
 		t.Fatalf("a new server's stats = %+v, want zeros", st)
 	}
 	c := dialRaw(t, srv.addr)
-	var sent, read uint64
-	roundTrip := func(req protocol.Request, resp protocol.Response, version int16) {
-		t.Helper()
-		c.corr++
-		frame := rawFrame(req.APIKey(), version, c.corr, req.Encode(nil, version))
-		c.write(frame)
-		sent += uint64(len(frame))
-		in, err := c.readFrame()
-		if err != nil {
-			t.Fatalf("reading the response: %v", err)
-		}
-		read += uint64(len(in) + 4) // the size prefix
-		api, _ := protocol.LookupAPI(resp.APIKey())
-		corr, body, err := protocol.ParseResponseHeader(in, api.ResponseHeaderVersion(version))
-		if err != nil || corr != c.corr {
-			t.Fatalf("response header: correlation id %d, err %v; want %d", corr, err, c.corr)
-		}
-		if err := resp.Decode(body, version); err != nil {
-			t.Fatalf("decoding %T v%d: %v", resp, version, err)
-		}
-	}
-
 	var av protocol.ApiVersionsResponse
-	roundTrip(&protocol.ApiVersionsRequest{ClientSoftwareName: "bad name!", ClientSoftwareVersion: "1"}, &av, 3)
+	c.roundTrip(&protocol.ApiVersionsRequest{ClientSoftwareName: "bad name!", ClientSoftwareVersion: "1"}, &av, 3)
 	var lo protocol.ListOffsetsResponse
-	roundTrip(&protocol.ListOffsetsRequest{ReplicaId: -1, Topics: []protocol.ListOffsetsRequestListOffsetsTopic{{
+	c.roundTrip(&protocol.ListOffsetsRequest{ReplicaId: -1, Topics: []protocol.ListOffsetsRequestListOffsetsTopic{{
 		Name: "ghost", Partitions: []protocol.ListOffsetsRequestListOffsetsPartition{{PartitionIndex: 0, Timestamp: -1}, {PartitionIndex: 1, Timestamp: -1}},
 	}}}, &lo, 7)
 	for _, p := range lo.Topics[0].Partitions {
@@ -55,8 +33,8 @@ func TestStatsCountBytesBothWaysAndErrorCodesByName(t *testing.T) {
 	}
 
 	st := srv.srv.Stats()
-	if st.BytesIn != sent || st.BytesOut != read {
-		t.Errorf("bytes in, out = %d, %d; want %d, %d (what the client wrote and read)", st.BytesIn, st.BytesOut, sent, read)
+	if st.BytesIn != c.sent || st.BytesOut != c.read {
+		t.Errorf("bytes in, out = %d, %d; want %d, %d (what the client wrote and read)", st.BytesIn, st.BytesOut, c.sent, c.read)
 	}
 	want := map[string]uint64{"INVALID_REQUEST": 1, "UNKNOWN_TOPIC_OR_PARTITION": 2}
 	if !reflect.DeepEqual(st.Errors, want) {
