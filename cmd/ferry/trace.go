@@ -39,18 +39,12 @@ the events, for the most recent events (a bounded store).` + clientEnvHelp,
 			if err := o.checkOutput(c, "table", "json"); err != nil {
 				return err
 			}
-			cl, err := o.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := o.ctx(c)
-			defer cancel()
 			if enable != "" || disable != "" {
 				name, on := enable, true
 				if disable != "" {
 					name, on = disable, false
 				}
-				if err := cl.call(ctx, "PUT", pathOf("/api/tracing", name), o.tenantQuery(), map[string]bool{"enabled": on}, nil); err != nil {
+				if err := o.call(c, "PUT", pathOf("/api/tracing", name), o.tenantQuery(), map[string]bool{"enabled": on}, nil); err != nil {
 					return err
 				}
 				_, err := fmt.Fprintf(c.OutOrStdout(), "tracing of %q is %s\n", name, map[bool]string{true: "on", false: "off"}[on])
@@ -60,7 +54,7 @@ the events, for the most recent events (a bounded store).` + clientEnvHelp,
 				MessageID string           `json:"message_id"`
 				Events    []map[string]any `json:"events"`
 			}
-			if err := cl.call(ctx, "GET", pathOf("/api/trace", args[0]), o.tenantQuery(), nil, &tr); err != nil {
+			if err := o.call(c, "GET", pathOf("/api/trace", args[0]), o.tenantQuery(), nil, &tr); err != nil {
 				return err
 			}
 			if o.output == "json" {
