@@ -81,15 +81,14 @@ type publishCall struct {
 	done    func([]PublishResult, error)
 }
 
-func (pc *publishCall) itemDone(slot int, o queue.Outcome, err error) { pc.settled(slot, o, err) }
-
-func (pc *publishCall) settled(i int, o queue.Outcome, err error) {
+// itemDone records the outcome of a copy of message slot.
+func (pc *publishCall) itemDone(slot int, o queue.Outcome, err error) {
 	// A plain enqueue records nothing: only the count goes down. The
 	// writes below happen before their own decrement, which the call's
 	// last settlement observes before it reads results.
 	if err != nil || o == queue.OutcomeRejected || o == queue.OutcomeDeadLettered || o == queue.OutcomeDuplicate {
 		pc.mu.Lock()
-		r := &pc.results[i]
+		r := &pc.results[slot]
 		switch {
 		case err != nil:
 			if r.Err == nil {
