@@ -262,6 +262,12 @@ func (r *publishRun) addCopies(i int, rec *encodedRecord, m *Message) {
 	}
 }
 
+// sendScanMax is how many sends a publish call looks through one by one
+// for a group's; a call with more (a fan-out) indexes them in a map. Not
+// a bound: a scan of a few sends is cheaper than hashing, and most calls
+// have one.
+const sendScanMax = 8
+
 // send returns the call's send to group g. The call's first send gets
 // room for the items of the left messages (most calls go to one group);
 // later ones grow as they fill.
@@ -289,7 +295,7 @@ func (r *publishRun) send(g GroupID, what string, left int) *groupSend {
 		gs = &groupSend{group: g, what: what}
 	}
 	r.sends = append(r.sends, gs)
-	if r.index == nil && len(r.sends) > 8 { // a fan-out: stop scanning
+	if r.index == nil && len(r.sends) > sendScanMax { // a fan-out: stop scanning
 		r.index = make(map[GroupID]*groupSend, len(r.sends))
 		for _, s := range r.sends {
 			r.index[s.group] = s

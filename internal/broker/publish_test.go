@@ -243,7 +243,8 @@ func TestHeadersWithoutOrderingKeyAreCapped(t *testing.T) {
 }
 
 // TestFanOutCallReachesEveryQueueInOrder publishes one call through a
-// fan-out to more queues than send scans before it indexes its groups.
+// fan-out to one queue more than send scans (sendScanMax) before it
+// indexes its groups.
 func TestFanOutCallReachesEveryQueueInOrder(t *testing.T) {
 	b := openNode(t, nodeOpts{})
 	c := guestConn(t, b)
@@ -251,7 +252,7 @@ func TestFanOutCallReachesEveryQueueInOrder(t *testing.T) {
 	if err := c.DeclareExchange(ctx, ExchangeSpec{Name: "fan", Type: "fanout"}); err != nil {
 		t.Fatal(err)
 	}
-	const queues = 12
+	const queues = sendScanMax + 1
 	for i := range queues {
 		q := fmt.Sprint("fq", i)
 		declare(t, c, q)
