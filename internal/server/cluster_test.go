@@ -12,6 +12,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ferry-mq/ferry/internal/admin"
 )
 
 // freePorts returns n distinct free loopback ports. The ports are closed
@@ -135,15 +137,7 @@ func TestThreeNodeClusterFromPeersConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer hresp.Body.Close()
-	var cs struct {
-		Self  uint64 `json:"self"`
-		Nodes []struct {
-			ID       uint64 `json:"id"`
-			RaftAddr string `json:"raft_addr"`
-			State    string `json:"state"`
-			Self     bool   `json:"self"`
-		} `json:"nodes"`
-	}
+	var cs admin.ClusterStatus
 	if err := json.NewDecoder(hresp.Body).Decode(&cs); err != nil || hresp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /api/cluster on node 2: %d %v", hresp.StatusCode, err)
 	}
