@@ -125,9 +125,19 @@ func (c *Client) DeclareQueue(ctx context.Context, name string) error {
 // error other than CodeUnavailable, ctx ends or ClientRetriesMax tries
 // were made; it returns f's last error.
 func (c *Client) retry(ctx context.Context, f func() error) error {
-	var err error
+	return c.retryWhile(ctx, func() (bool, error) {
+		err := f()
+		return base.CodeOf(err) == base.CodeUnavailable, err
+	})
+}
+
+// retryWhile calls f until it answers again false, ctx ends or
+// ClientRetriesMax tries were made, ClientRetryInterval apart; it returns
+// f's last error. Every retry of the Client goes through here.
+func (c *Client) retryWhile(ctx context.Context, f func() (again bool, err error)) error {
 	for try := 1; ; try++ {
-		if err = f(); base.CodeOf(err) != base.CodeUnavailable || try == base.ClientRetriesMax || !c.pause(ctx) {
+		again, err := f()
+		if !again || try == base.ClientRetriesMax || !c.pause(ctx) {
 			return err
 		}
 	}
@@ -182,17 +192,18 @@ func (c *Client) Publish(ctx context.Context, exchange, routingKey string, msgs 
 	for i, m := range msgs {
 		bm[i], index[i] = toBroker(exchange, routingKey, m), i
 	}
-	for try := 1; ; try++ {
+	return c.retryWhile(ctx, func() (bool, error) {
 		again, err := c.publishOnce(ctx, exchange, routingKey, bm, index)
-		if len(again) == 0 || try == base.ClientRetriesMax || !c.pause(ctx) {
-			return err
+		if len(again) == 0 {
+			return false, err
 		}
 		next, nextIndex := bm[:0:0], index[:0:0]
 		for _, i := range again {
 			next, nextIndex = append(next, bm[i]), append(nextIndex, index[i])
 		}
 		bm, index = next, nextIndex
-	}
+		return true, err
+	})
 }
 
 // publishOnce makes one Publish call of bm and returns the positions in bm
