@@ -30,15 +30,16 @@ type serverStats struct {
 
 // countResponse counts the non-zero error codes of msg.
 func (st *serverStats) countResponse(msg protocol.Response) {
-	walk := errorCodeWalker(reflect.TypeOf(msg))
-	if walk == nil {
-		return
+	if walk := errorCodeWalker(reflect.TypeOf(msg)); walk != nil {
+		walk(reflect.ValueOf(msg), st)
 	}
-	walk(reflect.ValueOf(msg), func(code int16) {
-		if code != 0 {
-			st.CountError(protocol.ErrorCode(code))
-		}
-	})
+}
+
+// code counts one error code field's value; zero, success, counts nothing.
+func (st *serverStats) code(code int16) {
+	if code != 0 {
+		st.CountError(protocol.ErrorCode(code))
+	}
 }
 
 // Stats returns a snapshot of the server's counters; the caller owns the
@@ -47,8 +48,14 @@ func (s *Server) Stats() Stats {
 	return Stats(s.stats.Snapshot())
 }
 
-// codeWalk calls count with every ErrorCode field reachable from v.
-type codeWalk func(v reflect.Value, count func(int16))
+// codeWalk passes the value of every ErrorCode field reachable from v,
+// zero or not, to the sink.
+type codeWalk func(v reflect.Value, to codeSink)
+
+// codeSink receives the error codes of a walk: an interface, not a func,
+// so that the walk of every response does not allocate a closure over its
+// server's counters.
+type codeSink interface{ code(int16) }
 
 // walkers caches a codeWalk per response type (reflect.Type → codeWalk,
 // nil when the type holds no ErrorCode field): the generated messages
@@ -77,9 +84,9 @@ func buildWalker(t reflect.Type, depth int) codeWalk {
 		if elem == nil {
 			return nil
 		}
-		return func(v reflect.Value, count func(int16)) {
+		return func(v reflect.Value, to codeSink) {
 			if !v.IsNil() {
-				elem(v.Elem(), count)
+				elem(v.Elem(), to)
 			}
 		}
 	case reflect.Slice:
@@ -87,9 +94,9 @@ func buildWalker(t reflect.Type, depth int) codeWalk {
 		if elem == nil {
 			return nil
 		}
-		return func(v reflect.Value, count func(int16)) {
+		return func(v reflect.Value, to codeSink) {
 			for i := range v.Len() {
-				elem(v.Index(i), count)
+				elem(v.Index(i), to)
 			}
 		}
 	case reflect.Struct:
@@ -122,12 +129,12 @@ func buildStructWalker(t reflect.Type, depth int) codeWalk {
 	if len(codes) == 0 && len(inner) == 0 {
 		return nil
 	}
-	return func(v reflect.Value, count func(int16)) {
+	return func(v reflect.Value, to codeSink) {
 		for _, i := range codes {
-			count(int16(v.Field(i).Int()))
+			to.code(int16(v.Field(i).Int()))
 		}
 		for _, n := range inner {
-			n.walk(v.Field(n.field), count)
+			n.walk(v.Field(n.field), to)
 		}
 	}
 }

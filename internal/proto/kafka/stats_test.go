@@ -42,6 +42,11 @@ func TestStatsCountBytesBothWaysAndErrorCodesByName(t *testing.T) {
 	}
 }
 
+// seenCodes is a codeSink keeping every code a walk hands it.
+type seenCodes []int16
+
+func (s *seenCodes) code(c int16) { *s = append(*s, c) }
+
 // TestErrorCodeWalkFindsNestedCodesAndSkipsZeros: the walk reaches error
 // codes at every level of a response (top, topic, partition) and through
 // pointers, and reports the zero codes of successes to the counter, which
@@ -57,8 +62,8 @@ func TestErrorCodeWalkFindsNestedCodesAndSkipsZeros(t *testing.T) {
 			{Index: 0, ErrorCode: int16(protocol.ErrorCodeMessageTooLarge)},
 		}},
 	}}
-	var seen []int16
-	errorCodeWalker(reflect.TypeOf(resp))(reflect.ValueOf(resp), func(c int16) { seen = append(seen, c) })
+	var seen seenCodes
+	errorCodeWalker(reflect.TypeOf(resp))(reflect.ValueOf(resp), &seen)
 	if len(seen) != 4 {
 		t.Errorf("walk saw codes %v, want the 4 partitions' codes", seen)
 	}
@@ -121,8 +126,8 @@ func TestErrorCodeWalkReachesTheDepthBoundAndRefusesOneMore(t *testing.T) {
 		inner = inner.Field(0)
 	}
 	inner.Field(0).SetInt(int64(protocol.ErrorCodeNotCoordinator))
-	var seen []int16
-	buildWalker(at.Type(), 0)(at, func(c int16) { seen = append(seen, c) })
+	var seen seenCodes
+	buildWalker(at.Type(), 0)(at, &seen)
 	if len(seen) != 1 || seen[0] != int16(protocol.ErrorCodeNotCoordinator) {
 		t.Errorf("a code %d structs deep: walk saw %v, want [%d]", base.KafkaStatsWalkDepthMax, seen, protocol.ErrorCodeNotCoordinator)
 	}
