@@ -12,8 +12,9 @@ import (
 // Offsets in a batch header (Kafka's RecordBatch v2), for tests that forge
 // one.
 const (
-	batchCRCAt         = batch.CRCStart - 4
-	batchRecordCountAt = batch.HeaderSize - 4
+	batchCRCAt             = batch.CRCStart - 4
+	batchLastOffsetDeltaAt = batch.CRCStart + 2
+	batchRecordCountAt     = batch.HeaderSize - 4
 )
 
 // smallestRecordsBatch builds a batch of n records of recordBytesMin bytes
@@ -82,13 +83,7 @@ func TestDecodeBatchMakesRoomOnlyForTheRecordsItsBytesCanHold(t *testing.T) {
 func FuzzDecodeBatch(f *testing.F) {
 	f.Add(smallestRecordsBatch(f, 3))
 	f.Add(withRecordCount(smallestRecordsBatch(f, 3), base.BatchRecordsMax))
-	var enc recordEncoder
-	m := Message{RoutingKey: "k", Body: []byte("body"), Headers: allKinds()}
-	rec, err := enc.encode(&m, 0)
-	if err != nil {
-		f.Fatal(err)
-	}
-	good, err := buildBatch(nil, []*pubItem{{rec: &rec}}, 5, true)
+	good, err := buildBatch(nil, encodeItems(f, []Message{{RoutingKey: "k", Body: []byte("body"), Headers: allKinds()}}), 5, true)
 	if err != nil {
 		f.Fatal(err)
 	}

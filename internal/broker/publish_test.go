@@ -285,17 +285,28 @@ func TestFanOutCallReachesEveryQueueInOrder(t *testing.T) {
 	}
 }
 
-func TestBatchBuiltIntoAReusedBufferMatchesAFreshOne(t *testing.T) {
-	var enc recordEncoder
-	var items []*pubItem
-	for i := range 20 {
-		m := Message{RoutingKey: fmt.Sprint("k", i), Body: []byte(strings.Repeat("b", i*10)), MessageID: fmt.Sprint(i)}
-		rec, err := enc.encode(&m, 0)
+// encodeItems encodes msgs with one encoder, as a publish call does, and
+// returns an item per message.
+func encodeItems(t testing.TB, msgs []Message) []*pubItem {
+	t.Helper()
+	enc := recordEncoder{expect: len(msgs)}
+	items := make([]*pubItem, len(msgs))
+	for i := range msgs {
+		rec, err := enc.encode(&msgs[i], 0)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("encoding message %d: %v", i, err)
 		}
-		items = append(items, &pubItem{rec: &rec})
+		items[i] = &pubItem{rec: &rec}
 	}
+	return items
+}
+
+func TestBatchBuiltIntoAReusedBufferMatchesAFreshOne(t *testing.T) {
+	var msgs []Message
+	for i := range 20 {
+		msgs = append(msgs, Message{RoutingKey: fmt.Sprint("k", i), Body: []byte(strings.Repeat("b", i*10)), MessageID: fmt.Sprint(i)})
+	}
+	items := encodeItems(t, msgs)
 	want, err := buildBatch([]byte{tagEnqueue}, items, 77, true)
 	if err != nil {
 		t.Fatal(err)
@@ -342,17 +353,11 @@ func TestBatchBuffersAreKeptUpToTheirLimit(t *testing.T) {
 // byte (the CRC) and a record count that does not match the records
 // (structure, under a recomputed CRC).
 func TestDecodeBatchStillRefusesDamage(t *testing.T) {
-	var enc recordEncoder
-	var items []*pubItem
+	var msgs []Message
 	for i := range 3 {
-		m := Message{RoutingKey: "k", Body: []byte(fmt.Sprint("body", i))}
-		rec, err := enc.encode(&m, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		items = append(items, &pubItem{rec: &rec})
+		msgs = append(msgs, Message{RoutingKey: "k", Body: []byte(fmt.Sprint("body", i))})
 	}
-	good, err := buildBatch(nil, items, 5, true)
+	good, err := buildBatch(nil, encodeItems(t, msgs), 5, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,9 +370,9 @@ func TestDecodeBatchStillRefusesDamage(t *testing.T) {
 		t.Errorf("a flipped byte: got %v, want CodeCorrupt", err)
 	}
 	miscounted := bytes.Clone(good)
-	binary.BigEndian.PutUint32(miscounted[57:], 2) // recordCount
-	binary.BigEndian.PutUint32(miscounted[23:], 1) // lastOffsetDelta
-	binary.BigEndian.PutUint32(miscounted[17:], batch.Checksum(miscounted[21:]))
+	binary.BigEndian.PutUint32(miscounted[batchRecordCountAt:], 2)
+	binary.BigEndian.PutUint32(miscounted[batchLastOffsetDeltaAt:], 1)
+	binary.BigEndian.PutUint32(miscounted[batchCRCAt:], batch.Checksum(miscounted[batch.CRCStart:]))
 	if _, err := decodeBatch(miscounted); base.CodeOf(err) != base.CodeCorrupt {
 		t.Errorf("a record count short of the records, under a good CRC: got %v, want CodeCorrupt", err)
 	}
@@ -378,18 +383,12 @@ func TestDecodeBatchStillRefusesDamage(t *testing.T) {
 //
 //	go test ./internal/broker -run XXX -bench DecodeQueueBatch -benchmem
 func BenchmarkDecodeQueueBatch(b *testing.B) {
-	enc := recordEncoder{expect: 256}
-	var items []*pubItem
+	msgs := make([]Message, 256)
 	body := make([]byte, 1024)
-	for range 256 {
-		m := Message{RoutingKey: "bench", Body: body, RawAMQPProperties: []byte{0, 0}}
-		rec, err := enc.encode(&m, 0)
-		if err != nil {
-			b.Fatal(err)
-		}
-		items = append(items, &pubItem{rec: &rec})
+	for i := range msgs {
+		msgs[i] = Message{RoutingKey: "bench", Body: body, RawAMQPProperties: []byte{0, 0}}
 	}
-	data, err := buildBatch(nil, items, 5, false)
+	data, err := buildBatch(nil, encodeItems(b, msgs), 5, false)
 	if err != nil {
 		b.Fatal(err)
 	}
