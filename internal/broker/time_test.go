@@ -18,9 +18,10 @@ func fakeNode(t *testing.T) (*Broker, *base.FakeClock) {
 	return b, clock
 }
 
-func TestMessageTTLDeadLettersExpiredMessages(t *testing.T) {
-	b, clock := fakeNode(t)
-	c := guestConn(t, b)
+// declareExpiredTarget declares a fanout exchange "dlx" bound to a queue
+// "expired", for queues to dead-letter into.
+func declareExpiredTarget(t *testing.T, c *Conn) {
+	t.Helper()
 	ctx := testCtx(t)
 	if err := c.DeclareExchange(ctx, ExchangeSpec{Name: "dlx", Type: "fanout"}); err != nil {
 		t.Fatal(err)
@@ -29,13 +30,17 @@ func TestMessageTTLDeadLettersExpiredMessages(t *testing.T) {
 	if err := c.Bind(ctx, BindingSpec{Source: "dlx", Destination: "expired"}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestMessageTTLDeadLettersExpiredMessages(t *testing.T) {
+	b, clock := fakeNode(t)
+	c := guestConn(t, b)
+	ctx := testCtx(t)
+	declareExpiredTarget(t, c)
 	declare(t, c, "ttl", Header{"x-message-ttl", IntValue(KindInt64, 60_000)},
 		Header{"x-dead-letter-exchange", StringValue("dlx")})
 	publishOne(t, c, "", "ttl", "queue-ttl")
-	res, err := c.Publish(ctx, "", []Message{{RoutingKey: "ttl", Expiration: "1000", Body: []byte("msg-ttl")}}, PublishOptions{})
-	if err != nil || res[0].Err != nil {
-		t.Fatal(err, res)
-	}
+	publishAll(t, c, []Message{{RoutingKey: "ttl", Expiration: "1000", Body: []byte("msg-ttl")}})
 	clock.Advance(999 * time.Millisecond)
 	if st, _ := b.QueueStats("/", "expired"); st.Ready != 0 {
 		t.Fatalf("before the message TTL: %d dead-lettered, want 0", st.Ready)
@@ -187,19 +192,9 @@ func (t movingTimer) Reset(d time.Duration) bool {
 func ttlToDeadLetter(t *testing.T, clock base.Clock) *Broker {
 	b := openNode(t, nodeOpts{clock: clock})
 	c := guestConn(t, b)
-	ctx := testCtx(t)
-	if err := c.DeclareExchange(ctx, ExchangeSpec{Name: "dlx", Type: "fanout"}); err != nil {
-		t.Fatal(err)
-	}
-	declare(t, c, "expired")
-	if err := c.Bind(ctx, BindingSpec{Source: "dlx", Destination: "expired"}); err != nil {
-		t.Fatal(err)
-	}
+	declareExpiredTarget(t, c)
 	declare(t, c, "ttl", Header{"x-dead-letter-exchange", StringValue("dlx")})
-	res, err := c.Publish(ctx, "", []Message{{RoutingKey: "ttl", Expiration: "1000", Body: []byte("late?")}}, PublishOptions{})
-	if err != nil || res[0].Err != nil {
-		t.Fatal(err, res)
-	}
+	publishAll(t, c, []Message{{RoutingKey: "ttl", Expiration: "1000", Body: []byte("late?")}})
 	return b
 }
 
