@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-mq/ferry/internal/base/vfs"
 	"github.com/ferry-mq/ferry/internal/broker"
 	"github.com/ferry-mq/ferry/internal/proto/kafka/protocol"
 )
@@ -29,12 +30,7 @@ func startBrokerIn(t testing.TB, dir string) (*broker.Broker, *testServer) {
 
 func startBrokerAt(t testing.TB, dir string, mod func(*Config)) (*broker.Broker, *testServer) {
 	t.Helper()
-	b, err := broker.Open(broker.Config{NodeID: 1, Dir: dir, Logger: testLogger(),
-		TickInterval: 10 * time.Millisecond, LeaderPollInterval: 5 * time.Millisecond,
-		Flow: broker.FlowConfig{Disabled: true}})
-	if err != nil {
-		t.Fatalf("broker.Open: %v", err)
-	}
+	b := openBrokerIn(t, dir, nil)
 	t.Cleanup(func() {
 		if err := b.Close(); err != nil {
 			t.Errorf("broker.Close: %v", err)
@@ -43,6 +39,18 @@ func startBrokerAt(t testing.TB, dir string, mod func(*Config)) (*broker.Broker,
 	waitBrokerReady(t, b)
 	srv := startServer(t, &BrokerBackend{B: b, ClusterID: "ferry-test"}, mod)
 	return b, srv
+}
+
+// openBrokerIn opens a single-node broker in dir on fs (nil: the OS's);
+// the caller closes it.
+func openBrokerIn(t testing.TB, dir string, fs vfs.FS) *broker.Broker {
+	t.Helper()
+	b, err := broker.Open(broker.Config{NodeID: 1, Dir: dir, FS: fs, Logger: testLogger(), TickInterval: 10 * time.Millisecond,
+		LeaderPollInterval: 5 * time.Millisecond, Flow: broker.FlowConfig{Disabled: true}})
+	if err != nil {
+		t.Fatalf("broker.Open: %v", err)
+	}
+	return b
 }
 
 // waitBrokerReady waits until the broker's controller is bootstrapped:

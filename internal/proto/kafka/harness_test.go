@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,23 +50,36 @@ func startServer(t testing.TB, b Backend, mod func(*Config)) *testServer {
 	if mod != nil {
 		mod(&cfg)
 	}
-	srv, err := NewServer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(context.Background(), ln) }() // owned: ends with Close below
-	t.Cleanup(func() {
-		srv.Close()
-		if err := <-done; err != nil && !errors.Is(err, ErrServerClosed) {
-			t.Errorf("Serve returned %v, want ErrServerClosed", err)
-		}
-	})
+	srv, _ := serve(t, cfg, ln)
 	return &testServer{srv: srv, addr: ln.Addr().String()}
+}
+
+// serve serves a new Server of cfg on ln; stop closes the server and
+// waits for Serve to return (also done when the test ends).
+func serve(t testing.TB, cfg Config, ln net.Listener) (srv *Server, stop func()) {
+	t.Helper()
+	srv, err := NewServer(cfg)
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(context.Background(), ln) }() // owned: stop ends it and waits
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			srv.Close()
+			if err := <-done; err != nil && !errors.Is(err, ErrServerClosed) {
+				t.Errorf("Serve returned %v, want ErrServerClosed", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return srv, stop
 }
 
 // rawClient speaks the Kafka protocol with the codec, for tests of what

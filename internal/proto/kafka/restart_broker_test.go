@@ -1,8 +1,6 @@
 package kafka
 
 import (
-	"context"
-	"errors"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -17,17 +15,6 @@ import (
 	"github.com/ferry-mq/ferry/internal/broker"
 	"github.com/ferry-mq/ferry/internal/proto/kafka/protocol"
 )
-
-// openBrokerIn opens a single-node broker in dir on fs (nil: the OS's).
-func openBrokerIn(t testing.TB, dir string, fs vfs.FS) *broker.Broker {
-	t.Helper()
-	b, err := broker.Open(broker.Config{NodeID: 1, Dir: dir, FS: fs, Logger: testLogger(), TickInterval: 10 * time.Millisecond,
-		LeaderPollInterval: 5 * time.Millisecond, Flow: broker.FlowConfig{Disabled: true}})
-	if err != nil {
-		t.Fatalf("broker.Open: %v", err)
-	}
-	return b
-}
 
 // logGate is a file system on which every group's log but the
 // controller's (group 0) cannot be opened until open is called: a node
@@ -53,27 +40,12 @@ func (g *logGate) Inject(p vfs.Point) error {
 
 func (g *logGate) open() { g.once.Do(func() { close(g.gate) }) }
 
-// serveOn serves Kafka for b on ln; stop closes the server and waits for
-// Serve to return (also done when the test ends).
+// serveOn serves Kafka for b on ln, as startBrokerAt's server does; stop
+// closes the server and waits for Serve to return (also done when the
+// test ends).
 func serveOn(t testing.TB, b *broker.Broker, ln net.Listener) (srv *Server, stop func()) {
 	t.Helper()
-	srv, err := NewServer(Config{Backend: &BrokerBackend{B: b, ClusterID: "ferry-test"}, Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(context.Background(), ln) }() // owned: stop ends it and waits
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			srv.Close()
-			if err := <-done; err != nil && !errors.Is(err, ErrServerClosed) {
-				t.Errorf("Serve returned %v, want ErrServerClosed", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return srv, stop
+	return serve(t, Config{Backend: &BrokerBackend{B: b, ClusterID: "ferry-test"}, Logger: testLogger()}, ln)
 }
 
 // produceValues produces one record per value to topic's partition 0.
