@@ -89,16 +89,6 @@ func (o *clientOpts) client() (*apiClient, error) {
 	return &apiClient{base: u, o: o, http: &http.Client{Timeout: o.timeout}}, nil
 }
 
-// codeByName maps the stable names of the JSON errors back to codes.
-func codeByName(name string) (base.Code, bool) {
-	for _, c := range base.Codes() {
-		if c.String() == name {
-			return c, true
-		}
-	}
-	return 0, false
-}
-
 // call sends method path?query (path already escaped: see pathOf) with in as JSON (nil: no body) and
 // decodes the answer into out (nil: ignored). Errors carry the API's code
 // (so the exit code follows it) or say that the node cannot be reached.
@@ -176,7 +166,7 @@ func apiError(server *url.URL, status int, data []byte) error {
 	case "access_refused":
 		msg += "\nAsk an administrator for the permission or tag, or log in as another user (--user)."
 	}
-	if c, ok := codeByName(eb.Error.Code); ok {
+	if c, ok := base.CodeNamed(eb.Error.Code); ok {
 		return base.Errorf(c, "%s", msg)
 	}
 	return fmt.Errorf("%s (%s)", msg, eb.Error.Code)

@@ -432,10 +432,8 @@ func setTracingAction(q *consoleReq) (string, string, error) {
 // codeNamed returns the code whose name is s (a publish outcome carries
 // its code by name); an outcome without one failed a precondition.
 func codeNamed(s string) base.Code {
-	for _, c := range base.Codes() {
-		if c.String() == s {
-			return c
-		}
+	if c, ok := base.CodeNamed(s); ok {
+		return c
 	}
 	return base.CodePreconditionFailed
 }

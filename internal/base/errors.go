@@ -89,6 +89,17 @@ func Codes() []Code {
 	return out
 }
 
+// CodeNamed returns the code whose String is name (as the HTTP API and
+// the wire carry it), and false when no code has that name.
+func CodeNamed(name string) (Code, bool) {
+	for c := range codeTable {
+		if c.String() == name {
+			return c, true
+		}
+	}
+	return 0, false
+}
+
 // Error is an error with a stable code. Msg says what went wrong in words a
 // user can act on; Err, when set, is the underlying cause.
 type Error struct {

@@ -85,3 +85,16 @@ func TestBugfPanicsWithBUGPrefix(t *testing.T) {
 	Assert(false, "offset %d went backwards", 5)
 	t.Errorf("Assert(false) returned")
 }
+
+// TestCodeNamedInvertsString: every code is found by its name, and a name
+// no code has is not.
+func TestCodeNamedInvertsString(t *testing.T) {
+	for _, c := range Codes() {
+		if got, ok := CodeNamed(c.String()); !ok || got != c {
+			t.Errorf("CodeNamed(%q) = %v, %v; want %v, true", c.String(), got, ok, c)
+		}
+	}
+	if got, ok := CodeNamed("no_such_code"); ok {
+		t.Errorf("CodeNamed(\"no_such_code\") = %v, true; want false", got)
+	}
+}
