@@ -9,8 +9,11 @@ func Bugf(format string, args ...any) {
 	panic("BUG: " + fmt.Sprintf(format, args...))
 }
 
-// Assert panics with a "BUG:" message when cond is false. It is cheap and
-// always on; guard expensive checks with InvariantsEnabled.
+// Assert panics with a "BUG:" message when cond is false. It is always on;
+// guard expensive checks with InvariantsEnabled. Its arguments are
+// evaluated, and boxed into the variadic slice, on every call, also when
+// cond holds: on a per-message path with non-constant arguments write
+// `if !cond { Bugf(...) }`, which formats only when the check fails.
 func Assert(cond bool, format string, args ...any) {
 	if !cond {
 		Bugf(format, args...)
