@@ -364,9 +364,7 @@ func (b *Broker) coordinatorFor(ctx context.Context, group string) (*coordinator
 func (b *Broker) coordinatorPlacement(ctx context.Context, group string) (controller.Placement, error) {
 	for {
 		changed := b.ctrl.changed()
-		var p controller.Placement
-		var err error
-		b.ctrl.read(func(c *controller.Controller) { p, err = c.CoordinatorFor(group) })
+		p, err := b.coordinatorOf(group)
 		if err == nil {
 			return p, nil
 		}
@@ -376,6 +374,14 @@ func (b *Broker) coordinatorPlacement(ctx context.Context, group string) (contro
 			return p, err
 		}
 	}
+}
+
+// coordinatorOf returns the placement of group's coordinator as this
+// node's controller replica has it now; the error is the controller's
+// (no coordinators before the bootstrap is applied).
+func (b *Broker) coordinatorOf(group string) (p controller.Placement, err error) {
+	b.ctrl.read(func(c *controller.Controller) { p, err = c.CoordinatorFor(group) })
+	return p, err
 }
 
 // coordinatorLoading is the answer of a coordinator still loading once the
@@ -395,9 +401,7 @@ func (b *Broker) notCoordinator(group string, g GroupID, lead NodeID) error {
 // CoordinatorNode returns the node leading the coordinator of a consumer
 // group (Kafka FindCoordinator), 0 when unknown.
 func (b *Broker) CoordinatorNode(group string) NodeID {
-	var p controller.Placement
-	var err error
-	b.ctrl.read(func(c *controller.Controller) { p, err = c.CoordinatorFor(group) })
+	p, err := b.coordinatorOf(group)
 	if err != nil {
 		return 0
 	}

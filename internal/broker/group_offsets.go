@@ -45,9 +45,7 @@ func (c *Conn) DeleteOffsets(ctx context.Context, group string, parts []Partitio
 // coordinatorHere returns the running leader runtime of group's
 // coordinator on this node, or nil.
 func (b *Broker) coordinatorHere(group string) *coordinatorLeader {
-	var p controller.Placement
-	var err error
-	b.ctrl.read(func(c *controller.Controller) { p, err = c.CoordinatorFor(group) })
+	p, err := b.coordinatorOf(group)
 	if err != nil {
 		return nil
 	}
