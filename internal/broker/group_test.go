@@ -22,7 +22,7 @@ func advanceUntil(t testing.TB, b *Broker, clock interface{ Advance(time.Duratio
 		if time.Now().After(deadline) {
 			t.Fatal("the awaited call did not complete")
 		}
-		act := b.activity.changed()
+		act := b.activity.Changed()
 		clock.Advance(step)
 		select {
 		case <-act:

@@ -84,7 +84,7 @@ func (f *queueFSM) Apply(entries []replication.Entry, results []any) {
 		ql.kick()
 	}
 	if f.b != nil {
-		f.b.activity.signal()
+		f.b.activity.Signal()
 	}
 }
 

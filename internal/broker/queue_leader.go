@@ -276,7 +276,7 @@ func (ql *queueLeader) dispatch() {
 		ql.checkAutoDelete()
 	}
 	ql.flushSettlements()
-	ql.b.activity.signal()
+	ql.b.activity.Signal()
 }
 
 // deliver hands one message to its local subscription. A consumer that is

@@ -93,7 +93,7 @@ func waitFor(t testing.TB, b *Broker, cond func() bool, describe func() string) 
 	timeout := time.NewTimer(testTimeout)
 	defer timeout.Stop()
 	for {
-		act, ready, ctl := b.activity.changed(), b.readyChanged(), b.ctrl.changed()
+		act, ready, ctl := b.activity.Changed(), b.readyChanged(), b.ctrl.changed()
 		if cond() {
 			return
 		}
@@ -113,7 +113,7 @@ func waitFor(t testing.TB, b *Broker, cond func() bool, describe func() string) 
 // after, a change falling in between is missed and the wait lasts
 // testTimeout.
 func nextChange(b *Broker) (wait func()) {
-	act, ready, ctl := b.activity.changed(), b.readyChanged(), b.ctrl.changed()
+	act, ready, ctl := b.activity.Changed(), b.readyChanged(), b.ctrl.changed()
 	return func() {
 		t := time.NewTimer(testTimeout)
 		defer t.Stop()
