@@ -216,6 +216,13 @@ const (
 	// so a peer cannot fill the disk with one.
 	SnapshotBytesMax = 64 << 30
 
+	// RaftSnapshotLogGrowth is how many times its last snapshot's size a
+	// group's log must grow before the next snapshot, unless that snapshot
+	// lets the log drop SnapshotEntries entries: snapshots then cost at
+	// most a quarter of the log's writes, and a restart replays at most
+	// four times the state's size in log (replication's snapshotPays).
+	RaftSnapshotLogGrowth = 4
+
 	// SnapshotStreamsMax bounds the snapshot streams in flight to or from
 	// one peer; more are refused and retried by Raft later.
 	SnapshotStreamsMax = 2

@@ -55,8 +55,10 @@ type Config struct {
 	// disables quiescence.
 	QuiesceTicks int
 	// SnapshotEntries and SnapshotBytes: a replica snapshots its FSM when
-	// this many entries or bytes were applied since its last snapshot;
-	// defaults 10,000 and 64 MiB.
+	// this many entries or bytes were applied since its last snapshot
+	// (defaults 10,000 and 64 MiB), and the snapshot lets the log drop
+	// SnapshotEntries entries or the log grew by base.RaftSnapshotLogGrowth
+	// times the last snapshot's size.
 	SnapshotEntries uint64
 	SnapshotBytes   uint64
 	// MaxClockRateDrift is the largest fraction by which two nodes' clocks

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -213,4 +214,51 @@ func TestASecondResultOfACallReachesNoOtherCall(t *testing.T) {
 			t.Fatalf("round %d, second call: got the result of index %d, want its own (2)", i, r.Index)
 		}
 	}
+}
+
+// An FSM whose state grows with its log and which retains all of it (a
+// queue filling up with no consumer) is not snapshotted every
+// SnapshotEntries entries: each snapshot encodes the whole state, so that
+// would be quadratic work. A snapshot waits until the log grew by
+// base.RaftSnapshotLogGrowth times the last one's size, unless it lets the
+// log drop SnapshotEntries entries, which it does again once the FSM stops
+// retaining them (the consumer caught up).
+func TestSnapshotsOfAGrowingRetainedStateAreSpacedByItsSize(t *testing.T) {
+	const every = 4
+	c := newTestCluster(t, []NodeID{1}, func(cfg *Config) { cfg.SnapshotEntries = every })
+	f := c.open(1, 1, []NodeID{1})
+	f.mu.Lock()
+	f.retain = 1
+	f.mu.Unlock()
+	c.waitLeader(1)
+	n := c.nodes[1]
+	cmd := strings.Repeat("x", 100)
+	const entries = 200
+	for i := range entries {
+		if r := c.propose(1, 1, cmd); r.Err != nil {
+			t.Fatalf("proposal %d: %v", i, r.Err)
+		}
+	}
+	// The listFSM's snapshot holds every entry, so it is at least 100
+	// bytes per entry applied, and the log must grow by four times that:
+	// snapshots after about 4, 20 and 100 entries, not every 4 (50).
+	if got := n.e.Metrics().Snapshots; got < 2 || got > 4 {
+		t.Errorf("%d entries of 100 bytes, a snapshot due every %d: got %d snapshots, want 2 to 4", entries, every, got)
+	}
+	if first := n.e.groupLogFirst(1); first != 1 {
+		t.Errorf("log starts at %d, want 1: the FSM retains every entry", first)
+	}
+	taken := n.e.Metrics().Snapshots
+	st, _ := n.e.Status(1)
+	f.mu.Lock()
+	f.retain = st.Applied + 1
+	f.mu.Unlock()
+	for i := range every {
+		if r := c.propose(1, 1, cmd); r.Err != nil {
+			t.Fatalf("proposal %d after the release: %v", i, r.Err)
+		}
+	}
+	c.runUntil("a snapshot that compacts the released log", 100, func() bool {
+		return n.e.Metrics().Snapshots > taken && n.e.groupLogFirst(1) > st.Applied
+	})
 }

@@ -43,6 +43,10 @@ type group struct {
 	applied, appliedTerm uint64
 	appliedSinceSnap     uint64 // entries applied since the last snapshot
 	bytesSinceSnap       uint64
+	// snapBytes is the size of the last snapshot this replica took (0
+	// before its first since it opened, and after it installed one), for
+	// snapshotPays.
+	snapBytes uint64
 
 	queued   []*request          // proposals to step this iteration
 	proposed []*request          // stepped this iteration; positions come with the Ready

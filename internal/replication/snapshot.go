@@ -73,18 +73,38 @@ func openSnapFile(fsys vfs.FS, name string) (vfs.File, *snapReader, error) {
 }
 
 // maybeSnapshot snapshots the FSM when enough was applied since the last
-// snapshot, or when raft needs one newer than the last membership change.
+// snapshot and a snapshot pays for itself (snapshotPays), or when raft
+// needs one newer than the last membership change.
 func (g *group) maybeSnapshot() error {
 	if g.snapPending != nil || g.applied == 0 || g.applied <= g.st.snap.Index {
 		return nil
 	}
 	c := &g.e.cfg
-	due := g.appliedSinceSnap >= c.SnapshotEntries || g.bytesSinceSnap >= c.SnapshotBytes ||
-		(g.snapWanted && g.applied >= g.confIndex)
-	if !due {
+	enough := g.appliedSinceSnap >= c.SnapshotEntries || g.bytesSinceSnap >= c.SnapshotBytes
+	if !(enough && g.snapshotPays()) && !(g.snapWanted && g.applied >= g.confIndex) {
 		return nil
 	}
 	return g.takeSnapshot()
+}
+
+// snapshotPays reports whether a snapshot now is worth its cost. A
+// snapshot encodes the FSM's whole state, so one taken every SnapshotBytes
+// of log costs, for a state that grows with the log (a queue filling up
+// with no consumer), work quadratic in the log. It pays when it lets the
+// log drop at least SnapshotEntries entries, or when the log grew by
+// base.RaftSnapshotLogGrowth times the last snapshot's size: then writing
+// snapshots costs at most that fraction of writing the log, and a restart
+// replays at most that multiple of the state's size in log.
+func (g *group) snapshotPays() bool {
+	if g.bytesSinceSnap >= base.RaftSnapshotLogGrowth*g.snapBytes {
+		return true
+	}
+	keep := g.applied + 1
+	if r := g.fsm.RetainFrom(); r != 0 && r < keep {
+		keep = r
+	}
+	first := g.log.FirstIndex()
+	return keep > first && keep-first >= g.e.cfg.SnapshotEntries
 }
 
 // takeSnapshot writes the FSM's state at the applied index to a durable
@@ -102,8 +122,10 @@ func (g *group) takeSnapshot() error {
 	}
 	name := fmt.Sprintf("%020d-%020d.snap", index, term)
 	hdr := &snapHeader{Group: g.id, Index: index, Term: term, RetainFrom: keep, FirstOffset: off, ConfState: g.confState}
+	var size countWriter
 	err = writeFileDurably(g.e.cfg.FS, g.dir, name, func(w io.Writer) error {
-		sw := newSnapWriter(w, hdr)
+		size.w = w
+		sw := newSnapWriter(&size, hdr)
 		if err := g.fsm.Snapshot(sw); err != nil {
 			return fmt.Errorf("FSM snapshot: %w", err)
 		}
@@ -112,11 +134,24 @@ func (g *group) takeSnapshot() error {
 	if err != nil {
 		return fmt.Errorf("group %d: %w", g.id, err)
 	}
+	g.snapBytes = size.n
 	g.snapPending = &SnapshotMeta{Index: index, Term: term, ConfState: cloneConfState(g.confState), File: name, RetainFrom: keep, FirstOffset: off}
 	g.l.metaPending = append(g.l.metaPending, g)
 	g.appliedSinceSnap, g.bytesSinceSnap, g.snapWanted = 0, 0, false
 	g.e.metrics.snapshots.Add(1)
 	return nil
+}
+
+// countWriter counts the bytes written through it.
+type countWriter struct {
+	w io.Writer
+	n uint64
+}
+
+func (c *countWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += uint64(n)
+	return n, err
 }
 
 // snapshotUpdate is the state commit of a pending snapshot: its metadata
@@ -319,7 +354,7 @@ func (g *group) restoreInstalled() error {
 	}
 	g.applied, g.appliedTerm = meta.Index, meta.Term
 	g.setConfState(cloneConfState(meta.ConfState), meta.Index)
-	g.appliedSinceSnap, g.bytesSinceSnap = 0, 0
+	g.appliedSinceSnap, g.bytesSinceSnap, g.snapBytes = 0, 0, 0
 	for len(g.props) > 0 && g.props[0].index <= meta.Index {
 		r := g.props[0]
 		g.props = g.props[1:]
