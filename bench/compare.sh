@@ -15,6 +15,7 @@
 #                         [--ferry-amqp HOST:PORT] [--ferry-mqtt HOST:PORT]
 #                         [--ferry-kafka HOST:PORT] [--ferry-pid PID]
 #                         [--doc FILE] [--keep] [--pprof]
+#                         [--pin BROKER_CPUS:DRIVER_CPUS]
 #   --quick       fewer and smaller variants, one run each: under 5 minutes
 #   --runs N      runs per figure (default 3; --quick: 1)
 #   --only LIST   comma-separated subset of: rabbitmq,nats,mosquitto,ferry
@@ -27,6 +28,10 @@
 #   --pprof       build Ferry with -tags ferry_pprof and serve net/http/pprof
 #                 on a free loopback port (printed when it starts), for
 #                 go tool pprof during the run
+#   --pin B:D     run every broker on CPUs B and the load generator on
+#                 CPUs D (taskset(1) lists, e.g. 0:1 or 0-3:4-7), so that
+#                 the load generator does not take CPU from the broker
+#                 under test; each broker gets the same CPUs
 # shellcheck disable=SC2317 # 0.9 calls every function unreachable once the last line is "main; exit"
 set -euo pipefail
 
@@ -43,6 +48,9 @@ FERRY_KAFKA_ADDR="" # the Kafka listener of the Ferry this script started
 DOC="$ROOT/docs/benchmarks.md"
 KEEP=0
 PPROF=0
+PIN=""
+BROKER_CPUS=() # taskset prefix of every broker process (--pin)
+DRIVER_CPUS=() # and of every driver run
 
 while [[ $# -gt 0 ]]; do
 	case "$1" in
@@ -56,6 +64,7 @@ while [[ $# -gt 0 ]]; do
 	--doc) DOC="$2"; shift ;;
 	--keep) KEEP=1 ;;
 	--pprof) PPROF=1 ;;
+	--pin) PIN="$2"; shift ;;
 	-h | --help) sed -n '2,/^# shellcheck/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
@@ -63,6 +72,14 @@ while [[ $# -gt 0 ]]; do
 done
 if [[ -z "$RUNS" ]]; then
 	RUNS=$((QUICK ? 1 : 3))
+fi
+if [[ -n "$PIN" ]]; then
+	if [[ $PIN != *:* ]] || ! taskset -c "${PIN%%:*}" true || ! taskset -c "${PIN#*:}" true; then
+		echo "compare.sh: --pin wants BROKER_CPUS:DRIVER_CPUS, two CPU lists taskset accepts (got $PIN)" >&2
+		exit 2
+	fi
+	BROKER_CPUS=(taskset -c "${PIN%%:*}")
+	DRIVER_CPUS=(taskset -c "${PIN#*:}")
 fi
 
 # Sizes of the variants. Durations are of the measured publish phase.
@@ -167,7 +184,7 @@ start() {
 	shift
 	STARTS=$((STARTS + 1))
 	LAST_LOG="$WORK/logs/$name-$STARTS.log"
-	"$@" >"$LAST_LOG" 2>&1 &
+	"${BROKER_CPUS[@]}" "$@" >"$LAST_LOG" 2>&1 &
 	STARTED+=("$!")
 	log "started $name (pid $!, log $LAST_LOG)"
 }
@@ -245,6 +262,9 @@ describe_machine() {
 		(cd "$ROOT" && go list -m -f '{{.Path}}: {{.Version}}' github.com/rabbitmq/amqp091-go \
 			github.com/nats-io/nats.go github.com/eclipse/paho.mqtt.golang github.com/twmb/franz-go)
 		echo "runs per figure: $RUNS"
+		if [[ -n "$PIN" ]]; then
+			echo "pinned: every broker on CPUs ${PIN%%:*}, the load generator on CPUs ${PIN#*:} (--pin)"
+		fi
 	} >"$MACHINE"
 }
 
@@ -268,7 +288,7 @@ bench() {
 		rc=0
 		# In the background so that a signal to this script is handled at
 		# once (bash defers traps until a foreground command returns).
-		timeout --kill-after=30s "$RUN_TIMEOUT" "$BIN/driver" run -target "$kind" -name "$target" -addr "$addr" -workload "$workload" \
+		timeout --kill-after=30s "$RUN_TIMEOUT" "${DRIVER_CPUS[@]}" "$BIN/driver" run -target "$kind" -name "$target" -addr "$addr" -workload "$workload" \
 			-variant "$variant" -deadline "$RUN_DEADLINE" "${pidarg[@]}" "$@" >"$WORK/run.json" 2>>"$WORK/driver.log" &
 		DRIVER=$!
 		wait "$DRIVER" || rc=$?
