@@ -218,10 +218,15 @@ const (
 
 	// RaftSnapshotLogGrowth is how many times its last snapshot's size a
 	// group's log must grow before the next snapshot, unless that snapshot
-	// lets the log drop SnapshotEntries entries: snapshots then cost at
-	// most a quarter of the log's writes, and a restart replays at most
-	// four times the state's size in log (replication's snapshotPays).
-	RaftSnapshotLogGrowth = 4
+	// lets the log drop SnapshotEntries entries (replication's
+	// snapshotPays). A queue's snapshot is about 15 bytes per message and
+	// encodes at about 35 ns per message; with 1 KiB messages, 16 spaces
+	// the snapshots of a queue of M messages by at least M/4 messages, so
+	// they cost about 150 ns per message published, where 4 cost 600 ns
+	// (15 s of 4-producer confirmed publish: medians 145k msg/s against
+	// 138k with 4 and 135k without the rule). A restart replays at most 16
+	// times the state's size in log, about M/4 messages.
+	RaftSnapshotLogGrowth = 16
 
 	// SnapshotStreamsMax bounds the snapshot streams in flight to or from
 	// one peer; more are refused and retried by Raft later.

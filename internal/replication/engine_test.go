@@ -240,8 +240,9 @@ func TestSnapshotsOfAGrowingRetainedStateAreSpacedByItsSize(t *testing.T) {
 		}
 	}
 	// The listFSM's snapshot holds every entry, so it is at least 100
-	// bytes per entry applied, and the log must grow by four times that:
-	// snapshots after about 4, 20 and 100 entries, not every 4 (50).
+	// bytes per entry applied, and the log must then grow by
+	// RaftSnapshotLogGrowth (16) times that: a snapshot after 4 entries,
+	// the next after about 16*4 more, not one every 4 (50 in all).
 	if got := n.e.Metrics().Snapshots; got < 2 || got > 4 {
 		t.Errorf("%d entries of 100 bytes, a snapshot due every %d: got %d snapshots, want 2 to 4", entries, every, got)
 	}
