@@ -26,6 +26,9 @@ type EngineStats struct {
 	ProposalsFail  uint64    // proposals that failed (dropped, not leader, overloaded)
 	CommitSeconds  Histogram // from proposal to commit, on the leader
 	EntriesApplied uint64
+	Snapshots      uint64 // FSM snapshots taken by the groups on this node
+	// SnapshotSeconds is how long each snapshot held its engine loop.
+	SnapshotSeconds Histogram
 	// FrontendStats are the front ends' counters, reported with the
 	// engine's when Config.Engine supplies both.
 	FrontendStats
@@ -108,6 +111,8 @@ var (
 	descProposalsErr = prometheus.NewDesc("ferry_raft_proposals_failed_total", "Proposals that failed.", nil, nil)
 	descCommitSec    = prometheus.NewDesc("ferry_raft_commit_duration_seconds", "Time from proposal to commit on the leader.", nil, nil)
 	descApplied      = prometheus.NewDesc("ferry_raft_entries_applied_total", "Raft entries applied to state machines on this node.", nil, nil)
+	descSnapshots    = prometheus.NewDesc("ferry_raft_snapshots_total", "State machine snapshots taken by the Raft groups on this node.", nil, nil)
+	descSnapshotSec  = prometheus.NewDesc("ferry_raft_snapshot_duration_seconds", "Time each snapshot held its engine loop (and every group on it).", nil, nil)
 	descBytesIn      = prometheus.NewDesc("ferry_network_received_bytes_total", "Bytes read from client connections, by protocol.", []string{"protocol"}, nil)
 	descBytesOut     = prometheus.NewDesc("ferry_network_sent_bytes_total", "Bytes written to client connections, by protocol.", []string{"protocol"}, nil)
 	descFrontErrors  = prometheus.NewDesc("ferry_errors_total", "Errors answered to clients, by protocol and stable error code.", []string{"protocol", "code"}, nil)
@@ -121,7 +126,7 @@ type brokerCollector struct {
 func (bc *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descNodeInfo, descBlocked, descConns, descQueueDepth, descQueueBytes, descQueueConsum,
 		descQueueEvents, descQueueLeader, descStreamHW, descStreamStart, descStreamBytes, descStreamLag, descLagTruncated, descTruncated, descFsyncs, descFsyncSec,
-		descLeaderChg, descProposals, descProposalsErr, descCommitSec, descApplied, descBytesIn, descBytesOut} {
+		descLeaderChg, descProposals, descProposalsErr, descCommitSec, descApplied, descSnapshots, descSnapshotSec, descBytesIn, descBytesOut} {
 		ch <- d
 	}
 	// descFrontErrors shares ferry_errors_total with apiMetrics: described there.
@@ -212,7 +217,7 @@ type engineMetered interface {
 func engineStats(m broker.EngineMetrics) EngineStats {
 	return EngineStats{Fsyncs: m.Fsyncs(), FsyncSeconds: cumulative(m.FsyncSeconds), LeaderChanges: m.LeaderChanges,
 		Proposals: m.Proposals, ProposalsFail: m.ProposalsFailed, CommitSeconds: cumulative(m.CommitSeconds),
-		EntriesApplied: m.EntriesApplied}
+		EntriesApplied: m.EntriesApplied, Snapshots: m.Snapshots, SnapshotSeconds: cumulative(m.SnapshotSeconds)}
 }
 
 func cumulative(h broker.EngineHistogram) Histogram {
@@ -291,6 +296,8 @@ func (bc *brokerCollector) collectEngine(ch chan<- prometheus.Metric, e EngineSt
 	counter(descProposalsErr, e.ProposalsFail)
 	ch <- prometheus.MustNewConstHistogram(descCommitSec, e.CommitSeconds.Count, e.CommitSeconds.Sum, e.CommitSeconds.Buckets)
 	counter(descApplied, e.EntriesApplied)
+	counter(descSnapshots, e.Snapshots)
+	ch <- prometheus.MustNewConstHistogram(descSnapshotSec, e.SnapshotSeconds.Count, e.SnapshotSeconds.Sum, e.SnapshotSeconds.Buckets)
 	bc.collectFrontends(e.FrontendStats, counter)
 }
 

@@ -66,7 +66,8 @@ next:
 func TestMetricsScrapeParsesAndReportsQueuesConnectionsAndRuntime(t *testing.T) {
 	engine := EngineStats{Fsyncs: 12, LeaderChanges: 2, Proposals: 40, EntriesApplied: 39,
 		FsyncSeconds:  Histogram{Count: 12, Sum: 0.024, Buckets: map[float64]uint64{0.001: 2, 0.005: 12}},
-		CommitSeconds: Histogram{Count: 40, Sum: 0.2, Buckets: map[float64]uint64{0.01: 40}},
+		CommitSeconds: Histogram{Count: 40, Sum: 0.2, Buckets: map[float64]uint64{0.01: 40}}, Snapshots: 3,
+		SnapshotSeconds: Histogram{Count: 3, Sum: 0.09, Buckets: map[float64]uint64{0.05: 3}},
 		FrontendStats: FrontendStats{BytesIn: map[string]uint64{"amqp": 1000}, BytesOut: map[string]uint64{"amqp": 2000},
 			Errors: map[string]map[string]uint64{"amqp": {"not_found": 3}}}}
 	a := newAPI(t, openBroker(t), Config{Version: "v7", Engine: func() EngineStats { return engine }})
@@ -104,6 +105,8 @@ func TestMetricsScrapeParsesAndReportsQueuesConnectionsAndRuntime(t *testing.T) 
 		{"ferry_raft_proposals_total", nil, 40},
 		{"ferry_raft_commit_duration_seconds", nil, 40},
 		{"ferry_raft_entries_applied_total", nil, 39},
+		{"ferry_raft_snapshots_total", nil, 3},
+		{"ferry_raft_snapshot_duration_seconds", nil, 3},
 		{"ferry_network_received_bytes_total", map[string]string{"protocol": "amqp"}, 1000},
 		{"ferry_network_sent_bytes_total", map[string]string{"protocol": "amqp"}, 2000},
 		{"go_goroutines", nil, -1},
@@ -207,8 +210,10 @@ func TestMetricsReadTheBrokersEngineWithoutConfigEngine(t *testing.T) {
 			t.Errorf("%s: %v (present %v), want at least 1 after a declare and a publish", fam, got, ok)
 		}
 	}
-	if _, ok := value(t, fams, "ferry_raft_proposals_failed_total", nil); !ok {
-		t.Errorf("ferry_raft_proposals_failed_total: missing")
+	for _, fam := range []string{"ferry_raft_proposals_failed_total", "ferry_raft_snapshots_total", "ferry_raft_snapshot_duration_seconds"} {
+		if _, ok := value(t, fams, fam, nil); !ok {
+			t.Errorf("%s: missing", fam)
+		}
 	}
 	for _, fam := range []string{"ferry_storage_fsync_duration_seconds", "ferry_raft_commit_duration_seconds"} {
 		h := fams[fam].Metric[0].Histogram

@@ -246,6 +246,9 @@ func TestSnapshotsOfAGrowingRetainedStateAreSpacedByItsSize(t *testing.T) {
 	if got := n.e.Metrics().Snapshots; got < 2 || got > 4 {
 		t.Errorf("%d entries of 100 bytes, a snapshot due every %d: got %d snapshots, want 2 to 4", entries, every, got)
 	}
+	if m := n.e.Metrics(); m.SnapshotSeconds.Count != m.Snapshots {
+		t.Errorf("snapshot durations recorded: %d, want one per snapshot (%d)", m.SnapshotSeconds.Count, m.Snapshots)
+	}
 	if first := n.e.groupLogFirst(1); first != 1 {
 		t.Errorf("log starts at %d, want 1: the FSM retains every entry", first)
 	}

@@ -28,6 +28,7 @@ type metrics struct {
 	proposalsFailed    atomic.Uint64
 	fsyncSeconds       latencyHistogram // every SyncAll and StateStore.Commit
 	commitSeconds      latencyHistogram // ProposeAsync/ProposeBatch to its outcome
+	snapshotSeconds    latencyHistogram // takeSnapshot, on the loop
 }
 
 // Metrics is a snapshot of the engine's counters since New.
@@ -60,6 +61,9 @@ type Metrics struct {
 	// CommitSeconds is the latency from a proposal to its outcome on this
 	// node (committed and applied, or failed): what a proposer waits.
 	CommitSeconds Histogram
+	// SnapshotSeconds is how long each FSM snapshot took to write: the
+	// time its engine loop, and every group on it, waited.
+	SnapshotSeconds Histogram
 }
 
 // LatencyBucketsSeconds are the upper bounds of the latency histograms,
@@ -174,6 +178,7 @@ func (e *Engine) Metrics() Metrics {
 		ProposalsFailed:    m.proposalsFailed.Load(),
 		FsyncSeconds:       m.fsyncSeconds.snapshot(),
 		CommitSeconds:      m.commitSeconds.snapshot(),
+		SnapshotSeconds:    m.snapshotSeconds.snapshot(),
 	}
 }
 

@@ -123,6 +123,7 @@ func (g *group) takeSnapshot() error {
 	name := fmt.Sprintf("%020d-%020d.snap", index, term)
 	hdr := &snapHeader{Group: g.id, Index: index, Term: term, RetainFrom: keep, FirstOffset: off, ConfState: g.confState}
 	var size countWriter
+	start := g.e.clock.Now()
 	err = writeFileDurably(g.e.cfg.FS, g.dir, name, func(w io.Writer) error {
 		size.w = w
 		sw := newSnapWriter(&size, hdr)
@@ -135,6 +136,7 @@ func (g *group) takeSnapshot() error {
 		return fmt.Errorf("group %d: %w", g.id, err)
 	}
 	g.snapBytes = size.n
+	g.e.metrics.snapshotSeconds.observe(g.e.clock.Now().Sub(start))
 	g.snapPending = &SnapshotMeta{Index: index, Term: term, ConfState: cloneConfState(g.confState), File: name, RetainFrom: keep, FirstOffset: off}
 	g.l.metaPending = append(g.l.metaPending, g)
 	g.appliedSinceSnap, g.bytesSinceSnap, g.snapWanted = 0, 0, false
