@@ -197,3 +197,45 @@ func TestNewDirectoryRefusesBadInput(t *testing.T) {
 		t.Errorf("pattern at the limit: %v", err)
 	}
 }
+
+// ".*" grants every name without running its regexp; the shortcut must
+// answer what the unanchored regexp answers, for any name a client may
+// send (empty, with newlines, not UTF-8), and only ".*" takes it.
+func TestEveryNamePatternMatchesAsItsRegexp(t *testing.T) {
+	all, err := compilePattern(".*")
+	if err != nil || !all.all {
+		t.Fatalf(`compilePattern(".*") = %+v, %v; want the shortcut`, all, err)
+	}
+	anchored, err := compilePattern("^.*$")
+	if err != nil || anchored.all {
+		t.Fatalf(`compilePattern("^.*$") = %+v, %v; want no shortcut: it refuses names with a newline`, anchored, err)
+	}
+	for _, name := range []string{"", "orders", "amq.default", "a\nb", "\n", "\xff\xfe", strings.Repeat("x", 300)} {
+		if got, want := all.match(name), all.re.MatchString(name); got != want {
+			t.Errorf("%q: shortcut %v, regexp %v", name, got, want)
+		}
+	}
+	if anchored.match("a\nb") {
+		t.Errorf(`"^.*$" matched a name with a newline`)
+	}
+}
+
+// BenchmarkAuthorize is the check every publish call makes, with
+// RabbitMQ's default grant (".*") and with a narrower pattern.
+func BenchmarkAuthorize(b *testing.B) {
+	d, err := NewDirectory([]User{{Name: "u", Permissions: []Permission{
+		{Tenant: "/", Write: ".*"}, {Tenant: "app", Write: "^(app\\..*|amq\\.default)$"}}}}, DirectoryOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tenant := range []string{"/", "app"} {
+		b.Run(tenant, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if err := d.Authorize("u", tenant, ActionWrite, ResourceExchange, "app.events"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
