@@ -137,10 +137,9 @@ func BenchmarkReadyMessageMemory(b *testing.B) {
 	}
 }
 
-func readyBytesPerMessage(b *testing.B, n int, ttl uint64) float64 {
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
+// readyQueue returns a queue of n ready messages of 1,000 bytes, in
+// batches of 1,000 across three priorities, each with ttl (0: none).
+func readyQueue(b *testing.B, n int, ttl uint64) *Queue {
 	q, err := New(DefaultConfig(), 0)
 	if err != nil {
 		b.Fatal(err)
@@ -154,7 +153,14 @@ func readyBytesPerMessage(b *testing.B, n int, ttl uint64) float64 {
 			b.Fatal(res.Err)
 		}
 	}
-	enq = nil
+	return q
+}
+
+func readyBytesPerMessage(b *testing.B, n int, ttl uint64) float64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	q := readyQueue(b, n, ttl)
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	if got := q.Stats().Ready; got != n {
@@ -164,25 +170,14 @@ func readyBytesPerMessage(b *testing.B, n int, ttl uint64) float64 {
 	return float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
 }
 
-// BenchmarkSnapshot writes the snapshot of a queue of 1M ready messages:
+// BenchmarkSnapshot writes the snapshot of a queue of 1M ready messages
+// (readyQueue's):
 // the time its engine loop waits (replication takes it on the loop). It
 // reports ns and snapshot bytes per message.
 // Run: go test ./internal/queue -run '^$' -bench Snapshot -benchtime 5x
 func BenchmarkSnapshot(b *testing.B) {
 	const n = 1_000_000
-	q, err := New(DefaultConfig(), 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	enq := &Enqueue{Messages: make([]Message, 100)}
-	for i := 0; i < n; i += len(enq.Messages) {
-		for j := range enq.Messages {
-			enq.Messages[j] = Message{Ref: Ref{Index: uint64(i/len(enq.Messages) + 1), Slot: uint32(j)}, Bytes: 1024}
-		}
-		if res, _ := q.Apply(enq); res.Err != nil {
-			b.Fatal(res.Err)
-		}
-	}
+	q := readyQueue(b, n, 0)
 	var w countingDiscard
 	b.ReportAllocs()
 	b.ResetTimer()
