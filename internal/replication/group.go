@@ -43,9 +43,9 @@ type group struct {
 	applied, appliedTerm uint64
 	appliedSinceSnap     uint64 // entries applied since the last snapshot
 	bytesSinceSnap       uint64
-	// snapBytes is the size of the last snapshot this replica took (0
-	// before its first since it opened, and after it installed one), for
-	// snapshotPays.
+	// snapBytes is the size of the FSM state in the last snapshot this
+	// replica took (0 before its first since it opened, and after it
+	// installed one), for snapshotPays.
 	snapBytes uint64
 
 	queued   []*request          // proposals to step this iteration

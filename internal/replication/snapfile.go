@@ -271,6 +271,7 @@ type snapWriter struct {
 	buf   []byte // FSM bytes not yet written as a chunk
 	err   error
 	inFSM bool
+	fsm   uint64 // FSM state bytes taken by Write
 }
 
 func newSnapWriter(w io.Writer, h *snapHeader) *snapWriter {
@@ -300,6 +301,7 @@ func (s *snapWriter) flushChunk() {
 func (s *snapWriter) Write(p []byte) (int, error) {
 	base.Assert(s.inFSM, "snapshot FSM state written after entries")
 	n := len(p)
+	s.fsm += uint64(n)
 	for len(p) > 0 {
 		k := min(len(p), snapFSMChunkBytes-len(s.buf))
 		s.buf = append(s.buf, p[:k]...)

@@ -99,12 +99,18 @@ func (g *group) snapshotPays() bool {
 	if g.bytesSinceSnap >= base.RaftSnapshotLogGrowth*g.snapBytes {
 		return true
 	}
+	return g.keepFrom()-g.log.FirstIndex() >= g.e.cfg.SnapshotEntries
+}
+
+// keepFrom is the first log index a snapshot at the applied index keeps:
+// the FSM's RetainFrom when it is below the snapshot, never below the
+// log's first index.
+func (g *group) keepFrom() uint64 {
 	keep := g.applied + 1
 	if r := g.fsm.RetainFrom(); r != 0 && r < keep {
-		keep = r
+		keep = max(r, g.log.FirstIndex())
 	}
-	first := g.log.FirstIndex()
-	return keep > first && keep-first >= g.e.cfg.SnapshotEntries
+	return keep
 }
 
 // takeSnapshot writes the FSM's state at the applied index to a durable
@@ -112,48 +118,33 @@ func (g *group) snapshotPays() bool {
 // prefix is truncated (snapshotDurable).
 func (g *group) takeSnapshot() error {
 	index, term := g.applied, g.appliedTerm
-	keep := index + 1
-	if r := g.fsm.RetainFrom(); r != 0 && r < keep {
-		keep = max(r, g.log.FirstIndex())
-	}
+	keep := g.keepFrom()
 	off, err := g.log.Offset(keep)
 	if err != nil {
 		return fmt.Errorf("group %d: offset of index %d: %w", g.id, keep, err)
 	}
 	name := fmt.Sprintf("%020d-%020d.snap", index, term)
 	hdr := &snapHeader{Group: g.id, Index: index, Term: term, RetainFrom: keep, FirstOffset: off, ConfState: g.confState}
-	var size countWriter
+	var stateBytes uint64
 	start := g.e.clock.Now()
 	err = writeFileDurably(g.e.cfg.FS, g.dir, name, func(w io.Writer) error {
-		size.w = w
-		sw := newSnapWriter(&size, hdr)
+		sw := newSnapWriter(w, hdr)
 		if err := g.fsm.Snapshot(sw); err != nil {
 			return fmt.Errorf("FSM snapshot: %w", err)
 		}
+		stateBytes = sw.fsm
 		return sw.close()
 	})
 	if err != nil {
 		return fmt.Errorf("group %d: %w", g.id, err)
 	}
-	g.snapBytes = size.n
+	g.snapBytes = stateBytes
 	g.e.metrics.snapshotSeconds.observe(g.e.clock.Now().Sub(start))
 	g.snapPending = &SnapshotMeta{Index: index, Term: term, ConfState: cloneConfState(g.confState), File: name, RetainFrom: keep, FirstOffset: off}
 	g.l.metaPending = append(g.l.metaPending, g)
 	g.appliedSinceSnap, g.bytesSinceSnap, g.snapWanted = 0, 0, false
 	g.e.metrics.snapshots.Add(1)
 	return nil
-}
-
-// countWriter counts the bytes written through it.
-type countWriter struct {
-	w io.Writer
-	n uint64
-}
-
-func (c *countWriter) Write(b []byte) (int, error) {
-	n, err := c.w.Write(b)
-	c.n += uint64(n)
-	return n, err
 }
 
 // snapshotUpdate is the state commit of a pending snapshot: its metadata
