@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -334,5 +335,42 @@ func TestNextBatchBufferStartsAtThePreviousBatchSize(t *testing.T) {
 	if cap(b.buf.b) != pubBufBytesMin {
 		t.Errorf("the batch after one of %d bytes started with a buffer of %d, want the smallest class %d",
 			len(second.b), cap(b.buf.b), pubBufBytesMin)
+	}
+}
+
+// callCounter is a Session recording how many messages each PublishAsync
+// call carried; it never settles them.
+type callCounter struct {
+	Session // the calls the tests do not make
+	calls   []int
+}
+
+func (s *callCounter) PublishAsync(_ string, msgs []Message, _ PublishOptions, _ func([]PublishResult, error)) {
+	s.calls = append(s.calls, len(msgs))
+}
+
+// TestPublishBatchFlushesAtTheBatchBytesLimit pins
+// AMQPPublishBatchBytesMax: a batch is handed to the broker once the raw
+// properties and bodies of its messages, inline or kept apart, reach it,
+// and not a byte before.
+func TestPublishBatchFlushesAtTheBatchBytesLimit(t *testing.T) {
+	ch := newBatchChannel()
+	calls := &callCounter{}
+	ch.c.session = calls
+	b := &ch.c.pub
+	const inline = base.AMQPPublishInlineBytesMax
+	for range base.AMQPPublishBatchBytesMax/inline - 2 {
+		b.add(ch, Message{RoutingKey: "q", Body: make([]byte, inline)}, false, 0)
+	}
+	// Kept apart (one byte over inline): its raw properties count too.
+	b.add(ch, Message{RoutingKey: "q", RawProperties: make([]byte, 100), Body: make([]byte, inline-99)}, false, 0)
+	b.add(ch, Message{RoutingKey: "q", Body: make([]byte, inline-2)}, false, 0)
+	if len(calls.calls) != 0 || b.bytes != base.AMQPPublishBatchBytesMax-1 {
+		t.Fatalf("at one byte under the limit: got %d broker calls and %d bytes batched, want none and %d",
+			len(calls.calls), b.bytes, base.AMQPPublishBatchBytesMax-1)
+	}
+	b.add(ch, Message{RoutingKey: "q", Body: []byte{1}}, false, 0)
+	if want := []int{base.AMQPPublishBatchBytesMax/inline + 1}; !reflect.DeepEqual(calls.calls, want) || len(b.msgs) != 0 {
+		t.Errorf("at the limit: got broker calls of %v messages, %d left batched; want %v, none", calls.calls, len(b.msgs), want)
 	}
 }

@@ -213,8 +213,8 @@ type publishBatch struct {
 	seqs      []uint64  // confirm sequence numbers, 0 when not confirming
 	spans     []pubSpan // where msgs[i]'s bytes are in buf
 	buf       *pubBuf   // nil until a message is copied in
-	bytes     int
-	lastBuf   int // the bytes the previous batch copied: the size the next buffer starts at
+	bytes     int       // the raw properties and bodies of msgs, inline or not: at least len(buf.b)
+	lastBuf   int       // the bytes the previous batch copied: the size the next buffer starts at
 }
 
 // pubSpan locates one message's raw properties and body in its batch's
@@ -237,9 +237,9 @@ func (b *publishBatch) add(ch *channel, m Message, mandatory bool, seq uint64) {
 		b.flush(c)
 	}
 	b.ch, b.exchange, b.mandatory = ch, m.Exchange, mandatory
-	bodyBytes := len(m.Body)
+	n := len(m.RawProperties) + len(m.Body)
 	var sp pubSpan
-	if n := len(m.RawProperties) + len(m.Body); n <= base.AMQPPublishInlineBytesMax {
+	if n <= base.AMQPPublishInlineBytesMax {
 		if b.buf == nil {
 			// Batches of a connection tend to be alike: start where
 			// the last one ended rather than growing through every
@@ -258,9 +258,8 @@ func (b *publishBatch) add(ch *channel, m Message, mandatory bool, seq uint64) {
 	b.msgs = append(b.msgs, m)
 	b.seqs = append(b.seqs, seq)
 	b.spans = append(b.spans, sp)
-	b.bytes += bodyBytes
-	if len(b.msgs) >= base.AMQPPublishBatchMessagesMax || b.bytes >= base.AMQPPublishBatchBytesMax ||
-		b.buf != nil && len(b.buf.b) >= base.AMQPPublishBatchBytesMax {
+	b.bytes += n
+	if len(b.msgs) >= base.AMQPPublishBatchMessagesMax || b.bytes >= base.AMQPPublishBatchBytesMax {
 		b.flush(c)
 	}
 }
