@@ -70,6 +70,10 @@ func (m markState) same(o markState) bool {
 	return m.active == o.active && (m.active || m.emptyMs == o.emptyMs)
 }
 
+// told reports whether a partition in state m has applied a mark saying
+// want.
+func (m markState) told(want markState) bool { return m.sent && m.same(want) }
+
 func newGroupMarker(b *Broker, f *coordinatorFSM, g GroupID) *groupMarker {
 	return &groupMarker{b: b, fsm: f, g: g, kick: make(chan struct{}, 1), max: base.BrokerGroupMarksMax,
 		groups: map[string]*groupMarks{}, dirty: map[string]struct{}{}}
@@ -139,7 +143,7 @@ func (mk *groupMarker) noteCommit(group string, part GroupID) (markNow bool) {
 		return false
 	}
 	st, ok := m.parts[part]
-	if ok && st.sent && st.same(m.want) {
+	if ok && st.told(m.want) {
 		return false
 	}
 	if !ok {
@@ -263,7 +267,7 @@ func (mk *groupMarker) takeWork() []markWork {
 		w := markWork{group: g, want: m.want, scan: m.scan}
 		m.scan = false
 		for p, st := range m.parts {
-			if !st.sent || !st.same(m.want) {
+			if !st.told(m.want) {
 				w.parts = append(w.parts, p)
 			}
 		}
@@ -288,7 +292,7 @@ func (mk *groupMarker) adoptParts(group string, want markState, parts, found []G
 	for _, p := range found {
 		st, ok := m.parts[p]
 		switch {
-		case ok && st.sent && st.same(want):
+		case ok && st.told(want):
 			continue // told already
 		case ok && slices.Contains(parts, p):
 			continue
