@@ -43,7 +43,7 @@ type groupMarker struct {
 
 	mu      sync.Mutex
 	groups  map[string]*groupMarks // guarded by mu: groups not Dead that this leader has seen
-	dirty   map[string]struct{}    // guarded by mu: groups with partitions to tell
+	dirty   map[string]struct{}    // guarded by mu: groups with partitions to tell; a subset of groups' keys
 	tracked int                    // guarded by mu: partitions summed over groups
 }
 
@@ -262,7 +262,7 @@ func (mk *groupMarker) takeWork() []markWork {
 	for g := range mk.dirty {
 		m := mk.groups[g]
 		if m == nil {
-			continue // dirty is kept a subset of groups; defensive
+			base.Bugf("broker: consumer group %q is marked dirty but not tracked", g)
 		}
 		w := markWork{group: g, want: m.want, scan: m.scan}
 		m.scan = false
