@@ -313,11 +313,6 @@ type Assignment struct {
 	Added, Revoked  []int32
 }
 
-// kafkaCoordinatorLoadInProgress is Kafka's COORDINATOR_LOAD_IN_PROGRESS:
-// clients retry the same coordinator after a backoff, without looking it
-// up again.
-const kafkaCoordinatorLoadInProgress = 14
-
 // coordinatorFor returns the coordinator leader runtime of a consumer
 // group on this node. When this node holds a replica of the coordinator's
 // group and that group is still loading (after a restart: the controller
@@ -390,7 +385,7 @@ func (b *Broker) coordinatorLoading(ctx context.Context, group string, err error
 	if ctx.Err() != nil || base.CodeOf(err) == base.CodeStopped {
 		return err
 	}
-	return &GroupError{KafkaCode: kafkaCoordinatorLoadInProgress,
+	return &GroupError{KafkaCode: stream.ErrCoordinatorLoadInProgress.KafkaCode(),
 		Err: base.Errorf(base.CodeUnavailable, "broker: the coordinator of group %q is still loading on node %d: %w", group, b.node, err)}
 }
 

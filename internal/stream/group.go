@@ -47,6 +47,9 @@ const (
 	ErrCoordinatorNotAvailable
 	ErrInvalidRequest
 	ErrInvalidGroupID
+	// ErrCoordinatorLoadInProgress: the coordinator's group is still
+	// loading on this node; clients retry the same node after a backoff.
+	ErrCoordinatorLoadInProgress
 )
 
 var groupErrors = [...]struct {
@@ -68,6 +71,7 @@ var groupErrors = [...]struct {
 	ErrCoordinatorNotAvailable:   {"COORDINATOR_NOT_AVAILABLE", 15, base.CodeUnavailable},
 	ErrInvalidRequest:            {"INVALID_REQUEST", 42, base.CodeInvalidArgument},
 	ErrInvalidGroupID:            {"INVALID_GROUP_ID", 24, base.CodeInvalidArgument},
+	ErrCoordinatorLoadInProgress: {"COORDINATOR_LOAD_IN_PROGRESS", 14, base.CodeUnavailable},
 }
 
 func (e GroupError) String() string {
