@@ -866,7 +866,8 @@ const (
 
 	// AMQPPublishBatchMessagesMax and AMQPPublishBatchBytesMax bound the
 	// consecutive publishes of one channel to one exchange coalesced into
-	// one broker call, when they arrive in one read from the socket.
+	// one broker call, when they arrive in one read from the socket (the
+	// bytes count bodies and raw properties).
 	AMQPPublishBatchMessagesMax = 256
 	AMQPPublishBatchBytesMax    = 1 << 20
 
