@@ -41,6 +41,7 @@ type options struct {
 	pid                          int
 	progress                     bool
 	cpuprofile                   string
+	coalesceWrites               bool
 }
 
 func main() {
@@ -72,6 +73,7 @@ func main() {
 	fs.BoolVar(&o.progress, "progress", false, "print live rates to stderr")
 	fs.DurationVar(&o.timeout, "timeout", 60*time.Second, "wait: how long to wait for the broker")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "run: write the driver's own CPU profile to this file (to see the client side's share)")
+	fs.BoolVar(&o.coalesceWrites, "coalesce-writes", false, "AMQP targets: queue each connection's writes for a flusher goroutine that writes, in one write(2), all that queued during its last one (as nats.go's client does); without it amqp091-go writes every publish on its own")
 	_ = fs.Parse(os.Args[2:]) // ExitOnError
 	if os.Args[1] == "wait" && o.target == "http" {
 		if err := waitReady(ctx, func(ctx context.Context) error { return probeHTTP(ctx, o.addr) }, o.timeout); err != nil {
@@ -103,13 +105,16 @@ func newTarget(o options) (loadgen.Target, error) {
 	if o.addr == "" && o.target != "inproc" {
 		return nil, errors.New("-addr is required")
 	}
+	if o.coalesceWrites && !strings.HasPrefix(o.target, "amqp") {
+		return nil, fmt.Errorf("-coalesce-writes is for the AMQP targets, not %q", o.target)
+	}
 	switch o.target {
 	case "amqp-quorum":
-		return &loadgen.AMQPTarget{URL: o.addr, QueueType: "quorum"}, nil
+		return &loadgen.AMQPTarget{URL: o.addr, QueueType: "quorum", CoalesceWrites: o.coalesceWrites}, nil
 	case "amqp-classic":
-		return &loadgen.AMQPTarget{URL: o.addr, QueueType: "classic"}, nil
+		return &loadgen.AMQPTarget{URL: o.addr, QueueType: "classic", CoalesceWrites: o.coalesceWrites}, nil
 	case "amqp":
-		return &loadgen.AMQPTarget{URL: o.addr}, nil
+		return &loadgen.AMQPTarget{URL: o.addr, CoalesceWrites: o.coalesceWrites}, nil
 	case "jetstream":
 		return &jstarget.Target{URL: o.addr}, nil
 	case "mqtt":

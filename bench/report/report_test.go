@@ -147,3 +147,29 @@ func TestSectionShowsTheFdatasyncLatencyTheRunMeasured(t *testing.T) {
 		t.Errorf("a physical.json without latencies (an older run) got a latency row:\n%s", none)
 	}
 }
+
+func TestTheCoalescedPublishGoalComparesNATSsPlainVariant(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.jsonl")
+	lines := []string{
+		`{"target":"ferry-amqp","workload":"publish","variant":"1KiB-4p","metrics":{"publish_msgs_per_sec":300}}`,
+		`{"target":"ferry-amqp","workload":"publish","variant":"1KiB-4p coalesced","metrics":{"publish_msgs_per_sec":500}}`,
+		`{"target":"rabbitmq-quorum","workload":"publish","variant":"1KiB-4p","metrics":{"publish_msgs_per_sec":100}}`,
+		`{"target":"rabbitmq-quorum","workload":"publish","variant":"1KiB-4p coalesced","metrics":{"publish_msgs_per_sec":110}}`,
+		`{"target":"nats-default","workload":"publish","variant":"1KiB-4p","metrics":{"publish_msgs_per_sec":200}}`,
+	}
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := readResults(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := rs.publishGoal("1KiB-4p", "plain")
+	if !plain.measured || plain.met {
+		t.Errorf("plain goal: %+v, want measured and not met (300 < 4 × 100)", plain)
+	}
+	co := rs.publishGoal("1KiB-4p coalesced", "coalesced")
+	if !co.measured || !co.met || !strings.Contains(co.figure, "NATS default 200") {
+		t.Errorf("coalesced goal: %+v, want measured and met (500 ≥ 4 × 110 and ≥ 1.5 × NATS's 200)", co)
+	}
+}

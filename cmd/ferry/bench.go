@@ -6,10 +6,12 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"sync"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -31,6 +33,7 @@ type benchOpts struct {
 	durability           string
 	queuePrefix          string
 	noProgress           bool
+	coalesceWrites       bool
 }
 
 func newBenchCommand() *cobra.Command {
@@ -128,6 +131,7 @@ publish, and consumers poll: slower, for comparison).` + clientEnvHelp,
 	f.StringVar(&bo.durability, "durability", "durable", "durable: every publish is confirmed after fsync on a quorum (the only mode in this version)")
 	f.StringVar(&bo.queuePrefix, "queue-prefix", "ferry-bench", "names of the benchmark's exchanges, queues and topics (default ferry-bench-<protocol>)")
 	f.BoolVar(&bo.noProgress, "no-progress", false, "do not print the progress line")
+	f.BoolVar(&bo.coalesceWrites, "coalesce-writes", false, "amqp: write what each connection queued while its last write ran in one write(2), instead of one per publish (amqp091-go's own way)")
 	p = addProtoFlags(c)
 	p.protocol = ""
 	c.Flags().Lookup("protocol").DefValue = "amqp"
@@ -205,7 +209,11 @@ func (bo *benchOpts) target(p *protoOpts, o *clientOpts) loadgen.Target {
 	case "http":
 		return &httpTarget{o: o}
 	}
-	return &loadgen.AMQPTarget{URL: p.amqpURLFor(o), Dial: amqpDial}
+	var netDial func(network, addr string) (net.Conn, error)
+	if bo.coalesceWrites {
+		netDial = loadgen.AMQPCoalescingDial()
+	}
+	return &loadgen.AMQPTarget{URL: p.amqpURLFor(o), Dial: func(u string) (*amqp.Connection, error) { return amqpDialNet(u, netDial) }}
 }
 
 // progressBar draws one line on stderr, rewritten in place.

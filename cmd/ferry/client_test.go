@@ -219,12 +219,17 @@ func TestPublishToAMissingQueueIsUnroutable(t *testing.T) {
 
 func TestBenchAccountsForEveryMessage(t *testing.T) {
 	n, env := clientNode(t)
-	for _, proto := range []string{"amqp", "kafka", "http"} {
-		if proto != "http" && n.addr(proto) == "" {
+	for _, c := range []struct {
+		proto string
+		extra []string
+	}{{"amqp", nil}, {"amqp", []string{"--coalesce-writes"}}, {"kafka", nil}, {"http", nil}} {
+		proto := strings.Join(append([]string{c.proto}, c.extra...), " ")
+		if c.proto != "http" && n.addr(c.proto) == "" {
 			continue
 		}
-		r := runFerry(t, env, "bench", "--protocol", proto, "--producers", "2", "--consumers", "2", "--messages", "200",
-			"--size", "256", "--no-progress", "-o", "json")
+		args := append([]string{"bench", "--protocol", c.proto, "--producers", "2", "--consumers", "2", "--messages", "200",
+			"--size", "256", "--no-progress", "-o", "json"}, c.extra...)
+		r := runFerry(t, env, args...)
 		if r.code != ExitOK {
 			t.Fatalf("bench over %s: exit %d\n%s\n%s", proto, r.code, r.stdout, r.stderr)
 		}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"strconv"
@@ -108,8 +109,12 @@ func unreachable(what, addr string, err error, hint string) error {
 
 // --- AMQP
 
-func amqpDial(rawURL string) (*amqp.Connection, error) {
-	conn, err := amqp.DialConfig(rawURL, amqp.Config{Properties: amqp.Table{"connection_name": "ferry CLI"}})
+func amqpDial(rawURL string) (*amqp.Connection, error) { return amqpDialNet(rawURL, nil) }
+
+// amqpDialNet is amqpDial with netDial as amqp.Config.Dial (nil: the
+// library's own).
+func amqpDialNet(rawURL string, netDial func(network, addr string) (net.Conn, error)) (*amqp.Connection, error) {
+	conn, err := amqp.DialConfig(rawURL, amqp.Config{Properties: amqp.Table{"connection_name": "ferry CLI"}, Dial: netDial})
 	if err != nil {
 		var ae *amqp.Error
 		if errors.As(err, &ae) && ae.Code == amqp.AccessRefused {

@@ -1094,6 +1094,16 @@ const (
 	// confirm windows together; past it Publish blocks (backpressure).
 	LoadgenConfirmQueueMax = 1 << 16
 
+	// LoadgenWriteQueueBytesMax bounds the bytes a CoalescingConn queues
+	// for its flusher; past it Write blocks. A 256-message confirm window
+	// of 1 KiB publishes is about 300 KiB.
+	LoadgenWriteQueueBytesMax = 1 << 20
+
+	// LoadgenCloseFlushMax bounds how long closing a CoalescingConn waits
+	// for its queued bytes to be written: a peer that stopped reading
+	// cannot hold the close for longer.
+	LoadgenCloseFlushMax = 5 * time.Second
+
 	// LoadgenLatencyMax is the largest latency the histograms resolve;
 	// larger values are recorded as it and counted as clamped. A minute
 	// is far past any healthy broker's tail.

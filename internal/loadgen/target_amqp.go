@@ -9,6 +9,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -28,14 +30,40 @@ type AMQPTarget struct {
 	// the connection name "ferry-loadgen". A caller sets it to name the
 	// connection or to classify a refused login (the CLI's exit codes).
 	Dial func(url string) (*amqp.Connection, error)
+	// CoalesceWrites puts each connection of the default dialer (Dial nil)
+	// on a CoalescingConn (AMQPCoalescingDial): amqp091-go otherwise
+	// writes every publish with a write(2) of its own. A caller with its
+	// own Dial puts AMQPCoalescingDial in its amqp.Config.
+	CoalesceWrites bool
 }
+
+// AMQPCoalescingDial is an amqp.Config.Dial: amqp091-go's default dialer
+// (its 30-second connection and handshake timeout) with the connection
+// wrapped in a CoalescingConn.
+func AMQPCoalescingDial() func(network, addr string) (net.Conn, error) {
+	dial := amqp.DefaultDial(amqpDialTimeout)
+	return func(network, addr string) (net.Conn, error) {
+		c, err := dial(network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return NewCoalescingConn(c), nil
+	}
+}
+
+// amqpDialTimeout is amqp091-go's own default (its defaultConnectionTimeout).
+const amqpDialTimeout = 30 * time.Second
 
 // Connect opens a connection and its publishing channel in confirm mode.
 func (t *AMQPTarget) Connect(ctx context.Context) (Session, error) {
 	dial := t.Dial
 	if dial == nil {
 		dial = func(url string) (*amqp.Connection, error) {
-			conn, err := amqp.DialConfig(url, amqp.Config{Properties: amqp.Table{"connection_name": "ferry-loadgen"}})
+			cfg := amqp.Config{Properties: amqp.Table{"connection_name": "ferry-loadgen"}}
+			if t.CoalesceWrites {
+				cfg.Dial = AMQPCoalescingDial()
+			}
+			conn, err := amqp.DialConfig(url, cfg)
 			if err != nil {
 				return nil, fmt.Errorf("amqp: dial: %w", err)
 			}
