@@ -19,7 +19,7 @@ const (
 
 	// BatchRecordsMax bounds the records in one batch, so that a decoder
 	// never allocates per-record state from a count it cannot back with
-	// bytes (every record takes at least 7 bytes).
+	// bytes (every record takes at least 7 bytes: batch.RecordSizeMin).
 	BatchRecordsMax = BatchBytesMax / 7
 
 	// RecordHeadersMax bounds the headers of one record.

@@ -66,12 +66,6 @@ func decodeBatch(data []byte) (*cachedBatch, error) {
 	return cb, nil
 }
 
-// recordBytesMin is the fewest bytes a record takes in a batch: its
-// length, attributes, timestamp delta, offset delta, key length, value
-// length and header count, one byte each (base.BatchRecordsMax counts the
-// same way).
-const recordBytesMin = 7
-
 // recordsCap is how many records decodeBatch makes room for: the count
 // the header claims, but no more than the batch's bytes can hold. Only
 // the iteration checks the count against the records, so a header with a
@@ -79,7 +73,7 @@ const recordBytesMin = 7
 // the node allocate for BatchRecordsMax records of ~100 bytes each before
 // it is refused.
 func recordsCap(h batch.Header, batchBytes int) int {
-	return max(0, min(int(h.RecordCount), (batchBytes-batch.HeaderSize)/recordBytesMin))
+	return max(0, min(int(h.RecordCount), (batchBytes-batch.HeaderSize)/batch.RecordSizeMin))
 }
 
 // decodeStoredBatch decodes a queue's entry as read back from its log: a

@@ -17,7 +17,7 @@ const (
 	batchRecordCountAt     = batch.HeaderSize - 4
 )
 
-// smallestRecordsBatch builds a batch of n records of recordBytesMin bytes
+// smallestRecordsBatch builds a batch of n records of batch.RecordSizeMin bytes
 // each: null key and value, no headers, offset deltas under 64.
 func smallestRecordsBatch(t testing.TB, n int) []byte {
 	t.Helper()
@@ -32,8 +32,8 @@ func smallestRecordsBatch(t testing.TB, n int) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := len(data)-batch.HeaderSize, n*recordBytesMin; got != want {
-		t.Fatalf("%d null records take %d bytes, want %d: recordBytesMin is wrong", n, got, want)
+	if got, want := len(data)-batch.HeaderSize, n*batch.RecordSizeMin; got != want {
+		t.Fatalf("%d null records take %d bytes, want %d: batch.RecordSizeMin is wrong", n, got, want)
 	}
 	return data
 }
@@ -99,7 +99,7 @@ func FuzzDecodeBatch(f *testing.F) {
 		if len(cb.records) != int(cb.header.RecordCount) {
 			t.Fatalf("accepted %d records under a header counting %d", len(cb.records), cb.header.RecordCount)
 		}
-		if most := (len(data) - batch.HeaderSize) / recordBytesMin; cap(cb.records) > most {
+		if most := (len(data) - batch.HeaderSize) / batch.RecordSizeMin; cap(cb.records) > most {
 			t.Fatalf("room for %d records in %d bytes, over the %d they can hold", cap(cb.records), len(data), most)
 		}
 	})

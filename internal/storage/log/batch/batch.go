@@ -34,6 +34,11 @@ const (
 	CRCStart = offAttributes
 	// Magic is the only format version Ferry reads and writes.
 	Magic = 2
+	// RecordSizeMin is the fewest bytes a record takes: its length,
+	// attributes, timestamp delta, offset delta, key length, value length
+	// and header count, one varint byte each (a null key and value, no
+	// headers, deltas under 64).
+	RecordSizeMin = 7
 )
 
 // Attributes are the batch attribute bits.

@@ -470,3 +470,15 @@ func TestCheckCRCChecksHeaderAndCRCOnly(t *testing.T) {
 		t.Errorf("Validate of a miscounted batch: got %v, want corrupt", err)
 	}
 }
+
+// RecordSizeMin bounds record counts by bytes (base.BatchRecordsMax, the
+// broker's decode allocations): the smallest record the Builder can write
+// must take exactly that many bytes.
+func TestTheSmallestRecordTakesRecordSizeMinBytes(t *testing.T) {
+	// Offset deltas up to 62 and timestamp deltas of 0: one varint byte each.
+	const n = 63
+	data := build(t, Header{}, make([]rec, n))
+	if got, want := len(data)-HeaderSize, n*RecordSizeMin; got != want {
+		t.Fatalf("%d records with a null key and value and no headers take %d bytes, want %d", n, got, want)
+	}
+}
