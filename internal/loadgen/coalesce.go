@@ -33,7 +33,7 @@ type CoalescingConn struct {
 	closed  bool       // guarded by mu; no Write succeeds once set
 	flushed chan struct{}
 
-	max    int    // the queue's bound: base.LoadgenWriteQueueBytesMax, or a test's
+	limit  int    // the queue's bound: base.LoadgenWriteQueueBytesMax, or a test's
 	onWait func() // tests: called under mu when a Write starts waiting for room
 }
 
@@ -42,8 +42,8 @@ func NewCoalescingConn(c net.Conn) *CoalescingConn {
 	return newCoalescingConn(c, base.LoadgenWriteQueueBytesMax, nil)
 }
 
-func newCoalescingConn(c net.Conn, max int, onWait func()) *CoalescingConn {
-	cc := &CoalescingConn{Conn: c, flushed: make(chan struct{}), max: max, onWait: onWait}
+func newCoalescingConn(c net.Conn, limit int, onWait func()) *CoalescingConn {
+	cc := &CoalescingConn{Conn: c, flushed: make(chan struct{}), limit: limit, onWait: onWait}
 	cc.ready = sync.NewCond(&cc.mu)
 	cc.room = sync.NewCond(&cc.mu)
 	go cc.flush() // owned by cc: Close waits for it
@@ -55,7 +55,7 @@ func newCoalescingConn(c net.Conn, max int, onWait func()) *CoalescingConn {
 func (c *CoalescingConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for c.err == nil && !c.closed && len(c.queued) > 0 && len(c.queued)+len(p) > c.max {
+	for c.err == nil && !c.closed && len(c.queued) > 0 && len(c.queued)+len(p) > c.limit {
 		if c.onWait != nil {
 			c.onWait()
 		}
