@@ -88,7 +88,7 @@ publish, and consumers poll: slower, for comparison).` + clientEnvHelp,
 			if !c.Flags().Changed("queue-prefix") {
 				bo.queuePrefix += "-" + p.protocol // queues and streams share names: keep the protocols' runs apart
 			}
-			spec, err := bo.spec(c, p.protocol == "kafka")
+			spec, err := bo.spec(c, p.protocol)
 			if err != nil {
 				return err
 			}
@@ -149,11 +149,14 @@ func errString(err error) string {
 
 // spec checks the flags and builds the run. Over Kafka a queue is a
 // reader of its route's topic, named "topic/reader".
-func (bo *benchOpts) spec(c *cobra.Command, kafka bool) (loadgen.Spec, error) {
+func (bo *benchOpts) spec(c *cobra.Command, protocol string) (loadgen.Spec, error) {
+	kafka := protocol == "kafka"
 	bad := func(format string, args ...any) error {
 		return &usageError{fmt.Errorf(format+"\nRun '%s --help' for usage.", append(args, c.CommandPath())...)}
 	}
 	switch {
+	case bo.coalesceWrites && protocol != "amqp":
+		return loadgen.Spec{}, bad("--coalesce-writes is for --protocol amqp (amqp091-go writes each publish on its own), not %s", protocol)
 	case bo.durability != "durable":
 		return loadgen.Spec{}, bad("--durability %q is not available in this version: Ferry confirms every publish after fsync on a quorum (durable)", bo.durability)
 	case bo.consumers < 1 || bo.consumers > base.LoadgenQueuesMax:

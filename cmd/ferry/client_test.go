@@ -158,6 +158,7 @@ func TestClientErrorsNameTheProblemAndSetTheExitCode(t *testing.T) {
 		{[]string{"queue", "create"}, "needs the queue's name"},
 		{[]string{"queue", "create", "q", "--arg", "novalue"}, "write key=value"},
 		{[]string{"bench", "--durability", "memory"}, "not available in this version"},
+		{[]string{"bench", "--protocol", "kafka", "--coalesce-writes"}, "--coalesce-writes is for --protocol amqp"},
 		{[]string{"trace"}, "give a message id"},
 	} {
 		r := runFerry(t, []string{"FERRY_SERVER=http://" + closed}, tt.args...)
