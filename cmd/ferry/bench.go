@@ -6,12 +6,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"sync"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -212,11 +210,7 @@ func (bo *benchOpts) target(p *protoOpts, o *clientOpts) loadgen.Target {
 	case "http":
 		return &httpTarget{o: o}
 	}
-	var netDial func(network, addr string) (net.Conn, error)
-	if bo.coalesceWrites {
-		netDial = loadgen.AMQPCoalescingDial()
-	}
-	return &loadgen.AMQPTarget{URL: p.amqpURLFor(o), Dial: func(u string) (*amqp.Connection, error) { return amqpDialNet(u, netDial) }}
+	return &loadgen.AMQPTarget{URL: p.amqpURLFor(o), Dial: amqpDialNet, CoalesceWrites: bo.coalesceWrites}
 }
 
 // progressBar draws one line on stderr, rewritten in place.

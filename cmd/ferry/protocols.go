@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/url"
 	"os"
 	"strconv"
@@ -20,6 +19,8 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ferry-mq/ferry/internal/loadgen"
 )
 
 // cliMessage is a message as publish sends it and consume prints it; the
@@ -112,8 +113,8 @@ func unreachable(what, addr string, err error, hint string) error {
 func amqpDial(rawURL string) (*amqp.Connection, error) { return amqpDialNet(rawURL, nil) }
 
 // amqpDialNet is amqpDial with netDial as amqp.Config.Dial (nil: the
-// library's own).
-func amqpDialNet(rawURL string, netDial func(network, addr string) (net.Conn, error)) (*amqp.Connection, error) {
+// library's own): loadgen.AMQPTarget's Dial.
+func amqpDialNet(rawURL string, netDial loadgen.NetDial) (*amqp.Connection, error) {
 	conn, err := amqp.DialConfig(rawURL, amqp.Config{Properties: amqp.Table{"connection_name": "ferry CLI"}, Dial: netDial})
 	if err != nil {
 		var ae *amqp.Error

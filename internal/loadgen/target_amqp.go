@@ -26,21 +26,28 @@ type AMQPTarget struct {
 	// QueueType is the x-queue-type of declared queues, "quorum" or
 	// "classic" (RabbitMQ); empty declares them without the argument.
 	QueueType string
-	// Dial opens a connection to URL; nil dials with amqp.DialConfig and
-	// the connection name "ferry-loadgen". A caller sets it to name the
-	// connection or to classify a refused login (the CLI's exit codes).
-	Dial func(url string) (*amqp.Connection, error)
-	// CoalesceWrites puts each connection of the default dialer (Dial nil)
-	// on a CoalescingConn (AMQPCoalescingDial): amqp091-go otherwise
-	// writes every publish with a write(2) of its own. A caller with its
-	// own Dial puts AMQPCoalescingDial in its amqp.Config.
+	// Dial opens a connection to URL, making its network connection with
+	// netDial (an amqp.Config.Dial; nil: the library's own); nil dials
+	// with amqp.DialConfig and the connection name "ferry-loadgen". A
+	// caller sets it to name the connection or to classify a refused login
+	// (the CLI's exit codes).
+	Dial func(url string, netDial NetDial) (*amqp.Connection, error)
+	// CoalesceWrites makes every connection's network connection a
+	// CoalescingConn: amqp091-go otherwise writes every publish with a
+	// write(2) of its own.
 	CoalesceWrites bool
 }
 
-// AMQPCoalescingDial is an amqp.Config.Dial: amqp091-go's default dialer
-// (its 30-second connection and handshake timeout) with the connection
-// wrapped in a CoalescingConn.
-func AMQPCoalescingDial() func(network, addr string) (net.Conn, error) {
+// NetDial makes a network connection: amqp.Config's Dial.
+type NetDial = func(network, addr string) (net.Conn, error)
+
+// netDial is what Dial is given: amqp091-go's default dialer (its
+// 30-second connection and handshake timeout) wrapping each connection in
+// a CoalescingConn with CoalesceWrites, else nil.
+func (t *AMQPTarget) netDial() NetDial {
+	if !t.CoalesceWrites {
+		return nil
+	}
 	dial := amqp.DefaultDial(amqpDialTimeout)
 	return func(network, addr string) (net.Conn, error) {
 		c, err := dial(network, addr)
@@ -58,19 +65,15 @@ const amqpDialTimeout = 30 * time.Second
 func (t *AMQPTarget) Connect(ctx context.Context) (Session, error) {
 	dial := t.Dial
 	if dial == nil {
-		dial = func(url string) (*amqp.Connection, error) {
-			cfg := amqp.Config{Properties: amqp.Table{"connection_name": "ferry-loadgen"}}
-			if t.CoalesceWrites {
-				cfg.Dial = AMQPCoalescingDial()
-			}
-			conn, err := amqp.DialConfig(url, cfg)
+		dial = func(url string, netDial NetDial) (*amqp.Connection, error) {
+			conn, err := amqp.DialConfig(url, amqp.Config{Properties: amqp.Table{"connection_name": "ferry-loadgen"}, Dial: netDial})
 			if err != nil {
 				return nil, fmt.Errorf("amqp: dial: %w", err)
 			}
 			return conn, nil
 		}
 	}
-	conn, err := dial(t.URL)
+	conn, err := dial(t.URL, t.netDial())
 	if err != nil {
 		return nil, err
 	}

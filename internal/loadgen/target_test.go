@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"errors"
+	"net"
 	"testing"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -71,7 +72,7 @@ func TestAMQPQueuesAreDeclaredWithTheirTypeOnlyWhenOneIsSet(t *testing.T) {
 func TestAMQPTargetReturnsTheDialersErrorUnchanged(t *testing.T) {
 	refused := errors.New("login refused")
 	var dialed string
-	target := &AMQPTarget{URL: "amqp://u:p@127.0.0.1:1/", Dial: func(url string) (*amqp.Connection, error) {
+	target := &AMQPTarget{URL: "amqp://u:p@127.0.0.1:1/", Dial: func(url string, _ NetDial) (*amqp.Connection, error) {
 		dialed = url
 		return nil, refused
 	}}
@@ -80,5 +81,44 @@ func TestAMQPTargetReturnsTheDialersErrorUnchanged(t *testing.T) {
 	}
 	if dialed != target.URL {
 		t.Errorf("dialed %q, want %q", dialed, target.URL)
+	}
+}
+
+// CoalesceWrites reaches a caller's Dial as the network dialer it must
+// use, and that dialer's connections coalesce their writes; without it
+// Dial is given nil (amqp091-go's own dialer).
+func TestAMQPTargetHandsItsDialTheCoalescingDialer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	for _, coalesce := range []bool{false, true} {
+		var given NetDial
+		target := &AMQPTarget{URL: "amqp://u:p@" + ln.Addr().String() + "/", CoalesceWrites: coalesce,
+			Dial: func(_ string, netDial NetDial) (*amqp.Connection, error) {
+				given = netDial
+				return nil, errors.New("not dialing")
+			}}
+		if _, err := target.Connect(context.Background()); err == nil {
+			t.Fatal("Connect succeeded with a failing Dial")
+		}
+		if !coalesce {
+			if given != nil {
+				t.Errorf("CoalesceWrites off: Dial was given a network dialer, want nil")
+			}
+			continue
+		}
+		if given == nil {
+			t.Fatal("CoalesceWrites on: Dial was given no network dialer")
+		}
+		c, err := given("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatalf("the coalescing dialer: %v", err)
+		}
+		if _, ok := c.(*CoalescingConn); !ok {
+			t.Errorf("the coalescing dialer made a %T, want *CoalescingConn", c)
+		}
+		c.Close()
 	}
 }
