@@ -42,6 +42,14 @@ func (g *gatedConn) Close() error {
 	return nil
 }
 
+// wire receives the flusher's next write and checks it carried want.
+func (g *gatedConn) wire(t *testing.T, want, why string) {
+	t.Helper()
+	if got := string(<-g.entered); got != want {
+		t.Fatalf("the flusher wrote %q, want %q: %s", got, want, why)
+	}
+}
+
 func mustWrite(t *testing.T, c net.Conn, s string) {
 	t.Helper()
 	if n, err := c.Write([]byte(s)); n != len(s) || err != nil {
@@ -53,16 +61,12 @@ func TestCoalescingConnSendsWhatQueuedDuringAWriteInTheNextOne(t *testing.T) {
 	g := newGatedConn()
 	c := newCoalescingConn(g, 1<<10, nil)
 	mustWrite(t, c, "a")
-	if got := string(<-g.entered); got != "a" {
-		t.Fatalf("first write carried %q, want a: an idle connection sends at once", got)
-	}
+	g.wire(t, "a", "an idle connection sends at once")
 	for _, s := range []string{"b", "cc", "ddd"} {
 		mustWrite(t, c, s)
 	}
 	g.release <- nil
-	if got := string(<-g.entered); got != "bccddd" {
-		t.Fatalf("second write carried %q, want bccddd: the three writes queued during the first", got)
-	}
+	g.wire(t, "bccddd", "the three writes queued during the first")
 	g.release <- nil
 	if err := c.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -79,7 +83,7 @@ func TestCoalescingConnBlocksAWriteThatWouldOverfillItsQueue(t *testing.T) {
 	waiting := make(chan struct{})
 	c := newCoalescingConn(g, 4, func() { close(waiting) })
 	mustWrite(t, c, "x")
-	<-g.entered // the flusher holds "x" on the wire; the queue is empty
+	g.wire(t, "x", "an idle connection sends at once") // on the wire; the queue is empty
 	// Larger than the bound, into an empty queue: queued whole.
 	mustWrite(t, c, "abcdef")
 	wrote := make(chan error, 1)
@@ -91,16 +95,12 @@ func TestCoalescingConnBlocksAWriteThatWouldOverfillItsQueue(t *testing.T) {
 	default: // it waits under the queue's lock until the flusher takes the queue
 	}
 	g.release <- nil // "x" written: the flusher takes "abcdef", which makes room
-	if got := string(<-g.entered); got != "abcdef" {
-		t.Fatalf("second write carried %q, want abcdef", got)
-	}
+	g.wire(t, "abcdef", "queued whole while the first was on the wire")
 	if err := <-wrote; err != nil {
 		t.Fatalf("the blocked write: %v", err)
 	}
 	g.release <- nil
-	if got := string(<-g.entered); got != "e" {
-		t.Fatalf("third write carried %q, want e", got)
-	}
+	g.wire(t, "e", "the write that waited for room")
 	g.release <- nil
 	if err := c.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -111,7 +111,7 @@ func TestCoalescingConnReturnsAWriteErrorToTheWritesAfterIt(t *testing.T) {
 	g := newGatedConn()
 	c := newCoalescingConn(g, 1<<10, nil)
 	mustWrite(t, c, "a")
-	<-g.entered
+	g.wire(t, "a", "an idle connection sends at once")
 	mustWrite(t, c, "b") // queued before the failure is known
 	boom := errors.New("connection reset")
 	g.release <- boom
