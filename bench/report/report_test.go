@@ -53,7 +53,6 @@ func TestUpdateDocCreatesAMissingDocument(t *testing.T) {
 }
 
 func TestCellsShowMediansSpreadsFailuresAndRatios(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "r.jsonl")
 	lines := []string{
 		`{"target":"rabbitmq-quorum","workload":"publish","variant":"1KiB-4p","metrics":{"m":300}}`,
 		`{"target":"rabbitmq-quorum","workload":"publish","variant":"1KiB-4p","metrics":{"m":100}}`,
@@ -62,13 +61,7 @@ func TestCellsShowMediansSpreadsFailuresAndRatios(t *testing.T) {
 		`{"target":"ferry-amqp","workload":"publish","variant":"1KiB-4p","metrics":{"m":800}}`,
 		`{"target":"mosquitto","workload":"publish","variant":"1KiB-4p","metrics":{"m":1},"failed":true,"error":"lost"}`,
 	}
-	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	rs, err := readResults(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rs := resultsOf(t, lines...)
 	q := rs.cell(key{"publish", "1KiB-4p", "rabbitmq-quorum"}, "m")
 	if got, want := q.String(), "200 (100–300), 1 failed"; got != want {
 		t.Errorf("peer cell: got %q, want %q", got, want)
@@ -149,7 +142,6 @@ func TestSectionShowsTheFdatasyncLatencyTheRunMeasured(t *testing.T) {
 }
 
 func TestTheCoalescedPublishGoalComparesNATSsPlainVariant(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "r.jsonl")
 	lines := []string{
 		`{"target":"ferry-amqp","workload":"publish","variant":"1KiB-4p","metrics":{"publish_msgs_per_sec":300}}`,
 		`{"target":"ferry-amqp","workload":"publish","variant":"1KiB-4p coalesced","metrics":{"publish_msgs_per_sec":500}}`,
@@ -157,13 +149,7 @@ func TestTheCoalescedPublishGoalComparesNATSsPlainVariant(t *testing.T) {
 		`{"target":"rabbitmq-quorum","workload":"publish","variant":"1KiB-4p coalesced","metrics":{"publish_msgs_per_sec":110}}`,
 		`{"target":"nats-default","workload":"publish","variant":"1KiB-4p","metrics":{"publish_msgs_per_sec":200}}`,
 	}
-	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	rs, err := readResults(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rs := resultsOf(t, lines...)
 	plain := rs.publishGoal("1KiB-4p", "plain")
 	if !plain.measured || plain.met {
 		t.Errorf("plain goal: %+v, want measured and not met (300 < 4 × 100)", plain)
@@ -172,4 +158,18 @@ func TestTheCoalescedPublishGoalComparesNATSsPlainVariant(t *testing.T) {
 	if !co.measured || !co.met || !strings.Contains(co.figure, "NATS default 200") {
 		t.Errorf("coalesced goal: %+v, want measured and met (500 ≥ 4 × 110 and ≥ 1.5 × NATS's 200)", co)
 	}
+}
+
+// resultsOf reads lines as a results file.
+func resultsOf(t *testing.T, lines ...string) *results {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "r.jsonl")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := readResults(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
 }
