@@ -314,24 +314,27 @@ bench() {
 # hide the queue's; without a START_FN (Ferry, started by the caller) the
 # running process is used.
 workloads() {
-	local target=$1 kind=$2 start_fn=$3 v size producers half r
+	local target=$1 kind=$2 start_fn=$3 v size producers half r mode
 	PEER_START=$start_fn
-	for v in "${PUB_VARIANTS[@]}"; do
-		read -r size producers <<<"$v"
-		bench "$target" "$PEER_ADDR" "$kind" "$PEER_PID" publish "$(size_label "$size")-${producers}p" \
-			-size "$size" -producers "$producers" -duration "$PUB_SECS"
-	done
 	# amqp091-go writes every publish with a write(2) of its own, which on
 	# a small machine costs the load generator more CPU than the broker
 	# spends: AMQP targets run each publish variant again with the
 	# connection's writes coalesced (nats.go and franz-go coalesce theirs).
+	local modes=(plain)
 	if [[ $kind == amqp* ]]; then
+		modes+=(coalesced)
+	fi
+	for mode in "${modes[@]}"; do
+		local label="" flags=()
+		if [[ $mode == coalesced ]]; then
+			label=" coalesced" flags=(-coalesce-writes)
+		fi
 		for v in "${PUB_VARIANTS[@]}"; do
 			read -r size producers <<<"$v"
-			bench "$target" "$PEER_ADDR" "$kind" "$PEER_PID" publish "$(size_label "$size")-${producers}p coalesced" \
-				-size "$size" -producers "$producers" -duration "$PUB_SECS" -coalesce-writes
+			bench "$target" "$PEER_ADDR" "$kind" "$PEER_PID" publish "$(size_label "$size")-${producers}p$label" \
+				-size "$size" -producers "$producers" -duration "$PUB_SECS" "${flags[@]}"
 		done
-	fi
+	done
 	for ((r = 1; r <= RUNS; r++)); do
 		if [[ -n "$start_fn" ]]; then
 			stop_started
