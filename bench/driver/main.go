@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"time"
 
@@ -40,7 +41,7 @@ type options struct {
 	messages                     uint64
 	pid                          int
 	progress                     bool
-	cpuprofile                   string
+	cpuprofile, trace            string
 	coalesceWrites               bool
 }
 
@@ -73,6 +74,7 @@ func main() {
 	fs.BoolVar(&o.progress, "progress", false, "print live rates to stderr")
 	fs.DurationVar(&o.timeout, "timeout", 60*time.Second, "wait: how long to wait for the broker")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "run: write the driver's own CPU profile to this file (to see the client side's share)")
+	fs.StringVar(&o.trace, "trace", "", "run: write the driver's execution trace to this file, for go tool trace (where its goroutines wait: for the window, for a CPU)")
 	fs.BoolVar(&o.coalesceWrites, "coalesce-writes", false, "AMQP targets: queue each connection's writes for a flusher goroutine that writes, in one write(2), all that queued during its last one (as nats.go's client does); without it amqp091-go writes every publish on its own")
 	_ = fs.Parse(os.Args[2:]) // ExitOnError
 	if os.Args[1] == "wait" && o.target == "http" {
@@ -89,7 +91,7 @@ func main() {
 	}
 	switch os.Args[1] {
 	case "run":
-		os.Exit(profiled(o.cpuprofile, func() int { return run(ctx, o, target) }))
+		os.Exit(profiled(o.cpuprofile, o.trace, func() int { return run(ctx, o, target) }))
 	case "wait":
 		if err := waitReady(ctx, func(ctx context.Context) error { return probe(ctx, target) }, o.timeout); err != nil {
 			fmt.Fprintln(os.Stderr, "driver:", err)
@@ -224,22 +226,34 @@ func probeHTTP(ctx context.Context, url string) error {
 	return nil
 }
 
-// profiled runs f, writing the process's CPU profile to path while it runs
-// when path is set.
-func profiled(path string, f func() int) int {
-	if path == "" {
-		return f()
+// profiled runs f, writing the process's CPU profile to cpuPath and its
+// execution trace to tracePath while it runs, for each path that is set.
+func profiled(cpuPath, tracePath string, f func() int) int {
+	if cpuPath != "" {
+		out, err := os.Create(cpuPath)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "driver:", err)
+			return exitBroken
+		}
+		defer out.Close()
+		if err := pprof.StartCPUProfile(out); err != nil {
+			fmt.Fprintln(os.Stderr, "driver:", err)
+			return exitBroken
+		}
+		defer pprof.StopCPUProfile()
 	}
-	out, err := os.Create(path)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "driver:", err)
-		return exitBroken
+	if tracePath != "" {
+		out, err := os.Create(tracePath)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "driver:", err)
+			return exitBroken
+		}
+		defer out.Close()
+		if err := trace.Start(out); err != nil {
+			fmt.Fprintln(os.Stderr, "driver:", err)
+			return exitBroken
+		}
+		defer trace.Stop()
 	}
-	defer out.Close()
-	if err := pprof.StartCPUProfile(out); err != nil {
-		fmt.Fprintln(os.Stderr, "driver:", err)
-		return exitBroken
-	}
-	defer pprof.StopCPUProfile()
 	return f()
 }
