@@ -97,6 +97,11 @@ type Server struct {
 	wg      sync.WaitGroup // every connection's goroutine and the flow watcher
 	stop    chan struct{}  // closed by Close
 	once    sync.Once
+	// closeDone is closed when Close has returned: Serve waits for it
+	// before s.wg.Wait, because Close starts goroutines counted in s.wg
+	// (each forced close's timer) and an Add from zero must not race the
+	// Wait.
+	closeDone chan struct{}
 }
 
 // NewServer returns a server that will accept connections from ln. The
@@ -106,7 +111,7 @@ func NewServer(ln net.Listener, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	return &Server{cfg: cfg, ln: ln, conns: map[*conn]struct{}{}, stop: make(chan struct{}),
-		replyTo: newReplyToRegistry()}, nil
+		closeDone: make(chan struct{}), replyTo: newReplyToRegistry()}, nil
 }
 
 // Addr returns the listener's address.
@@ -146,6 +151,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 		s.start(nc)
 	}
+	<-s.closeDone // the loop ends only once Close has started
 	s.wg.Wait()
 	return err
 }
@@ -204,6 +210,7 @@ func (s *Server) Close() error {
 		for _, c := range conns {
 			c.forceClose("broker forced connection closure with reason 'shutdown'")
 		}
+		close(s.closeDone)
 	})
 	return nil
 }
