@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -229,31 +230,25 @@ func probeHTTP(ctx context.Context, url string) error {
 // profiled runs f, writing the process's CPU profile to cpuPath and its
 // execution trace to tracePath while it runs, for each path that is set.
 func profiled(cpuPath, tracePath string, f func() int) int {
-	if cpuPath != "" {
-		out, err := os.Create(cpuPath)
+	for _, p := range []struct {
+		path  string
+		start func(io.Writer) error
+		stop  func()
+	}{{cpuPath, pprof.StartCPUProfile, pprof.StopCPUProfile}, {tracePath, trace.Start, trace.Stop}} {
+		if p.path == "" {
+			continue
+		}
+		out, err := os.Create(p.path)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "driver:", err)
 			return exitBroken
 		}
-		defer out.Close()
-		if err := pprof.StartCPUProfile(out); err != nil {
+		defer out.Close() // deferred in the loop: both run until f returns
+		if err := p.start(out); err != nil {
 			fmt.Fprintln(os.Stderr, "driver:", err)
 			return exitBroken
 		}
-		defer pprof.StopCPUProfile()
-	}
-	if tracePath != "" {
-		out, err := os.Create(tracePath)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "driver:", err)
-			return exitBroken
-		}
-		defer out.Close()
-		if err := trace.Start(out); err != nil {
-			fmt.Fprintln(os.Stderr, "driver:", err)
-			return exitBroken
-		}
-		defer trace.Stop()
+		defer p.stop()
 	}
 	return f()
 }
