@@ -99,7 +99,8 @@ func (g *group) snapshotPays() bool {
 	if g.bytesSinceSnap >= base.RaftSnapshotLogGrowth*g.snapBytes {
 		return true
 	}
-	return g.keepFrom()-g.log.FirstIndex() >= g.e.cfg.SnapshotEntries
+	keep, first := g.keepFrom(), g.log.FirstIndex()
+	return keep > first && keep-first >= g.e.cfg.SnapshotEntries
 }
 
 // keepFrom is the first log index a snapshot at the applied index keeps:
