@@ -55,7 +55,7 @@ func main() {
 	defer stop()
 	var o options
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
-	fs.StringVar(&o.target, "target", "", "amqp-quorum | amqp-classic | amqp | jetstream | mqtt | kafka | inproc (the load generator alone); wait also takes http (GET -addr until 200)")
+	fs.StringVar(&o.target, "target", "", "amqp-quorum | amqp-classic | amqp | jetstream | mqtt | kafka | inproc (the load generator alone, with no consumer until a publish or drain ends, so only latency, fanout, queues and small drains); wait also takes http (GET -addr until 200)")
 	fs.StringVar(&o.name, "name", "", "name of the target in the output (default: -target)")
 	fs.StringVar(&o.addr, "addr", "", "broker address: amqp://..., nats://..., tcp://host:port (MQTT), host:port (Kafka)")
 	fs.StringVar(&o.workload, "workload", "publish", "publish | drain | latency | fanout | queues | kafka (publish, reported as workload 7)")

@@ -5,6 +5,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/loadgen"
 )
 
@@ -64,6 +65,14 @@ func newWorkload(o options) (*workload, error) {
 		w.metrics = w.queuesMetrics
 	default:
 		return nil, fmt.Errorf("unknown workload %q", o.workload)
+	}
+	if o.target == "inproc" && s.Consume == loadgen.ConsumeAfter &&
+		(s.Messages == 0 || s.Messages*uint64(s.Producers) > base.LoadgenMemQueueDepth) {
+		// Nothing drains the in-process queue until the publish phase ends,
+		// and a publish waits while it is full: the run would sit until
+		// -deadline.
+		return nil, fmt.Errorf("the inproc target holds %d messages per queue and consumes only after a %s workload publishes; use it with latency, fanout or queues, or drain with -messages up to %d",
+			base.LoadgenMemQueueDepth, o.workload, base.LoadgenMemQueueDepth)
 	}
 	if o.target == "kafka" {
 		for i := range s.Topologies { // a Kafka "queue" is a reader of the topic
