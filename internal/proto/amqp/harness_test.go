@@ -93,9 +93,52 @@ func startServer(t testing.TB, mutate ...func(*Config)) *testServer {
 	if shared.err != nil {
 		t.Fatalf("opening the shared broker: %v", shared.err)
 	}
+	// Registered first, so it runs last: after the server and the test's
+	// clients have closed.
+	t.Cleanup(func() { resetShared(t) })
 	ts := startServerWith(t, NewBrokerBackend(shared.b), mutate...)
 	ts.broker, ts.diskFree, ts.dir = shared.b, shared.diskFree, shared.dir
 	return ts
+}
+
+// resetShared deletes every queue, stream and declared exchange of every
+// tenant of the shared broker, so that a test run again (go test -count)
+// starts from the same empty broker as the first time. The tests run one
+// at a time, so nothing else is using them.
+func resetShared(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, tenant := range shared.b.Tenants() {
+		c, err := shared.b.OpenConnection(broker.ConnInfo{ID: "test/reset", Protocol: "amqp"},
+			broker.Principal{User: "guest", Tenant: tenant}, func(string) {})
+		if err != nil {
+			t.Errorf("resetting vhost %q: %v", tenant, err)
+			continue
+		}
+		top := shared.b.Topology(tenant)
+		for _, q := range top.Queues {
+			if _, err := c.DeleteQueue(ctx, q.Name, false, false); err != nil {
+				t.Errorf("resetting vhost %q: deleting queue %q: %v", tenant, q.Name, err)
+			}
+		}
+		for _, st := range top.Streams {
+			if err := c.DeleteStream(ctx, st.Name); err != nil {
+				t.Errorf("resetting vhost %q: deleting stream %q: %v", tenant, st.Name, err)
+			}
+		}
+		for _, x := range top.Exchanges {
+			if x.Name == "" || strings.HasPrefix(x.Name, "amq.") {
+				continue
+			}
+			if err := c.DeleteExchange(ctx, x.Name, false); err != nil {
+				t.Errorf("resetting vhost %q: deleting exchange %q: %v", tenant, x.Name, err)
+			}
+		}
+		if err := c.Close(ctx); err != nil {
+			t.Errorf("resetting vhost %q: %v", tenant, err)
+		}
+	}
 }
 
 // startFakeServer starts a server in front of the test double.
