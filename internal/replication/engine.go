@@ -389,14 +389,20 @@ func (e *Engine) ProposeAsync(g GroupID, cmd []byte, done func(Result)) {
 // log need not validate it again, and the caller may reuse batch as soon as
 // the call returns, even when ctx ended first.
 func (e *Engine) ProposeBatch(ctx context.Context, g GroupID, batch []byte) (Result, error) {
+	r := wait(ctx, func(done func(Result)) { e.ProposeBatchAsync(g, batch, done) })
+	return r, r.Err
+}
+
+// ProposeBatchAsync is ProposeBatch with a callback, called exactly once
+// and never blocking: at once when batch is not a data batch, otherwise on
+// the engine loop. It copies batch before it returns.
+func (e *Engine) ProposeBatchAsync(g GroupID, batch []byte, done func(Result)) {
 	data := bytes.Clone(batch)
 	if err := isDataBatch(data); err != nil {
-		return Result{Err: err}, err
+		done(Result{Err: err})
+		return
 	}
-	r := wait(ctx, func(done func(Result)) {
-		e.submit(e.timeProposal(&request{kind: reqPropose, group: g, data: data, done: done}, e.clock.Now()))
-	})
-	return r, r.Err
+	e.submit(e.timeProposal(&request{kind: reqPropose, group: g, data: data, done: done}, e.clock.Now()))
 }
 
 // ReadIndex returns once this node has applied everything committed before

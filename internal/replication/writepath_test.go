@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -128,7 +127,7 @@ func TestOnlyEntriesFromALeaderAreValidatedByTheLog(t *testing.T) {
 				t.Fatalf("proposal %d: %v", i, r.Err)
 			}
 		}
-		if err := proposeBatchStepping(c, lead, context.Background(), dataBatch(t, "a data batch")); err != nil {
+		if err := proposeBatchStepping(c, lead, dataBatch(t, "a data batch")); err != nil {
 			t.Fatalf("data batch: %v", err)
 		}
 		c.runUntil("every replica applied 4 entries", 500, func() bool {
@@ -165,36 +164,15 @@ func TestOnlyEntriesFromALeaderAreValidatedByTheLog(t *testing.T) {
 	})
 }
 
-// proposeBatchStepping calls ProposeBatch on node id from another
-// goroutine and steps the cluster until it returns.
-func proposeBatchStepping(c *testCluster, id NodeID, ctx context.Context, b []byte) error {
-	done := make(chan error, 1)
-	go func() {
-		_, err := c.nodes[id].e.ProposeBatch(ctx, 1, b)
-		done <- err
-	}()
-	// Step only once the request is queued (or the call has returned
-	// without queueing one): stepping before that would spend the steps
-	// while the goroutine has not yet run.
-	queued := func() bool {
-		l := c.nodes[id].e.loopFor(1)
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return len(l.in.reqs) > 0
-	}
-	for !queued() && len(done) == 0 {
-		runtime.Gosched()
-	}
-	var err error
-	c.runUntil("ProposeBatch returned", 2000, func() bool {
-		select {
-		case err = <-done:
-			return true
-		default:
-			return false
-		}
-	})
-	return err
+// proposeBatchStepping proposes a data batch on node id as ProposeBatch
+// does (ProposeBatchAsync) and steps the cluster until its outcome is
+// known. Waiting for ProposeBatch itself to return would also wait for the
+// scheduler to run its goroutine, which 2,000 quick steps can outrun.
+func proposeBatchStepping(c *testCluster, id NodeID, b []byte) error {
+	var res *Result
+	c.nodes[id].e.ProposeBatchAsync(1, b, func(r Result) { res = &r })
+	c.runUntil("ProposeBatch resolved", 2000, func() bool { return res != nil })
+	return res.Err
 }
 
 // TestProposeBatchCopiesTheCallersBatch: the engine validates and
