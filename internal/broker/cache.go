@@ -96,6 +96,19 @@ func decodeStoredBatch(data []byte) (*cachedBatch, error) {
 	return decodeBatch(data)
 }
 
+// keeps reports whether a batch just enqueued, behind readyBytes of ready
+// messages in a queue with consumers subscribed, is worth caching: only if
+// it can still be cached when its turn comes. Eviction is oldest first,
+// across every queue, so a batch behind more than half the cache would
+// mostly be gone by then, and in a queue with no consumer it waits for
+// one that may never come. Caching those would only push out batches that
+// are read soon, and hold the cache's memory against a filling queue
+// (64 MiB, most of the RAM per ready message docs/benchmarks.md measured
+// at a million). A batch read back from the log is cached as it is read.
+func (c *batchCache) keeps(consumers int, readyBytes uint64) bool {
+	return consumers > 0 && readyBytes < uint64(c.maxBytes/2)
+}
+
 func (c *batchCache) put(g GroupID, index uint64, cb *cachedBatch) {
 	size := len(cb.data) + 64*len(cb.records)
 	if c.maxBytes <= 0 || size > c.maxBytes/4 {

@@ -3,6 +3,8 @@ package broker
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/ferry-mq/ferry/internal/base"
@@ -103,4 +105,56 @@ func FuzzDecodeBatch(f *testing.F) {
 			t.Fatalf("room for %d records in %d bytes, over the %d they can hold", cap(cb.records), len(data), most)
 		}
 	})
+}
+
+// cachedBodies returns the bodies of group g's batches in the cache.
+func cachedBodies(c *batchCache, g GroupID) map[string]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]bool{}
+	for k, cb := range c.items {
+		if k.group == g {
+			for _, r := range cb.records {
+				out[string(r.Value)] = true
+			}
+		}
+	}
+	return out
+}
+
+// TestDeliveryCacheTakesOnlyBatchesAConsumerWillSoonRead: an enqueued
+// batch is cached when the queue has a consumer and less than half the
+// cache of ready messages ahead of it, not in a queue nobody consumes nor
+// behind a backlog that would push it out before its turn.
+func TestDeliveryCacheTakesOnlyBatchesAConsumerWillSoonRead(t *testing.T) {
+	const cacheBytes = 64 << 10
+	b := openNode(t, nodeOpts{tweak: func(c *Config) { c.DeliveryCacheBytes = cacheBytes }})
+	c := guestConn(t, b)
+	declare(t, c, "q")
+	ent, err := b.lookupQueue("/", "q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishOne(t, c, "", "q", "nobody consumes")
+	if got := cachedBodies(b.cache, ent.group); len(got) != 0 {
+		t.Fatalf("with no consumer: cached %v, want nothing", got)
+	}
+	_, col := subscribe(t, c, SubscribeOptions{Queue: "q", Tag: "t", PrefetchCount: 1})
+	if d := col.next(t); string(d.Message.Body) != "nobody consumes" {
+		t.Fatalf("delivered %q", d.Message.Body)
+	}
+	// The consumer holds its one unacknowledged message, so from here on
+	// every message stays ready and the backlog grows by 1 KiB a publish.
+	const n = 48
+	body := func(i int) string { return fmt.Sprintf("%04d%s", i, strings.Repeat("x", 1020)) }
+	for i := range n {
+		publishOne(t, c, "", "q", body(i))
+	}
+	got := cachedBodies(b.cache, ent.group)
+	for i := range n {
+		ahead := i * 1024 // the ready bytes ahead of it: the bodies before it
+		if want := ahead < cacheBytes/2; got[body(i)] != want {
+			t.Errorf("message %d, behind %d bytes: cached %v, want %v", i, ahead, got[body(i)], want)
+		}
+	}
 }

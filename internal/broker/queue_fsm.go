@@ -106,6 +106,7 @@ func (f *queueFSM) applyBatch(index uint64, data []byte, ql *queueLeader) *enque
 	}
 	now := max(0, min(cb.header.MaxTimestamp, base.QueueTimeMsMax))
 	cmd := &queue.Enqueue{Now: now, Messages: f.msgs}
+	ahead := f.q.Stats()
 	res, effects := f.q.Apply(cmd)
 	if f.observe != nil {
 		f.observe(index, cmd, res, effects)
@@ -115,7 +116,9 @@ func (f *queueFSM) applyBatch(index uint64, data []byte, ql *queueLeader) *enque
 		return &enqueueResult{err: res.Err}
 	}
 	if ql != nil {
-		f.b.cache.put(f.group, index, cb)
+		if f.b.cache.keeps(ahead.Consumers, ahead.ReadyBytes) {
+			f.b.cache.put(f.group, index, cb)
+		}
 		ql.pushEffects(effects)
 		ql.traceEnqueued(cb, res.Outcomes)
 	}
