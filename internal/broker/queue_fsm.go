@@ -106,7 +106,10 @@ func (f *queueFSM) applyBatch(index uint64, data []byte, ql *queueLeader) *enque
 	}
 	now := max(0, min(cb.header.MaxTimestamp, base.QueueTimeMsMax))
 	cmd := &queue.Enqueue{Now: now, Messages: f.msgs}
-	ahead := f.q.Stats()
+	var ahead queue.Stats // what the batch joins: the leader caches it by that
+	if ql != nil {
+		ahead = f.q.Stats()
+	}
 	res, effects := f.q.Apply(cmd)
 	if f.observe != nil {
 		f.observe(index, cmd, res, effects)
