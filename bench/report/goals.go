@@ -155,6 +155,13 @@ func (rs *results) ramGoal() goal {
 			}
 		}
 	}
+	// RSS that fell during the fill (the runtime returned more memory than
+	// the queue took, as with a small drain) says nothing of what a
+	// message costs: it is shown, but it measures nothing.
+	if okF && ferry <= 0 {
+		okF = false
+		parts = append(parts, "Ferry's RSS did not grow during the fill, so no figure (run a larger drain)")
+	}
 	g.figure = strings.Join(parts, "; ")
 	g.measured, g.met = okF, okF && ferry <= 64
 	return g

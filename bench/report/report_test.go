@@ -160,6 +160,24 @@ func TestTheCoalescedPublishGoalComparesNATSsPlainVariant(t *testing.T) {
 	}
 }
 
+func TestTheRAMGoalIsNotMetByAnRSSThatFell(t *testing.T) {
+	for _, tc := range []struct {
+		rss           string
+		measured, met bool
+	}{
+		{"-287", false, false},
+		{"0", false, false},
+		{"45", true, true},
+		{"213", true, false},
+	} {
+		rs := resultsOf(t, `{"target":"ferry-amqp","workload":"drain","variant":"1Mx128B","metrics":{"rss_bytes_per_msg":`+tc.rss+`}}`)
+		g := rs.ramGoal()
+		if g.measured != tc.measured || g.met != tc.met {
+			t.Errorf("%s B per message: measured %v met %v, want %v %v (%s)", tc.rss, g.measured, g.met, tc.measured, tc.met, g.figure)
+		}
+	}
+}
+
 // resultsOf reads lines as a results file.
 func resultsOf(t *testing.T, lines ...string) *results {
 	t.Helper()
