@@ -236,34 +236,6 @@ func TestAMQPPublishToStreamUsesKeysAndConsumesFromOffsets(t *testing.T) {
 	}
 }
 
-// waitPartition waits until cond holds of the state of p's partition on
-// its leader, b.
-func waitPartition(t *testing.T, b *Broker, c *Conn, p PartitionRef, what string, cond func(*stream.Partition) bool) {
-	t.Helper()
-	g, _, err := c.partitionOf(p, ActionRead)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := testCtx(t)
-	deadline := time.Now().Add(testTimeout)
-	for {
-		changed := nextChange(b)
-		pl, err := b.leaderHere(ctx, g)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ok := false
-		pl.fsm.with(func(sp *stream.Partition) { ok = cond(sp) })
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %v", what, testTimeout)
-		}
-		changed()
-	}
-}
-
 // Retention releases whole chunks of StreamRetentionChunkBytes (8 MiB):
 // the test writes a bit more than one chunk of old data.
 func TestStreamRetentionByAgeMovesTheLogStart(t *testing.T) {
@@ -281,9 +253,17 @@ func TestStreamRetentionByAgeMovesTheLogStart(t *testing.T) {
 	// The leader proposes the declared retention.ms as a Configure of its
 	// own; until that applies, the partition retains everything, and the
 	// clock below stops advancing before a late Configure would matter.
-	waitPartition(t, b, c, p, "retention.ms applied", func(sp *stream.Partition) bool {
-		return sp.Config().RetentionMs == 3600000
-	})
+	g, _, err := c.partitionOf(p, ActionRead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var retentionMs int64
+	waitFor(t, b, func() bool {
+		if pl := b.partitionLeaderOf(g); pl != nil {
+			pl.fsm.with(func(sp *stream.Partition) { retentionMs = sp.Config().RetentionMs })
+		}
+		return retentionMs == 3600000
+	}, func() string { return fmt.Sprintf("retention.ms not applied: the partition has %d", retentionMs) })
 	old := epoch.UnixMilli()
 	big := string(make([]byte, 1<<20-1024))
 	for range base.StreamRetentionChunkBytes>>20 + 1 {
