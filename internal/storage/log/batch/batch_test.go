@@ -481,4 +481,8 @@ func TestTheSmallestRecordTakesRecordSizeMinBytes(t *testing.T) {
 	if got, want := len(data)-HeaderSize, n*RecordSizeMin; got != want {
 		t.Fatalf("%d records with a null key and value and no headers take %d bytes, want %d", n, got, want)
 	}
+	// base cannot import this package, so its bound repeats the 7.
+	if base.BatchRecordsMax != base.BatchBytesMax/RecordSizeMin {
+		t.Errorf("base.BatchRecordsMax is %d, want BatchBytesMax / RecordSizeMin = %d", base.BatchRecordsMax, base.BatchBytesMax/RecordSizeMin)
+	}
 }
