@@ -389,20 +389,31 @@ func (e *Engine) ProposeAsync(g GroupID, cmd []byte, done func(Result)) {
 // log need not validate it again, and the caller may reuse batch as soon as
 // the call returns, even when ctx ended first.
 func (e *Engine) ProposeBatch(ctx context.Context, g GroupID, batch []byte) (Result, error) {
-	r := wait(ctx, func(done func(Result)) { e.ProposeBatchAsync(g, batch, done) })
+	r := wait(ctx, func(done func(Result)) { e.ProposeBatchAsync(g, batch, nil, done) })
 	return r, r.Err
 }
 
 // ProposeBatchAsync is ProposeBatch with a callback, called exactly once
 // and never blocking: at once when batch is not a data batch, otherwise on
 // the engine loop. It copies batch before it returns.
-func (e *Engine) ProposeBatchAsync(g GroupID, batch []byte, done func(Result)) {
+//
+// admit, when not nil, is asked on the engine loop whether the batch may
+// be proposed, once the loop has found this node the group's leader with
+// room for the proposal; it is given the leader's current term, and an
+// error refuses the proposal (done receives it). A group's proposals reach
+// the loop in the order they were submitted, so a caller can make a chain
+// of batches all-or-nothing in order (the broker's idempotent producers):
+// its admit refuses every batch after one that done reported failed, and
+// every batch of a term other than the first's. Raft then keeps the chain's
+// entries in submission order with no gap, since an entry that never
+// commits takes every later entry of its term with it.
+func (e *Engine) ProposeBatchAsync(g GroupID, batch []byte, admit func(term uint64) error, done func(Result)) {
 	data := bytes.Clone(batch)
 	if err := isDataBatch(data); err != nil {
 		done(Result{Err: err})
 		return
 	}
-	e.submit(e.timeProposal(&request{kind: reqPropose, group: g, data: data, done: done}, e.clock.Now()))
+	e.submit(e.timeProposal(&request{kind: reqPropose, group: g, data: data, admit: admit, done: done}, e.clock.Now()))
 }
 
 // ReadIndex returns once this node has applied everything committed before

@@ -42,6 +42,7 @@ type request struct {
 	msg     *pb.Message
 	file    string
 	grp     *group
+	admit   func(term uint64) error // proposals: may refuse it (ProposeBatchAsync)
 	done    func(Result)
 	// cmd is set on a command built by ProposeAsync; cmdLen is then the
 	// command's length, and the command is the tail of data but one byte

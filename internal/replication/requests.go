@@ -192,6 +192,12 @@ func (g *group) enqueueProposal(r *request) {
 		r.finish(Result{Err: base.Errorf(base.CodeOverloaded, "replication: group %d has %d proposals in flight", g.id, base.RaftProposalsInFlightMax)})
 		return
 	}
+	if r.admit != nil {
+		if err := r.admit(g.rn.BasicStatus().GetTerm()); err != nil {
+			r.finish(Result{Err: err})
+			return
+		}
+	}
 	g.wake()
 	g.idleTicks = 0
 	r.deadline = g.l.ticks + int64(20*g.e.cfg.ElectionTicks)

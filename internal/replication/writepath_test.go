@@ -3,7 +3,9 @@ package replication
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -170,7 +172,7 @@ func TestOnlyEntriesFromALeaderAreValidatedByTheLog(t *testing.T) {
 // scheduler to run its goroutine, which 2,000 quick steps can outrun.
 func proposeBatchStepping(c *testCluster, id NodeID, b []byte) error {
 	var res *Result
-	c.nodes[id].e.ProposeBatchAsync(1, b, func(r Result) { res = &r })
+	c.nodes[id].e.ProposeBatchAsync(1, b, nil, func(r Result) { res = &r })
 	c.runUntil("ProposeBatch resolved", 2000, func() bool { return res != nil })
 	return res.Err
 }
@@ -274,4 +276,61 @@ func damageAppendsTo(n *localNet, to NodeID) bool {
 		}
 	}
 	return damaged
+}
+
+// TestProposeBatchAdmitSeesTheLeadersTermAndMayRefuse: a batch's admit is
+// asked on the loop with the leader's term, in submission order, and a
+// refusal is the batch's outcome and keeps it out of the log, while the
+// batches around it are proposed as usual.
+func TestProposeBatchAdmitSeesTheLeadersTermAndMayRefuse(t *testing.T) {
+	c := newTestClusterOn(t, true, []NodeID{1}, nil)
+	f := c.open(1, 1, []NodeID{1})
+	c.waitLeader(1)
+	st, err := c.nodes[1].e.Status(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := errors.New("an earlier batch of the chain failed")
+	var asked []string
+	var terms []uint64
+	results := map[string]*Result{}
+	for _, v := range []string{"first", "refused", "third"} {
+		admit := func(term uint64) error {
+			asked = append(asked, v)
+			terms = append(terms, term)
+			if v == "refused" {
+				return refused
+			}
+			return nil
+		}
+		c.nodes[1].e.ProposeBatchAsync(1, dataBatch(t, v), admit, func(r Result) { results[v] = &r })
+	}
+	c.runUntil("every batch resolved", 2000, func() bool { return len(results) == 3 })
+	if !slices.Equal(asked, []string{"first", "refused", "third"}) {
+		t.Errorf("admit asked for %v, want the submission order", asked)
+	}
+	for _, term := range terms {
+		if term != st.Term {
+			t.Errorf("admit given term %d, want the leader's %d", term, st.Term)
+		}
+	}
+	if err := results["refused"].Err; !errors.Is(err, refused) {
+		t.Errorf("refused batch: got %v, want admit's error", err)
+	}
+	for _, v := range []string{"first", "third"} {
+		if err := results[v].Err; err != nil {
+			t.Errorf("batch %q: %v", v, err)
+		}
+	}
+	var applied []string
+	for _, d := range f.datas() {
+		for _, v := range []string{"first", "refused", "third"} {
+			if strings.Contains(d, v) {
+				applied = append(applied, v)
+			}
+		}
+	}
+	if !slices.Equal(applied, []string{"first", "third"}) {
+		t.Errorf("applied %q, want first and third only", applied)
+	}
 }
