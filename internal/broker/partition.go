@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -319,34 +320,108 @@ func (pl *partitionLeader) submitBatch(items []*pubItem, done func([]queue.Outco
 }
 
 // produce appends a client's batch (Kafka Produce). Idempotent batches
-// are checked against the partition's producer state, only once the
-// leader has applied everything of earlier terms (stream DESIGN.md,
-// invariant 1). A producer's batches go one at a time, from the check
-// until the batch is applied here, so the state checked holds all its
-// earlier batches and there is never an in-flight append of it to pass to
-// Check. Different producers do not wait for each other: sequences are
-// per producer, so their batches may share a group commit.
-func (pl *partitionLeader) produce(ctx context.Context, data []byte, h batch.Header) (stream.AppendResult, error) {
+// are checked against the partition's producer state plus the producer's
+// batches still in flight on this leader, only once the leader has applied
+// everything of earlier terms (stream DESIGN.md, invariant 1).
+//
+// A producer's batches are pipelined: each is checked and submitted under
+// its lane's lock, which is released once the batch is in the engine's
+// queue, and admitted is called then (and on every other path, always
+// once, before produce returns): a caller that submits the producer's next
+// batch only after admitted has run keeps the batches in order, so several
+// share one fsync. The lane's chain (produceChain) makes them
+// all-or-nothing in order: a batch after one that failed is refused, and
+// so is a batch in a term other than the chain's first, so the log never
+// holds a batch whose predecessor it lost. Different producers do not wait
+// for each other: sequences are per producer.
+func (pl *partitionLeader) produce(ctx context.Context, data []byte, h batch.Header, admitted func()) (stream.AppendResult, error) {
 	if h.ProducerID < 0 {
+		admitted()
 		return pl.proposeProduce(ctx, data)
 	}
 	if err := pl.catchUp(ctx); err != nil {
+		admitted()
 		return stream.AppendResult{}, err
 	}
-	lane := pl.acquireLane(h.ProducerID)
-	defer pl.releaseLane(h.ProducerID, lane)
 	a := stream.Append{Now: pl.b.nowMs(), LastOffsetDelta: h.LastOffsetDelta, MaxTimestamp: h.MaxTimestamp,
 		Bytes: int64(len(data)), ProducerID: h.ProducerID, ProducerEpoch: h.ProducerEpoch, BaseSequence: h.BaseSequence}
-	var chk stream.AppendResult
-	pl.fsm.with(func(p *stream.Partition) { chk = p.Check(a, nil) })
-	switch chk.Status {
-	case stream.AppendOK:
-	case stream.AppendDuplicate:
-		return chk, nil
-	default:
-		return chk, chk.Status.Err(h.ProducerID)
+	lane := pl.acquireLane(h.ProducerID)
+	pa, res, err := pl.submitIdempotent(ctx, lane, data, a)
+	admitted()
+	if pa == nil {
+		return res, err
 	}
-	return pl.proposeProduce(ctx, data)
+	select {
+	case <-pa.done:
+		return pa.res, pa.err
+	case <-ctx.Done():
+		return stream.AppendResult{}, base.Errorf(base.CodeTimeout, "broker: outcome of producer %d's batch unknown: %w", a.ProducerID, ctx.Err())
+	}
+}
+
+// submitIdempotent checks a with lane locked, and proposes it when the
+// check passes, unlocking lane. It returns the append to wait for (the
+// batch's own, or the original's of a duplicate still in flight), or nil
+// and the outcome when it is known at once.
+func (pl *partitionLeader) submitIdempotent(ctx context.Context, lane *producerLane, data []byte, a stream.Append) (*laneAppend, stream.AppendResult, error) {
+	if lane.chain.isBroken() {
+		// The chain's batches still in flight will fail or are already
+		// in the log: check the next batch once their outcomes are known.
+		for _, prev := range pl.inflight(lane) {
+			select {
+			case <-prev.done:
+			case <-ctx.Done():
+				pl.releaseLane(a.ProducerID, lane)
+				return nil, stream.AppendResult{}, base.Errorf(base.CodeTimeout, "broker: producer %d's earlier batches still in flight: %w", a.ProducerID, ctx.Err())
+			}
+		}
+	}
+	inflight := pl.inflight(lane)
+	if len(inflight) == 0 {
+		lane.chain = &produceChain{}
+	}
+	shadow := make([]stream.Append, len(inflight))
+	for i, f := range inflight {
+		shadow[i] = f.a
+	}
+	var chk stream.AppendResult
+	pl.fsm.with(func(p *stream.Partition) { chk = p.Check(a, shadow) })
+	switch {
+	case chk.Status == stream.AppendOK:
+	case chk.Status == stream.AppendDuplicate && chk.BaseOffset < 0:
+		// A retry of a batch still in flight: answer the original's outcome.
+		pl.releaseLane(a.ProducerID, lane)
+		for _, f := range inflight {
+			if f.a.ProducerEpoch == a.ProducerEpoch && f.a.BaseSequence == a.BaseSequence && f.a.LastOffsetDelta == a.LastOffsetDelta {
+				return f, stream.AppendResult{}, nil
+			}
+		}
+		return nil, chk, base.Errorf(base.CodeInternal, "broker: producer %d's batch at sequence %d is a duplicate of none in flight", a.ProducerID, a.BaseSequence)
+	case chk.Status == stream.AppendDuplicate:
+		pl.releaseLane(a.ProducerID, lane)
+		return nil, chk, nil
+	default:
+		pl.releaseLane(a.ProducerID, lane)
+		return nil, chk, chk.Status.Err(a.ProducerID)
+	}
+	pa := &laneAppend{a: a, done: make(chan struct{})}
+	chain := lane.chain
+	pl.producersMu.Lock()
+	lane.inflight = append(lane.inflight, pa) // the call's use of the lane passes to pa
+	pl.producersMu.Unlock()
+	pl.b.engine.ProposeBatchAsync(pl.g, data, chain.admit, func(r replication.Result) {
+		pa.res, pa.err = appendOutcome(r)
+		if pa.err != nil {
+			chain.fail(pa.err)
+		}
+		pl.producersMu.Lock()
+		lane.inflight = slices.DeleteFunc(lane.inflight, func(f *laneAppend) bool { return f == pa })
+		pl.dropUse(a.ProducerID, lane)
+		pl.producersMu.Unlock()
+		close(pa.done)
+	})
+	lane.mu.Unlock()
+	return pa, stream.AppendResult{}, nil
 }
 
 // catchUp returns once this leader has applied every entry up to the
@@ -364,12 +439,72 @@ func (pl *partitionLeader) catchUp(ctx context.Context) error {
 	return nil
 }
 
-// producerLane serialises one idempotent producer's batches on this
-// leader. It exists while a produce of the producer is under way, so the
-// map holds at most one lane per concurrent call.
+// producerLane orders one idempotent producer's batches on this leader.
+// It exists while a produce of the producer is under way or a batch of it
+// is in flight.
 type producerLane struct {
-	mu    sync.Mutex // held from a batch's Check until its outcome
-	users int        // guarded by partitionLeader.producersMu: calls holding or waiting for mu
+	mu    sync.Mutex    // held from a batch's Check until it is submitted
+	chain *produceChain // guarded by mu: the chain the next batch joins
+	// users and inflight are guarded by partitionLeader.producersMu.
+	users    int           // calls holding or waiting for mu, and batches in flight
+	inflight []*laneAppend // submitted, outcome not yet known, in submission order
+}
+
+// laneAppend is an idempotent batch in flight; res and err are set before
+// done is closed.
+type laneAppend struct {
+	a    stream.Append
+	done chan struct{}
+	res  stream.AppendResult
+	err  error
+}
+
+// produceChain is a run of one producer's pipelined batches, made
+// all-or-nothing in order through ProposeBatchAsync's admit: once a batch
+// of the chain has failed, or the chain's first batch was admitted in
+// another term, every later batch is refused, so none can be committed
+// past a gap. A lane starts a new chain when it has no batch in flight.
+type produceChain struct {
+	mu     sync.Mutex
+	term   uint64 // the term of the chain's first admitted batch; 0 before
+	failed error  // the first failure of a batch of the chain
+}
+
+func (c *produceChain) admit(term uint64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.failed != nil {
+		return base.Errorf(base.CodeOf(c.failed), "broker: an earlier batch of the producer failed: %w", c.failed)
+	}
+	if c.term == 0 {
+		c.term = term
+	}
+	if c.term != term {
+		c.failed = base.Errorf(base.CodeNotLeader, "broker: the producer's earlier batches were proposed in term %d, not %d", c.term, term)
+		return c.failed
+	}
+	return nil
+}
+
+func (c *produceChain) fail(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.failed == nil {
+		c.failed = err
+	}
+}
+
+func (c *produceChain) isBroken() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.failed != nil
+}
+
+// inflight returns a copy of lane's batches in flight.
+func (pl *partitionLeader) inflight(lane *producerLane) []*laneAppend {
+	pl.producersMu.Lock()
+	defer pl.producersMu.Unlock()
+	return slices.Clone(lane.inflight)
 }
 
 // acquireLane returns producer id's lane, locked.
@@ -377,7 +512,7 @@ func (pl *partitionLeader) acquireLane(id int64) *producerLane {
 	pl.producersMu.Lock()
 	l := pl.producers[id]
 	if l == nil {
-		l = &producerLane{}
+		l = &producerLane{chain: &produceChain{}}
 		pl.producers[id] = l
 	}
 	l.users++
@@ -386,11 +521,17 @@ func (pl *partitionLeader) acquireLane(id int64) *producerLane {
 	return l
 }
 
-// releaseLane unlocks l and forgets it when no call uses it.
+// releaseLane unlocks l and ends the call's use of it.
 func (pl *partitionLeader) releaseLane(id int64, l *producerLane) {
 	l.mu.Unlock()
 	pl.producersMu.Lock()
 	defer pl.producersMu.Unlock()
+	pl.dropUse(id, l)
+}
+
+// dropUse ends one use of l, forgetting l when it was the last; the
+// caller holds producersMu.
+func (pl *partitionLeader) dropUse(id int64, l *producerLane) {
 	l.users--
 	if l.users == 0 {
 		delete(pl.producers, id)
@@ -402,9 +543,17 @@ func (pl *partitionLeader) proposeProduce(ctx context.Context, data []byte) (str
 	if err != nil {
 		return stream.AppendResult{}, err
 	}
-	ar, _ := res.Value.(*appendResult)
+	return appendOutcome(res)
+}
+
+// appendOutcome is a data batch's outcome from its proposal's result.
+func appendOutcome(r replication.Result) (stream.AppendResult, error) {
+	if r.Err != nil {
+		return stream.AppendResult{}, r.Err
+	}
+	ar, _ := r.Value.(*appendResult)
 	if ar == nil {
-		return stream.AppendResult{}, base.Errorf(base.CodeInternal, "broker: data batch gave %T", res.Value)
+		return stream.AppendResult{}, base.Errorf(base.CodeInternal, "broker: data batch gave %T", r.Value)
 	}
 	return ar.res, ar.res.Status.Err(-1)
 }

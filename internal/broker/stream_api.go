@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -70,6 +71,18 @@ func (b *Broker) leaderHere(ctx context.Context, g GroupID) (*partitionLeader, e
 // CodeInvalidArgument and a fenced epoch CodeConflict underneath, for
 // front ends that map codes only). logAppendTime is -1 (create time).
 func (c *Conn) ProduceBatch(ctx context.Context, p PartitionRef, data []byte, acks int16) (baseOffset, logAppendTime, logStartOffset int64, err error) {
+	return c.ProduceBatchOrdered(ctx, p, data, acks, func() {})
+}
+
+// ProduceBatchOrdered is ProduceBatch for a caller that pipelines an
+// idempotent producer's batches of a partition (Kafka clients keep up to
+// five requests in flight): admitted is called exactly once, before it
+// returns, as soon as the caller may submit the producer's next batch of
+// the partition, which then lands after this one in the log (or is refused
+// if this one fails). Batches of other producers need not wait for it.
+func (c *Conn) ProduceBatchOrdered(ctx context.Context, p PartitionRef, data []byte, acks int16, admitted func()) (baseOffset, logAppendTime, logStartOffset int64, err error) {
+	admitted = sync.OnceFunc(admitted)
+	defer admitted()
 	g, s, err := c.partitionOf(p, ActionWrite)
 	if err != nil {
 		return 0, -1, 0, err
@@ -91,7 +104,7 @@ func (c *Conn) ProduceBatch(ctx context.Context, p PartitionRef, data []byte, ac
 	if err != nil {
 		return 0, -1, 0, err
 	}
-	res, err := pl.produce(ctx, data, h)
+	res, err := pl.produce(ctx, data, h, admitted)
 	var start int64
 	pl.fsm.with(func(pp *stream.Partition) { start, _ = pp.LogStart() })
 	if err != nil {

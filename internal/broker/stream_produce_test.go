@@ -3,10 +3,12 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 
 	"github.com/ferry-mq/ferry/internal/base"
+	"github.com/ferry-mq/ferry/internal/base/vfs"
 	"github.com/ferry-mq/ferry/internal/storage/log/batch"
 )
 
@@ -115,5 +117,137 @@ func TestConcurrentIdempotentProducersKeepTheirOwnSequences(t *testing.T) {
 		if n != batches {
 			t.Errorf("producer %d: %d records in the log, want %d", i, n, batches)
 		}
+	}
+}
+
+// syncGate holds every fsync while it is closed, keeping the engine's
+// loop, and so every proposal behind it, in flight.
+type syncGate struct {
+	mu   sync.Mutex
+	open chan struct{} // nil while syncs pass; closed to let held ones go
+}
+
+func (g *syncGate) Inject(p vfs.Point) error {
+	if p.Op == vfs.OpSync && !p.After {
+		g.mu.Lock()
+		open := g.open
+		g.mu.Unlock()
+		if open != nil {
+			<-open
+		}
+	}
+	return nil
+}
+
+func (g *syncGate) hold() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.open = make(chan struct{})
+}
+
+func (g *syncGate) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	close(g.open)
+	g.open = nil
+}
+
+// An idempotent producer's batches are pipelined: the next is checked and
+// submitted once the one before it is admitted, while that one's fsync is
+// still under way. The check counts the batches in flight, so a retry of
+// one of them answers the original's offset and a gap after them is
+// refused at once; once the fsyncs complete, every batch is in the log
+// once, in sequence order.
+func TestIdempotentBatchesArePipelined(t *testing.T) {
+	gate := &syncGate{}
+	b := openNode(t, nodeOpts{fs: vfs.WithFaults(vfs.NewMem(), gate)})
+	c := guestConn(t, b)
+	ctx := testCtx(t)
+	if err := c.DeclareStream(ctx, StreamSpec{Name: "piped"}); err != nil {
+		t.Fatal(err)
+	}
+	pid, epoch, err := c.InitProducerID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := PartitionRef{Stream: "piped"}
+	data := func(seq int32) []byte {
+		return kafkaBatch(t, batch.Header{ProducerID: pid, ProducerEpoch: epoch, BaseSequence: seq}, []int64{1}, fmt.Sprintf("s%d", seq))
+	}
+	first, _, _, err := c.ProduceBatch(ctx, p, data(0), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	type outcome struct {
+		off int64
+		err error
+	}
+	gate.hold()
+	submit := func(b []byte) <-chan outcome {
+		out := make(chan outcome, 1)
+		admitted := make(chan struct{})
+		go func() {
+			off, _, _, err := c.ProduceBatchOrdered(ctx, p, b, -1, func() { close(admitted) })
+			out <- outcome{off, err}
+		}()
+		<-admitted
+		return out
+	}
+	one, two, retry, three := submit(data(1)), submit(data(2)), submit(data(1)), submit(data(3))
+	var pe *ProducerError
+	if _, _, _, err := c.ProduceBatch(ctx, p, data(9), -1); !errors.As(err, &pe) || pe.Refusal != RefusedOutOfOrder {
+		t.Errorf("a gap after the batches in flight: %v, want out of order", err)
+	}
+	select {
+	case o := <-one:
+		t.Fatalf("batch 1 answered (%d, %v) with its fsync held", o.off, o.err)
+	default:
+	}
+	gate.release()
+	o1, o2, or, o3 := <-one, <-two, <-retry, <-three
+	if o1.err != nil || o2.err != nil || or.err != nil || o3.err != nil {
+		t.Fatalf("batches 1, 2, the retry of 1 and 3: %v, %v, %v, %v", o1.err, o2.err, or.err, o3.err)
+	}
+	if o1.off != first+1 || o2.off != first+2 || o3.off != first+3 || or.off != o1.off {
+		t.Errorf("offsets: batch 0 %d, 1 %d, 2 %d, 3 %d, retry of 1 %d; want consecutive, the retry the original's", first, o1.off, o2.off, o3.off, or.off)
+	}
+	res, err := c.Fetch(ctx, p, 0, 1<<20, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vals, _ := records(t, res.Records); !slices.Equal(vals, []string{"s0", "s1", "s2", "s3"}) {
+		t.Errorf("the log holds %q, want s0 to s3", vals)
+	}
+}
+
+// A chain refuses every batch after one that failed, with the failure's
+// code, and every batch of a term other than its first's.
+func TestProduceChainIsAllOrNothingInOrder(t *testing.T) {
+	var c produceChain
+	if err := c.admit(3); err != nil {
+		t.Fatalf("first batch: %v", err)
+	}
+	if err := c.admit(3); err != nil {
+		t.Fatalf("second batch, same term: %v", err)
+	}
+	if err := c.admit(4); base.CodeOf(err) != base.CodeNotLeader {
+		t.Errorf("a batch of a later term: %v, want not leader", err)
+	}
+	if err := c.admit(3); base.CodeOf(err) != base.CodeNotLeader {
+		t.Errorf("the first term again after the refusal: %v, want the chain broken", err)
+	}
+
+	var d produceChain
+	if err := d.admit(5); err != nil {
+		t.Fatal(err)
+	}
+	d.fail(base.Errorf(base.CodeOverloaded, "too many proposals"))
+	d.fail(base.Errorf(base.CodeTimeout, "a later failure"))
+	if !d.isBroken() {
+		t.Error("chain not broken after a failure")
+	}
+	if err := d.admit(5); base.CodeOf(err) != base.CodeOverloaded {
+		t.Errorf("a batch after a failure: %v, want the first failure's code", err)
 	}
 }

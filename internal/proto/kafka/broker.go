@@ -152,12 +152,14 @@ func (s *brokerSession) CoordinatorFor(group string) (int32, error) {
 	return int32(n), nil
 }
 
-// produceLane runs one partition's idempotent batches of a session one
-// after another, in submission order: the broker checks sequences per
-// call, so two pipelined requests must reach it in order.
+// produceLane submits one partition's idempotent batches of a session in
+// submission order: the broker checks sequences per call, so two pipelined
+// requests must reach it in order. A batch is started once the one before
+// it was admitted (broker.Conn.ProduceBatchOrdered), not once it is
+// committed, so a producer's pipelined batches share fsyncs.
 type produceLane struct {
-	queue []func() // guarded by brokerSession.mu
-	busy  bool     // guarded by brokerSession.mu
+	queue []func(admitted func()) // guarded by brokerSession.mu
+	busy  bool                    // guarded by brokerSession.mu
 }
 
 func (s *brokerSession) ProduceBatch(ctx context.Context, p PartitionRef, data []byte, acks int16, done func(ProduceResult)) {
@@ -168,8 +170,8 @@ func (s *brokerSession) ProduceBatch(ctx context.Context, p PartitionRef, data [
 		done(ProduceResult{Err: base.Errorf(base.CodeTimeout, "kafka: produce not started: %w", ctx.Err())})
 		return
 	}
-	call := func() {
-		off, appendTime, start, err := s.c.ProduceBatch(ctx, broker.PartitionRef{Stream: p.Stream, Partition: p.Partition}, data, acks)
+	call := func(admitted func()) {
+		off, appendTime, start, err := s.c.ProduceBatchOrdered(ctx, broker.PartitionRef{Stream: p.Stream, Partition: p.Partition}, data, acks, admitted)
 		if err != nil {
 			err = producerError(err)
 		}
@@ -182,7 +184,7 @@ func (s *brokerSession) ProduceBatch(ctx context.Context, p PartitionRef, data [
 	if !idempotent {
 		go func() { // owned: Close waits on wg; ctx bounds the call
 			defer s.wg.Done()
-			call()
+			call(func() {})
 		}()
 		return
 	}
@@ -194,11 +196,15 @@ func (s *brokerSession) ProduceBatch(ctx context.Context, p PartitionRef, data [
 	lane.queue = append(lane.queue, call)
 	if !lane.busy {
 		lane.busy = true
+		s.wg.Add(1)
 		go s.runLane(p, lane) // owned: Close waits on wg; it ends when its queue is empty
 	}
 }
 
+// runLane starts the lane's calls one at a time, each once the one before
+// it was admitted.
 func (s *brokerSession) runLane(p PartitionRef, lane *produceLane) {
+	defer s.wg.Done()
 	for {
 		s.mu.Lock()
 		if len(lane.queue) == 0 {
@@ -210,8 +216,12 @@ func (s *brokerSession) runLane(p PartitionRef, lane *produceLane) {
 		call := lane.queue[0]
 		lane.queue = lane.queue[1:]
 		s.mu.Unlock()
-		call()
-		s.wg.Done()
+		admitted := make(chan struct{})
+		go func() { // owned: Close waits on wg (the call's count); ctx bounds the call
+			defer s.wg.Done()
+			call(func() { close(admitted) })
+		}()
+		<-admitted // ProduceBatchOrdered calls it exactly once, before it returns
 	}
 }
 
