@@ -2,6 +2,7 @@ package broker
 
 import (
 	"sync"
+	"unsafe"
 
 	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/storage/log/batch"
@@ -36,6 +37,18 @@ type cachedBatch struct {
 	header  batch.Header
 	records []batch.Record
 }
+
+// cost is what a cached batch is charged against the cache's bound: its
+// bytes, its decoded records (whose slices alias the bytes), and its entry
+// (the batch's struct, its key in the map and in the FIFO).
+func (cb *cachedBatch) cost() int {
+	return len(cb.data) + cap(cb.records)*recordBytes + entryBytes
+}
+
+const (
+	recordBytes = int(unsafe.Sizeof(batch.Record{}))
+	entryBytes  = int(unsafe.Sizeof(cachedBatch{})) + 2*int(unsafe.Sizeof(cacheKey{}))
+)
 
 func newBatchCache(maxBytes int) *batchCache {
 	return &batchCache{maxBytes: maxBytes, items: map[cacheKey]*cachedBatch{}}
@@ -110,7 +123,7 @@ func (c *batchCache) keeps(consumers int, readyBytes uint64) bool {
 }
 
 func (c *batchCache) put(g GroupID, index uint64, cb *cachedBatch) {
-	size := len(cb.data) + 64*len(cb.records)
+	size := cb.cost()
 	if c.maxBytes <= 0 || size > c.maxBytes/4 {
 		return // too big to be worth caching
 	}
@@ -128,7 +141,7 @@ func (c *batchCache) put(g GroupID, index uint64, cb *cachedBatch) {
 		c.fifo[c.head] = cacheKey{}
 		c.head++
 		if ob, ok := c.items[old]; ok {
-			c.bytes -= len(ob.data) + 64*len(ob.records)
+			c.bytes -= ob.cost()
 			delete(c.items, old)
 		}
 	}
@@ -151,7 +164,7 @@ func (c *batchCache) dropGroup(g GroupID) {
 	defer c.mu.Unlock()
 	for k, cb := range c.items {
 		if k.group == g {
-			c.bytes -= len(cb.data) + 64*len(cb.records)
+			c.bytes -= cb.cost()
 			delete(c.items, k)
 		}
 	}

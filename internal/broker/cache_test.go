@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/storage/log/batch"
@@ -156,5 +157,36 @@ func TestDeliveryCacheTakesOnlyBatchesAConsumerWillSoonRead(t *testing.T) {
 		if want := ahead < cacheBytes/2; got[body(i)] != want {
 			t.Errorf("message %d, behind %d bytes: cached %v, want %v", i, ahead, got[body(i)], want)
 		}
+	}
+}
+
+// TestDeliveryCacheBoundCoversTheDecodedRecords: what the cache holds,
+// its batches' bytes and their decoded records at their real size, stays
+// within its bound. Batches of the smallest records are mostly decoded
+// records, which an estimate per record below their size let overrun the
+// bound.
+func TestDeliveryCacheBoundCoversTheDecodedRecords(t *testing.T) {
+	const maxBytes = 1 << 20
+	c := newBatchCache(maxBytes)
+	data := smallestRecordsBatch(t, 50)
+	held := func() int {
+		n := 0
+		for _, cb := range c.items {
+			n += len(cb.data) + cap(cb.records)*int(unsafe.Sizeof(batch.Record{}))
+		}
+		return n
+	}
+	for i := range 400 {
+		cb, err := decodeBatch(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.put(1, uint64(i+1), cb)
+		if got := held(); got > maxBytes {
+			t.Fatalf("after %d batches the cache holds %d bytes of batches and records, over its bound of %d", i+1, got, maxBytes)
+		}
+	}
+	if len(c.items) == 400 || len(c.items) == 0 {
+		t.Fatalf("the cache kept %d of 400 batches: the test never reached its bound", len(c.items))
 	}
 }
