@@ -23,8 +23,9 @@ const (
 	tagGroup      byte = 'G'
 	// tagEnqueue is a queue's data batch riding in a command, which the
 	// queue applies exactly as the same batch proposed with ProposeBatch
-	// (its Refs name the command's entry). ProposeAsync gives it an order
-	// and a callback that ProposeBatch lacks; the simulator uses it.
+	// (its Refs name the command's entry). The queue's accumulator
+	// proposes it with ProposeAsync, for its order and its callback; the
+	// simulator uses it too.
 	tagEnqueue byte = 'B'
 )
 

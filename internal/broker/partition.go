@@ -324,20 +324,22 @@ func (pl *partitionLeader) submitBatch(items []*pubItem, done func([]queue.Outco
 // batches still in flight on this leader, only once the leader has applied
 // everything of earlier terms (stream DESIGN.md, invariant 1).
 //
-// A producer's batches are pipelined: each is checked and submitted under
-// its lane's lock, which is released once the batch is in the engine's
-// queue, and admitted is called then (and on every other path, always
-// once, before produce returns): a caller that submits the producer's next
-// batch only after admitted has run keeps the batches in order, so several
-// share one fsync. The lane's chain (produceChain) makes them
-// all-or-nothing in order: a batch after one that failed is refused, and
-// so is a batch in a term other than the chain's first, so the log never
-// holds a batch whose predecessor it lost. Different producers do not wait
-// for each other: sequences are per producer.
+// admitted is called once the batch is in the engine's queue (and on every
+// other path, always once, before produce returns): a caller that submits
+// the producer's next batch only after admitted has run keeps the batches
+// in order, and several share one fsync. An idempotent producer's batches
+// are checked and submitted under its lane's lock, released at that point;
+// the lane's chain (produceChain) makes them all-or-nothing in order: a
+// batch after one that failed is refused, and so is a batch in a term
+// other than the chain's first, so the log never holds a batch whose
+// predecessor it lost. Different producers do not wait for each other:
+// sequences are per producer.
 func (pl *partitionLeader) produce(ctx context.Context, data []byte, h batch.Header, admitted func()) (stream.AppendResult, error) {
 	if h.ProducerID < 0 {
+		pa := &pendingAppend{done: make(chan struct{})}
+		pl.propose(pa, data, nil, nil)
 		admitted()
-		return pl.proposeProduce(ctx, data)
+		return pa.wait(ctx)
 	}
 	if err := pl.catchUp(ctx); err != nil {
 		admitted()
@@ -351,19 +353,14 @@ func (pl *partitionLeader) produce(ctx context.Context, data []byte, h batch.Hea
 	if pa == nil {
 		return res, err
 	}
-	select {
-	case <-pa.done:
-		return pa.res, pa.err
-	case <-ctx.Done():
-		return stream.AppendResult{}, base.Errorf(base.CodeTimeout, "broker: outcome of producer %d's batch unknown: %w", a.ProducerID, ctx.Err())
-	}
+	return pa.wait(ctx)
 }
 
 // submitIdempotent checks a with lane locked, and proposes it when the
 // check passes, unlocking lane. It returns the append to wait for (the
 // batch's own, or the original's of a duplicate still in flight), or nil
 // and the outcome when it is known at once.
-func (pl *partitionLeader) submitIdempotent(ctx context.Context, lane *producerLane, data []byte, a stream.Append) (*laneAppend, stream.AppendResult, error) {
+func (pl *partitionLeader) submitIdempotent(ctx context.Context, lane *producerLane, data []byte, a stream.Append) (*pendingAppend, stream.AppendResult, error) {
 	if lane.chain.isBroken() {
 		// The chain's batches still in flight will fail or are already
 		// in the log: check the next batch once their outcomes are known.
@@ -404,21 +401,19 @@ func (pl *partitionLeader) submitIdempotent(ctx context.Context, lane *producerL
 		pl.releaseLane(a.ProducerID, lane)
 		return nil, chk, chk.Status.Err(a.ProducerID)
 	}
-	pa := &laneAppend{a: a, done: make(chan struct{})}
+	pa := &pendingAppend{a: a, done: make(chan struct{})}
 	chain := lane.chain
 	pl.producersMu.Lock()
 	lane.inflight = append(lane.inflight, pa) // the call's use of the lane passes to pa
 	pl.producersMu.Unlock()
-	pl.b.engine.ProposeBatchAsync(pl.g, data, chain.admit, func(r replication.Result) {
-		pa.res, pa.err = appendOutcome(r)
+	pl.propose(pa, data, chain.admit, func() {
 		if pa.err != nil {
 			chain.fail(pa.err)
 		}
 		pl.producersMu.Lock()
-		lane.inflight = slices.DeleteFunc(lane.inflight, func(f *laneAppend) bool { return f == pa })
+		lane.inflight = slices.DeleteFunc(lane.inflight, func(f *pendingAppend) bool { return f == pa })
 		pl.dropUse(a.ProducerID, lane)
 		pl.producersMu.Unlock()
-		close(pa.done)
 	})
 	lane.mu.Unlock()
 	return pa, stream.AppendResult{}, nil
@@ -446,17 +441,47 @@ type producerLane struct {
 	mu    sync.Mutex    // held from a batch's Check until it is submitted
 	chain *produceChain // guarded by mu: the chain the next batch joins
 	// users and inflight are guarded by partitionLeader.producersMu.
-	users    int           // calls holding or waiting for mu, and batches in flight
-	inflight []*laneAppend // submitted, outcome not yet known, in submission order
+	users    int              // calls holding or waiting for mu, and batches in flight
+	inflight []*pendingAppend // submitted, outcome not yet known, in submission order
 }
 
-// laneAppend is an idempotent batch in flight; res and err are set before
-// done is closed.
-type laneAppend struct {
+// pendingAppend is a data batch proposed to the partition; res and err
+// are set before done is closed. a is the batch's Append for an idempotent
+// producer's Check.
+type pendingAppend struct {
 	a    stream.Append
 	done chan struct{}
 	res  stream.AppendResult
 	err  error
+}
+
+// propose submits data for pa. settle, when not nil, runs on the engine
+// loop once the outcome is in pa, before done is closed.
+func (pl *partitionLeader) propose(pa *pendingAppend, data []byte, admit func(term uint64) error, settle func()) {
+	pl.b.engine.ProposeBatchAsync(pl.g, data, admit, func(r replication.Result) {
+		switch ar, _ := r.Value.(*appendResult); {
+		case r.Err != nil:
+			pa.err = r.Err
+		case ar == nil:
+			pa.err = base.Errorf(base.CodeInternal, "broker: data batch gave %T", r.Value)
+		default:
+			pa.res, pa.err = ar.res, ar.res.Status.Err(-1)
+		}
+		if settle != nil {
+			settle()
+		}
+		close(pa.done)
+	})
+}
+
+// wait returns the batch's outcome, or CodeTimeout when ctx ends first.
+func (pa *pendingAppend) wait(ctx context.Context) (stream.AppendResult, error) {
+	select {
+	case <-pa.done:
+		return pa.res, pa.err
+	case <-ctx.Done():
+		return stream.AppendResult{}, base.Errorf(base.CodeTimeout, "broker: outcome of a produced batch unknown: %w", ctx.Err())
+	}
 }
 
 // produceChain is a run of one producer's pipelined batches, made
@@ -501,7 +526,7 @@ func (c *produceChain) isBroken() bool {
 }
 
 // inflight returns a copy of lane's batches in flight.
-func (pl *partitionLeader) inflight(lane *producerLane) []*laneAppend {
+func (pl *partitionLeader) inflight(lane *producerLane) []*pendingAppend {
 	pl.producersMu.Lock()
 	defer pl.producersMu.Unlock()
 	return slices.Clone(lane.inflight)
@@ -536,26 +561,6 @@ func (pl *partitionLeader) dropUse(id int64, l *producerLane) {
 	if l.users == 0 {
 		delete(pl.producers, id)
 	}
-}
-
-func (pl *partitionLeader) proposeProduce(ctx context.Context, data []byte) (stream.AppendResult, error) {
-	res, err := pl.b.engine.ProposeBatch(ctx, pl.g, data)
-	if err != nil {
-		return stream.AppendResult{}, err
-	}
-	return appendOutcome(res)
-}
-
-// appendOutcome is a data batch's outcome from its proposal's result.
-func appendOutcome(r replication.Result) (stream.AppendResult, error) {
-	if r.Err != nil {
-		return stream.AppendResult{}, r.Err
-	}
-	ar, _ := r.Value.(*appendResult)
-	if ar == nil {
-		return stream.AppendResult{}, base.Errorf(base.CodeInternal, "broker: data batch gave %T", r.Value)
-	}
-	return ar.res, ar.res.Status.Err(-1)
 }
 
 // leaderErr is the NotLeaderError a CodeNotLeader error wraps.

@@ -431,9 +431,10 @@ func (ql *queueLeader) orderingByKey() bool {
 }
 
 // submitBatch appends one batch of the accumulator to the queue. The
-// batch rides in a command (tagEnqueue) because only ProposeAsync keeps
-// the order of several batches in flight and calls back without a
-// goroutine per batch; the queue applies it exactly as a data batch.
+// batch rides in a command (tagEnqueue), which ProposeAsync orders and
+// answers by callback, with no goroutine per batch; the queue applies it
+// exactly as a data batch. (ProposeBatchAsync, added since, could carry
+// the batch alone the same way; not changed, nor measured.)
 func (ql *queueLeader) submitBatch(items []*pubItem, done func([]queue.Outcome, error)) {
 	data, buf, err := buildTransientBatch([]byte{tagEnqueue}, items, ql.b.nowMs(), ql.orderingByKey())
 	if err != nil {
