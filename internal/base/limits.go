@@ -159,11 +159,12 @@ const (
 	// KiB; larger backlogs are read from the log (the page cache).
 	RaftEntryCacheBytesMax = 1 << 20
 
-	// RaftCommandBufferBytesMax is the largest command batch whose buffer
-	// the engine recycles once raft has copied the proposal: commands of
-	// the broker are small (1 KiB in the issue 3 benchmark), and a pool of
-	// larger buffers would pin their memory; larger commands are allocated.
-	RaftCommandBufferBytesMax = 64 << 10
+	// RaftProposalBufferBytesMax is the largest proposal whose buffer the
+	// engine recycles once raft has copied it: a power of two above a
+	// batch of RaftMessageBytesMax, the largest the broker's accumulators
+	// take, with its framing. A larger proposal is allocated and left to
+	// the garbage collector.
+	RaftProposalBufferBytesMax = 2 * RaftMessageBytesMax
 
 	// RaftLoopInboxMax bounds the requests (peer messages, proposals, reads,
 	// membership changes) waiting for one engine loop. Peer messages beyond

@@ -163,10 +163,10 @@ func TestEveryProposalGetsItsOwnGroupsResultForItsOwnEntry(t *testing.T) {
 					r, _ := e.ProposeBatch(ctx, g, b)
 					check("batch", g, KindBatch, b, r)
 				case 1:
-					// Sizes around encodeCommand's smallest buffer (2 KiB)
-					// and up to its bound, so that buffers of all sizes
+					// Sizes around proposalBufs' smallest class (2 KiB)
+					// and across several, so that buffers of all sizes
 					// are recycled and reused.
-					size := []int{8, 1 << 10, 2 << 10, 5 << 10, base.RaftCommandBufferBytesMax - 64}[(w+i)%5]
+					size := []int{8, 1 << 10, proposalBufBytesMin, 5 << 10, 100 << 10}[(w+i)%5]
 					cmd := bytes.Repeat([]byte{byte(w)}, size)
 					binary.BigEndian.PutUint64(cmd, uint64(w<<32|i))
 					r, _ := e.Propose(ctx, g, cmd)

@@ -1,7 +1,6 @@
 package replication
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -408,12 +407,13 @@ func (e *Engine) ProposeBatch(ctx context.Context, g GroupID, batch []byte) (Res
 // entries in submission order with no gap, since an entry that never
 // commits takes every later entry of its term with it.
 func (e *Engine) ProposeBatchAsync(g GroupID, batch []byte, admit func(term uint64) error, done func(Result)) {
-	data := bytes.Clone(batch)
+	data, buf := copyProposal(batch)
 	if err := isDataBatch(data); err != nil {
+		releaseProposal(&request{data: data, buf: buf})
 		done(Result{Err: err})
 		return
 	}
-	e.submit(e.timeProposal(&request{kind: reqPropose, group: g, data: data, admit: admit, done: done}, e.clock.Now()))
+	e.submit(e.timeProposal(&request{kind: reqPropose, group: g, data: data, buf: buf, admit: admit, done: done}, e.clock.Now()))
 }
 
 // ReadIndex returns once this node has applied everything committed before

@@ -3,7 +3,6 @@ package replication
 import (
 	"encoding/binary"
 	"hash/crc32"
-	"sync"
 
 	pb "go.etcd.io/raft/v3/raftpb"
 
@@ -56,49 +55,53 @@ func encodeControl(typ int16, payload []byte, tsMs int64) []byte {
 	return b
 }
 
-// commandBufs recycles the buffers of command batches (*[]byte, so that
-// Get and Put allocate nothing). A command's batch is garbage once raft has
-// stepped the proposal, because raft appends a copy of every proposed
-// entry (raft.appendEntry clones it; TestRaftCopiesProposedEntries pins
-// that), so assignProposals returns the buffer here. Without it every
-// proposal left two copies of its batch to the garbage collector.
-var commandBufs = sync.Pool{New: func() any { return new([]byte) }}
+// proposalBufs recycles the buffers of proposals: command batches
+// (encodeCommand) and the copies ProposeBatchAsync makes of data batches.
+// A proposal's buffer is garbage once raft has stepped it, because raft
+// appends a copy of every proposed entry (raft.appendEntry clones it;
+// TestRaftCopiesProposedEntries pins that), so assignProposals hands it
+// back here. Without it every proposal left two copies of its batch to
+// the garbage collector: at a queue's or a partition's full rate, hundreds
+// of MB/s of zeroed allocations.
+var proposalBufs = func() *base.SlicePool[byte] {
+	p := base.NewSlicePool[byte](proposalBufBytesMin, base.RaftProposalBufferBytesMax)
+	p.Poison = base.PoisonBytes
+	return p
+}()
+
+// proposalBufBytesMin is the smallest class of proposalBufs: a few small
+// commands' worth.
+const proposalBufBytesMin = 2 << 10
 
 // encodeCommand is encodeControl of a command into a recycled buffer: buf
-// is the buffer to hand back with releaseCommand once raft has copied the
-// proposal, nil when the batch is too large to recycle
-// (base.RaftCommandBufferBytesMax).
+// is the buffer to hand back with releaseProposal once raft has copied
+// the proposal.
 func encodeCommand(cmd []byte, tsMs int64) (b []byte, buf *[]byte) {
-	size := batch.HeaderSize + controlRecordBytesMax + len(cmd)
-	if size > base.RaftCommandBufferBytesMax {
-		return encodeControl(controlCommand, cmd, tsMs), nil
-	}
-	buf = commandBufs.Get().(*[]byte)
-	if cap(*buf) < size {
-		*buf = make([]byte, 0, max(size, 2<<10))
-	}
-	b, err := batch.AppendControl((*buf)[:0], batch.Header{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, tsMs, controlCommand, cmd)
+	buf = proposalBufs.Get(batch.HeaderSize + controlRecordBytesMax + len(cmd))
+	b, err := batch.AppendControl(*buf, batch.Header{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, tsMs, controlCommand, cmd)
 	if err != nil {
 		base.Bugf("encoding a command of %d bytes: %v", len(cmd), err)
 	}
 	return b, buf
 }
 
-// releaseCommand hands a command's buffer back for reuse. Nothing may
+// copyProposal copies a data batch into a recycled buffer, which is to be
+// handed back with releaseProposal once raft has copied the proposal.
+func copyProposal(data []byte) (b []byte, buf *[]byte) {
+	buf = proposalBufs.Get(len(data))
+	return append(*buf, data...), buf
+}
+
+// releaseProposal hands a proposal's buffer back for reuse. Nothing may
 // refer to the batch afterwards: under ferry_invariants it is overwritten,
 // so that a reader that still held it (raft, if it stopped copying) would
 // see garbage and fail the log's validation or the apply check.
-func releaseCommand(r *request) {
+func releaseProposal(r *request) {
 	if r.buf == nil {
 		return
 	}
-	if base.InvariantsEnabled {
-		for i := range r.data {
-			r.data[i] = 0xa5
-		}
-	}
-	*r.buf = r.data[:0]
-	commandBufs.Put(r.buf)
+	*r.buf = r.data
+	proposalBufs.Put(r.buf)
 	r.buf, r.data = nil, nil
 }
 

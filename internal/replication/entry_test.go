@@ -77,11 +77,11 @@ func TestOwnCommandsApplyWithoutAParseOnlyAtTheirIndexAndTerm(t *testing.T) {
 	}
 }
 
-// TestRaftCopiesProposedEntries pins what commandBufs relies on: a leader's
+// TestRaftCopiesProposedEntries pins what proposalBufs relies on: a leader's
 // raft appends a copy of each proposed entry's data, so the proposer's
 // buffer may be reused once Step returns. If an upgrade of etcd raft stops
 // copying (its appendEntry has a TODO to that effect), this fails, and
-// releaseCommand must move to after the entry applies.
+// releaseProposal must move to after the entry applies.
 func TestRaftCopiesProposedEntries(t *testing.T) {
 	st := raft.NewMemoryStorage()
 	st.ApplySnapshot(&pb.Snapshot{Metadata: &pb.SnapshotMetadata{Index: new(uint64(1)), Term: new(uint64(1)),
@@ -116,27 +116,39 @@ func TestRaftCopiesProposedEntries(t *testing.T) {
 	}
 }
 
-// TestCommandBuffersAreRecycledOnlyUpToTheirBound: encodeCommand recycles
-// buffers of batches up to base.RaftCommandBufferBytesMax, and allocates
-// larger ones without recycling them.
-func TestCommandBuffersAreRecycledOnlyUpToTheirBound(t *testing.T) {
-	fits := base.RaftCommandBufferBytesMax - batch.HeaderSize - controlRecordBytesMax
+// TestProposalBuffersAreRecycledUpToTheirBound: encodeCommand and
+// copyProposal take buffers of proposalBufs' classes for proposals up to
+// base.RaftProposalBufferBytesMax, the broker's largest batches included,
+// and allocate larger ones to size, which the pool then drops.
+func TestProposalBuffersAreRecycledUpToTheirBound(t *testing.T) {
+	framing := batch.HeaderSize + controlRecordBytesMax
 	for _, tc := range []struct {
-		n        int
-		recycled bool
-	}{{0, true}, {1 << 10, true}, {fits, true}, {fits + 1, false}} {
+		n       int
+		wantCap int
+	}{
+		{0, proposalBufBytesMin},
+		{1 << 10, proposalBufBytesMin},
+		{base.RaftMessageBytesMax, base.RaftProposalBufferBytesMax},
+		{base.RaftProposalBufferBytesMax - framing, base.RaftProposalBufferBytesMax},
+		{base.RaftProposalBufferBytesMax - framing + 1, base.RaftProposalBufferBytesMax + 1},
+	} {
 		cmd := bytes.Repeat([]byte{3}, tc.n)
 		b, buf := encodeCommand(cmd, 1)
-		if (buf != nil) != tc.recycled {
-			t.Errorf("command of %d bytes: recycled %v, want %v", tc.n, buf != nil, tc.recycled)
+		if cap(*buf) != tc.wantCap || &b[:1][0] != &(*buf)[:1][0] {
+			t.Errorf("command of %d bytes: buffer of capacity %d, want %d, holding the batch", tc.n, cap(*buf), tc.wantCap)
 		}
 		if typ, got, ok := decodeControl(b); !ok || typ != controlCommand || !bytes.Equal(got, cmd) {
 			t.Fatalf("command of %d bytes does not decode", tc.n)
 		}
 		r := &request{data: b, buf: buf}
-		releaseCommand(r)
-		if tc.recycled && (r.buf != nil || r.data != nil) {
+		releaseProposal(r)
+		if r.buf != nil || r.data != nil {
 			t.Errorf("command of %d bytes: the request still refers to its buffer after release", tc.n)
+		}
+		data := bytes.Repeat([]byte{4}, tc.n+framing)
+		c, cbuf := copyProposal(data)
+		if !bytes.Equal(c, data) || cap(*cbuf) != tc.wantCap {
+			t.Errorf("copy of %d bytes: equal %v, capacity %d, want %d", len(data), bytes.Equal(c, data), cap(*cbuf), tc.wantCap)
 		}
 	}
 }

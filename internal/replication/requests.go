@@ -269,7 +269,7 @@ func (g *group) assignProposals(entries []*pb.Entry) {
 			base.Assert(bytes.Equal(e.GetData(), r.data), "group %d: entry %d does not hold proposal %d of the iteration", g.id, e.GetIndex(), i)
 		}
 		r.index, r.term = e.GetIndex(), e.GetTerm()
-		releaseCommand(r) // raft appended a copy (commandBufs)
+		releaseProposal(r) // raft appended a copy (proposalBufs)
 		// Pending proposals at this index or later were in a log tail
 		// that a newer term has replaced: they can never commit.
 		for len(g.props) > 0 && g.props[len(g.props)-1].index >= r.index {

@@ -103,26 +103,26 @@ func (s *brokerSession) Unbind(ctx context.Context, b BindingSpec) error {
 
 // The recycled slices of brokerSession.PublishAsync.
 var (
-	brokerMessages classPool[broker.Message]
-	brokerResults  classPool[PublishResult]
+	brokerMessages = newCallPool[broker.Message]()
+	brokerResults  = newCallPool[PublishResult]()
 )
 
 // PublishAsync maps msgs into slices it recycles once done has returned:
 // the broker keeps nothing of a call past its callback, and done (the
 // front end's published) reads the results without keeping them.
 func (s *brokerSession) PublishAsync(exchange string, msgs []Message, opts PublishOptions, done func([]PublishResult, error)) {
-	bm := brokerMessages.get(len(msgs))
+	bm := brokerMessages.Make(len(msgs))
 	for i := range msgs {
-		toBrokerMessage(&msgs[i], &bm.s[i])
+		toBrokerMessage(&msgs[i], &(*bm)[i])
 	}
-	s.c.PublishAsync(exchange, bm.s, broker.PublishOptions{Mandatory: opts.Mandatory}, func(res []broker.PublishResult, err error) {
-		out := brokerResults.get(len(res))
+	s.c.PublishAsync(exchange, *bm, broker.PublishOptions{Mandatory: opts.Mandatory}, func(res []broker.PublishResult, err error) {
+		out := brokerResults.Make(len(res))
 		for i, r := range res {
-			out.s[i] = PublishResult{Unroutable: r.Unroutable, Rejected: r.Rejected, Duplicate: r.Duplicate, Err: r.Err}
+			(*out)[i] = PublishResult{Unroutable: r.Unroutable, Rejected: r.Rejected, Duplicate: r.Duplicate, Err: r.Err}
 		}
-		done(out.s, err)
-		brokerResults.put(out)
-		brokerMessages.put(bm)
+		done(*out, err)
+		brokerResults.Put(out)
+		brokerMessages.Put(bm)
 	})
 }
 

@@ -14,45 +14,34 @@ import (
 )
 
 func TestPubBufClassesStopAtTheBufferLimit(t *testing.T) {
-	for _, tc := range []struct {
-		n, wantCap int
-		pooled     bool
-	}{
-		{0, pubBufBytesMin, true},
-		{pubBufBytesMin, pubBufBytesMin, true},
-		{pubBufBytesMin + 1, 2 * pubBufBytesMin, true},
-		{base.AMQPPublishBufferBytesMax, base.AMQPPublishBufferBytesMax, true},
-		{base.AMQPPublishBufferBytesMax + 1, base.AMQPPublishBufferBytesMax + 1, false},
+	for _, tc := range []struct{ n, wantCap int }{
+		{0, pubBufBytesMin},
+		{pubBufBytesMin + 1, 2 * pubBufBytesMin},
+		// Every batch fits the largest class: flushed at
+		// AMQPPublishBatchBytesMax, plus one inline message.
+		{base.AMQPPublishBatchBytesMax - 1 + base.AMQPPublishInlineBytesMax, base.AMQPPublishBufferBytesMax},
+		{base.AMQPPublishBufferBytesMax + 1, base.AMQPPublishBufferBytesMax + 1}, // not pooled
 	} {
-		p := getPubBuf(tc.n)
-		if cap(p.b) != tc.wantCap || len(p.b) != 0 {
-			t.Errorf("getPubBuf(%d): got len %d cap %d, want len 0 cap %d", tc.n, len(p.b), cap(p.b), tc.wantCap)
+		if p := pubBufs.Get(tc.n); cap(*p) != tc.wantCap || len(*p) != 0 {
+			t.Errorf("pubBufs.Get(%d): got len %d cap %d, want len 0 cap %d", tc.n, len(*p), cap(*p), tc.wantCap)
 		}
-		if got := pubBufClass(cap(p.b)) >= 0; got != tc.pooled {
-			t.Errorf("getPubBuf(%d): got pooled class %v, want %v", tc.n, got, tc.pooled)
-		}
-	}
-	// Every batch fits the largest class: flushed at
-	// AMQPPublishBatchBytesMax, plus one inline message.
-	if most := base.AMQPPublishBatchBytesMax - 1 + base.AMQPPublishInlineBytesMax; pubBufClass(most) < 0 {
-		t.Errorf("a full batch of %d bytes has no pooled class", most)
 	}
 }
 
 func TestPubBufGrowKeepsItsBytes(t *testing.T) {
-	p := getPubBuf(1)
+	p := pubBufs.Get(1)
 	var want []byte
 	for i := 0; len(want) < 3*pubBufBytesMin; i++ {
 		chunk := bytes.Repeat([]byte{byte(i)}, 1000)
-		p.grow(len(chunk))
-		p.b = append(p.b, chunk...)
+		growPubBuf(p, len(chunk))
+		*p = append(*p, chunk...)
 		want = append(want, chunk...)
 	}
-	if !bytes.Equal(p.b, want) {
+	if !bytes.Equal(*p, want) {
 		t.Fatalf("after growing to %d bytes the buffer differs from what was appended", len(want))
 	}
-	if cap(p.b) != 4*pubBufBytesMin {
-		t.Errorf("got cap %d, want the class of %d bytes (%d)", cap(p.b), len(want), 4*pubBufBytesMin)
+	if cap(*p) != 4*pubBufBytesMin {
+		t.Errorf("got cap %d, want the class of %d bytes (%d)", cap(*p), len(want), 4*pubBufBytesMin)
 	}
 }
 
@@ -83,7 +72,7 @@ func TestPublishBatchCopiesInlineMessagesAndKeepsLargeOnesApart(t *testing.T) {
 	clear(scratchRaw)
 	clear(inline)
 	took, tookSeqs, buf := b.take()
-	msgs, seqs := took.s, tookSeqs.s
+	msgs, seqs := *took, *tookSeqs
 	if len(msgs) != 4 || len(seqs) != 4 || seqs[0] != 1 || seqs[3] != 4 {
 		t.Fatalf("took %d messages with seqs %v, want 4 with 1..4", len(msgs), seqs)
 	}
@@ -110,11 +99,11 @@ func TestPublishBatchCopiesInlineMessagesAndKeepsLargeOnesApart(t *testing.T) {
 }
 
 // inBuf reports whether s starts inside p's bytes.
-func inBuf(p *pubBuf, s []byte) bool {
+func inBuf(p *[]byte, s []byte) bool {
 	if p == nil || len(s) == 0 {
 		return false
 	}
-	whole := p.b[:cap(p.b)]
+	whole := (*p)[:cap(*p)]
 	for i := range whole {
 		if &whole[i] == &s[0] {
 			return true
@@ -294,28 +283,20 @@ func TestInterleavedContentOfTwoChannelsKeepsEachMessage(t *testing.T) {
 }
 
 func TestCallSlicesAreClassedUpToTheBatchLimit(t *testing.T) {
-	var p classPool[Message]
+	p := newCallPool[Message]()
 	for _, tc := range []struct{ n, wantCap int }{
 		{1, 1}, {2, 2}, {3, 4}, {base.AMQPPublishBatchMessagesMax, base.AMQPPublishBatchMessagesMax},
 		{base.AMQPPublishBatchMessagesMax + 1, base.AMQPPublishBatchMessagesMax + 1}, // a transaction's run: not pooled
 	} {
-		cs := p.get(tc.n)
-		if len(cs.s) != tc.n || cap(cs.s) != tc.wantCap {
-			t.Errorf("get(%d): got len %d cap %d, want cap %d", tc.n, len(cs.s), cap(cs.s), tc.wantCap)
-		}
-		pooled := callClass(cap(cs.s)) >= 0
-		if pooled != (tc.n <= base.AMQPPublishBatchMessagesMax) {
-			t.Errorf("get(%d): pooled class %v", tc.n, pooled)
+		if cs := p.Make(tc.n); len(*cs) != tc.n || cap(*cs) != tc.wantCap {
+			t.Errorf("Make(%d): got len %d cap %d, want cap %d", tc.n, len(*cs), cap(*cs), tc.wantCap)
 		}
 	}
-	if 1<<(callClasses-1) != base.AMQPPublishBatchMessagesMax {
-		t.Errorf("the largest class holds %d messages, want AMQPPublishBatchMessagesMax (%d)", 1<<(callClasses-1), base.AMQPPublishBatchMessagesMax)
-	}
-	cs := p.get(2)
-	cs.s[0] = Message{RoutingKey: "kept", Body: []byte("x")}
-	p.put(cs)
-	if cs.s[:1][0].RoutingKey != "" || cs.s[:1][0].Body != nil {
-		t.Errorf("put kept a message's fields alive: %+v", cs.s[:1][0])
+	cs := p.Make(2)
+	(*cs)[0] = Message{RoutingKey: "kept", Body: []byte("x")}
+	p.Put(cs)
+	if m := (*cs)[:1][0]; m.RoutingKey != "" || m.Body != nil {
+		t.Errorf("Put kept a message's fields alive: %+v", m)
 	}
 }
 
@@ -327,14 +308,14 @@ func TestNextBatchBufferStartsAtThePreviousBatchSize(t *testing.T) {
 	}
 	_, _, first := b.take()
 	b.add(ch, Message{RoutingKey: "q", Body: []byte("small")}, false, 0)
-	if cap(b.buf.b) < len(first.b) {
-		t.Errorf("the batch after one of %d bytes started with a buffer of %d", len(first.b), cap(b.buf.b))
+	if cap(*b.buf) < len(*first) {
+		t.Errorf("the batch after one of %d bytes started with a buffer of %d", len(*first), cap(*b.buf))
 	}
 	_, _, second := b.take()
 	b.add(ch, Message{RoutingKey: "q", Body: []byte("small")}, false, 0)
-	if cap(b.buf.b) != pubBufBytesMin {
+	if cap(*b.buf) != pubBufBytesMin {
 		t.Errorf("the batch after one of %d bytes started with a buffer of %d, want the smallest class %d",
-			len(second.b), cap(b.buf.b), pubBufBytesMin)
+			len(*second), cap(*b.buf), pubBufBytesMin)
 	}
 }
 

@@ -212,8 +212,8 @@ type publishBatch struct {
 	msgs      []Message
 	seqs      []uint64  // confirm sequence numbers, 0 when not confirming
 	spans     []pubSpan // where msgs[i]'s bytes are in buf
-	buf       *pubBuf   // nil until a message is copied in
-	bytes     int       // the raw properties and bodies of msgs, inline or not: at least len(buf.b)
+	buf       *[]byte   // from pubBufs; nil until a message is copied in
+	bytes     int       // the raw properties and bodies of msgs, inline or not: at least len(*buf)
 	lastBuf   int       // the bytes the previous batch copied: the size the next buffer starts at
 }
 
@@ -245,14 +245,14 @@ func (b *publishBatch) add(ch *channel, m Message, mandatory bool, seq uint64) {
 			// the last one ended rather than growing through every
 			// class (each step copies). One small batch after a large
 			// one pins the larger buffer once, then sizes follow.
-			b.buf = getPubBuf(max(n, b.lastBuf))
+			b.buf = pubBufs.Get(max(n, b.lastBuf))
 		}
-		b.buf.grow(n)
-		sp = pubSpan{inline: true, hasRaw: m.RawProperties != nil, raw: len(b.buf.b)}
-		b.buf.b = append(b.buf.b, m.RawProperties...)
-		sp.body = len(b.buf.b)
-		b.buf.b = append(b.buf.b, m.Body...)
-		sp.end = len(b.buf.b)
+		growPubBuf(b.buf, n)
+		sp = pubSpan{inline: true, hasRaw: m.RawProperties != nil, raw: len(*b.buf)}
+		*b.buf = append(*b.buf, m.RawProperties...)
+		sp.body = len(*b.buf)
+		*b.buf = append(*b.buf, m.Body...)
+		sp.end = len(*b.buf)
 		m.RawProperties, m.Body = nil, nil // set again by take
 	}
 	b.msgs = append(b.msgs, m)
@@ -268,24 +268,24 @@ func (b *publishBatch) add(ch *channel, m Message, mandatory bool, seq uint64) {
 // sized to the batch from the recycled ones, the inline messages' bytes
 // pointing into the batch's buffer, which goes with them (nil when no
 // message is inline). The scratch slices stay for the next batch.
-func (b *publishBatch) take() (msgs *callSlices[Message], seqs *callSlices[uint64], buf *pubBuf) {
-	msgs, seqs = callMessages.get(len(b.msgs)), callSeqs.get(len(b.msgs))
-	copy(msgs.s, b.msgs)
-	copy(seqs.s, b.seqs)
+func (b *publishBatch) take() (msgs *[]Message, seqs *[]uint64, buf *[]byte) {
+	msgs, seqs = callMessages.Make(len(b.msgs)), callSeqs.Make(len(b.msgs))
+	copy(*msgs, b.msgs)
+	copy(*seqs, b.seqs)
 	buf = b.buf
 	for i, sp := range b.spans {
 		if !sp.inline {
 			continue
 		}
 		if sp.hasRaw {
-			msgs.s[i].RawProperties = buf.b[sp.raw:sp.body:sp.body]
+			(*msgs)[i].RawProperties = (*buf)[sp.raw:sp.body:sp.body]
 		}
-		msgs.s[i].Body = buf.b[sp.body:sp.end:sp.end]
+		(*msgs)[i].Body = (*buf)[sp.body:sp.end:sp.end]
 	}
 	clear(b.msgs) // drop the strings and slices
 	last := 0
 	if buf != nil {
-		last = len(buf.b)
+		last = len(*buf)
 	}
 	*b = publishBatch{msgs: b.msgs[:0], seqs: b.seqs[:0], spans: b.spans[:0], lastBuf: last}
 	return msgs, seqs, buf
@@ -293,8 +293,8 @@ func (b *publishBatch) take() (msgs *callSlices[Message], seqs *callSlices[uint6
 
 // The recycled slices of publish calls.
 var (
-	callMessages classPool[Message]
-	callSeqs     classPool[uint64]
+	callMessages = newCallPool[Message]()
+	callSeqs     = newCallPool[uint64]()
 )
 
 // flush hands the batch to the broker, waiting first for room among the
@@ -307,21 +307,21 @@ func (b *publishBatch) flush(c *conn) {
 	}
 	ch, mandatory := b.ch, b.mandatory
 	msgs, seqs, buf := b.take()
-	n := len(msgs.s)
+	n := len(*msgs)
 	release := func() {
-		callMessages.put(msgs)
-		callSeqs.put(seqs)
+		callMessages.Put(msgs)
+		callSeqs.Put(seqs)
 		if buf != nil {
-			putPubBuf(buf)
+			pubBufs.Put(buf)
 		}
 	}
 	if !c.acquirePublish(n) {
 		release()
 		return
 	}
-	c.session.PublishAsync(msgs.s[0].Exchange, msgs.s, PublishOptions{Mandatory: mandatory},
+	c.session.PublishAsync((*msgs)[0].Exchange, *msgs, PublishOptions{Mandatory: mandatory},
 		func(res []PublishResult, err error) {
-			ch.published(msgs.s, seqs.s, mandatory, res, err)
+			ch.published(*msgs, *seqs, mandatory, res, err)
 			release()
 			c.releasePublish(n)
 		})
