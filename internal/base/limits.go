@@ -630,8 +630,8 @@ const (
 	// to the connection). 16 batches' worth keeps the pipeline full.
 	BrokerPublishPendingBytesMax = 16 * BrokerPublishBatchBytesMax
 
-	// BrokerPublishInFlightMax bounds the batches one queue's accumulator
-	// has proposed and not seen confirmed: two keep the next batch waiting
+	// BrokerPublishInFlightMax bounds the batches one queue's (or stream
+	// partition's) accumulator has proposed and not seen confirmed: two keep the next batch waiting
 	// when the engine starts an iteration, more absorb a slow fsync. With
 	// four, a queue fed by four AMQP producers averaged 1.7 batches per
 	// fsync and its batches waited in the accumulator; eight gave 2.1 and
@@ -647,10 +647,10 @@ const (
 	BrokerEncodeHeaderChunkCount = 64
 
 	// BrokerBatchBufferBytesMax is the largest buffer kept for building
-	// the next data batch once the last one was copied away (proposed or
-	// forwarded): twice the batch an accumulator takes, so every such
-	// batch fits, while the buffer a single large message grew is left to
-	// the garbage collector.
+	// a forwarded enqueue's next data batch once the last one was copied
+	// into its frame (pooled by powers of two): twice the batch an
+	// accumulator takes, so every such batch fits, while the buffer of a
+	// single larger message is left to the garbage collector.
 	BrokerBatchBufferBytesMax = 2 * BrokerPublishBatchBytesMax
 
 	// BrokerSettleInFlightMax bounds the settlement commands (acks, nacks)

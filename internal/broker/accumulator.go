@@ -228,26 +228,21 @@ func (a *accumulator) takeLocked() ([]*pubItem, int) {
 	return items, bytes
 }
 
-// buildBatch appends items to prefix as one data batch. Every record
-// carries the same timestamp, nowMs: the time the queue uses as the
-// Enqueue's Now. The batch is in a buffer of its own.
-func buildBatch(prefix []byte, items []*pubItem, nowMs int64, withOrdering bool) ([]byte, error) {
-	return buildBatchInto(nil, prefix, items, nowMs, withOrdering)
+// buildBatch makes items one data batch. Every record carries the same
+// timestamp, nowMs: the time the queue uses as the Enqueue's Now. The
+// batch is in a buffer of its own.
+func buildBatch(items []*pubItem, nowMs int64, withOrdering bool) ([]byte, error) {
+	return buildBatchInto(nil, items, nowMs, withOrdering)
 }
 
-// buildBatchInto is buildBatch into dst's array when it is large enough
-// (its contents are overwritten), or a fresh one.
-func buildBatchInto(dst, prefix []byte, items []*pubItem, nowMs int64, withOrdering bool) ([]byte, error) {
+// buildBatchInto is buildBatch appended to dst when its array has room
+// for the batch, or into a fresh one.
+func buildBatchInto(dst []byte, items []*pubItem, nowMs int64, withOrdering bool) ([]byte, error) {
 	var bld batch.Builder
-	size := len(prefix) + batch.HeaderSize
-	for _, it := range items {
-		size += it.rec.size
+	if size := batchBytes(items); cap(dst)-len(dst) < size {
+		dst = append(make([]byte, 0, len(dst)+size), dst...)
 	}
-	if cap(dst) < size {
-		dst = make([]byte, 0, size)
-	}
-	buf := append(dst[:0], prefix...)
-	bld.Begin(buf, batch.Header{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1})
+	bld.Begin(dst, batch.Header{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1})
 	for _, it := range items {
 		if err := bld.Add(nowMs, it.rec.key, it.rec.value, it.rec.headersFor(withOrdering)); err != nil {
 			bld.Finish()
@@ -257,47 +252,36 @@ func buildBatchInto(dst, prefix []byte, items []*pubItem, nowMs int64, withOrder
 	return bld.Finish()
 }
 
-// batchBuffers recycles the buffers of data batches that are copied as
-// soon as they are built: ProposeAsync copies its command into the
-// control batch it proposes (replication's encodeCommand), ProposeBatch
-// copies its batch, and a forwarded enqueue copies it into its frame.
-// Without it every batch of up to BrokerPublishBatchBytesMax was a fresh,
-// zeroed allocation for the garbage collector.
-var batchBuffers = sync.Pool{New: func() any { return new([]byte) }}
+// batchBytes bounds the size of the data batch buildBatch makes of items.
+func batchBytes(items []*pubItem) int {
+	size := batch.HeaderSize
+	for _, it := range items {
+		size += it.rec.size
+	}
+	return size
+}
+
+// batchBuffers recycles, by powers of two, the buffers of a forwarded
+// enqueue's batches, which are copied into their frame as soon as they
+// are built. (A queue's or partition's own batches are built straight
+// into replication's buffers: ProposeBuildAsync.) Under ferry_invariants
+// a released buffer is overwritten, so that a reader that kept its bytes
+// sees garbage and fails the batch's CRC.
+var batchBuffers = func() *base.SlicePool[byte] {
+	p := base.NewSlicePool[byte](4<<10, base.BrokerBatchBufferBytesMax)
+	p.Poison = base.PoisonBytes
+	return p
+}()
 
 // buildTransientBatch is buildBatch into a recycled buffer. The caller
 // must copy data, or be done with it, before handing buf back with
 // releaseBatch; data is nil on error (buf must still be released).
-func buildTransientBatch(prefix []byte, items []*pubItem, nowMs int64, withOrdering bool) (data []byte, buf *[]byte, err error) {
-	buf = batchBuffers.Get().(*[]byte)
-	data, err = buildBatchInto(*buf, prefix, items, nowMs, withOrdering)
-	if data != nil {
-		*buf = data
-	}
+func buildTransientBatch(items []*pubItem, nowMs int64, withOrdering bool) (data []byte, buf *[]byte, err error) {
+	buf = batchBuffers.Get(batchBytes(items))
+	data, err = buildBatchInto(*buf, items, nowMs, withOrdering)
 	return data, buf, err
 }
 
-// keepBatchBuffer reports whether a buffer of capacity n is worth
-// recycling: every batch the accumulators take fits one of
-// BrokerBatchBufferBytesMax; a larger one was grown by a single large
-// message and is left to the garbage collector.
-func keepBatchBuffer(n int) bool { return n <= base.BrokerBatchBufferBytesMax }
-
 // releaseBatch hands a buffer of buildTransientBatch back. Nothing may
-// refer to its bytes afterwards: under ferry_invariants they are
-// overwritten, so that a reader that kept them (replication, if it
-// stopped copying proposals) sees garbage and fails the batch's CRC.
-func releaseBatch(buf *[]byte) {
-	b := *buf
-	if !keepBatchBuffer(cap(b)) {
-		return
-	}
-	if base.InvariantsEnabled {
-		b = b[:cap(b)]
-		for i := range b {
-			b[i] = 0xa5
-		}
-	}
-	*buf = b[:0]
-	batchBuffers.Put(buf)
-}
+// refer to its bytes afterwards.
+func releaseBatch(buf *[]byte) { batchBuffers.Put(buf) }

@@ -86,7 +86,7 @@ func TestDecodeBatchMakesRoomOnlyForTheRecordsItsBytesCanHold(t *testing.T) {
 func FuzzDecodeBatch(f *testing.F) {
 	f.Add(smallestRecordsBatch(f, 3))
 	f.Add(withRecordCount(smallestRecordsBatch(f, 3), base.BatchRecordsMax))
-	good, err := buildBatch(nil, encodeItems(f, []Message{{RoutingKey: "k", Body: []byte("body"), Headers: allKinds()}}), 5, true)
+	good, err := buildBatch(encodeItems(f, []Message{{RoutingKey: "k", Body: []byte("body"), Headers: allKinds()}}), 5, true)
 	if err != nil {
 		f.Fatal(err)
 	}

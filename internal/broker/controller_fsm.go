@@ -22,10 +22,12 @@ const (
 	tagPartition  byte = 'S'
 	tagGroup      byte = 'G'
 	// tagEnqueue is a queue's data batch riding in a command, which the
-	// queue applies exactly as the same batch proposed with ProposeBatch
+	// queue applies exactly as the same batch proposed as a data batch
 	// (its Refs name the command's entry). The queue's accumulator
-	// proposes it with ProposeAsync, for its order and its callback; the
-	// simulator uses it too.
+	// proposed its batches so until 2026-11-21 (ProposeAsync was then the
+	// only proposal answered by callback); it now proposes the data batch
+	// itself (ProposeBuildAsync), and logs written before still hold
+	// these entries, which the simulator keeps proposing among the others.
 	tagEnqueue byte = 'B'
 )
 

@@ -350,7 +350,7 @@ func (f *forwarder) propose(ctx context.Context, node NodeID, g GroupID, payload
 // enqueue sends items to group g's leader, node lead, which appends them
 // as it does local publishes; each item's done gets its outcome.
 func (f *forwarder) enqueue(ctx context.Context, lead NodeID, g GroupID, items []*pubItem) {
-	data, buf, err := buildTransientBatch(nil, items, f.b.nowMs(), true)
+	data, buf, err := buildTransientBatch(items, f.b.nowMs(), true)
 	if err != nil {
 		releaseBatch(buf)
 		failAll(items, err)
@@ -664,7 +664,7 @@ func encodeForwardedMessage(m *Message) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return buildBatch(nil, []*pubItem{{rec: &rec}}, m.PublishedAt.UnixMilli(), true)
+	return buildBatch([]*pubItem{{rec: &rec}}, m.PublishedAt.UnixMilli(), true)
 }
 
 // decodeForwardedMessage is encodeForwardedMessage's inverse.

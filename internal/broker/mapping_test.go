@@ -19,7 +19,7 @@ func roundTrip(t testing.TB, m Message, notBefore int64) (Message, batch.Record)
 	if err != nil {
 		t.Fatalf("encode: %v", err)
 	}
-	data, err := buildBatch(nil, []*pubItem{{rec: &rec}}, 1234, true)
+	data, err := buildBatch([]*pubItem{{rec: &rec}}, 1234, true)
 	if err != nil {
 		t.Fatalf("buildBatch: %v", err)
 	}

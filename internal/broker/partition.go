@@ -221,7 +221,7 @@ func newPartitionLeader(b *Broker, lg *localGroup) *partitionLeader {
 	f := lg.fsm.(*partitionFSM)
 	pl := &partitionLeader{b: b, fsm: f, g: lg.id, producers: map[int64]*producerLane{}}
 	pl.ctx, pl.cancel = context.WithCancel(b.ctx())
-	pl.acc = newAccumulator(pl.ctx, &pl.wg, "stream '"+f.stream+"'", 1, pl.submitBatch)
+	pl.acc = newAccumulator(pl.ctx, &pl.wg, "stream '"+f.stream+"'", base.BrokerPublishInFlightMax, pl.submitBatch)
 	if s, err := b.lookupStream(f.tenant, f.stream); err == nil {
 		pl.cfg = s.Config
 	}
@@ -299,24 +299,20 @@ func (pl *partitionLeader) proposeCommand(ctx context.Context, cmd stream.Comman
 }
 
 // submitBatch appends a batch of messages published through exchanges.
-// A stream's log must hold the batch itself (Kafka fetches serve it as
-// it is), so it goes through ProposeBatch, one at a time (the
-// accumulator's only batch in flight), on a goroutine of the runtime.
+// A stream's log holds the batch itself (Kafka fetches serve it as it is),
+// built straight into the buffer the engine proposes from; the engine
+// keeps the accumulator's batches in flight in order, as a queue's.
 func (pl *partitionLeader) submitBatch(items []*pubItem, done func([]queue.Outcome, error)) {
-	pl.wg.Add(1)
-	go func() {
-		defer pl.wg.Done()
-		data, buf, err := buildTransientBatch(nil, items, pl.b.nowMs(), true)
-		if err == nil {
-			_, err = pl.b.engine.ProposeBatch(pl.ctx, pl.g, data) // copies data
-		}
-		releaseBatch(buf)
-		if err != nil {
-			done(nil, err)
+	nowMs := pl.b.nowMs()
+	pl.b.engine.ProposeBuildAsync(pl.g, batchBytes(items), func(dst []byte) ([]byte, error) {
+		return buildBatchInto(dst, items, nowMs, true)
+	}, nil, func(r replication.Result) {
+		if r.Err != nil {
+			done(nil, r.Err)
 			return
 		}
 		done(make([]queue.Outcome, len(items)), nil) // all OutcomeEnqueued
-	}()
+	})
 }
 
 // produce appends a client's batch (Kafka Produce). Idempotent batches

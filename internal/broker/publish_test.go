@@ -109,7 +109,7 @@ func TestRecordEncoderRecordsSurviveLaterEncodes(t *testing.T) {
 	}
 	for i := range recs {
 		items := []*pubItem{{rec: &recs[i]}}
-		data, err := buildBatch(nil, items, 1000, true)
+		data, err := buildBatch(items, 1000, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -307,40 +307,42 @@ func TestBatchBuiltIntoAReusedBufferMatchesAFreshOne(t *testing.T) {
 		msgs = append(msgs, Message{RoutingKey: fmt.Sprint("k", i), Body: []byte(strings.Repeat("b", i*10)), MessageID: fmt.Sprint(i)})
 	}
 	items := encodeItems(t, msgs)
-	want, err := buildBatch([]byte{tagEnqueue}, items, 77, true)
+	want, err := buildBatch(items, 77, true)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if n := batchBytes(items); n < len(want) {
+		t.Errorf("batchBytes: %d, want at least the batch's %d bytes", n, len(want))
 	}
 	dirty := make([]byte, 3*len(want))
 	for i := range dirty {
 		dirty[i] = 0xa5
 	}
-	got, err := buildBatchInto(dirty[:10], []byte{tagEnqueue}, items, 77, true)
+	got, err := buildBatchInto(dirty[:3], items, 77, true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if &got[0] != &dirty[0] {
 		t.Errorf("a large enough buffer was not used")
 	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("batch built over stale bytes differs from a fresh one")
+	if !bytes.Equal(got[:3], dirty[:3]) || !bytes.Equal(got[3:], want) {
+		t.Errorf("batch built over stale bytes differs from a fresh one, or the bytes before it changed")
 	}
-	if small, _ := buildBatchInto(make([]byte, 0, 8), nil, items, 77, true); len(small) != len(want)-1 {
-		t.Errorf("built into a buffer too small: got %d bytes, want %d", len(small), len(want)-1)
+	small, _ := buildBatchInto([]byte("pre"), items, 77, true)
+	if string(small[:3]) != "pre" || !bytes.Equal(small[3:], want) {
+		t.Errorf("built after 3 bytes of a buffer too small: got %d bytes, want pre and the batch", len(small))
 	}
 }
 
-func TestBatchBuffersAreKeptUpToTheirLimit(t *testing.T) {
-	if !keepBatchBuffer(base.BrokerBatchBufferBytesMax) || keepBatchBuffer(base.BrokerBatchBufferBytesMax+1) {
-		t.Errorf("keepBatchBuffer at the limit %v, one byte over %v; want true, false",
-			keepBatchBuffer(base.BrokerBatchBufferBytesMax), keepBatchBuffer(base.BrokerBatchBufferBytesMax+1))
+func TestBatchBuffersHoldEveryBatchAnAccumulatorTakes(t *testing.T) {
+	// Every batch an accumulator takes (up to BrokerPublishBatchBytesMax,
+	// plus its last message) fits a pooled class.
+	most := base.BrokerPublishBatchBytesMax + batch.HeaderSize + base.BrokerPublishBatchBytesMax/2
+	if buf := batchBuffers.Get(most); cap(*buf) != base.BrokerBatchBufferBytesMax {
+		t.Errorf("a batch of %d bytes gets a buffer of %d, want the largest class, %d", most, cap(*buf), base.BrokerBatchBufferBytesMax)
 	}
-	// Every batch an accumulator takes fits a kept buffer.
-	if most := base.BrokerPublishBatchBytesMax + batch.HeaderSize + 1; !keepBatchBuffer(most) {
-		t.Errorf("a full batch of %d bytes would not be kept", most)
-	}
-	buf := new([]byte)
-	*buf = []byte("a batch that was proposed")
+	buf := batchBuffers.Get(100)
+	*buf = append(*buf, "a batch that was proposed"...)
 	data := *buf
 	releaseBatch(buf)
 	if base.InvariantsEnabled && data[0] != 0xa5 {
@@ -357,7 +359,7 @@ func TestDecodeBatchStillRefusesDamage(t *testing.T) {
 	for i := range 3 {
 		msgs = append(msgs, Message{RoutingKey: "k", Body: []byte(fmt.Sprint("body", i))})
 	}
-	good, err := buildBatch(nil, encodeItems(t, msgs), 5, true)
+	good, err := buildBatch(encodeItems(t, msgs), 5, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -387,7 +389,7 @@ func BenchmarkDecodeQueueBatch(b *testing.B) {
 	for i := range msgs {
 		msgs[i] = Message{RoutingKey: "bench", Body: body, RawAMQPProperties: []byte{0, 0}}
 	}
-	data, err := buildBatch(nil, encodeItems(b, msgs), 5, false)
+	data, err := buildBatch(encodeItems(b, msgs), 5, false)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -430,22 +430,16 @@ func (ql *queueLeader) orderingByKey() bool {
 	return ql.info.Config.OrderingByKey
 }
 
-// submitBatch appends one batch of the accumulator to the queue. The
-// batch rides in a command (tagEnqueue), which ProposeAsync orders and
-// answers by callback, with no goroutine per batch; the queue applies it
-// exactly as a data batch. (ProposeBatchAsync, added since, could carry
-// the batch alone the same way; not changed, nor measured.)
+// submitBatch appends one batch of the accumulator to the queue: the
+// data batch, built straight into the buffer the engine proposes from,
+// is the entry (queueFSM.Apply takes it as KindBatch). The engine orders
+// a group's proposals as submitted and answers by callback, with no
+// goroutine per batch.
 func (ql *queueLeader) submitBatch(items []*pubItem, done func([]queue.Outcome, error)) {
-	data, buf, err := buildTransientBatch([]byte{tagEnqueue}, items, ql.b.nowMs(), ql.orderingByKey())
-	if err != nil {
-		releaseBatch(buf)
-		done(nil, err)
-		return
-	}
-	// ProposeAsync copies data into the entry it proposes before it
-	// returns, so the buffer is free again right after.
-	defer releaseBatch(buf)
-	ql.b.engine.ProposeAsync(ql.g, data, func(r replication.Result) {
+	nowMs, ordering := ql.b.nowMs(), ql.orderingByKey()
+	ql.b.engine.ProposeBuildAsync(ql.g, batchBytes(items), func(dst []byte) ([]byte, error) {
+		return buildBatchInto(dst, items, nowMs, ordering)
+	}, nil, func(r replication.Result) {
 		if r.Err != nil {
 			done(nil, r.Err)
 			return

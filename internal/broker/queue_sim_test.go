@@ -483,7 +483,7 @@ func (s *queueSim) publish(l *simNode) {
 		s.failed = err
 		return
 	}
-	s.propose(l, append([]byte{tagEnqueue}, data...), func(_ queue.Result, er *enqueueResult, r replication.Result) {
+	confirm := func(_ queue.Result, er *enqueueResult, r replication.Result) {
 		if r.Err != nil || er == nil || er.err != nil {
 			return // not confirmed: the publisher would retry
 		}
@@ -492,7 +492,20 @@ func (s *queueSim) publish(l *simNode) {
 				s.confirmed[queue.Ref{Index: r.Index, Slot: uint32(slot)}] = fmt.Sprint(slot)
 			}
 		}
-	})
+	}
+	if s.rng.IntN(4) == 0 {
+		// The entry of a version before 2026-11-21: the batch in a
+		// command, which logs written then still hold.
+		s.propose(l, append([]byte{tagEnqueue}, data...), confirm)
+		return
+	}
+	s.pending++
+	l.eng.ProposeBuildAsync(simGroup, len(data), func(dst []byte) ([]byte, error) { return append(dst, data...), nil }, nil,
+		func(r replication.Result) {
+			s.pending--
+			er, _ := r.Value.(*enqueueResult)
+			confirm(queue.Result{}, er, r)
+		})
 }
 
 // consume settles some of the leader's outstanding deliveries, as a

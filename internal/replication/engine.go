@@ -416,6 +416,34 @@ func (e *Engine) ProposeBatchAsync(g GroupID, batch []byte, admit func(term uint
 	e.submit(e.timeProposal(&request{kind: reqPropose, group: g, data: data, buf: buf, admit: admit, done: done}, e.clock.Now()))
 }
 
+// ProposeBuildAsync is ProposeBatchAsync of a data batch that build writes
+// straight into the buffer the engine proposes from (recycled once raft
+// has copied it), instead of into one of the caller's that the engine
+// would copy: build appends the batch to dst, which has room for size
+// bytes, and returns it, and must not keep dst. An error of build is
+// done's. The batch is checked as ProposeBatchAsync checks one but for
+// its records and CRC, which build has just written (under
+// ferry_invariants they are checked too).
+func (e *Engine) ProposeBuildAsync(g GroupID, size int, build func(dst []byte) ([]byte, error),
+	admit func(term uint64) error, done func(Result)) {
+	buf := proposalBufs.Get(size)
+	data, err := build(*buf)
+	if err == nil {
+		err = isBuiltDataBatch(data)
+	}
+	r := &request{kind: reqPropose, group: g, data: data, buf: buf, admit: admit, done: done}
+	if cap(data) == 0 || &data[:1][0] != &(*buf)[:1][0] {
+		r.buf = nil // build outgrew the buffer and appended to an array of its own
+		proposalBufs.Put(buf)
+	}
+	if err != nil {
+		releaseProposal(r)
+		done(Result{Err: err})
+		return
+	}
+	e.submit(e.timeProposal(r, e.clock.Now()))
+}
+
 // ReadIndex returns once this node has applied everything committed before
 // the call (a linearizable read may then be served from the FSM). It works
 // on followers too, by asking the leader.

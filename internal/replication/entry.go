@@ -183,6 +183,12 @@ func isDataBatch(b []byte) error {
 	if err != nil {
 		return err
 	}
+	return checkDataHeader(h)
+}
+
+// checkDataHeader refuses a control batch, and one whose records do not
+// have consecutive offsets.
+func checkDataHeader(h batch.Header) error {
 	switch {
 	case h.Attributes.IsControl():
 		return base.Errorf(base.CodeInvalidArgument, "replication: ProposeBatch given a control batch; propose commands with Propose")
@@ -190,6 +196,22 @@ func isDataBatch(b []byte) error {
 		return base.Errorf(base.CodeInvalidArgument, "replication: a batch needs records with consecutive offsets: %d records, lastOffsetDelta %d", h.RecordCount, h.LastOffsetDelta)
 	}
 	return nil
+}
+
+// isBuiltDataBatch is isDataBatch of a batch the broker has just built:
+// its header only, unless invariants are checked.
+func isBuiltDataBatch(b []byte) error {
+	if base.InvariantsEnabled {
+		return isDataBatch(b)
+	}
+	h, err := batch.ParseHeader(b)
+	switch {
+	case err != nil:
+		return err
+	case int64(h.Length)+batch.LogOverhead != int64(len(b)):
+		return base.Errorf(base.CodeInvalidArgument, "replication: a built batch of %d bytes says it has %d", len(b), int64(h.Length)+batch.LogOverhead)
+	}
+	return checkDataHeader(h)
 }
 
 // batchRecords returns how many offsets a batch occupies; bytes that are

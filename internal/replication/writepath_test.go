@@ -334,3 +334,66 @@ func TestProposeBatchAdmitSeesTheLeadersTermAndMayRefuse(t *testing.T) {
 		t.Errorf("applied %q, want first and third only", applied)
 	}
 }
+
+// TestProposeBuildAsyncProposesWhatBuildWrote: a batch built into the
+// engine's buffer is applied as a data batch, in submission order with
+// ProposeBatchAsync's; so is one that outgrew the buffer; a build error,
+// or a control batch built, is done's error and proposes nothing.
+func TestProposeBuildAsyncProposesWhatBuildWrote(t *testing.T) {
+	c := newTestClusterOn(t, true, []NodeID{1}, nil)
+	f := c.open(1, 1, []NodeID{1})
+	c.waitLeader(1)
+	e := c.nodes[1].e
+	results := map[string]*Result{}
+	record := func(v string) func(Result) { return func(r Result) { results[v] = &r } }
+	var inBuffer bool
+	e.ProposeBuildAsync(1, 1<<10, func(dst []byte) ([]byte, error) {
+		b := append(dst, dataBatch(t, "built")...)
+		inBuffer = cap(dst) >= 1<<10 && &b[0] == &dst[:1][0]
+		return b, nil
+	}, nil, record("built"))
+	e.ProposeBatchAsync(1, dataBatch(t, "copied"), nil, record("copied"))
+	e.ProposeBuildAsync(1, 8, func(dst []byte) ([]byte, error) {
+		return append(dst[:0:0], dataBatch(t, "outgrown "+strings.Repeat("x", 4<<10))...), nil
+	}, nil, record("outgrown"))
+	failed := errors.New("the records do not fit a batch")
+	e.ProposeBuildAsync(1, 64, func(dst []byte) ([]byte, error) {
+		return append(dst, dataBatch(t, "failed")...), failed
+	}, nil, record("failed"))
+	e.ProposeBuildAsync(1, 64, func(dst []byte) ([]byte, error) {
+		return append(dst, encodeControl(controlCommand, []byte("control"), 0)...), nil
+	}, nil, record("control"))
+	if !inBuffer {
+		t.Error("build was not given a buffer of the size asked for")
+	}
+	for v, want := range map[string]error{"failed": failed} {
+		if r := results[v]; r == nil || !errors.Is(r.Err, want) {
+			t.Errorf("%s: got %v at once, want %v", v, r, want)
+		}
+	}
+	if r := results["control"]; r == nil || base.CodeOf(r.Err) != base.CodeInvalidArgument {
+		t.Errorf("control batch built: got %v at once, want invalid_argument", r)
+	}
+	c.runUntil("every batch resolved", 2000, func() bool { return len(results) == 5 })
+	for _, v := range []string{"built", "copied", "outgrown"} {
+		if err := results[v].Err; err != nil {
+			t.Errorf("batch %q: %v", v, err)
+		}
+	}
+	var applied []string
+	f.mu.Lock()
+	for _, e := range f.entries {
+		for _, v := range []string{"built", "copied", "outgrown", "failed", "control"} {
+			if strings.Contains(string(e.Data), v) {
+				if e.Kind != KindBatch {
+					t.Errorf("%s applied as kind %v, want a data batch", v, e.Kind)
+				}
+				applied = append(applied, v)
+			}
+		}
+	}
+	f.mu.Unlock()
+	if !slices.Equal(applied, []string{"built", "copied", "outgrown"}) {
+		t.Errorf("applied %q, want built, copied, outgrown", applied)
+	}
+}
