@@ -190,3 +190,36 @@ func TestDeliveryCacheBoundCoversTheDecodedRecords(t *testing.T) {
 		t.Fatalf("the cache kept %d of 400 batches: the test never reached its bound", len(c.items))
 	}
 }
+
+// TestStoredQueueEntriesOfBothFormatsDecode: a queue's messages are read
+// back from a data batch entry (written since 2026-11-21) and from a
+// command wrapping the batch (tagEnqueue, in older logs) alike; any other
+// command at a message's index is corrupt.
+func TestStoredQueueEntriesOfBothFormatsDecode(t *testing.T) {
+	data, err := buildBatch(encodeItems(t, []Message{{RoutingKey: "k", Body: []byte("one")}, {RoutingKey: "k", Body: []byte("two")}}), 5, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	command := func(payload []byte) []byte {
+		b, err := batch.AppendControl(nil, batch.Header{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, 5, batch.ControlFerryMin, payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for name, entry := range map[string][]byte{
+		"data batch":         data,
+		"tagEnqueue command": command(append([]byte{tagEnqueue}, data...)),
+	} {
+		cb, err := decodeStoredBatch(entry)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(cb.records) != 2 || string(cb.records[0].Value) != "one" || string(cb.records[1].Value) != "two" {
+			t.Errorf("%s: decoded %d records", name, len(cb.records))
+		}
+	}
+	if _, err := decodeStoredBatch(command(append([]byte{tagQueue}, 1, 2, 3))); base.CodeOf(err) != base.CodeCorrupt {
+		t.Errorf("a queue command read as messages: got %v, want corrupt", err)
+	}
+}
