@@ -88,9 +88,18 @@ func (p *SlicePool[T]) Put(s *[]T) {
 	p.pools[c].Put(s)
 }
 
-// PoisonBytes overwrites b with 0xa5: a SlicePool[byte]'s Poison, and
-// what recycled byte buffers are given under ferry_invariants elsewhere.
-func PoisonBytes(b []byte) {
+// NewBytePool is NewSlicePool of byte buffers that are poisoned
+// (poisonBytes) as they are recycled under ferry_invariants: a reader
+// that kept a buffer's bytes past Put sees garbage and fails its CRC or
+// comparison.
+func NewBytePool(min, max int) *SlicePool[byte] {
+	p := NewSlicePool[byte](min, max)
+	p.Poison = poisonBytes
+	return p
+}
+
+// poisonBytes overwrites b with 0xa5: a byte pool's Poison.
+func poisonBytes(b []byte) {
 	for i := range b {
 		b[i] = 0xa5
 	}

@@ -64,3 +64,18 @@ func TestNewSlicePoolRefusesClassesThatAreNotPowersOfTwo(t *testing.T) {
 		}()
 	}
 }
+
+// TestBytePoolPoisonsWhatItRecyclesUnderInvariants: a reader that kept a
+// recycled buffer's bytes sees 0xa5 under ferry_invariants.
+func TestBytePoolPoisonsWhatItRecyclesUnderInvariants(t *testing.T) {
+	p := NewBytePool(8, 64)
+	b := p.Get(5)
+	*b = append(*b, "bytes"...)
+	kept := (*b)[:cap(*b)]
+	p.Put(b)
+	for i, c := range kept {
+		if want := map[bool]byte{true: 0xa5, false: "bytes\x00\x00\x00"[i]}[InvariantsEnabled]; c != want {
+			t.Fatalf("byte %d after Put: %#x, want %#x (invariants %v)", i, c, want, InvariantsEnabled)
+		}
+	}
+}

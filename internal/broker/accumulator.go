@@ -267,11 +267,10 @@ func batchBytes(items []*pubItem) int {
 // into replication's buffers: ProposeBuildAsync.) Under ferry_invariants
 // a released buffer is overwritten, so that a reader that kept its bytes
 // sees garbage and fails the batch's CRC.
-var batchBuffers = func() *base.SlicePool[byte] {
-	p := base.NewSlicePool[byte](4<<10, base.BrokerBatchBufferBytesMax)
-	p.Poison = base.PoisonBytes
-	return p
-}()
+var batchBuffers = base.NewBytePool(batchBufBytesMin, base.BrokerBatchBufferBytesMax)
+
+// batchBufBytesMin is batchBuffers' smallest class: a few small messages.
+const batchBufBytesMin = 4 << 10
 
 // buildTransientBatch is buildBatch into a recycled buffer. The caller
 // must copy data, or be done with it, before handing buf back with

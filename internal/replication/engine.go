@@ -408,12 +408,7 @@ func (e *Engine) ProposeBatch(ctx context.Context, g GroupID, batch []byte) (Res
 // commits takes every later entry of its term with it.
 func (e *Engine) ProposeBatchAsync(g GroupID, batch []byte, admit func(term uint64) error, done func(Result)) {
 	data, buf := copyProposal(batch)
-	if err := isDataBatch(data); err != nil {
-		releaseProposal(&request{data: data, buf: buf})
-		done(Result{Err: err})
-		return
-	}
-	e.submit(e.timeProposal(&request{kind: reqPropose, group: g, data: data, buf: buf, admit: admit, done: done}, e.clock.Now()))
+	e.proposeData(&request{kind: reqPropose, group: g, data: data, buf: buf, admit: admit, done: done}, isDataBatch(data))
 }
 
 // ProposeBuildAsync is ProposeBatchAsync of a data batch that build writes
@@ -436,9 +431,15 @@ func (e *Engine) ProposeBuildAsync(g GroupID, size int, build func(dst []byte) (
 		r.buf = nil // build outgrew the buffer and appended to an array of its own
 		proposalBufs.Put(buf)
 	}
+	e.proposeData(r, err)
+}
+
+// proposeData submits r, a data batch's proposal, or when its check gave
+// err, releases its buffer and fails it at once.
+func (e *Engine) proposeData(r *request, err error) {
 	if err != nil {
 		releaseProposal(r)
-		done(Result{Err: err})
+		r.done(Result{Err: err})
 		return
 	}
 	e.submit(e.timeProposal(r, e.clock.Now()))

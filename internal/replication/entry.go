@@ -63,11 +63,7 @@ func encodeControl(typ int16, payload []byte, tsMs int64) []byte {
 // back here. Without it every proposal left two copies of its batch to
 // the garbage collector: at a queue's or a partition's full rate, hundreds
 // of MB/s of zeroed allocations.
-var proposalBufs = func() *base.SlicePool[byte] {
-	p := base.NewSlicePool[byte](proposalBufBytesMin, base.RaftProposalBufferBytesMax)
-	p.Poison = base.PoisonBytes
-	return p
-}()
+var proposalBufs = base.NewBytePool(proposalBufBytesMin, base.RaftProposalBufferBytesMax)
 
 // proposalBufBytesMin is the smallest class of proposalBufs: a few small
 // commands' worth.

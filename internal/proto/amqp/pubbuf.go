@@ -17,11 +17,7 @@ import (
 // small batches in flight). Under ferry_invariants a recycled buffer is
 // overwritten, so a reader that kept its bytes past done sees garbage,
 // and the tests comparing bodies fail.
-var pubBufs = func() *base.SlicePool[byte] {
-	p := base.NewSlicePool[byte](pubBufBytesMin, base.AMQPPublishBufferBytesMax)
-	p.Poison = base.PoisonBytes
-	return p
-}()
+var pubBufs = base.NewBytePool(pubBufBytesMin, base.AMQPPublishBufferBytesMax)
 
 // pubBufBytesMin is the smallest pooled class: a few small messages.
 const pubBufBytesMin = 4 << 10
