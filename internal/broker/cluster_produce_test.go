@@ -12,20 +12,10 @@ import (
 // partition's group.
 func (cl *cluster) leaderOfPartition(tenant string, p PartitionRef) int {
 	cl.t.Helper()
-	lead := -1
-	cl.waitFor(func() bool {
-		for i, b := range cl.nodes {
-			if b == nil {
-				continue
-			}
-			if s, err := b.lookupStream(tenant, p.Stream); err == nil && b.partitionLeaderOf(GroupID(s.Partitions[p.Partition].Group)) != nil {
-				lead = i
-				return true
-			}
-		}
-		return false
-	}, "stream "+p.Stream+" has no leader")
-	return lead
+	return cl.leaderWhere("stream "+p.Stream, func(b *Broker) bool {
+		s, err := b.lookupStream(tenant, p.Stream)
+		return err == nil && b.partitionLeaderOf(GroupID(s.Partitions[p.Partition].Group)) != nil
+	})
 }
 
 // An idempotent producer pipelining five batches at a time, as Kafka
@@ -39,18 +29,8 @@ func TestClusterPipelinedIdempotentProducerSurvivesALeaderChange(t *testing.T) {
 	}
 	cl := newCluster(t, 3)
 	ctx := testCtx(t)
-	conns := make([]*Conn, 3)
-	for i, b := range cl.nodes {
-		conns[i] = guestConn(t, b)
-	}
-	if err := conns[0].DeclareStream(ctx, StreamSpec{Name: "idem", Partitions: 1, ReplicationFactor: 3}); err != nil {
-		t.Fatal(err)
-	}
-	pid, epoch, err := conns[0].InitProducerID(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := PartitionRef{Stream: "idem"}
+	conns := cl.conns()
+	p, pid, epoch := idempotentStream(t, ctx, conns[0], StreamSpec{Name: "idem", Partitions: 1, ReplicationFactor: 3})
 	const total, window = 300, 5
 	data := func(seq int) []byte {
 		return kafkaBatch(t, batch.Header{ProducerID: pid, ProducerEpoch: epoch, BaseSequence: int32(seq)}, []int64{1}, fmt.Sprintf("s%03d", seq))

@@ -81,20 +81,36 @@ func (cl *cluster) stop(i int) {
 // leaderOfQueue returns the index of the node leading queue name's group.
 func (cl *cluster) leaderOfQueue(name string) int {
 	cl.t.Helper()
+	return cl.leaderWhere("queue "+name, func(b *Broker) bool {
+		ent, err := b.lookupQueue("/", name)
+		return err == nil && b.queueLeaderOf(ent.group) != nil
+	})
+}
+
+// leaderWhere waits for a running node that leads (what names it in the
+// failure) and returns its index.
+func (cl *cluster) leaderWhere(what string, leads func(b *Broker) bool) int {
+	cl.t.Helper()
 	lead := -1
 	cl.waitFor(func() bool {
 		for i, b := range cl.nodes {
-			if b == nil {
-				continue
-			}
-			if ent, err := b.lookupQueue("/", name); err == nil && b.queueLeaderOf(ent.group) != nil {
+			if b != nil && leads(b) {
 				lead = i
 				return true
 			}
 		}
 		return false
-	}, "queue "+name+" has no leader")
+	}, what+" has no leader")
 	return lead
+}
+
+// conns opens a connection as guest to every node.
+func (cl *cluster) conns() []*Conn {
+	cs := make([]*Conn, len(cl.nodes))
+	for i, b := range cl.nodes {
+		cs[i] = guestConn(cl.t, b)
+	}
+	return cs
 }
 
 // waitFor waits until cond holds, checking it whenever a group or leader
@@ -126,9 +142,8 @@ func TestClusterForwardsPublishDeclareAndGetAndSurvivesALeaderChange(t *testing.
 	ctx := testCtx(t)
 	// Declare on every node in turn: at least two are not the
 	// controller's leader and forward.
-	conns := make([]*Conn, 3)
-	for i, b := range cl.nodes {
-		conns[i] = guestConn(t, b)
+	conns := cl.conns()
+	for i := range conns {
 		name := fmt.Sprint("q", i)
 		if _, err := conns[i].DeclareQueue(ctx, QueueSpec{Name: name, Durable: true}); err != nil {
 			t.Fatalf("node %d: DeclareQueue: %v", i+1, err)

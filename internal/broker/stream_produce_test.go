@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -12,6 +13,20 @@ import (
 	"github.com/ferry-mq/ferry/internal/storage/log/batch"
 )
 
+// idempotentStream declares spec's stream through c and returns its first
+// partition, and the id and epoch of a new idempotent producer.
+func idempotentStream(t *testing.T, ctx context.Context, c *Conn, spec StreamSpec) (PartitionRef, int64, int16) {
+	t.Helper()
+	if err := c.DeclareStream(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	pid, epoch, err := c.InitProducerID(ctx)
+	if err != nil || pid < 0 {
+		t.Fatalf("InitProducerID: id %d, %v", pid, err)
+	}
+	return PartitionRef{Stream: spec.Name}, pid, epoch
+}
+
 // An idempotent producer's refused batch is a *ProducerError naming the
 // reason, over the base code that front ends without producer semantics
 // map.
@@ -19,14 +34,7 @@ func TestProduceRefusalsAreTypedProducerErrors(t *testing.T) {
 	b := openNode(t, nodeOpts{})
 	c := guestConn(t, b)
 	ctx := testCtx(t)
-	if err := c.DeclareStream(ctx, StreamSpec{Name: "typed"}); err != nil {
-		t.Fatal(err)
-	}
-	pid, _, err := c.InitProducerID(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := PartitionRef{Stream: "typed"}
+	p, pid, _ := idempotentStream(t, ctx, c, StreamSpec{Name: "typed"})
 	produce := func(epoch int16, seq int32) error {
 		_, _, _, err := c.ProduceBatch(ctx, p, kafkaBatch(t, batch.Header{ProducerID: pid, ProducerEpoch: epoch, BaseSequence: seq}, []int64{1}, "v"), -1)
 		return err
@@ -163,14 +171,7 @@ func TestIdempotentBatchesArePipelined(t *testing.T) {
 	b := openNode(t, nodeOpts{fs: vfs.WithFaults(vfs.NewMem(), gate)})
 	c := guestConn(t, b)
 	ctx := testCtx(t)
-	if err := c.DeclareStream(ctx, StreamSpec{Name: "piped"}); err != nil {
-		t.Fatal(err)
-	}
-	pid, epoch, err := c.InitProducerID(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := PartitionRef{Stream: "piped"}
+	p, pid, epoch := idempotentStream(t, ctx, c, StreamSpec{Name: "piped"})
 	data := func(seq int32) []byte {
 		return kafkaBatch(t, batch.Header{ProducerID: pid, ProducerEpoch: epoch, BaseSequence: seq}, []int64{1}, fmt.Sprintf("s%d", seq))
 	}

@@ -149,14 +149,7 @@ func TestIdempotentProducerDuplicatesAndSequenceErrors(t *testing.T) {
 	b := openNode(t, nodeOpts{})
 	c := guestConn(t, b)
 	ctx := testCtx(t)
-	if err := c.DeclareStream(ctx, StreamSpec{Name: "idem"}); err != nil {
-		t.Fatal(err)
-	}
-	pid, epoch, err := c.InitProducerID(ctx)
-	if err != nil || pid < 0 {
-		t.Fatal(pid, err)
-	}
-	p := PartitionRef{Stream: "idem"}
+	p, pid, epoch := idempotentStream(t, ctx, c, StreamSpec{Name: "idem"})
 	h := batch.Header{ProducerID: pid, ProducerEpoch: epoch, BaseSequence: 0}
 	first := kafkaBatch(t, h, []int64{1, 2}, "a", "b")
 	off1, _, _, err := c.ProduceBatch(ctx, p, first, -1)
