@@ -1,6 +1,7 @@
 package base
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -38,6 +39,40 @@ type realTimer struct{ t *time.Timer }
 func (r realTimer) C() <-chan time.Time        { return r.t.C }
 func (r realTimer) Stop() bool                 { return r.t.Stop() }
 func (r realTimer) Reset(d time.Duration) bool { return r.t.Reset(d) }
+
+// WithTimeout is context.WithTimeout on clock: the context ends, its Err
+// context.DeadlineExceeded, once clock has moved d on, so that a bounded
+// wait in Ferry's code ends when a test's fake clock says so. On the wall
+// clock it is context.WithTimeout itself; on another clock it costs a
+// goroutine until the context ends.
+func WithTimeout(parent context.Context, clock Clock, d time.Duration) (context.Context, context.CancelFunc) {
+	if _, ok := clock.(RealClock); ok {
+		return context.WithTimeout(parent, d)
+	}
+	inner, cancel := context.WithCancelCause(parent)
+	t := clock.NewTimer(d)
+	go func() {
+		defer t.Stop()
+		select {
+		case <-t.C():
+			cancel(context.DeadlineExceeded)
+		case <-inner.Done():
+		}
+	}()
+	return clockCtx{inner}, func() { cancel(context.Canceled) }
+}
+
+// clockCtx is WithTimeout's context: a cancelable one whose Err says
+// DeadlineExceeded when the clock ended it, as a deadline's would.
+type clockCtx struct{ context.Context }
+
+func (c clockCtx) Err() error {
+	err := c.Context.Err()
+	if err != nil && context.Cause(c.Context) == context.DeadlineExceeded {
+		return context.DeadlineExceeded
+	}
+	return err
+}
 
 // FakeClock is a Clock that moves only when told to. Timers fire, in
 // deadline order, during Advance and Set. It is safe for concurrent use.

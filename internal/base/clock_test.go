@@ -1,6 +1,7 @@
 package base
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -59,5 +60,49 @@ func TestFakeTimerResetDropsStaleValue(t *testing.T) {
 	}
 	if d, ok := c.NextDeadline(); !ok || !d.Equal(epoch.Add(6*time.Second)) {
 		t.Errorf("NextDeadline: got %v %v, want %v", d, ok, epoch.Add(6*time.Second))
+	}
+}
+
+// TestWithTimeoutEndsWhenTheClockSays pins the bounded waits written
+// with WithTimeout to the clock they are given: a fake clock's context
+// ends at the Advance that reaches its deadline, never before, with
+// DeadlineExceeded, and a cancel or the parent's end says Canceled.
+func TestWithTimeoutEndsWhenTheClockSays(t *testing.T) {
+	c := NewFakeClock(epoch)
+	ctx, cancel := WithTimeout(context.Background(), c, time.Second)
+	defer cancel()
+	c.Advance(999 * time.Millisecond)
+	if err := ctx.Err(); err != nil {
+		t.Fatalf("before the deadline: %v, want nil", err)
+	}
+	c.Advance(time.Millisecond)
+	<-ctx.Done() // the test's own timeout bounds this
+	if err := ctx.Err(); err != context.DeadlineExceeded {
+		t.Fatalf("at the deadline: %v, want context.DeadlineExceeded", err)
+	}
+
+	ctx, cancel = WithTimeout(context.Background(), c, time.Second)
+	cancel()
+	if err := ctx.Err(); err != context.Canceled {
+		t.Fatalf("canceled: %v, want context.Canceled", err)
+	}
+	c.Advance(time.Second)
+	if err := ctx.Err(); err != context.Canceled {
+		t.Fatalf("canceled, then past the deadline: %v, want context.Canceled", err)
+	}
+
+	parent, stop := context.WithCancel(context.Background())
+	ctx, cancel = WithTimeout(parent, c, time.Second)
+	defer cancel()
+	stop()
+	<-ctx.Done()
+	if err := ctx.Err(); err != context.Canceled {
+		t.Fatalf("the parent canceled: %v, want context.Canceled", err)
+	}
+
+	ctx, cancel = WithTimeout(context.Background(), RealClock{}, time.Hour)
+	defer cancel()
+	if _, ok := ctx.Deadline(); !ok {
+		t.Fatalf("on the wall clock: no deadline, want context.WithTimeout's")
 	}
 }

@@ -328,7 +328,7 @@ func (b *Broker) coordinatorFor(ctx context.Context, group string) (*coordinator
 	if group == "" || len(group) > base.GroupIDBytesMax {
 		return nil, &GroupError{KafkaCode: stream.ErrInvalidGroupID.KafkaCode(), Err: stream.ErrInvalidGroupID.Err(group)}
 	}
-	wctx, cancel := context.WithTimeout(ctx, base.BrokerCoordinatorLoadWaitMax)
+	wctx, cancel := base.WithTimeout(ctx, b.clock, base.BrokerCoordinatorLoadWaitMax)
 	defer cancel()
 	p, err := b.coordinatorPlacement(wctx, group)
 	if err != nil {

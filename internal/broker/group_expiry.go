@@ -374,7 +374,7 @@ func (b *Broker) localOffsetHolders(ctx context.Context, groups []string) (found
 		id := GroupID(gi.Group)
 		lg := b.group(id)
 		if lg == nil || !lg.replayed.Load() {
-			wctx, cancel := context.WithTimeout(ctx, base.BrokerGroupMarkRetryInterval)
+			wctx, cancel := base.WithTimeout(ctx, b.clock, base.BrokerGroupMarkRetryInterval)
 			_, err := b.awaitLeader(wctx, id, 0)
 			cancel()
 			if lg = b.group(id); err != nil || lg == nil || !lg.replayed.Load() {

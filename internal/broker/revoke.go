@@ -1,8 +1,6 @@
 package broker
 
 import (
-	"context"
-
 	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/controller"
 )
@@ -56,7 +54,7 @@ func (b *Broker) revokeStale() {
 				continue
 			}
 			// No front end to tell: release what it owned directly.
-			ctx, cancel := context.WithTimeout(b.ctx(), base.BrokerRevokeCloseTimeout)
+			ctx, cancel := base.WithTimeout(b.ctx(), b.clock, base.BrokerRevokeCloseTimeout)
 			if err := v.c.Close(ctx); err != nil && !b.stopped() {
 				b.log.Warn("closing a revoked connection failed", "conn", v.c.info.ID, "err", err)
 			}
