@@ -92,7 +92,8 @@ func (f *coordinatorFSM) RetainFrom() uint64 { return 0 }
 
 // coordinatorLeader runs on the node leading a coordinator group: it
 // matches effects to the requests waiting for them, tells server-assigned
-// members their partitions, and lets time pass (GroupTick).
+// members their partitions, and lets time pass (GroupTick, proposed only
+// when it is due: a coordinator whose groups are idle writes nothing).
 type coordinatorLeader struct {
 	b   *Broker
 	fsm *coordinatorFSM
@@ -113,6 +114,11 @@ type coordinatorLeader struct {
 	assigned map[assignKey]func(Assignment) // guarded by mu: server-assigned members
 	notes    []assignmentNote               // guarded by mu: assignments to pass on, in order
 	nextReq  uint64                         // guarded by mu
+
+	// tickedMs is the clock time (Unix ms) of the last time pass run
+	// finished, proposed or found with nothing due; the broker's activity
+	// is signalled after it (tests wait for it).
+	tickedMs atomic.Int64
 }
 
 type assignmentNote struct {
@@ -161,7 +167,15 @@ func (cl *coordinatorLeader) run() {
 			return
 		case <-t.C():
 			t.Reset(cl.b.cfg.GroupTickInterval)
-			_, _ = cl.propose(cl.ctx, stream.GroupTick{Now: cl.b.nowMs()})
+			now := cl.b.nowMs()
+			cl.fsm.mu.Lock()
+			due := cl.fsm.c.TickDue(now)
+			cl.fsm.mu.Unlock()
+			if due {
+				_, _ = cl.propose(cl.ctx, stream.GroupTick{Now: now})
+			}
+			cl.tickedMs.Store(now)
+			cl.b.activity.Signal()
 		case <-cl.kickCh:
 		}
 		cl.mu.Lock()

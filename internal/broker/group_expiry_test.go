@@ -2,11 +2,13 @@ package broker
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/base/vfs"
+	"github.com/ferry-mq/ferry/internal/controller"
 	"github.com/ferry-mq/ferry/internal/stream"
 )
 
@@ -52,11 +54,11 @@ func waitMarked(t testing.TB, c *Conn, p PartitionRef, group string, active bool
 	})
 }
 
-// waitRetentionTick waits until partition p has applied a retention tick
-// (or another command) stamped at the clock's time: the partition leader
-// re-arms its retention timer before proposing the tick, so every advance
-// past RetentionInterval fires exactly one tick, and after this wait the
-// next advance fires the next.
+// waitRetentionTick waits until partition p's leader has run its
+// retention pass for the clock's time (proposing a tick only when it
+// releases something): the leader re-arms its retention timer before the
+// pass, so every advance past RetentionInterval runs exactly one pass,
+// and after this wait the next advance runs the next.
 func waitRetentionTick(t testing.TB, c *Conn, clock *base.FakeClock, p PartitionRef) {
 	t.Helper()
 	g, _, err := c.partitionOf(p, ActionRead)
@@ -65,13 +67,14 @@ func waitRetentionTick(t testing.TB, c *Conn, clock *base.FakeClock, p Partition
 	}
 	f := c.b.group(g).fsm.(*partitionFSM)
 	now := clock.Now().UnixMilli()
-	applied := func() int64 {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		return f.nowMs
+	passed := func() int64 {
+		if pl := f.leader.Load(); pl != nil {
+			return pl.retainedMs.Load()
+		}
+		return 0
 	}
-	waitFor(t, c.b, func() bool { return applied() >= now }, func() string {
-		return fmt.Sprintf("partition %v applied nothing stamped %d; its latest is %d", p, now, applied())
+	waitFor(t, c.b, func() bool { return passed() >= now }, func() string {
+		return fmt.Sprintf("partition %v ran no retention pass at %d; its latest is at %d", p, now, passed())
 	})
 }
 
@@ -251,4 +254,59 @@ func TestANewCoordinatorLeaderMarksTheGroupsItFindsWithMembers(t *testing.T) {
 	b = openNode(t, nodeOpts{fs: fs})
 	c = guestConn(t, b)
 	waitMarked(t, c, p, "kept", true)
+}
+
+// An idle stream partition and idle coordinators write nothing: the
+// partition's retention pass and the coordinators' time pass propose a
+// tick only when it would change something. Before, every partition
+// appended a control batch (an offset, an fsync, a wake-up of every long
+// poll) each RetentionInterval, and every coordinator one each
+// GroupTickInterval, forever.
+func TestIdlePartitionsAndCoordinatorsProposeNoTicks(t *testing.T) {
+	b, clock := fakeNode(t)
+	c := guestConn(t, b)
+	if err := c.DeclareStream(testCtx(t), StreamSpec{Name: "idle", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	p := PartitionRef{Stream: "idle"}
+	g, _, err := c.partitionOf(p, ActionRead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var coords []controller.Placement
+	b.ctrl.read(func(c *controller.Controller) { coords = c.Coordinators() })
+	clock.Advance(b.cfg.RetentionInterval)
+	waitRetentionTick(t, c, clock, p) // the first pass after the declaration (a Configure may precede it)
+	groups := []GroupID{g}
+	for _, cp := range coords {
+		groups = append(groups, GroupID(cp.Group))
+	}
+	last := func() []uint64 {
+		var idx []uint64
+		for _, g := range groups {
+			st, err := b.engine.Status(g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			idx = append(idx, st.LastIndex)
+		}
+		return idx
+	}
+	before := last()
+	for range 10 {
+		clock.Advance(b.cfg.RetentionInterval)
+		waitRetentionTick(t, c, clock, p)
+		now := clock.Now().UnixMilli()
+		waitFor(t, b, func() bool {
+			for _, cp := range coords {
+				if cl := b.coordinatorLeaderOf(GroupID(cp.Group)); cl == nil || cl.tickedMs.Load() < now {
+					return false
+				}
+			}
+			return true
+		}, func() string { return fmt.Sprintf("the coordinators ran no time pass at %d", now) })
+	}
+	if after := last(); !slices.Equal(after, before) {
+		t.Fatalf("last log indexes of the partition and coordinators after 10 idle intervals: %v, want %v unchanged", after, before)
+	}
 }

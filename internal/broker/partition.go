@@ -215,6 +215,11 @@ type partitionLeader struct {
 
 	cfgMu sync.Mutex
 	cfg   controller.StreamConfig // guarded by cfgMu
+
+	// retainedMs is the clock time (Unix ms) of the last retention pass
+	// run finished, proposed or found with nothing to release; the
+	// broker's activity is signalled after it (tests wait for it).
+	retainedMs atomic.Int64
 }
 
 func newPartitionLeader(b *Broker, lg *localGroup) *partitionLeader {
@@ -244,8 +249,9 @@ func (pl *partitionLeader) stop() {
 		pl.b.node, pl.fsm.stream, pl.fsm.partition, leaderErr(pl.g, 0)))
 }
 
-// run applies retention every RetentionInterval and keeps the
-// partition's configuration the controller's.
+// run applies retention every RetentionInterval, when there is something
+// to release (a tick that would change nothing is not proposed), and keeps
+// the partition's configuration the controller's.
 func (pl *partitionLeader) run() {
 	t := pl.b.clock.NewTimer(pl.b.cfg.RetentionInterval)
 	defer t.Stop()
@@ -259,7 +265,13 @@ func (pl *partitionLeader) run() {
 			return
 		case <-t.C():
 			t.Reset(pl.b.cfg.RetentionInterval)
-			_, _ = pl.proposeCommand(pl.ctx, stream.RetentionTick{Now: pl.b.nowMs()})
+			now, due := pl.b.nowMs(), false
+			pl.fsm.with(func(p *stream.Partition) { due = p.RetentionDue(now) })
+			if due {
+				_, _ = pl.proposeCommand(pl.ctx, stream.RetentionTick{Now: now})
+			}
+			pl.retainedMs.Store(now)
+			pl.b.activity.Signal()
 		}
 	}
 }

@@ -371,6 +371,24 @@ func (c *Coordinator) sortedGroupIDs() []string {
 // deadlines, expiry of empty groups.
 type GroupTick struct{ Now int64 }
 
+// TickDue reports whether a GroupTick at now may change anything. Only
+// groups that are Empty, with no members and none pending, are judged
+// exactly (their only deadline is their expiry); any other group has
+// deadlines of its own, so a tick is due. A leader proposes the tick only
+// then, so that a coordinator whose groups are all idle writes nothing.
+func (c *Coordinator) TickDue(now int64) bool {
+	ret := c.cfg.emptyRetentionMs()
+	for _, g := range c.groups {
+		if g.state != GroupEmpty || len(g.members) > 0 || len(g.pending) > 0 {
+			return true
+		}
+		if ret >= 0 && now-g.stateMs >= ret {
+			return true
+		}
+	}
+	return false
+}
+
 func (c *Coordinator) tick(now int64, out *effects) {
 	for _, id := range c.sortedGroupIDs() {
 		g := c.groups[id]

@@ -82,10 +82,7 @@ func (p *Partition) expireGroups(now int64) []string {
 	}
 	var expired []string
 	for name, g := range p.groups {
-		if g.active {
-			continue
-		}
-		if now-max(g.commitMs, g.emptyMs) >= ret {
+		if g.expired(now, ret) {
 			expired = append(expired, name)
 		}
 	}
@@ -94,6 +91,12 @@ func (p *Partition) expireGroups(now int64) []string {
 		delete(p.groups, name)
 	}
 	return expired
+}
+
+// expired reports whether the group's offsets expire at now with
+// retention ret (negative: never).
+func (g *groupOffset) expired(now, ret int64) bool {
+	return ret >= 0 && !g.active && now-max(g.commitMs, g.emptyMs) >= ret
 }
 
 // CommittedOffset returns group's committed offset on the partition.

@@ -268,18 +268,43 @@ type RetentionResult struct {
 	ExpiredGroups []string
 }
 
+// RetentionDue reports whether a RetentionTick at now would change the
+// partition: release a batch, forget a producer or expire a group's
+// offsets. A leader proposes the tick only then, so that an idle
+// partition's log does not take a control batch (an offset, an fsync, a
+// wake-up of every long poll) at every interval.
+func (p *Partition) RetentionDue(now int64) bool {
+	if len(p.chunks) > 0 && p.chunkExpired(p.chunks[0], p.bytes, now) {
+		return true
+	}
+	for _, pr := range p.producers {
+		if p.producerExpired(pr, now) {
+			return true
+		}
+	}
+	ret := p.cfg.offsetsRetentionMs()
+	for _, g := range p.groups {
+		if g.expired(now, ret) {
+			return true
+		}
+	}
+	return false
+}
+
+// chunkExpired reports whether retention releases c, the oldest chunk,
+// when the partition holds remaining bytes.
+func (p *Partition) chunkExpired(c chunk, remaining, now int64) bool {
+	byBytes := p.cfg.RetentionBytes > 0 && remaining-c.bytes >= p.cfg.RetentionBytes
+	byAge := p.cfg.RetentionMs > 0 && c.maxTimestamp < now-p.cfg.RetentionMs
+	return byBytes || byAge
+}
+
 func (p *Partition) applyRetention(now int64) RetentionResult {
 	var res RetentionResult
 	drop := 0
 	remaining := p.bytes
-	for drop < len(p.chunks) {
-		c := p.chunks[drop]
-		byBytes := p.cfg.RetentionBytes > 0 && remaining-c.bytes >= p.cfg.RetentionBytes
-		byAge := p.cfg.RetentionMs > 0 && c.maxTimestamp < now-p.cfg.RetentionMs
-		if !byBytes && !byAge {
-			break
-		}
-		remaining -= c.bytes
+	for drop < len(p.chunks) && p.chunkExpired(p.chunks[drop], remaining, now) {
+		remaining -= p.chunks[drop].bytes
 		drop++
 	}
 	if drop > 0 {

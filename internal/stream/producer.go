@@ -165,17 +165,21 @@ func (p *Partition) evictProducer() {
 // whose every remembered batch is below the log start (Kafka drops those
 // when the log start passes them).
 func (p *Partition) expireProducers(now int64) int {
-	expiry := p.cfg.producerExpiryMs()
 	n := 0
 	for id, pr := range p.producers {
-		idle := expiry >= 0 && now-pr.lastMs >= expiry
-		gone := pr.n > 0 && pr.batches[pr.n-1].lastOffset < p.start
-		if idle || gone {
+		if p.producerExpired(pr, now) {
 			delete(p.producers, id)
 			n++
 		}
 	}
 	return n
+}
+
+func (p *Partition) producerExpired(pr *producer, now int64) bool {
+	expiry := p.cfg.producerExpiryMs()
+	idle := expiry >= 0 && now-pr.lastMs >= expiry
+	gone := pr.n > 0 && pr.batches[pr.n-1].lastOffset < p.start
+	return idle || gone
 }
 
 // Check decides, without changing anything, what applying a would answer

@@ -1,0 +1,102 @@
+package stream
+
+import (
+	"bytes"
+	"testing"
+
+	"pgregory.net/rapid"
+)
+
+// TestRetentionDueIsExactlyWhetherATickChangesThePartition: a partition's
+// leader proposes a RetentionTick only when RetentionDue says so, so
+// RetentionDue must be true whenever the tick would change anything
+// (data released, a producer forgotten, a group's offsets expired), or
+// the partition would keep what retention should drop; and false
+// otherwise, or idle partitions would keep writing ticks.
+func TestRetentionDueIsExactlyWhetherATickChangesThePartition(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		cfg := PartitionConfig{
+			RetentionBytes:     rapid.Int64Range(0, 40<<20).Draw(t, "retentionBytes"),
+			RetentionMs:        rapid.Int64Range(0, 5000).Draw(t, "retentionMs"),
+			OffsetsRetentionMs: rapid.Int64Range(-1, 5000).Draw(t, "offsetsRetentionMs"),
+			ProducerExpiryMs:   rapid.Int64Range(-1, 5000).Draw(t, "producerExpiryMs"),
+		}
+		p := NewPartition(cfg, 1)
+		next := map[int64]int32{} // the next sequence of each producer
+		now := int64(0)
+		for range rapid.IntRange(1, 150).Draw(t, "steps") {
+			now += rapid.Int64Range(0, 1500).Draw(t, "advance")
+			group := rapid.SampledFrom([]string{"g", "h"}).Draw(t, "group")
+			switch rapid.IntRange(0, 9).Draw(t, "op") {
+			case 0, 1, 2:
+				due := p.RetentionDue(now)
+				before := p.Snapshot(nil)
+				p.Apply(RetentionTick{Now: now})
+				if moved := !bytes.Equal(before, p.Snapshot(nil)); moved != due {
+					t.Fatalf("at %d: RetentionDue %v, but the tick changed the partition: %v", now, due, moved)
+				}
+			case 3:
+				p.Apply(CommitOffset{Now: now, Group: group, Offset: p.HighWatermark(), LeaderEpoch: -1})
+			case 4:
+				p.Apply(MarkGroup{Now: now, Group: group, Empty: rapid.Bool().Draw(t, "empty")})
+			default:
+				pid := rapid.Int64Range(NoProducerID, 2).Draw(t, "producer")
+				a := Append{Now: now, Index: p.NextIndex(), LastOffsetDelta: rapid.Int32Range(0, 4).Draw(t, "delta"),
+					MaxTimestamp: now - rapid.Int64Range(-100, 2000).Draw(t, "age"),
+					Bytes:        rapid.Int64Range(1, 6<<20).Draw(t, "bytes"), ProducerID: pid}
+				if pid >= 0 {
+					a.BaseSequence = next[pid]
+					next[pid] += a.LastOffsetDelta + 1
+				}
+				if r := p.ApplyAppend(a); r.Status != AppendOK {
+					delete(next, pid) // forgotten by retention: its next batch starts over
+				}
+			}
+		}
+	})
+}
+
+// TestTickDueNeverSkipsATickThatChangesTheCoordinator: a coordinator's
+// leader proposes a GroupTick only when TickDue says so. A tick TickDue
+// skips must change nothing; when every group is Empty and idle (the only
+// case TickDue judges exactly), a due tick must expire one.
+func TestTickDueNeverSkipsATickThatChangesTheCoordinator(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		c := NewCoordinator(CoordinatorConfig{
+			InitialRebalanceDelayMs: rapid.Int64Range(-1, 3000).Draw(t, "delay"),
+			EmptyGroupRetentionMs:   rapid.Int64Range(-1, 20000).Draw(t, "emptyRetention"),
+		})
+		now, req := int64(0), uint64(0)
+		for range rapid.IntRange(1, 150).Draw(t, "steps") {
+			now += rapid.Int64Range(0, 4000).Draw(t, "advance")
+			cmd := drawGroupCommand(t, c, now, &req)
+			if rapid.IntRange(0, 3).Draw(t, "tick") == 0 {
+				cmd = GroupTick{Now: now}
+			}
+			x, ok := cmd.(GroupTick)
+			if !ok {
+				c.Apply(cmd)
+				continue
+			}
+			due, idle := c.TickDue(x.Now), allGroupsIdle(c)
+			before := c.Snapshot(nil)
+			r := c.Apply(x)
+			moved := len(r.Effects) > 0 || !bytes.Equal(before, c.Snapshot(nil))
+			if !due && moved {
+				t.Fatalf("at %d: TickDue false, but the tick changed the coordinator (effects %v)", now, r.Effects)
+			}
+			if due && idle && !moved {
+				t.Fatalf("at %d: every group idle and TickDue true, but the tick changed nothing", now)
+			}
+		}
+	})
+}
+
+func allGroupsIdle(c *Coordinator) bool {
+	for _, g := range c.groups {
+		if g.state != GroupEmpty || len(g.members) > 0 || len(g.pending) > 0 {
+			return false
+		}
+	}
+	return true
+}
