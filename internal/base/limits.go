@@ -817,8 +817,9 @@ const (
 	AMQPMessageBytesMax = 128 << 20
 
 	// AMQPFrameBytesMax is the largest frame-max (frame size including
-	// its 8 bytes of header and frame-end) a connection may negotiate; a
-	// peer's "no limit" (0) means this. A connection's read buffer grows
+	// its 8 bytes of header and frame-end) the front end may be
+	// configured to offer; a peer answering "no limit" (0) or more than
+	// the offer is refused, as by RabbitMQ. A connection's read buffer grows
 	// to its frame-max, so this bounds per-connection memory; bodies are
 	// split across frames, so larger frames gain little over RabbitMQ's
 	// default of 128 KiB.
