@@ -198,7 +198,8 @@ func TestClientErrorsNameTheProblemAndSetTheExitCode(t *testing.T) {
 // TestPublishToAMissingQueueIsUnroutable pins a bug: `ferry publish --queue
 // q` with no queue q said "published 1 of 1 messages ... (confirmed
 // durable)" and exited 0, though the default exchange dropped the message.
-// A named queue must exist: the publish is mandatory, over HTTP and AMQP.
+// A named queue must exist: the publish is mandatory, over HTTP and AMQP;
+// over Kafka, a stream must exist (Ferry creates none on a produce).
 func TestPublishToAMissingQueueIsUnroutable(t *testing.T) {
 	_, env := clientNode(t)
 	for _, proto := range []string{"http", "amqp"} {
@@ -208,6 +209,12 @@ func TestPublishToAMissingQueueIsUnroutable(t *testing.T) {
 			t.Errorf("publish over %s to a missing queue: exit %d, stdout %q, stderr %q; want %d and %q",
 				proto, r.code, r.stdout, r.stderr, ExitNotFound, want)
 		}
+	}
+	r := runFerry(t, env, "publish", "--protocol", "kafka", "--stream", "absent", "a", "b")
+	if want := "2 of 2 messages not published: no stream 'absent'; create it with 'ferry stream create absent'"; r.code != ExitNotFound ||
+		!strings.Contains(r.stderr, want) || strings.Contains(r.stdout, "published") {
+		t.Errorf("publish over kafka to a missing stream: exit %d, stdout %q, stderr %q; want %d and %q",
+			r.code, r.stdout, r.stderr, ExitNotFound, want)
 	}
 	ferryOK(t, env, "queue", "create", "missing")
 	if out := ferryOK(t, env, "publish", "--protocol", "amqp", "--queue", "missing", "c"); !strings.Contains(out, "published 1 of 1 messages to queue missing") {

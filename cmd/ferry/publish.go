@@ -3,10 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ferry-mq/ferry/internal/base"
@@ -371,7 +373,9 @@ func publishKafka(ctx context.Context, p *protoOpts, po *publishOpts, msgs []cli
 	if po.stream == "" {
 		return 0, &usageError{fmt.Errorf("--protocol kafka publishes to a stream: use --stream")}
 	}
-	cl, err := kafkaClient(p)
+	// Ferry creates no topic on a produce (nor does franz-go ask it to):
+	// one retry covers a stream created a moment ago.
+	cl, err := kafkaClient(p, kgo.UnknownTopicRetries(1))
 	if err != nil {
 		return 0, err
 	}
@@ -399,6 +403,10 @@ func publishKafka(ctx context.Context, p *protoOpts, po *publishOpts, msgs []cli
 		} else if first == nil {
 			first = r.Err
 		}
+	}
+	if errors.Is(first, kerr.UnknownTopicOrPartition) {
+		return ok, exitErr(ExitNotFound, fmt.Errorf("%d of %d messages not published: no stream '%s'; create it with 'ferry stream create %s'",
+			len(recs)-ok, len(recs), po.stream, po.stream))
 	}
 	return ok, kafkaErr(p, first)
 }
