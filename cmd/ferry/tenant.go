@@ -28,7 +28,7 @@ create --tenant NAME') to connect to it. Creating one that exists succeeds.`,
 messages, exchanges, bindings, policies and every user's permission there.
 Connections to it are closed, as RabbitMQ does when a virtual host is deleted.` + clientEnvHelp
 	return e.parent("Manage tenants (virtual hosts): list, create, delete, inspect",
-		"List, create, delete and inspect tenants, RabbitMQ's virtual hosts (administrators only; monitoring users may list)."+clientEnvHelp,
+		"List, create, delete and inspect tenants, RabbitMQ's virtual hosts (administrators create and delete them; any management tag may list and inspect them: administrators and monitoring users see every tenant, others those where they hold a permission)."+clientEnvHelp,
 		`  ferry tenant create staging
   ferry tenant list
   ferry tenant delete staging`,

@@ -28,10 +28,10 @@ operation below, with the request and response schemas, is served at
   the user's permissions in the tenant (RabbitMQ's configure, write, read
   regular expressions); reading the node's state needs a management tag;
   managing users, tenants, permissions, tracing and connections needs
-  ` + "`administrator`" + `; policies need ` + "`policymaker`" + ` (and a permission in the
-  tenant) or ` + "`administrator`" + `. Calls about users, tenants and permissions run
-  on the caller's session in the tenant ` + "`/`" + `, so an administrator needs a
-  permission there (guest has one).
+  ` + "`administrator`" + `; policies need ` + "`policymaker`" + ` or ` + "`administrator`" + `, and
+  a permission in the policy's tenant (administrators too). Calls about
+  users, tenants and permissions run on the caller's session in the tenant
+  ` + "`/`" + `, so an administrator needs a permission there (guest has one).
 - **Users**: a password is hashed by the node (argon2id, and SCRAM-SHA-256/512
   keys for Kafka clients) before it is replicated; no response shows it or its
   hashes. Deleting a user closes its connections, and deleting a tenant deletes
@@ -40,9 +40,12 @@ operation below, with the request and response schemas, is served at
 - **Tenants** (RabbitMQ virtual hosts) are chosen with ` + "`?tenant=`" + ` (default
   ` + "`/`" + `); in paths, escape ` + "`/`" + ` as ` + "`%2F`" + `. The default exchange is named
   ` + "`amq.default`" + ` in paths.
-- **Errors** are ` + "`{\"error\": {\"code\": \"not_found\", \"message\": \"...\", \"retriable\": false}}`" + `
-  with a stable code (table below); request bodies with unknown fields are
-  refused, so a misspelt setting is an error rather than ignored.
+- **Errors** are ` + "`{\"error\": {\"code\": \"not_found\", \"message\": \"...\"}}`" + `
+  with a stable code (table below), and ` + "`\"retriable\": true`" + ` when the same
+  request may succeed later. Request bodies are JSON, sent with
+  ` + "`Content-Type: application/json`" + ` (another type is a 400); bodies with
+  unknown fields are refused, so a misspelt setting is an error rather than
+  ignored.
 - **Publishing** answers once every message is durable (fsynced on a quorum)
   or failed, with one outcome per message. **Get** with ` + "`ack_mode: manual`" + `
   returns delivery tokens to pass to ` + "`ack`" + `; unacknowledged deliveries return
@@ -55,7 +58,8 @@ Example:
 curl -u guest:guest -X PUT localhost:8080/api/queues/orders
 curl -u guest:guest -X POST localhost:8080/api/queues/orders/publish \
   -H 'Content-Type: application/json' -d '{"messages": [{"body": "hello"}]}'
-curl -u guest:guest -X POST localhost:8080/api/queues/orders/get -d '{"count": 10}'
+curl -u guest:guest -X POST localhost:8080/api/queues/orders/get \
+  -H 'Content-Type: application/json' -d '{"count": 10}'
 ` + "```" + `
 `
 

@@ -100,7 +100,7 @@ func (s *Server) table() []*route {
 			tag: "streams", access: accessMonitor, query: []param{pTenant}, out: Stream{}, status: ok, errors: []int{notFound}, handle: s.getStream},
 		{method: put, path: "/api/streams/{name}", id: "putStream", summary: "Create a stream",
 			tag: "streams", access: accessUser, query: []param{pTenant}, in: StreamSpec{}, inOptional: true, status: noContent,
-			errors: []int{conflict, tooLarge}, handle: s.putStream},
+			errors: []int{notFound, conflict, tooLarge}, handle: s.putStream},
 		{method: del, path: "/api/streams/{name}", id: "deleteStream", summary: "Delete a stream",
 			tag: "streams", access: accessUser, query: []param{pTenant}, status: noContent, errors: []int{notFound}, handle: s.deleteStream},
 		{method: post, path: "/api/streams/{name}/partitions", id: "addPartitions", summary: "Grow a stream to more partitions",

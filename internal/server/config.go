@@ -34,7 +34,7 @@ type Config struct {
 
 // NodeConfig identifies this node.
 type NodeConfig struct {
-	ID uint64 `koanf:"id" default:"1" doc:"This node's id in the cluster (1 or more). A single node is node 1, a cluster of itself."`
+	ID uint64 `koanf:"id" default:"1" doc:"This node's id in the cluster, from 1 to 2^53-1. A single node is node 1, a cluster of itself."`
 }
 
 // ClusterConfig lists the initial members of a multi-node cluster.
@@ -63,7 +63,7 @@ type KafkaConfig struct {
 
 // AMQPConfig tunes the AMQP front end.
 type AMQPConfig struct {
-	Heartbeat time.Duration `koanf:"heartbeat" default:"60s" doc:"Heartbeat interval offered to AMQP clients; 0s offers none."`
+	Heartbeat time.Duration `koanf:"heartbeat" default:"60s" doc:"Heartbeat interval offered to AMQP clients, in whole seconds up to 65535s; 0s offers none."`
 }
 
 // AuthConfig configures users at bootstrap and anonymous access.
@@ -75,7 +75,7 @@ type AuthConfig struct {
 // FlowConfig sets the watermarks at which publishers are blocked.
 type FlowConfig struct {
 	MemoryLimit   ByteSize `koanf:"memory_limit" default:"0" doc:"Heap in use above which publishers are blocked (e.g. 2GiB). 0: 40% of the machine's memory."`
-	DiskFreeLimit ByteSize `koanf:"disk_free_limit" default:"1GiB" doc:"Free space of the data directory's disk below which publishers are blocked."`
+	DiskFreeLimit ByteSize `koanf:"disk_free_limit" default:"1GiB" doc:"Free space of the data directory's disk below which publishers are blocked. 0: the default (1GiB); the check cannot be turned off."`
 }
 
 // LogConfig configures the log on stderr.
@@ -86,7 +86,7 @@ type LogConfig struct {
 
 // ShutdownConfig bounds a graceful shutdown.
 type ShutdownConfig struct {
-	Timeout time.Duration `koanf:"timeout" default:"30s" doc:"How long a graceful shutdown (first SIGTERM or SIGINT) may take to finish in-flight confirms, flush and close before the process exits anyway. A second signal exits at once."`
+	Timeout time.Duration `koanf:"timeout" default:"30s" doc:"How long a graceful shutdown (first SIGTERM or SIGINT) may take to finish in-flight confirms, flush and close before the process exits anyway (more than 0s, at most 1h). A second signal exits at once."`
 }
 
 // ByteSize is a count of bytes, written as an integer with an optional

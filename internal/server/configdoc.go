@@ -34,8 +34,9 @@ Names: the YAML key is the dotted path below (` + "`listeners.amqp`" + ` is
 ` + "`FERRY_`" + ` and the key in upper case with ` + "`.`" + ` turned into ` + "`_`" + `; the flag is
 the key with ` + "`.`" + ` and ` + "`_`" + ` turned into ` + "`-`" + `. Lists are comma-separated in
 variables and flags and YAML lists in the file. Durations take a unit
-(` + "`500ms`, `30s`, `5m`" + `); sizes take an optional unit (` + "`KiB`, `MiB`, `GiB`" + `, or
-` + "`KB`, `MB`, `GB`" + `).
+(` + "`500ms`, `30s`, `5m`" + `); sizes take an optional unit (` + "`B`" + `; ` + "`KiB`, `MiB`, `GiB`, `TiB`" + `,
+powers of 1024; or ` + "`KB`, `MB`, `GB`, `TB`" + `, powers of 1000). Listeners may not
+share a port.
 
 Example file:
 
