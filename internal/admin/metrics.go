@@ -101,7 +101,7 @@ var (
 	descStreamHW     = prometheus.NewDesc("ferry_stream_high_watermark_offset", "The next offset of a stream partition (its high watermark).", partLabels, nil)
 	descStreamStart  = prometheus.NewDesc("ferry_stream_log_start_offset", "The first retained offset of a stream partition.", partLabels, nil)
 	descStreamBytes  = prometheus.NewDesc("ferry_stream_retained_bytes", "Bytes retained by a stream partition.", partLabels, nil)
-	descStreamLag    = prometheus.NewDesc("ferry_stream_consumer_lag", "Offsets a consumer group has yet to read on a stream partition: the high watermark minus the group's committed offset.", []string{"tenant", "stream", "partition", "group"}, nil)
+	descStreamLag    = prometheus.NewDesc("ferry_stream_consumer_lag", "Offsets a consumer group has yet to read on a stream partition: the end of its data minus the group's committed offset.", []string{"tenant", "stream", "partition", "group"}, nil)
 	descLagTruncated = prometheus.NewDesc("ferry_stream_consumer_lag_truncated", "1 when the scrape left out consumer lag series past the per-scrape bound (AdminMetricsConsumerLagSeriesMax).", nil, nil)
 	descTruncated    = prometheus.NewDesc("ferry_metrics_entities_truncated", "1 when the scrape left out queues or streams past the per-scrape bound (AdminMetricsEntitiesMax).", nil, nil)
 	descFsyncs       = prometheus.NewDesc("ferry_storage_fsyncs_total", "Fsyncs of the message logs and the metadata store.", nil, nil)

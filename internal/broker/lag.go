@@ -9,14 +9,20 @@ type ConsumerLag struct {
 	Group         string
 	Committed     int64 // the group's committed offset (the next it will read)
 	HighWatermark int64 // the partition's next offset
+	// DataEnd is the offset after the partition's last data batch. Ferry's
+	// own entries (commits, group marks, Raft's) take offsets after it
+	// (docs/kafka.md, "Where committed offsets live"); they hold nothing to
+	// read. After a restart it is the high watermark until data is
+	// appended.
+	DataEnd int64
 }
 
-// Lag is how many offsets the group has yet to read: the high watermark
-// minus the committed offset, 0 when the group committed past the end.
-// Offsets count every entry of the log, commits' own control batches
-// included (docs/kafka.md, "Where committed offsets live"), so a group
-// that has read everything and committed shows a small lag.
-func (l ConsumerLag) Lag() int64 { return max(l.HighWatermark-l.Committed, 0) }
+// Lag is how many offsets the group has yet to read up to the last data
+// batch, 0 when it committed at or past it: a group that has read
+// everything and committed shows 0, though its commit moved the high
+// watermark. Offsets between the committed one and the data's end that
+// hold Ferry's own entries are counted.
+func (l ConsumerLag) Lag() int64 { return max(min(l.DataEnd, l.HighWatermark)-l.Committed, 0) }
 
 // StreamConsumerLag returns the committed offset and high watermark of
 // every consumer group on every partition of a stream that has a replica
@@ -40,7 +46,8 @@ func (b *Broker) StreamConsumerLag(tenant, name string, limit int) (lags []Consu
 		if lg == nil {
 			continue
 		}
-		lg.fsm.(*partitionFSM).with(func(pp *stream.Partition) {
+		f := lg.fsm.(*partitionFSM)
+		f.with(func(pp *stream.Partition) {
 			hw := pp.HighWatermark()
 			for _, g := range pp.Groups() {
 				if len(lags) >= limit {
@@ -48,7 +55,7 @@ func (b *Broker) StreamConsumerLag(tenant, name string, limit int) (lags []Consu
 					return
 				}
 				off, _ := pp.CommittedOffset(g)
-				lags = append(lags, ConsumerLag{Partition: int32(i), Group: g, Committed: off.Offset, HighWatermark: hw})
+				lags = append(lags, ConsumerLag{Partition: int32(i), Group: g, Committed: off.Offset, HighWatermark: hw, DataEnd: f.dataEnd})
 			}
 		})
 		if truncated {

@@ -9,8 +9,10 @@ import (
 
 // TestStreamConsumerLagReadsCommittedOffsetsAndStopsAtItsLimit: the lag
 // accessor reports every group's committed offset against the partition's
-// high watermark, by partition then group, without a connection of the
-// group, and leaves out what passes its limit.
+// high watermark and the end of its data, by partition then group, without
+// a connection of the group, and leaves out what passes its limit. Lag
+// counts to the end of the data: the commits' own entries move the high
+// watermark but leave nothing to read.
 func TestStreamConsumerLagReadsCommittedOffsetsAndStopsAtItsLimit(t *testing.T) {
 	b := openNode(t, nodeOpts{})
 	c := guestConn(t, b)
@@ -30,17 +32,18 @@ func TestStreamConsumerLagReadsCommittedOffsetsAndStopsAtItsLimit(t *testing.T) 
 	hw0, _, _ := c.ListOffset(ctx, p0, OffsetLatest)
 	hw1, _, _ := c.ListOffset(ctx, p1, OffsetLatest)
 	want := []ConsumerLag{
-		{Partition: 0, Group: "a-group", Committed: 1, HighWatermark: hw0},
-		{Partition: 0, Group: "b-group", Committed: 0, HighWatermark: hw0},
-		{Partition: 1, Group: "b-group", Committed: 1, HighWatermark: hw1},
+		{Partition: 0, Group: "a-group", Committed: 1, HighWatermark: hw0, DataEnd: 0},
+		{Partition: 0, Group: "b-group", Committed: 0, HighWatermark: hw0, DataEnd: 0},
+		{Partition: 1, Group: "b-group", Committed: 1, HighWatermark: hw1, DataEnd: 0},
 	}
 	got, truncated, err := b.StreamConsumerLag("/", "lagged", len(want))
 	if err != nil || truncated || !reflect.DeepEqual(got, want) {
 		t.Fatalf("StreamConsumerLag at its limit = %+v, truncated %v, %v; want %+v, not truncated", got, truncated, err, want)
 	}
-	// Commits take offsets (a control batch each): partition 0 holds two.
-	if got[1].Lag() != hw0 || hw0 < 2 {
-		t.Errorf("b-group's lag on partition 0 = %d (high watermark %d), want the high watermark, at least the 2 commits", got[1].Lag(), hw0)
+	// Commits take offsets (a control batch each): partition 0 holds two,
+	// and no data.
+	if got[1].Lag() != 0 || hw0 < 2 {
+		t.Errorf("b-group's lag on partition 0 with no data = %d (high watermark %d), want 0", got[1].Lag(), hw0)
 	}
 	got, truncated, err = b.StreamConsumerLag("/", "lagged", len(want)-1)
 	if err != nil || !truncated || !reflect.DeepEqual(got, want[:len(want)-1]) {
@@ -49,10 +52,30 @@ func TestStreamConsumerLagReadsCommittedOffsetsAndStopsAtItsLimit(t *testing.T) 
 	if _, _, err := b.StreamConsumerLag("/", "ghost", 10); err == nil {
 		t.Error("StreamConsumerLag of a missing stream succeeded")
 	}
+
+	// Three records; a-group reads them all and commits the end, which
+	// moves the high watermark past it: its lag is 0, b-group's the
+	// offsets from its commit to the end of the data.
+	base0, _, _, err := c.ProduceBatch(ctx, p0, kafkaBatch(t, plainHeader(), []int64{1, 2, 3}, "r1", "r2", "r3"), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := base0 + 3
+	if res := c.CommitOffsets(ctx, "a-group", -1, "", "", map[PartitionRef]CommittedOffset{p0: {Offset: end, LeaderEpoch: -1}}); res[p0] != nil {
+		t.Fatalf("commit: %v", res[p0])
+	}
+	got, _, err = b.StreamConsumerLag("/", "lagged", 10)
+	if err != nil || len(got) != 3 {
+		t.Fatalf("StreamConsumerLag after the data = %+v, %v", got, err)
+	}
+	if a, b := got[0], got[1]; a.DataEnd != end || a.HighWatermark <= end || a.Lag() != 0 || b.Lag() != end {
+		t.Errorf("after 3 records and a commit of their end %d: a-group %+v lag %d, b-group lag %d; want DataEnd %d, the high watermark past it, lags 0 and %d",
+			end, a, a.Lag(), b.Lag(), end, end)
+	}
 }
 
 func TestConsumerLagIsZeroForACommitPastTheEnd(t *testing.T) {
-	if got := (ConsumerLag{Committed: 9, HighWatermark: 5}).Lag(); got != 0 {
+	if got := (ConsumerLag{Committed: 9, HighWatermark: 5, DataEnd: 5}).Lag(); got != 0 {
 		t.Errorf("Lag() = %d, want 0", got)
 	}
 }

@@ -34,6 +34,11 @@ type partitionFSM struct {
 	mu    sync.Mutex
 	p     *stream.Partition // guarded by mu
 	nowMs int64             // guarded by mu: the latest command time seen
+	// dataEnd is the offset after the last data batch applied: consumer
+	// lag is counted to it, not to the high watermark, which Ferry's own
+	// entries (commits, marks) also move. Not replicated state: after a
+	// restore it starts at the high watermark.
+	dataEnd int64 // guarded by mu
 
 	hwMu sync.Mutex
 	hw   chan struct{} // guarded by hwMu: closed and replaced when the high watermark moves
@@ -98,6 +103,7 @@ func (f *partitionFSM) applyBatch(e replication.Entry) *appendResult {
 	res := f.p.ApplyAppend(stream.Append{Now: now, Index: e.Index, LastOffsetDelta: max(h.LastOffsetDelta, 0),
 		MaxTimestamp: h.MaxTimestamp, Bytes: int64(len(e.Data)), ProducerID: h.ProducerID,
 		ProducerEpoch: h.ProducerEpoch, BaseSequence: h.BaseSequence})
+	f.dataEnd = f.p.HighWatermark()
 	return &appendResult{res: res}
 }
 
@@ -174,7 +180,7 @@ func (f *partitionFSM) Restore(r io.Reader) error {
 		return err
 	}
 	f.mu.Lock()
-	f.p = p
+	f.p, f.dataEnd = p, p.HighWatermark()
 	f.mu.Unlock()
 	f.hwMoved()
 	return nil

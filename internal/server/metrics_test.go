@@ -117,8 +117,9 @@ func TestMetricsCountKafkaBytesAndErrors(t *testing.T) {
 }
 
 // TestMetricsReportKafkaConsumerLag: offsets a Kafka client commits show
-// up on the node's /metrics as the group's lag, high watermark minus
-// committed offset, per partition (issue 7).
+// up on the node's /metrics as the group's lag, the end of the data minus
+// the committed offset, per partition (issue 7); the commit's own entry
+// moves the high watermark but is not counted.
 func TestMetricsReportKafkaConsumerLag(t *testing.T) {
 	s, kc := kafkaNode(t, kgo.AllowAutoTopicCreation())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -129,6 +130,10 @@ func TestMetricsReportKafkaConsumerLag(t *testing.T) {
 		if err := kc.ProduceSync(ctx, r).FirstErr(); err != nil {
 			t.Fatalf("produce %d: %v", i, err)
 		}
+	}
+	dataEnd, ok := metricValue(scrapeMetrics(t, s), "ferry_stream_high_watermark_offset", map[string]string{"stream": "lagged", "partition": "0"})
+	if !ok || dataEnd < 5 {
+		t.Fatalf("high watermark after 5 records = %v (present %v), want at least 5", dataEnd, ok)
 	}
 	commit := kmsg.NewPtrOffsetCommitRequest()
 	commit.Group, commit.Generation = "lag-readers", -1 // a standalone consumer's commit
@@ -147,11 +152,11 @@ func TestMetricsReportKafkaConsumerLag(t *testing.T) {
 	}
 	fams := scrapeMetrics(t, s)
 	hw, ok := metricValue(fams, "ferry_stream_high_watermark_offset", map[string]string{"stream": "lagged", "partition": "0"})
-	if !ok || hw < 6 {
-		t.Fatalf("high watermark = %v (present %v), want at least 5 records and the commit", hw, ok)
+	if !ok || hw != dataEnd+1 {
+		t.Fatalf("high watermark after the commit = %v (present %v), want %v: the data and the commit", hw, ok, dataEnd+1)
 	}
 	labels := map[string]string{"tenant": "/", "stream": "lagged", "partition": "0", "group": "lag-readers"}
-	if got, ok := metricValue(fams, "ferry_stream_consumer_lag", labels); !ok || got != hw-2 {
-		t.Errorf("ferry_stream_consumer_lag%v = %v (present %v), want %v (high watermark - 2)", labels, got, ok, hw-2)
+	if got, ok := metricValue(fams, "ferry_stream_consumer_lag", labels); !ok || got != dataEnd-2 {
+		t.Errorf("ferry_stream_consumer_lag%v = %v (present %v), want %v (the end of the data - 2)", labels, got, ok, dataEnd-2)
 	}
 }
