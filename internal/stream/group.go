@@ -371,22 +371,44 @@ func (c *Coordinator) sortedGroupIDs() []string {
 // deadlines, expiry of empty groups.
 type GroupTick struct{ Now int64 }
 
-// TickDue reports whether a GroupTick at now may change anything. Only
-// groups that are Empty, with no members and none pending, are judged
-// exactly (their only deadline is their expiry); any other group has
-// deadlines of its own, so a tick is due. A leader proposes the tick only
-// then, so that a coordinator whose groups are all idle writes nothing.
+// TickDue reports whether a GroupTick at now would change anything. A
+// classic group that is rebalancing has deadlines TickDue does not judge
+// (the join's and the sync's), so it is always due; for any other group
+// the tick is due exactly when a member's session has run out, a pending
+// member's deadline has passed, or an idle Empty group's expiry has
+// come. A leader proposes the tick only then, so that a coordinator whose
+// groups are idle or stable writes nothing between heartbeats.
 func (c *Coordinator) TickDue(now int64) bool {
 	ret := c.cfg.emptyRetentionMs()
 	for _, g := range c.groups {
-		if g.state != GroupEmpty || len(g.members) > 0 || len(g.pending) > 0 {
-			return true
-		}
-		if ret >= 0 && now-g.stateMs >= ret {
+		if g.tickDue(now, ret) {
 			return true
 		}
 	}
 	return false
+}
+
+// tickDue is TickDue for one group, with the empty-group retention ret;
+// it follows tick, tickClassic and tickAssigned.
+func (g *group) tickDue(now, ret int64) bool {
+	classic := g.kind != kindAssigned
+	if classic && (g.state == GroupPreparingRebalance || g.state == GroupCompletingRebalance) {
+		return true
+	}
+	for _, m := range g.members {
+		waiting := classic && (m.joinRequest != 0 || m.syncRequest != 0)
+		if !waiting && now-m.heartbeatMs >= int64(m.sessionMs) {
+			return true
+		}
+	}
+	if classic {
+		for _, p := range g.pending {
+			if now >= p.deadlineMs {
+				return true
+			}
+		}
+	}
+	return g.state == GroupEmpty && len(g.members) == 0 && len(g.pending) == 0 && ret >= 0 && now-g.stateMs >= ret
 }
 
 func (c *Coordinator) tick(now int64, out *effects) {
