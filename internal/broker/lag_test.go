@@ -103,8 +103,14 @@ func TestStreamConsumerLagLeavesOutPartitionsWithoutACommit(t *testing.T) {
 	}
 	hw0, _, _ := c.ListOffset(ctx, p0, OffsetLatest)
 	got, truncated, err := b.StreamConsumerLag("/", "fresh", 100)
+	// The coordinator marks the partition after the group's first commit
+	// there (group_expiry.go), asynchronously: the high watermark may
+	// have moved past hw0 since.
+	if len(got) == 1 && got[0].HighWatermark >= hw0 {
+		got[0].HighWatermark = hw0
+	}
 	want := []ConsumerLag{{Partition: 0, Group: "half", Committed: 0, HighWatermark: hw0}}
 	if err != nil || truncated || !reflect.DeepEqual(got, want) {
-		t.Errorf("StreamConsumerLag = %+v, truncated %v, %v; want only %+v", got, truncated, err, want)
+		t.Errorf("StreamConsumerLag = %+v, truncated %v, %v; want only %+v (a high watermark of at least %d)", got, truncated, err, want, hw0)
 	}
 }
