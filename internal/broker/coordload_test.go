@@ -3,7 +3,6 @@ package broker
 import (
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,23 +10,6 @@ import (
 	"github.com/ferry-mq/ferry/internal/base/vfs"
 	"github.com/ferry-mq/ferry/internal/stream"
 )
-
-// loadGate holds every file operation on a group's log other than the
-// controller's until it is opened: the node's coordinators stay loading.
-type loadGate struct {
-	logs string
-	gate chan struct{}
-	once sync.Once
-}
-
-func (g *loadGate) Inject(p vfs.Point) error {
-	if !p.After && strings.HasPrefix(p.Path, g.logs) && !strings.HasPrefix(p.Path, g.logs+"00000000000000000000") {
-		<-g.gate
-	}
-	return nil
-}
-
-func (g *loadGate) open() { g.once.Do(func() { close(g.gate) }) }
 
 // timerWatch is a fake clock that reports each timer armed for watch.
 type timerWatch struct {
@@ -57,9 +39,13 @@ func TestGroupCallWaitsTheLoadBoundOnTheNodesClock(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	gate := &loadGate{logs: "/data/logs/", gate: make(chan struct{})}
+	// Every group's log but the controller's stays closed: the node's
+	// coordinators stay loading.
+	gate := vfs.NewGate(func(p string) bool {
+		return strings.HasPrefix(p, "/data/logs/") && !strings.HasPrefix(p, "/data/logs/00000000000000000000")
+	})
 	b = openNode(t, nodeOpts{fs: vfs.WithFaults(fs, gate), clock: clock, tweak: slowReconcile, loading: true})
-	t.Cleanup(gate.open) // before Close: the reconciler waits at the gate
+	t.Cleanup(gate.Open) // before Close: the reconciler waits at the gate
 	waitBootstrapped(t, b)
 	c := guestConn(t, b)
 	ctx := testCtx(t)

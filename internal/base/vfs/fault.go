@@ -77,6 +77,31 @@ type InjectorFunc func(p Point) error
 
 func (f InjectorFunc) Inject(p Point) error { return f(p) }
 
+// Gate is an Injector that holds every operation on a path hold reports
+// until Open: a test's way to keep some of a node's files from opening (a
+// group still loading) for as long as it needs.
+type Gate struct {
+	hold func(path string) bool
+	open chan struct{}
+	once sync.Once
+}
+
+// NewGate returns a gate, closed, for the paths hold reports.
+func NewGate(hold func(path string) bool) *Gate {
+	return &Gate{hold: hold, open: make(chan struct{})}
+}
+
+func (g *Gate) Inject(p Point) error {
+	if !p.After && g.hold(p.Path) {
+		<-g.open
+	}
+	return nil
+}
+
+// Open lets the held operations and every later one through. It may be
+// called more than once.
+func (g *Gate) Open() { g.once.Do(func() { close(g.open) }) }
+
 // The errors an injector typically returns, as the OS would.
 var (
 	ErrInjectedIO      = syscall.EIO

@@ -330,3 +330,31 @@ func TestCrashAtStopsEverythingFromItsPoint(t *testing.T) {
 		}
 	}
 }
+
+// TestGateHoldsItsPathsUntilOpen: an operation on a path the gate holds
+// waits for Open; one on another path does not.
+func TestGateHoldsItsPathsUntilOpen(t *testing.T) {
+	consulted := make(chan string, 2)
+	gate := NewGate(func(p string) bool {
+		consulted <- p
+		return p == "/held"
+	})
+	fsys := WithFaults(NewMem(), gate)
+	if err := fsys.MkdirAll("/free", 0o755); err != nil {
+		t.Fatalf("an operation the gate does not hold: %v", err)
+	}
+	<-consulted
+	done := make(chan error, 1)
+	go func() { done <- fsys.MkdirAll("/held", 0o755) }()
+	<-consulted // the goroutine is past hold, so only Open can let it on
+	select {
+	case err := <-done:
+		t.Fatalf("an operation on a held path finished before Open: %v", err)
+	default:
+	}
+	gate.Open()
+	gate.Open() // a second Open is harmless
+	if err := <-done; err != nil {
+		t.Fatalf("the held operation after Open: %v", err)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,29 +15,16 @@ import (
 	"github.com/ferry-mq/ferry/internal/proto/kafka/protocol"
 )
 
-// logGate is a file system on which every group's log but the
-// controller's (group 0) cannot be opened until open is called: a node
-// restarted on it takes connections (the controller replays) while its
-// consumer-group coordinator is still loading, for as long as a test
-// needs.
-type logGate struct {
-	logs string // the node's logs directory
-	gate chan struct{}
-	once sync.Once
+// newLogGate holds every operation on a group's log in dir but the
+// controller's (group 0) until the gate is opened: a node restarted on it
+// takes connections (the controller replays) while its consumer-group
+// coordinator is still loading, for as long as a test needs.
+func newLogGate(dir string) *vfs.Gate {
+	logs := filepath.Join(dir, "logs") + "/"
+	return vfs.NewGate(func(p string) bool {
+		return strings.HasPrefix(p, logs) && !strings.HasPrefix(p, logs+"00000000000000000000")
+	})
 }
-
-func newLogGate(dir string) *logGate {
-	return &logGate{logs: filepath.Join(dir, "logs") + "/", gate: make(chan struct{})}
-}
-
-func (g *logGate) Inject(p vfs.Point) error {
-	if !p.After && strings.HasPrefix(p.Path, g.logs) && !strings.HasPrefix(p.Path, g.logs+"00000000000000000000") {
-		<-g.gate
-	}
-	return nil
-}
-
-func (g *logGate) open() { g.once.Do(func() { close(g.gate) }) }
 
 // serveOn serves Kafka for b on ln, as startBrokerAt's server does; stop
 // closes the server and waits for Serve to return (also done when the
@@ -96,7 +82,7 @@ func TestBrokerGroupCallsWhileTheCoordinatorLoadsAnswerLoadInProgress(t *testing
 	gate := newLogGate(dir)
 	b = openBrokerIn(t, dir, vfs.WithFaults(vfs.Default, gate))
 	t.Cleanup(func() { b.Close() })
-	t.Cleanup(gate.open) // before Close: the reconciler waits at the gate
+	t.Cleanup(gate.Open) // before Close: the reconciler waits at the gate
 	waitBrokerReady(t, b)
 	if ln, err = net.Listen("tcp", addr); err != nil {
 		t.Fatalf("listening again on %s: %v", addr, err)
@@ -120,7 +106,7 @@ func TestBrokerGroupCallsWhileTheCoordinatorLoadsAnswerLoadInProgress(t *testing
 		case <-polls.C:
 		}
 	}
-	gate.open()
+	gate.Open()
 	produceValues(t, addr, "resume", 10, 15)
 	for i, r := range consumeN(t, cons, 5) {
 		if want := strconv.Itoa(10 + i); string(r.Value) != want {
