@@ -116,9 +116,26 @@ type coordinatorLeader struct {
 	nextReq  uint64                         // guarded by mu
 
 	// tickedMs is the clock time (Unix ms) of the last time pass run
-	// finished, proposed or found with nothing due; the broker's activity
-	// is signalled after it (tests wait for it).
+	// finished, proposed or found with nothing due, or, before the first,
+	// of the moment run armed its timer; the broker's activity is
+	// signalled after each (tests wait for them).
 	tickedMs atomic.Int64
+
+	// Heartbeats are answered from the replicated state and kept here,
+	// not proposed: the time pass proposes a renewal only for a member
+	// whose replicated session would end (stream.Coordinator.Renewals).
+	// A member this leader has not heard from counts as heard at
+	// startMs: a new leader gives every member a fresh session, as
+	// Kafka's coordinator does when it loads its groups.
+	startMs  int64
+	seenMu   sync.Mutex
+	lastSeen map[assignKey]seenBeat // guarded by seenMu: one per member heard from
+}
+
+// seenBeat is the last heartbeat the leader accepted from a member.
+type seenBeat struct {
+	at         int64
+	generation int32
 }
 
 type assignmentNote struct {
@@ -131,7 +148,8 @@ type assignKey struct{ group, member string }
 func newCoordinatorLeader(b *Broker, lg *localGroup) *coordinatorLeader {
 	f := lg.fsm.(*coordinatorFSM)
 	cl := &coordinatorLeader{b: b, fsm: f, g: lg.id, kickCh: make(chan struct{}, 1), waiting: map[uint64]chan stream.Effect{},
-		assigned: map[assignKey]func(Assignment){}, marker: newGroupMarker(b, f, lg.id)}
+		assigned: map[assignKey]func(Assignment){}, marker: newGroupMarker(b, f, lg.id),
+		startMs: b.nowMs(), lastSeen: map[assignKey]seenBeat{}}
 	cl.ctx, cl.cancel = context.WithCancel(b.ctx())
 	f.mu.Lock()
 	f.leader.Store(cl)
@@ -161,6 +179,8 @@ func (cl *coordinatorLeader) stop() {
 func (cl *coordinatorLeader) run() {
 	t := cl.b.clock.NewTimer(cl.b.cfg.GroupTickInterval)
 	defer t.Stop()
+	cl.tickedMs.Store(cl.b.nowMs()) // armed: the next advance past the interval runs a pass
+	cl.b.activity.Signal()
 	for {
 		select {
 		case <-cl.ctx.Done():
@@ -169,8 +189,13 @@ func (cl *coordinatorLeader) run() {
 			t.Reset(cl.b.cfg.GroupTickInterval)
 			now := cl.b.nowMs()
 			cl.fsm.mu.Lock()
+			renew := cl.fsm.c.Renewals(now, cl.seen)
+			cl.fsm.mu.Unlock()
+			cl.renew(renew)
+			cl.fsm.mu.Lock()
 			due := cl.fsm.c.TickDue(now)
 			cl.fsm.mu.Unlock()
+			cl.prune(renew, now)
 			if due {
 				_, _ = cl.propose(cl.ctx, stream.GroupTick{Now: now})
 			}
@@ -511,11 +536,64 @@ func (c *Conn) Heartbeat(ctx context.Context, group, member string, generation i
 	if err != nil {
 		return err
 	}
-	res, err := cl.propose(ctx, stream.Heartbeat{Now: c.b.nowMs(), Group: group, MemberID: member, InstanceID: instanceID, Generation: generation})
-	if err != nil {
-		return err
+	x := stream.Heartbeat{Now: c.b.nowMs(), Group: group, MemberID: member, InstanceID: instanceID, Generation: generation}
+	cl.fsm.mu.Lock()
+	renews, verdict := cl.fsm.c.CheckHeartbeat(x)
+	cl.fsm.mu.Unlock()
+	if renews {
+		cl.heard(x)
 	}
-	return groupErr(group, res.Err)
+	return groupErr(group, verdict)
+}
+
+// renew proposes the renewals all at once, so that they share the
+// engine's fsyncs, and waits for their outcomes (a failure leaves the
+// member to the tick, as an unanswered heartbeat would).
+func (cl *coordinatorLeader) renew(hs []stream.Heartbeat) {
+	var wg sync.WaitGroup
+	for _, h := range hs {
+		wg.Add(1)
+		cl.b.engine.ProposeAsync(cl.g, stream.EncodeGroupCommand([]byte{tagGroup}, h), func(replication.Result) { wg.Done() })
+	}
+	wg.Wait()
+}
+
+// heard keeps an accepted heartbeat (coordinatorLeader.lastSeen).
+func (cl *coordinatorLeader) heard(x stream.Heartbeat) {
+	cl.seenMu.Lock()
+	defer cl.seenMu.Unlock()
+	k := assignKey{x.Group, x.MemberID}
+	if x.Now >= cl.lastSeen[k].at {
+		cl.lastSeen[k] = seenBeat{at: x.Now, generation: x.Generation}
+	}
+}
+
+// seen is the time this leader last heard from a member in generation,
+// startMs if it has not (Renewals' lastSeen). Called under the FSM's lock.
+func (cl *coordinatorLeader) seen(group, member string, generation int32) int64 {
+	cl.seenMu.Lock()
+	defer cl.seenMu.Unlock()
+	if b, ok := cl.lastSeen[assignKey{group, member}]; ok && b.generation == generation {
+		return max(b.at, cl.startMs)
+	}
+	return cl.startMs
+}
+
+// prune drops the heartbeats the time pass no longer needs: those just
+// renewed, and those older than any session (a member gone since).
+func (cl *coordinatorLeader) prune(renewed []stream.Heartbeat, now int64) {
+	cl.seenMu.Lock()
+	defer cl.seenMu.Unlock()
+	for _, h := range renewed {
+		if b := cl.lastSeen[assignKey{h.Group, h.MemberID}]; b.at <= h.Now {
+			delete(cl.lastSeen, assignKey{h.Group, h.MemberID})
+		}
+	}
+	for k, b := range cl.lastSeen {
+		if now-b.at > base.GroupSessionTimeoutMax.Milliseconds() {
+			delete(cl.lastSeen, k)
+		}
+	}
 }
 
 // LeavingMember is one member of a LeaveGroup: by member id, or by

@@ -61,19 +61,25 @@ func waitMarked(t testing.TB, c *Conn, p PartitionRef, group string, active bool
 // and after this wait the next advance runs the next.
 func waitRetentionTick(t testing.TB, c *Conn, clock *base.FakeClock, p PartitionRef) {
 	t.Helper()
+	waitRetentionPass(t, c, p, clock.Now().UnixMilli())
+}
+
+// waitRetentionPass waits until partition p's leader has armed its
+// retention timer (at 0) or run its pass for the time now.
+func waitRetentionPass(t testing.TB, c *Conn, p PartitionRef, now int64) {
+	t.Helper()
 	g, _, err := c.partitionOf(p, ActionRead)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := c.b.group(g).fsm.(*partitionFSM)
-	now := clock.Now().UnixMilli()
 	passed := func() int64 {
 		if pl := f.leader.Load(); pl != nil {
 			return pl.retainedMs.Load()
 		}
 		return 0
 	}
-	waitFor(t, c.b, func() bool { return passed() >= now }, func() string {
+	waitFor(t, c.b, func() bool { return passed() > 0 && passed() >= now }, func() string {
 		return fmt.Sprintf("partition %v ran no retention pass at %d; its latest is at %d", p, now, passed())
 	})
 }
@@ -83,6 +89,7 @@ func waitRetentionTick(t testing.TB, c *Conn, clock *base.FakeClock, p Partition
 // step, until done reports true or limit has passed (then it fails).
 func advanceWhile(t testing.TB, c *Conn, clock *base.FakeClock, p PartitionRef, step, limit time.Duration, each func(), done func() bool) {
 	t.Helper()
+	waitRetentionPass(t, c, p, 0) // an advance before the timer is armed would not fire it
 	start := clock.Now()
 	for !done() {
 		if clock.Now().Sub(start) > limit {
@@ -275,6 +282,18 @@ func TestIdlePartitionsAndCoordinatorsProposeNoTicks(t *testing.T) {
 	}
 	var coords []controller.Placement
 	b.ctrl.read(func(c *controller.Controller) { coords = c.Coordinators() })
+	coordinatorsPassed := func(now int64) {
+		waitFor(t, b, func() bool {
+			for _, cp := range coords {
+				if cl := b.coordinatorLeaderOf(GroupID(cp.Group)); cl == nil || cl.tickedMs.Load() == 0 || cl.tickedMs.Load() < now {
+					return false
+				}
+			}
+			return true
+		}, func() string { return fmt.Sprintf("the coordinators ran no time pass at %d", now) })
+	}
+	waitRetentionPass(t, c, p, 0) // the timers armed before the first advance
+	coordinatorsPassed(0)
 	clock.Advance(b.cfg.RetentionInterval)
 	waitRetentionTick(t, c, clock, p) // the first pass after the declaration (a Configure may precede it)
 	groups := []GroupID{g}
@@ -296,15 +315,7 @@ func TestIdlePartitionsAndCoordinatorsProposeNoTicks(t *testing.T) {
 	for range 10 {
 		clock.Advance(b.cfg.RetentionInterval)
 		waitRetentionTick(t, c, clock, p)
-		now := clock.Now().UnixMilli()
-		waitFor(t, b, func() bool {
-			for _, cp := range coords {
-				if cl := b.coordinatorLeaderOf(GroupID(cp.Group)); cl == nil || cl.tickedMs.Load() < now {
-					return false
-				}
-			}
-			return true
-		}, func() string { return fmt.Sprintf("the coordinators ran no time pass at %d", now) })
+		coordinatorsPassed(clock.Now().UnixMilli())
 	}
 	if after := last(); !slices.Equal(after, before) {
 		t.Fatalf("last log indexes of the partition and coordinators after 10 idle intervals: %v, want %v unchanged", after, before)

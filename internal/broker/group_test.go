@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -140,4 +141,87 @@ func TestServerSideAssignmentSpreadsPartitions(t *testing.T) {
 	if a := latest("m1"); len(a.Partitions) != 4 {
 		t.Fatalf("after m2 left, m1 has %v, want all four", a.Partitions)
 	}
+}
+
+// TestHeartbeatsStayInMemoryAndStillKeepTheSession: the coordinator's
+// leader answers heartbeats without writing them, and proposes a renewal
+// only when a member's replicated session would end. A member that keeps
+// heartbeating stays, over many sessions, at far less than a log entry a
+// heartbeat; one that stops is removed a session after its last
+// heartbeat, not before.
+func TestHeartbeatsStayInMemoryAndStillKeepTheSession(t *testing.T) {
+	b, clock := fakeNode(t)
+	c := guestConn(t, b)
+	ctx := testCtx(t)
+	const session = 10 * time.Second
+	ch := make(chan JoinGroupResponse, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r, err := c.JoinGroup(ctx, JoinGroupRequest{Group: "g", ClientID: "cli", ProtocolType: "consumer",
+			Protocols: []GroupProtocol{{Name: "range"}}, SessionTimeout: session, RebalanceTimeout: session})
+		if err != nil || r.Err != nil {
+			t.Errorf("JoinGroup: %+v %v", r, err)
+		}
+		ch <- r
+	}()
+	advanceUntil(t, b, clock, 500*time.Millisecond, done)
+	j := <-ch
+	if sr, err := c.SyncGroup(ctx, SyncGroupRequest{Group: "g", MemberID: j.MemberID, Generation: j.Generation,
+		ProtocolType: "consumer", ProtocolName: "range"}); err != nil || sr.Err != nil {
+		t.Fatalf("SyncGroup: %+v %v", sr, err)
+	}
+	cp, err := b.coordinatorOf("g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cg := GroupID(cp.Group)
+	lastIndex := func() uint64 {
+		st, err := b.engine.Status(cg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.LastIndex
+	}
+	// step moves the clock and waits for the coordinator's time pass.
+	step := func(d time.Duration) {
+		clock.Advance(d)
+		now := clock.Now().UnixMilli()
+		waitFor(t, b, func() bool {
+			cl := b.coordinatorLeaderOf(cg)
+			return cl != nil && cl.tickedMs.Load() >= now
+		}, func() string { return fmt.Sprintf("the coordinator ran no time pass at %d", now) })
+	}
+	waitFor(t, b, func() bool { // the coordinator's timer is armed before the first advance
+		cl := b.coordinatorLeaderOf(cg)
+		return cl != nil && cl.tickedMs.Load() != 0
+	}, func() string { return "the coordinator's time pass never armed its timer" })
+	member := func() bool {
+		d, err := b.DescribeGroup(ctx, "g")
+		return err == nil && len(d.Members) == 1
+	}
+	before := lastIndex()
+	const beats = 30 // 90 s: nine sessions
+	for range beats {
+		step(3 * time.Second)
+		if err := c.Heartbeat(ctx, "g", j.MemberID, j.Generation, ""); err != nil {
+			t.Fatalf("Heartbeat at %v: %v", clock.Now().Sub(epoch), err)
+		}
+	}
+	if !member() {
+		t.Fatalf("the member was removed while it heartbeat every 3 s with a session of %v", session)
+	}
+	if grew := lastIndex() - before; grew > beats/3 {
+		t.Errorf("%d heartbeats added %d entries to the coordinator's log, want at most %d (a renewal a session)", beats, grew, beats/3)
+	}
+	for range 3 { // 9 s after the last heartbeat
+		step(3 * time.Second)
+		if !member() {
+			t.Fatalf("the member was removed %v after its last heartbeat, within its session of %v", clock.Now().Sub(epoch)-beats*3*time.Second, session)
+		}
+	}
+	step(3 * time.Second)
+	waitFor(t, b, func() bool { return !member() }, func() string {
+		return fmt.Sprintf("the member is still there 12 s after its last heartbeat, past its session of %v", session)
+	})
 }

@@ -223,8 +223,9 @@ type partitionLeader struct {
 	cfg   controller.StreamConfig // guarded by cfgMu
 
 	// retainedMs is the clock time (Unix ms) of the last retention pass
-	// run finished, proposed or found with nothing to release; the
-	// broker's activity is signalled after it (tests wait for it).
+	// run finished, proposed or found with nothing to release, or, before
+	// the first, of the moment run armed its timer; the broker's activity
+	// is signalled after each (tests wait for them).
 	retainedMs atomic.Int64
 }
 
@@ -261,6 +262,8 @@ func (pl *partitionLeader) stop() {
 func (pl *partitionLeader) run() {
 	t := pl.b.clock.NewTimer(pl.b.cfg.RetentionInterval)
 	defer t.Stop()
+	pl.retainedMs.Store(pl.b.nowMs()) // armed: the next advance past the interval runs a pass
+	pl.b.activity.Signal()
 	pl.cfgMu.Lock()
 	cfg := pl.cfg
 	pl.cfgMu.Unlock()

@@ -587,27 +587,71 @@ func (c *Coordinator) completeSync(g *group, x SyncGroup, out *effects) {
 }
 
 func (c *Coordinator) heartbeat(x Heartbeat, out *effects) GroupError {
+	m, verdict := c.heartbeatOf(x)
+	if m != nil {
+		m.heartbeatMs = x.Now
+	}
+	return verdict
+}
+
+// heartbeatOf is what applying x would answer, and the member whose
+// session it would renew (nil when it renews none).
+func (c *Coordinator) heartbeatOf(x Heartbeat) (*member, GroupError) {
 	g := c.groups[x.Group]
 	if g == nil || g.kind != kindClassic {
-		return ErrUnknownMemberID
+		return nil, ErrUnknownMemberID
 	}
 	if x.InstanceID != "" {
 		if m := g.memberByInstance(x.InstanceID); m != nil && m.id != x.MemberID {
-			return ErrFencedInstanceID
+			return nil, ErrFencedInstanceID
 		}
 	}
 	m := g.memberByID(x.MemberID)
 	if m == nil {
-		return ErrUnknownMemberID
+		return nil, ErrUnknownMemberID
 	}
 	if x.Generation != g.generation {
-		return ErrIllegalGeneration
+		return nil, ErrIllegalGeneration
 	}
-	m.heartbeatMs = x.Now
 	if g.state == GroupPreparingRebalance {
-		return ErrRebalanceInProgress
+		return m, ErrRebalanceInProgress
 	}
-	return ErrNone
+	return m, ErrNone
+}
+
+// CheckHeartbeat answers a Heartbeat as applying it would, without
+// applying it, and reports whether it renews a member's session. The
+// leader answers heartbeats this way and keeps them in memory, proposing
+// a renewal only when a session would otherwise run out (Renewals):
+// Kafka's coordinator keeps heartbeats in memory too.
+func (c *Coordinator) CheckHeartbeat(x Heartbeat) (renews bool, verdict GroupError) {
+	m, verdict := c.heartbeatOf(x)
+	return m != nil, verdict
+}
+
+// Renewals returns, for every member of a classic group whose session a
+// GroupTick at now would end, the Heartbeat that renews it as of the
+// last time the leader heard from it in the group's generation, if
+// lastSeen knows a later time than the replicated one (0: none). The
+// leader proposes them before the tick, so that heartbeats it answered
+// from memory keep members alive.
+func (c *Coordinator) Renewals(now int64, lastSeen func(group, member string, generation int32) int64) []Heartbeat {
+	var out []Heartbeat
+	for _, id := range c.sortedGroupIDs() {
+		g := c.groups[id]
+		if g.kind != kindClassic {
+			continue
+		}
+		for _, m := range g.members {
+			if m.joinRequest != 0 || m.syncRequest != 0 || now-m.heartbeatMs < int64(m.sessionMs) {
+				continue
+			}
+			if at := lastSeen(id, m.id, g.generation); at > m.heartbeatMs {
+				out = append(out, Heartbeat{Now: at, Group: id, MemberID: m.id, InstanceID: m.instanceID, Generation: g.generation})
+			}
+		}
+	}
+	return out
 }
 
 func (c *Coordinator) leave(x LeaveGroup, out *effects) (GroupError, []GroupError, []string) {

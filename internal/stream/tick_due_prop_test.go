@@ -2,6 +2,7 @@ package stream
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -100,4 +101,63 @@ func anyRebalancing(c *Coordinator) bool {
 		}
 	}
 	return false
+}
+
+// TestRenewalsKeepEveryMemberTheLeaderHeardFrom plays the leader's way
+// with heartbeats: answered with CheckHeartbeat and kept in memory, never
+// applied, and before every GroupTick the Renewals applied. A member of a
+// Stable group heard from within its session must survive the tick, and
+// every renewal must be one the coordinator accepts.
+func TestRenewalsKeepEveryMemberTheLeaderHeardFrom(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		c := NewCoordinator(CoordinatorConfig{InitialRebalanceDelayMs: rapid.Int64Range(-1, 3000).Draw(t, "delay")})
+		type heard struct {
+			at  int64
+			gen int32
+		}
+		seen := map[[2]string]heard{}
+		lastSeen := func(group, member string, gen int32) int64 {
+			if h, ok := seen[[2]string{group, member}]; ok && h.gen == gen {
+				return h.at
+			}
+			return 0
+		}
+		now, req := int64(0), uint64(0)
+		for range rapid.IntRange(1, 200).Draw(t, "steps") {
+			now += rapid.Int64Range(0, 4000).Draw(t, "advance")
+			cmd := drawGroupCommand(t, c, now, &req)
+			switch x := cmd.(type) {
+			case Heartbeat:
+				if renews, _ := c.CheckHeartbeat(x); renews {
+					seen[[2]string{x.Group, x.MemberID}] = heard{x.Now, x.Generation}
+				}
+			case GroupTick:
+				for _, h := range c.Renewals(now, lastSeen) {
+					if r := c.Apply(h); r.Err != ErrNone && r.Err != ErrRebalanceInProgress {
+						t.Fatalf("renewal %+v refused: %v", h, r.Err)
+					}
+				}
+				var alive []string
+				for id, g := range c.groups {
+					if g.kind != kindClassic || g.state != GroupStable {
+						continue
+					}
+					for _, m := range g.members {
+						if h := lastSeen(id, m.id, g.generation); h > 0 && now-h < int64(m.sessionMs) {
+							alive = append(alive, id+"/"+m.id)
+						}
+					}
+				}
+				c.Apply(x)
+				for _, a := range alive {
+					g, m, _ := strings.Cut(a, "/")
+					if c.groups[g] == nil || c.groups[g].memberByID(m) == nil {
+						t.Fatalf("at %d: member %s, heard from within its session, was removed by the tick", now, a)
+					}
+				}
+			default:
+				c.Apply(cmd)
+			}
+		}
+	})
 }
