@@ -194,8 +194,8 @@ func (cl *coordinatorLeader) run() {
 			cl.renew(renew)
 			cl.fsm.mu.Lock()
 			due := cl.fsm.c.TickDue(now)
+			cl.prune(renew)
 			cl.fsm.mu.Unlock()
-			cl.prune(renew, now)
 			if due {
 				_, _ = cl.propose(cl.ctx, stream.GroupTick{Now: now})
 			}
@@ -580,8 +580,10 @@ func (cl *coordinatorLeader) seen(group, member string, generation int32) int64 
 }
 
 // prune drops the heartbeats the time pass no longer needs: those just
-// renewed, and those older than any session (a member gone since).
-func (cl *coordinatorLeader) prune(renewed []stream.Heartbeat, now int64) {
+// renewed, and those of members gone since. So lastSeen holds at most one
+// entry per member of the coordinator's groups (GroupsMax groups of
+// GroupMembersMax). Called under the FSM's lock.
+func (cl *coordinatorLeader) prune(renewed []stream.Heartbeat) {
 	cl.seenMu.Lock()
 	defer cl.seenMu.Unlock()
 	for _, h := range renewed {
@@ -589,8 +591,8 @@ func (cl *coordinatorLeader) prune(renewed []stream.Heartbeat, now int64) {
 			delete(cl.lastSeen, assignKey{h.Group, h.MemberID})
 		}
 	}
-	for k, b := range cl.lastSeen {
-		if now-b.at > base.GroupSessionTimeoutMax.Milliseconds() {
+	for k := range cl.lastSeen {
+		if !cl.fsm.c.IsMember(k.group, k.member) {
 			delete(cl.lastSeen, k)
 		}
 	}

@@ -629,6 +629,12 @@ func (c *Coordinator) CheckHeartbeat(x Heartbeat) (renews bool, verdict GroupErr
 	return m != nil, verdict
 }
 
+// IsMember reports whether member is a member of the classic group.
+func (c *Coordinator) IsMember(group, member string) bool {
+	g := c.groups[group]
+	return g != nil && g.kind == kindClassic && g.memberByID(member) != nil
+}
+
 // Renewals returns, for every member of a classic group whose session a
 // GroupTick at now would end, the Heartbeat that renews it as of the
 // last time the leader heard from it in the group's generation, if
