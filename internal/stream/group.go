@@ -180,6 +180,25 @@ type pendingMember struct {
 	deadlineMs int64
 }
 
+// The deadlines a GroupTick enforces, each said once for the tick and for
+// TickDue and Renewals, which must agree with it.
+
+// sessionEnded reports whether the member's session has run out at now.
+func (m *member) sessionEnded(now int64) bool { return now-m.heartbeatMs >= int64(m.sessionMs) }
+
+// waiting reports whether a classic member waits for the answer to its
+// JoinGroup or SyncGroup: its session does not end meanwhile.
+func (m *member) waiting() bool { return m.joinRequest != 0 || m.syncRequest != 0 }
+
+// expired reports whether the pending member's deadline has passed at now.
+func (p pendingMember) expired(now int64) bool { return now >= p.deadlineMs }
+
+// emptyExpired reports whether g, Empty with no member, is forgotten at
+// now under the empty-group retention ret (negative: never).
+func (g *group) emptyExpired(now, ret int64) bool {
+	return g.state == GroupEmpty && len(g.members) == 0 && len(g.pending) == 0 && ret >= 0 && now-g.stateMs >= ret
+}
+
 // Protocol is one assignment protocol a member supports, with its metadata
 // (a Kafka consumer's subscription).
 type Protocol struct {
@@ -396,19 +415,18 @@ func (g *group) tickDue(now, ret int64) bool {
 		return true
 	}
 	for _, m := range g.members {
-		waiting := classic && (m.joinRequest != 0 || m.syncRequest != 0)
-		if !waiting && now-m.heartbeatMs >= int64(m.sessionMs) {
+		if !(classic && m.waiting()) && m.sessionEnded(now) {
 			return true
 		}
 	}
 	if classic {
 		for _, p := range g.pending {
-			if now >= p.deadlineMs {
+			if p.expired(now) {
 				return true
 			}
 		}
 	}
-	return g.state == GroupEmpty && len(g.members) == 0 && len(g.pending) == 0 && ret >= 0 && now-g.stateMs >= ret
+	return g.emptyExpired(now, ret)
 }
 
 func (c *Coordinator) tick(now int64, out *effects) {
@@ -419,8 +437,7 @@ func (c *Coordinator) tick(now int64, out *effects) {
 		} else {
 			c.tickClassic(g, now, out)
 		}
-		ret := c.cfg.emptyRetentionMs()
-		if g.state == GroupEmpty && len(g.members) == 0 && len(g.pending) == 0 && ret >= 0 && now-g.stateMs >= ret {
+		if g.emptyExpired(now, c.cfg.emptyRetentionMs()) {
 			delete(c.groups, id)
 			out.add(GroupStateChanged{Group: id, State: GroupDead, Now: now})
 		}

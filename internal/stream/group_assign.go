@@ -102,7 +102,7 @@ func (c *Coordinator) assignLeave(x AssignLeave, out *effects) GroupError {
 func (c *Coordinator) tickAssigned(g *group, now int64, out *effects) {
 	var gone []*member
 	for _, m := range append([]*member(nil), g.members...) {
-		if now-m.heartbeatMs >= int64(m.sessionMs) {
+		if m.sessionEnded(now) {
 			g.removeMember(m)
 			gone = append(gone, m)
 		}

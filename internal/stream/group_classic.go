@@ -649,7 +649,7 @@ func (c *Coordinator) Renewals(now int64, lastSeen func(group, member string, ge
 			continue
 		}
 		for _, m := range g.members {
-			if m.joinRequest != 0 || m.syncRequest != 0 || now-m.heartbeatMs < int64(m.sessionMs) {
+			if m.waiting() || !m.sessionEnded(now) {
 				continue
 			}
 			if at := lastSeen(id, m.id, g.generation); at > m.heartbeatMs {
@@ -730,7 +730,7 @@ func (c *Coordinator) tickClassic(g *group, now int64, out *effects) {
 	g.pending = deleteExpiredPending(g.pending, now)
 	removed := false
 	for _, m := range append([]*member(nil), g.members...) {
-		if m.joinRequest == 0 && m.syncRequest == 0 && now-m.heartbeatMs >= int64(m.sessionMs) {
+		if !m.waiting() && m.sessionEnded(now) {
 			c.dropMember(g, m, out)
 			removed = true
 		}
@@ -760,7 +760,7 @@ func (c *Coordinator) tickClassic(g *group, now int64, out *effects) {
 func deleteExpiredPending(ps []pendingMember, now int64) []pendingMember {
 	out := ps[:0]
 	for _, p := range ps {
-		if now < p.deadlineMs {
+		if !p.expired(now) {
 			out = append(out, p)
 		}
 	}

@@ -2,7 +2,6 @@ package stream
 
 import (
 	"bytes"
-	"strings"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -137,22 +136,21 @@ func TestRenewalsKeepEveryMemberTheLeaderHeardFrom(t *testing.T) {
 						t.Fatalf("renewal %+v refused: %v", h, r.Err)
 					}
 				}
-				var alive []string
+				var alive [][2]string // group, member
 				for id, g := range c.groups {
 					if g.kind != kindClassic || g.state != GroupStable {
 						continue
 					}
 					for _, m := range g.members {
 						if h := lastSeen(id, m.id, g.generation); h > 0 && now-h < int64(m.sessionMs) {
-							alive = append(alive, id+"/"+m.id)
+							alive = append(alive, [2]string{id, m.id})
 						}
 					}
 				}
 				c.Apply(x)
 				for _, a := range alive {
-					g, m, _ := strings.Cut(a, "/")
-					if c.groups[g] == nil || c.groups[g].memberByID(m) == nil {
-						t.Fatalf("at %d: member %s, heard from within its session, was removed by the tick", now, a)
+					if !c.IsMember(a[0], a[1]) {
+						t.Fatalf("at %d: member %s of group %s, heard from within its session, was removed by the tick", now, a[1], a[0])
 					}
 				}
 			default:
