@@ -7,6 +7,7 @@ import (
 
 	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/queue"
+	"github.com/ferry-mq/ferry/internal/replication"
 	"github.com/ferry-mq/ferry/internal/storage/log/batch"
 )
 
@@ -250,6 +251,17 @@ func buildBatchInto(dst []byte, items []*pubItem, nowMs int64, withOrdering bool
 		}
 	}
 	return bld.Finish()
+}
+
+// proposeItems proposes items to group g as one data batch, stamped now
+// and built straight into the buffer the engine proposes from
+// (ProposeBuildAsync): the submit of a queue's and a stream partition's
+// accumulator. done gets the engine's outcome.
+func (b *Broker) proposeItems(g GroupID, items []*pubItem, withOrdering bool, done func(replication.Result)) {
+	nowMs := b.nowMs()
+	b.engine.ProposeBuildAsync(g, batchBytes(items), func(dst []byte) ([]byte, error) {
+		return buildBatchInto(dst, items, nowMs, withOrdering)
+	}, nil, done)
 }
 
 // batchBytes bounds the size of the data batch buildBatch makes of items.

@@ -187,20 +187,7 @@ func (cl *coordinatorLeader) run() {
 			return
 		case <-t.C():
 			t.Reset(cl.b.cfg.GroupTickInterval)
-			now := cl.b.nowMs()
-			cl.fsm.mu.Lock()
-			renew := cl.fsm.c.Renewals(now, cl.seen)
-			cl.fsm.mu.Unlock()
-			cl.renew(renew)
-			cl.fsm.mu.Lock()
-			due := cl.fsm.c.TickDue(now)
-			cl.prune(renew)
-			cl.fsm.mu.Unlock()
-			if due {
-				_, _ = cl.propose(cl.ctx, stream.GroupTick{Now: now})
-			}
-			cl.tickedMs.Store(now)
-			cl.b.activity.Signal()
+			cl.timePass(cl.b.nowMs())
 		case <-cl.kickCh:
 		}
 		cl.mu.Lock()
@@ -546,6 +533,26 @@ func (c *Conn) Heartbeat(ctx context.Context, group, member string, generation i
 	return groupErr(group, verdict)
 }
 
+// timePass lets time pass for the coordinator's groups at now: it renews
+// the sessions of members heard from since the replicated heartbeat that
+// would end, then proposes a GroupTick if one is due, and forgets the
+// heartbeats of members gone.
+func (cl *coordinatorLeader) timePass(now int64) {
+	cl.fsm.mu.Lock()
+	renewals := cl.fsm.c.Renewals(now, cl.seen)
+	cl.fsm.mu.Unlock()
+	cl.renew(renewals)
+	cl.fsm.mu.Lock()
+	due := cl.fsm.c.TickDue(now)
+	cl.prune()
+	cl.fsm.mu.Unlock()
+	if due {
+		_, _ = cl.propose(cl.ctx, stream.GroupTick{Now: now})
+	}
+	cl.tickedMs.Store(now)
+	cl.b.activity.Signal()
+}
+
 // renew proposes the renewals all at once, so that they share the
 // engine's fsyncs, and waits for their outcomes (a failure leaves the
 // member to the tick, as an unanswered heartbeat would).
@@ -579,18 +586,14 @@ func (cl *coordinatorLeader) seen(group, member string, generation int32) int64 
 	return cl.startMs
 }
 
-// prune drops the heartbeats the time pass no longer needs: those just
-// renewed, and those of members gone since. So lastSeen holds at most one
-// entry per member of the coordinator's groups (GroupsMax groups of
-// GroupMembersMax). Called under the FSM's lock.
-func (cl *coordinatorLeader) prune(renewed []stream.Heartbeat) {
+// prune drops the heartbeats of members gone, so that lastSeen holds at
+// most one entry per member of the coordinator's groups (GroupsMax groups
+// of GroupMembersMax). A renewed member's entry may stay: Renewals
+// proposes nothing more for it until a later heartbeat is kept.
+// Called under the FSM's lock.
+func (cl *coordinatorLeader) prune() {
 	cl.seenMu.Lock()
 	defer cl.seenMu.Unlock()
-	for _, h := range renewed {
-		if b := cl.lastSeen[assignKey{h.Group, h.MemberID}]; b.at <= h.Now {
-			delete(cl.lastSeen, assignKey{h.Group, h.MemberID})
-		}
-	}
 	for k := range cl.lastSeen {
 		if !cl.fsm.c.IsMember(k.group, k.member) {
 			delete(cl.lastSeen, k)

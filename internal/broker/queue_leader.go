@@ -436,10 +436,7 @@ func (ql *queueLeader) orderingByKey() bool {
 // a group's proposals as submitted and answers by callback, with no
 // goroutine per batch.
 func (ql *queueLeader) submitBatch(items []*pubItem, done func([]queue.Outcome, error)) {
-	nowMs, ordering := ql.b.nowMs(), ql.orderingByKey()
-	ql.b.engine.ProposeBuildAsync(ql.g, batchBytes(items), func(dst []byte) ([]byte, error) {
-		return buildBatchInto(dst, items, nowMs, ordering)
-	}, nil, func(r replication.Result) {
+	ql.b.proposeItems(ql.g, items, ql.orderingByKey(), func(r replication.Result) {
 		if r.Err != nil {
 			done(nil, r.Err)
 			return
