@@ -631,11 +631,12 @@ const (
 	BrokerPublishPendingBytesMax = 16 * BrokerPublishBatchBytesMax
 
 	// BrokerPublishInFlightMax bounds the batches one queue's (or stream
-	// partition's) accumulator has proposed and not seen confirmed: two keep the next batch waiting
-	// when the engine starts an iteration, more absorb a slow fsync. With
-	// four, a queue fed by four AMQP producers averaged 1.7 batches per
-	// fsync and its batches waited in the accumulator; eight gave 2.1 and
-	// 5-9% more confirmed publishes (docs/benchmarks.md), sixteen no more.
+	// partition's) accumulator has proposed and not seen confirmed: two
+	// keep the next batch waiting when the engine starts an iteration,
+	// more absorb a slow fsync. With four, a queue fed by four AMQP
+	// producers averaged 1.7 batches per fsync and its batches waited in
+	// the accumulator; eight gave 2.1 and 5-9% more confirmed publishes
+	// (docs/benchmarks.md), sixteen no more.
 	BrokerPublishInFlightMax = 8
 
 	// BrokerEncodeArenaChunkBytes and BrokerEncodeHeaderChunkCount are the

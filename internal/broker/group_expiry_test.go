@@ -84,6 +84,26 @@ func waitRetentionPass(t testing.TB, c *Conn, p PartitionRef, now int64) {
 	})
 }
 
+// waitTimePass is waitRetentionPass for the leader runtimes of the
+// coordinator groups: armed (now 0), or their time pass run for now.
+func waitTimePass(t testing.TB, b *Broker, coords []GroupID, now int64) {
+	t.Helper()
+	passed := func(g GroupID) int64 {
+		if cl := b.coordinatorLeaderOf(g); cl != nil {
+			return cl.tickedMs.Load()
+		}
+		return 0
+	}
+	waitFor(t, b, func() bool {
+		for _, g := range coords {
+			if p := passed(g); p == 0 || p < now {
+				return false
+			}
+		}
+		return true
+	}, func() string { return fmt.Sprintf("the coordinators %v ran no time pass at %d", coords, now) })
+}
+
 // advanceWhile moves the fake clock by step (more than the retention
 // interval), waits for p's retention tick and calls each after every
 // step, until done reports true or limit has passed (then it fails).
@@ -280,26 +300,17 @@ func TestIdlePartitionsAndCoordinatorsProposeNoTicks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var coords []controller.Placement
-	b.ctrl.read(func(c *controller.Controller) { coords = c.Coordinators() })
-	coordinatorsPassed := func(now int64) {
-		waitFor(t, b, func() bool {
-			for _, cp := range coords {
-				if cl := b.coordinatorLeaderOf(GroupID(cp.Group)); cl == nil || cl.tickedMs.Load() == 0 || cl.tickedMs.Load() < now {
-					return false
-				}
-			}
-			return true
-		}, func() string { return fmt.Sprintf("the coordinators ran no time pass at %d", now) })
-	}
+	var coords []GroupID
+	b.ctrl.read(func(c *controller.Controller) {
+		for _, cp := range c.Coordinators() {
+			coords = append(coords, GroupID(cp.Group))
+		}
+	})
 	waitRetentionPass(t, c, p, 0) // the timers armed before the first advance
-	coordinatorsPassed(0)
+	waitTimePass(t, b, coords, 0)
 	clock.Advance(b.cfg.RetentionInterval)
 	waitRetentionTick(t, c, clock, p) // the first pass after the declaration (a Configure may precede it)
-	groups := []GroupID{g}
-	for _, cp := range coords {
-		groups = append(groups, GroupID(cp.Group))
-	}
+	groups := append([]GroupID{g}, coords...)
 	last := func() []uint64 {
 		var idx []uint64
 		for _, g := range groups {
@@ -315,7 +326,7 @@ func TestIdlePartitionsAndCoordinatorsProposeNoTicks(t *testing.T) {
 	for range 10 {
 		clock.Advance(b.cfg.RetentionInterval)
 		waitRetentionTick(t, c, clock, p)
-		coordinatorsPassed(clock.Now().UnixMilli())
+		waitTimePass(t, b, coords, clock.Now().UnixMilli())
 	}
 	if after := last(); !slices.Equal(after, before) {
 		t.Fatalf("last log indexes of the partition and coordinators after 10 idle intervals: %v, want %v unchanged", after, before)

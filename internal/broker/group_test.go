@@ -186,16 +186,9 @@ func TestHeartbeatsStayInMemoryAndStillKeepTheSession(t *testing.T) {
 	// step moves the clock and waits for the coordinator's time pass.
 	step := func(d time.Duration) {
 		clock.Advance(d)
-		now := clock.Now().UnixMilli()
-		waitFor(t, b, func() bool {
-			cl := b.coordinatorLeaderOf(cg)
-			return cl != nil && cl.tickedMs.Load() >= now
-		}, func() string { return fmt.Sprintf("the coordinator ran no time pass at %d", now) })
+		waitTimePass(t, b, []GroupID{cg}, clock.Now().UnixMilli())
 	}
-	waitFor(t, b, func() bool { // the coordinator's timer is armed before the first advance
-		cl := b.coordinatorLeaderOf(cg)
-		return cl != nil && cl.tickedMs.Load() != 0
-	}, func() string { return "the coordinator's time pass never armed its timer" })
+	waitTimePass(t, b, []GroupID{cg}, 0) // the timer armed before the first advance
 	member := func() bool {
 		d, err := b.DescribeGroup(ctx, "g")
 		return err == nil && len(d.Members) == 1

@@ -68,9 +68,9 @@ func TestStreamConsumerLagReadsCommittedOffsetsAndStopsAtItsLimit(t *testing.T) 
 	if err != nil || len(got) != 3 {
 		t.Fatalf("StreamConsumerLag after the data = %+v, %v", got, err)
 	}
-	if a, b := got[0], got[1]; a.DataEnd != end || a.HighWatermark <= end || a.Lag() != 0 || b.Lag() != end {
+	if ag, bg := got[0], got[1]; ag.DataEnd != end || ag.HighWatermark <= end || ag.Lag() != 0 || bg.Lag() != end {
 		t.Errorf("after 3 records and a commit of their end %d: a-group %+v lag %d, b-group lag %d; want DataEnd %d, the high watermark past it, lags 0 and %d",
-			end, a, a.Lag(), b.Lag(), end, end)
+			end, ag, ag.Lag(), bg.Lag(), end, end)
 	}
 }
 
