@@ -1,0 +1,94 @@
+package amqp
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// These tests drive the server with AMQP clients other than amqp091-go,
+// each its own implementation of the protocol: pika (Python's RabbitMQ
+// client), py-amqp (the client under Celery and kombu) and amqplib (Node's
+// RabbitMQ client). Each runs a script from testdata/clients that prints
+// "ok NAME" after each check and exits non-zero on any failure; the test
+// requires every check, in order. They skip when the client is missing:
+// .ci/run installs the Debian packages python3-pika and python3-amqp and
+// runs npm ci in testdata/clients.
+
+const clientsDir = "testdata/clients"
+
+// pythonWith returns a python3 that can import module: the one on PATH
+// (which may be a pyenv build without Debian's packages) or Debian's.
+func pythonWith(t *testing.T, module, debianPackage string) string {
+	t.Helper()
+	for _, name := range []string{"python3", "/usr/bin/python3"} {
+		path, err := exec.LookPath(name)
+		if err != nil {
+			continue
+		}
+		if exec.Command(path, "-c", "import "+module).Run() == nil {
+			return path
+		}
+	}
+	t.Skipf("no python3 that imports %s: install the Debian package %s", module, debianPackage)
+	return ""
+}
+
+// runClient runs a client script and checks that it passed every check
+// in want, in order.
+func runClient(t *testing.T, want []string, name string, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = clientsDir
+	out, err := cmd.CombinedOutput()
+	var passed []string
+	for line := range strings.Lines(string(out)) {
+		if check, ok := strings.CutPrefix(strings.TrimSpace(line), "ok "); ok {
+			passed = append(passed, check)
+		}
+	}
+	if err != nil {
+		t.Fatalf("%s %s: %v after %v\n%s", name, strings.Join(args, " "), err, passed, out)
+	}
+	if !slices.Equal(passed, want) {
+		t.Fatalf("checks passed %v, want %v\n%s", passed, want, out)
+	}
+}
+
+func TestPikaClient(t *testing.T) {
+	python := pythonWith(t, "pika", "python3-pika")
+	ts := startServer(t)
+	runClient(t, []string{"negotiation", "wrong-password", "wrong-vhost", "content", "mandatory-return",
+		"confirm-nack", "exchanges", "queues", "acks", "consumers", "transactions", "arguments",
+		"direct-reply-to", "stream", "close"},
+		python, "pika_client.py", ts.url+"%2F")
+}
+
+func TestPyAMQPClient(t *testing.T) {
+	python := pythonWith(t, "amqp", "python3-amqp")
+	ts := startServer(t)
+	hostPort := strings.TrimSuffix(strings.TrimPrefix(ts.url, "amqp://guest:guest@"), "/")
+	runClient(t, []string{"amqplain", "wrong-password", "content", "confirm-nack", "consume", "errors", "close"},
+		python, "pyamqp_client.py", hostPort)
+}
+
+func TestAmqplibClient(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node not found: install Node.js, then run npm ci in " + clientsDir)
+	}
+	if _, err := os.Stat(filepath.Join(clientsDir, "node_modules", "amqplib")); err != nil {
+		t.Skip("amqplib is not installed: run npm ci --prefix internal/proto/amqp/" + clientsDir)
+	}
+	ts := startServer(t)
+	runClient(t, []string{"negotiation", "wrong-password", "content", "confirms", "consumers",
+		"direct-reply-to", "stream", "errors", "close"},
+		node, "amqplib_client.js", strings.TrimSuffix(ts.url, "/"))
+}
