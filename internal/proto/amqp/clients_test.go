@@ -12,13 +12,13 @@ import (
 )
 
 // These tests drive the server with AMQP clients other than amqp091-go,
-// each its own implementation of the protocol: pika (Python's RabbitMQ
-// client), py-amqp (the client under Celery and kombu) and amqplib (Node's
-// RabbitMQ client). Each runs a script from testdata/clients that prints
+// each its own implementation of the protocol: RabbitMQ's Java client (the
+// one under Spring AMQP), pika (Python's RabbitMQ client), py-amqp (the
+// client under Celery and kombu) and amqplib (Node's RabbitMQ client). Each runs a script from testdata/clients that prints
 // "ok NAME" after each check and exits non-zero on any failure; the test
 // requires every check, in order. They skip when the client is missing:
-// .ci/run installs the Debian packages python3-pika and python3-amqp and
-// runs npm ci in testdata/clients.
+// .ci/run installs the Debian packages librabbitmq-client-java,
+// python3-pika and python3-amqp and runs npm ci in testdata/clients.
 
 const clientsDir = "testdata/clients"
 
@@ -91,4 +91,22 @@ func TestAmqplibClient(t *testing.T) {
 	runClient(t, []string{"negotiation", "wrong-password", "content", "confirms", "consumers",
 		"direct-reply-to", "stream", "errors", "close"},
 		node, "amqplib_client.js", strings.TrimSuffix(ts.url, "/"))
+}
+
+func TestJavaClient(t *testing.T) {
+	java, err := exec.LookPath("java")
+	if err != nil {
+		t.Skip("java not found: install a JDK (11 or later)")
+	}
+	jars := []string{"/usr/share/java/amqp-client.jar", "/usr/share/java/slf4j-api.jar"}
+	for _, jar := range jars {
+		if _, err := os.Stat(jar); err != nil {
+			t.Skipf("%s not found: install the Debian package librabbitmq-client-java", jar)
+		}
+	}
+	ts := startServer(t)
+	// The JDK compiles and runs the one source file (JEP 330).
+	runClient(t, []string{"negotiation", "wrong-password", "content", "confirms", "consumers",
+		"transactions-and-errors", "direct-reply-to", "close"},
+		java, "-cp", strings.Join(jars, ":"), "JavaClient.java", strings.TrimSuffix(ts.url, "/"))
 }
