@@ -14,11 +14,13 @@ import (
 // These tests drive the server with AMQP clients other than amqp091-go,
 // each its own implementation of the protocol: RabbitMQ's Java client (the
 // one under Spring AMQP), pika (Python's RabbitMQ client), py-amqp (the
-// client under Celery and kombu) and amqplib (Node's RabbitMQ client). Each runs a script from testdata/clients that prints
+// client under Celery and kombu), aio-pika (Python's asyncio client, on
+// pamqp), php-amqplib (PHP's) and amqplib (Node's). Each runs a script from testdata/clients that prints
 // "ok NAME" after each check and exits non-zero on any failure; the test
 // requires every check, in order. They skip when the client is missing:
 // .ci/run installs the Debian packages librabbitmq-client-java,
-// python3-pika and python3-amqp and runs npm ci in testdata/clients.
+// python3-pika, python3-amqp, python3-aio-pika, php-cli and php-amqplib,
+// and runs npm ci in testdata/clients.
 
 const clientsDir = "testdata/clients"
 
@@ -77,6 +79,28 @@ func TestPyAMQPClient(t *testing.T) {
 	hostPort := strings.TrimSuffix(strings.TrimPrefix(ts.url, "amqp://guest:guest@"), "/")
 	runClient(t, []string{"amqplain", "wrong-password", "content", "confirm-nack", "consume", "errors", "close"},
 		python, "pyamqp_client.py", hostPort)
+}
+
+func TestAioPikaClient(t *testing.T) {
+	python := pythonWith(t, "aio_pika", "python3-aio-pika")
+	ts := startServer(t)
+	runClient(t, []string{"connect", "wrong-password", "content", "confirm-nack", "consume", "errors", "close"},
+		python, "aiopika_client.py", ts.url)
+}
+
+func TestPHPAMQPLibClient(t *testing.T) {
+	php, err := exec.LookPath("php")
+	if err != nil {
+		t.Skip("php not found: install the Debian packages php-cli and php-amqplib")
+	}
+	if _, err := os.Stat("/usr/share/php/PhpAmqpLib/autoload.php"); err != nil {
+		t.Skip("php-amqplib not found: install the Debian package php-amqplib")
+	}
+	ts := startServer(t)
+	host, port, _ := strings.Cut(strings.TrimSuffix(strings.TrimPrefix(ts.url, "amqp://guest:guest@"), "/"), ":")
+	runClient(t, []string{"connect", "wrong-password", "content", "confirm-nack", "consume", "routing-and-tx",
+		"errors", "close"},
+		php, "phpamqplib_client.php", host, port)
 }
 
 func TestAmqplibClient(t *testing.T) {
