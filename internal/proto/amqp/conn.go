@@ -117,6 +117,12 @@ func (c *conn) serve() {
 	}()
 	if err := c.handshake(); err != nil {
 		c.endWith(err)
+		if c.isClosing() {
+			// connection.close went out (a refused login, a bad tune):
+			// wait for the peer's close-ok, as after any hard error, so
+			// that it reads the reason before the socket goes.
+			c.endWith(c.readLoop())
+		}
 		return
 	}
 	if c.heartbeat > 0 {

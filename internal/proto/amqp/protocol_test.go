@@ -129,15 +129,32 @@ func TestWrongProtocolHeaderIsAnsweredWithOurs(t *testing.T) {
 
 func TestAuthFailureCloseCapabilityGets403(t *testing.T) {
 	ts := startServer(t)
-	r := dialRaw(t, ts)
-	r.sendBytes(codec.ProtocolHeader[:])
-	expect[*codec.ConnectionStart](r)
-	r.send(0, &codec.ConnectionStartOk{ClientProperties: codec.Table{"capabilities": codec.Table{"authentication_failure_close": true}},
-		Mechanism: "PLAIN", Response: "\x00guest\x00nope", Locale: "en_US"})
-	cl := expect[*codec.ConnectionClose](r)
-	if cl.ReplyCode != 403 || cl.ReplyText != "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. For details see the broker logfile." {
-		t.Errorf("got %d %q", cl.ReplyCode, cl.ReplyText)
+	refused := func() *rawClient {
+		r := dialRaw(t, ts)
+		r.sendBytes(codec.ProtocolHeader[:])
+		expect[*codec.ConnectionStart](r)
+		r.send(0, &codec.ConnectionStartOk{ClientProperties: codec.Table{"capabilities": codec.Table{"authentication_failure_close": true}},
+			Mechanism: "PLAIN", Response: "\x00guest\x00nope", Locale: "en_US"})
+		cl := expect[*codec.ConnectionClose](r)
+		if cl.ReplyCode != 403 || cl.ReplyText != "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. For details see the broker logfile." {
+			t.Errorf("got %d %q", cl.ReplyCode, cl.ReplyText)
+		}
+		return r
 	}
+	// As after any hard error, the server reads on until close-ok, so the
+	// client can answer before the socket goes: php-amqplib, whose
+	// close-ok met a closed socket, reported a broken pipe instead of the
+	// 403.
+	r := refused()
+	before := ts.srv.framesRead()
+	r.sendBytes(frameBytes(codec.FrameHeartbeat, 0, nil, codec.FrameEnd))
+	waitFor(t, "the server to read after its connection.close", func() bool { return ts.srv.framesRead() > before })
+	r.send(0, &codec.ConnectionCloseOk{})
+	r.expectEOF()
+	// A client that never answers is dropped after AMQPCloseTimeout.
+	r = refused()
+	waitFor(t, "the close timer", func() bool { return ts.clock.ActiveTimers() >= 1 })
+	ts.clock.Advance(base.AMQPCloseTimeout)
 	r.expectEOF()
 }
 
