@@ -1,6 +1,7 @@
 package amqp
 
 import (
+	"bufio"
 	"context"
 	"os"
 	"os/exec"
@@ -42,25 +43,43 @@ func pythonWith(t *testing.T, module, debianPackage string) string {
 }
 
 // runClient runs a client script and checks that it passed every check
-// in want, in order.
-func runClient(t *testing.T, want []string, name string, args ...string) {
+// in want, in order. When the script reports a check that hooks names,
+// the hook runs before the script reads on (the script waits for what
+// the hook does, such as a connection closed by the broker).
+func runClient(t *testing.T, want []string, hooks map[string]func(), name string, args ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = clientsDir
-	out, err := cmd.CombinedOutput()
+	var out, stderr strings.Builder // stdout's lines, and what exec copies from stderr
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
 	var passed []string
-	for line := range strings.Lines(string(out)) {
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() {
+		line := lines.Text()
+		out.WriteString(line + "\n")
 		if check, ok := strings.CutPrefix(strings.TrimSpace(line), "ok "); ok {
 			passed = append(passed, check)
+			if hook := hooks[check]; hook != nil {
+				hook()
+			}
 		}
 	}
+	err = cmd.Wait()
+	out.WriteString(stderr.String())
 	if err != nil {
-		t.Fatalf("%s %s: %v after %v\n%s", name, strings.Join(args, " "), err, passed, out)
+		t.Fatalf("%s %s: %v after %v\n%s", name, strings.Join(args, " "), err, passed, out.String())
 	}
 	if !slices.Equal(passed, want) {
-		t.Fatalf("checks passed %v, want %v\n%s", passed, want, out)
+		t.Fatalf("checks passed %v, want %v\n%s", passed, want, out.String())
 	}
 }
 
@@ -70,7 +89,7 @@ func TestPikaClient(t *testing.T) {
 	runClient(t, []string{"negotiation", "wrong-password", "wrong-vhost", "content", "mandatory-return",
 		"confirm-nack", "exchanges", "queues", "acks", "consumers", "transactions", "arguments",
 		"direct-reply-to", "stream", "close"},
-		python, "pika_client.py", ts.url+"%2F")
+		nil, python, "pika_client.py", ts.url+"%2F")
 }
 
 func TestPyAMQPClient(t *testing.T) {
@@ -78,14 +97,14 @@ func TestPyAMQPClient(t *testing.T) {
 	ts := startServer(t)
 	hostPort := strings.TrimSuffix(strings.TrimPrefix(ts.url, "amqp://guest:guest@"), "/")
 	runClient(t, []string{"amqplain", "wrong-password", "content", "confirm-nack", "consume", "errors", "close"},
-		python, "pyamqp_client.py", hostPort)
+		nil, python, "pyamqp_client.py", hostPort)
 }
 
 func TestAioPikaClient(t *testing.T) {
 	python := pythonWith(t, "aio_pika", "python3-aio-pika")
 	ts := startServer(t)
 	runClient(t, []string{"connect", "wrong-password", "content", "confirm-nack", "consume", "errors", "close"},
-		python, "aiopika_client.py", ts.url)
+		nil, python, "aiopika_client.py", ts.url)
 }
 
 func TestPHPAMQPLibClient(t *testing.T) {
@@ -100,7 +119,7 @@ func TestPHPAMQPLibClient(t *testing.T) {
 	host, port, _ := strings.Cut(strings.TrimSuffix(strings.TrimPrefix(ts.url, "amqp://guest:guest@"), "/"), ":")
 	runClient(t, []string{"connect", "wrong-password", "content", "confirm-nack", "consume", "routing-and-tx",
 		"errors", "close"},
-		php, "phpamqplib_client.php", host, port)
+		nil, php, "phpamqplib_client.php", host, port)
 }
 
 func TestAmqplibClient(t *testing.T) {
@@ -114,7 +133,7 @@ func TestAmqplibClient(t *testing.T) {
 	ts := startServer(t)
 	runClient(t, []string{"negotiation", "wrong-password", "content", "confirms", "consumers",
 		"direct-reply-to", "stream", "errors", "close"},
-		node, "amqplib_client.js", strings.TrimSuffix(ts.url, "/"))
+		nil, node, "amqplib_client.js", strings.TrimSuffix(ts.url, "/"))
 }
 
 func TestJavaClient(t *testing.T) {
@@ -131,6 +150,7 @@ func TestJavaClient(t *testing.T) {
 	ts := startServer(t)
 	// The JDK compiles and runs the one source file (JEP 330).
 	runClient(t, []string{"negotiation", "wrong-password", "content", "confirms", "consumers",
-		"transactions-and-errors", "direct-reply-to", "close"},
+		"transactions-and-errors", "direct-reply-to", "close", "ready-for-close", "recovery"},
+		map[string]func(){"ready-for-close": func() { ts.killAll("closed by the test") }},
 		java, "-cp", strings.Join(jars, ":"), "JavaClient.java", strings.TrimSuffix(ts.url, "/"))
 }

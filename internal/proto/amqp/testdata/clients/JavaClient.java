@@ -214,8 +214,39 @@ public class JavaClient {
         rs.terminateMainloop();
         st.join(10000);
         ok("direct-reply-to");
-
         conn.close();
         ok("close");
+
+        // Automatic recovery (on by default in this client): when the
+        // broker closes the connection, the client reconnects and declares
+        // its server-named queue, binding and consumer again.
+        ConnectionFactory rf = f.clone();
+        rf.setAutomaticRecoveryEnabled(true);
+        rf.setNetworkRecoveryInterval(100);
+        Connection rc = rf.newConnection("ferry-java-recovery");
+        CountDownLatch recovered = new CountDownLatch(1);
+        ((Recoverable) rc).addRecoveryListener(new RecoveryListener() {
+            @Override public void handleRecovery(Recoverable r) { recovered.countDown(); }
+            @Override public void handleRecoveryStarted(Recoverable r) { }
+        });
+        Channel rch = rc.createChannel();
+        String rq = rch.queueDeclare().getQueue();
+        String rx = name("recovery");
+        rch.exchangeDeclare(rx, "fanout", false, true, null);
+        rch.queueBind(rq, rx, "");
+        BlockingQueue<String> rgot = new LinkedBlockingQueue<>();
+        rch.basicConsume(rq, true, new DefaultConsumer(rch) {
+            @Override public void handleDelivery(String tag, Envelope env, AMQP.BasicProperties props, byte[] b) {
+                rgot.add(str(b));
+            }
+        });
+        rch.basicPublish(rx, "", null, bytes("before"));
+        expect("before".equals(rgot.poll(10, TimeUnit.SECONDS)), "nothing before the close");
+        ok("ready-for-close"); // the Go test closes every connection now
+        expect(recovered.await(30, TimeUnit.SECONDS), "the connection did not recover");
+        rch.basicPublish(rx, "", null, bytes("after"));
+        expect("after".equals(rgot.poll(10, TimeUnit.SECONDS)), "nothing after recovery");
+        rc.close();
+        ok("recovery");
     }
 }
