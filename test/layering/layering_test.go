@@ -52,6 +52,10 @@ var allowed = map[string][]string{
 	// stream readers), so it reads the batch format it sits under.
 	"internal/storage/log/batch/compress": {"internal/base", "internal/storage/log/batch"},
 
+	// clienttest runs third-party client programs in the front ends'
+	// tests; only tests import it, and it imports no Ferry package.
+	"internal/proto/clienttest": nil,
+
 	// wirestats is the socket-byte and error counting every front end
 	// shares, so front ends may import it; it imports no Ferry package.
 	"internal/proto/wirestats": nil,
