@@ -19,8 +19,8 @@ func TestDeleteGroupDeletesItsOffsetsAndTouchesNoOtherPartition(t *testing.T) {
 	if res[p0] != nil {
 		t.Fatalf("standalone commit: %v", res[p0])
 	}
-	hw0, _, _ := c.ListOffset(ctx, p0, OffsetLatest)
-	hw1, _, _ := c.ListOffset(ctx, p1, OffsetLatest)
+	hw0 := logEnd(t, c, p0)
+	hw1 := logEnd(t, c, p1)
 	if err := c.DeleteGroup(ctx, "solo"); err != nil {
 		t.Fatalf("DeleteGroup of a group known by its offsets: %v", err)
 	}
@@ -28,10 +28,10 @@ func TestDeleteGroupDeletesItsOffsetsAndTouchesNoOtherPartition(t *testing.T) {
 	if err != nil || len(got) != 0 {
 		t.Fatalf("after DeleteGroup: offsets %+v %v, want none", got, err)
 	}
-	if after, _, _ := c.ListOffset(ctx, p0, OffsetLatest); after != hw0+1 {
+	if after := logEnd(t, c, p0); after != hw0+1 {
 		t.Errorf("partition 0's log: %d -> %d, want one DeleteOffsets entry", hw0, after)
 	}
-	if after, _, _ := c.ListOffset(ctx, p1, OffsetLatest); after != hw1 {
+	if after := logEnd(t, c, p1); after != hw1 {
 		t.Errorf("partition 1's log, which held no offset of the group: %d -> %d, want untouched", hw1, after)
 	}
 	var ge *GroupError

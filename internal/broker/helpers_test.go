@@ -211,3 +211,17 @@ func publishAll(t testing.TB, c *Conn, msgs []Message) []PublishResult {
 }
 
 func netipAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// logEnd returns a partition's high watermark on its leader: the end of
+// its log, Ferry's own entries (commits, marks) included, where
+// ListOffset's latest is the end of the data. Tests count entries with it.
+func logEnd(t testing.TB, c *Conn, p PartitionRef) int64 {
+	t.Helper()
+	// An offset below every log start: the answer is an out-of-range
+	// error that still carries the partition's positions.
+	res, err := c.Fetch(testCtx(t), p, -1, 1, 0, 0)
+	if base.CodeOf(err) != base.CodeOutOfRange {
+		t.Fatalf("reading the log end of %v: %v", p, err)
+	}
+	return res.HighWatermark
+}

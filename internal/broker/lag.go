@@ -9,11 +9,10 @@ type ConsumerLag struct {
 	Group         string
 	Committed     int64 // the group's committed offset (the next it will read)
 	HighWatermark int64 // the partition's next offset
-	// DataEnd is the offset after the partition's last data batch. Ferry's
-	// own entries (commits, group marks, Raft's) take offsets after it
-	// (docs/kafka.md, "Where committed offsets live"); they hold nothing to
-	// read. After a restart it is the high watermark until data is
-	// appended.
+	// DataEnd is the offset after the partition's last data batch
+	// (stream.Partition.DataEnd). Ferry's own entries (commits, group
+	// marks, Raft's) take offsets after it (docs/kafka.md, "Where
+	// committed offsets live"); they hold nothing to read.
 	DataEnd int64
 }
 
@@ -22,7 +21,7 @@ type ConsumerLag struct {
 // everything and committed shows 0, though its commit moved the high
 // watermark. Offsets between the committed one and the data's end that
 // hold Ferry's own entries are counted.
-func (l ConsumerLag) Lag() int64 { return max(min(l.DataEnd, l.HighWatermark)-l.Committed, 0) }
+func (l ConsumerLag) Lag() int64 { return max(l.DataEnd-l.Committed, 0) }
 
 // StreamConsumerLag returns the committed offset and high watermark of
 // every consumer group on every partition of a stream that has a replica
@@ -48,14 +47,14 @@ func (b *Broker) StreamConsumerLag(tenant, name string, limit int) (lags []Consu
 		}
 		f := lg.fsm.(*partitionFSM)
 		f.with(func(pp *stream.Partition) {
-			hw := pp.HighWatermark()
+			hw, end := pp.HighWatermark(), pp.DataEnd()
 			for _, g := range pp.Groups() {
 				if len(lags) >= limit {
 					truncated = true
 					return
 				}
 				off, _ := pp.CommittedOffset(g)
-				lags = append(lags, ConsumerLag{Partition: int32(i), Group: g, Committed: off.Offset, HighWatermark: hw, DataEnd: f.dataEnd})
+				lags = append(lags, ConsumerLag{Partition: int32(i), Group: g, Committed: off.Offset, HighWatermark: hw, DataEnd: end})
 			}
 		})
 		if truncated {

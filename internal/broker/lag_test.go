@@ -29,8 +29,7 @@ func TestStreamConsumerLagReadsCommittedOffsetsAndStopsAtItsLimit(t *testing.T) 
 	if res := c.CommitOffsets(ctx, "a-group", -1, "", "", map[PartitionRef]CommittedOffset{p0: {Offset: 1, LeaderEpoch: -1}}); res[p0] != nil {
 		t.Fatalf("commit: %v", res[p0])
 	}
-	hw0, _, _ := c.ListOffset(ctx, p0, OffsetLatest)
-	hw1, _, _ := c.ListOffset(ctx, p1, OffsetLatest)
+	hw0, hw1 := logEnd(t, c, p0), logEnd(t, c, p1)
 	want := []ConsumerLag{
 		{Partition: 0, Group: "a-group", Committed: 1, HighWatermark: hw0, DataEnd: 0},
 		{Partition: 0, Group: "b-group", Committed: 0, HighWatermark: hw0, DataEnd: 0},
@@ -101,7 +100,7 @@ func TestStreamConsumerLagLeavesOutPartitionsWithoutACommit(t *testing.T) {
 	if err := c.CommitOffsets(ctx, "half", 1, "m", "", map[PartitionRef]CommittedOffset{p0: {Offset: 0, LeaderEpoch: -1}})[p0]; err != nil {
 		t.Fatalf("commit: %v", err)
 	}
-	hw0, _, _ := c.ListOffset(ctx, p0, OffsetLatest)
+	hw0 := logEnd(t, c, p0)
 	got, truncated, err := b.StreamConsumerLag("/", "fresh", 100)
 	// The coordinator marks the partition after the group's first commit
 	// there (group_expiry.go), asynchronously: the high watermark may
@@ -114,3 +113,52 @@ func TestStreamConsumerLagLeavesOutPartitionsWithoutACommit(t *testing.T) {
 		t.Errorf("StreamConsumerLag = %+v, truncated %v, %v; want only %+v (a high watermark of at least %d)", got, truncated, err, want, hw0)
 	}
 }
+
+// TestLatestIsTheEndOfTheDataPastFerrysOwnEntries: offset commits add
+// Ferry's own entries to a partition's log after its last record. The
+// latest offset, a fetch's data end and a stream consumer from the last
+// message all stop at the data, so the offset before the latest is the
+// last record, as Kafka clients (seek to the end minus one, kcat -o -1)
+// and RabbitMQ stream clients (x-stream-offset last) expect.
+func TestLatestIsTheEndOfTheDataPastFerrysOwnEntries(t *testing.T) {
+	b := openNode(t, nodeOpts{})
+	c := guestConn(t, b)
+	ctx := testCtx(t)
+	if err := c.DeclareStream(ctx, StreamSpec{Name: "tail"}); err != nil {
+		t.Fatal(err)
+	}
+	p := PartitionRef{Stream: "tail"}
+	base0, _, _, err := c.ProduceBatch(ctx, p, kafkaBatch(t, plainHeader(), []int64{1, 2, 3}, "r1", "r2", "r3"), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := base0 + 3
+	for _, g := range []string{"g1", "g2"} {
+		if err := c.CommitOffsets(ctx, g, -1, "", "", map[PartitionRef]CommittedOffset{p: {Offset: end, LeaderEpoch: -1}})[p]; err != nil {
+			t.Fatalf("commit of %s: %v", g, err)
+		}
+	}
+	if hw := logEnd(t, c, p); hw < end+2 {
+		t.Fatalf("log end %d after two commits past the data's end %d, want at least %d", hw, end, end+2)
+	}
+	if got, _, err := c.ListOffset(ctx, p, OffsetLatest); err != nil || got != end {
+		t.Errorf("latest: %d %v, want the end of the data %d", got, err, end)
+	}
+	res, err := c.Fetch(ctx, p, base0, 1<<20, 1, 0)
+	if err != nil || res.DataEnd != end || res.HighWatermark < end+2 {
+		t.Errorf("fetch: data end %d, high watermark %d, %v; want %d and at least %d", res.DataEnd, res.HighWatermark, err, end, end+2)
+	}
+	col := newCollector()
+	s, err := c.Subscribe(ctx, SubscribeOptions{Queue: "tail", Tag: "last", PrefetchCount: 10,
+		StreamOffset: &StreamStart{Kind: StreamLast}}, col.deliver, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := col.next(t); string(d.Message.Body) != "r3" || d.StreamOffset != end-1 {
+		t.Errorf("from the last message: %q at %d, want r3 at %d", d.Message.Body, d.StreamOffset, end-1)
+	}
+	if err := s.Cancel(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+

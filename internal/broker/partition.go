@@ -34,11 +34,6 @@ type partitionFSM struct {
 	mu    sync.Mutex
 	p     *stream.Partition // guarded by mu
 	nowMs int64             // guarded by mu: the latest command time seen
-	// dataEnd is the offset after the last data batch applied: consumer
-	// lag is counted to it, not to the high watermark, which Ferry's own
-	// entries (commits, marks) also move. Not replicated state: after a
-	// restore it starts at the high watermark.
-	dataEnd int64 // guarded by mu
 
 	hwMu sync.Mutex
 	hw   chan struct{} // guarded by hwMu: closed and replaced when the high watermark moves
@@ -70,7 +65,7 @@ func (f *partitionFSM) Apply(entries []replication.Entry, results []any) {
 	var truncate *stream.RetentionResult
 	for i, e := range entries {
 		for f.p.NextIndex() < e.Index {
-			f.p.ApplyAppend(stream.Append{Now: f.nowMs, Index: f.p.NextIndex(), Bytes: gapEntryBytes, ProducerID: stream.NoProducerID})
+			f.p.ApplyAppend(stream.Append{Now: f.nowMs, Index: f.p.NextIndex(), Bytes: gapEntryBytes, ProducerID: stream.NoProducerID, Control: true})
 		}
 		if e.Index < f.p.NextIndex() {
 			results[i] = &partitionCmdResult{res: stream.Result{Err: base.Errorf(base.CodeInternal, "broker: partition entry %d applied twice", e.Index)}}
@@ -103,13 +98,12 @@ func (f *partitionFSM) applyBatch(e replication.Entry) *appendResult {
 	res := f.p.ApplyAppend(stream.Append{Now: now, Index: e.Index, LastOffsetDelta: max(h.LastOffsetDelta, 0),
 		MaxTimestamp: h.MaxTimestamp, Bytes: int64(len(e.Data)), ProducerID: h.ProducerID,
 		ProducerEpoch: h.ProducerEpoch, BaseSequence: h.BaseSequence})
-	f.dataEnd = f.p.HighWatermark()
 	return &appendResult{res: res}
 }
 
 func (f *partitionFSM) applyCommand(e replication.Entry) *partitionCmdResult {
 	f.p.ApplyAppend(stream.Append{Now: f.nowMs, Index: e.Index, Bytes: int64(controlBatchBytes(len(e.Data))),
-		ProducerID: stream.NoProducerID})
+		ProducerID: stream.NoProducerID, Control: true})
 	if len(e.Data) == 0 || e.Data[0] != tagPartition {
 		return &partitionCmdResult{res: stream.Result{Err: base.Errorf(base.CodeInvalidArgument, "broker: entry %d is not a stream command", e.Index)}}
 	}
@@ -180,7 +174,7 @@ func (f *partitionFSM) Restore(r io.Reader) error {
 		return err
 	}
 	f.mu.Lock()
-	f.p, f.dataEnd = p, p.HighWatermark()
+	f.p = p
 	f.mu.Unlock()
 	f.hwMoved()
 	return nil

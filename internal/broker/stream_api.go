@@ -26,6 +26,10 @@ type FetchResult struct {
 	// included: Kafka clients skip them.
 	Records                                         []byte
 	HighWatermark, LogStartOffset, LastStableOffset int64
+	// DataEnd is the offset after the last data batch below the high
+	// watermark (stream.Partition.DataEnd): Ferry's own entries after it
+	// hold nothing to read, so it is the end a consumer reads to.
+	DataEnd int64
 }
 
 // partitionOf resolves a partition to its group.
@@ -203,7 +207,7 @@ func (b *Broker) fetch(ctx context.Context, f *partitionFSM, offset int64, maxBy
 func (b *Broker) readPartition(f *partitionFSM, offset int64, maxBytes int) (FetchResult, error) {
 	var res FetchResult
 	f.with(func(p *stream.Partition) {
-		res.HighWatermark = p.HighWatermark()
+		res.HighWatermark, res.DataEnd = p.HighWatermark(), p.DataEnd()
 		res.LogStartOffset, _ = p.LogStart()
 	})
 	res.LastStableOffset = res.HighWatermark
@@ -245,9 +249,12 @@ const (
 )
 
 // ListOffset answers Kafka's ListOffsets: OffsetEarliest (log start),
-// OffsetLatest (high watermark), OffsetMaxTimestamp (the record with the
-// largest timestamp), or the first record with timestamp >= ts. A
-// timestamp past every record gives offset -1 and timestamp -1, as Kafka.
+// OffsetLatest (the end of the data, stream.Partition.DataEnd: Ferry's
+// own entries after the last data batch hold nothing to read, so the
+// offset before it is the last record, as in Kafka), OffsetMaxTimestamp
+// (the record with the largest timestamp), or the first record with
+// timestamp >= ts. A timestamp past every record gives offset -1 and
+// timestamp -1, as Kafka.
 func (c *Conn) ListOffset(ctx context.Context, p PartitionRef, ts int64) (offset, timestamp int64, err error) {
 	g, _, err := c.partitionOf(p, ActionRead)
 	if err != nil {
@@ -261,12 +268,12 @@ func (c *Conn) ListOffset(ctx context.Context, p PartitionRef, ts int64) (offset
 }
 
 func (b *Broker) listOffset(f *partitionFSM, ts int64) (int64, int64, error) {
-	var start, hw, maxTs, maxOff int64
+	var start, hw, end, maxTs, maxOff int64
 	var seek int64
 	var found bool
 	f.with(func(p *stream.Partition) {
 		start, _ = p.LogStart()
-		hw = p.HighWatermark()
+		hw, end = p.HighWatermark(), p.DataEnd()
 		maxTs, maxOff = p.MaxTimestamp()
 		if ts >= 0 {
 			seek, found = p.SeekTimestamp(ts)
@@ -276,7 +283,7 @@ func (b *Broker) listOffset(f *partitionFSM, ts int64) (int64, int64, error) {
 	case OffsetEarliest:
 		return start, -1, nil
 	case OffsetLatest:
-		return hw, -1, nil
+		return end, -1, nil
 	case OffsetMaxTimestamp:
 		if maxOff < start {
 			return -1, -1, nil

@@ -101,7 +101,7 @@ func (b *Broker) streamStart(f *partitionFSM, st *StreamStart) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	hw, _, err := b.listOffset(f, OffsetLatest)
+	end, _, err := b.listOffset(f, OffsetLatest) // the end of the data
 	if err != nil {
 		return 0, err
 	}
@@ -109,20 +109,20 @@ func (b *Broker) streamStart(f *partitionFSM, st *StreamStart) (int64, error) {
 	case StreamFirst:
 		return start, nil
 	case StreamLast:
-		return max(start, hw-1), nil
+		return max(start, end-1), nil
 	case StreamOffset:
-		return max(start, min(st.Offset, hw)), nil
+		return max(start, min(st.Offset, end)), nil
 	case StreamTimestamp:
 		off, _, err := b.listOffset(f, st.Timestamp.UnixMilli())
 		if err != nil {
 			return 0, err
 		}
 		if off < 0 {
-			return hw, nil
+			return end, nil
 		}
 		return off, nil
 	}
-	return hw, nil
+	return end, nil
 }
 
 // read delivers one partition's records from offset on.

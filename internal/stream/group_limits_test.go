@@ -145,7 +145,7 @@ func TestRestoreRefusesCountsTheInputCannotBack(t *testing.T) {
 	e := encoder{}
 	e.u8(partitionSnapshotVersion)
 	encodeConfig(&e, PartitionConfig{})
-	for _, v := range []int64{1, 0, 1, 0, -1, -1} {
+	for _, v := range []int64{1, 0, 0, 1, 0, -1, -1} { // positions, data end, log start, max timestamp
 		e.varint(v)
 	}
 	e.uvarint(base.StreamRetentionChunksMax)

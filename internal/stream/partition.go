@@ -56,6 +56,7 @@ type Partition struct {
 
 	nextIndex  uint64 // the Index the next Append must have
 	nextOffset int64  // the high watermark: the offset the next batch starts at
+	dataEnd    int64  // the offset after the last batch that is not Control
 
 	// chunks summarise the retained batches, oldest first; they are
 	// contiguous and the last one ends at nextOffset/nextIndex. The log
@@ -110,6 +111,10 @@ type Append struct {
 	ProducerID      int64  // NoProducerID unless idempotent
 	ProducerEpoch   int16
 	BaseSequence    int32
+	// Control marks an entry of Ferry's own (a Raft entry, a command such
+	// as an offset commit): it takes offsets like a batch, but holds no
+	// records, so it does not move DataEnd.
+	Control bool
 }
 
 // RetentionTick applies retention (data, producers, committed offsets) as
@@ -214,6 +219,9 @@ func (p *Partition) ApplyAppend(a Append) AppendResult {
 
 	p.nextIndex++
 	p.nextOffset = last + 1
+	if !a.Control {
+		p.dataEnd = p.nextOffset
+	}
 	if a.MaxTimestamp > p.maxTimestamp {
 		p.maxTimestamp, p.maxTimestampOffset = a.MaxTimestamp, first
 	}
@@ -331,6 +339,12 @@ func (p *Partition) LogStart() (offset int64, index uint64) { return p.start, p.
 // applied batch is committed, so this is Kafka's high watermark and log end
 // offset at once.
 func (p *Partition) HighWatermark() int64 { return p.nextOffset }
+
+// DataEnd returns the offset after the last data batch (one not Control),
+// or the log start when retention dropped every data batch: the end a
+// consumer reads to. It is at most the high watermark, below it by the
+// control entries appended since the last data batch.
+func (p *Partition) DataEnd() int64 { return max(p.dataEnd, p.start) }
 
 // NextIndex returns the Index the next Append must carry.
 func (p *Partition) NextIndex() uint64 { return p.nextIndex }

@@ -38,6 +38,7 @@ func EncodeCommand(dst []byte, cmd Command) []byte {
 		e.varint(c.ProducerID)
 		e.varint(int64(c.ProducerEpoch))
 		e.varint(int64(c.BaseSequence))
+		e.boolean(c.Control)
 	case RetentionTick:
 		e.u8(tagRetentionTick)
 		e.varint(c.Now)
@@ -89,7 +90,8 @@ func DecodeCommand(b []byte) (Command, error) {
 	switch tag := d.u8(); tag {
 	case tagAppend:
 		a := Append{Now: d.varint(), Index: d.uvarint(), LastOffsetDelta: d.int32(), MaxTimestamp: d.varint(),
-			Bytes: d.varint(), ProducerID: d.varint(), ProducerEpoch: d.int16(), BaseSequence: d.int32()}
+			Bytes: d.varint(), ProducerID: d.varint(), ProducerEpoch: d.int16(), BaseSequence: d.int32(),
+			Control: d.boolean()}
 		if d.err == nil && (a.LastOffsetDelta < 0 || a.Bytes <= 0 || a.Index == 0) {
 			d.fail("append with index %d, lastOffsetDelta %d, bytes %d", a.Index, a.LastOffsetDelta, a.Bytes)
 		}
@@ -114,7 +116,9 @@ func DecodeCommand(b []byte) (Command, error) {
 	return cmd, nil
 }
 
-const partitionSnapshotVersion = 1
+// Version 2 added the data end after the high watermark; a version 1
+// snapshot restores with the data end at the high watermark.
+const partitionSnapshotVersion = 2
 
 // positionMax bounds the offsets and indexes a snapshot may claim, far
 // beyond any real log, so that arithmetic on them cannot overflow.
@@ -128,6 +132,7 @@ func (p *Partition) Snapshot(dst []byte) []byte {
 	encodeConfig(&e, p.cfg)
 	e.uvarint(p.nextIndex)
 	e.varint(p.nextOffset)
+	e.varint(p.dataEnd)
 	e.uvarint(p.startIndex)
 	e.varint(p.start)
 	e.varint(p.maxTimestamp)
@@ -179,11 +184,16 @@ func (p *Partition) Snapshot(dst []byte) []byte {
 // have base.CodeCorrupt.
 func RestorePartition(b []byte) (*Partition, error) {
 	d := decoder{b: b}
-	if v := d.u8(); d.err == nil && v != partitionSnapshotVersion {
+	v := d.u8()
+	if d.err == nil && v != 1 && v != partitionSnapshotVersion {
 		d.fail("unknown partition snapshot version %d", v)
 	}
 	p := &Partition{cfg: decodeConfig(&d), producers: map[int64]*producer{}, groups: map[string]*groupOffset{}}
 	p.nextIndex, p.nextOffset = d.uvarint(), d.varint()
+	p.dataEnd = p.nextOffset
+	if v >= 2 {
+		p.dataEnd = d.varint()
+	}
 	p.startIndex, p.start = d.uvarint(), d.varint()
 	p.maxTimestamp, p.maxTimestampOffset = d.varint(), d.varint()
 	n := d.count(base.StreamRetentionChunksMax, 4, "chunks")
@@ -253,7 +263,7 @@ func restoreGroups(d *decoder, p *Partition) {
 func (p *Partition) checkPositions() error {
 	bad := func(what string) error { return errf(base.CodeCorrupt, "partition snapshot: %s", what) }
 	if p.nextIndex == 0 || p.startIndex > p.nextIndex || p.start < 0 || p.start > p.nextOffset ||
-		p.nextOffset > positionMax || p.nextIndex > positionMax {
+		p.nextOffset > positionMax || p.nextIndex > positionMax || p.dataEnd < 0 || p.dataEnd > p.nextOffset {
 		return bad("log positions out of order or out of range")
 	}
 	if len(p.chunks) == 0 {

@@ -13,6 +13,7 @@ type offsetModel struct {
 	cfg        PartitionConfig
 	nextIndex  uint64
 	nextOffset int64
+	dataEnd    int64 // after the last batch that is not Control
 	start      int64
 	startIndex uint64
 	batches    []modelBatch // retained, oldest first
@@ -51,6 +52,9 @@ func (m *offsetModel) append(a Append) {
 	m.batches = append(m.batches, b)
 	m.nextIndex++
 	m.nextOffset = b.last + 1
+	if !a.Control {
+		m.dataEnd = m.nextOffset
+	}
 	if b.ts > m.maxTs {
 		m.maxTs, m.maxTsOff = b.ts, b.first
 	}
@@ -109,7 +113,8 @@ func TestPartitionOffsetsAndRetentionMatchNaiveModel(t *testing.T) {
 				a := Append{Now: now, Index: p.NextIndex(),
 					LastOffsetDelta: rapid.Int32Range(0, 4).Draw(t, "delta"),
 					MaxTimestamp:    now - rapid.Int64Range(-100, 2000).Draw(t, "age"),
-					Bytes:           rapid.Int64Range(1, 6<<20).Draw(t, "bytes"), ProducerID: NoProducerID}
+					Bytes:           rapid.Int64Range(1, 6<<20).Draw(t, "bytes"), ProducerID: NoProducerID,
+					Control: rapid.IntRange(0, 3).Draw(t, "kind") == 0}
 				r := p.Apply(a).Append
 				if r.BaseOffset != m.nextOffset {
 					t.Fatalf("append: base offset got %d, want %d", r.BaseOffset, m.nextOffset)
@@ -128,6 +133,10 @@ func comparePartition(t *rapid.T, p *Partition, m *offsetModel) {
 	}
 	if p.HighWatermark() != m.nextOffset || p.NextIndex() != m.nextIndex {
 		t.Fatalf("end: got %d@%d, want %d@%d", p.HighWatermark(), p.NextIndex(), m.nextOffset, m.nextIndex)
+	}
+	// The data's end: after the last data batch, never before the start.
+	if want := max(m.dataEnd, m.start); p.DataEnd() != want {
+		t.Fatalf("data end: got %d, want %d (high watermark %d)", p.DataEnd(), want, m.nextOffset)
 	}
 	var bytes int64
 	for _, b := range m.batches {

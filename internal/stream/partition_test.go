@@ -250,3 +250,44 @@ func runPartitionCmd(t *testing.T, pp **Partition, td *datadriven.TestData, a ar
 	t.Fatalf("%s: unknown command %q", td.Pos, td.Cmd)
 	return ""
 }
+
+// TestVersion1SnapshotRestoresTheDataEndAtTheHighWatermark: a snapshot
+// written before the data end was kept restores with the data end at the
+// high watermark, the most a consumer could be told; the next data batch
+// sets it exactly.
+func TestVersion1SnapshotRestoresTheDataEndAtTheHighWatermark(t *testing.T) {
+	p := NewPartition(PartitionConfig{}, 1)
+	p.Apply(Append{Index: 1, LastOffsetDelta: 4, Bytes: 100, ProducerID: NoProducerID})
+	p.Apply(Append{Index: 2, Bytes: 50, ProducerID: NoProducerID, Control: true})
+	if p.DataEnd() != 5 || p.HighWatermark() != 6 {
+		t.Fatalf("data end %d, high watermark %d, want 5 and 6", p.DataEnd(), p.HighWatermark())
+	}
+	// Version 1 is version 2 without the data end after the high watermark.
+	head := encoder{}
+	head.u8(partitionSnapshotVersion)
+	encodeConfig(&head, p.Config())
+	head.uvarint(p.NextIndex())
+	head.varint(p.HighWatermark())
+	v2 := p.Snapshot(nil)
+	if !bytes.HasPrefix(v2, head.b) {
+		t.Fatalf("snapshot %x does not start with %x", v2, head.b)
+	}
+	dataEnd := encoder{}
+	dataEnd.varint(p.DataEnd())
+	v1 := append(append([]byte{1}, head.b[1:]...), v2[len(head.b)+len(dataEnd.b):]...)
+	q, err := RestorePartition(v1)
+	if err != nil {
+		t.Fatalf("restore of version 1: %v", err)
+	}
+	if q.DataEnd() != 6 || q.HighWatermark() != 6 {
+		t.Errorf("version 1: data end %d, high watermark %d, want 6 and 6", q.DataEnd(), q.HighWatermark())
+	}
+	q.Apply(Append{Index: 3, LastOffsetDelta: 1, Bytes: 100, ProducerID: NoProducerID})
+	if q.DataEnd() != 8 {
+		t.Errorf("after a data batch: data end %d, want 8", q.DataEnd())
+	}
+	r, err := RestorePartition(v2)
+	if err != nil || r.DataEnd() != 5 {
+		t.Errorf("version 2: data end %d (%v), want 5", r.DataEnd(), err)
+	}
+}

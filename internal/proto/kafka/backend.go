@@ -130,8 +130,14 @@ type ProduceResult struct {
 type FetchResult struct {
 	// Records are whole batches, ready for the response; the slice is the
 	// caller's.
-	Records        []byte
+	Records []byte
+	// HighWatermark is the log's end, control entries included: where a
+	// read that found only control batches waits. DataEnd is the offset
+	// after the last data batch: what clients are told is the high
+	// watermark (and the last stable offset), so that the offset before
+	// it is the last record, as in Kafka.
 	HighWatermark  int64
+	DataEnd        int64
 	LogStartOffset int64
 }
 

@@ -244,7 +244,7 @@ func producerError(err error) error {
 
 func (s *brokerSession) Fetch(ctx context.Context, p PartitionRef, offset int64, maxBytes int) (FetchResult, error) {
 	res, err := s.c.Fetch(ctx, broker.PartitionRef{Stream: p.Stream, Partition: p.Partition}, offset, max(maxBytes, 1), 0, 0)
-	out := FetchResult{Records: res.Records, HighWatermark: res.HighWatermark, LogStartOffset: res.LogStartOffset}
+	out := FetchResult{Records: res.Records, HighWatermark: res.HighWatermark, DataEnd: res.DataEnd, LogStartOffset: res.LogStartOffset}
 	if maxBytes <= 0 {
 		out.Records = nil
 	}

@@ -245,7 +245,7 @@ func (s *fakeSession) Fetch(ctx context.Context, p PartitionRef, offset int64, m
 		return FetchResult{}, err
 	}
 	start, _ := fp.sm.LogStart()
-	res := FetchResult{HighWatermark: fp.sm.HighWatermark(), LogStartOffset: start}
+	res := FetchResult{HighWatermark: fp.sm.HighWatermark(), DataEnd: fp.sm.DataEnd(), LogStartOffset: start}
 	if offset < start || offset > res.HighWatermark {
 		return res, base.Errorf(base.CodeOutOfRange, "offset %d outside [%d, %d]", offset, start, res.HighWatermark)
 	}
@@ -297,7 +297,7 @@ func (s *fakeSession) ListOffset(ctx context.Context, p PartitionRef, ts int64) 
 	case -2:
 		return start, -1, nil
 	case -1:
-		return fp.sm.HighWatermark(), -1, nil
+		return fp.sm.DataEnd(), -1, nil
 	}
 	// -3 (max timestamp) and by timestamp: walk the records.
 	bestOff, bestTs := int64(-1), int64(-1)

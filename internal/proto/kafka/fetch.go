@@ -362,8 +362,8 @@ func (op *fetchOp) partitionData(rd fetchRead) (protocol.FetchResponsePartitionD
 	code := errorCode(rd.err, scopeData)
 	pd.ErrorCode = int16(code)
 	if rd.err == nil || code == protocol.ErrorCodeOffsetOutOfRange {
-		pd.HighWatermark = rd.res.HighWatermark
-		pd.LastStableOffset = rd.res.HighWatermark // no transactions: everything is stable
+		pd.HighWatermark = rd.res.DataEnd
+		pd.LastStableOffset = rd.res.DataEnd // no transactions: everything is stable
 		if op.v >= 5 {
 			pd.LogStartOffset = rd.res.LogStartOffset
 		}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
 )
 
 // Debian's kcat (librdkafka) against the real broker: -L, -P, -C and -G.
@@ -126,5 +128,50 @@ func TestKcatSASL(t *testing.T) {
 				t.Errorf("kcat -L over %s: %q", mech, out)
 			}
 		})
+	}
+}
+
+// TestTheLastRecordIsBeforeTheEndAfterCommits: offset commits put Ferry's
+// own entries in a partition's log after its last record. Clients are
+// told the end of the data as the high watermark, so kcat's -o -1 reads
+// the last record, the end offset is the last record's plus one, and a
+// group that committed it has a lag of 0 in Kafka's own reckoning (end
+// offset - committed, franz-go's kadm.Lag).
+func TestTheLastRecordIsBeforeTheEndAfterCommits(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("kcat"); err != nil {
+		t.Skip("kcat not installed: apt-get install -y kcat (Debian package kcat)")
+	}
+	_, srv := startBroker(t, nil)
+	addr := srv.addr
+	createTopics(t, addr, 1, "tail")
+	kcat(t, "m1\nm2\nm3\n", "-b", addr, "-P", "-t", "tail", "-X", "acks=all")
+	ctx := testCtx(t)
+	adm := kadm.NewClient(franzClient(t, addr))
+	ends, err := adm.ListEndOffsets(ctx, "tail")
+	if err != nil {
+		t.Fatal(err)
+	}
+	end, _ := ends.Lookup("tail", 0)
+	for _, g := range []string{"tail-a", "tail-b"} {
+		os := kadm.Offsets{}
+		os.Add(kadm.Offset{Topic: "tail", Partition: 0, At: end.Offset, LeaderEpoch: -1})
+		if err := adm.CommitAllOffsets(ctx, g, os); err != nil {
+			t.Fatalf("commit of %s: %v", g, err)
+		}
+	}
+	ends, err = adm.ListEndOffsets(ctx, "tail")
+	if after, _ := ends.Lookup("tail", 0); err != nil || after.Offset != end.Offset {
+		t.Errorf("end offset after two commits: %d %v, want %d", after.Offset, err, end.Offset)
+	}
+	if out := kcat(t, "", "-b", addr, "-C", "-t", "tail", "-o", "-1", "-e", "-q"); strings.TrimSpace(out) != "m3" {
+		t.Errorf("kcat -o -1 printed %q, want m3", out)
+	}
+	lags, err := adm.Lag(ctx, "tail-a")
+	if err != nil || lags.Error() != nil {
+		t.Fatalf("Lag: %v / %v", err, lags.Error())
+	}
+	if l := lags["tail-a"].Lag.Total(); l != 0 {
+		t.Errorf("lag of a group that committed the end: %d, want 0", l)
 	}
 }
