@@ -28,12 +28,14 @@ func (l ConsumerLag) Lag() int64 { return max(l.DataEnd-l.Committed, 0) }
 // on this node, by partition and then group name, at most limit entries;
 // truncated reports that some were left out. Only committed offsets
 // have an entry: a group that never committed on a partition (members
-// included) has none there, and no stand-in value (docs/kafka.md,
-// "Consumer lag without a commit"). A committed offset lives in
-// its partition's state machine, so this reads local replicas only and
-// no client connection or Raft round trip: a follower's figures trail
-// its leader's by what it has yet to apply, and partitions without a
-// replica here are reported by the nodes that hold one. The error is
+// included) has none there, nor has a negative committed offset (a
+// client's marker such as KafkaJS's -2 for the earliest), and there is no
+// stand-in value (docs/kafka.md, "Consumer lag without a commit"). A
+// committed offset lives in its partition's state machine, so this reads
+// local replicas only and no client connection or Raft round trip: a
+// follower's figures trail its leader's by what it has yet to apply, and
+// partitions without a replica here are reported by the nodes that hold
+// one. The error is
 // CodeNotFound for a missing stream. The slice is the caller's.
 func (b *Broker) StreamConsumerLag(tenant, name string, limit int) (lags []ConsumerLag, truncated bool, err error) {
 	s, err := b.lookupStream(tenant, name)
@@ -54,6 +56,12 @@ func (b *Broker) StreamConsumerLag(tenant, name string, limit int) (lags []Consu
 					return
 				}
 				off, _ := pp.CommittedOffset(g)
+				if off.Offset < 0 {
+					// A client's marker, not a position (KafkaJS's
+					// resetOffsets commits -2 for the earliest): no
+					// number, as for a group that never committed.
+					continue
+				}
 				lags = append(lags, ConsumerLag{Partition: int32(i), Group: g, Committed: off.Offset, HighWatermark: hw, DataEnd: end})
 			}
 		})

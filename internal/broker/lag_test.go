@@ -162,3 +162,29 @@ func TestLatestIsTheEndOfTheDataPastFerrysOwnEntries(t *testing.T) {
 	}
 }
 
+// TestANegativeCommitIsKeptAndHasNoLag: as Kafka's broker, Ferry keeps a
+// negative committed offset (KafkaJS's resetOffsets commits -2 for the
+// earliest) and returns it; it is a client's marker, not a position, so
+// it has no lag.
+func TestANegativeCommitIsKeptAndHasNoLag(t *testing.T) {
+	b := openNode(t, nodeOpts{})
+	c := guestConn(t, b)
+	ctx := testCtx(t)
+	if err := c.DeclareStream(ctx, StreamSpec{Name: "reset"}); err != nil {
+		t.Fatal(err)
+	}
+	p := PartitionRef{Stream: "reset"}
+	for g, off := range map[string]int64{"marker": -2, "position": 0} {
+		if err := c.CommitOffsets(ctx, g, -1, "", "", map[PartitionRef]CommittedOffset{p: {Offset: off, LeaderEpoch: -1}})[p]; err != nil {
+			t.Fatalf("commit of %d: %v", off, err)
+		}
+	}
+	got, err := c.FetchOffsets(ctx, "marker", []PartitionRef{p})
+	if err != nil || got[p].Offset != -2 {
+		t.Errorf("fetched %+v %v, want -2", got, err)
+	}
+	lags, _, err := b.StreamConsumerLag("/", "reset", 10)
+	if err != nil || len(lags) != 1 || lags[0].Group != "position" {
+		t.Errorf("lag series %+v %v, want only the group at a position", lags, err)
+	}
+}

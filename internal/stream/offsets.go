@@ -45,9 +45,6 @@ func (p *Partition) applyCommit(c CommitOffset) error {
 		return errf(base.CodeTooLarge, "offset metadata of %d bytes is over the limit of %d",
 			len(c.Metadata), base.StreamOffsetMetadataBytesMax)
 	}
-	if c.Offset < 0 {
-		return errf(base.CodeInvalidArgument, "negative offset %d", c.Offset)
-	}
 	g := p.groups[c.Group]
 	if g == nil {
 		if len(p.groups) >= base.StreamCommittedGroupsMax {

@@ -250,7 +250,7 @@ func restoreGroups(d *decoder, p *Partition) {
 		if d.err != nil {
 			return
 		}
-		if (i > 0 && cmp.Compare(name, prev) <= 0) || name == "" || g.offset < 0 {
+		if (i > 0 && cmp.Compare(name, prev) <= 0) || name == "" {
 			d.fail("group %q out of order or invalid", name)
 			return
 		}
