@@ -1,10 +1,12 @@
 package amqp
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferry-mq/ferry/internal/proto/clienttest"
 )
@@ -13,10 +15,11 @@ import (
 // each its own implementation of the protocol: RabbitMQ's Java client (the
 // one under Spring AMQP), pika (Python's RabbitMQ client), py-amqp (the
 // client under Celery and kombu), aio-pika (Python's asyncio client, on
-// pamqp), php-amqplib (PHP's) and amqplib (Node's). Each runs a program
-// from testdata/clients through clienttest.Run. .ci/run installs the
-// Debian packages librabbitmq-client-java, python3-pika, python3-amqp,
-// python3-aio-pika, php-cli and php-amqplib, and runs npm ci in
+// pamqp), php-amqplib (PHP's) and amqplib (Node's), and a Celery worker
+// with its client. Each runs a program from testdata/clients through
+// clienttest.Run. .ci/run installs the Debian packages
+// librabbitmq-client-java, python3-pika, python3-amqp, python3-aio-pika,
+// php-cli, php-amqplib and python3-celery, and runs npm ci in
 // testdata/clients.
 
 const clientsDir = "testdata/clients"
@@ -85,4 +88,42 @@ func TestJavaClient(t *testing.T) {
 		"transactions-and-errors", "direct-reply-to", "close", "ready-for-close", "recovery"},
 		map[string]func(){"ready-for-close": func() { ts.killAll("closed by the test") }},
 		java, "-cp", strings.Join(jars, ":"), "JavaClient.java", strings.TrimSuffix(ts.url, "/"))
+}
+
+// TestCeleryWorkerAndClient runs a Celery worker (Celery on kombu and
+// py-amqp, the largest user of RabbitMQ among Python frameworks) against
+// the server and a client that sends it tasks, gets their results over
+// the rpc:// backend, has one retried, pings and inspects the worker over
+// its broadcast exchange, and shuts it down.
+func TestCeleryWorkerAndClient(t *testing.T) {
+	python := clienttest.Python(t, "celery", "python3-celery")
+	ts := startServer(t)
+	env := append(os.Environ(), "FERRY_AMQP_URL="+strings.TrimSuffix(ts.url, "/")+"//")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	worker := exec.CommandContext(ctx, python, "-m", "celery", "-A", "celery_tasks", "worker",
+		"--pool=solo", "--events", "--hostname=ferry@test", "--loglevel=warning")
+	worker.Dir, worker.Env = clientsDir, env
+	var workerOut strings.Builder
+	worker.Stdout, worker.Stderr = &workerOut, &workerOut
+	worker.WaitDelay = 10 * time.Second // for output pipes a killed worker's children hold
+	if err := worker.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var workerErr error
+	workerDone := make(chan struct{})
+	go func() {
+		workerErr = worker.Wait()
+		close(workerDone)
+	}()
+	t.Cleanup(func() {
+		cancel() // kills a worker the client did not shut down
+		<-workerDone
+	})
+	clienttest.RunEnv(t, clientsDir, env, []string{"tasks", "retry", "control", "shutdown"}, nil,
+		python, "celery_client.py")
+	<-workerDone
+	if workerErr != nil {
+		t.Errorf("the worker ended with %v after its shutdown\n%s", workerErr, workerOut.String())
+	}
 }

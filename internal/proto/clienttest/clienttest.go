@@ -63,10 +63,16 @@ func Node(t testing.TB, dir, module string) string {
 // waits for what the hook does, such as a connection the broker closes).
 func Run(t testing.TB, dir string, want []string, hooks map[string]func(), name string, args ...string) {
 	t.Helper()
+	RunEnv(t, dir, nil, want, hooks, name, args...)
+}
+
+// RunEnv is Run with the program's environment (nil: the test's).
+func RunEnv(t testing.TB, dir string, env, want []string, hooks map[string]func(), name string, args ...string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), scriptTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = dir
+	cmd.Dir, cmd.Env = dir, env
 	var out, stderr strings.Builder // stdout's lines, and what exec copies from stderr
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
