@@ -11,15 +11,15 @@ import (
 	"github.com/ferry-mq/ferry/internal/proto/clienttest"
 )
 
-// These tests drive the server with AMQP clients other than amqp091-go,
-// each its own implementation of the protocol: RabbitMQ's Java client (the
-// one under Spring AMQP), pika (Python's RabbitMQ client), py-amqp (the
-// client under Celery and kombu), aio-pika (Python's asyncio client, on
-// pamqp), php-amqplib (PHP's) and amqplib (Node's), and a Celery worker
-// with its client. Each runs a program from testdata/clients through
+// These tests drive the server with AMQP clients other than amqp091-go, each
+// its own implementation of the protocol: RabbitMQ's Java client (the one
+// under Spring AMQP), pika (Python's RabbitMQ client), py-amqp (the client
+// under Celery and kombu), aio-pika (Python's asyncio client, on pamqp),
+// php-amqplib (PHP's), Bunny (Ruby's) and amqplib (Node's), and a Celery
+// worker with its client. Each runs a program from testdata/clients through
 // clienttest.Run. .ci/run installs the Debian packages
 // librabbitmq-client-java, python3-pika, python3-amqp, python3-aio-pika,
-// php-cli, php-amqplib and python3-celery, and runs npm ci in
+// php-cli, php-amqplib, ruby-bunny and python3-celery, and runs npm ci in
 // testdata/clients.
 
 const clientsDir = "testdata/clients"
@@ -88,6 +88,18 @@ func TestJavaClient(t *testing.T) {
 		"transactions-and-errors", "direct-reply-to", "close", "ready-for-close", "recovery"},
 		map[string]func(){"ready-for-close": func() { ts.killAll("closed by the test") }},
 		java, "-cp", strings.Join(jars, ":"), "JavaClient.java", strings.TrimSuffix(ts.url, "/"))
+}
+
+func TestBunnyClient(t *testing.T) {
+	ruby, err := exec.LookPath("ruby")
+	if err != nil || exec.Command(ruby, "-e", "require 'bunny'").Run() != nil {
+		t.Skip("ruby with bunny not found: install the Debian package ruby-bunny")
+	}
+	ts := startServer(t)
+	clienttest.Run(t, clientsDir, []string{"negotiation", "wrong-password", "content", "confirm-nack", "consume",
+		"close", "ready-for-close", "recovery"},
+		map[string]func(){"ready-for-close": func() { ts.killAll("closed by the test") }},
+		ruby, "bunny_client.rb", strings.TrimSuffix(ts.url, "/"))
 }
 
 // TestCeleryWorkerAndClient runs a Celery worker (Celery on kombu and
