@@ -35,8 +35,8 @@ func (l ConsumerLag) Lag() int64 { return max(l.DataEnd-l.Committed, 0) }
 // local replicas only and no client connection or Raft round trip: a
 // follower's figures trail its leader's by what it has yet to apply, and
 // partitions without a replica here are reported by the nodes that hold
-// one. The error is
-// CodeNotFound for a missing stream. The slice is the caller's.
+// one. The error is CodeNotFound for a missing stream. The slice is the
+// caller's.
 func (b *Broker) StreamConsumerLag(tenant, name string, limit int) (lags []ConsumerLag, truncated bool, err error) {
 	s, err := b.lookupStream(tenant, name)
 	if err != nil {

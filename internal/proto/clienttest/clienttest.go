@@ -1,6 +1,6 @@
-// Package clienttest runs third-party client programs (scripts for Python,
-// Node.js, Java or PHP clients) against a front end in the front ends'
-// tests, so that each protocol is checked with several independent
+// Package clienttest runs third-party client programs (scripts for
+// Python, Node.js, Java, PHP or Ruby clients) against a front end in the
+// front ends' tests, so that each protocol is checked with several independent
 // implementations of its client side, unmodified. Only tests import it.
 //
 // A script prints "ok NAME" after each check and exits non-zero on any
