@@ -9,26 +9,13 @@ import asyncio
 import datetime
 import decimal
 import sys
-import uuid
 
 import aio_pika
 import aiormq
+from checks import expect, namer, ok
 
 URL = sys.argv[1]
-RUN = uuid.uuid4().hex[:8]
-
-
-def ok(name):
-    print("ok", name, flush=True)
-
-
-def expect(cond, what):
-    if not cond:
-        raise AssertionError(what)
-
-
-def name(s):
-    return "aiopika-%s-%s" % (s, RUN)
+name = namer("aiopika")
 
 
 async def main():

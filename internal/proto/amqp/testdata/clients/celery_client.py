@@ -2,19 +2,9 @@
 (clients_test.go) runs it: the worker runs celery_tasks in another
 process. Each check prints "ok NAME"; any exception exits non-zero. It
 ends by asking the worker to shut down."""
-import sys
-
 from celery import group
 from celery_tasks import add, app, flaky
-
-
-def ok(name):
-    print("ok", name, flush=True)
-
-
-def expect(cond, what):
-    if not cond:
-        raise AssertionError(what)
+from checks import expect, ok
 
 
 # Tasks and their results (the worker may still be starting: get waits).

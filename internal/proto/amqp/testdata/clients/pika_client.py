@@ -7,28 +7,15 @@ so a check that stops early fails the test. Any exception exits non-zero.
 import datetime
 import decimal
 import sys
-import uuid
 
 import pika
+from checks import expect, namer, ok
 from pika.exceptions import (ChannelClosedByBroker, NackError,
                              ProbableAccessDeniedError,
                              ProbableAuthenticationError, UnroutableError)
 
 URL = sys.argv[1]
-RUN = uuid.uuid4().hex[:8]  # names of this run, so a rerun starts afresh
-
-
-def ok(name):
-    print("ok", name, flush=True)
-
-
-def expect(cond, what):
-    if not cond:
-        raise AssertionError(what)
-
-
-def name(s):
-    return "pika-%s-%s" % (s, RUN)
+name = namer("pika")
 
 
 def connect(**kw):

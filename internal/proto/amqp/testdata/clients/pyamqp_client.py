@@ -8,25 +8,12 @@ knows. Any exception exits non-zero.
 import datetime
 import decimal
 import sys
-import uuid
 
 import amqp
+from checks import expect, namer, ok
 
 HOST = sys.argv[1]
-RUN = uuid.uuid4().hex[:8]
-
-
-def ok(name):
-    print("ok", name, flush=True)
-
-
-def expect(cond, what):
-    if not cond:
-        raise AssertionError(what)
-
-
-def name(s):
-    return "pyamqp-%s-%s" % (s, RUN)
+name = namer("pyamqp")
 
 
 def connect(**kw):
