@@ -398,3 +398,88 @@ func TestClusterForwardedConsumerNacksRecoversAndChangesPrefetch(t *testing.T) {
 	}
 	waitStats(t, cl.nodes[lead], "nq", func(st QueueStats) bool { return st.Counters.Acked == 3 && st.Unacked == 0 })
 }
+
+// TestClusterFetchOffsetsReadsPartitionsWithoutAReplicaHere: a group's
+// committed offsets live in the partitions, which in a cluster need not
+// have a replica on the node asked (Kafka's group coordinator). Every node
+// answers every partition's offset, reading the others through a node
+// that holds one: a consumer group restarted against any node resumes
+// where it committed instead of starting over.
+func TestClusterFetchOffsetsReadsPartitionsWithoutAReplicaHere(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three nodes on loopback")
+	}
+	cl := newCluster(t, 3)
+	ctx := testCtx(t)
+	conns := cl.conns()
+	if err := conns[0].DeclareStream(ctx, StreamSpec{Name: "spread", Partitions: 3, ReplicationFactor: 1}); err != nil {
+		t.Fatal(err)
+	}
+	commits := map[PartitionRef]CommittedOffset{}
+	for i := range 3 {
+		commits[PartitionRef{Stream: "spread", Partition: int32(i)}] = CommittedOffset{Offset: int64(10 + i), LeaderEpoch: -1, Metadata: fmt.Sprint("m", i)}
+	}
+	// Commits go to the group's coordinator, as Kafka clients send them.
+	coord := cl.leaderWhere("the coordinator of spread-group", func(b *Broker) bool { return b.coordinatorHere("spread-group") != nil })
+	for p, err := range conns[coord].CommitOffsets(ctx, "spread-group", -1, "", "", commits) {
+		if err != nil {
+			t.Fatalf("commit of %v: %v", p, err)
+		}
+	}
+	parts := []PartitionRef{{Stream: "spread", Partition: 0}, {Stream: "spread", Partition: 1}, {Stream: "spread", Partition: 2}}
+	for i, c := range conns {
+		got, err := c.FetchOffsets(ctx, "spread-group", parts)
+		if err != nil {
+			t.Fatalf("node %d: FetchOffsets: %v", i+1, err)
+		}
+		for p, want := range commits {
+			if o, ok := got[p]; !ok || o.Offset != want.Offset || o.Metadata != want.Metadata {
+				t.Errorf("node %d, partition %d: %+v (found %v), want offset %d metadata %q", i+1, p.Partition, o, ok, want.Offset, want.Metadata)
+			}
+		}
+		if none, err := c.FetchOffsets(ctx, "other-group", parts); err != nil || len(none) != 0 {
+			t.Errorf("node %d: a group that never committed: %+v %v, want none", i+1, none, err)
+		}
+	}
+}
+
+// TestClusterDeclareCountsAreReadThroughTheQueuesGroup: queue.declare-ok's
+// counts come from the queue's group after a read through it, on any node:
+// one with no replica of the queue (it used to answer 0) and one whose
+// replica trails the leader both count every publish and ack
+// acknowledged before the declare.
+func TestClusterDeclareCountsAreReadThroughTheQueuesGroup(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three nodes on loopback")
+	}
+	cl := newCluster(t, 3)
+	ctx := testCtx(t)
+	conns := cl.conns()
+	for _, q := range []QueueSpec{
+		{Name: "alone", Durable: true, Arguments: Headers{{"x-quorum-initial-group-size", IntValue(KindInt32, 1)}}},
+		{Name: "three", Durable: true},
+	} {
+		if _, err := conns[0].DeclareQueue(ctx, q); err != nil {
+			t.Fatalf("declare %s: %v", q.Name, err)
+		}
+		for i := range 5 {
+			res, err := conns[0].Publish(ctx, "", []Message{{RoutingKey: q.Name, Body: []byte(fmt.Sprint(i))}}, PublishOptions{})
+			if err != nil || res[0].Err != nil {
+				t.Fatalf("publish to %s: %v %v", q.Name, err, res)
+			}
+		}
+		_, h, ok, err := conns[1].Get(ctx, q.Name, false)
+		if err != nil || !ok {
+			t.Fatalf("get from %s: %v %v", q.Name, ok, err)
+		}
+		if err := h.Ack(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for i, c := range conns {
+			info, err := c.DeclareQueue(ctx, QueueSpec{Name: q.Name, Passive: true})
+			if err != nil || info.Messages != 4 {
+				t.Errorf("node %d: passive declare of %s: %d messages, %v; want 4", i+1, q.Name, info.Messages, err)
+			}
+		}
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"io"
 	"slices"
 	"sync"
@@ -833,8 +832,9 @@ func (b *Broker) proposePartition(ctx context.Context, g GroupID, cmd stream.Com
 }
 
 // FetchOffsets returns a group's committed offsets (Kafka OffsetFetch),
-// read from the partitions' replicas on this node after a read through
-// their groups; partitions without a committed offset are absent.
+// read after a read through each partition's group: from its replica on
+// this node, or, for a partition without one (a cluster), from a node
+// that has one. Partitions without a committed offset are absent.
 func (c *Conn) FetchOffsets(ctx context.Context, group string, parts []PartitionRef) (map[PartitionRef]CommittedOffset, error) {
 	out := map[PartitionRef]CommittedOffset{}
 	for _, p := range parts {
@@ -845,20 +845,45 @@ func (c *Conn) FetchOffsets(ctx context.Context, group string, parts []Partition
 		if err := c.b.waitGroupReady(ctx, g); err != nil {
 			return nil, err
 		}
-		lg := c.b.group(g)
-		if lg == nil {
-			return nil, c.b.notHere(g, fmt.Sprintf("fetch offsets of stream '%s'", p.Stream))
+		var off CommittedOffset
+		var found bool
+		if c.b.group(g) != nil {
+			off, found, err = c.b.localCommittedOffset(ctx, g, group)
+		} else {
+			off, found, err = c.b.fwd.fetchOffset(ctx, g, group)
 		}
-		if _, err := c.b.engine.ReadIndex(ctx, g); err != nil {
+		if err != nil {
 			return nil, err
 		}
-		f := lg.fsm.(*partitionFSM)
-		f.with(func(pp *stream.Partition) {
-			if info, ok := pp.CommittedOffset(group); ok {
-				out[p] = CommittedOffset{Offset: info.Offset, LeaderEpoch: info.LeaderEpoch, Metadata: info.Metadata,
-					CommitTime: time.UnixMilli(info.CommitMs)}
-			}
-		})
+		if found {
+			out[p] = off
+		}
 	}
 	return out, nil
+}
+
+// localCommittedOffset reads group's committed offset on partition group
+// g from its replica on this node, after a read through the group so
+// that it sees every commit acknowledged before the call. A node without
+// a replica answers CodeNotLeader.
+func (b *Broker) localCommittedOffset(ctx context.Context, g GroupID, group string) (CommittedOffset, bool, error) {
+	lg := b.group(g)
+	if lg == nil {
+		return CommittedOffset{}, false, base.Errorf(base.CodeNotLeader, "broker: node %d has no replica of group %d: %w",
+			b.node, g, leaderErr(g, b.otherLeader(g)))
+	}
+	if _, err := b.engine.ReadIndex(ctx, g); err != nil {
+		return CommittedOffset{}, false, err
+	}
+	var off CommittedOffset
+	var found bool
+	lg.fsm.(*partitionFSM).with(func(pp *stream.Partition) {
+		info, ok := pp.CommittedOffset(group)
+		if ok {
+			off = CommittedOffset{Offset: info.Offset, LeaderEpoch: info.LeaderEpoch, Metadata: info.Metadata,
+				CommitTime: time.UnixMilli(info.CommitMs)}
+		}
+		found = ok
+	})
+	return off, found, nil
 }

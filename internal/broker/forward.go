@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/queue"
@@ -425,6 +426,86 @@ func (f *forwarder) get(ctx context.Context, g GroupID, cons queue.ConsumerID, a
 	}
 }
 
+// readAt runs a read of group g on a node holding a replica of it: local
+// when that is this node, else op with payload sent to the group's leader
+// (following the leader when it moves, up to BrokerForwardRetriesMax
+// times), whose response decode reads. The replica reads after a read
+// through the group, so it sees every write acknowledged before the call.
+func (f *forwarder) readAt(ctx context.Context, g GroupID, op byte, payload []byte, local func() error, decode func([]byte) error) error {
+	lead, err := f.b.leaderOf(ctx, g)
+	if err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		if lead == f.b.node {
+			err = local()
+		} else {
+			var resp []byte
+			if resp, err = f.roundTrip(ctx, lead, op, payload); err == nil {
+				err = decode(resp)
+			}
+		}
+		if err == nil || !retriableElsewhere(err) || attempt >= base.BrokerForwardRetriesMax {
+			return err
+		}
+		if lead, err = f.b.nextLeader(ctx, g, lead, err); err != nil {
+			return err
+		}
+	}
+}
+
+// fetchOffset reads consumer group's committed offset on partition group
+// g where a replica of it is (readAt), as FetchOffsets reads it on a
+// local one.
+func (f *forwarder) fetchOffset(ctx context.Context, g GroupID, group string) (off CommittedOffset, found bool, err error) {
+	var w wireWriter
+	w.uvarint(g)
+	w.str(group)
+	err = f.readAt(ctx, g, opOffset, w.b,
+		func() (err error) { off, found, err = f.b.localCommittedOffset(ctx, g, group); return err },
+		func(resp []byte) (err error) { off, found, err = decodeOffsetResponse(resp); return err })
+	return off, found, err
+}
+
+// queueCounts reads queue group g's ready messages and consumers where a
+// replica of it is (readAt).
+func (f *forwarder) queueCounts(ctx context.Context, g GroupID) (counts queueCounts, err error) {
+	var w wireWriter
+	w.uvarint(g)
+	err = f.readAt(ctx, g, opQueueCounts, w.b,
+		func() (err error) { counts, err = f.b.localQueueCounts(ctx, g); return err },
+		func(resp []byte) (err error) { counts, err = decodeQueueCountsResponse(resp); return err })
+	return counts, err
+}
+
+func decodeQueueCountsResponse(resp []byte) (queueCounts, error) {
+	r := wireReader{b: resp}
+	callErr := r.error()
+	c := queueCounts{ready: r.uvarint(), consumers: r.uvarint()}
+	if err := r.done(); err != nil {
+		return queueCounts{}, err
+	}
+	if callErr != nil {
+		return queueCounts{}, callErr
+	}
+	return c, nil
+}
+
+func decodeOffsetResponse(resp []byte) (CommittedOffset, bool, error) {
+	r := wireReader{b: resp}
+	callErr := r.error()
+	found := r.bool()
+	off := CommittedOffset{Offset: r.varint(), LeaderEpoch: int32(r.varint()), Metadata: r.str(),
+		CommitTime: time.UnixMilli(r.varint())}
+	if err := r.done(); err != nil {
+		return CommittedOffset{}, false, err
+	}
+	if callErr != nil || !found {
+		return CommittedOffset{}, false, callErr
+	}
+	return off, true, nil
+}
+
 func decodeGetResponse(resp []byte) (getResult, error) {
 	r := wireReader{b: resp}
 	callErr := r.error()
@@ -513,6 +594,23 @@ func decodeEnqueueReq(b []byte) (enqueueReq, error) {
 	return q, r.done()
 }
 
+func decodeGroupReq(b []byte) (GroupID, error) {
+	r := wireReader{b: b}
+	g := r.uvarint()
+	return g, r.done()
+}
+
+type offsetReq struct {
+	g     GroupID
+	group string
+}
+
+func decodeOffsetReq(b []byte) (offsetReq, error) {
+	r := wireReader{b: b}
+	q := offsetReq{g: r.uvarint(), group: r.str()}
+	return q, r.done()
+}
+
 func decodeGetReq(b []byte) (getReq, error) {
 	r := wireReader{b: b}
 	q := getReq{g: r.uvarint(), cons: queue.ConsumerID{Owner: r.str(), Name: r.str()}, autoAck: r.bool()}
@@ -562,6 +660,28 @@ func (f *forwarder) handle(sess *fwdSession, fr frame) []byte {
 	case opGet:
 		req, err := decodeGetReq(fr.payload)
 		f.serveGet(&w, err, req.g, req.cons, req.autoAck)
+	case opOffset:
+		req, err := decodeOffsetReq(fr.payload)
+		var off CommittedOffset
+		var found bool
+		if err == nil {
+			off, found, err = f.b.localCommittedOffset(f.ctx, req.g, req.group)
+		}
+		w.err(err)
+		w.bool(found)
+		w.varint(off.Offset)
+		w.varint(int64(off.LeaderEpoch))
+		w.str(off.Metadata)
+		w.varint(off.CommitTime.UnixMilli())
+	case opQueueCounts:
+		g, err := decodeGroupReq(fr.payload)
+		var c queueCounts
+		if err == nil {
+			c, err = f.b.localQueueCounts(f.ctx, g)
+		}
+		w.err(err)
+		w.uvarint(c.ready)
+		w.uvarint(c.consumers)
 	default:
 		w.err(base.Errorf(base.CodeNotSupported, "broker: unknown forwarded op %d", fr.typ))
 	}

@@ -65,6 +65,19 @@ func FuzzForwardFrame(f *testing.F) {
 	e.err(base.Errorf(base.CodeNotLeader, "x: %w", leaderErr(1, 2)))
 	e.bytes([]byte{0, 1, 2})
 	f.Add(appendFrame(nil, respFlag|opEnqueue, 2, e.b))
+	var o wireWriter
+	o.err(nil)
+	o.bool(true)
+	o.varint(-2)
+	o.varint(-1)
+	o.str("metadata")
+	o.varint(1700000000000)
+	f.Add(appendFrame(nil, respFlag|opOffset, 3, o.b))
+	var q wireWriter
+	q.err(nil)
+	q.uvarint(7)
+	q.uvarint(1)
+	f.Add(appendFrame(nil, respFlag|opQueueCounts, 4, q.b))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var hdr [frameHeaderBytes]byte
 		fr, err := readFrame(bytes.NewReader(data), &hdr)
@@ -78,6 +91,10 @@ func FuzzForwardFrame(f *testing.F) {
 		decodeProposeResp(payload)
 		decodeEnqueueResp(payload)
 		decodeGetResponse(payload)
+		decodeOffsetReq(payload)
+		decodeOffsetResponse(payload)
+		decodeGroupReq(payload)
+		decodeQueueCountsResponse(payload)
 	})
 }
 

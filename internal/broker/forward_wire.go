@@ -39,6 +39,12 @@ const (
 	opSubEnd        byte = 11 // error: the leader cancelled the consumer
 	opSubAckTimeout byte = 12 // delivery id the queue took back
 
+	// A consumer group's committed offset on a partition without a
+	// replica on the caller's node (FetchOffsets):
+	opOffset byte = 13 // partition group, consumer group → committed offset
+	// A queue's counts for queue.declare-ok on a node without its replica:
+	opQueueCounts byte = 14 // queue group → ready messages, consumers
+
 	respFlag byte = 0x80
 
 	frameHeaderBytes = 4 + 1 + 8

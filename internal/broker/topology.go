@@ -105,7 +105,7 @@ func (c *Conn) DeclareQueue(ctx context.Context, s QueueSpec) (QueueInfo, error)
 		return QueueInfo{}, err
 	}
 	if s.Passive {
-		return c.passiveDeclare(s.Name)
+		return c.passiveDeclare(ctx, s.Name)
 	}
 	serverNamed := s.Name == ""
 	if serverNamed {
@@ -139,10 +139,10 @@ func (c *Conn) DeclareQueue(ctx context.Context, s QueueSpec) (QueueInfo, error)
 		c.touch(ent.group)
 	}
 	c.b.touchQueue(ent)
-	return c.b.queueInfo(ent), nil
+	return c.b.queueInfo(ctx, ent)
 }
 
-func (c *Conn) passiveDeclare(name string) (QueueInfo, error) {
+func (c *Conn) passiveDeclare(ctx context.Context, name string) (QueueInfo, error) {
 	var err error
 	c.b.ctrl.read(func(ctl *controller.Controller) { _, _, err = ctl.PassiveDeclare(c.p.Tenant, name, c.owner) })
 	if err != nil {
@@ -152,25 +152,53 @@ func (c *Conn) passiveDeclare(name string) (QueueInfo, error) {
 	if err != nil {
 		return QueueInfo{}, err
 	}
-	return c.b.queueInfo(ent), nil
+	return c.b.queueInfo(ctx, ent)
 }
 
-// queueInfo reads the counts of a declared queue from the local replica
-// when there is one (a follower's may lag slightly).
-func (b *Broker) queueInfo(ent entity) QueueInfo {
+// queueCounts are a queue's counts in queue.declare-ok.
+type queueCounts struct{ ready, consumers uint64 }
+
+// queueInfo returns a declared queue with its counts, read after a read
+// through its group (so they count every publish, ack and consumer
+// acknowledged before the call): from the replica on this node, or, in a
+// cluster, from a node that has one.
+func (b *Broker) queueInfo(ctx context.Context, ent entity) (QueueInfo, error) {
 	qi := QueueInfo{Name: ent.name, IsStream: ent.isStream}
 	if ent.isStream {
-		return qi
+		return qi, nil
 	}
-	if lg := b.group(ent.group); lg != nil {
-		if f, ok := lg.fsm.(*queueFSM); ok {
-			f.with(func(q *queue.Queue) {
-				st := q.Stats()
-				qi.Messages, qi.Consumers = uint64(st.Ready), uint64(st.Consumers)
-			})
-		}
+	var c queueCounts
+	var err error
+	if b.group(ent.group) != nil {
+		c, err = b.localQueueCounts(ctx, ent.group)
+	} else {
+		c, err = b.fwd.queueCounts(ctx, ent.group)
 	}
-	return qi
+	qi.Messages, qi.Consumers = c.ready, c.consumers
+	return qi, err
+}
+
+// localQueueCounts reads queue group g's counts from its replica on this
+// node after a read through the group. A node without a replica answers
+// CodeNotLeader.
+func (b *Broker) localQueueCounts(ctx context.Context, g GroupID) (queueCounts, error) {
+	var f *queueFSM
+	if lg := b.group(g); lg != nil {
+		f, _ = lg.fsm.(*queueFSM)
+	}
+	if f == nil {
+		return queueCounts{}, base.Errorf(base.CodeNotLeader, "broker: node %d has no replica of queue group %d: %w",
+			b.node, g, leaderErr(g, b.otherLeader(g)))
+	}
+	if _, err := b.engine.ReadIndex(ctx, g); err != nil {
+		return queueCounts{}, err
+	}
+	var c queueCounts
+	f.with(func(q *queue.Queue) {
+		st := q.Stats()
+		c = queueCounts{ready: uint64(st.Ready), consumers: uint64(st.Consumers)}
+	})
+	return c, nil
 }
 
 // touchQueue restarts an existing queue's idle expiry (a redeclare uses
