@@ -483,3 +483,50 @@ func TestClusterDeclareCountsAreReadThroughTheQueuesGroup(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterForwardedPublishesKeepTheirOrder: a connection's publishes to
+// a queue led by another node travel as forwarded batches, several in
+// flight; the leader admits them in the order they arrive, so the queue
+// holds them in the order they were published, as AMQP requires of one
+// channel (Bunny's pipelined publishes came out of order).
+func TestClusterForwardedPublishesKeepTheirOrder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three nodes on loopback")
+	}
+	cl := newCluster(t, 3)
+	ctx := testCtx(t)
+	conns := cl.conns()
+	if _, err := conns[0].DeclareQueue(ctx, QueueSpec{Name: "ordered", Durable: true}); err != nil {
+		t.Fatal(err)
+	}
+	lead := cl.leaderOfQueue("ordered")
+	c := conns[(lead+1)%3]
+	const n = 400
+	settled := make(chan error, n)
+	for i := range n {
+		c.PublishAsync("", []Message{{RoutingKey: "ordered", Body: []byte(fmt.Sprint(i))}}, PublishOptions{},
+			func(res []PublishResult, err error) {
+				if err == nil && res[0].Err != nil {
+					err = res[0].Err
+				}
+				settled <- err
+			})
+	}
+	for range n {
+		if err := <-settled; err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+	}
+	for i := range n {
+		d, h, ok, err := conns[lead].Get(ctx, "ordered", false)
+		if err != nil || !ok {
+			t.Fatalf("get %d: %v %v", i, ok, err)
+		}
+		if string(d.Message.Body) != fmt.Sprint(i) {
+			t.Fatalf("message %d is %q: the forwarded publishes were reordered", i, d.Message.Body)
+		}
+		if err := h.Ack(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

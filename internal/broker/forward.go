@@ -555,12 +555,19 @@ func (f *forwarder) serve(conn net.Conn) {
 		case <-f.ctx.Done():
 			return
 		}
+		respond := func() []byte { return f.handle(sess, fr) }
+		if fr.typ == opEnqueue {
+			// Admitted here, on the connection's reader, in frame order:
+			// the batches one channel published keep their order in the
+			// queue (AMQP's per-channel order). Only the wait for their
+			// outcomes runs apart.
+			respond = f.admitEnqueue(fr.payload)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
-			resp := f.handle(sess, fr)
-			sess.write(appendFrame(nil, respFlag|fr.typ, fr.id, resp))
+			sess.write(appendFrame(nil, respFlag|fr.typ, fr.id, respond()))
 		}()
 	}
 }
@@ -649,14 +656,6 @@ func (f *forwarder) handle(sess *fwdSession, fr frame) []byte {
 			return w.b
 		}
 		f.serveProposal(&w, req.g, req.payload)
-	case opEnqueue:
-		req, err := decodeEnqueueReq(fr.payload)
-		var outcomes []byte
-		if err == nil {
-			outcomes, err = f.serveEnqueue(req.g, req.data)
-		}
-		w.err(err)
-		w.bytes(outcomes)
 	case opGet:
 		req, err := decodeGetReq(fr.payload)
 		f.serveGet(&w, err, req.g, req.cons, req.autoAck)
@@ -714,15 +713,33 @@ func (f *forwarder) serveProposal(w *wireWriter, g GroupID, payload []byte) {
 	w.varint(count)
 }
 
-// serveEnqueue appends a forwarded batch of messages through the local
-// leader's accumulator and waits for their outcomes.
-func (f *forwarder) serveEnqueue(g GroupID, data []byte) ([]byte, error) {
-	cb, err := decodeBatch(data)
+// admitEnqueue hands a forwarded batch of messages to the local leader's
+// accumulator, as the node's own publishes are, and returns what waits
+// for their outcomes and encodes the response.
+func (f *forwarder) admitEnqueue(payload []byte) func() []byte {
+	outcomes, wait, err := f.startEnqueue(payload)
+	return func() []byte {
+		if err == nil {
+			err = wait()
+		}
+		var w wireWriter
+		w.err(err)
+		w.bytes(outcomes)
+		return w.b
+	}
+}
+
+func (f *forwarder) startEnqueue(payload []byte) (outcomes []byte, wait func() error, err error) {
+	req, err := decodeEnqueueReq(payload)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	cb, err := decodeBatch(req.data)
+	if err != nil {
+		return nil, nil, err
 	}
 	items := make([]*pubItem, len(cb.records))
-	outcomes := make([]byte, len(cb.records))
+	outcomes = make([]byte, len(cb.records))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
@@ -739,15 +756,17 @@ func (f *forwarder) serveEnqueue(g GroupID, data []byte) ([]byte, error) {
 			wg.Done()
 		}}
 	}
-	if ql := f.b.waitQueueLeader(f.ctx, g); ql != nil {
+	if ql := f.b.waitQueueLeader(f.ctx, req.g); ql != nil {
 		ql.acc.add(f.ctx, items)
-	} else if pl := f.b.waitPartitionLeader(f.ctx, g); pl != nil {
+	} else if pl := f.b.waitPartitionLeader(f.ctx, req.g); pl != nil {
 		pl.acc.add(f.ctx, items)
 	} else {
-		return nil, base.Errorf(base.CodeNotLeader, "broker: node %d does not lead group %d: %w", f.b.node, g, leaderErr(g, f.b.otherLeader(g)))
+		return nil, nil, base.Errorf(base.CodeNotLeader, "broker: node %d does not lead group %d: %w", f.b.node, req.g, leaderErr(req.g, f.b.otherLeader(req.g)))
 	}
-	wg.Wait()
-	return outcomes, firstErr
+	return outcomes, func() error {
+		wg.Wait()
+		return firstErr
+	}, nil
 }
 
 func (f *forwarder) serveGet(w *wireWriter, err error, g GroupID, cons queue.ConsumerID, autoAck bool) {
