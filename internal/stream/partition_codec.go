@@ -285,5 +285,10 @@ func (p *Partition) checkPositions() error {
 			return bad("chunks out of order")
 		}
 	}
+	// The same for the last chunk's batches, up to the log end.
+	last := p.chunks[len(p.chunks)-1]
+	if p.nextOffset-last.firstOffset < int64(p.nextIndex-last.firstIndex) {
+		return bad("fewer offsets than batches in the last chunk")
+	}
 	return nil
 }
