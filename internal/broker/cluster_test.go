@@ -462,6 +462,15 @@ func TestClusterDeclareCountsAreReadThroughTheQueuesGroup(t *testing.T) {
 		if _, err := conns[0].DeclareQueue(ctx, q); err != nil {
 			t.Fatalf("declare %s: %v", q.Name, err)
 		}
+		// Each node learns of the queue from its controller replica.
+		cl.waitFor(func() bool {
+			for _, b := range cl.nodes {
+				if _, err := b.lookupQueue("/", q.Name); err != nil {
+					return false
+				}
+			}
+			return true
+		}, "the queue on every node")
 		for i := range 5 {
 			res, err := conns[0].Publish(ctx, "", []Message{{RoutingKey: q.Name, Body: []byte(fmt.Sprint(i))}}, PublishOptions{})
 			if err != nil || res[0].Err != nil {

@@ -845,13 +845,7 @@ func (c *Conn) FetchOffsets(ctx context.Context, group string, parts []Partition
 		if err := c.b.waitGroupReady(ctx, g); err != nil {
 			return nil, err
 		}
-		var off CommittedOffset
-		var found bool
-		if c.b.group(g) != nil {
-			off, found, err = c.b.localCommittedOffset(ctx, g, group)
-		} else {
-			off, found, err = c.b.fwd.fetchOffset(ctx, g, group)
-		}
+		off, found, err := c.b.fwd.fetchOffset(ctx, g, group)
 		if err != nil {
 			return nil, err
 		}

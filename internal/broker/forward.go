@@ -426,18 +426,19 @@ func (f *forwarder) get(ctx context.Context, g GroupID, cons queue.ConsumerID, a
 	}
 }
 
-// readAt runs a read of group g on a node holding a replica of it: local
-// when that is this node, else op with payload sent to the group's leader
-// (following the leader when it moves, up to BrokerForwardRetriesMax
-// times), whose response decode reads. The replica reads after a read
-// through the group, so it sees every write acknowledged before the call.
+// readAt runs a read of group g on a node holding a replica of it, once
+// the group has a known leader: local when this node has one, else op
+// with payload sent to the group's leader, whose response decode reads;
+// either follows the leader when it moves (up to BrokerForwardRetriesMax
+// times). The replica reads after a read through the group, so it sees
+// every write acknowledged before the call.
 func (f *forwarder) readAt(ctx context.Context, g GroupID, op byte, payload []byte, local func() error, decode func([]byte) error) error {
 	lead, err := f.b.leaderOf(ctx, g)
 	if err != nil {
 		return err
 	}
 	for attempt := 0; ; attempt++ {
-		if lead == f.b.node {
+		if lead == f.b.node || f.b.group(g) != nil {
 			err = local()
 		} else {
 			var resp []byte
@@ -455,8 +456,7 @@ func (f *forwarder) readAt(ctx context.Context, g GroupID, op byte, payload []by
 }
 
 // fetchOffset reads consumer group's committed offset on partition group
-// g where a replica of it is (readAt), as FetchOffsets reads it on a
-// local one.
+// g where a replica of it is (readAt).
 func (f *forwarder) fetchOffset(ctx context.Context, g GroupID, group string) (off CommittedOffset, found bool, err error) {
 	var w wireWriter
 	w.uvarint(g)

@@ -167,13 +167,7 @@ func (b *Broker) queueInfo(ctx context.Context, ent entity) (QueueInfo, error) {
 	if ent.isStream {
 		return qi, nil
 	}
-	var c queueCounts
-	var err error
-	if b.group(ent.group) != nil {
-		c, err = b.localQueueCounts(ctx, ent.group)
-	} else {
-		c, err = b.fwd.queueCounts(ctx, ent.group)
-	}
+	c, err := b.fwd.queueCounts(ctx, ent.group)
 	qi.Messages, qi.Consumers = c.ready, c.consumers
 	return qi, err
 }
