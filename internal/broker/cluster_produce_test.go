@@ -24,10 +24,7 @@ func (cl *cluster) leaderOfPartition(tenant string, p PartitionRef) int {
 // leader (as a Kafka client does), and the log ends up holding every
 // batch once, in sequence order, at the offset its confirmation gave.
 func TestClusterPipelinedIdempotentProducerSurvivesALeaderChange(t *testing.T) {
-	if testing.Short() {
-		t.Skip("three nodes on loopback")
-	}
-	cl := newCluster(t, 3)
+	cl := threeNodes(t)
 	ctx := testCtx(t)
 	conns := cl.conns()
 	p, pid, epoch := idempotentStream(t, ctx, conns[0], StreamSpec{Name: "idem", Partitions: 1, ReplicationFactor: 3})

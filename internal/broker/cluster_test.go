@@ -57,6 +57,15 @@ func newCluster(t *testing.T, n int) *cluster {
 	return cl
 }
 
+// threeNodes is newCluster of three nodes, skipped with -short.
+func threeNodes(t *testing.T) *cluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("three nodes on loopback")
+	}
+	return newCluster(t, 3)
+}
+
 func (cl *cluster) start(i int) {
 	cfg := Config{NodeID: NodeID(i + 1), Dir: "/data", FS: cl.fs[i], Peers: cl.peers, Logger: quietLog,
 		RaftListener: cl.raft[i], ForwardListener: cl.fwd[i], GuestCredentials: guestCreds(cl.t),
@@ -135,10 +144,7 @@ func (cl *cluster) waitFor(cond func() bool, failure string) {
 }
 
 func TestClusterForwardsPublishDeclareAndGetAndSurvivesALeaderChange(t *testing.T) {
-	if testing.Short() {
-		t.Skip("three nodes on loopback")
-	}
-	cl := newCluster(t, 3)
+	cl := threeNodes(t)
 	ctx := testCtx(t)
 	// Declare on every node in turn: at least two are not the
 	// controller's leader and forward.
@@ -223,10 +229,7 @@ func (cl *cluster) forwardedSetup(name string, n int) (lead, follower int, fc *C
 }
 
 func TestClusterConsumerOnAFollowerReceivesAndAcksEveryMessage(t *testing.T) {
-	if testing.Short() {
-		t.Skip("three nodes on loopback")
-	}
-	cl := newCluster(t, 3)
+	cl := threeNodes(t)
 	const n = 60
 	lead, _, fc := cl.forwardedSetup("fq", n)
 	// Prefetch 5: the leader never has more than 5 in flight to the
@@ -256,10 +259,7 @@ func TestClusterConsumerOnAFollowerReceivesAndAcksEveryMessage(t *testing.T) {
 }
 
 func TestClusterAutoAckConsumerOnAFollowerIsAckedOnceHandedOver(t *testing.T) {
-	if testing.Short() {
-		t.Skip("three nodes on loopback")
-	}
-	cl := newCluster(t, 3)
+	cl := threeNodes(t)
 	const n = 40
 	lead, _, fc := cl.forwardedSetup("aq", n)
 	_, col := subscribe(t, fc, SubscribeOptions{Queue: "aq", NoAck: true})
@@ -274,10 +274,7 @@ func TestClusterAutoAckConsumerOnAFollowerIsAckedOnceHandedOver(t *testing.T) {
 }
 
 func TestClusterClosingTheProxyConnectionReturnsUnackedMessages(t *testing.T) {
-	if testing.Short() {
-		t.Skip("three nodes on loopback")
-	}
-	cl := newCluster(t, 3)
+	cl := threeNodes(t)
 	lead, _, fc := cl.forwardedSetup("rq", 5)
 	_, col := subscribe(t, fc, SubscribeOptions{Queue: "rq", PrefetchCount: 3})
 	takeN(t, col, 3)
@@ -317,10 +314,7 @@ func waitCancelled(t testing.TB, cancelled <-chan error, cause string) error {
 }
 
 func TestClusterLosingTheNodeConnectionCancelsTheConsumerAndReturnsItsMessages(t *testing.T) {
-	if testing.Short() {
-		t.Skip("three nodes on loopback")
-	}
-	cl := newCluster(t, 3)
+	cl := threeNodes(t)
 	lead, follower, fc := cl.forwardedSetup("lq", 4)
 	col, cancelled := subscribeCancellable(t, fc, SubscribeOptions{Queue: "lq", PrefetchCount: 2})
 	takeN(t, col, 2)
@@ -341,10 +335,7 @@ func TestClusterLosingTheNodeConnectionCancelsTheConsumerAndReturnsItsMessages(t
 }
 
 func TestClusterLeaderChangeCancelsAForwardedConsumer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("three nodes on loopback")
-	}
-	cl := newCluster(t, 3)
+	cl := threeNodes(t)
 	lead, _, fc := cl.forwardedSetup("mq", 1)
 	col, cancelled := subscribeCancellable(t, fc, SubscribeOptions{Queue: "mq", PrefetchCount: 1})
 	col.next(t)
@@ -362,10 +353,7 @@ func TestClusterLeaderChangeCancelsAForwardedConsumer(t *testing.T) {
 // Nack with requeue, Recover and SetPrefetch of a consumer on a follower
 // act on the leader's consumer as they do locally.
 func TestClusterForwardedConsumerNacksRecoversAndChangesPrefetch(t *testing.T) {
-	if testing.Short() {
-		t.Skip("three nodes on loopback")
-	}
-	cl := newCluster(t, 3)
+	cl := threeNodes(t)
 	lead, _, fc := cl.forwardedSetup("nq", 3)
 	s, col := subscribe(t, fc, SubscribeOptions{Queue: "nq", PrefetchCount: 1})
 	d := col.next(t)
@@ -406,10 +394,7 @@ func TestClusterForwardedConsumerNacksRecoversAndChangesPrefetch(t *testing.T) {
 // that holds one: a consumer group restarted against any node resumes
 // where it committed instead of starting over.
 func TestClusterFetchOffsetsReadsPartitionsWithoutAReplicaHere(t *testing.T) {
-	if testing.Short() {
-		t.Skip("three nodes on loopback")
-	}
-	cl := newCluster(t, 3)
+	cl := threeNodes(t)
 	ctx := testCtx(t)
 	conns := cl.conns()
 	if err := conns[0].DeclareStream(ctx, StreamSpec{Name: "spread", Partitions: 3, ReplicationFactor: 1}); err != nil {
@@ -449,10 +434,7 @@ func TestClusterFetchOffsetsReadsPartitionsWithoutAReplicaHere(t *testing.T) {
 // replica trails the leader both count every publish and ack
 // acknowledged before the declare.
 func TestClusterDeclareCountsAreReadThroughTheQueuesGroup(t *testing.T) {
-	if testing.Short() {
-		t.Skip("three nodes on loopback")
-	}
-	cl := newCluster(t, 3)
+	cl := threeNodes(t)
 	ctx := testCtx(t)
 	conns := cl.conns()
 	for _, q := range []QueueSpec{
@@ -499,10 +481,7 @@ func TestClusterDeclareCountsAreReadThroughTheQueuesGroup(t *testing.T) {
 // holds them in the order they were published, as AMQP requires of one
 // channel (Bunny's pipelined publishes came out of order).
 func TestClusterForwardedPublishesKeepTheirOrder(t *testing.T) {
-	if testing.Short() {
-		t.Skip("three nodes on loopback")
-	}
-	cl := newCluster(t, 3)
+	cl := threeNodes(t)
 	ctx := testCtx(t)
 	conns := cl.conns()
 	if _, err := conns[0].DeclareQueue(ctx, QueueSpec{Name: "ordered", Durable: true}); err != nil {

@@ -225,3 +225,12 @@ func logEnd(t testing.TB, c *Conn, p PartitionRef) int64 {
 	}
 	return res.HighWatermark
 }
+
+// commitStandalone commits offset for group on p as a standalone consumer
+// does (no member, generation -1), failing the test on an error.
+func commitStandalone(t testing.TB, c *Conn, group string, p PartitionRef, offset int64) {
+	t.Helper()
+	if err := c.CommitOffsets(testCtx(t), group, -1, "", "", map[PartitionRef]CommittedOffset{p: {Offset: offset, LeaderEpoch: -1}})[p]; err != nil {
+		t.Fatalf("commit of %d for %s on %v: %v", offset, group, p, err)
+	}
+}

@@ -26,9 +26,7 @@ func TestStreamConsumerLagReadsCommittedOffsetsAndStopsAtItsLimit(t *testing.T) 
 			t.Fatalf("commit of %v: %v", ref, err)
 		}
 	}
-	if res := c.CommitOffsets(ctx, "a-group", -1, "", "", map[PartitionRef]CommittedOffset{p0: {Offset: 1, LeaderEpoch: -1}}); res[p0] != nil {
-		t.Fatalf("commit: %v", res[p0])
-	}
+	commitStandalone(t, c, "a-group", p0, 1)
 	hw0, hw1 := logEnd(t, c, p0), logEnd(t, c, p1)
 	want := []ConsumerLag{
 		{Partition: 0, Group: "a-group", Committed: 1, HighWatermark: hw0, DataEnd: 0},
@@ -60,9 +58,7 @@ func TestStreamConsumerLagReadsCommittedOffsetsAndStopsAtItsLimit(t *testing.T) 
 		t.Fatal(err)
 	}
 	end := base0 + 3
-	if res := c.CommitOffsets(ctx, "a-group", -1, "", "", map[PartitionRef]CommittedOffset{p0: {Offset: end, LeaderEpoch: -1}}); res[p0] != nil {
-		t.Fatalf("commit: %v", res[p0])
-	}
+	commitStandalone(t, c, "a-group", p0, end)
 	got, _, err = b.StreamConsumerLag("/", "lagged", 10)
 	if err != nil || len(got) != 3 {
 		t.Fatalf("StreamConsumerLag after the data = %+v, %v", got, err)
@@ -134,9 +130,7 @@ func TestLatestIsTheEndOfTheDataPastFerrysOwnEntries(t *testing.T) {
 	}
 	end := base0 + 3
 	for _, g := range []string{"g1", "g2"} {
-		if err := c.CommitOffsets(ctx, g, -1, "", "", map[PartitionRef]CommittedOffset{p: {Offset: end, LeaderEpoch: -1}})[p]; err != nil {
-			t.Fatalf("commit of %s: %v", g, err)
-		}
+		commitStandalone(t, c, g, p, end)
 	}
 	if hw := logEnd(t, c, p); hw < end+2 {
 		t.Fatalf("log end %d after two commits past the data's end %d, want at least %d", hw, end, end+2)
@@ -175,9 +169,7 @@ func TestANegativeCommitIsKeptAndHasNoLag(t *testing.T) {
 	}
 	p := PartitionRef{Stream: "reset"}
 	for g, off := range map[string]int64{"marker": -2, "position": 0} {
-		if err := c.CommitOffsets(ctx, g, -1, "", "", map[PartitionRef]CommittedOffset{p: {Offset: off, LeaderEpoch: -1}})[p]; err != nil {
-			t.Fatalf("commit of %d: %v", off, err)
-		}
+		commitStandalone(t, c, g, p, off)
 	}
 	got, err := c.FetchOffsets(ctx, "marker", []PartitionRef{p})
 	if err != nil || got[p].Offset != -2 {

@@ -39,6 +39,42 @@ func freePorts(t *testing.T, n int) []int {
 	return ports
 }
 
+// startNodes starts n nodes of one cluster on loopback, from one
+// cluster.peers list, and waits until every one is ready; tweak sets each
+// node's configuration further, given extra free ports the caller asked
+// for. It returns the nodes and their Raft addresses. The caller stops
+// the nodes, in the order it needs.
+func startNodes(t *testing.T, n, extraPorts int, tweak func(i int, cfg *Config, extra []int)) ([]*Server, []string) {
+	t.Helper()
+	ports := freePorts(t, 2*n+extraPorts)
+	var peers, raftAddrs []string
+	for i := range n {
+		raftAddrs = append(raftAddrs, fmt.Sprintf("127.0.0.1:%d", ports[2*i]))
+		peers = append(peers, fmt.Sprintf("%d=%s/127.0.0.1:%d", i+1, raftAddrs[i], ports[2*i+1]))
+	}
+	nodes := make([]*Server, n)
+	for i := range nodes {
+		cfg := testConfig(t.TempDir())
+		cfg.Node.ID = uint64(i + 1)
+		cfg.Cluster.Peers = peers
+		tweak(i, &cfg, ports[2*n:])
+		s, err := Start(cfg, testOptions(io.Discard))
+		if err != nil {
+			t.Fatalf("node %d: %v", i+1, err)
+		}
+		nodes[i] = s
+	}
+	timeout := time.After(60 * time.Second)
+	for i, s := range nodes {
+		select {
+		case <-s.Ready():
+		case <-timeout:
+			t.Fatalf("node %d not ready within 60s", i+1)
+		}
+	}
+	return nodes, raftAddrs
+}
+
 // TestThreeNodeClusterFromPeersConfig starts three nodes from one
 // cluster.peers list and checks that a message published on one node is
 // consumed on another: the configuration reaches the broker's peers, Raft
@@ -47,35 +83,21 @@ func TestThreeNodeClusterFromPeersConfig(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three nodes; skipped with -short")
 	}
-	ports := freePorts(t, 9)
-	var peers, kafkaAddrs []string
-	for i := range 3 {
-		peers = append(peers, fmt.Sprintf("%d=127.0.0.1:%d/127.0.0.1:%d", i+1, ports[2*i], ports[2*i+1]))
-		kafkaAddrs = append(kafkaAddrs, fmt.Sprintf("%d=127.0.0.1:%d", i+1, ports[6+i]))
-	}
-	nodes := make([]*Server, 3)
-	for i := range nodes {
-		cfg := testConfig(t.TempDir())
-		cfg.Node.ID = uint64(i + 1)
-		cfg.Cluster.Peers = peers
-		cfg.Listeners.Kafka = fmt.Sprintf("127.0.0.1:%d", ports[6+i])
-		cfg.Kafka.PeerAddrs = kafkaAddrs
-		s, err := Start(cfg, testOptions(io.Discard))
-		if err != nil {
-			t.Fatalf("node %d: %v", i+1, err)
+	var kafkaAddrs []string
+	nodes, raftAddrs := startNodes(t, 3, 3, func(i int, cfg *Config, extra []int) {
+		if kafkaAddrs == nil {
+			for j, port := range extra {
+				kafkaAddrs = append(kafkaAddrs, fmt.Sprintf("%d=127.0.0.1:%d", j+1, port))
+			}
 		}
-		nodes[i] = s
+		cfg.Listeners.Kafka = fmt.Sprintf("127.0.0.1:%d", extra[i])
+		cfg.Kafka.PeerAddrs = kafkaAddrs
+	})
+	for _, s := range nodes {
 		defer shutdown(t, s)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	for i, s := range nodes {
-		select {
-		case <-s.Ready():
-		case <-ctx.Done():
-			t.Fatalf("node %d not ready within 60s", i+1)
-		}
-	}
 	c1, err := nodes[0].Connect(ctx, "guest")
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +121,8 @@ func TestThreeNodeClusterFromPeersConfig(t *testing.T) {
 
 	// Kafka Metadata from node 1 lists every node at its kafka.peer_addrs
 	// address, so a client can reach each partition's leader.
-	kc, err := kgo.NewClient(kgo.SeedBrokers(fmt.Sprintf("127.0.0.1:%d", ports[6])))
+	kafka1, _ := nodes[0].Addr("kafka")
+	kc, err := kgo.NewClient(kgo.SeedBrokers(kafka1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +142,7 @@ func TestThreeNodeClusterFromPeersConfig(t *testing.T) {
 		got[b.NodeID] = fmt.Sprintf("%s:%d", b.Host, b.Port)
 	}
 	for i := range 3 {
-		if want := fmt.Sprintf("127.0.0.1:%d", ports[6+i]); got[int32(i+1)] != want {
+		if want, _ := nodes[i].Addr("kafka"); got[int32(i+1)] != want {
 			t.Errorf("Metadata from node 1 lists node %d at %q, want %q (all: %v)", i+1, got[int32(i+1)], want, got)
 		}
 	}
@@ -145,7 +168,7 @@ func TestThreeNodeClusterFromPeersConfig(t *testing.T) {
 		t.Fatalf("/api/cluster on node 2 = %+v, want self 2 and three nodes", cs)
 	}
 	for _, n := range cs.Nodes {
-		if want := fmt.Sprintf("127.0.0.1:%d", ports[2*(n.ID-1)]); n.RaftAddr != want || n.Self != (n.ID == 2) || n.State == "" {
+		if want := raftAddrs[n.ID-1]; n.RaftAddr != want || n.Self != (n.ID == 2) || n.State == "" {
 			t.Errorf("node %d = %+v, want raft address %s, self only for node 2, a state", n.ID, n, want)
 		}
 	}

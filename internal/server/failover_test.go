@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"io"
 	"testing"
 	"time"
 
@@ -20,32 +19,9 @@ func TestClusterLeaderStopLosesNoConfirmedPublish(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three nodes; skipped with -short")
 	}
-	ports := freePorts(t, 6)
-	var peers []string
-	for i := range 3 {
-		peers = append(peers, fmt.Sprintf("%d=127.0.0.1:%d/127.0.0.1:%d", i+1, ports[2*i], ports[2*i+1]))
-	}
-	nodes := make([]*Server, 3)
-	for i := range nodes {
-		cfg := testConfig(t.TempDir())
-		cfg.Node.ID = uint64(i + 1)
-		cfg.Cluster.Peers = peers
-		cfg.Listeners.AMQP = "127.0.0.1:0"
-		s, err := Start(cfg, testOptions(io.Discard))
-		if err != nil {
-			t.Fatalf("node %d: %v", i+1, err)
-		}
-		nodes[i] = s
-	}
+	nodes, _ := startNodes(t, 3, 0, func(_ int, cfg *Config, _ []int) { cfg.Listeners.AMQP = "127.0.0.1:0" })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	for i, s := range nodes {
-		select {
-		case <-s.Ready():
-		case <-ctx.Done():
-			t.Fatalf("node %d not ready", i+1)
-		}
-	}
 	// Every client uses node clientNode, which keeps running. A
 	// connection's close is replicated, so at the end clientNode stops
 	// first, while the third node still makes a quorum with it; the
