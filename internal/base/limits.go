@@ -697,6 +697,17 @@ const (
 	// CodeOverloaded and a server stops reading (TCP backpressure).
 	BrokerForwardInFlightMax = 4096
 
+	// BrokerMetadataSpreadWaitMax bounds how long a topology or admin
+	// change waits, once this node has applied it, for the cluster's other
+	// nodes to apply it too (Broker.spreadController), so that a client
+	// answered by one node finds the change on any other, as with
+	// RabbitMQ. On a healthy cluster the wait is a round trip; a node that
+	// is down, cut off or catching up is waited for this long at most and
+	// applies the change when it can. Half a second of a declaration's
+	// answer is less than a client's usual RPC timeout by far, and more
+	// than a follower's apply lags on a loaded node.
+	BrokerMetadataSpreadWaitMax = 500 * time.Millisecond
+
 	// BrokerForwardRetriesMax bounds how often a call follows a leader
 	// hint after CodeNotLeader: a leader change during the call, twice.
 	BrokerForwardRetriesMax = 3

@@ -111,7 +111,7 @@ func (c *Conn) CreateTenant(ctx context.Context, name string) (bool, error) {
 	if err := c.requireAdministrator("create a vhost"); err != nil {
 		return false, err
 	}
-	res, err := c.b.proposeController(ctx, &controller.CreateTenant{Now: c.b.nowMs(), Name: name})
+	res, err := c.b.changeController(ctx, &controller.CreateTenant{Now: c.b.nowMs(), Name: name})
 	if err == nil {
 		err = res.Err
 	}
@@ -175,7 +175,7 @@ func (c *Conn) PutUser(ctx context.Context, name, password string, tags []string
 	} else if creds, ok := c.b.Directory().Credentials(name); ok {
 		cmd.Credentials = creds
 	}
-	res, err := c.b.proposeController(ctx, cmd)
+	res, err := c.b.changeController(ctx, cmd)
 	if err == nil {
 		err = res.Err
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/base/vfs"
+	"github.com/ferry-mq/ferry/internal/controller"
+	"github.com/ferry-mq/ferry/internal/routing"
 )
 
 // cluster is n brokers in one process on loopback TCP (the replication
@@ -428,6 +430,66 @@ func TestClusterFetchOffsetsReadsPartitionsWithoutAReplicaHere(t *testing.T) {
 	}
 }
 
+// TestClusterAChangeIsOnEveryNodeWhenAnswered: a declaration, a binding
+// and a deletion answered by one node are found through every other at
+// once, without waiting (RabbitMQ's metadata changes are transactions on
+// every node), and a node that is down does not hold the answer. Each
+// node looks them up in its own controller replica; the answer waits for
+// the other replicas to apply the change. Without that wait another node
+// missed the binding in the first round.
+func TestClusterAChangeIsOnEveryNodeWhenAnswered(t *testing.T) {
+	cl := threeNodes(t)
+	ctx := testCtx(t)
+	conns := cl.conns()
+	routes := func(b *Broker, exchange, key string) []routing.Destination {
+		var res routing.Result
+		var err error
+		b.ctrl.read(func(c *controller.Controller) { err = c.Route("/", &res, exchange, key, nil) })
+		if err != nil {
+			t.Fatalf("route on node %d: %v", b.node, err)
+		}
+		return res.Destinations
+	}
+	for i := range 12 {
+		c := conns[i%3]
+		q, x := fmt.Sprintf("q%d", i), fmt.Sprintf("x%d", i)
+		if _, err := c.DeclareQueue(ctx, QueueSpec{Name: q, Durable: true}); err != nil {
+			t.Fatalf("declare %s: %v", q, err)
+		}
+		if err := c.DeclareExchange(ctx, ExchangeSpec{Name: x, Type: "direct", Durable: true}); err != nil {
+			t.Fatalf("declare %s: %v", x, err)
+		}
+		if err := c.Bind(ctx, BindingSpec{Source: x, Destination: q, DestinationKind: EntityQueue, RoutingKey: "k"}); err != nil {
+			t.Fatalf("bind %s to %s: %v", q, x, err)
+		}
+		for _, b := range cl.nodes {
+			if _, err := b.lookupQueue("/", q); err != nil {
+				t.Fatalf("round %d: node %d after declare-ok: %v", i, b.node, err)
+			}
+			if got := routes(b, x, "k"); len(got) != 1 || got[0].Name != q {
+				t.Fatalf("round %d: node %d routes %s/k to %v after bind-ok, want %s", i, b.node, x, got, q)
+			}
+		}
+		if _, err := c.DeleteQueue(ctx, q, false, false); err != nil {
+			t.Fatalf("delete %s: %v", q, err)
+		}
+		for _, b := range cl.nodes {
+			if _, err := b.lookupQueue("/", q); base.CodeOf(err) != base.CodeNotFound {
+				t.Fatalf("round %d: node %d after delete-ok: %v, want not found", i, b.node, err)
+			}
+		}
+	}
+	// A node that is down is not waited for: a declaration through a
+	// quorum is answered, and on the nodes that run.
+	cl.stop(2)
+	if _, err := conns[0].DeclareQueue(ctx, QueueSpec{Name: "later", Durable: true}); err != nil {
+		t.Fatalf("declare with node 3 down: %v", err)
+	}
+	if _, err := cl.nodes[1].lookupQueue("/", "later"); err != nil {
+		t.Fatalf("node 2 after declare-ok with node 3 down: %v", err)
+	}
+}
+
 // TestClusterDeclareCountsAreReadThroughTheQueuesGroup: queue.declare-ok's
 // counts come from the queue's group after a read through it, on any node:
 // one with no replica of the queue (it used to answer 0) and one whose
@@ -444,15 +506,6 @@ func TestClusterDeclareCountsAreReadThroughTheQueuesGroup(t *testing.T) {
 		if _, err := conns[0].DeclareQueue(ctx, q); err != nil {
 			t.Fatalf("declare %s: %v", q.Name, err)
 		}
-		// Each node learns of the queue from its controller replica.
-		cl.waitFor(func() bool {
-			for _, b := range cl.nodes {
-				if _, err := b.lookupQueue("/", q.Name); err != nil {
-					return false
-				}
-			}
-			return true
-		}, "the queue on every node")
 		for i := range 5 {
 			res, err := conns[0].Publish(ctx, "", []Message{{RoutingKey: q.Name, Body: []byte(fmt.Sprint(i))}}, PublishOptions{})
 			if err != nil || res[0].Err != nil {

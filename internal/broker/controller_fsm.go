@@ -175,31 +175,87 @@ func (f *controllerFSM) waitApplied(ctx context.Context, index uint64) error {
 // result once this node has applied it: locally when this node leads the
 // controller group, through the leader's node otherwise. The returned
 // error is about the proposal (not leader, timeout...); the command's own
-// refusal is in Result.Err.
+// refusal is in Result.Err. A change a client asks for goes through
+// changeController instead.
 func (b *Broker) proposeController(ctx context.Context, cmd controller.Command) (controller.Result, error) {
+	res, _, err := b.proposeControllerAt(ctx, cmd)
+	return res, err
+}
+
+// changeController is proposeController for a change a client asked for
+// (a declaration, a binding, a user): once this node has applied it, it
+// waits for the cluster's other nodes to apply it too (spreadController),
+// so that the client, answered, finds the change through any node.
+func (b *Broker) changeController(ctx context.Context, cmd controller.Command) (controller.Result, error) {
+	res, index, err := b.proposeControllerAt(ctx, cmd)
+	if err == nil && res.Err == nil {
+		b.spreadController(ctx, index)
+	}
+	return res, err
+}
+
+// proposeControllerAt is proposeController also returning the command's
+// index in the controller's log.
+func (b *Broker) proposeControllerAt(ctx context.Context, cmd controller.Command) (controller.Result, uint64, error) {
 	data, err := controller.Encode(cmd)
 	if err != nil {
-		return controller.Result{}, err
+		return controller.Result{}, 0, err
 	}
 	payload := append([]byte{tagController}, data...)
 	out, err := b.propose(ctx, controllerGroup, payload)
 	if err != nil {
-		return controller.Result{}, err
+		return controller.Result{}, 0, err
 	}
 	if out.local != nil {
 		r, ok := out.local.(*ctrlResult)
 		if !ok {
-			return controller.Result{}, base.Errorf(base.CodeInternal, "broker: controller entry gave %T", out.local)
+			return controller.Result{}, 0, base.Errorf(base.CodeInternal, "broker: controller entry gave %T", out.local)
 		}
 		if r.err != nil {
-			return controller.Result{}, r.err
+			return controller.Result{}, 0, r.err
 		}
-		return r.res, nil
+		return r.res, out.index, nil
 	}
 	// Proposed through another node: wait until this replica has the
 	// command, so that what the caller reads next reflects it.
 	if err := b.ctrl.waitApplied(ctx, out.index); err != nil {
-		return controller.Result{}, err
+		return controller.Result{}, 0, err
 	}
-	return controller.Result{Err: out.err}, nil
+	return controller.Result{Err: out.err}, out.index, nil
+}
+
+// spreadController waits until every other node of the cluster has
+// applied the controller's entry at index (opCtrlApplied), or
+// BrokerMetadataSpreadWaitMax has passed. Every node looks queues,
+// exchanges, bindings and users up in its own replica of the controller,
+// which applies an entry a moment after the node that proposed it; with
+// this wait, a client answered by one node (declare-ok, bind-ok) finds
+// the change on any other, as RabbitMQ's metadata changes, transactions
+// on every node, are. A node that is down, cut off or catching up is
+// waited for no longer than the bound: it applies the entry when it can,
+// and until then answers as before it.
+func (b *Broker) spreadController(ctx context.Context, index uint64) {
+	if len(b.cfg.Peers) < 2 {
+		return
+	}
+	ctx, cancel := base.WithTimeout(ctx, b.clock, base.BrokerMetadataSpreadWaitMax)
+	defer cancel()
+	var req wireWriter
+	req.uvarint(index)
+	var wg sync.WaitGroup
+	for _, p := range b.cfg.Peers {
+		if p.ID == b.node {
+			continue
+		}
+		wg.Go(func() {
+			resp, err := b.fwd.roundTrip(ctx, p.ID, opCtrlApplied, req.b)
+			if err == nil {
+				err = decodeErrResp(resp)
+			}
+			if err != nil {
+				b.log.Debug("a node did not apply a metadata change in time", "node", p.ID, "index", index, "err", err)
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -601,10 +601,12 @@ func decodeEnqueueReq(b []byte) (enqueueReq, error) {
 	return q, r.done()
 }
 
-func decodeGroupReq(b []byte) (GroupID, error) {
+// decodeNumberReq decodes a request that is one unsigned number: a
+// group (opQueueCounts) or a log index (opCtrlApplied).
+func decodeNumberReq(b []byte) (uint64, error) {
 	r := wireReader{b: b}
-	g := r.uvarint()
-	return g, r.done()
+	n := r.uvarint()
+	return n, r.done()
 }
 
 type offsetReq struct {
@@ -673,7 +675,7 @@ func (f *forwarder) handle(sess *fwdSession, fr frame) []byte {
 		w.str(off.Metadata)
 		w.varint(off.CommitTime.UnixMilli())
 	case opQueueCounts:
-		g, err := decodeGroupReq(fr.payload)
+		g, err := decodeNumberReq(fr.payload)
 		var c queueCounts
 		if err == nil {
 			c, err = f.b.localQueueCounts(f.ctx, g)
@@ -681,6 +683,14 @@ func (f *forwarder) handle(sess *fwdSession, fr frame) []byte {
 		w.err(err)
 		w.uvarint(c.ready)
 		w.uvarint(c.consumers)
+	case opCtrlApplied:
+		index, err := decodeNumberReq(fr.payload)
+		if err == nil {
+			ctx, cancel := base.WithTimeout(f.ctx, f.b.clock, base.BrokerMetadataSpreadWaitMax)
+			err = f.b.ctrl.waitApplied(ctx, index)
+			cancel()
+		}
+		w.err(err)
 	default:
 		w.err(base.Errorf(base.CodeNotSupported, "broker: unknown forwarded op %d", fr.typ))
 	}

@@ -93,7 +93,7 @@ func FuzzForwardFrame(f *testing.F) {
 		decodeGetResponse(payload)
 		decodeOffsetReq(payload)
 		decodeOffsetResponse(payload)
-		decodeGroupReq(payload)
+		decodeNumberReq(payload)
 		decodeQueueCountsResponse(payload)
 	})
 }

@@ -44,6 +44,9 @@ const (
 	opOffset byte = 13 // partition group, consumer group → committed offset
 	// A queue's counts for queue.declare-ok on a node without its replica:
 	opQueueCounts byte = 14 // queue group → ready messages, consumers
+	// Wait until this node's controller replica has applied an entry
+	// (Broker.spreadController):
+	opCtrlApplied byte = 15 // controller log index → error
 
 	respFlag byte = 0x80
 

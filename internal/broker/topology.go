@@ -363,7 +363,7 @@ func (c *Conn) DeclareStream(ctx context.Context, s StreamSpec) error {
 	if _, err := c.b.lookupQueue(c.p.Tenant, s.Name); err == nil {
 		return topicExists(s.Name)
 	}
-	res, err := c.b.proposeController(ctx, &controller.DeclareStream{Now: c.b.nowMs(), Tenant: c.p.Tenant,
+	res, err := c.b.changeController(ctx, &controller.DeclareStream{Now: c.b.nowMs(), Tenant: c.p.Tenant,
 		Name: s.Name, Partitions: s.Partitions, ReplicationFactor: s.ReplicationFactor, Args: configArgs(s.Config)})
 	if err == nil {
 		err = res.Err
@@ -425,9 +425,10 @@ func (c *Conn) AlterStream(ctx context.Context, name string, config map[string]s
 	return c.b.controllerCall(ctx, &controller.AlterStream{Now: c.b.nowMs(), Tenant: c.p.Tenant, Name: name, Args: configArgs(config)})
 }
 
-// controllerCall proposes a controller command and returns its error.
+// controllerCall makes a change a client asked for (changeController)
+// and returns its error.
 func (b *Broker) controllerCall(ctx context.Context, cmd controller.Command) error {
-	res, err := b.proposeController(ctx, cmd)
+	res, err := b.changeController(ctx, cmd)
 	if err != nil {
 		return err
 	}
