@@ -223,21 +223,22 @@ func Open(cfg Config) (*Broker, error) {
 	}
 	b.flow = newFlowControl(&b.cfg.Flow, b.clock, b.log)
 	b.fwd = newForwarder(b)
-	if err := b.fwd.start(); err != nil {
-		b.shutdownEngine()
-		return nil, err
-	}
 	b.ctrl = newControllerFSM(b)
 	voters := make([]NodeID, len(cfg.Peers))
 	for i, p := range cfg.Peers {
 		voters[i] = p.ID
 	}
 	if err := b.engine.OpenGroup(controllerGroup, b.ctrl, voters); err != nil {
-		b.fwd.stop()
 		b.shutdownEngine()
 		return nil, fmt.Errorf("broker: opening the controller group: %w", err)
 	}
 	b.groups[controllerGroup] = &localGroup{id: controllerGroup, kind: kindController, fsm: b.ctrl}
+	// Peers' calls are served only now: they read the controller and the
+	// groups set up above.
+	if err := b.fwd.start(); err != nil {
+		b.shutdownEngine()
+		return nil, err
+	}
 	b.spawn(b.runFlow)
 	b.spawn(b.leaderLoop)
 	b.spawn(b.reconcileLoop)
