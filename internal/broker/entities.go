@@ -103,7 +103,10 @@ func (b *Broker) waitGroupReady(ctx context.Context, g GroupID) error {
 //
 //   - for a group the controller places on this node: once the group is
 //     open here (the reconciler opens it after a restart or a declare),
-//     its replica knows a leader other than avoid and has replayed its
+//     its replica knows a leader other than avoid (or avoid again, in a
+//     later term than the one this node knew at the start: a leader whose
+//     node failed the call can restart and win the next election) and
+//     has replayed its
 //     log (localGroup.replayed: reads of the replica, stats and fetches,
 //     are then no older than before a restart), and, when that leader is
 //     this node, once its leader runtime runs;
@@ -123,9 +126,18 @@ func (b *Broker) awaitLeader(ctx context.Context, g GroupID, avoid NodeID) (Node
 			t.Stop()
 		}
 	}()
+	var avoidTerm uint64 // the term this node knew at its first look
+	looked := false
 	for {
 		ch := b.readyChanged()
 		lg := b.group(g)
+		var st replication.GroupStatus
+		var stErr error
+		if lg != nil {
+			if st, stErr = b.engine.Status(g); stErr == nil && !looked {
+				avoidTerm, looked = st.Term, true
+			}
+		}
 		if lg == nil {
 			p, found := b.placementOf(g)
 			if !found {
@@ -135,7 +147,7 @@ func (b *Broker) awaitLeader(ctx context.Context, g GroupID, avoid NodeID) (Node
 				return otherReplica(p, avoid), nil
 			}
 			kick(b.reconcileKick) // placed here, not open yet
-		} else if st, err := b.engine.Status(g); err == nil && st.Leader != 0 && st.Leader != avoid &&
+		} else if stErr == nil && st.Leader != 0 && (st.Leader != avoid || st.Term > avoidTerm) &&
 			(st.Leader != b.node || lg.kind == kindController || lg.currentLeader() != nil) {
 			if lg.kind == kindController || lg.replayed.Load() {
 				return st.Leader, nil
