@@ -746,6 +746,11 @@ const (
 	BrokerDeadLetterBatchMax      = 1024
 	BrokerDeadLetterRetryInterval = time.Second
 
+	// BrokerReleaseRetryInterval is the wait between tries to release
+	// what a closed connection held (its consumers' deliveries, its
+	// exclusive queues) while a group has no leader to take it.
+	BrokerReleaseRetryInterval = time.Second
+
 	// BrokerTimerArmAttemptsMax bounds the attempts of a queue's leader to
 	// arm its wake timer while the clock moves under it (queueLeader.arm):
 	// a real clock crosses a millisecond between two reads rarely, twice
@@ -942,6 +947,16 @@ const (
 	// connection.close-ok after sending connection.close, and for the
 	// socket writer to drain when a connection ends.
 	AMQPCloseTimeout = 3 * time.Second
+
+	// AMQPSessionCloseTimeout bounds how long a closing connection waits
+	// for the broker to release what it owned (consumers, unacknowledged
+	// deliveries, exclusive queues) before it answers close-ok or closes
+	// the socket; the release goes on in the broker after it. A healthy
+	// cluster releases in milliseconds; a cluster without a quorum cannot
+	// release at all until one returns, and a node's shutdown then waits
+	// this long once (its connections close together), not its whole
+	// shutdown.timeout. Kafka's session waits KafkaSessionCloseTimeout.
+	AMQPSessionCloseTimeout = 5 * time.Second
 
 	// AMQPShutdownSettleTimeout bounds how long a closing server waits
 	// for the publishes already handed to the broker to get their outcome

@@ -89,6 +89,20 @@ func (cl *cluster) stop(i int) {
 	cl.nodes[i] = nil
 }
 
+// restart reopens stopped node i on its data, listening again at its
+// addresses.
+func (cl *cluster) restart(i int) {
+	cl.t.Helper()
+	for _, ln := range []*net.Listener{&cl.raft[i], &cl.fwd[i]} {
+		again, err := net.Listen("tcp", (*ln).Addr().String())
+		if err != nil {
+			cl.t.Fatalf("node %d: listening again: %v", i+1, err)
+		}
+		*ln = again
+	}
+	cl.start(i)
+}
+
 // leaderOfQueue returns the index of the node leading queue name's group.
 func (cl *cluster) leaderOfQueue(name string) int {
 	cl.t.Helper()
@@ -569,5 +583,53 @@ func TestClusterForwardedPublishesKeepTheirOrder(t *testing.T) {
 		if err := h.Ack(ctx); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestClusterACloseWithoutQuorumReturnsAndReleasesLater: a connection
+// closing while its cluster has lost its quorum is not held by the
+// release of what it owned (Close returns when its context ends), and the
+// release goes on: once the quorum is back, its exclusive queue is
+// deleted and its unacknowledged message is back in its queue.
+func TestClusterACloseWithoutQuorumReturnsAndReleasesLater(t *testing.T) {
+	cl := threeNodes(t)
+	ctx := testCtx(t)
+	c := guestConn(t, cl.nodes[0])
+	if _, err := c.DeclareQueue(ctx, QueueSpec{Name: "held", Durable: true}); err != nil {
+		t.Fatalf("declare held: %v", err)
+	}
+	if _, err := c.DeclareQueue(ctx, QueueSpec{Name: "mine", Exclusive: true}); err != nil {
+		t.Fatalf("declare mine: %v", err)
+	}
+	if res, err := c.Publish(ctx, "", []Message{{RoutingKey: "held", Body: []byte("m")}}, PublishOptions{}); err != nil || res[0].Err != nil {
+		t.Fatalf("publish: %v %v", err, res)
+	}
+	if _, _, ok, err := c.Get(ctx, "held", false); err != nil || !ok {
+		t.Fatalf("get: %v %v", ok, err)
+	}
+	cl.stop(1)
+	cl.stop(2)
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := c.Close(gone); base.CodeOf(err) != base.CodeTimeout {
+		t.Fatalf("Close without quorum: %v, want CodeTimeout (the release goes on)", err)
+	}
+	cl.restart(1)
+	cl.restart(2)
+	cl.waitFor(func() bool {
+		_, err := cl.nodes[0].lookupQueue("/", "mine")
+		return base.CodeOf(err) == base.CodeNotFound
+	}, "the exclusive queue of the closed connection deleted")
+	waitBootstrapped(t, cl.nodes[1])
+	other := guestConn(t, cl.nodes[1])
+	var d Delivery
+	cl.waitFor(func() bool {
+		var ok bool
+		var err error
+		d, _, ok, err = other.Get(ctx, "held", true)
+		return err == nil && ok
+	}, "the unacknowledged message back in its queue")
+	if string(d.Message.Body) != "m" || !d.Redelivered {
+		t.Fatalf("got %q redelivered=%v, want m redelivered", d.Message.Body, d.Redelivered)
 	}
 }

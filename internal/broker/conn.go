@@ -240,34 +240,13 @@ func (c *Conn) touch(g GroupID) {
 
 // Close unregisters the connection and releases what it owned: its
 // consumers are removed and their unacknowledged deliveries returned, its
-// exclusive queues deleted. It waits for that (bounded by ctx).
+// exclusive queues deleted. It waits for the release until ctx ends; the
+// release itself goes on past that, on a goroutine of the broker's, until
+// it is done or the node stops: so a cluster that lost its quorum keeps
+// neither the client nor a shutdown waiting, and what the connection held
+// is still released once the groups have a leader again (a new leader
+// also returns the deliveries of owners gone, queueLeader.takeOver).
 func (c *Conn) Close(ctx context.Context) error {
-	return c.close(ctx, nil)
-}
-
-// shutdown closes the connection for the broker (node closing): consumers
-// are told reason; nothing is proposed.
-func (c *Conn) shutdown(reason error) {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return
-	}
-	c.closed = true
-	subs := slices.Clone(c.all)
-	c.mu.Unlock()
-	for _, s := range subs {
-		if s.stream != nil {
-			s.stream.close()
-		}
-		s.end(reason)
-	}
-	c.b.mu.Lock()
-	delete(c.b.conns, c.owner)
-	c.b.mu.Unlock()
-}
-
-func (c *Conn) close(ctx context.Context, reason error) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -299,22 +278,84 @@ func (c *Conn) close(ctx context.Context, reason error) error {
 	c.b.mu.Lock()
 	delete(c.b.conns, c.owner)
 	c.b.mu.Unlock()
+	released := make(chan error, 1) // size one: the release never blocks on it
+	if !c.b.spawn(func() { released <- c.release(c.b.ctx(), groups) }) {
+		return nil // the node is stopping: the groups' next leaders release it
+	}
+	select {
+	case err := <-released:
+		return err
+	case <-ctx.Done():
+		return base.Errorf(base.CodeTimeout, "broker: connection %s is closed; releasing what it held goes on: %w", c.info.ID, ctx.Err())
+	}
+}
+
+// shutdown closes the connection for the broker (node closing): consumers
+// are told reason; nothing is proposed.
+func (c *Conn) shutdown(reason error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	subs := slices.Clone(c.all)
+	c.mu.Unlock()
+	for _, s := range subs {
+		if s.stream != nil {
+			s.stream.close()
+		}
+		s.end(reason)
+	}
+	c.b.mu.Lock()
+	delete(c.b.conns, c.owner)
+	c.b.mu.Unlock()
+}
+
+// release tells every queue the connection used, then the controller,
+// that the connection is gone. A step that fails for want of a leader (a
+// cluster without its quorum, a leader's node unreachable) is tried again
+// every BrokerReleaseRetryInterval until it is done or ctx ends.
+func (c *Conn) release(ctx context.Context, groups []GroupID) error {
 	var firstErr error
 	for _, g := range groups {
-		err := c.b.proposeQueue(ctx, g, &queue.ConsumerDown{Now: c.b.nowMs(), Owner: c.owner})
+		err := c.b.untilLed(ctx, func() error {
+			return c.b.proposeQueue(ctx, g, &queue.ConsumerDown{Now: c.b.nowMs(), Owner: c.owner})
+		})
 		if err != nil && base.CodeOf(err) != base.CodeNotFound && firstErr == nil {
 			firstErr = err
 		}
 	}
-	res, err := c.b.proposeController(ctx, &controller.ConnectionClosed{Now: c.b.nowMs(), Owner: c.owner})
-	if err == nil {
-		err = res.Err
-	}
+	err := c.b.untilLed(ctx, func() error {
+		res, err := c.b.proposeController(ctx, &controller.ConnectionClosed{Now: c.b.nowMs(), Owner: c.owner})
+		if err == nil {
+			err = res.Err
+		}
+		return err
+	})
 	if err != nil && firstErr == nil {
 		firstErr = err
 	}
-	_ = reason
 	return firstErr
+}
+
+// untilLed runs call until it succeeds or fails for another reason than a
+// missing or unreachable leader (retriableElsewhere), waiting
+// BrokerReleaseRetryInterval between tries, or until ctx ends.
+func (b *Broker) untilLed(ctx context.Context, call func() error) error {
+	for {
+		err := call()
+		if err == nil || !retriableElsewhere(err) || ctx.Err() != nil {
+			return err
+		}
+		t := b.clock.NewTimer(base.BrokerReleaseRetryInterval)
+		select {
+		case <-t.C():
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+	}
 }
 
 // ConnectionView is one registered connection.

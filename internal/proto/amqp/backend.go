@@ -113,8 +113,9 @@ type Session interface {
 	// empty. With autoAck false the delivery is settled through settle.
 	Get(ctx context.Context, queue string, autoAck bool) (d Delivery, settle Settler, ok bool, err error)
 
-	// Close unregisters the connection and releases what it owned.
-	Close() error
+	// Close unregisters the connection and releases what it owned,
+	// waiting for the release until ctx ends.
+	Close(ctx context.Context) error
 }
 
 // Subscription is a live consumer. Settlement is asynchronous (AMQP acks

@@ -219,7 +219,7 @@ type brokerGet struct{ h *broker.GetHandle }
 func (g brokerGet) Ack(ctx context.Context)                { _ = g.h.Ack(ctx) }
 func (g brokerGet) Nack(ctx context.Context, requeue bool) { _ = g.h.Nack(ctx, requeue, "") }
 
-func (s *brokerSession) Close() error { return s.c.Close(context.Background()) }
+func (s *brokerSession) Close(ctx context.Context) error { return s.c.Close(ctx) }
 
 // toBrokerMessage maps a published message. The raw property list rides
 // along for AMQP consumers; the typed fields carry what routing, queues

@@ -268,9 +268,11 @@ func (c *conn) shutdown() {
 	}
 	c.srv.replyTo.dropConn(c)
 	if c.session != nil {
-		if err := c.session.Close(); err != nil {
+		ctx, cancel := base.WithTimeout(context.Background(), c.clock, base.AMQPSessionCloseTimeout)
+		if err := c.session.Close(ctx); err != nil {
 			c.log.Debug("closing the broker session", "err", err)
 		}
+		cancel()
 	}
 	c.out.finish()
 	t := c.clock.NewTimer(base.AMQPCloseTimeout)

@@ -644,7 +644,7 @@ func (s *fakeSession) Get(_ context.Context, queue string, autoAck bool) (Delive
 	return d, &fakeGet{s: s, q: q, m: fm}, true, nil
 }
 
-func (s *fakeSession) Close() error {
+func (s *fakeSession) Close(context.Context) error {
 	b := s.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
