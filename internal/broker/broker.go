@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"path"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -426,6 +429,7 @@ func (b *Broker) bootstrapLoop() {
 		changed, moved := b.ctrl.changed(), b.engine.LeadershipChanged()
 		if b.ctrl.bootstrapped() {
 			kick(b.reconcileKick)
+			b.releaseEarlierRuns()
 			return
 		}
 		if st, err := b.engine.Status(controllerGroup); err == nil && st.IsLeader {
@@ -475,6 +479,48 @@ func (b *Broker) proposeBootstrap() error {
 		return nil // already bootstrapped
 	}
 	return err
+}
+
+// releaseEarlierRuns deletes the exclusive queues that connections of
+// this node's earlier runs declared: a run that ended without releasing
+// them (a crash, a kill, a shutdown without quorum) left them locked to
+// owners that are gone, so that no client could use or delete them. An
+// owner is "<node>.<boot id>/..." (OpenConnection): this node's with
+// another boot id than this run's are gone. Their consumers' deliveries
+// are returned by the queues' leaders (queueLeader.takeOver).
+func (b *Broker) releaseEarlierRuns() {
+	ctx := b.ctx()
+	// The controller as of now, not as far as this replica replayed.
+	err := b.untilLed(ctx, func() error {
+		_, err := b.engine.ReadIndex(ctx, controllerGroup)
+		return err
+	})
+	if err != nil {
+		return
+	}
+	node := fmt.Sprintf("%d.", b.node)
+	gone := map[string]bool{}
+	b.ctrl.read(func(c *controller.Controller) {
+		for _, t := range c.Tenants() {
+			for _, q := range c.Queues(t, controller.ListFilter{}) {
+				if q.Exclusive && strings.HasPrefix(q.Owner, node) && !strings.HasPrefix(q.Owner, b.boot+"/") {
+					gone[q.Owner] = true
+				}
+			}
+		}
+	})
+	for _, owner := range slices.Sorted(maps.Keys(gone)) {
+		err := b.untilLed(ctx, func() error {
+			res, err := b.proposeController(ctx, &controller.ConnectionClosed{Now: b.nowMs(), Owner: owner})
+			if err == nil {
+				err = res.Err
+			}
+			return err
+		})
+		if err != nil && !b.stopped() {
+			b.log.Warn("deleting the exclusive queues of an earlier run's connection failed", "owner", owner, "err", err)
+		}
+	}
 }
 
 func nodeAddr(p Peer) string {

@@ -230,3 +230,32 @@ func TestRestartOnAStoppedClockNeedsNoTimeToPass(t *testing.T) {
 		}
 	}
 }
+
+// TestAnEarlierRunsExclusiveQueueIsDeleted: an exclusive queue whose
+// connection's run ended without releasing it (a crash) is deleted when
+// the node comes back, as RabbitMQ deletes a gone connection's exclusive
+// queues: before, it stayed locked to its gone owner (405 to every client,
+// which could not delete it either). Other queues stay.
+func TestAnEarlierRunsExclusiveQueueIsDeleted(t *testing.T) {
+	fs := vfs.NewMem()
+	b := openNode(t, nodeOpts{fs: fs})
+	c := guestConn(t, b)
+	ctx := testCtx(t)
+	if _, err := c.DeclareQueue(ctx, QueueSpec{Name: "mine", Exclusive: true}); err != nil {
+		t.Fatalf("declare mine: %v", err)
+	}
+	declare(t, c, "kept")
+	fs.Crash()
+	b.Close() // fails: every file handle is from before the crash
+	b = openNode(t, nodeOpts{fs: fs})
+	waitFor(t, b, func() bool {
+		_, err := b.lookupQueue("/", "mine")
+		return base.CodeOf(err) == base.CodeNotFound
+	}, func() string { return "the exclusive queue of the crashed run is still there" })
+	if _, err := b.lookupQueue("/", "kept"); err != nil {
+		t.Fatalf("kept after the restart: %v", err)
+	}
+	if _, err := guestConn(t, b).DeclareQueue(ctx, QueueSpec{Name: "mine", Exclusive: true}); err != nil {
+		t.Fatalf("declaring mine again on a new connection: %v", err)
+	}
+}
