@@ -399,3 +399,21 @@ func TestDeleteUserClosesItsConnectionsOnEveryNode(t *testing.T) {
 		t.Errorf("kill reason on node 3: got %q, want %q", got, want)
 	}
 }
+
+// TestALoginBeforeTheBootstrapIsUnavailableNotRefused: a node whose
+// cluster is not bootstrapped (here its only peer never starts) has no
+// users yet; a client logging in then is told to try again
+// (CodeUnavailable), not that guest's password is wrong.
+func TestALoginBeforeTheBootstrapIsUnavailableNotRefused(t *testing.T) {
+	raft, fwd := listen(t), listen(t)
+	absent := listen(t) // an address nobody answers once closed
+	addr := absent.Addr().String()
+	absent.Close()
+	b := openNode(t, nodeOpts{loading: true, tweak: func(c *Config) {
+		c.Peers = []Peer{{ID: 1, RaftAddr: raft.Addr().String(), ForwardAddr: fwd.Addr().String()}, {ID: 2, RaftAddr: addr, ForwardAddr: addr}}
+		c.RaftListener, c.ForwardListener = raft, fwd
+	}})
+	if _, err := b.Authenticate("guest", "guest", loopback); base.CodeOf(err) != base.CodeUnavailable {
+		t.Fatalf("guest before the bootstrap: %v, want CodeUnavailable", err)
+	}
+}

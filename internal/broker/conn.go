@@ -69,8 +69,14 @@ const routingQueue = routing.Queue
 
 // Authenticate checks a user name and password (PLAIN, AMQPLAIN, HTTP
 // basic) against the user store; guest only from loopback. Errors:
-// CodeUnauthenticated, CodeAccessRefused.
+// CodeUnauthenticated, CodeAccessRefused, CodeUnavailable (the cluster is
+// not bootstrapped yet: there are no users to check against).
 func (b *Broker) Authenticate(user, password string, peer netip.Addr) (Principal, error) {
+	if !b.ctrl.bootstrapped() {
+		// No user exists yet, not even guest: a refusal would tell a
+		// client that starts with the node that its credentials are wrong.
+		return Principal{}, base.Errorf(base.CodeUnavailable, "node %d is starting: the cluster is not bootstrapped yet; try again", b.node)
+	}
 	var dir *auth.Directory
 	b.ctrl.read(func(c *controller.Controller) { dir = c.Directory() })
 	p, err := dir.Authenticate(auth.MechPlain, user, password, peer)
