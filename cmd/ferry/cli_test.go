@@ -218,6 +218,15 @@ var listeningRE = regexp.MustCompile(`^ferry: (\w+) listening on (\S+)`)
 // lines on the way. It never sleeps: it reads stderr until the line comes.
 func startNode(t *testing.T, dataDir string, extraEnv ...string) *node {
 	t.Helper()
+	n := launchNode(t, dataDir, extraEnv...)
+	n.waitReady(t)
+	return n
+}
+
+// launchNode is startNode without the wait for the ready line: the nodes
+// of a cluster are ready only once enough of them run.
+func launchNode(t *testing.T, dataDir string, extraEnv ...string) *node {
+	t.Helper()
 	n := &node{ready: make(chan struct{}), exited: make(chan struct{}), addrs: map[string]string{}}
 	n.cmd = exec.Command(ferryBin, "serve")
 	n.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "FERRY_DATA_DIR=" + dataDir,
@@ -239,17 +248,21 @@ func startNode(t *testing.T, dataDir string, extraEnv ...string) *node {
 			<-n.exited
 		}
 	})
+	return n
+}
+
+// waitReady waits for the node's ready line.
+func (n *node) waitReady(t *testing.T) {
+	t.Helper()
 	timeout := time.NewTimer(60 * time.Second) // bounds a hang; the ready line is the event waited for
 	defer timeout.Stop()
 	select {
 	case <-n.ready:
-		return n
 	case <-n.exited:
 		t.Fatalf("ferry serve exited (%d) before ready:\n%s", n.code, n.stderr.String())
 	case <-timeout.C:
 		t.Fatalf("no ready line within 60s:\n%s", n.stderr.String())
 	}
-	return nil
 }
 
 // read consumes stderr until EOF, then waits for the process (Wait must

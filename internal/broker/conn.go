@@ -120,6 +120,7 @@ type Conn struct {
 	subs   map[string]*Subscription // guarded by mu: live consumers by tag
 	all    []*Subscription          // guarded by mu: every subscription, for Close
 	queues map[GroupID]bool         // guarded by mu: queue groups where it may own consumers or get deliveries
+	lanes  map[GroupID]*lane        // guarded by mu: its publishes to each group, in order
 	closed bool                     // guarded by mu
 }
 
@@ -236,6 +237,21 @@ func (c *Conn) Subscription(tag string) (*Subscription, bool) {
 	defer c.mu.Unlock()
 	s, ok := c.subs[tag]
 	return s, ok
+}
+
+// lane returns the connection's lane to group g.
+func (c *Conn) lane(g GroupID) *lane {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l := c.lanes[g]
+	if l == nil {
+		if c.lanes == nil {
+			c.lanes = map[GroupID]*lane{}
+		}
+		l = newLane(c.b, g)
+		c.lanes[g] = l
+	}
+	return l
 }
 
 func (c *Conn) touch(g GroupID) {

@@ -224,7 +224,7 @@ func (b *Broker) publishInternal(ctx context.Context, tenant, exchange string, m
 			}
 			gs := sends[g]
 			if gs == nil {
-				gs = &groupSend{group: g, what: d.Name}
+				gs = &groupSend{group: g}
 				sends[g] = gs
 			}
 			wg.Add(1)
@@ -241,7 +241,7 @@ func (b *Broker) publishInternal(ctx context.Context, tenant, exchange string, m
 		}
 	}
 	for _, gs := range sends {
-		b.sendItems(ctx, gs.group, gs.what, gs.items, 0)
+		newLane(b, gs.group).send(ctx, gs.items)
 	}
 	wg.Wait()
 	return firstErr

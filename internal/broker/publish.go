@@ -172,7 +172,7 @@ func (c *Conn) publish(ctx context.Context, exchange string, msgs []Message, opt
 		run.addCopies(i, rec, &m)
 	}
 	for _, gs := range run.sends {
-		c.b.sendItems(ctx, gs.group, gs.what, gs.items, 0)
+		c.lane(gs.group).send(ctx, gs.items)
 	}
 	pc.finishOne()
 }
@@ -257,7 +257,7 @@ func (r *publishRun) addCopies(i int, rec *encodedRecord, m *Message) {
 		}
 		r.items = append(r.items, pubItem{rec: rec, owner: r.pc, slot: i})
 		r.pc.left.Add(1)
-		gs := r.send(g, d.name, len(r.recs)-i)
+		gs := r.send(g, len(r.recs)-i)
 		gs.items = append(gs.items, &r.items[len(r.items)-1])
 	}
 }
@@ -271,7 +271,7 @@ const sendScanMax = 8
 // send returns the call's send to group g. The call's first send gets
 // room for the items of the left messages (most calls go to one group);
 // later ones grow as they fill.
-func (r *publishRun) send(g GroupID, what string, left int) *groupSend {
+func (r *publishRun) send(g GroupID, left int) *groupSend {
 	if n := len(r.sends); n > 0 && r.sends[n-1].group == g {
 		return r.sends[n-1]
 	}
@@ -289,10 +289,10 @@ func (r *publishRun) send(g GroupID, what string, left int) *groupSend {
 	var gs *groupSend
 	if len(r.sends) == 0 {
 		gs = &r.firstSend
-		*gs = groupSend{group: g, what: what, items: make([]*pubItem, 0, left)}
+		*gs = groupSend{group: g, items: make([]*pubItem, 0, left)}
 		r.sends = r.sendBuf[:0]
 	} else {
-		gs = &groupSend{group: g, what: what}
+		gs = &groupSend{group: g}
 	}
 	r.sends = append(r.sends, gs)
 	if r.index == nil && len(r.sends) > sendScanMax { // a fan-out: stop scanning
@@ -329,7 +329,6 @@ func (c *Conn) tracePublish(m *Message, res *routing.Result) {
 // groupSend is the items of one publish call for one group.
 type groupSend struct {
 	group GroupID
-	what  string
 	items []*pubItem
 }
 
@@ -364,31 +363,6 @@ func (lp *lockedPartitioner) Partition(explicit int32, key []byte, n int32) (int
 	lp.mu.Lock()
 	defer lp.mu.Unlock()
 	return lp.p.Partition(explicit, key, n)
-}
-
-// sendItems appends items to group g: into the local leader's
-// accumulator, or through the leader's node. Copies that fail because the
-// leader moved or its node went away are sent again to the new leader, up
-// to BrokerForwardRetriesMax times.
-func (b *Broker) sendItems(ctx context.Context, g GroupID, what string, items []*pubItem, attempt int) {
-	if acc := b.localAccumulator(g); acc != nil {
-		acc.add(ctx, b.retrying(ctx, g, what, items, attempt, b.node))
-		return
-	}
-	lead, err := b.leaderOf(ctx, g)
-	if err == nil && lead == b.node {
-		// The runtime awaitLeader saw has stopped since: leadership moved.
-		if acc := b.localAccumulator(g); acc != nil {
-			acc.add(ctx, b.retrying(ctx, g, what, items, attempt, b.node))
-			return
-		}
-		err = base.Errorf(base.CodeNotLeader, "broker: node %d lost group %d: %w", b.node, g, leaderErr(g, 0))
-	}
-	if err != nil {
-		failAll(items, err)
-		return
-	}
-	b.fwd.enqueue(ctx, lead, g, b.retrying(ctx, g, what, items, attempt, lead))
 }
 
 // localAccumulator is the accumulator of this node's leader runtime of
@@ -439,74 +413,5 @@ func (b *Broker) waitRuntime(ctx context.Context, g GroupID, kind groupKind, fou
 		case <-b.stop:
 			return
 		}
-	}
-}
-
-// retrying wraps items so that a failure on node sent (the leader moved,
-// the node went away) sends them again to the next leader.
-func (b *Broker) retrying(ctx context.Context, g GroupID, what string, items []*pubItem, attempt int, sent NodeID) []*pubItem {
-	if attempt >= base.BrokerForwardRetriesMax {
-		return items
-	}
-	rs := &retrySend{b: b, ctx: ctx, g: g, what: what, attempt: attempt, sent: sent, items: items}
-	rs.left.Store(int64(len(items)))
-	wrapped := make([]pubItem, len(items))
-	out := make([]*pubItem, len(items))
-	for i, it := range items {
-		wrapped[i] = pubItem{rec: it.rec, owner: rs, slot: i}
-		out[i] = &wrapped[i]
-	}
-	return out
-}
-
-// retrySend is the owner of the items retrying wraps: it passes each
-// outcome on to the original item, except retriable failures, which are
-// sent again together once every item has an outcome.
-type retrySend struct {
-	b       *Broker
-	ctx     context.Context
-	g       GroupID
-	what    string
-	attempt int
-	sent    NodeID
-	items   []*pubItem   // the callers' items; a wrapped item's slot indexes them
-	left    atomic.Int64 // items without an outcome
-
-	mu      sync.Mutex
-	again   []*pubItem // guarded by mu
-	lastErr error      // guarded by mu
-}
-
-func (rs *retrySend) itemDone(slot int, o queue.Outcome, err error) {
-	it := rs.items[slot]
-	if err != nil && retriableElsewhere(err) {
-		rs.mu.Lock()
-		rs.again = append(rs.again, it)
-		rs.lastErr = err
-		rs.mu.Unlock()
-	} else {
-		it.settle(o, err)
-	}
-	// The append above happens before this decrement, which the last
-	// item's observes before it reads again.
-	if rs.left.Add(-1) != 0 {
-		return
-	}
-	rs.mu.Lock()
-	batch, cause := rs.again, rs.lastErr
-	rs.mu.Unlock()
-	if len(batch) == 0 {
-		return
-	}
-	b := rs.b
-	ok := b.spawn(func() {
-		if _, err := b.nextLeader(rs.ctx, rs.g, rs.sent, cause); err != nil {
-			failAll(batch, err)
-			return
-		}
-		b.sendItems(rs.ctx, rs.g, rs.what, batch, rs.attempt+1)
-	})
-	if !ok {
-		failAll(batch, base.Errorf(base.CodeStopped, "broker: node %d is stopping", b.node))
 	}
 }

@@ -1,0 +1,235 @@
+package broker
+
+import (
+	"context"
+	"slices"
+	"sync"
+
+	"github.com/ferry-mq/ferry/internal/base"
+	"github.com/ferry-mq/ferry/internal/queue"
+)
+
+// lane hands one publisher's sends to one group (a queue's or a stream
+// partition's) to its leader in the order they were made, and keeps that
+// order when the leader changes (DESIGN.md "Publish order"). A
+// connection has a lane per group it publishes to; dead-lettering makes
+// one per republish.
+//
+// Sends bound for the same node keep their order there (its accumulator
+// takes them in order, and forwarded batches are admitted in frame
+// order), so they are handed over at once, one after another. A send
+// bound for another node than the sends still unresolved waits until
+// they are resolved: the leader moved while they were in flight, and
+// those of them that fail must go first. Items that fail because their
+// node was not (or no longer) the leader or could not be reached are
+// sent again, before every newer send, once a leader is known: up to
+// BrokerForwardRetriesMax times, then they fail.
+type lane struct {
+	b *Broker
+	g GroupID
+
+	mu          sync.Mutex
+	retries     []*laneSend // guarded by mu: sends to hand over again, oldest first
+	queued      []*laneSend // guarded by mu: sends not handed over yet, oldest first
+	inflight    int         // guarded by mu: sends handed over and not resolved
+	target      NodeID      // guarded by mu: the node the inflight sends went to
+	nextSeq     uint64      // guarded by mu
+	dispatching bool        // guarded by mu: a goroutine is handing sends over
+}
+
+// laneSend is one send: the items of one publish call (or republish) for
+// the lane's group. Every retry is older than every queued send, since
+// sends are handed over in order.
+type laneSend struct {
+	l       *lane
+	seq     uint64
+	ctx     context.Context
+	items   []*pubItem // the callers' items still to deliver
+	wrapped []pubItem  // the handed-over copies; slot i is items[i]
+
+	// Guarded by l.mu:
+	sent     NodeID // where the send was handed over last
+	left     int    // outcomes awaited from that hand-over
+	again    []int  // slots that failed there retriably
+	cause    error  // the last of those failures
+	attempts int    // hand-overs so far
+}
+
+func newLane(b *Broker, g GroupID) *lane { return &lane{b: b, g: g} }
+
+// send hands items over behind the lane's earlier sends. It may block
+// while it waits for a leader or for the accumulator's room, as a publish
+// does, when this goroutine is the one handing sends over.
+func (l *lane) send(ctx context.Context, items []*pubItem) {
+	l.mu.Lock()
+	l.nextSeq++
+	l.queued = append(l.queued, &laneSend{l: l, seq: l.nextSeq, ctx: ctx, items: items})
+	if l.dispatching {
+		l.mu.Unlock()
+		return
+	}
+	l.dispatching = true
+	l.mu.Unlock()
+	l.dispatch()
+}
+
+// head returns the oldest send waiting to be handed over; l.mu is held.
+func (l *lane) head() *laneSend {
+	if len(l.retries) > 0 {
+		return l.retries[0]
+	}
+	if len(l.queued) > 0 {
+		return l.queued[0]
+	}
+	return nil
+}
+
+// pop removes s, the head; l.mu is held.
+func (l *lane) pop(s *laneSend) {
+	if len(l.retries) > 0 && l.retries[0] == s {
+		l.retries[0] = nil
+		l.retries = l.retries[1:]
+		return
+	}
+	l.queued[0] = nil
+	l.queued = l.queued[1:]
+}
+
+// dispatch hands sends over, oldest first, until none is left or the next
+// must wait for the ones in flight; the goroutine running it is the
+// lane's only dispatcher until it returns.
+func (l *lane) dispatch() {
+	for {
+		l.mu.Lock()
+		s := l.head()
+		if s == nil {
+			l.dispatching = false
+			l.mu.Unlock()
+			return
+		}
+		l.mu.Unlock()
+		target, err := l.targetOf(s)
+		l.mu.Lock()
+		if l.head() != s {
+			l.mu.Unlock()
+			continue // an older send failed meanwhile: it goes first
+		}
+		if err != nil {
+			l.pop(s)
+			l.mu.Unlock()
+			failAll(s.items, err)
+			continue
+		}
+		if l.inflight > 0 && target != l.target {
+			// The leader moved under sends in flight: the last of them
+			// to resolve starts a dispatcher again.
+			l.dispatching = false
+			l.mu.Unlock()
+			return
+		}
+		l.pop(s)
+		s.sent, s.left, s.again = target, len(s.items), s.again[:0]
+		s.attempts++
+		l.inflight++
+		l.target = target
+		l.mu.Unlock()
+		s.handOver(target)
+	}
+}
+
+// targetOf waits until s can be handed over and returns where to: this
+// node when it runs the group's leader, else the leader's node (another
+// one than the send's last, for a retry, unless a later term elected it
+// again).
+func (l *lane) targetOf(s *laneSend) (NodeID, error) {
+	if s.attempts > 0 {
+		return l.b.nextLeader(s.ctx, l.g, s.sent, s.cause)
+	}
+	if l.b.localAccumulator(l.g) != nil {
+		return l.b.node, nil
+	}
+	return l.b.leaderOf(s.ctx, l.g)
+}
+
+// handOver gives the send's items to target: this node's accumulator or
+// the leader's node.
+func (s *laneSend) handOver(target NodeID) {
+	l := s.l
+	s.wrapped = make([]pubItem, len(s.items)) // not reused: a hand-over's copies may be referenced after their outcome
+	out := make([]*pubItem, len(s.items))
+	for i, it := range s.items {
+		s.wrapped[i] = pubItem{rec: it.rec, owner: s, slot: i}
+		out[i] = &s.wrapped[i]
+	}
+	if target != l.b.node {
+		l.b.fwd.enqueue(s.ctx, target, l.g, out)
+		return
+	}
+	if acc := l.b.localAccumulator(l.g); acc != nil {
+		acc.add(s.ctx, out)
+		return
+	}
+	// The runtime awaitLeader saw has stopped since: leadership moved.
+	failAll(out, base.Errorf(base.CodeNotLeader, "broker: node %d lost group %d: %w", l.b.node, l.g, leaderErr(l.g, 0)))
+}
+
+// itemDone is the outcome of one handed-over item: passed on to its
+// caller, except a failure another leader may not have, which is kept
+// for the send's next hand-over.
+func (s *laneSend) itemDone(slot int, o queue.Outcome, err error) {
+	l := s.l
+	retry := err != nil && retriableElsewhere(err) && s.attempts <= base.BrokerForwardRetriesMax && s.ctx.Err() == nil
+	if !retry {
+		s.items[slot].settle(o, err)
+	}
+	l.mu.Lock()
+	if retry {
+		s.again = append(s.again, slot)
+		s.cause = err
+	}
+	if s.left--; s.left > 0 {
+		l.mu.Unlock()
+		return
+	}
+	l.inflight--
+	if len(s.again) > 0 {
+		slices.Sort(s.again)
+		items := make([]*pubItem, len(s.again))
+		for i, slot := range s.again {
+			items[i] = s.items[slot]
+		}
+		s.items = items
+		i, _ := slices.BinarySearchFunc(l.retries, s.seq, func(r *laneSend, seq uint64) int { return cmpSeq(r.seq, seq) })
+		l.retries = slices.Insert(l.retries, i, s)
+	}
+	start := !l.dispatching && l.head() != nil
+	if start {
+		l.dispatching = true
+	}
+	l.mu.Unlock()
+	if start && !l.b.spawn(l.dispatch) {
+		l.failWaiting(base.Errorf(base.CodeStopped, "broker: node %d is stopping", l.b.node))
+	}
+}
+
+func cmpSeq(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// failWaiting fails every send not handed over (the node is stopping).
+func (l *lane) failWaiting(err error) {
+	l.mu.Lock()
+	waiting := append(l.retries, l.queued...)
+	l.retries, l.queued = nil, nil
+	l.dispatching = false
+	l.mu.Unlock()
+	for _, s := range waiting {
+		failAll(s.items, err)
+	}
+}
