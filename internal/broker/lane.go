@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"sync"
@@ -199,7 +200,7 @@ func (s *laneSend) itemDone(slot int, o queue.Outcome, err error) {
 			items[i] = s.items[slot]
 		}
 		s.items = items
-		i, _ := slices.BinarySearchFunc(l.retries, s.seq, func(r *laneSend, seq uint64) int { return cmpSeq(r.seq, seq) })
+		i, _ := slices.BinarySearchFunc(l.retries, s.seq, func(r *laneSend, seq uint64) int { return cmp.Compare(r.seq, seq) })
 		l.retries = slices.Insert(l.retries, i, s)
 	}
 	start := !l.dispatching && l.head() != nil
@@ -210,16 +211,6 @@ func (s *laneSend) itemDone(slot int, o queue.Outcome, err error) {
 	if start && !l.b.spawn(l.dispatch) {
 		l.failWaiting(base.Errorf(base.CodeStopped, "broker: node %d is stopping", l.b.node))
 	}
-}
-
-func cmpSeq(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // failWaiting fails every send not handed over (the node is stopping).
