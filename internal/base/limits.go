@@ -688,6 +688,15 @@ const (
 	BrokerConnectionsMax            = 1 << 20
 	BrokerConsumersPerConnectionMax = 1 << 16
 
+	// BrokerIdleLanesPerConnectionMax bounds the idle publish lanes a
+	// connection keeps (one per queue or partition it published to, each a
+	// few hundred bytes): past it, creating a lane drops the idle ones. A
+	// long-lived connection replying to many short-lived queues (RPC
+	// servers) would otherwise keep a lane per queue it ever used. Lanes
+	// with publishes in flight stay, and those are bounded by the front
+	// ends' in-flight limits (AMQPPublishesInFlightMax).
+	BrokerIdleLanesPerConnectionMax = 1024
+
 	// BrokerForwardFrameBytesMax bounds one frame between nodes on the
 	// forwarding connection: a batch of the largest size plus its fields.
 	BrokerForwardFrameBytesMax = BatchBytesMax + 1<<20

@@ -239,7 +239,16 @@ func (c *Conn) Subscription(tag string) (*Subscription, bool) {
 	return s, ok
 }
 
-// lane returns the connection's lane to group g.
+// send hands items for group g over through the connection's lane to g.
+func (c *Conn) send(ctx context.Context, g GroupID, items []*pubItem) {
+	for !c.lane(g).send(ctx, items) {
+		// The lane was dropped as idle after lane returned it: take the
+		// new one.
+	}
+}
+
+// lane returns the connection's lane to group g, creating it; creating
+// one drops the idle lanes when BrokerIdleLanesPerConnectionMax are kept.
 func (c *Conn) lane(g GroupID) *lane {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -247,6 +256,13 @@ func (c *Conn) lane(g GroupID) *lane {
 	if l == nil {
 		if c.lanes == nil {
 			c.lanes = map[GroupID]*lane{}
+		}
+		if len(c.lanes) >= base.BrokerIdleLanesPerConnectionMax {
+			for other, ol := range c.lanes {
+				if ol.dropIfIdle() {
+					delete(c.lanes, other)
+				}
+			}
 		}
 		l = newLane(c.b, g)
 		c.lanes[g] = l

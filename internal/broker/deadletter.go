@@ -241,7 +241,7 @@ func (b *Broker) publishInternal(ctx context.Context, tenant, exchange string, m
 		}
 	}
 	for _, gs := range sends {
-		newLane(b, gs.group).send(ctx, gs.items)
+		newLane(b, gs.group).send(ctx, gs.items) // a lane of its own: never dropped
 	}
 	wg.Wait()
 	return firstErr

@@ -36,6 +36,7 @@ type lane struct {
 	target      NodeID      // guarded by mu: the node the inflight sends went to
 	nextSeq     uint64      // guarded by mu
 	dispatching bool        // guarded by mu: a goroutine is handing sends over
+	dropped     bool        // guarded by mu: its connection forgot it (dropIfIdle)
 }
 
 // laneSend is one send: the items of one publish call (or republish) for
@@ -60,18 +61,34 @@ func newLane(b *Broker, g GroupID) *lane { return &lane{b: b, g: g} }
 
 // send hands items over behind the lane's earlier sends. It may block
 // while it waits for a leader or for the accumulator's room, as a publish
-// does, when this goroutine is the one handing sends over.
-func (l *lane) send(ctx context.Context, items []*pubItem) {
+// does, when this goroutine is the one handing sends over. It returns
+// false, having done nothing, when the lane was dropped.
+func (l *lane) send(ctx context.Context, items []*pubItem) bool {
 	l.mu.Lock()
+	if l.dropped {
+		l.mu.Unlock()
+		return false
+	}
 	l.nextSeq++
 	l.queued = append(l.queued, &laneSend{l: l, seq: l.nextSeq, ctx: ctx, items: items})
 	if l.dispatching {
 		l.mu.Unlock()
-		return
+		return true
 	}
 	l.dispatching = true
 	l.mu.Unlock()
 	l.dispatch()
+	return true
+}
+
+// dropIfIdle marks the lane dropped, and reports it, when nothing is in
+// flight or waiting: it has no order left to keep, so a new lane may take
+// its place.
+func (l *lane) dropIfIdle() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.dropped = l.dropped || (l.inflight == 0 && !l.dispatching && l.head() == nil)
+	return l.dropped
 }
 
 // head returns the oldest send waiting to be handed over; l.mu is held.

@@ -172,7 +172,7 @@ func (c *Conn) publish(ctx context.Context, exchange string, msgs []Message, opt
 		run.addCopies(i, rec, &m)
 	}
 	for _, gs := range run.sends {
-		c.lane(gs.group).send(ctx, gs.items)
+		c.send(ctx, gs.group, gs.items)
 	}
 	pc.finishOne()
 }
