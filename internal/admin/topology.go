@@ -370,7 +370,7 @@ func (s *Server) deleteQueue(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	n, err := conn.DeleteQueue(c.ctx(), name, ifUnused, ifEmpty)
+	n, err := conn.DeleteQueueAsOperator(c.ctx(), name, ifUnused, ifEmpty)
 	if err != nil {
 		return nil, err
 	}

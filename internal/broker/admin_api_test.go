@@ -417,3 +417,48 @@ func TestALoginBeforeTheBootstrapIsUnavailableNotRefused(t *testing.T) {
 		t.Fatalf("guest before the bootstrap: %v, want CodeUnavailable", err)
 	}
 }
+
+// TestAnAdministratorDeletesAnotherConnectionsExclusiveQueue: through
+// DeleteQueueAsOperator (the management API's delete), a user with the
+// administrator tag deletes an exclusive queue of another connection, as
+// RabbitMQ's management API does (the way out for those of a node that
+// will not come back); the owner's consumer of it is cancelled. A client
+// delete and a user without the tag still get 405.
+func TestAnAdministratorDeletesAnotherConnectionsExclusiveQueue(t *testing.T) {
+	b := openNode(t, nodeOpts{})
+	ctx := testCtx(t)
+	admin := guestConn(t, b)
+	mustPutUser(t, admin, "olga", "pw-olga")
+	mustSetPermission(t, admin, "olga", auth.Permission{Tenant: "/", Configure: ".*", Write: ".*", Read: ".*"})
+	owner, _ := connAs(t, b, "olga", "/")
+	if _, err := owner.DeclareQueue(ctx, QueueSpec{Name: "mine", Exclusive: true}); err != nil {
+		t.Fatal(err)
+	}
+	cancelled := make(chan error, 1)
+	if _, err := owner.Subscribe(ctx, SubscribeOptions{Queue: "mine", Tag: "c", NoAck: true},
+		func(Delivery) {}, func(err error) { cancelled <- err }); err != nil {
+		t.Fatal(err)
+	}
+	mustPutUser(t, admin, "pavel", "pw-pavel")
+	mustSetPermission(t, admin, "pavel", auth.Permission{Tenant: "/", Configure: ".*", Write: ".*", Read: ".*"})
+	other, _ := connAs(t, b, "pavel", "/")
+	for _, del := range []func() (uint64, error){
+		func() (uint64, error) { return admin.DeleteQueue(ctx, "mine", false, false) },
+		func() (uint64, error) { return other.DeleteQueueAsOperator(ctx, "mine", false, false) },
+	} {
+		if _, err := del(); base.CodeOf(err) != base.CodeResourceLocked {
+			t.Fatalf("delete of another connection's exclusive queue: %v, want CodeResourceLocked", err)
+		}
+	}
+	if _, err := admin.DeleteQueueAsOperator(ctx, "mine", false, false); err != nil {
+		t.Fatalf("an administrator's operator delete: %v", err)
+	}
+	if _, err := b.lookupQueue("/", "mine"); base.CodeOf(err) != base.CodeNotFound {
+		t.Fatalf("after the operator delete: %v, want not found", err)
+	}
+	select {
+	case <-cancelled:
+	case <-ctx.Done():
+		t.Fatal("the owner's consumer of the deleted queue was not cancelled")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/ferry-mq/ferry/internal/auth"
 	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/controller"
 	"github.com/ferry-mq/ferry/internal/queue"
@@ -215,6 +216,20 @@ func serverQueueName() string { return "amq.gen-" + randomID() }
 // messages. The queue's group decides those (it has the counts), then the
 // controller deletes the queue.
 func (c *Conn) DeleteQueue(ctx context.Context, name string, ifUnused, ifEmpty bool) (uint64, error) {
+	return c.deleteQueue(ctx, name, ifUnused, ifEmpty, false)
+}
+
+// DeleteQueueAsOperator is DeleteQueue for the management API: a caller
+// with the administrator tag may delete another connection's exclusive
+// queue too (its consumers there are cancelled), as with RabbitMQ's
+// management API; that is the way out for the exclusive queues of a node
+// that will not come back. Others get DeleteQueue's answers.
+func (c *Conn) DeleteQueueAsOperator(ctx context.Context, name string, ifUnused, ifEmpty bool) (uint64, error) {
+	tags := c.callerTags()
+	return c.deleteQueue(ctx, name, ifUnused, ifEmpty, tags.Is(auth.TagAdministrator))
+}
+
+func (c *Conn) deleteQueue(ctx context.Context, name string, ifUnused, ifEmpty, anyOwner bool) (uint64, error) {
 	if err := c.usable(); err != nil {
 		return 0, err
 	}
@@ -228,7 +243,11 @@ func (c *Conn) DeleteQueue(ctx context.Context, name string, ifUnused, ifEmpty b
 		}
 		return 0, err
 	}
-	if ent.queue.Exclusive && ent.queue.Owner != c.owner {
+	owner := c.owner
+	if anyOwner {
+		owner = ent.queue.Owner // the controller's check then passes
+	}
+	if ent.queue.Exclusive && ent.queue.Owner != owner {
 		return 0, lockedErr(name, c.p.Tenant)
 	}
 	var count uint64
@@ -248,7 +267,7 @@ func (c *Conn) DeleteQueue(ctx context.Context, name string, ifUnused, ifEmpty b
 		count = uint64(n)
 	}
 	err = c.b.controllerCall(ctx, &controller.DeleteQueue{Now: c.b.nowMs(), Tenant: c.p.Tenant, Name: name,
-		Owner: c.owner, Group: controller.GroupID(ent.group), Reason: controller.DeleteExplicit})
+		Owner: owner, Group: controller.GroupID(ent.group), Reason: controller.DeleteExplicit})
 	return count, err
 }
 
