@@ -278,6 +278,14 @@ func (b *Broker) openGroup(gi controller.GroupInfo, q controller.QueueInfo, s co
 	b.mu.Lock()
 	b.groups[id] = lg
 	b.mu.Unlock()
+	if len(voters) > 1 && NodeID(gi.Preferred) == b.node {
+		// The preferred replica stands at once (and at every tick until
+		// a leader is known) instead of after an election timeout: a
+		// queue declared on a cluster is usable in a few ticks, not a
+		// second. After a restart the others' leader keeps its place
+		// (PreVote).
+		b.engine.Campaign(id)
+	}
 	b.ready.Signal()
 	return nil
 }

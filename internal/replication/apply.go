@@ -227,6 +227,27 @@ func (g *group) applyConfChange(e *pb.Entry) *pb.ConfState {
 	return cloneConfState(cs)
 }
 
+// campaignEagerly campaigns again, for a group asked to (Engine.Campaign),
+// while it has no leader and this node is not already a candidate; once a
+// leader is known it stops for good.
+func (g *group) campaignEagerly() {
+	if !g.eager {
+		return
+	}
+	st := g.rn.BasicStatus()
+	if st.Lead != 0 || st.RaftState == raft.StateLeader {
+		g.eager = false
+		return
+	}
+	if st.RaftState == raft.StateCandidate {
+		return // a vote in progress: its own timeout retries it
+	}
+	if err := g.rn.Campaign(); err == nil {
+		g.l.markDirty(g)
+		g.l.more = true
+	}
+}
+
 // maybeCampaignAlone starts an election at once in a group whose only voter
 // is this node: there is nobody to wait for.
 func (g *group) maybeCampaignAlone() {

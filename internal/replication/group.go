@@ -87,6 +87,7 @@ type group struct {
 	recvFiles   []string      // received snapshot files not installed yet
 
 	stopped bool
+	eager   bool // campaign at every tick until a leader is known (Engine.Campaign)
 	pub     atomic.Pointer[GroupStatus]
 }
 

@@ -26,6 +26,7 @@ const (
 	reqPeerDown                       // node
 	reqPeerUp                         // node
 	reqSnapMsg                        // msg, file: a received snapshot
+	reqCampaign                       // group: campaign every tick until a leader is known
 )
 
 // request is one call into a loop. done is called exactly once; fields
@@ -566,6 +567,7 @@ func (l *loop) tick(now time.Time) {
 		}
 		g.rn.Tick()
 		g.idleTicks++
+		g.campaignEagerly()
 		l.markDirty(g)
 	}
 	for _, g := range l.sortedBusy() {

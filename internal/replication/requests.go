@@ -112,6 +112,17 @@ func (e *Engine) CloseGroup(g GroupID) {
 	e.loopFor(g).enqueueRequest(&request{kind: reqCloseGroup, group: g})
 }
 
+// Campaign asks this node's replica of group g to stand for election now
+// and at every tick until the group has a leader, instead of after an
+// election timeout: the broker asks it of a new group's preferred replica,
+// so that a declared queue has a leader in a few ticks rather than one to
+// two election timeouts (a second at the defaults). A campaign that finds
+// the other replicas not open yet (their votes dropped) is simply tried
+// again at the next tick; PreVote keeps it from disturbing a leader.
+func (e *Engine) Campaign(g GroupID) {
+	e.submit(&request{kind: reqCampaign, group: g})
+}
+
 // handleRequests applies the iteration's requests in arrival order.
 func (l *loop) handleRequests(reqs []*request, now time.Time) {
 	for _, r := range reqs {
@@ -157,6 +168,10 @@ func (g *group) handleRequest(r *request, now time.Time) {
 		g.handleRead(r, now)
 	case reqTransfer:
 		g.startTransfer(r)
+	case reqCampaign:
+		g.eager = true
+		g.campaignEagerly()
+		r.finish(Result{})
 	case reqCloseGroup:
 		g.stop(base.Errorf(base.CodeStopped, "replication: group %d closed on node %d", g.id, g.e.cfg.NodeID))
 		delete(g.l.groups, g.id)
