@@ -717,6 +717,13 @@ const (
 	// than a follower's apply lags on a loaded node.
 	BrokerMetadataSpreadWaitMax = 500 * time.Millisecond
 
+	// BrokerForwardOpenWaitMax bounds how long a forwarded proposal waits
+	// on a node the controller places its group on but whose reconciler
+	// has not opened it yet (a group declared a moment ago), before it
+	// answers CodeNotLeader: the reconciler runs on every controller
+	// change, so this is a bound, not a usual wait.
+	BrokerForwardOpenWaitMax = time.Second
+
 	// BrokerForwardRetriesMax bounds how often a call follows a leader
 	// hint after CodeNotLeader: a leader change during the call, twice.
 	BrokerForwardRetriesMax = 3

@@ -702,6 +702,14 @@ func (f *forwarder) handle(sess *fwdSession, fr frame) []byte {
 // NotLeader answer sends the caller to the leader this node knows).
 func (f *forwarder) serveProposal(w *wireWriter, g GroupID, payload []byte) {
 	if f.b.group(g) == nil {
+		// Placed here but not open yet (the caller read a placement this
+		// node's reconciler has not acted on): wait for it a moment
+		// rather than send the caller round the replicas.
+		ctx, cancel := base.WithTimeout(f.ctx, f.b.clock, base.BrokerForwardOpenWaitMax)
+		_ = f.b.waitGroupReady(ctx, g) // what follows answers for it
+		cancel()
+	}
+	if f.b.group(g) == nil {
 		w.err(base.Errorf(base.CodeNotLeader, "broker: node %d has no replica of group %d: %w", f.b.node, g, leaderErr(g, 0)))
 		w.uvarint(0)
 		w.err(nil)
