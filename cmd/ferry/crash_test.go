@@ -28,9 +28,6 @@ import (
 // committed but not answered for is sent again to the new leader, so a
 // message may come twice: at least once, never lost.)
 func TestClusterKillNineOfTheQueueLeaderLosesNoConfirmedPublish(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs three ferry processes; skipped with -short")
-	}
 	nodes := startCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -138,9 +135,12 @@ func TestClusterKillNineOfTheQueueLeaderLosesNoConfirmedPublish(t *testing.T) {
 
 // startCluster runs three `ferry serve` processes as one cluster, each
 // node's Kafka listener at the address every node lists for it in
-// kafka.peer_addrs, and waits until all are ready.
+// kafka.peer_addrs, and waits until all are ready; skipped with -short.
 func startCluster(t *testing.T) []*node {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("runs three ferry processes; skipped with -short")
+	}
 	ports := freePorts(t, 9)
 	var peers, kafka []string
 	for i := range 3 {
@@ -221,9 +221,6 @@ func freePorts(t *testing.T, n int) []int {
 // producer state recognises: every acknowledged record is read back
 // exactly once, in the order produced.
 func TestClusterKillNineOfThePartitionLeaderLosesNoAcknowledgedRecord(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs three ferry processes; skipped with -short")
-	}
 	nodes := startCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
