@@ -43,11 +43,10 @@ type lane struct {
 // the lane's group. Every retry is older than every queued send, since
 // sends are handed over in order.
 type laneSend struct {
-	l       *lane
-	seq     uint64
-	ctx     context.Context
-	items   []*pubItem // the callers' items still to deliver
-	wrapped []pubItem  // the handed-over copies; slot i is items[i]
+	l     *lane
+	seq   uint64
+	ctx   context.Context
+	items []*pubItem // the callers' items still to deliver
 
 	// Guarded by l.mu:
 	sent     NodeID // where the send was handed over last
@@ -126,7 +125,7 @@ func (l *lane) dispatch() {
 			return
 		}
 		l.mu.Unlock()
-		target, err := l.targetOf(s)
+		target, acc, err := l.targetOf(s)
 		l.mu.Lock()
 		if l.head() != s {
 			l.mu.Unlock()
@@ -151,44 +150,48 @@ func (l *lane) dispatch() {
 		l.inflight++
 		l.target = target
 		l.mu.Unlock()
-		s.handOver(target)
+		s.handOver(target, acc)
 	}
 }
 
 // targetOf waits until s can be handed over and returns where to: this
-// node when it runs the group's leader, else the leader's node (another
-// one than the send's last, for a retry, unless a later term elected it
-// again).
-func (l *lane) targetOf(s *laneSend) (NodeID, error) {
-	if s.attempts > 0 {
-		return l.b.nextLeader(s.ctx, l.g, s.sent, s.cause)
+// node's accumulator when it runs the group's leader, else the leader's
+// node (another one than the send's last, for a retry, unless a later
+// term elected it again). acc is nil when target is another node, or
+// when this node's runtime stopped since awaitLeader saw it lead.
+func (l *lane) targetOf(s *laneSend) (target NodeID, acc *accumulator, err error) {
+	if s.attempts == 0 {
+		if acc := l.b.localAccumulator(l.g); acc != nil {
+			return l.b.node, acc, nil
+		}
+		target, err = l.b.leaderOf(s.ctx, l.g)
+	} else {
+		target, err = l.b.nextLeader(s.ctx, l.g, s.sent, s.cause)
 	}
-	if l.b.localAccumulator(l.g) != nil {
-		return l.b.node, nil
+	if err == nil && target == l.b.node {
+		acc = l.b.localAccumulator(l.g)
 	}
-	return l.b.leaderOf(s.ctx, l.g)
+	return target, acc, err
 }
 
-// handOver gives the send's items to target: this node's accumulator or
-// the leader's node.
-func (s *laneSend) handOver(target NodeID) {
+// handOver gives the send's items to target: acc, this node's
+// accumulator, or the leader's node.
+func (s *laneSend) handOver(target NodeID, acc *accumulator) {
 	l := s.l
-	s.wrapped = make([]pubItem, len(s.items)) // not reused: a hand-over's copies may be referenced after their outcome
+	wrapped := make([]pubItem, len(s.items)) // per hand-over: its copies may be referenced after their outcome
 	out := make([]*pubItem, len(s.items))
 	for i, it := range s.items {
-		s.wrapped[i] = pubItem{rec: it.rec, owner: s, slot: i}
-		out[i] = &s.wrapped[i]
+		wrapped[i] = pubItem{rec: it.rec, owner: s, slot: i}
+		out[i] = &wrapped[i]
 	}
-	if target != l.b.node {
+	switch {
+	case target != l.b.node:
 		l.b.fwd.enqueue(s.ctx, target, l.g, out)
-		return
-	}
-	if acc := l.b.localAccumulator(l.g); acc != nil {
+	case acc != nil:
 		acc.add(s.ctx, out)
-		return
+	default: // the runtime awaitLeader saw has stopped since: leadership moved
+		failAll(out, base.Errorf(base.CodeNotLeader, "broker: node %d lost group %d: %w", l.b.node, l.g, leaderErr(l.g, 0)))
 	}
-	// The runtime awaitLeader saw has stopped since: leadership moved.
-	failAll(out, base.Errorf(base.CodeNotLeader, "broker: node %d lost group %d: %w", l.b.node, l.g, leaderErr(l.g, 0)))
 }
 
 // itemDone is the outcome of one handed-over item: passed on to its
