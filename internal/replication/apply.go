@@ -242,6 +242,11 @@ func (g *group) campaignEagerly() {
 	if st.RaftState == raft.StateCandidate {
 		return // a vote in progress: its own timeout retries it
 	}
+	g.campaign()
+}
+
+// campaign starts an election now and has the loop run the Ready it makes.
+func (g *group) campaign() {
 	if err := g.rn.Campaign(); err == nil {
 		g.l.markDirty(g)
 		g.l.more = true
@@ -258,8 +263,5 @@ func (g *group) maybeCampaignAlone() {
 	if st := g.rn.BasicStatus(); st.RaftState != raft.StateFollower || st.Lead != 0 {
 		return // already campaigning or led
 	}
-	if err := g.rn.Campaign(); err == nil {
-		g.l.markDirty(g)
-		g.l.more = true
-	}
+	g.campaign()
 }
