@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -631,5 +632,47 @@ func TestClusterACloseWithoutQuorumReturnsAndReleasesLater(t *testing.T) {
 	}, "the unacknowledged message back in its queue")
 	if string(d.Message.Body) != "m" || !d.Redelivered {
 		t.Fatalf("got %q redelivered=%v, want m redelivered", d.Message.Body, d.Redelivered)
+	}
+}
+
+// An exclusive queue lives and dies with its connection, so it is placed
+// on that connection's node alone; a publisher on another node reaches it
+// through that node.
+func TestClusterAnExclusiveQueueIsPlacedOnItsConnectionsNodeAlone(t *testing.T) {
+	cl := threeNodes(t)
+	ctx := testCtx(t)
+	conns := cl.conns()
+	owner := conns[1]
+	info, err := owner.DeclareQueue(ctx, QueueSpec{Name: "", Exclusive: true,
+		Arguments: Headers{{"x-quorum-initial-group-size", IntValue(KindInt32, 3)}}})
+	if err != nil {
+		t.Fatalf("declare: %v", err)
+	}
+	shared, err := owner.DeclareQueue(ctx, QueueSpec{Name: "shared", Durable: true})
+	if err != nil {
+		t.Fatalf("declare shared: %v", err)
+	}
+	for _, b := range cl.nodes {
+		for _, q := range []struct {
+			name     string
+			replicas []controller.NodeID
+		}{{info.Name, []controller.NodeID{2}}, {shared.Name, []controller.NodeID{1, 2, 3}}} {
+			ent, err := b.lookupQueue("/", q.name)
+			if err != nil {
+				t.Fatalf("node %d: %s: %v", b.node, q.name, err)
+			}
+			p, ok := b.placementOf(ent.group)
+			if !ok || !slices.Equal(p.Replicas, q.replicas) {
+				t.Fatalf("node %d: %s placed on %v (found %v), want %v", b.node, q.name, p.Replicas, ok, q.replicas)
+			}
+		}
+	}
+	res, err := conns[0].Publish(ctx, "", []Message{{RoutingKey: info.Name, Body: []byte("to the owner")}}, PublishOptions{})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("publish through node 1: %v %v", err, res)
+	}
+	d, _, ok, err := owner.Get(ctx, info.Name, true)
+	if err != nil || !ok || string(d.Message.Body) != "to the owner" {
+		t.Fatalf("get: %q %v %v", d.Message.Body, ok, err)
 	}
 }

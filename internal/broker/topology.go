@@ -119,12 +119,12 @@ func (c *Conn) DeclareQueue(ctx context.Context, s QueueSpec) (QueueInfo, error)
 	if err != nil {
 		return QueueInfo{}, err
 	}
+	// Owner is the asker also when the queue is not exclusive, for the
+	// exclusive check of a redeclaration.
 	cmd := &controller.DeclareQueue{Now: c.b.nowMs(), Tenant: c.p.Tenant, Name: s.Name, ServerNamed: serverNamed,
-		Durable: s.Durable, Exclusive: s.Exclusive, AutoDelete: s.AutoDelete, Args: args}
+		Durable: s.Durable, Exclusive: s.Exclusive, Owner: c.owner, AutoDelete: s.AutoDelete, Args: args}
 	if s.Exclusive {
-		cmd.Owner = c.owner
-	} else {
-		cmd.Owner = c.owner // the asker, for the exclusive check of a redeclaration
+		cmd.Node = controller.NodeID(c.b.node)
 	}
 	if err := c.b.controllerCall(ctx, cmd); err != nil {
 		return QueueInfo{}, err

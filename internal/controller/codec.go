@@ -138,6 +138,9 @@ func (c *DeclareQueue) encode(e *encoder) {
 	e.u8(queueFlags(c))
 	e.str(c.Owner)
 	e.fields(c.Args)
+	if c.Node != 0 {
+		e.uvarint(uint64(c.Node))
+	}
 }
 
 func (c *DeleteQueue) encode(e *encoder) {
@@ -182,7 +185,8 @@ const (
 	qflagDurable
 	qflagExclusive
 	qflagAutoDelete
-	qflagsAll = qflagServerNamed | qflagDurable | qflagExclusive | qflagAutoDelete
+	qflagNode // the command ends with the declaring connection's node
+	qflagsAll = qflagServerNamed | qflagDurable | qflagExclusive | qflagAutoDelete | qflagNode
 
 	xflagDurable    = 1
 	xflagAutoDelete = 2
@@ -195,7 +199,8 @@ func queueFlags(c *DeclareQueue) byte {
 	for _, b := range []struct {
 		on   bool
 		flag byte
-	}{{c.ServerNamed, qflagServerNamed}, {c.Durable, qflagDurable}, {c.Exclusive, qflagExclusive}, {c.AutoDelete, qflagAutoDelete}} {
+	}{{c.ServerNamed, qflagServerNamed}, {c.Durable, qflagDurable}, {c.Exclusive, qflagExclusive}, {c.AutoDelete, qflagAutoDelete},
+		{c.Node != 0, qflagNode}} {
 		if b.on {
 			f |= b.flag
 		}
@@ -396,6 +401,11 @@ func decodeDeclareQueue(d *decoder, now int64) Command {
 	c.Exclusive, c.AutoDelete = f&qflagExclusive != 0, f&qflagAutoDelete != 0
 	c.Owner = d.str(anyLen)
 	c.Args = d.fields(base.ControllerArgsFieldsMax, anyLen)
+	if f&qflagNode != 0 {
+		if c.Node = NodeID(d.uvarint()); d.err == nil && (c.Node == 0 || c.Node > base.ConfigNodeIDMax) {
+			d.fail("node %d out of range", c.Node)
+		}
+	}
 	return c
 }
 

@@ -194,8 +194,14 @@ type DeclareQueue struct {
 	Durable     bool
 	Exclusive   bool
 	Owner       string // the declaring connection; required when Exclusive
-	AutoDelete  bool
-	Args        []routing.Field
+	// Node is the declaring connection's node (0: not given). A new
+	// exclusive queue lives and dies with that connection, so it is
+	// placed on that node alone when the node is live: replicas
+	// elsewhere would add a consensus round trip to every publish and
+	// survive nothing a client could use.
+	Node       NodeID
+	AutoDelete bool
+	Args       []routing.Field
 }
 
 // DeleteReason says why a queue is deleted.

@@ -261,7 +261,7 @@ func (h *harness) entityCommand(t *testing.T, d *datadriven.TestData, sub string
 	case "queue declare":
 		return &DeclareQueue{Now: now, Tenant: vhost, Name: name, ServerNamed: d.HasArg("server-named"),
 			Durable: d.HasArg("durable"), Exclusive: d.HasArg("exclusive"), Owner: optArg(t, d, "owner"),
-			AutoDelete: d.HasArg("auto-delete"), Args: parseFields(t, d.Input)}
+			Node: NodeID(intArg(t, d, "node", 0)), AutoDelete: d.HasArg("auto-delete"), Args: parseFields(t, d.Input)}
 	case "queue delete":
 		reason := map[string]DeleteReason{"": DeleteExplicit, "explicit": DeleteExplicit, "auto-delete": DeleteAutoDelete,
 			"expired": DeleteExpired}[optArg(t, d, "reason")]

@@ -44,7 +44,7 @@ func sampleCommands(t testing.TB) []Command {
 		&DeleteExchange{Now: 13, Tenant: "/", Name: "x", IfUnused: true},
 		&Bind{Now: 14, Tenant: "/", Binding: b, Owner: "c1"},
 		&Unbind{Now: 15, Tenant: "/", Binding: b, Owner: "c1"},
-		&DeclareQueue{Now: 16, Tenant: "/", Name: "q", ServerNamed: true, Durable: true, Exclusive: true, Owner: "c1",
+		&DeclareQueue{Now: 16, Tenant: "/", Name: "q", ServerNamed: true, Durable: true, Exclusive: true, Owner: "c1", Node: 3,
 			AutoDelete: true, Args: args},
 		&DeleteQueue{Now: 17, Tenant: "/", Name: "q", Owner: "c1", Group: 7, Reason: DeleteExpired},
 		&ConnectionClosed{Now: 18, Owner: "c1"},

@@ -203,11 +203,30 @@ func (c *Controller) place(rf int) Placement {
 			preferred = n
 		}
 	}
-	p := Placement{Group: c.nextGroup, Replicas: slices.Clone(chosen), Preferred: preferred}
-	slices.Sort(p.Replicas)
+	replicas := slices.Clone(chosen)
+	slices.Sort(replicas)
+	return c.allocate(replicas, preferred)
+}
+
+// placeOn allocates a group id for a group with node as its only
+// replica; node is live (isLive) and checkGroups has been called.
+func (c *Controller) placeOn(node NodeID) Placement {
+	base.Assert(c.isLive(node) && c.groups < c.lim.groups, "placing a group on node %d, %d groups", node, c.groups)
+	return c.allocate([]NodeID{node}, node)
+}
+
+// allocate gives a new group the next id and counts it.
+func (c *Controller) allocate(replicas []NodeID, preferred NodeID) Placement {
+	p := Placement{Group: c.nextGroup, Replicas: replicas, Preferred: preferred}
 	c.nextGroup++
 	c.addLoad(p)
 	return p
+}
+
+// isLive says whether node is a live member of the cluster.
+func (c *Controller) isLive(node NodeID) bool {
+	nd, ok := c.nodes[node]
+	return ok && nd.State == NodeLive
 }
 
 func (c *Controller) loadOf(n NodeID) *nodeLoad {

@@ -205,6 +205,10 @@ func (c *Controller) createQueue(t *tenant, cmd *DeclareQueue, typ QueueType, d 
 	}
 	s := defaultQueueSettings()
 	applyQueueArgs(&s, d.args)
+	local := cmd.Exclusive && c.isLive(cmd.Node)
+	if local {
+		s.rf = 1
+	}
 	rf, err := c.checkGroups(1, s.rf, true)
 	if err != nil {
 		return err
@@ -213,7 +217,12 @@ func (c *Controller) createQueue(t *tenant, cmd *DeclareQueue, typ QueueType, d 
 	base.Assert(err == nil && added, "adding checked queue %q to the routing table: %v", cmd.Name, err)
 	q := &queueEntity{tenant: t.name, name: cmd.Name, typ: typ, durable: d.durable, exclusive: cmd.Exclusive,
 		autoDelete: cmd.AutoDelete, serverNamed: cmd.ServerNamed, owner: d.owner, args: d.args,
-		createdMs: c.nowMs, place: c.place(rf)}
+		createdMs: c.nowMs}
+	if local {
+		q.place = c.placeOn(cmd.Node)
+	} else {
+		q.place = c.place(rf)
+	}
 	q.cfg, q.policy = effectiveQueue(t.policySet, t.name, q.name, q.args)
 	t.queues[q.name] = q
 	if q.exclusive {
