@@ -171,6 +171,11 @@ const (
 	// it are dropped (Raft retransmits) and calls fail with CodeOverloaded.
 	RaftLoopInboxMax = 1 << 16
 
+	// RaftEarlyVotesHeldMax bounds the vote requests an engine loop holds
+	// for groups not open on it yet, until its next tick (a new group's
+	// candidate is usually faster than the other replicas' opening).
+	RaftEarlyVotesHeldMax = 1024
+
 	// RaftProposalGatherMax bounds how long an engine loop, having just
 	// synced a batch of proposals, waits for its proposers to propose again
 	// before the next iteration: a fraction of an fsync (milliseconds on

@@ -116,6 +116,7 @@ func (g *group) applyReady(r ready) {
 	g.cache.dropThrough(g.applied)
 	g.rn.Advance(rd)
 	g.completeReads()
+	g.campaignDeferredNow()
 	g.maybeCampaignAlone()
 	if err := g.maybeSnapshot(); err != nil {
 		g.e.fail(err)
@@ -246,10 +247,29 @@ func (g *group) campaignEagerly() {
 }
 
 // campaign starts an election now and has the loop run the Ready it makes.
+// Raft does not campaign while committed membership changes wait to be
+// applied, as a new group's bootstrap does in the iteration that opens it
+// (when the broker asks a new group's preferred replica to campaign): the
+// campaign is then made again once they are (campaignDeferredNow), not a
+// tick later.
 func (g *group) campaign() {
+	st := g.rn.BasicStatus()
+	g.campaignDeferred = st.HardState.GetCommit() > st.Applied
 	if err := g.rn.Campaign(); err == nil {
 		g.l.markDirty(g)
 		g.l.more = true
+	}
+}
+
+// campaignDeferredNow makes a deferred campaign (see campaign) if the
+// group is still without a leader and not campaigning.
+func (g *group) campaignDeferredNow() {
+	if !g.campaignDeferred {
+		return
+	}
+	g.campaignDeferred = false
+	if st := g.rn.BasicStatus(); st.Lead == 0 && st.RaftState == raft.StateFollower {
+		g.campaign()
 	}
 }
 

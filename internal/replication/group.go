@@ -88,7 +88,11 @@ type group struct {
 
 	stopped bool
 	eager   bool // campaign at every tick until a leader is known (Engine.Campaign)
-	pub     atomic.Pointer[GroupStatus]
+	// campaignDeferred: a campaign met committed membership changes not
+	// applied yet, which raft refuses to campaign over; applyReady makes it
+	// again once they are.
+	campaignDeferred bool
+	pub              atomic.Pointer[GroupStatus]
 }
 
 // OpenGroup opens this node's replica of group id with fsm as its state

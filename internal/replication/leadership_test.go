@@ -118,3 +118,42 @@ func TestSingleVoterRestartedWithNothingToApplyLeadsWithoutTicks(t *testing.T) {
 		t.Fatalf("after a restart and 20 iterations without a tick: got %+v %v, want this node leading", st, err)
 	}
 }
+
+// A new group's preferred replica campaigns as soon as it opens the group
+// (Engine.Campaign), usually before the other replicas have: their loops
+// hold its vote requests and step them when they open it, so the group
+// elects its leader then, without waiting for the candidate's next tick.
+func TestACampaignBeforeTheOtherReplicasOpenTheGroupEndsWhenTheyDo(t *testing.T) {
+	c := newTestCluster(t, []NodeID{1, 2, 3}, nil)
+	// Past the vote embargo after the engines' start.
+	c.runUntil("the vote embargo over", 100, func() bool { return !c.clock.Now().Before(c.nodes[1].e.embargo) })
+	voters := []NodeID{1, 2, 3}
+	// settle runs the engines and the network until nothing moves, with
+	// the clock stopped: no tick.
+	settle := func() {
+		for range 100 {
+			worked := false
+			for _, id := range voters {
+				worked = c.nodes[id].e.Step() || worked
+			}
+			if !c.net.deliver() && !worked {
+				return
+			}
+		}
+		t.Fatal("the engines never settled")
+	}
+	c.open(1, 7, voters)
+	c.nodes[1].e.Campaign(7)
+	settle()
+	// The campaign was made in the iteration that opened the group, before
+	// its bootstrap was applied: it is made again once it is.
+	if held := len(c.nodes[2].e.loopFor(7).early); held != 1 {
+		t.Fatalf("node 2 holds %d early vote requests, want 1 (node 1 campaigned once its bootstrap applied)", held)
+	}
+	c.open(2, 7, voters)
+	c.open(3, 7, voters)
+	settle()
+	if lead := c.leader(7); lead != 1 {
+		t.Fatalf("leader %d after the other replicas opened, with no tick; want 1", lead)
+	}
+}

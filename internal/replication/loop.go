@@ -118,10 +118,13 @@ type loop struct {
 	dirty        map[GroupID]*group // may have a Ready this iteration
 	busy         map[GroupID]*group // have requests waiting; see group.updateBusy
 	metaPending  []*group           // snapshot metadata waiting for a state commit
-	unsynced     []LogStore         // UnsafeAckBeforeSync only
-	nextTick     time.Time
-	ticks        int64 // ticks so far, for request deadlines
-	readSeq      uint64
+	// early holds vote requests for groups not open here yet, until the
+	// next tick (see holdEarlyVote).
+	early    []inMsg
+	unsynced []LogStore // UnsafeAckBeforeSync only
+	nextTick time.Time
+	ticks    int64 // ticks so far, for request deadlines
+	readSeq  uint64
 	// For gather: the proposals the last iteration took, and whether it
 	// synced logs.
 	lastProposals int
@@ -549,6 +552,8 @@ func (l *loop) send(rds []ready, now time.Time) {
 func (l *loop) tick(now time.Time) {
 	l.nextTick = now.Add(l.e.cfg.TickInterval)
 	l.ticks++
+	clear(l.early)
+	l.early = l.early[:0]
 	if l.activeStale {
 		l.activeSorted = l.activeSorted[:0]
 		for _, g := range l.active {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ferry-mq/ferry/internal/base"
 	raft "go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"go.etcd.io/raft/v3/tracker"
@@ -29,6 +30,34 @@ func isVoteRequest(m *pb.Message) bool {
 	return t == pb.MsgVote || t == pb.MsgPreVote
 }
 
+// holdEarlyVote keeps a vote request for a group not open here until the
+// next tick. A new group's replicas open it when they apply the entry that
+// placed it, and its preferred replica campaigns as soon as it has
+// (Engine.Campaign): its requests usually reach the others first. Held,
+// they are stepped when the group opens (stepEarlyVotes), so the election
+// ends then rather than at the candidate's next tick. Beyond
+// RaftEarlyVotesHeldMax they are dropped, as they were before holding.
+func (l *loop) holdEarlyVote(in inMsg) {
+	if len(l.early) < base.RaftEarlyVotesHeldMax {
+		l.early = append(l.early, in)
+	}
+}
+
+// stepEarlyVotes steps the held vote requests for g, which has just opened.
+func (l *loop) stepEarlyVotes(g GroupID, now time.Time) {
+	var mine []inMsg
+	l.early = slices.DeleteFunc(l.early, func(in inMsg) bool {
+		if in.env.Group == g {
+			mine = append(mine, in)
+			return true
+		}
+		return false
+	})
+	if len(mine) > 0 {
+		l.stepMessages(mine, nil, now)
+	}
+}
+
 // stepMessages steps the peer messages of the iteration into their groups.
 // Any message but a quiesce heartbeat (or its response) wakes a sleeping
 // group.
@@ -36,6 +65,10 @@ func (l *loop) stepMessages(msgs []inMsg, hbs []inHeartbeat, now time.Time) {
 	for _, in := range msgs {
 		g := l.groups[in.env.Group]
 		m := in.env.Msg
+		if g == nil && m != nil && isVoteRequest(m) {
+			l.holdEarlyVote(in)
+			continue
+		}
 		if g == nil || g.stopped || m == nil || l.refuseVote(m, now) || (g.removed && isVoteRequest(m)) {
 			continue
 		}

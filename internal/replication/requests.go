@@ -127,7 +127,7 @@ func (e *Engine) Campaign(g GroupID) {
 func (l *loop) handleRequests(reqs []*request, now time.Time) {
 	for _, r := range reqs {
 		if r.kind == reqAddGroup {
-			l.addGroup(r.grp)
+			l.addGroup(r.grp, now)
 			continue
 		}
 		if r.kind == reqPeerDown {
@@ -150,7 +150,7 @@ func (l *loop) handleRequests(reqs []*request, now time.Time) {
 	}
 }
 
-func (l *loop) addGroup(g *group) {
+func (l *loop) addGroup(g *group, now time.Time) {
 	l.groups[g.id] = g
 	l.setActive(g, true)
 	l.markDirty(g)
@@ -158,6 +158,7 @@ func (l *loop) addGroup(g *group) {
 	// applyReady would not campaign for it: it would wait an election
 	// timeout of ticks (on a fake clock, forever).
 	g.maybeCampaignAlone()
+	l.stepEarlyVotes(g.id, now)
 }
 
 func (g *group) handleRequest(r *request, now time.Time) {
