@@ -171,10 +171,14 @@ const (
 	// it are dropped (Raft retransmits) and calls fail with CodeOverloaded.
 	RaftLoopInboxMax = 1 << 16
 
-	// RaftEarlyVotesHeldMax bounds the vote requests an engine loop holds
-	// for groups not open on it yet, until its next tick (a new group's
-	// candidate is usually faster than the other replicas' opening).
-	RaftEarlyVotesHeldMax = 1024
+	// RaftEarlyMessagesHeldMax bounds the peer messages an engine loop
+	// holds for groups not open on it yet, for one to two ticks (a new
+	// group's candidate, then leader, is usually faster than the other
+	// replicas' opening), and RaftEarlyMessageBytesMax the entries' bytes
+	// of one such message: a larger one is dropped, and raft sends it
+	// again.
+	RaftEarlyMessagesHeldMax = 1024
+	RaftEarlyMessageBytesMax = 4 << 10
 
 	// RaftProposalGatherMax bounds how long an engine loop, having just
 	// synced a batch of proposals, waits for its proposers to propose again

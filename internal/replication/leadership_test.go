@@ -121,8 +121,10 @@ func TestSingleVoterRestartedWithNothingToApplyLeadsWithoutTicks(t *testing.T) {
 
 // A new group's preferred replica campaigns as soon as it opens the group
 // (Engine.Campaign), usually before the other replicas have: their loops
-// hold its vote requests and step them when they open it, so the group
-// elects its leader then, without waiting for the candidate's next tick.
+// hold its vote requests, and as leader its first append, and step them
+// when they open it, so the group elects its leader and every replica
+// knows it then, without waiting for the candidate's next tick or the
+// leader's next heartbeat.
 func TestACampaignBeforeTheOtherReplicasOpenTheGroupEndsWhenTheyDo(t *testing.T) {
 	c := newTestCluster(t, []NodeID{1, 2, 3}, nil)
 	// Past the vote embargo after the engines' start.
@@ -148,12 +150,16 @@ func TestACampaignBeforeTheOtherReplicasOpenTheGroupEndsWhenTheyDo(t *testing.T)
 	// The campaign was made in the iteration that opened the group, before
 	// its bootstrap was applied: it is made again once it is.
 	if held := len(c.nodes[2].e.loopFor(7).early); held != 1 {
-		t.Fatalf("node 2 holds %d early vote requests, want 1 (node 1 campaigned once its bootstrap applied)", held)
+		t.Fatalf("node 2 holds %d early messages, want 1 (node 1 campaigned once its bootstrap applied)", held)
 	}
 	c.open(2, 7, voters)
-	c.open(3, 7, voters)
 	settle()
 	if lead := c.leader(7); lead != 1 {
-		t.Fatalf("leader %d after the other replicas opened, with no tick; want 1", lead)
+		t.Fatalf("leader %d after node 2 opened the group, with no tick; want 1", lead)
+	}
+	c.open(3, 7, voters)
+	settle()
+	if st, err := c.nodes[3].e.Status(7); err != nil || st.Leader != 1 {
+		t.Fatalf("node 3 opened the group after the election: status %+v %v, want it to know leader 1 with no tick", st, err)
 	}
 }

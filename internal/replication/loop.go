@@ -118,9 +118,9 @@ type loop struct {
 	dirty        map[GroupID]*group // may have a Ready this iteration
 	busy         map[GroupID]*group // have requests waiting; see group.updateBusy
 	metaPending  []*group           // snapshot metadata waiting for a state commit
-	// early holds vote requests for groups not open here yet, until the
-	// next tick (see holdEarlyVote).
-	early    []inMsg
+	// early holds small messages for groups not open here yet, for one
+	// to two ticks (see holdEarly).
+	early    []heldMsg
 	unsynced []LogStore // UnsafeAckBeforeSync only
 	nextTick time.Time
 	ticks    int64 // ticks so far, for request deadlines
@@ -552,8 +552,7 @@ func (l *loop) send(rds []ready, now time.Time) {
 func (l *loop) tick(now time.Time) {
 	l.nextTick = now.Add(l.e.cfg.TickInterval)
 	l.ticks++
-	clear(l.early)
-	l.early = l.early[:0]
+	l.early = slices.DeleteFunc(l.early, func(h heldMsg) bool { return h.tick < l.ticks-1 })
 	if l.activeStale {
 		l.activeSorted = l.activeSorted[:0]
 		for _, g := range l.active {

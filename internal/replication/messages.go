@@ -30,25 +30,40 @@ func isVoteRequest(m *pb.Message) bool {
 	return t == pb.MsgVote || t == pb.MsgPreVote
 }
 
-// holdEarlyVote keeps a vote request for a group not open here until the
-// next tick. A new group's replicas open it when they apply the entry that
+// heldMsg is a message held by holdEarly since tick tick.
+type heldMsg struct {
+	in   inMsg
+	tick int64
+}
+
+// holdEarly keeps a small message for a group not open here, for one to
+// two ticks. A new group's replicas open it when they apply the entry that
 // placed it, and its preferred replica campaigns as soon as it has
-// (Engine.Campaign): its requests usually reach the others first. Held,
-// they are stepped when the group opens (stepEarlyVotes), so the election
-// ends then rather than at the candidate's next tick. Beyond
-// RaftEarlyVotesHeldMax they are dropped, as they were before holding.
-func (l *loop) holdEarlyVote(in inMsg) {
-	if len(l.early) < base.RaftEarlyVotesHeldMax {
-		l.early = append(l.early, in)
+// (Engine.Campaign): its vote requests, and then as leader its first
+// append, usually reach the others first. Held, they are stepped when the
+// group opens (stepEarly), so the election ends and every replica knows
+// its leader then, rather than at the candidate's next tick or the
+// leader's next heartbeat; kept past the next tick, one that arrived just
+// before it is not lost either. Beyond RaftEarlyMessagesHeldMax, and with
+// entries of more than RaftEarlyMessageBytesMax, they are dropped as they
+// were before holding (raft sends again).
+func (l *loop) holdEarly(in inMsg) {
+	m := in.env.Msg
+	size := 0
+	for _, e := range m.GetEntries() {
+		size += len(e.GetData())
+	}
+	if m.GetType() != pb.MsgSnap && size <= base.RaftEarlyMessageBytesMax && len(l.early) < base.RaftEarlyMessagesHeldMax {
+		l.early = append(l.early, heldMsg{in, l.ticks})
 	}
 }
 
-// stepEarlyVotes steps the held vote requests for g, which has just opened.
-func (l *loop) stepEarlyVotes(g GroupID, now time.Time) {
+// stepEarly steps the messages held for g, which has just opened.
+func (l *loop) stepEarly(g GroupID, now time.Time) {
 	var mine []inMsg
-	l.early = slices.DeleteFunc(l.early, func(in inMsg) bool {
-		if in.env.Group == g {
-			mine = append(mine, in)
+	l.early = slices.DeleteFunc(l.early, func(h heldMsg) bool {
+		if h.in.env.Group == g {
+			mine = append(mine, h.in)
 			return true
 		}
 		return false
@@ -65,8 +80,8 @@ func (l *loop) stepMessages(msgs []inMsg, hbs []inHeartbeat, now time.Time) {
 	for _, in := range msgs {
 		g := l.groups[in.env.Group]
 		m := in.env.Msg
-		if g == nil && m != nil && isVoteRequest(m) {
-			l.holdEarlyVote(in)
+		if g == nil && m != nil {
+			l.holdEarly(in)
 			continue
 		}
 		if g == nil || g.stopped || m == nil || l.refuseVote(m, now) || (g.removed && isVoteRequest(m)) {

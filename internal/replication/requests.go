@@ -158,7 +158,7 @@ func (l *loop) addGroup(g *group, now time.Time) {
 	// applyReady would not campaign for it: it would wait an election
 	// timeout of ticks (on a fake clock, forever).
 	g.maybeCampaignAlone()
-	l.stepEarlyVotes(g.id, now)
+	l.stepEarly(g.id, now)
 }
 
 func (g *group) handleRequest(r *request, now time.Time) {
