@@ -78,7 +78,7 @@ func (s *Server) table() []*route {
 		{method: put, path: "/api/queues/{name}", id: "putQueue", summary: "Declare a queue (or, with type stream, a stream)",
 			tag: "queues", access: accessUser, query: []param{pTenant}, in: QueueSpec{}, inOptional: true, status: noContent,
 			errors: []int{notFound, conflict, tooLarge}, handle: s.putQueue},
-		{method: del, path: "/api/queues/{name}", id: "deleteQueue", summary: "Delete a queue; a user with the administrator tag may delete another connection's exclusive queue (its consumers are cancelled), as with RabbitMQ's management API",
+		{method: del, path: "/api/queues/{name}", id: "deleteQueue", summary: "Delete a queue; a user with the administrator tag may delete another connection's exclusive queue (its consumers are cancelled), as with RabbitMQ's management API, also when that connection's node, the queue's only replica, is down (after waiting for it up to 5 s)",
 			tag: "queues", access: accessUser, query: []param{pTenant, pIfUnused, pIfEmpty}, out: Deleted{}, status: ok,
 			errors: []int{notFound, conflict}, handle: s.deleteQueue},
 		{method: del, path: "/api/queues/{name}/messages", id: "purgeQueue", summary: "Purge a queue's ready messages",

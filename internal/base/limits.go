@@ -771,6 +771,13 @@ const (
 	BrokerDeadLetterBatchMax      = 1024
 	BrokerDeadLetterRetryInterval = time.Second
 
+	// BrokerOperatorDeleteWaitDefault is how long an administrator's
+	// delete of another connection's exclusive queue waits for the queue's
+	// group by default: past it the queue is deleted without the group's
+	// count, since the owner's node, the group's only replica, may be
+	// gone for good.
+	BrokerOperatorDeleteWaitDefault = 5 * time.Second
+
 	// BrokerReleaseRetryInterval is the wait between tries to release
 	// what a closed connection held (its consumers' deliveries, its
 	// exclusive queues) while a group has no leader to take it.

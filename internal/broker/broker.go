@@ -82,6 +82,11 @@ type Config struct {
 	// for session timeouts and rebalance deadlines (default
 	// BrokerGroupTickIntervalDefault).
 	GroupTickInterval time.Duration
+	// OperatorDeleteWait bounds how long an administrator's delete of
+	// another connection's exclusive queue waits for the queue's group
+	// before it deletes the queue without it (default
+	// BrokerOperatorDeleteWaitDefault); see Conn.DeleteQueueAsOperator.
+	OperatorDeleteWait time.Duration
 
 	// CoordinatorGroups is the number of consumer-group coordinator groups
 	// created at bootstrap (default 1).
@@ -129,6 +134,7 @@ func (c *Config) setDefaults() error {
 	}
 	def(&c.LeaderPollInterval, base.BrokerLeaderPollIntervalDefault)
 	def(&c.ReconcileInterval, base.BrokerReconcileIntervalDefault)
+	def(&c.OperatorDeleteWait, base.BrokerOperatorDeleteWaitDefault)
 	def(&c.RetentionInterval, base.BrokerRetentionIntervalDefault)
 	def(&c.GroupTickInterval, base.BrokerGroupTickIntervalDefault)
 	if c.DeliveryCacheBytes <= 0 || c.DeliveryCacheBytes > base.BrokerDeliveryCacheBytes {

@@ -73,7 +73,7 @@ func (cl *cluster) start(i int) {
 	cfg := Config{NodeID: NodeID(i + 1), Dir: "/data", FS: cl.fs[i], Peers: cl.peers, Logger: quietLog,
 		RaftListener: cl.raft[i], ForwardListener: cl.fwd[i], GuestCredentials: guestCreds(cl.t),
 		TickInterval: 20 * time.Millisecond, ElectionTicks: 10, LeaderPollInterval: 10 * time.Millisecond,
-		Flow: FlowConfig{Disabled: true}}
+		OperatorDeleteWait: 200 * time.Millisecond, Flow: FlowConfig{Disabled: true}}
 	b, err := Open(cfg)
 	if err != nil {
 		cl.t.Fatalf("node %d: Open: %v", i+1, err)
@@ -675,4 +675,36 @@ func TestClusterAnExclusiveQueueIsPlacedOnItsConnectionsNodeAlone(t *testing.T) 
 	if err != nil || !ok || string(d.Message.Body) != "to the owner" {
 		t.Fatalf("get: %q %v %v", d.Message.Body, ok, err)
 	}
+}
+
+// An exclusive queue's only replica is on its connection's node: when that
+// node is down, an administrator's delete (the HTTP API's) waits for the
+// queue's group only Config.OperatorDeleteWait, then deletes it anyway.
+func TestClusterAnAdministratorDeletesTheExclusiveQueueOfADownNode(t *testing.T) {
+	cl := threeNodes(t)
+	ctx := testCtx(t)
+	owner := guestConn(t, cl.nodes[1])
+	if _, err := owner.DeclareQueue(ctx, QueueSpec{Name: "stranded", Exclusive: true}); err != nil {
+		t.Fatalf("declare: %v", err)
+	}
+	cl.stop(1)
+	admin := guestConn(t, cl.nodes[0])
+	if _, err := admin.DeleteQueue(ctx, "stranded", false, false); base.CodeOf(err) != base.CodeResourceLocked {
+		t.Fatalf("a client's delete of another connection's exclusive queue: %v, want CodeResourceLocked", err)
+	}
+	bounded, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := admin.DeleteQueueAsOperator(bounded, "stranded", false, false); err != nil {
+		t.Fatalf("the operator's delete with the queue's only replica down: %v", err)
+	}
+	for _, i := range []int{0, 2} {
+		if _, err := cl.nodes[i].lookupQueue("/", "stranded"); base.CodeOf(err) != base.CodeNotFound {
+			t.Fatalf("node %d after the delete: %v, want not found", i+1, err)
+		}
+	}
+	cl.restart(1)
+	cl.waitFor(func() bool {
+		_, err := cl.nodes[1].lookupQueue("/", "stranded")
+		return base.CodeOf(err) == base.CodeNotFound
+	}, "the restarted node never learnt of the delete")
 }

@@ -223,7 +223,11 @@ func (c *Conn) DeleteQueue(ctx context.Context, name string, ifUnused, ifEmpty b
 // with the administrator tag may delete another connection's exclusive
 // queue too (its consumers there are cancelled), as with RabbitMQ's
 // management API; that is the way out for the exclusive queues of a node
-// that will not come back. Others get DeleteQueue's answers.
+// that will not come back. Such a queue's only replica is on that node,
+// so without if-unused or if-empty the delete waits for the queue's group
+// at most Config.OperatorDeleteWait, and when the group fails to answer
+// (its node down or unreachable) deletes the queue without it (and returns
+// a count of 0). Others get DeleteQueue's answers.
 func (c *Conn) DeleteQueueAsOperator(ctx context.Context, name string, ifUnused, ifEmpty bool) (uint64, error) {
 	tags := c.callerTags()
 	return c.deleteQueue(ctx, name, ifUnused, ifEmpty, tags.Is(auth.TagAdministrator))
@@ -253,13 +257,24 @@ func (c *Conn) deleteQueue(ctx context.Context, name string, ifUnused, ifEmpty, 
 	var count uint64
 	if !ent.isStream {
 		cmd := &queue.Delete{Now: c.b.nowMs(), IfUnused: ifUnused, IfEmpty: ifEmpty}
-		n, err := c.b.queueCount(ctx, ent.group, cmd)
+		qctx := ctx
+		override := ent.queue.Exclusive && ent.queue.Owner != c.owner && !ifUnused && !ifEmpty
+		if override {
+			var cancel context.CancelFunc
+			qctx, cancel = context.WithTimeout(ctx, c.b.cfg.OperatorDeleteWait)
+			defer cancel()
+		}
+		n, err := c.b.queueCount(qctx, ent.group, cmd)
 		if err != nil {
 			switch {
 			case base.CodeOf(err) == base.CodePreconditionFailed && ifUnused && strings.Contains(err.Error(), "consumer"):
 				return 0, base.Errorf(base.CodePreconditionFailed, "queue '%s' in vhost '%s' in use", name, c.p.Tenant)
 			case base.CodeOf(err) == base.CodePreconditionFailed:
 				return 0, base.Errorf(base.CodePreconditionFailed, "queue '%s' in vhost '%s' is not empty", name, c.p.Tenant)
+			case override && base.CodeOf(err) != base.CodeNotFound && ctx.Err() == nil:
+				c.b.log.Warn("deleting an exclusive queue whose group did not answer", "queue", name,
+					"vhost", c.p.Tenant, "owner", ent.queue.Owner, "waited", c.b.cfg.OperatorDeleteWait, "err", err)
+				n = 0
 			case base.CodeOf(err) != base.CodeNotFound:
 				return 0, err
 			}
