@@ -18,7 +18,7 @@ import (
 // cluster is n brokers in one process on loopback TCP (the replication
 // transport and the forwarding connections), each on its own MemFS.
 type cluster struct {
-	t     *testing.T
+	t     testing.TB
 	peers []Peer
 	fs    []*vfs.MemFS
 	nodes []*Broker
@@ -26,7 +26,7 @@ type cluster struct {
 	fwd   []net.Listener
 }
 
-func listen(t *testing.T) net.Listener {
+func listen(t testing.TB) net.Listener {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +34,7 @@ func listen(t *testing.T) net.Listener {
 	return ln
 }
 
-func newCluster(t *testing.T, n int) *cluster {
+func newCluster(t testing.TB, n int) *cluster {
 	cl := &cluster{t: t}
 	for i := range n {
 		r, f := listen(t), listen(t)
