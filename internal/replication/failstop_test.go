@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -208,5 +209,38 @@ func TestStopFailsPendingCallsWithStopped(t *testing.T) {
 	c.nodes[lead].e.Stop()
 	if res == nil || base.CodeOf(res.Err) != base.CodeStopped {
 		t.Errorf("pending proposal after Stop: %+v, want stopped", res)
+	}
+}
+
+// A node that lost its data (a wiped data directory) and starts again
+// under its old id, with the cluster's original voters as a fresh node
+// does, must not rejoin: the leader's heartbeat says entries are committed
+// there that its log does not hold. Its engine fail-stops with an error
+// that says so (raft would panic), and the others go on.
+func TestANodeThatLostItsDataStopsInsteadOfRejoining(t *testing.T) {
+	c := newTestCluster(t, []NodeID{1, 2, 3}, nil)
+	voters := []NodeID{1, 2, 3}
+	for _, id := range voters {
+		c.open(id, 1, voters)
+	}
+	lead := c.waitLeader(1)
+	for i := range 5 {
+		if r := c.propose(lead, 1, fmt.Sprint("e", i)); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	victim := voters[(slices.Index(voters, lead)+1)%3]
+	c.runUntil("the victim applied every entry", 200, func() bool { return len(c.nodes[victim].fsms[1].datas()) == 5 })
+	c.crash(victim)
+	c.nodes[victim].fs = vfs.NewMem() // its disk replaced
+	c.start(victim)
+	c.open(victim, 1, voters)
+	e := c.nodes[victim].e
+	c.runUntil("the wiped node stopped", 400, func() bool { return e.Err() != nil })
+	if err := e.Err(); base.CodeOf(err) != base.CodeStorageFailed || !strings.Contains(err.Error(), "lost data it had acknowledged") {
+		t.Fatalf("the wiped node's error: %v", err)
+	}
+	if r := c.propose(lead, 1, "after"); r.Err != nil {
+		t.Fatalf("the others' proposal after the wiped node stopped: %v", r.Err)
 	}
 }

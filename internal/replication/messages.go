@@ -134,6 +134,9 @@ func (l *loop) stepMessages(msgs []inMsg, hbs []inHeartbeat, now time.Time) {
 // leader, so we echo its stamp; one asking us to quiesce puts the group to
 // sleep if we have everything the leader committed.
 func (g *group) stepHeartbeat(from NodeID, m *pb.Message, stamp uint64, quiesce bool) {
+	if g.lostAcknowledged(from, m) {
+		return
+	}
 	_ = g.rn.Step(m)
 	st := g.rn.BasicStatus()
 	accepted := st.GetTerm() == m.GetTerm() && st.Lead == from
@@ -148,6 +151,27 @@ func (g *group) stepHeartbeat(from NodeID, m *pb.Message, stamp uint64, quiesce 
 	if quiesce && !g.quiesced && st.RaftState == raft.StateFollower && st.GetCommit() == m.GetCommit() {
 		g.setQuiesced(true)
 	}
+}
+
+// lostAcknowledged fail-stops the engine when a leader's heartbeat, in
+// this replica's term or a later one, says entries are committed here
+// beyond this replica's log. A leader sends a follower no commit index
+// past the entries that follower acknowledged, and a follower acknowledges
+// only what it has stored: so this node lost stored, acknowledged state (a
+// wiped or replaced data directory, an older backup restored) and still
+// holds its old id. It must not go on: what it forgot may be all that
+// keeps a committed entry on a quorum, and raft would panic on it anyway.
+func (g *group) lostAcknowledged(from NodeID, m *pb.Message) bool {
+	last, _ := g.st.LastIndex()
+	if m.GetCommit() <= last || m.GetTerm() < g.rn.BasicStatus().GetTerm() {
+		return false
+	}
+	g.e.fail(base.Errorf(base.CodeStorageFailed,
+		"group %d: its leader, node %d, has entries up to %d committed on this node, whose log for it ends at %d: "+
+			"this node lost data it had acknowledged (a wiped or replaced data directory, or an older copy restored), "+
+			"and cannot rejoin under node id %d; restore its data directory (docs/cli.md, ferry serve)",
+		g.id, from, m.GetCommit(), last, g.e.cfg.NodeID))
+	return true
 }
 
 // stepHeartbeatResp steps a follower's response; on the leader, its stamp
