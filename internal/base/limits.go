@@ -778,6 +778,13 @@ const (
 	// gone for good.
 	BrokerOperatorDeleteWaitDefault = 5 * time.Second
 
+	// BrokerDownNodeReleaseDefault is how long a node must have been
+	// unheard (after the transport's PeerTimeout declared it down) before
+	// the controller's leader deletes the exclusive queues of its
+	// connections: RabbitMQ's default net_ticktime, after which it
+	// considers a node down.
+	BrokerDownNodeReleaseDefault = 60 * time.Second
+
 	// BrokerReleaseRetryInterval is the wait between tries to release
 	// what a closed connection held (its consumers' deliveries, its
 	// exclusive queues) while a group has no leader to take it.

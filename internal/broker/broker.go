@@ -87,6 +87,11 @@ type Config struct {
 	// before it deletes the queue without it (default
 	// BrokerOperatorDeleteWaitDefault); see Conn.DeleteQueueAsOperator.
 	OperatorDeleteWait time.Duration
+	// DownNodeRelease is how long a peer must have been unheard before
+	// the controller's leader deletes the exclusive queues of that node's
+	// connections (default BrokerDownNodeReleaseDefault); see
+	// releaseDownNodes.
+	DownNodeRelease time.Duration
 
 	// CoordinatorGroups is the number of consumer-group coordinator groups
 	// created at bootstrap (default 1).
@@ -135,6 +140,7 @@ func (c *Config) setDefaults() error {
 	def(&c.LeaderPollInterval, base.BrokerLeaderPollIntervalDefault)
 	def(&c.ReconcileInterval, base.BrokerReconcileIntervalDefault)
 	def(&c.OperatorDeleteWait, base.BrokerOperatorDeleteWaitDefault)
+	def(&c.DownNodeRelease, base.BrokerDownNodeReleaseDefault)
 	def(&c.RetentionInterval, base.BrokerRetentionIntervalDefault)
 	def(&c.GroupTickInterval, base.BrokerGroupTickIntervalDefault)
 	if c.DeliveryCacheBytes <= 0 || c.DeliveryCacheBytes > base.BrokerDeliveryCacheBytes {
@@ -170,6 +176,7 @@ type Broker struct {
 	logs      *groupLogs
 	engine    *replication.Engine
 	transport *replication.TCPTransport
+	peers     *peerWatch // the transport's handler: which peers are down
 	ctrl      *controllerFSM
 	cache     *batchCache
 	flow      *flowControl
@@ -213,6 +220,7 @@ func Open(cfg Config) (*Broker, error) {
 	b := &Broker{
 		cfg: cfg, clock: cfg.Clock, log: cfg.Logger.With("node", cfg.NodeID), node: cfg.NodeID,
 		boot:          fmt.Sprintf("%d.%s", cfg.NodeID, hex.EncodeToString(boot)),
+		peers:         &peerWatch{clock: cfg.Clock, since: map[NodeID]time.Time{}},
 		groups:        map[GroupID]*localGroup{},
 		conns:         map[string]*Conn{},
 		cache:         newBatchCache(cfg.DeliveryCacheBytes),
@@ -252,6 +260,7 @@ func Open(cfg Config) (*Broker, error) {
 	b.spawn(b.leaderLoop)
 	b.spawn(b.reconcileLoop)
 	b.spawn(b.bootstrapLoop)
+	b.spawn(b.releaseDownNodes)
 	return b, nil
 }
 
@@ -292,7 +301,8 @@ func (b *Broker) startEngine() error {
 	}
 	b.engine = eng
 	if b.transport != nil {
-		if err := b.transport.Start(eng); err != nil {
+		b.peers.Handler = eng
+		if err := b.transport.Start(b.peers); err != nil {
 			return err
 		}
 	}
@@ -505,17 +515,27 @@ func (b *Broker) releaseEarlierRuns() {
 		return
 	}
 	node := fmt.Sprintf("%d.", b.node)
-	gone := map[string]bool{}
+	b.releaseOwners(ctx, "an earlier run's connection", func(owner string) bool {
+		return strings.HasPrefix(owner, node) && !strings.HasPrefix(owner, b.boot+"/")
+	})
+}
+
+// releaseOwners proposes ConnectionClosed for every owner of an exclusive
+// queue that gone reports gone, which deletes their exclusive queues; who
+// names them in the log. It reports whether every proposal succeeded.
+func (b *Broker) releaseOwners(ctx context.Context, who string, gone func(owner string) bool) (ok bool) {
+	ok = true
+	owners := map[string]bool{}
 	b.ctrl.read(func(c *controller.Controller) {
 		for _, t := range c.Tenants() {
 			for _, q := range c.Queues(t, controller.ListFilter{}) {
-				if q.Exclusive && strings.HasPrefix(q.Owner, node) && !strings.HasPrefix(q.Owner, b.boot+"/") {
-					gone[q.Owner] = true
+				if q.Exclusive && gone(q.Owner) {
+					owners[q.Owner] = true
 				}
 			}
 		}
 	})
-	for _, owner := range slices.Sorted(maps.Keys(gone)) {
+	for _, owner := range slices.Sorted(maps.Keys(owners)) {
 		err := b.untilLed(ctx, func() error {
 			res, err := b.proposeController(ctx, &controller.ConnectionClosed{Now: b.nowMs(), Owner: owner})
 			if err == nil {
@@ -524,9 +544,94 @@ func (b *Broker) releaseEarlierRuns() {
 			return err
 		})
 		if err != nil && !b.stopped() {
-			b.log.Warn("deleting the exclusive queues of an earlier run's connection failed", "owner", owner, "err", err)
+			b.log.Warn("deleting the exclusive queues of "+who+" failed", "owner", owner, "err", err)
+			ok = false
 		}
 	}
+	return ok
+}
+
+// releaseDownNodes runs on every node and acts while it leads the
+// controller: it deletes the exclusive queues of the connections of a
+// node that its transport has not heard for Config.DownNodeRelease, as
+// RabbitMQ deletes them when it sees their node go down. Those
+// connections are gone with their node, or cut off from the cluster, and
+// their queues, placed on that node alone, answer nobody meanwhile; a
+// node that comes back closes the deleted queues' groups, which cancels
+// any consumer it still had on them.
+func (b *Broker) releaseDownNodes() {
+	t := b.clock.NewTimer(b.cfg.LeaderPollInterval)
+	defer t.Stop()
+	released := map[NodeID]time.Time{} // the outage (its start) whose release succeeded, per node
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C():
+			t.Reset(b.cfg.LeaderPollInterval)
+		}
+		down := b.peers.downSince(b.clock.Now().Add(-b.cfg.DownNodeRelease))
+		maps.DeleteFunc(released, func(n NodeID, _ time.Time) bool { _, ok := down[n]; return !ok })
+		if len(down) == 0 {
+			continue
+		}
+		if st, err := b.engine.Status(controllerGroup); err != nil || !st.IsLeader {
+			continue
+		}
+		for _, n := range slices.Sorted(maps.Keys(down)) {
+			if released[n].Equal(down[n]) {
+				continue
+			}
+			prefix := fmt.Sprintf("%d.", n)
+			if b.releaseOwners(b.ctx(), fmt.Sprintf("a connection of node %d, down since %v", n, down[n]),
+				func(owner string) bool { return strings.HasPrefix(owner, prefix) }) {
+				released[n] = down[n]
+			}
+		}
+	}
+}
+
+// peerWatch passes the transport's events on to the engine and notes
+// since when each peer has been down, for releaseDownNodes.
+type peerWatch struct {
+	replication.Handler
+	clock base.Clock
+
+	mu    sync.Mutex
+	since map[NodeID]time.Time // guarded by mu: peers reported down and not up since
+}
+
+func (w *peerWatch) PeerDown(n NodeID) {
+	w.mu.Lock()
+	if _, ok := w.since[n]; !ok {
+		w.since[n] = w.clock.Now()
+	}
+	w.mu.Unlock()
+	w.Handler.PeerDown(n)
+}
+
+func (w *peerWatch) PeerUp(n NodeID) {
+	w.mu.Lock()
+	delete(w.since, n)
+	w.mu.Unlock()
+	w.Handler.PeerUp(n)
+}
+
+// downSince returns the peers down since before t, each with the start of
+// its outage.
+func (w *peerWatch) downSince(t time.Time) map[NodeID]time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.since) == 0 {
+		return nil
+	}
+	out := map[NodeID]time.Time{}
+	for n, since := range w.since {
+		if since.Before(t) {
+			out[n] = since
+		}
+	}
+	return out
 }
 
 func nodeAddr(p Peer) string {

@@ -24,6 +24,7 @@ type cluster struct {
 	nodes []*Broker
 	raft  []net.Listener
 	fwd   []net.Listener
+	tweak func(*Config) // applied to every node's configuration, when set
 }
 
 func listen(t testing.TB) net.Listener {
@@ -34,8 +35,12 @@ func listen(t testing.TB) net.Listener {
 	return ln
 }
 
-func newCluster(t testing.TB, n int) *cluster {
-	cl := &cluster{t: t}
+func newCluster(t testing.TB, n int) *cluster { return newClusterWith(t, n, nil) }
+
+// newClusterWith is newCluster with tweak applied to every node's
+// configuration.
+func newClusterWith(t testing.TB, n int, tweak func(*Config)) *cluster {
+	cl := &cluster{t: t, tweak: tweak}
 	for i := range n {
 		r, f := listen(t), listen(t)
 		cl.raft = append(cl.raft, r)
@@ -74,6 +79,9 @@ func (cl *cluster) start(i int) {
 		RaftListener: cl.raft[i], ForwardListener: cl.fwd[i], GuestCredentials: guestCreds(cl.t),
 		TickInterval: 20 * time.Millisecond, ElectionTicks: 10, LeaderPollInterval: 10 * time.Millisecond,
 		OperatorDeleteWait: 200 * time.Millisecond, Flow: FlowConfig{Disabled: true}}
+	if cl.tweak != nil {
+		cl.tweak(&cfg)
+	}
 	b, err := Open(cfg)
 	if err != nil {
 		cl.t.Fatalf("node %d: Open: %v", i+1, err)
@@ -707,4 +715,42 @@ func TestClusterAnAdministratorDeletesTheExclusiveQueueOfADownNode(t *testing.T)
 		_, err := cl.nodes[1].lookupQueue("/", "stranded")
 		return base.CodeOf(err) == base.CodeNotFound
 	}, "the restarted node never learnt of the delete")
+}
+
+// When a node stays down, the controller's leader deletes the exclusive
+// queues of that node's connections after Config.DownNodeRelease, as
+// RabbitMQ does when it sees a node go down; another connection may then
+// declare the name.
+func TestClusterTheExclusiveQueuesOfANodeDownLongEnoughAreDeleted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three nodes on loopback")
+	}
+	cl := newClusterWith(t, 3, func(c *Config) { c.DownNodeRelease = 100 * time.Millisecond })
+	ctx := testCtx(t)
+	owner := guestConn(t, cl.nodes[1])
+	if _, err := owner.DeclareQueue(ctx, QueueSpec{Name: "orphan", Exclusive: true}); err != nil {
+		t.Fatalf("declare: %v", err)
+	}
+	if _, err := owner.DeclareQueue(ctx, QueueSpec{Name: "kept", Durable: true}); err != nil {
+		t.Fatalf("declare kept: %v", err)
+	}
+	cl.stop(1)
+	for { // the deletion changes nothing but the controller on the running nodes
+		changed := cl.nodes[0].ctrl.changed()
+		if _, err := cl.nodes[0].lookupQueue("/", "orphan"); base.CodeOf(err) == base.CodeNotFound {
+			break
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			t.Fatal("the exclusive queue of the down node's connection was never deleted")
+		}
+	}
+	if _, err := cl.nodes[2].lookupQueue("/", "kept"); err != nil {
+		t.Fatalf("a durable queue with a replica on the down node: %v, want it kept", err)
+	}
+	other := guestConn(t, cl.nodes[2])
+	if _, err := other.DeclareQueue(ctx, QueueSpec{Name: "orphan", Exclusive: true}); err != nil {
+		t.Fatalf("another connection declaring the name: %v", err)
+	}
 }
