@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -131,6 +134,87 @@ func TestClusterKillNineOfTheQueueLeaderLosesNoConfirmedPublish(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d confirmed; all read back, %d duplicates", len(confirmed), total, dups)
+}
+
+// TestClusterAFrozenQueueLeaderDoesNotHoldPublishesThroughOthers: the
+// process leading a queue is stopped with SIGSTOP (a frozen process, as
+// a stalled disk or a paused VM leaves it: its sockets stay open), and
+// amqp091-go goes on publishing with confirms through another node. The
+// other two elect a new leader, and the publishes that node had forwarded
+// to the frozen one fail over to it once the replication transport finds
+// the frozen node silent: they are confirmed while it is still stopped,
+// not when it resumes. Every confirmed message is then read back.
+func TestClusterAFrozenQueueLeaderDoesNotHoldPublishesThroughOthers(t *testing.T) {
+	nodes := startCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	client := 0
+	conn, ch := dialChannel(t, nodes[client])
+	if _, err := ch.QueueDeclare("frozen", true, false, false, false, amqp.Table{"x-quorum-initial-group-size": int32(3)}); err != nil {
+		t.Fatal(err)
+	}
+	leader := queueLeader(t, nodes[client], "frozen") - 1
+	if leader == client {
+		conn.Close()
+		client = (leader + 1) % 3
+		conn, ch = dialChannel(t, nodes[client])
+	}
+	defer conn.Close()
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(body string) {
+		t.Helper()
+		// Far above a failover (about two seconds), far below forever.
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		dc, err := ch.PublishWithDeferredConfirmWithContext(pctx, "", "frozen", false, false,
+			amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte(body)})
+		if err != nil {
+			t.Fatalf("publishing %s: %v", body, err)
+		}
+		if ok, err := dc.WaitContext(pctx); err != nil || !ok {
+			t.Fatalf("the confirm of %s, node %d frozen: ack %v, %v", body, leader+1, ok, err)
+		}
+	}
+	publish("before")
+	pid := nodes[leader].cmd.Process.Pid
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}
+	defer resume()
+	const frozen = 50
+	for i := range frozen {
+		publish(fmt.Sprintf("while-%02d", i))
+	}
+	if leader2 := queueLeader(t, nodes[client], "frozen") - 1; leader2 == leader {
+		t.Fatalf("node %d, frozen, still leads the queue after %d confirms", leader+1, frozen)
+	}
+	resume()
+	publish("after")
+	deliveries, err := ch.ConsumeWithContext(ctx, "frozen", "", true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"before": true, "after": true}
+	for i := range frozen {
+		want[fmt.Sprintf("while-%02d", i)] = true
+	}
+	for len(want) > 0 {
+		select {
+		case d := <-deliveries:
+			delete(want, string(d.Body))
+		case <-ctx.Done():
+			t.Fatalf("%d confirmed messages never arrived, e.g. %v", len(want), slices.Collect(maps.Keys(want))[:1])
+		}
+	}
 }
 
 // startCluster runs three `ferry serve` processes as one cluster, each

@@ -302,6 +302,12 @@ func (b *Broker) startEngine() error {
 	b.engine = eng
 	if b.transport != nil {
 		b.peers.Handler = eng
+		// A peer that stopped answering the transport's heartbeats (a
+		// crash the kernel did not report, a frozen process, a stalled
+		// disk under its loop) keeps its forwarding connection open: the
+		// calls waiting there fail now, so that a lane sends them to the
+		// group's next leader instead of waiting for that node to return.
+		b.peers.onDown = func(n NodeID) { b.spawn(func() { b.fwd.peerDown(n) }) }
 		if err := b.transport.Start(b.peers); err != nil {
 			return err
 		}
@@ -591,11 +597,12 @@ func (b *Broker) releaseDownNodes() {
 	}
 }
 
-// peerWatch passes the transport's events on to the engine and notes
-// since when each peer has been down, for releaseDownNodes.
+// peerWatch passes the transport's events on to the engine, notes since
+// when each peer has been down, for releaseDownNodes, and tells onDown.
 type peerWatch struct {
 	replication.Handler
-	clock base.Clock
+	clock  base.Clock
+	onDown func(NodeID) // also told of a peer down
 
 	mu    sync.Mutex
 	since map[NodeID]time.Time // guarded by mu: peers reported down and not up since
@@ -608,6 +615,9 @@ func (w *peerWatch) PeerDown(n NodeID) {
 	}
 	w.mu.Unlock()
 	w.Handler.PeerDown(n)
+	if w.onDown != nil {
+		w.onDown(n)
+	}
 }
 
 func (w *peerWatch) PeerUp(n NodeID) {

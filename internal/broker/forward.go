@@ -173,6 +173,18 @@ func (f *forwarder) client(ctx context.Context, node NodeID) (*fwdClient, error)
 	return c, nil
 }
 
+// peerDown closes the connection to node, which the replication transport
+// found unresponsive: its calls in flight fail with CodeUnavailable and
+// its forwarded consumers are cancelled, as when the connection breaks.
+func (f *forwarder) peerDown(node NodeID) {
+	f.mu.Lock()
+	c := f.clients[node]
+	f.mu.Unlock()
+	if c != nil {
+		c.close(base.Errorf(base.CodeUnavailable, "broker: node %d stopped answering the replication transport's heartbeats", node))
+	}
+}
+
 // call sends a request; done gets the response frame or an error, exactly
 // once, from the reader goroutine (or the caller's on a write failure).
 func (c *fwdClient) call(op byte, payload []byte, done func(frame, error)) {
