@@ -34,22 +34,7 @@ func TestClusterKillNineOfTheQueueLeaderLosesNoConfirmedPublish(t *testing.T) {
 	nodes := startCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-
-	client := 0
-	conn, ch := dialChannel(t, nodes[client])
-	if _, err := ch.QueueDeclare("crash", true, false, false, false, amqp.Table{"x-quorum-initial-group-size": int32(3)}); err != nil {
-		t.Fatal(err)
-	}
-	leader := queueLeader(t, nodes[client], "crash") - 1
-	if leader == client {
-		conn.Close()
-		client = (leader + 1) % 3
-		conn, ch = dialChannel(t, nodes[client])
-	}
-	defer conn.Close()
-	if err := ch.Confirm(false); err != nil {
-		t.Fatal(err)
-	}
+	ch, leader := confirmingThroughAFollower(t, nodes, "crash")
 
 	const total, window = 3000, 64
 	var confirmed []string
@@ -148,21 +133,7 @@ func TestClusterAFrozenQueueLeaderDoesNotHoldPublishesThroughOthers(t *testing.T
 	nodes := startCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	client := 0
-	conn, ch := dialChannel(t, nodes[client])
-	if _, err := ch.QueueDeclare("frozen", true, false, false, false, amqp.Table{"x-quorum-initial-group-size": int32(3)}); err != nil {
-		t.Fatal(err)
-	}
-	leader := queueLeader(t, nodes[client], "frozen") - 1
-	if leader == client {
-		conn.Close()
-		client = (leader + 1) % 3
-		conn, ch = dialChannel(t, nodes[client])
-	}
-	defer conn.Close()
-	if err := ch.Confirm(false); err != nil {
-		t.Fatal(err)
-	}
+	ch, leader := confirmingThroughAFollower(t, nodes, "frozen")
 	publish := func(body string) {
 		t.Helper()
 		// Far above a failover (about two seconds), far below forever.
@@ -194,7 +165,7 @@ func TestClusterAFrozenQueueLeaderDoesNotHoldPublishesThroughOthers(t *testing.T
 	for i := range frozen {
 		publish(fmt.Sprintf("while-%02d", i))
 	}
-	if leader2 := queueLeader(t, nodes[client], "frozen") - 1; leader2 == leader {
+	if leader2 := queueLeader(t, nodes[(leader+1)%3], "frozen") - 1; leader2 == leader {
 		t.Fatalf("node %d, frozen, still leads the queue after %d confirms", leader+1, frozen)
 	}
 	resume()
@@ -215,6 +186,29 @@ func TestClusterAFrozenQueueLeaderDoesNotHoldPublishesThroughOthers(t *testing.T
 			t.Fatalf("%d confirmed messages never arrived, e.g. %v", len(want), slices.Collect(maps.Keys(want))[:1])
 		}
 	}
+}
+
+// confirmingThroughAFollower declares queue name, replicated on the three
+// nodes, and returns a channel in confirm mode on a node that does not
+// lead it (closed with the test), and the index of the node that does.
+func confirmingThroughAFollower(t *testing.T, nodes []*node, name string) (*amqp.Channel, int) {
+	t.Helper()
+	client := 0
+	conn, ch := dialChannel(t, nodes[client])
+	if _, err := ch.QueueDeclare(name, true, false, false, false, amqp.Table{"x-quorum-initial-group-size": int32(3)}); err != nil {
+		t.Fatal(err)
+	}
+	leader := queueLeader(t, nodes[client], name) - 1
+	if leader == client {
+		conn.Close()
+		client = (leader + 1) % 3
+		conn, ch = dialChannel(t, nodes[client])
+	}
+	t.Cleanup(func() { conn.Close() })
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	return ch, leader
 }
 
 // startCluster runs three `ferry serve` processes as one cluster, each
