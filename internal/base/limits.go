@@ -720,8 +720,9 @@ const (
 	// nodes to apply it too (Broker.spreadController), so that a client
 	// answered by one node finds the change on any other, as with
 	// RabbitMQ. On a healthy cluster the wait is a round trip; a node that
-	// is down, cut off or catching up is waited for this long at most and
-	// applies the change when it can. Half a second of a declaration's
+	// is down, cut off or catching up is waited for this long at most (one
+	// the replication transport declared down, not at all) and applies the
+	// change when it can. Half a second of a declaration's
 	// answer is less than a client's usual RPC timeout by far, and more
 	// than a follower's apply lags on a loaded node.
 	BrokerMetadataSpreadWaitMax = 500 * time.Millisecond

@@ -92,6 +92,10 @@ type Config struct {
 	// connections (default BrokerDownNodeReleaseDefault); see
 	// releaseDownNodes.
 	DownNodeRelease time.Duration
+	// MetadataSpreadWait bounds how long a topology or admin change waits
+	// for the other nodes to apply it (default
+	// BrokerMetadataSpreadWaitMax); see spreadController.
+	MetadataSpreadWait time.Duration
 
 	// CoordinatorGroups is the number of consumer-group coordinator groups
 	// created at bootstrap (default 1).
@@ -141,6 +145,7 @@ func (c *Config) setDefaults() error {
 	def(&c.ReconcileInterval, base.BrokerReconcileIntervalDefault)
 	def(&c.OperatorDeleteWait, base.BrokerOperatorDeleteWaitDefault)
 	def(&c.DownNodeRelease, base.BrokerDownNodeReleaseDefault)
+	def(&c.MetadataSpreadWait, base.BrokerMetadataSpreadWaitMax)
 	def(&c.RetentionInterval, base.BrokerRetentionIntervalDefault)
 	def(&c.GroupTickInterval, base.BrokerGroupTickIntervalDefault)
 	if c.DeliveryCacheBytes <= 0 || c.DeliveryCacheBytes > base.BrokerDeliveryCacheBytes {
@@ -604,8 +609,36 @@ type peerWatch struct {
 	clock  base.Clock
 	onDown func(NodeID) // also told of a peer down
 
-	mu    sync.Mutex
-	since map[NodeID]time.Time // guarded by mu: peers reported down and not up since
+	mu      sync.Mutex
+	since   map[NodeID]time.Time // guarded by mu: peers reported down and not up since
+	changes chan struct{}        // guarded by mu: closed and replaced at every report (changed)
+}
+
+// isDown reports whether peer n is down, as the transport last reported.
+func (w *peerWatch) isDown(n NodeID) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.since[n]
+	return ok
+}
+
+// changed returns a channel closed at the next report of a peer down or
+// up.
+func (w *peerWatch) changed() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.changes == nil {
+		w.changes = make(chan struct{})
+	}
+	return w.changes
+}
+
+// notify closes the channel changed returned; w.mu is held.
+func (w *peerWatch) notify() {
+	if w.changes != nil {
+		close(w.changes)
+		w.changes = nil
+	}
 }
 
 func (w *peerWatch) PeerDown(n NodeID) {
@@ -613,6 +646,7 @@ func (w *peerWatch) PeerDown(n NodeID) {
 	if _, ok := w.since[n]; !ok {
 		w.since[n] = w.clock.Now()
 	}
+	w.notify()
 	w.mu.Unlock()
 	w.Handler.PeerDown(n)
 	if w.onDown != nil {
@@ -623,6 +657,7 @@ func (w *peerWatch) PeerDown(n NodeID) {
 func (w *peerWatch) PeerUp(n NodeID) {
 	w.mu.Lock()
 	delete(w.since, n)
+	w.notify()
 	w.mu.Unlock()
 	w.Handler.PeerUp(n)
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"reflect"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -753,4 +754,70 @@ func TestClusterTheExclusiveQueuesOfANodeDownLongEnoughAreDeleted(t *testing.T) 
 	if _, err := other.DeclareQueue(ctx, QueueSpec{Name: "orphan", Exclusive: true}); err != nil {
 		t.Fatalf("another connection declaring the name: %v", err)
 	}
+}
+
+// A change waits for the other nodes to apply it (spreadController), but
+// not for a node the replication transport has declared down: here node 3
+// is frozen (its addresses accept connections and never answer) and the
+// wait's bound is an hour, yet a declaration through node 1 is answered.
+func TestClusterAChangeDoesNotWaitForANodeDeclaredDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three nodes on loopback")
+	}
+	cl := newClusterWith(t, 3, func(c *Config) { c.MetadataSpreadWait = time.Hour })
+	ctx := testCtx(t)
+	c := guestConn(t, cl.nodes[0])
+	if _, err := c.DeclareQueue(ctx, QueueSpec{Name: "before", Durable: true}); err != nil {
+		t.Fatalf("declare with every node up: %v", err)
+	}
+	cl.stop(2)
+	for _, addr := range []string{cl.peers[2].RaftAddr, cl.peers[2].ForwardAddr} {
+		blackHole(t, addr)
+	}
+	for w := cl.nodes[0].peers; !w.isDown(3); {
+		changed := w.changed()
+		if w.isDown(3) {
+			break
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			t.Fatal("node 1 never found node 3 down")
+		}
+	}
+	bounded, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := c.DeclareQueue(bounded, QueueSpec{Name: "while-down", Durable: true}); err != nil {
+		t.Fatalf("declare with node 3 frozen: %v", err)
+	}
+}
+
+// blackHole listens at addr and holds every connection it accepts without
+// reading or answering, as a frozen process does, until the test ends.
+func blackHole(t *testing.T, addr string) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listening at %s: %v", addr, err)
+	}
+	var mu sync.Mutex
+	var held []net.Conn
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, conn)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
 }

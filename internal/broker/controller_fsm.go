@@ -226,25 +226,26 @@ func (b *Broker) proposeControllerAt(ctx context.Context, cmd controller.Command
 
 // spreadController waits until every other node of the cluster has
 // applied the controller's entry at index (opCtrlApplied), or
-// BrokerMetadataSpreadWaitMax has passed. Every node looks queues,
+// Config.MetadataSpreadWait has passed. Every node looks queues,
 // exchanges, bindings and users up in its own replica of the controller,
 // which applies an entry a moment after the node that proposed it; with
 // this wait, a client answered by one node (declare-ok, bind-ok) finds
 // the change on any other, as RabbitMQ's metadata changes, transactions
 // on every node, are. A node that is down, cut off or catching up is
-// waited for no longer than the bound: it applies the entry when it can,
-// and until then answers as before it.
+// waited for no longer than the bound, and one the replication transport
+// has declared down not at all: it applies the entry when it can, and
+// until then answers as before it.
 func (b *Broker) spreadController(ctx context.Context, index uint64) {
 	if len(b.cfg.Peers) < 2 {
 		return
 	}
-	ctx, cancel := base.WithTimeout(ctx, b.clock, base.BrokerMetadataSpreadWaitMax)
+	ctx, cancel := base.WithTimeout(ctx, b.clock, b.cfg.MetadataSpreadWait)
 	defer cancel()
 	var req wireWriter
 	req.uvarint(index)
 	var wg sync.WaitGroup
 	for _, p := range b.cfg.Peers {
-		if p.ID == b.node {
+		if p.ID == b.node || b.peers.isDown(p.ID) {
 			continue
 		}
 		wg.Go(func() {

@@ -698,7 +698,7 @@ func (f *forwarder) handle(sess *fwdSession, fr frame) []byte {
 	case opCtrlApplied:
 		index, err := decodeNumberReq(fr.payload)
 		if err == nil {
-			ctx, cancel := base.WithTimeout(f.ctx, f.b.clock, base.BrokerMetadataSpreadWaitMax)
+			ctx, cancel := base.WithTimeout(f.ctx, f.b.clock, f.b.cfg.MetadataSpreadWait)
 			err = f.b.ctrl.waitApplied(ctx, index)
 			cancel()
 		}
