@@ -775,7 +775,7 @@ func TestClusterAChangeDoesNotWaitForANodeDeclaredDown(t *testing.T) {
 		blackHole(t, addr)
 	}
 	for w := cl.nodes[0].peers; !w.isDown(3); {
-		changed := w.changed()
+		changed := w.changes.Changed()
 		if w.isDown(3) {
 			break
 		}
