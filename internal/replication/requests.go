@@ -115,10 +115,12 @@ func (e *Engine) CloseGroup(g GroupID) {
 // Campaign asks this node's replica of group g to stand for election now
 // and at every tick until the group has a leader, instead of after an
 // election timeout: the broker asks it of a new group's preferred replica,
-// so that a declared queue has a leader in a few ticks rather than one to
-// two election timeouts (a second at the defaults). A campaign that finds
-// the other replicas not open yet (their votes dropped) is simply tried
-// again at the next tick; PreVote keeps it from disturbing a leader.
+// so that a declared queue has a leader at once rather than after one to
+// two election timeouts (a second at the defaults). A campaign raft
+// refuses (the group's bootstrap not applied yet) is made again once it
+// is applied; replicas that open the group after its vote requests arrive
+// hold them until they do (holdEarly); what is lost anyway is tried again
+// at the next tick. PreVote keeps it from disturbing a leader.
 func (e *Engine) Campaign(g GroupID) {
 	e.submit(&request{kind: reqCampaign, group: g})
 }
