@@ -249,12 +249,16 @@ func (g *group) campaignEagerly() {
 // campaign starts an election now and has the loop run the Ready it makes.
 // Raft does not campaign while committed membership changes wait to be
 // applied, as a new group's bootstrap does in the iteration that opens it
-// (when the broker asks a new group's preferred replica to campaign): the
-// campaign is then made again once they are (campaignDeferredNow), not a
-// tick later.
+// (when the broker asks a new group's preferred replica to campaign; it
+// would log that this node cannot campaign, its bootstrap voters not
+// known yet): while committed entries wait to be applied, the campaign is
+// made once they are (campaignDeferredNow), not a tick later.
 func (g *group) campaign() {
 	st := g.rn.BasicStatus()
-	g.campaignDeferred = st.HardState.GetCommit() > st.Applied
+	if g.campaignDeferred = st.HardState.GetCommit() > st.Applied; g.campaignDeferred {
+		g.l.markDirty(g)
+		return
+	}
 	if err := g.rn.Campaign(); err == nil {
 		g.l.markDirty(g)
 		g.l.more = true

@@ -1,7 +1,9 @@
 package replication
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"testing"
 )
 
@@ -126,7 +128,11 @@ func TestSingleVoterRestartedWithNothingToApplyLeadsWithoutTicks(t *testing.T) {
 // knows it then, without waiting for the candidate's next tick or the
 // leader's next heartbeat.
 func TestACampaignBeforeTheOtherReplicasOpenTheGroupEndsWhenTheyDo(t *testing.T) {
-	c := newTestCluster(t, []NodeID{1, 2, 3}, nil)
+	// Every warning the engines log: raft's "cannot campaign" among them,
+	// which a campaign made before the bootstrap is applied used to cause.
+	var warnings bytes.Buffer
+	warn := slog.New(slog.NewTextHandler(&warnings, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	c := newTestCluster(t, []NodeID{1, 2, 3}, func(cfg *Config) { cfg.Logger = warn })
 	// Past the vote embargo after the engines' start.
 	c.runUntil("the vote embargo over", 100, func() bool { return !c.clock.Now().Before(c.nodes[1].e.embargo) })
 	voters := []NodeID{1, 2, 3}
@@ -161,5 +167,8 @@ func TestACampaignBeforeTheOtherReplicasOpenTheGroupEndsWhenTheyDo(t *testing.T)
 	settle()
 	if st, err := c.nodes[3].e.Status(7); err != nil || st.Leader != 1 {
 		t.Fatalf("node 3 opened the group after the election: status %+v %v, want it to know leader 1 with no tick", st, err)
+	}
+	if warnings.Len() > 0 {
+		t.Fatalf("the engines warned:\n%s", warnings.String())
 	}
 }
