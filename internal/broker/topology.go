@@ -261,7 +261,7 @@ func (c *Conn) deleteQueue(ctx context.Context, name string, ifUnused, ifEmpty, 
 		override := ent.queue.Exclusive && ent.queue.Owner != c.owner && !ifUnused && !ifEmpty
 		if override {
 			var cancel context.CancelFunc
-			qctx, cancel = context.WithTimeout(ctx, c.b.cfg.OperatorDeleteWait)
+			qctx, cancel = base.WithTimeout(ctx, c.b.clock, c.b.cfg.OperatorDeleteWait)
 			defer cancel()
 		}
 		n, err := c.b.queueCount(qctx, ent.group, cmd)
