@@ -16,6 +16,16 @@ import (
 
 var fullAccess = auth.Permission{Tenant: "/", Configure: ".*", Write: ".*", Read: ".*"}
 
+// newUserConn creates user (no tags) with full access to "/" through
+// admin and opens a connection as that user.
+func newUserConn(t *testing.T, b *Broker, admin *Conn, user string) *Conn {
+	t.Helper()
+	mustPutUser(t, admin, user, "pw-"+user)
+	mustSetPermission(t, admin, user, fullAccess)
+	c, _ := connAs(t, b, user, "/")
+	return c
+}
+
 // connAs opens a connection of user to tenant whose kill function reports
 // the reason on the returned channel.
 func connAs(t *testing.T, b *Broker, user, tenant string) (*Conn, <-chan string) {
@@ -428,9 +438,7 @@ func TestAnAdministratorDeletesAnotherConnectionsExclusiveQueue(t *testing.T) {
 	b := openNode(t, nodeOpts{})
 	ctx := testCtx(t)
 	admin := guestConn(t, b)
-	mustPutUser(t, admin, "olga", "pw-olga")
-	mustSetPermission(t, admin, "olga", auth.Permission{Tenant: "/", Configure: ".*", Write: ".*", Read: ".*"})
-	owner, _ := connAs(t, b, "olga", "/")
+	owner := newUserConn(t, b, admin, "olga")
 	if _, err := owner.DeclareQueue(ctx, QueueSpec{Name: "mine", Exclusive: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -439,9 +447,7 @@ func TestAnAdministratorDeletesAnotherConnectionsExclusiveQueue(t *testing.T) {
 		func(Delivery) {}, func(err error) { cancelled <- err }); err != nil {
 		t.Fatal(err)
 	}
-	mustPutUser(t, admin, "pavel", "pw-pavel")
-	mustSetPermission(t, admin, "pavel", auth.Permission{Tenant: "/", Configure: ".*", Write: ".*", Read: ".*"})
-	other, _ := connAs(t, b, "pavel", "/")
+	other := newUserConn(t, b, admin, "pavel")
 	for _, del := range []func() (uint64, error){
 		func() (uint64, error) { return admin.DeleteQueue(ctx, "mine", false, false) },
 		func() (uint64, error) { return other.DeleteQueueAsOperator(ctx, "mine", false, false) },

@@ -67,12 +67,16 @@ func newClusterWith(t testing.TB, n int, tweak func(*Config)) *cluster {
 }
 
 // threeNodes is newCluster of three nodes, skipped with -short.
-func threeNodes(t *testing.T) *cluster {
+func threeNodes(t *testing.T) *cluster { return threeNodesWith(t, nil) }
+
+// threeNodesWith is threeNodes with tweak applied to every node's
+// configuration.
+func threeNodesWith(t *testing.T, tweak func(*Config)) *cluster {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("three nodes on loopback")
 	}
-	return newCluster(t, 3)
+	return newClusterWith(t, 3, tweak)
 }
 
 func (cl *cluster) start(i int) {
@@ -148,8 +152,9 @@ func (cl *cluster) conns() []*Conn {
 	return cs
 }
 
-// waitFor waits until cond holds, checking it whenever a group or leader
-// changes on any running node.
+// waitFor waits until cond holds, checking it whenever a group, a leader,
+// the controller's state or a peer's reported state changes on any
+// running node.
 func (cl *cluster) waitFor(cond func() bool, failure string) {
 	cl.t.Helper()
 	timeout := time.After(testTimeout)
@@ -157,7 +162,9 @@ func (cl *cluster) waitFor(cond func() bool, failure string) {
 		cases := []reflect.SelectCase{{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timeout)}}
 		for _, b := range cl.nodes {
 			if b != nil {
-				cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(b.readyChanged())})
+				for _, ch := range []<-chan struct{}{b.readyChanged(), b.ctrl.changed(), b.peers.changes.Changed()} {
+					cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
+				}
 			}
 		}
 		if cond() {
@@ -723,10 +730,7 @@ func TestClusterAnAdministratorDeletesTheExclusiveQueueOfADownNode(t *testing.T)
 // RabbitMQ does when it sees a node go down; another connection may then
 // declare the name.
 func TestClusterTheExclusiveQueuesOfANodeDownLongEnoughAreDeleted(t *testing.T) {
-	if testing.Short() {
-		t.Skip("three nodes on loopback")
-	}
-	cl := newClusterWith(t, 3, func(c *Config) { c.DownNodeRelease = 100 * time.Millisecond })
+	cl := threeNodesWith(t, func(c *Config) { c.DownNodeRelease = 100 * time.Millisecond })
 	ctx := testCtx(t)
 	owner := guestConn(t, cl.nodes[1])
 	if _, err := owner.DeclareQueue(ctx, QueueSpec{Name: "orphan", Exclusive: true}); err != nil {
@@ -736,17 +740,10 @@ func TestClusterTheExclusiveQueuesOfANodeDownLongEnoughAreDeleted(t *testing.T) 
 		t.Fatalf("declare kept: %v", err)
 	}
 	cl.stop(1)
-	for { // the deletion changes nothing but the controller on the running nodes
-		changed := cl.nodes[0].ctrl.changed()
-		if _, err := cl.nodes[0].lookupQueue("/", "orphan"); base.CodeOf(err) == base.CodeNotFound {
-			break
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			t.Fatal("the exclusive queue of the down node's connection was never deleted")
-		}
-	}
+	cl.waitFor(func() bool {
+		_, err := cl.nodes[0].lookupQueue("/", "orphan")
+		return base.CodeOf(err) == base.CodeNotFound
+	}, "the exclusive queue of the down node's connection was never deleted")
 	if _, err := cl.nodes[2].lookupQueue("/", "kept"); err != nil {
 		t.Fatalf("a durable queue with a replica on the down node: %v, want it kept", err)
 	}
@@ -761,10 +758,7 @@ func TestClusterTheExclusiveQueuesOfANodeDownLongEnoughAreDeleted(t *testing.T) 
 // is frozen (its addresses accept connections and never answer) and the
 // wait's bound is an hour, yet a declaration through node 1 is answered.
 func TestClusterAChangeDoesNotWaitForANodeDeclaredDown(t *testing.T) {
-	if testing.Short() {
-		t.Skip("three nodes on loopback")
-	}
-	cl := newClusterWith(t, 3, func(c *Config) { c.MetadataSpreadWait = time.Hour })
+	cl := threeNodesWith(t, func(c *Config) { c.MetadataSpreadWait = time.Hour })
 	ctx := testCtx(t)
 	c := guestConn(t, cl.nodes[0])
 	if _, err := c.DeclareQueue(ctx, QueueSpec{Name: "before", Durable: true}); err != nil {
@@ -774,17 +768,7 @@ func TestClusterAChangeDoesNotWaitForANodeDeclaredDown(t *testing.T) {
 	for _, addr := range []string{cl.peers[2].RaftAddr, cl.peers[2].ForwardAddr} {
 		blackHole(t, addr)
 	}
-	for w := cl.nodes[0].peers; !w.isDown(3); {
-		changed := w.changes.Changed()
-		if w.isDown(3) {
-			break
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			t.Fatal("node 1 never found node 3 down")
-		}
-	}
+	cl.waitFor(func() bool { return cl.nodes[0].peers.isDown(3) }, "node 1 never found node 3 down")
 	bounded, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := c.DeclareQueue(bounded, QueueSpec{Name: "while-down", Durable: true}); err != nil {
