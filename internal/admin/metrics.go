@@ -27,6 +27,9 @@ type EngineStats struct {
 	CommitSeconds  Histogram // from proposal to commit, on the leader
 	EntriesApplied uint64
 	Snapshots      uint64 // FSM snapshots taken by the groups on this node
+	// HandshakesRefused counts replication connections refused because the
+	// peer belongs to another cluster.
+	HandshakesRefused uint64
 	// SnapshotSeconds is how long each snapshot held its engine loop.
 	SnapshotSeconds Histogram
 	// FrontendStats are the front ends' counters, reported with the
@@ -113,6 +116,7 @@ var (
 	descApplied      = prometheus.NewDesc("ferry_raft_entries_applied_total", "Raft entries applied to state machines on this node.", nil, nil)
 	descSnapshots    = prometheus.NewDesc("ferry_raft_snapshots_total", "State machine snapshots taken by the Raft groups on this node.", nil, nil)
 	descSnapshotSec  = prometheus.NewDesc("ferry_raft_snapshot_duration_seconds", "Time each snapshot held its engine loop (and every group on it).", nil, nil)
+	descRefused      = prometheus.NewDesc("ferry_replication_handshakes_refused_total", "Replication connections refused, by this node or its peer, because the two belong to different clusters.", nil, nil)
 	descBytesIn      = prometheus.NewDesc("ferry_network_received_bytes_total", "Bytes read from client connections, by protocol.", []string{"protocol"}, nil)
 	descBytesOut     = prometheus.NewDesc("ferry_network_sent_bytes_total", "Bytes written to client connections, by protocol.", []string{"protocol"}, nil)
 	descFrontErrors  = prometheus.NewDesc("ferry_errors_total", "Errors answered to clients, by protocol and stable error code.", []string{"protocol", "code"}, nil)
@@ -126,7 +130,7 @@ type brokerCollector struct {
 func (bc *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descNodeInfo, descBlocked, descConns, descQueueDepth, descQueueBytes, descQueueConsum,
 		descQueueEvents, descQueueLeader, descStreamHW, descStreamStart, descStreamBytes, descStreamLag, descLagTruncated, descTruncated, descFsyncs, descFsyncSec,
-		descLeaderChg, descProposals, descProposalsErr, descCommitSec, descApplied, descSnapshots, descSnapshotSec, descBytesIn, descBytesOut} {
+		descLeaderChg, descProposals, descProposalsErr, descCommitSec, descApplied, descSnapshots, descSnapshotSec, descRefused, descBytesIn, descBytesOut} {
 		ch <- d
 	}
 	// descFrontErrors shares ferry_errors_total with apiMetrics: described there.
@@ -217,7 +221,8 @@ type engineMetered interface {
 func engineStats(m broker.EngineMetrics) EngineStats {
 	return EngineStats{Fsyncs: m.Fsyncs(), FsyncSeconds: cumulative(m.FsyncSeconds), LeaderChanges: m.LeaderChanges,
 		Proposals: m.Proposals, ProposalsFail: m.ProposalsFailed, CommitSeconds: cumulative(m.CommitSeconds),
-		EntriesApplied: m.EntriesApplied, Snapshots: m.Snapshots, SnapshotSeconds: cumulative(m.SnapshotSeconds)}
+		EntriesApplied: m.EntriesApplied, Snapshots: m.Snapshots, SnapshotSeconds: cumulative(m.SnapshotSeconds),
+		HandshakesRefused: m.HandshakesRefused}
 }
 
 func cumulative(h broker.EngineHistogram) Histogram {
@@ -298,6 +303,7 @@ func (bc *brokerCollector) collectEngine(ch chan<- prometheus.Metric, e EngineSt
 	counter(descApplied, e.EntriesApplied)
 	counter(descSnapshots, e.Snapshots)
 	ch <- prometheus.MustNewConstHistogram(descSnapshotSec, e.SnapshotSeconds.Count, e.SnapshotSeconds.Sum, e.SnapshotSeconds.Buckets)
+	counter(descRefused, e.HandshakesRefused)
 	bc.collectFrontends(e.FrontendStats, counter)
 }
 

@@ -66,7 +66,7 @@ next:
 func TestMetricsScrapeParsesAndReportsQueuesConnectionsAndRuntime(t *testing.T) {
 	engine := EngineStats{Fsyncs: 12, LeaderChanges: 2, Proposals: 40, EntriesApplied: 39,
 		FsyncSeconds:  Histogram{Count: 12, Sum: 0.024, Buckets: map[float64]uint64{0.001: 2, 0.005: 12}},
-		CommitSeconds: Histogram{Count: 40, Sum: 0.2, Buckets: map[float64]uint64{0.01: 40}}, Snapshots: 3,
+		CommitSeconds: Histogram{Count: 40, Sum: 0.2, Buckets: map[float64]uint64{0.01: 40}}, Snapshots: 3, HandshakesRefused: 4,
 		SnapshotSeconds: Histogram{Count: 3, Sum: 0.09, Buckets: map[float64]uint64{0.05: 3}},
 		FrontendStats: FrontendStats{BytesIn: map[string]uint64{"amqp": 1000}, BytesOut: map[string]uint64{"amqp": 2000},
 			Errors: map[string]map[string]uint64{"amqp": {"not_found": 3}}}}
@@ -107,6 +107,7 @@ func TestMetricsScrapeParsesAndReportsQueuesConnectionsAndRuntime(t *testing.T) 
 		{"ferry_raft_entries_applied_total", nil, 39},
 		{"ferry_raft_snapshots_total", nil, 3},
 		{"ferry_raft_snapshot_duration_seconds", nil, 3},
+		{"ferry_replication_handshakes_refused_total", nil, 4},
 		{"ferry_network_received_bytes_total", map[string]string{"protocol": "amqp"}, 1000},
 		{"ferry_network_sent_bytes_total", map[string]string{"protocol": "amqp"}, 2000},
 		{"go_goroutines", nil, -1},

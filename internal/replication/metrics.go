@@ -55,6 +55,11 @@ type Metrics struct {
 	// overloaded, overwritten, timed out).
 	Proposals       uint64
 	ProposalsFailed uint64
+	// HandshakesRefused counts the transport's connections refused, by
+	// this node or by the peer, because the two belong to different
+	// clusters (TCPTransport.Refused; 0 for a transport that does not
+	// count them).
+	HandshakesRefused uint64
 	// FsyncSeconds is the latency of each durable point: a SyncAll of the
 	// logs or a StateStore commit.
 	FsyncSeconds Histogram
@@ -159,7 +164,12 @@ func (m Metrics) Fsyncs() uint64 { return m.LogSyncs + m.StateCommits }
 
 func (e *Engine) Metrics() Metrics {
 	m := &e.metrics
+	var refused uint64
+	if r, ok := e.cfg.Transport.(interface{ Refused() uint64 }); ok {
+		refused = r.Refused()
+	}
 	return Metrics{
+		HandshakesRefused:  refused,
 		Iterations:         m.iterations.Load(),
 		LogSyncs:           m.logSyncs.Load(),
 		StateCommits:       m.stateCommits.Load(),

@@ -20,7 +20,13 @@ import (
 
 // TCPConfig configures a TCPTransport.
 type TCPConfig struct {
-	NodeID    NodeID
+	NodeID NodeID
+	// ClusterID is the id of the cluster this node belongs to, 0 while it
+	// does not know it (a node's first start, before the cluster's
+	// bootstrap reaches it); SetClusterID sets it later. Two nodes that
+	// both know their cluster's id and disagree refuse each other's
+	// connections; a node that does not know it yet accepts any peer and
+	// is accepted by any (it may be joining for the first time).
 	ClusterID uint64
 	// Addr is the address to listen on (host:port).
 	Addr string
@@ -68,6 +74,9 @@ type TCPTransport struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	cluster atomic.Uint64 // this node's cluster id; 0: not known yet
+	refused atomic.Uint64 // handshakes refused because the clusters differ
+
 	mu    sync.Mutex
 	peers map[NodeID]*peer // guarded by mu
 }
@@ -99,9 +108,41 @@ func NewTCPTransport(cfg TCPConfig) (*TCPTransport, error) {
 		cfg.Logger = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &TCPTransport{cfg: cfg, clock: cfg.Clock, log: cfg.Logger.With("node", cfg.NodeID),
-		ctx: ctx, cancel: cancel, peers: map[NodeID]*peer{}}, nil
+	t := &TCPTransport{cfg: cfg, clock: cfg.Clock, log: cfg.Logger.With("node", cfg.NodeID),
+		ctx: ctx, cancel: cancel, peers: map[NodeID]*peer{}}
+	t.cluster.Store(cfg.ClusterID)
+	return t, nil
 }
+
+// SetClusterID records the id of this node's cluster once it is known
+// (TCPConfig.ClusterID), and drops the connections of peers that said
+// they belong to another: their next handshake is refused.
+func (t *TCPTransport) SetClusterID(id uint64) {
+	t.cluster.Store(id)
+	t.mu.Lock()
+	peers := make([]*peer, 0, len(t.peers))
+	for _, p := range t.peers {
+		peers = append(peers, p)
+	}
+	t.mu.Unlock()
+	for _, p := range peers {
+		if clustersDiffer(p.cluster.Load(), id) {
+			p.closeConn()
+		}
+	}
+}
+
+// Refused returns how many handshakes this node refused, or saw refused,
+// because the peer belongs to another cluster.
+func (t *TCPTransport) Refused() uint64 { return t.refused.Load() }
+
+// errOtherCluster fails a dial whose handshake showed the peer to be of
+// another cluster.
+var errOtherCluster = errors.New("handshake refused")
+
+// clustersDiffer reports whether two nodes' cluster ids show that they
+// belong to different clusters: both are known and they differ.
+func clustersDiffer(a, b uint64) bool { return a != 0 && b != 0 && a != b }
 
 func defaultDuration(d *time.Duration, def time.Duration) {
 	if *d <= 0 {
@@ -229,27 +270,36 @@ func (t *TCPTransport) accepted(conn net.Conn) {
 	conn.SetDeadline(t.clock.Now().Add(t.cfg.PeerTimeout))
 	hello, err := readHello(conn)
 	status := byte(helloOK)
+	own := t.cluster.Load()
 	switch {
 	case err != nil:
 		conn.Close()
 		return
-	case hello.cluster != t.cfg.ClusterID:
+	case clustersDiffer(hello.cluster, own):
 		status = helloWrongCluster
+		t.refused.Add(1)
 	case hello.to != t.cfg.NodeID:
 		status = helloWrongNode
 	case hello.from == 0 || hello.from >= t.cfg.NodeID:
 		status = helloWrongDirection
 	}
-	reply := helloMsg{cluster: t.cfg.ClusterID, from: t.cfg.NodeID, to: hello.from, status: status}
+	reply := helloMsg{cluster: own, from: t.cfg.NodeID, to: hello.from, status: status}
 	if _, err := conn.Write(reply.encode()); err != nil || status != helloOK {
 		conn.Close()
-		if status != helloOK {
+		switch status {
+		case helloOK:
+		case helloWrongCluster:
+			t.log.Warn("replication transport: refused a node of another cluster (is its data directory another cluster's?)",
+				"from", hello.from, "its_cluster", hello.cluster, "this_cluster", own)
+		default:
 			t.log.Warn("replication transport: refused a connection", "from", hello.from, "status", status)
 		}
 		return
 	}
 	conn.SetDeadline(time.Time{})
-	t.peer(hello.from).serve(conn)
+	p := t.peer(hello.from)
+	p.cluster.Store(hello.cluster)
+	p.serve(conn)
 }
 
 // monitor declares peers down that have not been heard from for
@@ -309,6 +359,7 @@ type peer struct {
 
 	lastHeard atomic.Int64 // unix ns of the last frame received
 	down      atomic.Bool
+	cluster   atomic.Uint64 // the cluster id the peer gave in its last handshake
 
 	mu      sync.Mutex
 	queue   []*Batch              // guarded by mu
@@ -350,7 +401,14 @@ func (p *peer) dialLoop() {
 			p.serve(conn)
 			continue
 		}
-		t.log.Debug("replication transport: dial failed", "peer", p.id, "err", err)
+		if errors.Is(err, errOtherCluster) {
+			// Not a fault that heals by itself: log it, and ask again
+			// only at the longest interval.
+			t.log.Warn("replication transport: a peer belongs to another cluster", "peer", p.id, "err", err)
+			backoff = t.cfg.DialBackoffMax
+		} else {
+			t.log.Debug("replication transport: dial failed", "peer", p.id, "err", err)
+		}
 		timer := t.clock.NewTimer(backoff)
 		select {
 		case <-t.ctx.Done():
@@ -375,20 +433,26 @@ func (p *peer) dial() (net.Conn, error) {
 		return nil, err
 	}
 	conn.SetDeadline(t.clock.Now().Add(t.cfg.PeerTimeout))
-	hello := helloMsg{cluster: t.cfg.ClusterID, from: t.cfg.NodeID, to: p.id}
+	own := t.cluster.Load()
+	hello := helloMsg{cluster: own, from: t.cfg.NodeID, to: p.id}
 	if _, err := conn.Write(hello.encode()); err != nil {
 		conn.Close()
 		return nil, err
 	}
 	reply, err := readHello(conn)
-	if err == nil && (reply.status != helloOK || reply.cluster != t.cfg.ClusterID || reply.from != p.id || reply.to != t.cfg.NodeID) {
-		err = fmt.Errorf("handshake refused: status %d, cluster %d, node %d", reply.status, reply.cluster, reply.from)
+	if err == nil && (reply.status == helloWrongCluster || clustersDiffer(reply.cluster, own)) {
+		t.refused.Add(1)
+		err = fmt.Errorf("%w: node %d belongs to cluster %d, this node to %d", errOtherCluster, p.id, reply.cluster, own)
+	}
+	if err == nil && (reply.status != helloOK || reply.from != p.id || reply.to != t.cfg.NodeID) {
+		err = fmt.Errorf("handshake refused: status %d, node %d", reply.status, reply.from)
 	}
 	if err != nil {
 		conn.Close()
 		return nil, err
 	}
 	conn.SetDeadline(time.Time{})
+	p.cluster.Store(reply.cluster)
 	return conn, nil
 }
 
@@ -416,7 +480,9 @@ func (p *peer) serve(conn net.Conn) {
 	p.mu.Unlock()
 	p.lastHeard.Store(t.clock.Now().UnixNano())
 	p.down.Store(false)
-	if t.ctx.Err() != nil {
+	// A SetClusterID since the handshake closes only connections already
+	// installed: this one is checked again now that it is.
+	if t.ctx.Err() != nil || clustersDiffer(p.cluster.Load(), t.cluster.Load()) {
 		conn.Close()
 	}
 	done := make(chan struct{})

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -191,41 +193,147 @@ func TestTCPQueueDropsAndReportsBeyondItsBound(t *testing.T) {
 	}
 }
 
-func TestTCPRefusesAnotherClusterAndReportsPeerDown(t *testing.T) {
-	book := &addrBook{addrs: map[NodeID]string{}}
-	h2 := &recordingHandler{down: make(chan NodeID, 1)}
-	tr2, err := NewTCPTransport(TCPConfig{NodeID: 2, ClusterID: 7, Addr: "127.0.0.1:0", Logger: quiet, Resolve: book.resolve})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tr2.Start(h2); err != nil {
-		t.Fatal(err)
-	}
-	defer tr2.Stop()
-	book.addrs[2] = tr2.Addr().String()
-	h1 := &recordingHandler{down: make(chan NodeID, 1)}
-	tr1, err := NewTCPTransport(TCPConfig{NodeID: 1, ClusterID: 8, Addr: "127.0.0.1:0", Logger: quiet, Resolve: book.resolve,
-		PingInterval: 10 * time.Millisecond, PeerTimeout: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tr1.Start(h1); err != nil {
-		t.Fatal(err)
-	}
-	defer tr1.Stop()
-	tr1.Send(2, &Batch{Heartbeats: []Heartbeat{{Group: 1}}})
+// signalHandler is a slog.Handler that sends each warning's message on
+// warns (when there is room), so that a test waits for a logged event.
+type signalHandler struct{ warns chan string }
+
+func (h signalHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (h signalHandler) Handle(_ context.Context, r slog.Record) error {
 	select {
-	case n := <-h1.down:
+	case h.warns <- r.Message:
+	default:
+	}
+	return nil
+}
+func (h signalHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h signalHandler) WithGroup(string) slog.Handler      { return h }
+
+// pairTimeout bounds each wait of the cluster id tests.
+const pairTimeout = 10 * time.Second
+
+// clusterPair is node 1 dialling node 2 over loopback, each transport
+// with the cluster id given; node 2's handler forwards what it receives.
+type clusterPair struct {
+	tr1, tr2     *TCPTransport
+	warn1, warn2 chan string
+	got2         chan *Batch
+	h1           *recordingHandler
+}
+
+type forwardingHandler struct {
+	recordingHandler
+	got chan *Batch
+}
+
+func (h *forwardingHandler) HandleBatch(_ NodeID, b *Batch) {
+	select {
+	case h.got <- b:
+	default:
+	}
+}
+
+func newClusterPair(t *testing.T, c1, c2 uint64) *clusterPair {
+	t.Helper()
+	cp := &clusterPair{warn1: make(chan string, 16), warn2: make(chan string, 16), got2: make(chan *Batch, 16),
+		h1: &recordingHandler{down: make(chan NodeID, 1)}}
+	book := &addrBook{addrs: map[NodeID]string{}}
+	start := func(id NodeID, cluster uint64, warns chan string, h Handler) *TCPTransport {
+		tr, err := NewTCPTransport(TCPConfig{NodeID: id, ClusterID: cluster, Addr: "127.0.0.1:0", Resolve: book.resolve,
+			Logger: slog.New(signalHandler{warns}), DialBackoffMin: time.Millisecond, DialBackoffMax: 10 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.Start(h); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(tr.Stop)
+		book.mu.Lock()
+		book.addrs[id] = tr.Addr().String()
+		book.mu.Unlock()
+		return tr
+	}
+	cp.tr2 = start(2, c2, cp.warn2, &forwardingHandler{got: cp.got2})
+	cp.tr1 = start(1, c1, cp.warn1, cp.h1)
+	return cp
+}
+
+// delivered sends a batch from node 1 and waits for node 2 to receive it.
+func (cp *clusterPair) delivered(t *testing.T) {
+	t.Helper()
+	cp.tr1.Send(2, &Batch{Heartbeats: []Heartbeat{{Group: 1}}})
+	select {
+	case <-cp.got2:
+	case w := <-cp.warn1:
+		t.Fatalf("node 1 warned %q instead of delivering", w)
+	case w := <-cp.warn2:
+		t.Fatalf("node 2 warned %q instead of receiving", w)
+	case <-time.After(pairTimeout):
+		t.Fatal("batch never delivered")
+	}
+}
+
+// refused waits for both nodes to log that the other is of another
+// cluster, and checks that both counted it.
+func (cp *clusterPair) refused(t *testing.T) {
+	t.Helper()
+	for _, w := range []chan string{cp.warn1, cp.warn2} {
+		select {
+		case msg := <-w:
+			if !strings.Contains(msg, "another cluster") {
+				t.Errorf("warning %q, want one about another cluster", msg)
+			}
+		case <-time.After(pairTimeout):
+			t.Fatal("no refusal logged")
+		}
+	}
+	if cp.tr1.Refused() == 0 || cp.tr2.Refused() == 0 {
+		t.Errorf("refusals counted: dialer %d, acceptor %d; want both above 0", cp.tr1.Refused(), cp.tr2.Refused())
+	}
+}
+
+func TestTCPConnectsUnlessBothNodesKnowDifferentClusters(t *testing.T) {
+	for _, c := range []struct {
+		dialer, acceptor uint64
+		connects         bool
+	}{
+		{0, 0, true}, // both starting for the first time
+		{0, 7, true}, // the dialer joins a cluster it does not know yet
+		{7, 0, true}, // the acceptor does
+		{7, 7, true},
+		{7, 8, false},
+	} {
+		t.Run(fmt.Sprintf("%d-%d", c.dialer, c.acceptor), func(t *testing.T) {
+			cp := newClusterPair(t, c.dialer, c.acceptor)
+			if !c.connects {
+				cp.tr1.Send(2, &Batch{Heartbeats: []Heartbeat{{Group: 1}}})
+				cp.refused(t)
+				select {
+				case <-cp.got2:
+					t.Error("a node of cluster 8 received a batch from cluster 7")
+				default:
+				}
+				return
+			}
+			cp.delivered(t)
+			if cp.tr1.Refused()+cp.tr2.Refused() != 0 {
+				t.Errorf("refusals counted: %d and %d, want none", cp.tr1.Refused(), cp.tr2.Refused())
+			}
+		})
+	}
+}
+
+func TestTCPLearningTheClusterIDDropsAPeerOfAnother(t *testing.T) {
+	cp := newClusterPair(t, 0, 8)
+	cp.delivered(t)
+	cp.tr1.SetClusterID(7)
+	cp.refused(t)
+	select {
+	case n := <-cp.h1.down:
 		if n != 2 {
 			t.Errorf("PeerDown(%d), want 2", n)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("peer of another cluster never reported down")
-	}
-	h2.mu.Lock()
-	defer h2.mu.Unlock()
-	if len(h2.batches) != 0 {
-		t.Errorf("node of cluster 7 accepted %d batches from cluster 8", len(h2.batches))
+	case <-time.After(pairTimeout):
+		t.Fatal("the peer of another cluster was never reported down")
 	}
 }
 
