@@ -196,6 +196,10 @@ type Broker struct {
 	connSeq atomic.Uint64
 	reqSeq  atomic.Uint64
 	ready   base.Broadcast // signalled when groups open and leader runtimes start or stop
+	// clusterIDLearned is set, by the engine loop applying the controller,
+	// once the transport and the metadata store have the cluster's id
+	// (learnClusterID).
+	clusterIDLearned atomic.Bool
 	// activity is signalled after every queue apply and dispatch pass,
 	// for whoever waits for a queue's state to move (tests, stats pollers).
 	activity base.Broadcast
@@ -323,13 +327,17 @@ func (b *Broker) startEngine() error {
 
 func (b *Broker) newTransport() (*replication.TCPTransport, error) {
 	self := b.peer(b.node)
+	stored, err := b.storedClusterID()
+	if err != nil {
+		return nil, fmt.Errorf("broker: reading the cluster id: %w", err)
+	}
 	listen := net.Listen
 	if b.cfg.RaftListener != nil {
 		ln := b.cfg.RaftListener
 		listen = func(string, string) (net.Listener, error) { return ln, nil }
 	}
 	return replication.NewTCPTransport(replication.TCPConfig{
-		NodeID: b.node, Addr: self.RaftAddr, Listen: listen, Dial: b.cfg.Dial, Clock: b.clock,
+		NodeID: b.node, ClusterID: transportClusterID(stored), Addr: self.RaftAddr, Listen: listen, Dial: b.cfg.Dial, Clock: b.clock,
 		Resolve: func(n NodeID) (string, bool) {
 			p := b.peer(n)
 			return p.RaftAddr, p.RaftAddr != ""

@@ -77,6 +77,7 @@ func (f *controllerFSM) Apply(entries []replication.Entry, results []any) {
 	if len(entries) > 0 {
 		f.applied.Store(entries[len(entries)-1].Index)
 	}
+	f.b.learnClusterID()
 	f.changedNow()
 	if revoke {
 		f.b.revokeStale()
@@ -133,6 +134,7 @@ func (f *controllerFSM) Restore(r io.Reader) error {
 	f.mu.Lock()
 	f.c = c
 	f.mu.Unlock()
+	f.b.learnClusterID()
 	f.changedNow()
 	f.b.revokeStale()
 	return nil

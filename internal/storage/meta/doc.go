@@ -38,6 +38,7 @@
 //	c/<group:u64>                                  ConfStateKey   Raft ConfState of a group
 //	o/<stream:str>/<consumer group:str>/<partition:u32>
 //	                                               OffsetKey      committed offset
+//	n/<fact:str>                                   NodeKey        a fact about this node
 //
 // The '/' between components above is notation: only the one after the kind
 // byte is stored. Prefixes for scans: KindPrefix (every key of a kind),

@@ -15,6 +15,7 @@ const (
 	KindHardState Kind = 'h' // h/<group>: a Raft group's HardState
 	KindConfState Kind = 'c' // c/<group>: a Raft group's ConfState
 	KindOffset    Kind = 'o' // o/<stream>/<consumer group>/<partition>: a committed offset
+	KindNode      Kind = 'n' // n/<fact>: a fact about this node (its cluster's id)
 )
 
 // keySep follows the kind byte, so that dumps of the store read "h/...".
@@ -65,6 +66,10 @@ func OffsetGroupPrefix(stream, consumerGroup string) []byte {
 	return appendString(OffsetStreamPrefix(stream), consumerGroup)
 }
 
+// NodeKey returns n/<fact>, the key of a fact about this node that its
+// owner must know before anything else is read (the broker's "cluster-id").
+func NodeKey(fact string) []byte { return appendString(KindPrefix(KindNode), fact) }
+
 // ParseHardStateKey returns the group of a key made by HardStateKey. Like
 // every Parse function here it is a decoder of bytes read from disk: it
 // fails with CodeCorrupt on anything else, allocates at most the key's
@@ -95,6 +100,17 @@ func ParseOffsetKey(key []byte) (stream, consumerGroup string, partition uint32,
 		return "", "", 0, err
 	}
 	return stream, consumerGroup, partition, nil
+}
+
+// ParseNodeKey returns the fact named by a key made by NodeKey.
+func ParseNodeKey(key []byte) (fact string, err error) {
+	r := keyReader{key: key}
+	r.kind(KindNode)
+	fact = r.string()
+	if err := r.done(); err != nil {
+		return "", err
+	}
+	return fact, nil
 }
 
 // PrefixEnd returns the smallest key greater than every key that starts

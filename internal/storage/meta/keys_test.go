@@ -41,6 +41,14 @@ func TestKeysRoundTrip(t *testing.T) {
 			t.Errorf("offset key %q lacks its stream or group prefix", key)
 		}
 	}
+	for _, fact := range []string{"cluster-id", "", "a\x00b"} {
+		if got, err := ParseNodeKey(NodeKey(fact)); err != nil || got != fact {
+			t.Errorf("node key of %q parsed as %q, %v", fact, got, err)
+		}
+	}
+	if got := string(NodeKey("cluster-id")); got != "n/cluster-id\x00\x01" {
+		t.Errorf("node key layout: got %q", got)
+	}
 	if got := string(HardStateKey(0x0102)); got != "h/\x00\x00\x00\x00\x00\x00\x01\x02" {
 		t.Errorf("hard state key layout: got %q", got)
 	}
@@ -125,7 +133,7 @@ func TestPrefixEnd(t *testing.T) {
 func FuzzParseKeys(f *testing.F) {
 	for _, seed := range [][]byte{
 		HardStateKey(42), ConfStateKey(^uint64(0)), OffsetKey("orders", "billing", 3),
-		OffsetKey("a\x00b", "\x00", 0), []byte("o/a\x00\x02"), []byte("h/"), {},
+		OffsetKey("a\x00b", "\x00", 0), []byte("o/a\x00\x02"), []byte("h/"), {}, NodeKey("cluster-id"),
 	} {
 		f.Add(seed)
 	}
@@ -139,6 +147,9 @@ func FuzzParseKeys(f *testing.F) {
 		}
 		if g, err := ParseConfStateKey(key); err == nil && !bytes.Equal(ConfStateKey(g), key) {
 			t.Fatalf("conf state key %q parsed as %d, which encodes as %q", key, g, ConfStateKey(g))
+		}
+		if fact, err := ParseNodeKey(key); err == nil && !bytes.Equal(NodeKey(fact), key) {
+			t.Fatalf("node key %q parsed as %q, which encodes as %q", key, fact, NodeKey(fact))
 		}
 		stream, group, p, err := ParseOffsetKey(key)
 		if err == nil {
