@@ -98,7 +98,16 @@ func serve(cfg server.Config, stderr io.Writer) error {
 		Logger:   server.NewLogger(cfg.Log, stderr),
 		Announce: stderr,
 		Version:  version,
+		Abort:    func(err error) { abortStorage(err, stderr) },
 	})
+}
+
+// abortStorage ends the process on a storage failure met while recovering
+// the metadata store at start (a full or failing disk), which the store
+// cannot answer with an error: one line on stderr, exit status 1.
+func abortStorage(err error, stderr io.Writer) {
+	fmt.Fprintf(stderr, "ferry: %v; free space on the data directory's disk, or repair it, and start again\n", err)
+	os.Exit(ExitError)
 }
 
 // watchSignals calls cancel at the first signal and force at the second;

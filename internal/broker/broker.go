@@ -48,6 +48,10 @@ type Config struct {
 	FS     vfs.FS     // default vfs.Default
 	Clock  base.Clock // default base.RealClock
 	Logger *slog.Logger
+	// Abort stops the process when the disk fails while Open recovers the
+	// metadata store, which cannot be answered with an error
+	// (meta.Options.Abort); nil panics.
+	Abort func(err error)
 
 	// Peers are the initial members of the cluster, this node included.
 	// Empty means a cluster of this node alone. Every initial node must be
@@ -280,7 +284,7 @@ func (b *Broker) openStores() error {
 	if err := b.cfg.FS.MkdirAll(b.cfg.Dir, 0o755); err != nil {
 		return base.Errorf(base.CodeStorageFailed, "broker: creating %s: %w", b.cfg.Dir, err)
 	}
-	st, err := meta.Open(meta.Options{FS: b.cfg.FS, Dir: path.Join(b.cfg.Dir, "meta"), Logger: b.cfg.Logger})
+	st, err := meta.Open(meta.Options{FS: b.cfg.FS, Dir: path.Join(b.cfg.Dir, "meta"), Logger: b.cfg.Logger, Abort: b.cfg.Abort})
 	if err != nil {
 		return fmt.Errorf("broker: opening the metadata store: %w", err)
 	}

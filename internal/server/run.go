@@ -37,6 +37,10 @@ type Options struct {
 	Listen func(network, addr string) (net.Listener, error)
 	// Version is what the node reports (server properties, /healthz).
 	Version string
+	// Abort stops the process on a storage failure that cannot be
+	// answered with an error (broker.Config.Abort); it must not return.
+	// Nil panics.
+	Abort func(err error)
 }
 
 // lockName is the file in the data directory that Start locks.
@@ -159,7 +163,7 @@ func (s *Server) openBroker() error {
 		return &ConfigError{Key: "cluster.peers", Reason: err.Error()}
 	}
 	bc := broker.Config{
-		NodeID: s.cfg.Node.ID, Dir: s.cfg.DataDir, FS: s.opts.FS, Clock: s.opts.Clock, Logger: s.log,
+		NodeID: s.cfg.Node.ID, Dir: s.cfg.DataDir, FS: s.opts.FS, Clock: s.opts.Clock, Logger: s.log, Abort: s.opts.Abort,
 		NoGuest: s.cfg.Auth.NoGuest,
 		Flow: broker.FlowConfig{
 			MemoryLimitBytes:   uint64(s.cfg.Flow.MemoryLimit),

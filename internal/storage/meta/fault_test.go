@@ -2,6 +2,7 @@ package meta
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -211,25 +212,45 @@ func TestReadErrorWhileOpeningFailsTheStore(t *testing.T) {
 // TestFailureWhileRecoveringStopsTheProcess pins the one storage failure
 // that ends the process: one met by the flush Pebble runs inside Open to
 // recover the WAL, which Pebble would retry forever while Open waits. It
-// runs the failing Open in a child process.
+// runs the failing Open in a child process, without Options.Abort (a
+// panic) and with one (which exits with status 3 here).
 func TestFailureWhileRecoveringStopsTheProcess(t *testing.T) {
-	if os.Getenv("FERRY_META_RECOVERY_CHILD") == "1" {
-		failWhileRecovering(t)
+	if mode := os.Getenv("FERRY_META_RECOVERY_CHILD"); mode != "" {
+		var abort func(error)
+		if mode == "abort" {
+			abort = func(err error) {
+				fmt.Fprintf(os.Stderr, "aborted: %v\n", err)
+				os.Exit(3)
+			}
+		}
+		failWhileRecovering(t, abort)
 		return
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestFailureWhileRecoveringStopsTheProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "FERRY_META_RECOVERY_CHILD=1")
-	out, err := cmd.CombinedOutput()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() == 0 {
-		t.Fatalf("child: got %v, want a non-zero exit; output:\n%s", err, out)
-	}
-	if want := "meta: storage failed while recovering the store, stopping"; !strings.Contains(string(out), want) {
-		t.Errorf("child output lacks %q:\n%s", want, out)
+	for _, c := range []struct {
+		mode      string
+		exit      int // 0: any non-zero status
+		want, not string
+	}{
+		{"panic", 0, "panic: meta: storage failed while recovering the store, stopping", ""},
+		{"abort", 3, "aborted: meta: storage failed while recovering the store, stopping", "goroutine"},
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestFailureWhileRecoveringStopsTheProcess$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "FERRY_META_RECOVERY_CHILD="+c.mode)
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() == 0 || (c.exit != 0 && exit.ExitCode() != c.exit) {
+			t.Fatalf("%s: child: got %v, want exit status %d (0: any but 0); output:\n%s", c.mode, err, c.exit, out)
+		}
+		if !strings.Contains(string(out), c.want) {
+			t.Errorf("%s: child output lacks %q:\n%s", c.mode, c.want, out)
+		}
+		if c.not != "" && strings.Contains(string(out), c.not) {
+			t.Errorf("%s: child output has %q (a stack trace):\n%s", c.mode, c.not, out)
+		}
 	}
 }
 
-func failWhileRecovering(t *testing.T) {
+func failWhileRecovering(t *testing.T, abort func(error)) {
 	m := vfs.NewMem()
 	s := openOn(t, m)
 	mustCommit(t, s, Sync, kv{k: "k", v: "v"})
@@ -240,6 +261,6 @@ func failWhileRecovering(t *testing.T) {
 		return p.Op == vfs.OpSync && !p.After && strings.HasSuffix(p.Path, ".sst")
 	}}
 	inj.armed.Store(true)
-	_, err := Open(Options{FS: vfs.WithFaults(m, inj), Dir: testDir, Logger: quiet()})
+	_, err := Open(Options{FS: vfs.WithFaults(m, inj), Dir: testDir, Logger: quiet(), Abort: abort})
 	t.Fatalf("Open returned (%v) after its recovery flush failed; want the process stopped", err)
 }

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"path"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -32,6 +33,10 @@ type Options struct {
 	Logger *slog.Logger
 	// CacheBytes is the block cache; 0 means base.MetaCacheBytesDefault.
 	CacheBytes int64
+	// Abort stops the process when the disk fails while Open recovers the
+	// store (onBackgroundError says why Open cannot return then), e.g. by
+	// printing err and exiting; it must not return. Nil panics with err.
+	Abort func(err error)
 }
 
 // Durability says when Commit returns.
@@ -65,6 +70,7 @@ type Store struct {
 	// reportedBackground makes a failed store log one background error,
 	// not one per retry.
 	reportedBackground atomic.Bool
+	abort              func(error) // Options.Abort
 }
 
 // Open opens the store in opts.Dir, creating it if needed. Errors:
@@ -80,7 +86,7 @@ func Open(opts Options) (*Store, error) {
 	if err := makeDurableDir(opts.FS, opts.Dir); err != nil {
 		return nil, base.Errorf(base.CodeStorageFailed, "meta: creating %s: %w", opts.Dir, err)
 	}
-	s := &Store{fence: newFence(log)}
+	s := &Store{fence: newFence(log), abort: opts.Abort}
 	s.pfs = &pebbleFS{fs: opts.FS, fence: s.fence}
 	s.gate.init()
 	s.opening.Store(true)
@@ -177,8 +183,8 @@ func (s *Store) openError(dir string, err error) error {
 // Before a failure they are worth a warning. After one, Pebble retries its
 // flush forever against a fenced disk; that is harmless once Open has
 // returned (Close ends it), but while Open runs it waits for that flush and
-// would never return, so the process stops instead: a failing disk met
-// during recovery is fail-stop for the node.
+// would never return, so the process stops instead (Options.Abort, else a
+// panic): a failing disk met during recovery is fail-stop for the node.
 func (s *Store) onBackgroundError(err error) {
 	ferr := s.fence.err()
 	if ferr == nil {
@@ -186,7 +192,14 @@ func (s *Store) onBackgroundError(err error) {
 		return
 	}
 	if s.opening.Load() {
-		panic(fmt.Sprintf("meta: storage failed while recovering the store, stopping: %v (background: %v)", ferr, err))
+		stop := fmt.Errorf("meta: storage failed while recovering the store, stopping: %w", ferr)
+		if !strings.Contains(ferr.Error(), err.Error()) {
+			stop = fmt.Errorf("%w (background: %v)", stop, err)
+		}
+		if s.abort != nil {
+			s.abort(stop)
+		}
+		panic(stop.Error())
 	}
 	if s.reportedBackground.CompareAndSwap(false, true) {
 		s.fence.log.Error("meta: pebble background work fails on the failed store; close it", "err", err)
