@@ -245,6 +245,13 @@ const (
 	// log, about M/4 messages.
 	RaftSnapshotLogGrowth = 16
 
+	// RaftSnapshotFreeBytesDefault is how much storage a snapshot must let
+	// a group's log free to be taken however little was applied since the
+	// last one (replication.Config.SnapshotFreeBytes): what a drained
+	// queue may keep on disk until more traffic comes. A drained queue's
+	// snapshot is small; this spaces them by at least 16 MiB of log.
+	RaftSnapshotFreeBytesDefault = 16 << 20
+
 	// SnapshotStreamsMax bounds the snapshot streams in flight to or from
 	// one peer; more are refused and retried by Raft later.
 	SnapshotStreamsMax = 2

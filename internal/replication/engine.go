@@ -60,6 +60,12 @@ type Config struct {
 	// times the last snapshot's size.
 	SnapshotEntries uint64
 	SnapshotBytes   uint64
+	// SnapshotFreeBytes: a replica also snapshots its FSM, however little
+	// it applied since the last snapshot, when the snapshot would let the
+	// log free this many bytes of storage (default
+	// base.RaftSnapshotFreeBytesDefault): a queue drained by its consumers
+	// gives its disk space back without waiting for more traffic.
+	SnapshotFreeBytes int64
 	// MaxClockRateDrift is the largest fraction by which two nodes' clocks
 	// may disagree about the length of an interval (default 0.1). Leader
 	// leases last (ElectionTicks-1)*TickInterval*(1-MaxClockRateDrift)
@@ -114,6 +120,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.SnapshotBytes == 0 {
 		c.SnapshotBytes = 64 << 20
+	}
+	if c.SnapshotFreeBytes <= 0 {
+		c.SnapshotFreeBytes = base.RaftSnapshotFreeBytesDefault
 	}
 	if c.MaxClockRateDrift <= 0 || c.MaxClockRateDrift >= 1 {
 		c.MaxClockRateDrift = 0.1

@@ -266,3 +266,38 @@ func TestSnapshotsOfAGrowingRetainedStateAreSpacedByItsSize(t *testing.T) {
 		return n.e.Metrics().Snapshots > taken && n.e.groupLogFirst(1) > st.Applied
 	})
 }
+
+// A group that applied little since its last snapshot still snapshots
+// when that lets its log free SnapshotFreeBytes: an FSM retained its whole
+// log (a queue filling up), then let go of it (its consumers drained it)
+// with only one more entry applied, and the log gives its space back.
+func TestASnapshotIsTakenWhenItFreesEnoughOfTheLog(t *testing.T) {
+	c := newTestCluster(t, []NodeID{1}, func(cfg *Config) {
+		cfg.SnapshotEntries, cfg.SnapshotBytes, cfg.SnapshotFreeBytes = 1_000_000, 1<<30, 4000
+	})
+	f := c.open(1, 1, []NodeID{1})
+	f.mu.Lock()
+	f.retain = 1
+	f.mu.Unlock()
+	c.waitLeader(1)
+	n := c.nodes[1]
+	cmd := strings.Repeat("x", 100)
+	for i := range 60 {
+		if r := c.propose(1, 1, cmd); r.Err != nil {
+			t.Fatalf("proposal %d: %v", i, r.Err)
+		}
+	}
+	if got := n.e.Metrics().Snapshots; got != 0 {
+		t.Fatalf("%d snapshots while the FSM retains its whole log, want 0", got)
+	}
+	st, _ := n.e.Status(1)
+	f.mu.Lock()
+	f.retain = st.Applied + 1
+	f.mu.Unlock()
+	if r := c.propose(1, 1, cmd); r.Err != nil {
+		t.Fatalf("proposal after the release: %v", r.Err)
+	}
+	c.runUntil("a snapshot that frees the released log", 100, func() bool {
+		return n.e.Metrics().Snapshots == 1 && n.e.groupLogFirst(1) > st.Applied
+	})
+}

@@ -43,6 +43,7 @@ type group struct {
 	applied, appliedTerm uint64
 	appliedSinceSnap     uint64 // entries applied since the last snapshot
 	bytesSinceSnap       uint64
+	freeCheckedAt        uint64 // the applied index snapshotFrees last asked at
 	// snapBytes is the size of the FSM state in the last snapshot this
 	// replica took (0 before its first since it opened, and after it
 	// installed one), for snapshotPays.

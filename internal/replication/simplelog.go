@@ -357,6 +357,21 @@ func (l *SimpleLog) TruncateSuffix(from uint64) error {
 	return nil
 }
 
+// PrefixBytes is the size of the records of the entries below before:
+// TruncatePrefix rewrites the file without them.
+func (l *SimpleLog) PrefixBytes(before uint64) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if before <= l.first || len(l.pos) == 0 {
+		return 0
+	}
+	k := before - l.first
+	if k >= uint64(len(l.pos)) {
+		return l.size - l.pos[0]
+	}
+	return l.pos[k] - l.pos[0]
+}
+
 func (l *SimpleLog) TruncatePrefix(before uint64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -81,10 +81,22 @@ func (g *group) maybeSnapshot() error {
 	}
 	c := &g.e.cfg
 	enough := g.appliedSinceSnap >= c.SnapshotEntries || g.bytesSinceSnap >= c.SnapshotBytes
-	if !(enough && g.snapshotPays()) && !(g.snapWanted && g.applied >= g.confIndex) {
+	if !(enough && g.snapshotPays()) && !(g.snapWanted && g.applied >= g.confIndex) && !g.snapshotFrees() {
 		return nil
 	}
 	return g.takeSnapshot()
+}
+
+// snapshotFrees reports whether a snapshot now would let the log free
+// SnapshotFreeBytes of storage: the FSM stopped retaining much of it (a
+// queue's consumers caught up) without applying enough since the last
+// snapshot for the other rules. It asks once per applied index.
+func (g *group) snapshotFrees() bool {
+	if g.applied == g.freeCheckedAt {
+		return false
+	}
+	g.freeCheckedAt = g.applied
+	return g.log.PrefixBytes(g.keepFrom()) >= g.e.cfg.SnapshotFreeBytes
 }
 
 // snapshotPays reports whether a snapshot now is worth its cost. A

@@ -50,6 +50,9 @@ type LogStore interface {
 	// them until whole segments can go, and may be lost in a crash (the
 	// entries then come back, which is harmless).
 	TruncatePrefix(before uint64) error
+	// PrefixBytes is how many bytes of storage TruncatePrefix(before)
+	// would free now (the segmented log frees whole segments only).
+	PrefixBytes(before uint64) int64
 	// Reset drops every entry; the next Write gets nextIndex and its batch
 	// nextOffset. Durable with the next SyncAll.
 	Reset(nextIndex uint64, nextOffset int64) error

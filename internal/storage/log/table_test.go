@@ -3,7 +3,9 @@ package log
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -357,5 +359,80 @@ func TestCheckpointMovesOnlyAfterItsInterval(t *testing.T) {
 	writeSync()
 	if got, want := l.ckpt.rpPos, l.active().size; got != want {
 		t.Fatalf("recovery point %d after the interval, want the synced end %d", got, want)
+	}
+}
+
+// A log whose every batch is below the new start (a queue its consumers
+// drained) gives back all its space, the active segment's too: it is
+// rolled, and the log goes on from the start with its offsets.
+func TestTruncatingEverythingFreesTheActiveSegment(t *testing.T) {
+	mem := vfs.NewMem()
+	clock := base.NewFakeClock(epoch)
+	l := mustOpen(t, memOptions(mem, clock))
+	for i := range 30 {
+		appendOK(t, l, 1, mkBatch(t, 2, 100, int64(i), byte(i)))
+	}
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if len(l.segs) < 3 {
+		t.Fatalf("%d segments, want at least 3", len(l.segs))
+	}
+	var all int64
+	for _, s := range l.segs {
+		all += s.size
+	}
+	for _, c := range []struct {
+		before uint64
+		want   int64
+	}{
+		{l.segs[0].baseIndex + 1, 0},           // inside the first segment
+		{l.segs[1].baseIndex, l.segs[0].size},  // the first one whole
+		{l.LastIndex(), all - l.active().size}, // the active one holds a batch at the start
+		{l.LastIndex() + 1, all},
+	} {
+		if got := l.PrefixBytes(c.before); got != c.want {
+			t.Errorf("PrefixBytes(%d) = %d, want %d", c.before, got, c.want)
+		}
+	}
+	end, next := l.LastIndex()+1, l.NextOffset()
+	if err := l.TruncatePrefix(end); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.PrefixBytes(end + 10); got != 0 {
+		t.Errorf("PrefixBytes after truncating everything = %d, want 0", got)
+	}
+	names, err := mem.List("/data/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var segs []string
+	for _, n := range names {
+		if strings.HasSuffix(n, segExt) {
+			segs = append(segs, n)
+		}
+	}
+	if want := fmt.Sprintf("%020d%s", end, segExt); len(segs) != 1 || segs[0] != want {
+		t.Fatalf("segment files after truncating everything: %v, want only %s", segs, want)
+	}
+	if l.FirstIndex() != end || l.LastIndex() != end-1 || l.NextOffset() != next {
+		t.Fatalf("after: first %d last %d next offset %d, want %d %d %d", l.FirstIndex(), l.LastIndex(), l.NextOffset(), end, end-1, next)
+	}
+	p := appendOK(t, l, 2, mkBatch(t, 1, 10, 99, 99))
+	if p.Index != end || p.BaseOffset != next {
+		t.Fatalf("append after: %+v, want index %d offset %d", p, end, next)
+	}
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	mem.Crash()
+	l = mustOpen(t, memOptions(mem, clock))
+	defer l.Close()
+	if l.FirstIndex() != end || l.LastIndex() != end {
+		t.Fatalf("after a crash: [%d, %d], want [%d, %d]", l.FirstIndex(), l.LastIndex(), end, end)
+	}
+	if term, err := l.Term(end); err != nil || term != 2 {
+		t.Errorf("Term(%d) after a crash = %d, %v; want 2", end, term, err)
 	}
 }

@@ -172,8 +172,27 @@ func (l *Log) TruncatePrefix(beforeIndex uint64) error {
 	return l.moveStartLocked(beforeIndex, off)
 }
 
+// PrefixBytes returns how many bytes of segments TruncatePrefix(beforeIndex)
+// would delete now: those wholly below beforeIndex, the active one
+// included when it holds batches and all of them are below (TruncatePrefix
+// then rolls it first).
+func (l *Log) PrefixBytes(beforeIndex uint64) int64 {
+	l.stateMu.RLock()
+	defer l.stateMu.RUnlock()
+	var n int64
+	for _, s := range l.segs {
+		if s.nextIndex > beforeIndex || s.nextIndex == s.baseIndex {
+			break
+		}
+		n += s.size
+	}
+	return n
+}
+
 // moveStartLocked records a new logical start in the checkpoint, then
-// deletes the segments wholly below it (never the active one).
+// deletes the segments wholly below it. The active segment is rolled first
+// when everything written to it is below the start (a queue its consumers
+// drained): otherwise its batches would stay on disk until it fills.
 func (l *Log) moveStartLocked(first uint64, firstOffset int64) error {
 	c := l.ckpt
 	c.firstIndex, c.firstOffset = first, firstOffset
@@ -188,6 +207,13 @@ func (l *Log) moveStartLocked(first uint64, firstOffset int64) error {
 	}
 	l.runs = l.runs[k:]
 	l.stateMu.Unlock()
+	if a := l.active(); a.nextIndex > a.baseIndex && l.t.cur.nextIndex <= first {
+		// A full disk leaves the segment active (and the start moved): the
+		// space comes back at the next truncation.
+		if err := l.rollLocked(); err != nil && base.CodeOf(err) != base.CodeNoSpace {
+			return err
+		}
+	}
 	n := 0
 	for n < len(l.segs)-1 && l.segs[n].nextIndex <= first {
 		n++
