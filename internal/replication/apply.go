@@ -17,25 +17,31 @@ import (
 // Nothing is durable until the loop's SyncAll.
 func (g *group) writeReady(rd raft.Ready) (bool, error) {
 	wrote := false
+	last := g.log.LastIndex()
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		if err := g.installLog(); err != nil {
 			return false, err
 		}
+		// The retained entries the install wrote count in the log's
+		// LastIndex only once flushed (the segmented log's, at the
+		// loop's SyncAll): the entries of this Ready follow them.
+		last = g.installing.Index
 		wrote = true
 	}
 	if len(rd.Entries) == 0 {
 		return wrote, nil
 	}
 	first := rd.Entries[0].GetIndex()
-	if first <= g.log.LastIndex() {
+	if first <= last {
 		if err := g.log.TruncateSuffix(first); err != nil {
 			return false, fmt.Errorf("group %d: truncating log from %d: %w", g.id, first, err)
 		}
+		last = g.log.LastIndex()
 	}
-	if first < g.log.FirstIndex() || first != g.log.LastIndex()+1 {
+	if first < g.log.FirstIndex() || first != last+1 {
 		// The log was reset by a snapshot install whose entries end below
 		// first, or raft skipped ahead: both are bugs.
-		base.Bugf("group %d: appending entry %d to a log holding [%d, %d]", g.id, first, g.log.FirstIndex(), g.log.LastIndex())
+		base.Bugf("group %d: appending entry %d to a log holding [%d, %d]", g.id, first, g.log.FirstIndex(), last)
 	}
 	own0, own1 := g.ownFirst, g.ownLast
 	g.ownFirst, g.ownLast = 0, 0
