@@ -216,6 +216,19 @@ func TestASecondResultOfACallReachesNoOtherCall(t *testing.T) {
 	}
 }
 
+// retainingNode is a one-node cluster configured by cfg whose group 1 has
+// led its first election, with an FSM that retains its whole log.
+func retainingNode(t *testing.T, cfg func(*Config)) (*testCluster, *listFSM) {
+	t.Helper()
+	c := newTestCluster(t, []NodeID{1}, cfg)
+	f := c.open(1, 1, []NodeID{1})
+	f.mu.Lock()
+	f.retain = 1
+	f.mu.Unlock()
+	c.waitLeader(1)
+	return c, f
+}
+
 // An FSM whose state grows with its log and which retains all of it (a
 // queue filling up with no consumer) is not snapshotted every
 // SnapshotEntries entries: each snapshot encodes the whole state, so that
@@ -225,12 +238,7 @@ func TestASecondResultOfACallReachesNoOtherCall(t *testing.T) {
 // retaining them (the consumer caught up).
 func TestSnapshotsOfAGrowingRetainedStateAreSpacedByItsSize(t *testing.T) {
 	const every = 4
-	c := newTestCluster(t, []NodeID{1}, func(cfg *Config) { cfg.SnapshotEntries = every })
-	f := c.open(1, 1, []NodeID{1})
-	f.mu.Lock()
-	f.retain = 1
-	f.mu.Unlock()
-	c.waitLeader(1)
+	c, f := retainingNode(t, func(cfg *Config) { cfg.SnapshotEntries = every })
 	n := c.nodes[1]
 	cmd := strings.Repeat("x", 100)
 	const entries = 200
@@ -272,14 +280,9 @@ func TestSnapshotsOfAGrowingRetainedStateAreSpacedByItsSize(t *testing.T) {
 // log (a queue filling up), then let go of it (its consumers drained it)
 // with only one more entry applied, and the log gives its space back.
 func TestASnapshotIsTakenWhenItFreesEnoughOfTheLog(t *testing.T) {
-	c := newTestCluster(t, []NodeID{1}, func(cfg *Config) {
+	c, f := retainingNode(t, func(cfg *Config) {
 		cfg.SnapshotEntries, cfg.SnapshotBytes, cfg.SnapshotFreeBytes = 1_000_000, 1<<30, 4000
 	})
-	f := c.open(1, 1, []NodeID{1})
-	f.mu.Lock()
-	f.retain = 1
-	f.mu.Unlock()
-	c.waitLeader(1)
 	n := c.nodes[1]
 	cmd := strings.Repeat("x", 100)
 	for i := range 60 {

@@ -119,13 +119,7 @@ func NewTCPTransport(cfg TCPConfig) (*TCPTransport, error) {
 // they belong to another: their next handshake is refused.
 func (t *TCPTransport) SetClusterID(id uint64) {
 	t.cluster.Store(id)
-	t.mu.Lock()
-	peers := make([]*peer, 0, len(t.peers))
-	for _, p := range t.peers {
-		peers = append(peers, p)
-	}
-	t.mu.Unlock()
-	for _, p := range peers {
+	for _, p := range t.peerList() {
 		if clustersDiffer(p.cluster.Load(), id) {
 			p.closeConn()
 		}
@@ -180,16 +174,21 @@ func (t *TCPTransport) Stop() {
 	if t.ln != nil {
 		t.ln.Close()
 	}
+	for _, p := range t.peerList() {
+		p.closeConn()
+	}
+	t.wg.Wait()
+}
+
+// peerList returns the peers known so far, in no particular order.
+func (t *TCPTransport) peerList() []*peer {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	peers := make([]*peer, 0, len(t.peers))
 	for _, p := range t.peers {
 		peers = append(peers, p)
 	}
-	t.mu.Unlock()
-	for _, p := range peers {
-		p.closeConn()
-	}
-	t.wg.Wait()
+	return peers
 }
 
 // peer returns the peer's state, creating it (and, when this node dials
