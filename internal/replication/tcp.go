@@ -115,12 +115,15 @@ func NewTCPTransport(cfg TCPConfig) (*TCPTransport, error) {
 }
 
 // SetClusterID records the id of this node's cluster once it is known
-// (TCPConfig.ClusterID), and drops the connections of peers that said
-// they belong to another: their next handshake is refused.
+// (TCPConfig.ClusterID), and drops the connections of peers not known to
+// be of that cluster: they shake hands again, and those of another are
+// refused. (A peer's id is unknown when either side gave none: an
+// acceptor answers a dialer that gave none with none, for the versions
+// before cluster ids.)
 func (t *TCPTransport) SetClusterID(id uint64) {
 	t.cluster.Store(id)
 	for _, p := range t.peerList() {
-		if clustersDiffer(p.cluster.Load(), id) {
+		if p.cluster.Load() != id {
 			p.closeConn()
 		}
 	}
@@ -282,7 +285,13 @@ func (t *TCPTransport) accepted(conn net.Conn) {
 	case hello.from == 0 || hello.from >= t.cfg.NodeID:
 		status = helloWrongDirection
 	}
+	// A dialer that gave no id is answered with none: it may be of a
+	// version before cluster ids, which refuses any other answer, and
+	// one that does not know its id checks nothing anyway.
 	reply := helloMsg{cluster: own, from: t.cfg.NodeID, to: hello.from, status: status}
+	if hello.cluster == 0 {
+		reply.cluster = 0
+	}
 	if _, err := conn.Write(reply.encode()); err != nil || status != helloOK {
 		conn.Close()
 		switch status {
@@ -420,6 +429,22 @@ func (p *peer) dialLoop() {
 }
 
 func (p *peer) dial() (net.Conn, error) {
+	own := p.t.cluster.Load()
+	conn, err := p.dialAs(own)
+	if errors.Is(err, errClusterUnknownToPeer) {
+		// A node of a version before cluster ids refuses any id but 0;
+		// it checks nothing, so this pair is no worse off than before.
+		conn, err = p.dialAs(0)
+	}
+	return conn, err
+}
+
+// errClusterUnknownToPeer fails a handshake refused for its cluster id by
+// a peer that gave none: a version before cluster ids, which wants 0.
+var errClusterUnknownToPeer = errors.New("the peer predates cluster ids")
+
+// dialAs connects to the peer and shakes hands presenting cluster.
+func (p *peer) dialAs(cluster uint64) (net.Conn, error) {
 	t := p.t
 	addr, ok := t.cfg.Resolve(p.id)
 	if !ok {
@@ -432,18 +457,20 @@ func (p *peer) dial() (net.Conn, error) {
 		return nil, err
 	}
 	conn.SetDeadline(t.clock.Now().Add(t.cfg.PeerTimeout))
-	own := t.cluster.Load()
-	hello := helloMsg{cluster: own, from: t.cfg.NodeID, to: p.id}
+	hello := helloMsg{cluster: cluster, from: t.cfg.NodeID, to: p.id}
 	if _, err := conn.Write(hello.encode()); err != nil {
 		conn.Close()
 		return nil, err
 	}
 	reply, err := readHello(conn)
-	if err == nil && (reply.status == helloWrongCluster || clustersDiffer(reply.cluster, own)) {
+	switch {
+	case err != nil:
+	case reply.status == helloWrongCluster && reply.cluster == 0 && cluster != 0:
+		err = errClusterUnknownToPeer
+	case reply.status == helloWrongCluster || clustersDiffer(reply.cluster, cluster):
 		t.refused.Add(1)
-		err = fmt.Errorf("%w: node %d belongs to cluster %d, this node to %d", errOtherCluster, p.id, reply.cluster, own)
-	}
-	if err == nil && (reply.status != helloOK || reply.from != p.id || reply.to != t.cfg.NodeID) {
+		err = fmt.Errorf("%w: node %d belongs to cluster %d, this node to %d", errOtherCluster, p.id, reply.cluster, t.cluster.Load())
+	case reply.status != helloOK || reply.from != p.id || reply.to != t.cfg.NodeID:
 		err = fmt.Errorf("handshake refused: status %d, node %d", reply.status, reply.from)
 	}
 	if err != nil {

@@ -350,3 +350,102 @@ func TestHandshakeDecodesOnlyWellFormedHellos(t *testing.T) {
 	}
 	var _ net.Conn
 }
+
+// A node of a version before cluster ids (sending and wanting 0, and
+// refusing any other id) still connects both ways to one that knows its
+// cluster's id, so that a rolling upgrade keeps its quorum: the dialer
+// that is refused with no id given back dials again presenting none, and
+// the acceptor answers a dialer that gave none with none.
+func TestTCPANodeThatKnowsItsClusterStillTalksToOneBeforeClusterIDs(t *testing.T) {
+	t.Run("dialling it", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		framed := make(chan struct{})
+		go func() { // the old node 2: exact equality with its id, 0
+			for {
+				conn, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				hello, err := readHello(conn)
+				if err != nil {
+					conn.Close()
+					continue
+				}
+				status := byte(helloOK)
+				if hello.cluster != 0 {
+					status = helloWrongCluster
+				}
+				conn.Write(helloMsg{cluster: 0, from: 2, to: hello.from, status: status}.encode())
+				if status != helloOK {
+					conn.Close()
+					continue
+				}
+				var b [1]byte
+				if _, err := conn.Read(b[:]); err == nil { // the first frame of an established connection
+					close(framed)
+				}
+				conn.Close()
+				return
+			}
+		}()
+		tr, err := NewTCPTransport(TCPConfig{NodeID: 1, ClusterID: 7, Addr: "127.0.0.1:0", Logger: quiet,
+			Resolve: func(NodeID) (string, bool) { return ln.Addr().String(), true }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.Start(&recordingHandler{down: make(chan NodeID, 1)}); err != nil {
+			t.Fatal(err)
+		}
+		defer tr.Stop()
+		tr.Send(2, &Batch{Heartbeats: []Heartbeat{{Group: 1}}})
+		select {
+		case <-framed:
+		case <-time.After(pairTimeout):
+			t.Fatal("no connection to the node before cluster ids")
+		}
+		if tr.Refused() != 0 {
+			t.Errorf("%d refusals counted, want none", tr.Refused())
+		}
+	})
+	t.Run("dialled by it", func(t *testing.T) {
+		got := make(chan *Batch, 1)
+		tr, err := NewTCPTransport(TCPConfig{NodeID: 2, ClusterID: 7, Addr: "127.0.0.1:0", Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.Start(&forwardingHandler{got: got}); err != nil {
+			t.Fatal(err)
+		}
+		defer tr.Stop()
+		conn, err := net.Dial("tcp", tr.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := conn.Write(helloMsg{cluster: 0, from: 1, to: 2}.encode()); err != nil {
+			t.Fatal(err)
+		}
+		reply, err := readHello(conn)
+		// The old dialer's check: exact equality with its id, 0.
+		if err != nil || reply.status != helloOK || reply.cluster != 0 {
+			t.Fatalf("reply %+v, %v: want OK and cluster 0, which the old node requires", reply, err)
+		}
+		if _, err := conn.Write(appendFrame(nil, frameBatch, func(b []byte) []byte {
+			return appendBatch(b, &Batch{Heartbeats: []Heartbeat{{Group: 3}}})
+		})); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case b := <-got:
+			if len(b.Heartbeats) != 1 || b.Heartbeats[0].Group != 3 {
+				t.Errorf("received %+v, want one heartbeat of group 3", b)
+			}
+		case <-time.After(pairTimeout):
+			t.Fatal("the batch of the node before cluster ids never arrived")
+		}
+	})
+}
