@@ -162,6 +162,11 @@ func crashStep(l *Log, fsys vfs.FS, clock *base.FakeClock, rng *rand.Rand, rec *
 	case op < 83:
 		first, durable := l.FirstIndex(), l.DurableIndex()
 		before := first + uint64(rng.IntN(int(durable+2-first)))
+		if rng.IntN(3) == 0 {
+			// Everything durable, as for a drained queue: when that is all
+			// that was written, the active segment rolls and goes too.
+			before = durable + 1
+		}
 		rec.dropBelow(before)
 		return l.TruncatePrefix(before)
 	case op < 90:
