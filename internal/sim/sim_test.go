@@ -21,7 +21,7 @@ var (
 // productionEvery is how often the default suite runs a seed on the
 // production storage (the segmented log and Pebble) rather than the simple
 // stores; those seeds cost several times more.
-const productionEvery = 10
+const productionEvery = 5
 
 func TestSimulation(t *testing.T) {
 	if *flagSeed >= 0 {
