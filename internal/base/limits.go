@@ -36,6 +36,13 @@ const (
 	// retention by age can release it (Kafka's segment.ms default).
 	SegmentAgeDefault = 7 * 24 * time.Hour
 
+	// SegmentAgeMin is the shortest roll age a stream's segment.ms gives
+	// its partitions' logs (Kafka accepts 1 ms): a roll syncs the old
+	// segment and its indexes and creates a file, on the engine loop that
+	// the group shares with others, so one topic may not make every write
+	// a roll.
+	SegmentAgeMin = time.Second
+
 	// IndexIntervalBytes is how many bytes of batches lie between two
 	// entries of the sparse offset and time indexes (Kafka's
 	// index.interval.bytes).

@@ -69,7 +69,10 @@ type Config struct {
 	ElectionTicks   int
 	Loops           int
 	SnapshotEntries uint64
-	SegmentBytes    int64
+	// SegmentBytes is the segment size of every log but a stream
+	// partition's, which takes its stream's segment.bytes (default
+	// base.SegmentBytesDefault).
+	SegmentBytes int64
 
 	// LeaderPollInterval is how often the node checks which of its groups
 	// it leads (default BrokerLeaderPollIntervalDefault); see DESIGN.md

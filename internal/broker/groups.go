@@ -263,6 +263,9 @@ func (b *Broker) openGroup(gi controller.GroupInfo, q controller.QueueInfo, s co
 		if s.Name == "" {
 			return nil
 		}
+		if err := b.logs.setRolling(id, partitionRolling(s.Config)); err != nil {
+			return fmt.Errorf("broker: the segments of group %d: %w", id, err)
+		}
 		lg.kind, lg.fsm = kindPartition, newPartitionFSM(b, id, s, gi.Partition)
 	}
 	voters := make([]NodeID, len(gi.Replicas))
@@ -290,9 +293,15 @@ func (b *Broker) openGroup(gi controller.GroupInfo, q controller.QueueInfo, s co
 	return nil
 }
 
-// refresh brings a running group up to date with the controller: the
-// queue's effective configuration on its leader.
+// refresh brings a running group up to date with the controller: a
+// stream's segment settings on every replica, the entity's effective
+// configuration on its leader.
 func (b *Broker) refresh(lg *localGroup, gi controller.GroupInfo, q controller.QueueInfo, s controller.StreamInfo) {
+	if lg.kind == kindPartition && s.Name != "" {
+		if err := b.logs.setRolling(lg.id, partitionRolling(s.Config)); err != nil {
+			b.log.Warn("changing a partition's segment settings failed", "group", lg.id, "err", err)
+		}
+	}
 	lg.mu.Lock()
 	lg.info = gi
 	lr := lg.leader

@@ -2,6 +2,8 @@ package broker
 
 import (
 	"fmt"
+	"path"
+	"strings"
 	"testing"
 	"time"
 
@@ -233,13 +235,10 @@ func TestAMQPPublishToStreamUsesKeysAndConsumesFromOffsets(t *testing.T) {
 // the test writes a bit more than one chunk of old data.
 func TestStreamRetentionByAgeMovesTheLogStart(t *testing.T) {
 	clock := base.NewFakeClock(epoch)
-	b := openNode(t, nodeOpts{clock: clock, tweak: func(c *Config) {
-		c.RetentionInterval = time.Minute
-		c.SegmentBytes = 1 << 20
-	}})
+	b := openNode(t, nodeOpts{clock: clock, tweak: func(c *Config) { c.RetentionInterval = time.Minute }})
 	c := guestConn(t, b)
 	ctx := testCtx(t)
-	if err := c.DeclareStream(ctx, StreamSpec{Name: "r", Config: map[string]string{"retention.ms": "3600000"}}); err != nil {
+	if err := c.DeclareStream(ctx, StreamSpec{Name: "r", Config: map[string]string{"retention.ms": "3600000", "segment.bytes": "1048576"}}); err != nil {
 		t.Fatal(err)
 	}
 	p := PartitionRef{Stream: "r"}
@@ -299,5 +298,102 @@ func TestStreamRetentionByAgeMovesTheLogStart(t *testing.T) {
 			clock.Advance(time.Minute)
 		}
 		changed()
+	}
+}
+
+// TestSegmentSettingsReachTheLogs: a stream partition's log rolls at the
+// stream's segment.bytes, at declaration and after AlterStream (segment.ms
+// with it, no shorter than base.SegmentAgeMin); a queue's log rolls at
+// Config.SegmentBytes.
+func TestSegmentSettingsReachTheLogs(t *testing.T) {
+	b := openNode(t, nodeOpts{tweak: func(c *Config) { c.SegmentBytes = 16 << 10 }})
+	c := guestConn(t, b)
+	ctx := testCtx(t)
+	// segments lists the sizes of group g's segment files.
+	segments := func(g GroupID) []int64 {
+		t.Helper()
+		dir := path.Join("/data/logs", fmt.Sprintf("%020d", g))
+		names, err := b.cfg.FS.List(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sizes []int64
+		for _, n := range names {
+			if strings.HasSuffix(n, ".seg") {
+				fi, err := b.cfg.FS.Stat(path.Join(dir, n))
+				if err != nil {
+					t.Fatal(err)
+				}
+				sizes = append(sizes, fi.Size())
+			}
+		}
+		return sizes
+	}
+	body := strings.Repeat("x", 20<<10)
+	produce := func(p PartitionRef, n int) {
+		t.Helper()
+		for range n {
+			if _, _, _, err := c.ProduceBatch(ctx, p, kafkaBatch(t, plainHeader(), []int64{1}, body), -1); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	if err := c.DeclareStream(ctx, StreamSpec{Name: "s", Config: map[string]string{"segment.bytes": "65536"}}); err != nil {
+		t.Fatal(err)
+	}
+	p := PartitionRef{Stream: "s"}
+	g, _, err := c.partitionOf(p, ActionRead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	produce(p, 8)
+	before := segments(g)
+	if len(before) < 3 {
+		t.Fatalf("160 KiB in 64 KiB segments: segment sizes %v, want at least 3", before)
+	}
+	for _, size := range before[:len(before)-1] {
+		if size <= 40<<10 || size > 64<<10 { // three batches of 20 KiB each
+			t.Fatalf("segment sizes %v: want three batches in each full one, so at most 64 KiB and not the queues' 16 KiB", before)
+		}
+	}
+
+	// retention.ms changes the partition's own configuration: once that
+	// applies, the reconciler has passed the segment settings on too.
+	if err := c.AlterStream(ctx, "s", map[string]string{"segment.bytes": "1048576", "segment.ms": "10", "retention.ms": "3600000"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, b, func() bool {
+		var ms int64
+		if pl := b.partitionLeaderOf(g); pl != nil {
+			pl.fsm.with(func(sp *stream.Partition) { ms = sp.Config().RetentionMs })
+		}
+		return ms == 3600000
+	}, func() string { return "AlterStream's retention.ms never reached the partition" })
+	b.logs.rollMu.Lock()
+	got := b.logs.rolling[g]
+	b.logs.rollMu.Unlock()
+	if want := (rollLimits{bytes: 1 << 20, age: base.SegmentAgeMin}); got != want {
+		t.Fatalf("roll limits after AlterStream: %+v, want %+v", got, want)
+	}
+	produce(p, 8)
+	if after := segments(g); len(after) != len(before) {
+		t.Fatalf("160 KiB more with 1 MiB segments: segment sizes %v, want %d segments as before (%v)", after, len(before), before)
+	}
+
+	if _, err := c.DeclareQueue(ctx, QueueSpec{Name: "q", Durable: true}); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		if _, err := c.Publish(ctx, "", []Message{{RoutingKey: "q", Body: []byte(body)}}, PublishOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e, err := b.lookupQueue("/", "q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sizes := segments(e.group); len(sizes) < 4 {
+		t.Fatalf("80 KiB in a queue with 16 KiB segments: segment sizes %v, want at least 4", sizes)
 	}
 }

@@ -49,12 +49,14 @@ func defaultStreamConfig(fromKafka bool) StreamConfig {
 		return StreamConfig{
 			Partition:       defaultPartitionConfig(base.ControllerKafkaRetentionDefault.Milliseconds()),
 			SegmentBytes:    base.SegmentBytesDefault,
+			SegmentMs:       base.SegmentAgeDefault.Milliseconds(),
 			MaxMessageBytes: base.ControllerKafkaMessageBytesDefault,
 		}
 	}
 	return StreamConfig{
 		Partition:       defaultPartitionConfig(0),
 		SegmentBytes:    base.ControllerStreamSegmentBytesDefault,
+		SegmentMs:       base.SegmentAgeDefault.Milliseconds(),
 		MaxMessageBytes: base.AMQPMessageBytesMax,
 	}
 }

@@ -201,6 +201,6 @@ func formatSchedule(s queue.Schedule) string {
 
 // FormatStreamConfig lists a stream configuration as " name=value" pairs.
 func FormatStreamConfig(cfg StreamConfig) string {
-	return fmt.Sprintf(" retention-bytes=%d retention-ms=%d segment-bytes=%d max-message-bytes=%d",
-		cfg.Partition.RetentionBytes, cfg.Partition.RetentionMs, cfg.SegmentBytes, cfg.MaxMessageBytes)
+	return fmt.Sprintf(" retention-bytes=%d retention-ms=%d segment-bytes=%d segment-ms=%d max-message-bytes=%d",
+		cfg.Partition.RetentionBytes, cfg.Partition.RetentionMs, cfg.SegmentBytes, cfg.SegmentMs, cfg.MaxMessageBytes)
 }

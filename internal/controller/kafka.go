@@ -64,6 +64,13 @@ var kafkaSpecs = []kafkaSpec{
 		}
 		return err
 	}},
+	{key: "segment.ms", parse: func(v string, s *streamSettings) error {
+		n, err := kafkaInt(v, 1, math.MaxInt64)
+		if err == nil && s != nil {
+			s.cfg.SegmentMs = n
+		}
+		return err
+	}},
 	// Accepted so that Kafka tools setting them succeed; see
 	// docs/arguments.md for why they change nothing.
 	{key: "compression.type", noEffect: true, parse: func(v string, _ *streamSettings) error {
@@ -74,10 +81,6 @@ var kafkaSpecs = []kafkaSpec{
 	}},
 	{key: "min.insync.replicas", noEffect: true, parse: func(v string, _ *streamSettings) error {
 		_, err := kafkaInt(v, 1, base.ControllerReplicationFactorMax)
-		return err
-	}},
-	{key: "segment.ms", noEffect: true, parse: func(v string, _ *streamSettings) error {
-		_, err := kafkaInt(v, 1, math.MaxInt64)
 		return err
 	}},
 }

@@ -180,8 +180,11 @@ type StreamConfig struct {
 	// Partition is what each partition's group runs with
 	// (stream.Configure): retention by bytes and age.
 	Partition stream.PartitionConfig
-	// SegmentBytes is the log segment size of each partition.
+	// SegmentBytes is the log segment size of each partition, and
+	// SegmentMs the age at which a partition's segment rolls (Kafka's
+	// segment.bytes and segment.ms).
 	SegmentBytes int64
+	SegmentMs    int64
 	// MaxMessageBytes bounds one record batch a producer may append.
 	MaxMessageBytes int64
 }

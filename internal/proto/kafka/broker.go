@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/ferry-mq/ferry/internal/auth"
 	"github.com/ferry-mq/ferry/internal/base"
@@ -584,7 +583,7 @@ func (s *brokerSession) TopicConfig(ctx context.Context, name string) ([]ConfigE
 			"retention.bytes":   unlimited(st.Config.Partition.RetentionBytes),
 			"retention.ms":      unlimited(st.Config.Partition.RetentionMs),
 			"segment.bytes":     strconv.FormatInt(st.Config.SegmentBytes, 10),
-			"segment.ms":        strconv.FormatInt(int64(base.SegmentAgeDefault/time.Millisecond), 10),
+			"segment.ms":        strconv.FormatInt(st.Config.SegmentMs, 10),
 		}
 		out := make([]ConfigEntry, 0, len(kafkaConfigs))
 		for _, k := range kafkaConfigs {

@@ -81,14 +81,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Clock == nil {
 		o.Clock = base.RealClock{}
 	}
-	if o.SegmentBytes == 0 {
-		o.SegmentBytes = base.SegmentBytesDefault
-	}
-	if o.SegmentBytes < base.SegmentBytesMin || o.SegmentBytes > base.SegmentBytesMax {
-		return o, base.Errorf(base.CodeInvalidArgument, "log: SegmentBytes %d outside [%d, %d]", o.SegmentBytes, base.SegmentBytesMin, int64(base.SegmentBytesMax))
-	}
-	if o.SegmentAge == 0 {
-		o.SegmentAge = base.SegmentAgeDefault
+	var err error
+	if o.SegmentBytes, o.SegmentAge, err = rolling(o.SegmentBytes, o.SegmentAge); err != nil {
+		return o, err
 	}
 	if o.IndexIntervalBytes == 0 {
 		o.IndexIntervalBytes = base.IndexIntervalBytes
@@ -99,7 +94,7 @@ func (o Options) withDefaults() (Options, error) {
 	if o.CheckpointInterval == 0 {
 		o.CheckpointInterval = base.CheckpointIntervalDefault
 	}
-	if o.SegmentAge < 0 || o.IndexIntervalBytes < 0 || o.SyncInterval < 0 || o.CheckpointInterval < 0 || o.RetentionAge < 0 {
+	if o.IndexIntervalBytes < 0 || o.SyncInterval < 0 || o.CheckpointInterval < 0 || o.RetentionAge < 0 {
 		return o, base.Errorf(base.CodeInvalidArgument, "log: negative duration or interval in options")
 	}
 	if o.Durability > DurabilityNone {
@@ -112,4 +107,22 @@ func (o Options) withDefaults() (Options, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return o, nil
+}
+
+// rolling checks a segment roll size and age (Options.SegmentBytes and
+// SegmentAge) and fills in their defaults.
+func rolling(bytes int64, age time.Duration) (int64, time.Duration, error) {
+	if bytes == 0 {
+		bytes = base.SegmentBytesDefault
+	}
+	if bytes < base.SegmentBytesMin || bytes > base.SegmentBytesMax {
+		return 0, 0, base.Errorf(base.CodeInvalidArgument, "log: SegmentBytes %d outside [%d, %d]", bytes, base.SegmentBytesMin, int64(base.SegmentBytesMax))
+	}
+	if age == 0 {
+		age = base.SegmentAgeDefault
+	}
+	if age < 0 {
+		return 0, 0, base.Errorf(base.CodeInvalidArgument, "log: negative SegmentAge %v", age)
+	}
+	return bytes, age, nil
 }

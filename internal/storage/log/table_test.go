@@ -436,3 +436,69 @@ func TestTruncatingEverythingFreesTheActiveSegment(t *testing.T) {
 		t.Errorf("Term(%d) after a crash = %d, %v; want 2", end, term, err)
 	}
 }
+
+// TestSetRollingAppliesToTheNextWrites: a smaller roll size takes effect
+// at the next write (the active segment, already past it, rolls), an age
+// rolls the active segment once it is that old, and a bad value is
+// refused and changes nothing.
+func TestSetRollingAppliesToTheNextWrites(t *testing.T) {
+	clock := base.NewFakeClock(epoch)
+	o := memOptions(vfs.NewMem(), clock)
+	o.SegmentBytes = 1 << 20
+	l := mustOpen(t, o)
+	defer l.Close()
+	segments := func() int {
+		l.stateMu.RLock()
+		defer l.stateMu.RUnlock()
+		return len(l.segs)
+	}
+	for i := range 10 {
+		appendOK(t, l, 1, mkBatch(t, 1, 200, int64(i), byte(i)))
+	}
+	if n := segments(); n != 1 {
+		t.Fatalf("segments with 1 MiB: %d, want 1", n)
+	}
+	for _, bad := range []struct {
+		bytes int64
+		age   time.Duration
+	}{{base.SegmentBytesMin - 1, 0}, {base.SegmentBytesMax + 1, 0}, {2048, -time.Second}} {
+		wantCode(t, "SetRolling out of range", l.SetRolling(bad.bytes, bad.age), base.CodeInvalidArgument)
+	}
+	appendOK(t, l, 1, mkBatch(t, 1, 200, 10, 10))
+	if n := segments(); n != 1 {
+		t.Fatalf("segments after refused SetRollings: %d, want 1", n)
+	}
+	if err := l.SetRolling(1024, 0); err != nil {
+		t.Fatal(err)
+	}
+	appendOK(t, l, 1, mkBatch(t, 1, 200, 11, 11))
+	if n := segments(); n != 2 {
+		t.Fatalf("segments after SetRolling(1024): %d, want 2 (the oversized one rolled)", n)
+	}
+	for i := 12; i < 40; i++ {
+		appendOK(t, l, 1, mkBatch(t, 1, 200, int64(i), byte(i)))
+	}
+	l.stateMu.RLock()
+	for _, s := range l.segs[1:] {
+		if s.size > 1024 {
+			t.Errorf("segment %d holds %d bytes, over 1024", s.baseIndex, s.size)
+		}
+	}
+	l.stateMu.RUnlock()
+
+	if err := l.SetRolling(1<<20, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	before := segments()
+	appendOK(t, l, 1, mkBatch(t, 1, 200, 40, 40))
+	clock.Advance(59 * time.Second)
+	appendOK(t, l, 1, mkBatch(t, 1, 200, 41, 41))
+	if n := segments(); n != before {
+		t.Fatalf("segments before the age: %d, want %d", n, before)
+	}
+	clock.Advance(time.Second)
+	appendOK(t, l, 1, mkBatch(t, 1, 200, 42, 42))
+	if n := segments(); n != before+1 {
+		t.Fatalf("segments at the age: %d, want %d", n, before+1)
+	}
+}

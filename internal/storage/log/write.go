@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"time"
 
 	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/base/vfs"
@@ -133,6 +134,22 @@ func (l *Log) lastPublishedTerm() uint64 {
 		return l.runs[n-1].term
 	}
 	return 0
+}
+
+// SetRolling changes the size and age at which the active segment rolls
+// (Options.SegmentBytes and SegmentAge, with their defaults for 0), for
+// the writes after it: a topic's segment.bytes and segment.ms altered
+// while it runs. A segment already past the new size rolls at its next
+// write.
+func (l *Log) SetRolling(bytes int64, age time.Duration) error {
+	bytes, age, err := rolling(bytes, age)
+	if err != nil {
+		return err
+	}
+	l.writeMu.Lock()
+	l.opts.SegmentBytes, l.opts.SegmentAge = bytes, age
+	l.writeMu.Unlock()
+	return nil
 }
 
 func (l *Log) needRollLocked(size int) bool {
