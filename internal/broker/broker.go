@@ -293,7 +293,7 @@ func (b *Broker) openStores() error {
 	}
 	b.meta = st
 	b.logs = newGroupLogs(&replication.SegmentLogs{FS: b.cfg.FS, Dir: path.Join(b.cfg.Dir, "logs"),
-		Clock: b.clock, Logger: b.cfg.Logger, SegmentBytes: b.cfg.SegmentBytes})
+		Clock: b.clock, Logger: b.cfg.Logger, SegmentBytes: b.cfg.SegmentBytes, RemoveInBackground: true})
 	return nil
 }
 

@@ -23,15 +23,20 @@ type SegmentLogs struct {
 	Logger *slog.Logger
 	// SegmentBytes is the roll size of every log; 0 is the log's default.
 	SegmentBytes int64
+	// RemoveInBackground is the logs' seglog.Options.RemoveInBackground:
+	// the engine loop does not wait for the files of truncated segments
+	// to go. The simulator leaves it off, to keep its runs deterministic.
+	RemoveInBackground bool
 }
 
 func (p *SegmentLogs) OpenLog(group GroupID) (LogStore, error) {
 	l, err := seglog.Open(seglog.Options{
-		FS:           p.FS,
-		Dir:          path.Join(p.Dir, fmt.Sprintf("%020d", group)),
-		Clock:        p.Clock,
-		SegmentBytes: p.SegmentBytes,
-		Logger:       p.Logger,
+		FS:                 p.FS,
+		Dir:                path.Join(p.Dir, fmt.Sprintf("%020d", group)),
+		Clock:              p.Clock,
+		SegmentBytes:       p.SegmentBytes,
+		RemoveInBackground: p.RemoveInBackground,
+		Logger:             p.Logger,
 	})
 	if err != nil {
 		return nil, err

@@ -3,9 +3,13 @@ package log
 import (
 	"bytes"
 	"context"
+	"errors"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/base/vfs"
@@ -237,4 +241,93 @@ func TestSyncAllUsesOneSyncFilesCall(t *testing.T) {
 	other := mustOpen(t, Options{FS: vfs.NewMem(), Dir: "/x", Clock: clock})
 	defer other.Close()
 	wantCode(t, "SyncAll across file systems", SyncAll(logs[0], other), base.CodeInvalidArgument)
+}
+
+// gatedRemoves holds every segment file removal until release is closed,
+// and signals the first one on entered.
+type gatedRemoves struct {
+	entered chan struct{}
+	once    sync.Once
+	release chan struct{}
+}
+
+func (g *gatedRemoves) Inject(p vfs.Point) error {
+	if !p.After && p.Op == vfs.OpRemove && strings.HasSuffix(p.Path, segExt) {
+		g.once.Do(func() { close(g.entered) })
+		<-g.release
+	}
+	return nil
+}
+
+// TestRemovingInTheBackground: with RemoveInBackground, TruncatePrefix
+// returns while the segments' files are still being removed; the log
+// reads and writes meanwhile; the next roll waits for the removal, after
+// which only the kept segments' files remain.
+func TestRemovingInTheBackground(t *testing.T) {
+	mem := vfs.NewMem()
+	g := &gatedRemoves{entered: make(chan struct{}), release: make(chan struct{})}
+	o := memOptions(vfs.WithFaults(mem, g), base.NewFakeClock(epoch))
+	o.RemoveInBackground = true
+	l := mustOpen(t, o)
+	defer l.Close()
+	for i := range 30 {
+		appendOK(t, l, 1, mkBatch(t, 1, 300, int64(i), byte(i)))
+	}
+	if len(l.segs) < 4 {
+		t.Fatalf("%d segments, want at least 4", len(l.segs))
+	}
+	keep := l.segs[2].baseIndex
+	returned := make(chan error, 1)
+	go func() { returned <- l.TruncatePrefix(keep) }()
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	select {
+	case err := <-returned:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-timeout.C:
+		close(g.release) // for Close
+		t.Fatal("TruncatePrefix waited for the files' removal")
+	}
+	<-g.entered
+	if l.FirstIndex() != keep {
+		t.Fatalf("FirstIndex %d, want %d", l.FirstIndex(), keep)
+	}
+	if ents, err := l.Entries(keep, keep+1, 1); err != nil || len(ents) != 1 {
+		t.Fatalf("reading during the removal: %d entries, %v", len(ents), err)
+	}
+	close(g.release)
+	for i := 30; i < 40; i++ { // rolls at least once
+		appendOK(t, l, 1, mkBatch(t, 1, 300, int64(i), byte(i)))
+	}
+	var want []string
+	for _, s := range l.segs {
+		want = append(want, s.path)
+	}
+	if got := segNames(t, mem, segExt); !slices.Equal(got, want) {
+		t.Fatalf("segment files %v, want %v", got, want)
+	}
+}
+
+// TestAFailedBackgroundRemovalFailStops: a removal that fails in the
+// background fail-stops the log at the next change of its directory.
+func TestAFailedBackgroundRemovalFailStops(t *testing.T) {
+	inj := &switchable{op: vfs.OpRemove, path: segExt, err: errors.New("injected EIO")}
+	mem := vfs.NewMem()
+	o := memOptions(vfs.WithFaults(mem, inj), base.NewFakeClock(epoch))
+	o.RemoveInBackground = true
+	l := mustOpen(t, o)
+	for i := range 30 {
+		appendOK(t, l, 1, mkBatch(t, 1, 300, int64(i), byte(i)))
+	}
+	inj.on.Store(true)
+	if err := l.TruncatePrefix(l.segs[2].baseIndex); err != nil {
+		t.Fatalf("TruncatePrefix: %v, want nil (the removal fails later)", err)
+	}
+	err := l.Close()
+	wantCode(t, "Close after a failed removal", err, base.CodeStorageFailed)
+	if !strings.Contains(err.Error(), "injected EIO") {
+		t.Fatalf("Close: %v, want the removal's error", err)
+	}
 }

@@ -90,6 +90,9 @@ func (l *Log) unsealLocked(s *segment) {
 // ENOSPC is CodeNoSpace with nothing left behind; other errors make the
 // log fail-stop.
 func (l *Log) createSegmentLocked(baseIndex uint64, baseOffset int64) (*segment, error) {
+	if err := l.awaitRemovalLocked(); err != nil {
+		return nil, err
+	}
 	s := &segment{baseIndex: baseIndex, baseOffset: baseOffset, createdMs: l.clock.Now().UnixMilli(),
 		path: l.segPath(baseIndex, segExt), size: segHeaderSize, synced: segHeaderSize,
 		nextIndex: baseIndex, nextOffset: baseOffset, maxTs: noTimestamp}

@@ -43,6 +43,7 @@ type Log struct {
 	ckpt     checkpoint // guarded by writeMu: the last checkpoint written
 	lastCkpt time.Time  // guarded by writeMu: when it was written
 	scratch  []byte     // guarded by writeMu: encoding buffer for index entries
+	removal  *removal   // guarded by writeMu: the background removal in progress
 
 	// dataSyncs counts the fsyncs of segment data that confirmed batches
 	// (Sync, SyncAll, group commits): what the benchmarks report as
@@ -138,6 +139,7 @@ func (l *Log) Close() error {
 
 	l.writeMu.Lock()
 	defer l.writeMu.Unlock()
+	l.awaitRemovalLocked() // its failure is l.failed
 	err := l.failed
 	if err == nil {
 		err = l.syncLocked()

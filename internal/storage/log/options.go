@@ -64,6 +64,14 @@ type Options struct {
 	// 1). An existing log keeps its own.
 	FirstIndex uint64
 
+	// RemoveInBackground removes the files of segments that truncation
+	// and retention drop in a goroutine, instead of before the call
+	// returns: on ext4 unlinking a segment costs about 0.2 ms per MiB of
+	// it (its cached pages go), 180 ms for a full 1 GiB one, which the
+	// engine loop would wait out. The start has moved durably either way;
+	// files a crash leaves behind are removed at the next Open.
+	RemoveInBackground bool
+
 	Logger *slog.Logger // default: discard
 }
 

@@ -57,26 +57,74 @@ func (l *Log) TruncateSuffix(from uint64) error {
 }
 
 // removeSegmentsLocked removes segments [i, j) from the list and their
-// files from the directory, and syncs the directory.
+// files from the directory, and syncs the directory: before it returns,
+// or with Options.RemoveInBackground in a goroutine of its own that the
+// next change of the directory waits for (awaitRemovalLocked).
 func (l *Log) removeSegmentsLocked(i, j int) error {
 	if i >= j {
 		return nil
 	}
+	if err := l.awaitRemovalLocked(); err != nil {
+		return err
+	}
 	l.stateMu.Lock()
-	removed := append([]*segment(nil), l.segs[i:j]...)
-	l.segs = append(l.segs[:i:i], l.segs[j:]...)
-	for _, s := range removed {
+	removed := make([]uint64, 0, j-i)
+	for _, s := range l.segs[i:j] {
 		s.closeIndexFiles()
 		s.kill()
+		removed = append(removed, s.baseIndex)
 	}
+	l.segs = append(l.segs[:i:i], l.segs[j:]...)
 	l.stateMu.Unlock()
-	for _, s := range removed {
-		if err := l.removeSegmentFiles(s.baseIndex); err != nil {
+	if !l.opts.RemoveInBackground {
+		if err := l.removeFiles(removed); err != nil {
 			return l.failLocked("segment removal", err)
+		}
+		return nil
+	}
+	r := &removal{done: make(chan struct{})}
+	l.removal = r
+	go func() {
+		defer close(r.done)
+		r.err = l.removeFiles(removed)
+	}()
+	return nil
+}
+
+// removal is a removal of segment files running in the background.
+type removal struct {
+	done chan struct{}
+	err  error // set before done closes
+}
+
+// removeFiles removes the files of the segments at the given base indexes
+// and syncs the directory. Those segments are out of the list, so nothing
+// else touches their files.
+func (l *Log) removeFiles(bases []uint64) error {
+	for _, b := range bases {
+		if err := l.removeSegmentFiles(b); err != nil {
+			return err
 		}
 	}
 	if err := l.fs.SyncDir(l.dir); err != nil {
-		return l.failLocked("directory sync", err)
+		return fmt.Errorf("log: syncing %s: %w", l.dir, err)
+	}
+	return nil
+}
+
+// awaitRemovalLocked waits for the background removal in progress, if
+// any: every change to the directory's files comes after it, so that a
+// file it is about to remove is never one created since. Its failure
+// fail-stops the log, as a removal done in place would have.
+func (l *Log) awaitRemovalLocked() error {
+	r := l.removal
+	if r == nil {
+		return nil
+	}
+	<-r.done
+	l.removal = nil
+	if r.err != nil {
+		return l.failLocked("segment removal", r.err)
 	}
 	return nil
 }
@@ -232,6 +280,9 @@ func (l *Log) Reset(nextIndex uint64, nextOffset int64) error {
 	}
 	if nextIndex == 0 || nextOffset < 0 {
 		return base.Errorf(base.CodeInvalidArgument, "log %s: Reset(%d, %d): index must be positive, offset not negative", l.dir, nextIndex, nextOffset)
+	}
+	if err := l.awaitRemovalLocked(); err != nil {
+		return err
 	}
 	l.resetTailLocked()
 	c := checkpoint{resetPending: true, firstIndex: nextIndex, firstOffset: nextOffset, rpSegment: nextIndex, rpPos: segHeaderSize}
