@@ -71,7 +71,7 @@ type Config struct {
 	SnapshotEntries uint64
 	// SegmentBytes is the segment size of every log but a stream
 	// partition's, which takes its stream's segment.bytes (default
-	// base.SegmentBytesDefault).
+	// base.GroupSegmentBytesDefault).
 	SegmentBytes int64
 
 	// LeaderPollInterval is how often the node checks which of its groups
@@ -155,6 +155,9 @@ func (c *Config) setDefaults() error {
 	def(&c.MetadataSpreadWait, base.BrokerMetadataSpreadWaitMax)
 	def(&c.RetentionInterval, base.BrokerRetentionIntervalDefault)
 	def(&c.GroupTickInterval, base.BrokerGroupTickIntervalDefault)
+	if c.SegmentBytes == 0 {
+		c.SegmentBytes = base.GroupSegmentBytesDefault
+	}
 	if c.DeliveryCacheBytes <= 0 || c.DeliveryCacheBytes > base.BrokerDeliveryCacheBytes {
 		c.DeliveryCacheBytes = base.BrokerDeliveryCacheBytes
 	}
