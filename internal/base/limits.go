@@ -371,8 +371,9 @@ const (
 	// state remembers its batches for retention: consecutive batches are
 	// summarised in chunks of about this many bytes, so the state grows
 	// with the retained bytes divided by this, not with the batch count.
-	// Retention moves the log start by whole chunks; 8 MiB is far below
-	// the 1 GiB segments the log deletes, so it never holds data back.
+	// Retention moves the log start by whole chunks, so a partition keeps
+	// up to a chunk more than its retention.bytes (besides the rest of
+	// the segment its start falls in, the log freeing whole segments).
 	StreamRetentionChunkBytes = 8 << 20
 
 	// StreamRetentionChunksMax bounds the chunks a partition keeps; at the

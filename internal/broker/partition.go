@@ -34,6 +34,9 @@ type partitionFSM struct {
 	mu    sync.Mutex
 	p     *stream.Partition // guarded by mu
 	nowMs int64             // guarded by mu: the latest command time seen
+	// snapshotWanted is set by a retention that moved the start, until
+	// the engine asks (SnapshotRequested). Guarded by mu.
+	snapshotWanted bool
 
 	hwMu sync.Mutex
 	hw   chan struct{} // guarded by hwMu: closed and replaced when the high watermark moves
@@ -62,7 +65,6 @@ func (r *partitionCmdResult) Err() error { return r.res.Err }
 
 func (f *partitionFSM) Apply(entries []replication.Entry, results []any) {
 	f.mu.Lock()
-	var truncate *stream.RetentionResult
 	for i, e := range entries {
 		for f.p.NextIndex() < e.Index {
 			f.p.ApplyAppend(stream.Append{Now: f.nowMs, Index: f.p.NextIndex(), Bytes: gapEntryBytes, ProducerID: stream.NoProducerID, Control: true})
@@ -76,15 +78,23 @@ func (f *partitionFSM) Apply(entries []replication.Entry, results []any) {
 			continue
 		}
 		r := f.applyCommand(e)
-		if r.res.Retention.Truncate {
-			rr := r.res.Retention
-			truncate = &rr
-		}
+		// The log below the new start (RetainFrom) goes with the next
+		// snapshot: ask for one now.
+		f.snapshotWanted = f.snapshotWanted || r.res.Retention.Truncate
 		results[i] = r
 	}
 	f.mu.Unlock()
-	_ = truncate // the engine truncates the log below RetainFrom
 	f.hwMoved()
+}
+
+// SnapshotRequested is replication.SnapshotRequester: true once after
+// retention moved the partition's start.
+func (f *partitionFSM) SnapshotRequested() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w := f.snapshotWanted
+	f.snapshotWanted = false
+	return w
 }
 
 func (f *partitionFSM) applyBatch(e replication.Entry) *appendResult {

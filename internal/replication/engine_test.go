@@ -279,6 +279,40 @@ func TestSnapshotsOfAGrowingRetainedStateAreSpacedByItsSize(t *testing.T) {
 // when that lets its log free SnapshotFreeBytes: an FSM retained its whole
 // log (a queue filling up), then let go of it (its consumers drained it)
 // with only one more entry applied, and the log gives its space back.
+// An FSM that asks for a snapshot (a stream partition whose retention
+// moved its start) gets one at once, though no other rule calls for it.
+func TestAnFSMsRequestBringsASnapshot(t *testing.T) {
+	c, f := retainingNode(t, func(cfg *Config) {
+		cfg.SnapshotEntries, cfg.SnapshotBytes, cfg.SnapshotFreeBytes = 1_000_000, 1<<30, 1<<30
+	})
+	n := c.nodes[1]
+	for i := range 20 {
+		if r := c.propose(1, 1, "x"); r.Err != nil {
+			t.Fatalf("proposal %d: %v", i, r.Err)
+		}
+	}
+	st, _ := n.e.Status(1)
+	f.mu.Lock()
+	f.retain = st.Applied + 1
+	f.mu.Unlock()
+	if r := c.propose(1, 1, "x"); r.Err != nil {
+		t.Fatalf("proposal after the release: %v", r.Err)
+	}
+	if got := n.e.Metrics().Snapshots; got != 0 {
+		t.Fatalf("%d snapshots with no rule calling for one, want 0", got)
+	}
+	now, _ := n.e.Status(1)
+	f.mu.Lock()
+	f.requestAt = now.Applied + 1
+	f.mu.Unlock()
+	if r := c.propose(1, 1, "x"); r.Err != nil {
+		t.Fatalf("proposal asking for a snapshot: %v", r.Err)
+	}
+	c.runUntil("a snapshot for the FSM's request", 100, func() bool {
+		return n.e.Metrics().Snapshots == 1 && n.e.groupLogFirst(1) > st.Applied
+	})
+}
+
 func TestASnapshotIsTakenWhenItFreesEnoughOfTheLog(t *testing.T) {
 	c, f := retainingNode(t, func(cfg *Config) {
 		cfg.SnapshotEntries, cfg.SnapshotBytes, cfg.SnapshotFreeBytes = 1_000_000, 1<<30, 4000

@@ -75,3 +75,13 @@ type FSM interface {
 	// it sends to a lagging follower.
 	RetainFrom() uint64
 }
+
+// SnapshotRequester is an FSM that may ask for a snapshot however little
+// it applied since the last: a stream partition whose retention moved its
+// start, so that the log below can go now, not once traffic brings the
+// next snapshot. The engine asks after every Apply.
+type SnapshotRequester interface {
+	// SnapshotRequested reports whether an Apply since the last call asked
+	// for a snapshot, and forgets the request.
+	SnapshotRequested() bool
+}

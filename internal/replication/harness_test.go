@@ -26,12 +26,26 @@ type listFSM struct {
 	mu      sync.Mutex
 	entries []Entry
 	retain  uint64
+	// requestAt makes the Apply of this index ask for a snapshot
+	// (SnapshotRequester); requested holds the request until asked.
+	requestAt, requested uint64
+}
+
+func (f *listFSM) SnapshotRequested() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := f.requested != 0
+	f.requested = 0
+	return r
 }
 
 func (f *listFSM) Apply(entries []Entry, results []any) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i, e := range entries {
+		if e.Index == f.requestAt {
+			f.requested = e.Index
+		}
 		e.Data = slices.Clone(e.Data)
 		f.entries = append(f.entries, e)
 		results[i] = len(f.entries)

@@ -81,10 +81,17 @@ func (g *group) maybeSnapshot() error {
 	}
 	c := &g.e.cfg
 	enough := g.appliedSinceSnap >= c.SnapshotEntries || g.bytesSinceSnap >= c.SnapshotBytes
-	if !(enough && g.snapshotPays()) && !(g.snapWanted && g.applied >= g.confIndex) && !g.snapshotFrees() {
+	if !(enough && g.snapshotPays()) && !(g.snapWanted && g.applied >= g.confIndex) && !g.snapshotFrees() && !g.snapshotRequested() {
 		return nil
 	}
 	return g.takeSnapshot()
+}
+
+// snapshotRequested reports whether the FSM asked for a snapshot
+// (SnapshotRequester).
+func (g *group) snapshotRequested() bool {
+	r, ok := g.fsm.(SnapshotRequester)
+	return ok && r.SnapshotRequested()
 }
 
 // snapshotFrees reports whether a snapshot now would let the log free

@@ -1,12 +1,20 @@
 package kafka
 
 import (
+	"bytes"
+	"io/fs"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/base/vfs"
 	"github.com/ferry-mq/ferry/internal/broker"
 	"github.com/ferry-mq/ferry/internal/proto/kafka/protocol"
@@ -28,9 +36,11 @@ func startBrokerIn(t testing.TB, dir string) (*broker.Broker, *testServer) {
 	return startBrokerAt(t, dir, nil)
 }
 
-func startBrokerAt(t testing.TB, dir string, mod func(*Config)) (*broker.Broker, *testServer) {
+// startBrokerAt is startBroker in dir, with the broker's configuration
+// changed by tune, if given.
+func startBrokerAt(t testing.TB, dir string, mod func(*Config), tune ...func(*broker.Config)) (*broker.Broker, *testServer) {
 	t.Helper()
-	b := openBrokerIn(t, dir, nil)
+	b := openBrokerIn(t, dir, nil, tune...)
 	t.Cleanup(func() {
 		if err := b.Close(); err != nil {
 			t.Errorf("broker.Close: %v", err)
@@ -41,12 +51,16 @@ func startBrokerAt(t testing.TB, dir string, mod func(*Config)) (*broker.Broker,
 	return b, srv
 }
 
-// openBrokerIn opens a single-node broker in dir on fs (nil: the OS's);
-// the caller closes it.
-func openBrokerIn(t testing.TB, dir string, fs vfs.FS) *broker.Broker {
+// openBrokerIn opens a single-node broker in dir on fs (nil: the OS's),
+// its configuration changed by tune; the caller closes it.
+func openBrokerIn(t testing.TB, dir string, fs vfs.FS, tune ...func(*broker.Config)) *broker.Broker {
 	t.Helper()
-	b, err := broker.Open(broker.Config{NodeID: 1, Dir: dir, FS: fs, Logger: testLogger(), TickInterval: 10 * time.Millisecond,
-		LeaderPollInterval: 5 * time.Millisecond, Flow: broker.FlowConfig{Disabled: true}})
+	cfg := broker.Config{NodeID: 1, Dir: dir, FS: fs, Logger: testLogger(), TickInterval: 10 * time.Millisecond,
+		LeaderPollInterval: 5 * time.Millisecond, Flow: broker.FlowConfig{Disabled: true}}
+	for _, f := range tune {
+		f(&cfg)
+	}
+	b, err := broker.Open(cfg)
 	if err != nil {
 		t.Fatalf("broker.Open: %v", err)
 	}
@@ -136,5 +150,63 @@ func TestBrokerDescribeClusterAndMetadataName(t *testing.T) {
 	c.roundTrip(&protocol.DescribeClusterRequest{EndpointType: 2}, &dc, 1)
 	if protocol.ErrorCode(dc.ErrorCode) != protocol.ErrorCodeUnsupportedEndpointType {
 		t.Errorf("controller endpoints: got %d, want UNSUPPORTED_ENDPOINT_TYPE", dc.ErrorCode)
+	}
+}
+
+// TestBrokerRetentionBytesBoundsThePartitionsDisk: a topic created with
+// small segment.bytes and retention.bytes keeps its disk near them. The
+// log start moves by whole retention chunks (base.StreamRetentionChunkBytes)
+// and space comes back by whole segments, so 20 MiB produced with
+// retention.bytes of 1 MiB leave at most a chunk and a segment or two.
+func TestBrokerRetentionBytesBoundsThePartitionsDisk(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	_, srv := startBrokerAt(t, dir, nil, func(c *broker.Config) { c.RetentionInterval = 20 * time.Millisecond })
+	ctx := testCtx(t)
+	adm := kadm.NewClient(franzClient(t, srv.addr))
+	segment, keep := "1048576", "1048576"
+	res, err := adm.CreateTopic(ctx, 1, -1, map[string]*string{"segment.bytes": &segment, "retention.bytes": &keep}, "bounded")
+	if err != nil || res.Err != nil {
+		t.Fatalf("CreateTopic: %v / %v", err, res.Err)
+	}
+	cl := franzClient(t, srv.addr, kgo.DefaultProduceTopic("bounded"), kgo.ProducerBatchMaxBytes(1<<20),
+		kgo.ProducerBatchCompression(kgo.NoCompression()))
+	value := bytes.Repeat([]byte("v"), 64<<10)
+	const produced = 20 << 20
+	for range produced / len(value) {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: value}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logs := filepath.Join(dir, "logs")
+	// segmentBytes sums the segment files of every group's log: the
+	// controller's and the coordinators' are a few KiB.
+	segmentBytes := func() int64 {
+		var n int64
+		filepath.WalkDir(logs, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && strings.HasSuffix(p, ".seg") {
+				if fi, err := d.Info(); err == nil {
+					n += fi.Size()
+				}
+			}
+			return nil
+		})
+		return n
+	}
+	bound := int64(base.StreamRetentionChunkBytes + 2<<20 + 1<<20)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		starts, err := adm.ListStartOffsets(ctx, "bounded")
+		s, _ := starts.Lookup("bounded", 0)
+		if on := segmentBytes(); err == nil && s.Err == nil && s.Offset > 0 && on <= bound {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("after %d MiB with retention.bytes %s and segment.bytes %s: start offset %+v (%v), %d bytes of segments on disk, want a moved start and at most %d",
+				produced>>20, keep, segment, s, err, segmentBytes(), bound)
+		case <-tick.C:
+		}
 	}
 }
