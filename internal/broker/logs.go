@@ -36,11 +36,12 @@ type rollLimits struct {
 }
 
 // partitionRolling returns the roll limits of a stream's partitions: its
-// segment.bytes, and its segment.ms no shorter than SegmentAgeMin.
+// segment.bytes, and its segment.ms no shorter than SegmentAgeMin (0,
+// for either, is the log's default).
 func partitionRolling(cfg controller.StreamConfig) rollLimits {
-	age := base.SegmentAgeMin
-	if cfg.SegmentMs > age.Milliseconds() {
-		age = time.Duration(min(cfg.SegmentMs, math.MaxInt64/int64(time.Millisecond))) * time.Millisecond
+	var age time.Duration
+	if cfg.SegmentMs > 0 {
+		age = max(base.SegmentAgeMin, time.Duration(min(cfg.SegmentMs, math.MaxInt64/int64(time.Millisecond)))*time.Millisecond)
 	}
 	return rollLimits{bytes: cfg.SegmentBytes, age: age}
 }

@@ -2,12 +2,14 @@ package broker
 
 import (
 	"fmt"
+	"math"
 	"path"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ferry-mq/ferry/internal/base"
+	"github.com/ferry-mq/ferry/internal/controller"
 	"github.com/ferry-mq/ferry/internal/storage/log/batch"
 	"github.com/ferry-mq/ferry/internal/stream"
 )
@@ -395,5 +397,21 @@ func TestSegmentSettingsReachTheLogs(t *testing.T) {
 	}
 	if sizes := segments(e.group); len(sizes) < 4 {
 		t.Fatalf("80 KiB in a queue with 16 KiB segments: segment sizes %v, want at least 4", sizes)
+	}
+}
+
+func TestPartitionRolling(t *testing.T) {
+	for _, c := range []struct {
+		ms   int64
+		want time.Duration
+	}{
+		{0, 0}, // the log's default
+		{1, base.SegmentAgeMin},
+		{600_000, 10 * time.Minute},
+		{math.MaxInt64, time.Duration(math.MaxInt64/int64(time.Millisecond)) * time.Millisecond},
+	} {
+		if got := partitionRolling(controller.StreamConfig{SegmentBytes: 4096, SegmentMs: c.ms}); got != (rollLimits{bytes: 4096, age: c.want}) {
+			t.Errorf("segment.ms %d: %+v, want age %v", c.ms, got, c.want)
+		}
 	}
 }
