@@ -291,13 +291,7 @@ func TestAnFSMsRequestBringsASnapshot(t *testing.T) {
 			t.Fatalf("proposal %d: %v", i, r.Err)
 		}
 	}
-	st, _ := n.e.Status(1)
-	f.mu.Lock()
-	f.retain = st.Applied + 1
-	f.mu.Unlock()
-	if r := c.propose(1, 1, "x"); r.Err != nil {
-		t.Fatalf("proposal after the release: %v", r.Err)
-	}
+	released := release(t, c, f, "x")
 	if got := n.e.Metrics().Snapshots; got != 0 {
 		t.Fatalf("%d snapshots with no rule calling for one, want 0", got)
 	}
@@ -309,7 +303,7 @@ func TestAnFSMsRequestBringsASnapshot(t *testing.T) {
 		t.Fatalf("proposal asking for a snapshot: %v", r.Err)
 	}
 	c.runUntil("a snapshot for the FSM's request", 100, func() bool {
-		return n.e.Metrics().Snapshots == 1 && n.e.groupLogFirst(1) > st.Applied
+		return n.e.Metrics().Snapshots == 1 && n.e.groupLogFirst(1) > released
 	})
 }
 
@@ -327,14 +321,22 @@ func TestASnapshotIsTakenWhenItFreesEnoughOfTheLog(t *testing.T) {
 	if got := n.e.Metrics().Snapshots; got != 0 {
 		t.Fatalf("%d snapshots while the FSM retains its whole log, want 0", got)
 	}
-	st, _ := n.e.Status(1)
+	released := release(t, c, f, cmd)
+	c.runUntil("a snapshot that frees the released log", 100, func() bool {
+		return n.e.Metrics().Snapshots == 1 && n.e.groupLogFirst(1) > released
+	})
+}
+
+// release lets the FSM of retainingNode's group drop its whole log and
+// proposes cmd; it returns the last index applied before.
+func release(t *testing.T, c *testCluster, f *listFSM, cmd string) uint64 {
+	t.Helper()
+	st, _ := c.nodes[1].e.Status(1)
 	f.mu.Lock()
 	f.retain = st.Applied + 1
 	f.mu.Unlock()
 	if r := c.propose(1, 1, cmd); r.Err != nil {
 		t.Fatalf("proposal after the release: %v", r.Err)
 	}
-	c.runUntil("a snapshot that frees the released log", 100, func() bool {
-		return n.e.Metrics().Snapshots == 1 && n.e.groupLogFirst(1) > st.Applied
-	})
+	return st.Applied
 }
