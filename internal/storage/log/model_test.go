@@ -68,6 +68,7 @@ func TestLogMatchesModel(t *testing.T) {
 			RetentionBytes:     rapid.Int64Range(0, 8000).Draw(rt, "retentionBytes"),
 			RetentionAge:       time.Duration(rapid.IntRange(0, 3).Draw(rt, "retentionHours")) * time.Hour,
 			FirstIndex:         rapid.Uint64Range(1, 5).Draw(rt, "firstIndex"),
+			RemoveInBackground: rapid.Bool().Draw(rt, "removeInBackground"),
 		}
 		var err error
 		if h.l, err = Open(h.opts); err != nil {
@@ -89,6 +90,7 @@ func TestLogMatchesModel(t *testing.T) {
 			"retention":      h.retention,
 			"reopen":         h.reopen,
 			"advanceClock":   h.advance,
+			"setRolling":     h.setRolling,
 			"":               h.check,
 		})
 	})
@@ -342,6 +344,16 @@ func (h *modelHarness) reopen(rt *rapid.T) {
 	var err error
 	if h.l, err = Open(h.opts); err != nil {
 		rt.Fatalf("reopen: %v", err)
+	}
+}
+
+// setRolling changes the roll limits of the open log only: a reopen goes
+// back to h.opts, finding segments rolled at other sizes.
+func (h *modelHarness) setRolling(rt *rapid.T) {
+	size := rapid.Int64Range(base.SegmentBytesMin, 4096).Draw(rt, "rollBytes")
+	age := time.Duration(rapid.IntRange(30, 120).Draw(rt, "rollMinutes")) * time.Minute
+	if err := h.l.SetRolling(size, age); err != nil {
+		rt.Fatalf("SetRolling(%d, %v): %v", size, age, err)
 	}
 }
 
