@@ -53,8 +53,8 @@ const (
 	// RaftSnapshotFreeBytesDefault, one snapshot frees one full segment
 	// and a drained queue's active segment seldom triggers one for
 	// nothing (docs/benchmarks.md, "Queue log segments of 16 MiB"). Each
-	// segment keeps its file open: a MiB of backlog costs 1/16 of a file
-	// descriptor.
+	// segment keeps its file open, so a long log's segments grow, up to
+	// SegmentBytesDefault (SegmentGrowthEvery).
 	GroupSegmentBytesDefault = 16 << 20
 
 	// IndexIntervalBytes is how many bytes of batches lie between two
@@ -73,6 +73,12 @@ const (
 
 	// SyncIntervalDefault is the fsync period of durability "interval".
 	SyncIntervalDefault = 100 * time.Millisecond
+
+	// SegmentGrowthEvery is how many segments a log with
+	// Options.SegmentBytesGrowTo holds per doubling of its roll size: a
+	// queue's log of 16 MiB segments reaches 1 GiB ones past 48 segments
+	// (7.9 GiB), so a backlog of 100 GiB takes about 140 files, not 6,400.
+	SegmentGrowthEvery = 8
 
 	// SegmentBytesMin is the smallest segment size the log accepts: small
 	// segments exist for tests that roll often; a segment always holds at

@@ -71,7 +71,8 @@ type Config struct {
 	SnapshotEntries uint64
 	// SegmentBytes is the segment size of every log but a stream
 	// partition's, which takes its stream's segment.bytes (default
-	// base.GroupSegmentBytesDefault).
+	// base.GroupSegmentBytesDefault); it grows with a log's length up to
+	// base.SegmentBytesDefault (seglog.Options.SegmentBytesGrowTo).
 	SegmentBytes int64
 
 	// LeaderPollInterval is how often the node checks which of its groups
@@ -296,7 +297,8 @@ func (b *Broker) openStores() error {
 	}
 	b.meta = st
 	b.logs = newGroupLogs(&replication.SegmentLogs{FS: b.cfg.FS, Dir: path.Join(b.cfg.Dir, "logs"),
-		Clock: b.clock, Logger: b.cfg.Logger, SegmentBytes: b.cfg.SegmentBytes, RemoveInBackground: true})
+		Clock: b.clock, Logger: b.cfg.Logger, SegmentBytes: b.cfg.SegmentBytes, SegmentBytesGrowTo: base.SegmentBytesDefault,
+		RemoveInBackground: true})
 	return nil
 }
 

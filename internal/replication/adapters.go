@@ -22,7 +22,8 @@ type SegmentLogs struct {
 	Clock  base.Clock
 	Logger *slog.Logger
 	// SegmentBytes is the roll size of every log; 0 is the log's default.
-	SegmentBytes int64
+	// SegmentBytesGrowTo lets it grow with the log (seglog.Options).
+	SegmentBytes, SegmentBytesGrowTo int64
 	// RemoveInBackground is the logs' seglog.Options.RemoveInBackground:
 	// the engine loop does not wait for the files of truncated segments
 	// to go. The simulator leaves it off, to keep its runs deterministic.
@@ -35,6 +36,7 @@ func (p *SegmentLogs) OpenLog(group GroupID) (LogStore, error) {
 		Dir:                path.Join(p.Dir, fmt.Sprintf("%020d", group)),
 		Clock:              p.Clock,
 		SegmentBytes:       p.SegmentBytes,
+		SegmentBytesGrowTo: p.SegmentBytesGrowTo,
 		RemoveInBackground: p.RemoveInBackground,
 		Logger:             p.Logger,
 	})

@@ -70,6 +70,7 @@ func TestLogMatchesModel(t *testing.T) {
 			FirstIndex:         rapid.Uint64Range(1, 5).Draw(rt, "firstIndex"),
 			RemoveInBackground: rapid.Bool().Draw(rt, "removeInBackground"),
 		}
+		h.opts.SegmentBytesGrowTo = h.opts.SegmentBytes * rapid.Int64Range(0, 4).Draw(rt, "growTo")
 		var err error
 		if h.l, err = Open(h.opts); err != nil {
 			rt.Fatal(err)

@@ -50,6 +50,13 @@ type Options struct {
 	SegmentAge         time.Duration // roll age; default base.SegmentAgeDefault
 	IndexIntervalBytes int           // bytes between index entries; default base.IndexIntervalBytes
 
+	// SegmentBytesGrowTo, when larger than SegmentBytes, lets the roll
+	// size double for every base.SegmentGrowthEvery segments the log
+	// holds, up to it: a log cut often at its start (a queue's) keeps
+	// small segments while it is short and few files while it is long.
+	// At most SegmentBytesMax.
+	SegmentBytesGrowTo int64
+
 	Durability   Durability
 	SyncInterval time.Duration // DurabilityInterval's period; default base.SyncIntervalDefault
 
@@ -92,6 +99,9 @@ func (o Options) withDefaults() (Options, error) {
 	var err error
 	if o.SegmentBytes, o.SegmentAge, err = rolling(o.SegmentBytes, o.SegmentAge); err != nil {
 		return o, err
+	}
+	if o.SegmentBytesGrowTo < 0 || o.SegmentBytesGrowTo > base.SegmentBytesMax {
+		return o, base.Errorf(base.CodeInvalidArgument, "log: SegmentBytesGrowTo %d outside [0, %d]", o.SegmentBytesGrowTo, int64(base.SegmentBytesMax))
 	}
 	if o.IndexIntervalBytes == 0 {
 		o.IndexIntervalBytes = base.IndexIntervalBytes

@@ -71,6 +71,10 @@ func TestOptionsLimits(t *testing.T) {
 	}
 	_, err := Open(Options{FS: vfs.NewMem()})
 	wantCode(t, "no Dir", err, base.CodeInvalidArgument)
+	for _, grow := range []int64{-1, base.SegmentBytesMax + 1} {
+		_, err := Open(Options{FS: vfs.NewMem(), Dir: "/d", SegmentBytesGrowTo: grow})
+		wantCode(t, "bad SegmentBytesGrowTo", err, base.CodeInvalidArgument)
+	}
 }
 
 // TestWriteBufferFlushesAtItsLimit: written batches stay in the buffer,
@@ -500,5 +504,61 @@ func TestSetRollingAppliesToTheNextWrites(t *testing.T) {
 	appendOK(t, l, 1, mkBatch(t, 1, 200, 42, 42))
 	if n := segments(); n != before+1 {
 		t.Fatalf("segments at the age: %d, want %d", n, before+1)
+	}
+}
+
+// TestSegmentsGrowWithTheLog: with SegmentBytesGrowTo, the roll size
+// doubles for every base.SegmentGrowthEvery segments held, up to it; it is
+// small again once truncation leaves few segments, and fixed after a
+// SetRolling.
+func TestSegmentsGrowWithTheLog(t *testing.T) {
+	o := memOptions(vfs.NewMem(), base.NewFakeClock(epoch))
+	o.SegmentBytes, o.SegmentBytesGrowTo = 1024, 4096
+	l := mustOpen(t, o)
+	defer l.Close()
+	write := func(n int) {
+		t.Helper()
+		for range n {
+			appendOK(t, l, 1, mkBatch(t, 1, 200, 0, 1))
+		}
+	}
+	// sizes returns the sizes of the sealed segments.
+	sizes := func() []int64 {
+		l.stateMu.RLock()
+		defer l.stateMu.RUnlock()
+		var out []int64
+		for _, s := range l.segs[:len(l.segs)-1] {
+			out = append(out, s.size)
+		}
+		return out
+	}
+	write(400)
+	got := sizes()
+	if len(got) < 3*base.SegmentGrowthEvery {
+		t.Fatalf("%d sealed segments, want at least %d", len(got), 3*base.SegmentGrowthEvery)
+	}
+	for i, size := range got {
+		limit := int64(1024) << min((i+1)/base.SegmentGrowthEvery, 2) // segment i is the log's (i+1)th
+		if size > limit || size <= limit/2 {
+			t.Fatalf("segment %d holds %d bytes, want (%d, %d]: sizes %v", i, size, limit/2, limit, got)
+		}
+	}
+	if err := l.TruncatePrefix(l.LastIndex() + 1); err != nil {
+		t.Fatal(err)
+	}
+	write(10)
+	for i, size := range sizes() {
+		if size > 1024 {
+			t.Fatalf("after truncating everything: segment %d holds %d bytes, want at most 1024", i, size)
+		}
+	}
+	if err := l.SetRolling(1024, 0); err != nil {
+		t.Fatal(err)
+	}
+	write(200)
+	for i, size := range sizes() {
+		if size > 1024 {
+			t.Fatalf("after SetRolling(1024): segment %d holds %d bytes", i, size)
+		}
 	}
 }

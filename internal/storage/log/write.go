@@ -139,17 +139,29 @@ func (l *Log) lastPublishedTerm() uint64 {
 // SetRolling changes the size and age at which the active segment rolls
 // (Options.SegmentBytes and SegmentAge, with their defaults for 0), for
 // the writes after it: a topic's segment.bytes and segment.ms altered
-// while it runs. A segment already past the new size rolls at its next
-// write.
+// while it runs. The size is then fixed: SegmentBytesGrowTo no longer
+// applies. A segment already past the new size rolls at its next write.
 func (l *Log) SetRolling(bytes int64, age time.Duration) error {
 	bytes, age, err := rolling(bytes, age)
 	if err != nil {
 		return err
 	}
 	l.writeMu.Lock()
-	l.opts.SegmentBytes, l.opts.SegmentAge = bytes, age
+	l.opts.SegmentBytes, l.opts.SegmentAge, l.opts.SegmentBytesGrowTo = bytes, age, 0
 	l.writeMu.Unlock()
 	return nil
+}
+
+// rollBytesLocked is the size at which the active segment rolls:
+// SegmentBytes, doubled for every base.SegmentGrowthEvery segments the log
+// holds (the active one included), up to SegmentBytesGrowTo (when that is
+// larger).
+func (l *Log) rollBytesLocked() int64 {
+	limit := l.opts.SegmentBytes
+	for k := len(l.segs) / base.SegmentGrowthEvery; k > 0 && limit < l.opts.SegmentBytesGrowTo; k-- {
+		limit *= 2
+	}
+	return max(l.opts.SegmentBytes, min(limit, l.opts.SegmentBytesGrowTo))
 }
 
 func (l *Log) needRollLocked(size int) bool {
@@ -157,7 +169,7 @@ func (l *Log) needRollLocked(size int) bool {
 	if c.nextIndex == c.baseIndex {
 		return false // an empty segment takes any batch
 	}
-	if c.size+int64(size) > l.opts.SegmentBytes {
+	if c.size+int64(size) > l.rollBytesLocked() {
 		return true
 	}
 	return l.clock.Now().UnixMilli()-l.active().createdMs >= l.opts.SegmentAge.Milliseconds()
