@@ -26,7 +26,7 @@ type Position struct {
 // Log is one segmented log directory. See the package documentation for
 // which methods may be called concurrently.
 type Log struct {
-	opts   Options // its SegmentBytes and SegmentAge guarded by writeMu (SetRolling)
+	opts   Options // its SegmentBytes, SegmentAge and SegmentBytesGrowTo guarded by writeMu (SetRolling)
 	fs     vfs.FS
 	dir    string
 	clock  base.Clock
