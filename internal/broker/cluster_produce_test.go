@@ -2,8 +2,12 @@ package broker
 
 import (
 	"fmt"
+	"path"
+	"reflect"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferry-mq/ferry/internal/storage/log/batch"
 )
@@ -112,6 +116,66 @@ func TestClusterPipelinedIdempotentProducerSurvivesALeaderChange(t *testing.T) {
 	for i, off := range offs {
 		if off != offsets[i] {
 			t.Errorf("s%03d is at offset %d, its confirmation said %d", i, off, offsets[i])
+		}
+	}
+}
+
+// A stream's segment.bytes reaches its partition's log on every replica,
+// followers included: each writes the entries it receives into segments
+// of that size, not of the provider's.
+func TestClusterEveryReplicaRollsAtTheStreamsSegmentBytes(t *testing.T) {
+	cl := threeNodes(t)
+	ctx := testCtx(t)
+	conns := cl.conns()
+	p := PartitionRef{Stream: "seg"}
+	if err := conns[0].DeclareStream(ctx, StreamSpec{Name: "seg", Partitions: 1, ReplicationFactor: 3,
+		Config: map[string]string{"segment.bytes": "65536"}}); err != nil {
+		t.Fatal(err)
+	}
+	lead := cl.leaderOfPartition(conns[0].p.Tenant, p)
+	body := strings.Repeat("x", 20<<10)
+	for range 8 {
+		if _, _, _, err := conns[lead].ProduceBatch(ctx, p, kafkaBatch(t, plainHeader(), []int64{1}, body), -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := cl.nodes[0].lookupStream(conns[0].p.Tenant, "seg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := path.Join("/data/logs", fmt.Sprintf("%020d", s.Partitions[0].Group))
+	segments := func(i int) int {
+		names, _ := cl.fs[i].List(dir)
+		n := 0
+		for _, name := range names {
+			if strings.HasSuffix(name, ".seg") {
+				n++
+			}
+		}
+		return n
+	}
+	// Every replica signals its activity when it applies an entry, after
+	// writing it.
+	timeout := time.NewTimer(testTimeout)
+	defer timeout.Stop()
+	for {
+		var changed []<-chan struct{}
+		for _, b := range cl.nodes {
+			changed = append(changed, b.activity.Changed())
+		}
+		done := true
+		for i := range cl.nodes {
+			done = done && segments(i) >= 3
+		}
+		if done {
+			return
+		}
+		cases := []reflect.SelectCase{{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timeout.C)}}
+		for _, ch := range changed {
+			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
+		}
+		if i, _, _ := reflect.Select(cases); i == 0 {
+			t.Fatalf("160 KiB in 64 KiB segments: segment files per node %d, %d, %d, want at least 3 each", segments(0), segments(1), segments(2))
 		}
 	}
 }
