@@ -3,11 +3,9 @@ package broker
 import (
 	"fmt"
 	"path"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ferry-mq/ferry/internal/storage/log/batch"
 )
@@ -156,26 +154,7 @@ func TestClusterEveryReplicaRollsAtTheStreamsSegmentBytes(t *testing.T) {
 	}
 	// Every replica signals its activity when it applies an entry, after
 	// writing it.
-	timeout := time.NewTimer(testTimeout)
-	defer timeout.Stop()
-	for {
-		var changed []<-chan struct{}
-		for _, b := range cl.nodes {
-			changed = append(changed, b.activity.Changed())
-		}
-		done := true
-		for i := range cl.nodes {
-			done = done && segments(i) >= 3
-		}
-		if done {
-			return
-		}
-		cases := []reflect.SelectCase{{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timeout.C)}}
-		for _, ch := range changed {
-			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
-		}
-		if i, _, _ := reflect.Select(cases); i == 0 {
-			t.Fatalf("160 KiB in 64 KiB segments: segment files per node %d, %d, %d, want at least 3 each", segments(0), segments(1), segments(2))
-		}
-	}
+	cl.waitFor(func() bool {
+		return segments(0) >= 3 && segments(1) >= 3 && segments(2) >= 3
+	}, "160 KiB in 64 KiB segments: fewer than 3 segment files on some node")
 }

@@ -153,8 +153,8 @@ func (cl *cluster) conns() []*Conn {
 }
 
 // waitFor waits until cond holds, checking it whenever a group, a leader,
-// the controller's state or a peer's reported state changes on any
-// running node.
+// the controller's state, a peer's reported state or a queue's or
+// partition's state (activity) changes on any running node.
 func (cl *cluster) waitFor(cond func() bool, failure string) {
 	cl.t.Helper()
 	timeout := time.After(testTimeout)
@@ -162,7 +162,7 @@ func (cl *cluster) waitFor(cond func() bool, failure string) {
 		cases := []reflect.SelectCase{{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timeout)}}
 		for _, b := range cl.nodes {
 			if b != nil {
-				for _, ch := range []<-chan struct{}{b.readyChanged(), b.ctrl.changed(), b.peers.changes.Changed()} {
+				for _, ch := range []<-chan struct{}{b.readyChanged(), b.ctrl.changed(), b.peers.changes.Changed(), b.activity.Changed()} {
 					cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
 				}
 			}
