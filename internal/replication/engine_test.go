@@ -275,10 +275,6 @@ func TestSnapshotsOfAGrowingRetainedStateAreSpacedByItsSize(t *testing.T) {
 	})
 }
 
-// A group that applied little since its last snapshot still snapshots
-// when that lets its log free SnapshotFreeBytes: an FSM retained its whole
-// log (a queue filling up), then let go of it (its consumers drained it)
-// with only one more entry applied, and the log gives its space back.
 // An FSM that asks for a snapshot (a stream partition whose retention
 // moved its start) gets one at once, though no other rule calls for it.
 func TestAnFSMsRequestBringsASnapshot(t *testing.T) {
@@ -307,6 +303,10 @@ func TestAnFSMsRequestBringsASnapshot(t *testing.T) {
 	})
 }
 
+// A group that applied little since its last snapshot still snapshots
+// when that lets its log free SnapshotFreeBytes: an FSM retained its whole
+// log (a queue filling up), then let go of it (its consumers drained it)
+// with only one more entry applied, and the log gives its space back.
 func TestASnapshotIsTakenWhenItFreesEnoughOfTheLog(t *testing.T) {
 	c, f := retainingNode(t, func(cfg *Config) {
 		cfg.SnapshotEntries, cfg.SnapshotBytes, cfg.SnapshotFreeBytes = 1_000_000, 1<<30, 4000

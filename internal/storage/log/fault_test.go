@@ -260,9 +260,9 @@ func (g *gatedRemoves) Inject(p vfs.Point) error {
 }
 
 // TestRemovingInTheBackground: with RemoveInBackground, TruncatePrefix
-// returns while the segments' files are still being removed; the log
-// reads and writes meanwhile; the next roll waits for the removal, after
-// which only the kept segments' files remain.
+// returns while the segments' files are still being removed, and the log
+// reads meanwhile; once the removal ends, writes roll on, and only the
+// kept segments' files remain.
 func TestRemovingInTheBackground(t *testing.T) {
 	mem := vfs.NewMem()
 	g := &gatedRemoves{entered: make(chan struct{}), release: make(chan struct{})}

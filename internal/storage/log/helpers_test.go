@@ -36,6 +36,28 @@ func memOptions(fs vfs.FS, clock base.Clock) Options {
 	return Options{FS: fs, Dir: "/data/log", Clock: clock, SegmentBytes: 2048, IndexIntervalBytes: 256}
 }
 
+// openSized opens a log of segmentBytes segments on a fresh MemFS, closed
+// when the test ends.
+func openSized(t testing.TB, clock base.Clock, segmentBytes int64) *Log {
+	t.Helper()
+	o := memOptions(vfs.NewMem(), clock)
+	o.SegmentBytes = segmentBytes
+	l := mustOpen(t, o)
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// segmentSizes returns the sizes of l's segments, the active one last.
+func segmentSizes(l *Log) []int64 {
+	l.stateMu.RLock()
+	defer l.stateMu.RUnlock()
+	out := make([]int64, len(l.segs))
+	for i, s := range l.segs {
+		out[i] = s.size
+	}
+	return out
+}
+
 func mustOpen(t testing.TB, o Options) *Log {
 	t.Helper()
 	l, err := Open(o)

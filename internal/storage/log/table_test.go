@@ -3,9 +3,7 @@ package log
 import (
 	"bytes"
 	"encoding/binary"
-	"fmt"
 	"math"
-	"strings"
 	"testing"
 	"time"
 
@@ -337,10 +335,7 @@ func TestLookupTime(t *testing.T) {
 // so that the committer's own checkpoint attempts do not race the clock.
 func TestCheckpointMovesOnlyAfterItsInterval(t *testing.T) {
 	clock := base.NewFakeClock(epoch)
-	o := memOptions(vfs.NewMem(), clock)
-	o.SegmentBytes = 1 << 20
-	l := mustOpen(t, o)
-	defer l.Close()
+	l := openSized(t, clock, 1<<20)
 	writeSync := func() {
 		if _, err := l.Write(1, mkBatch(t, 1, 10, 0, 0)); err != nil {
 			t.Fatal(err)
@@ -406,17 +401,7 @@ func TestTruncatingEverythingFreesTheActiveSegment(t *testing.T) {
 	if got := l.PrefixBytes(end + 10); got != 0 {
 		t.Errorf("PrefixBytes after truncating everything = %d, want 0", got)
 	}
-	names, err := mem.List("/data/log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var segs []string
-	for _, n := range names {
-		if strings.HasSuffix(n, segExt) {
-			segs = append(segs, n)
-		}
-	}
-	if want := fmt.Sprintf("%020d%s", end, segExt); len(segs) != 1 || segs[0] != want {
+	if segs, want := segNames(t, mem, segExt), l.segPath(end, segExt); len(segs) != 1 || segs[0] != want {
 		t.Fatalf("segment files after truncating everything: %v, want only %s", segs, want)
 	}
 	if l.FirstIndex() != end || l.LastIndex() != end-1 || l.NextOffset() != next {
@@ -447,15 +432,8 @@ func TestTruncatingEverythingFreesTheActiveSegment(t *testing.T) {
 // refused and changes nothing.
 func TestSetRollingAppliesToTheNextWrites(t *testing.T) {
 	clock := base.NewFakeClock(epoch)
-	o := memOptions(vfs.NewMem(), clock)
-	o.SegmentBytes = 1 << 20
-	l := mustOpen(t, o)
-	defer l.Close()
-	segments := func() int {
-		l.stateMu.RLock()
-		defer l.stateMu.RUnlock()
-		return len(l.segs)
-	}
+	l := openSized(t, clock, 1<<20)
+	segments := func() int { return len(segmentSizes(l)) }
 	for i := range 10 {
 		appendOK(t, l, 1, mkBatch(t, 1, 200, int64(i), byte(i)))
 	}
@@ -482,13 +460,11 @@ func TestSetRollingAppliesToTheNextWrites(t *testing.T) {
 	for i := 12; i < 40; i++ {
 		appendOK(t, l, 1, mkBatch(t, 1, 200, int64(i), byte(i)))
 	}
-	l.stateMu.RLock()
-	for _, s := range l.segs[1:] {
-		if s.size > 1024 {
-			t.Errorf("segment %d holds %d bytes, over 1024", s.baseIndex, s.size)
+	for i, size := range segmentSizes(l)[1:] {
+		if size > 1024 {
+			t.Errorf("segment %d holds %d bytes, over 1024", i+1, size)
 		}
 	}
-	l.stateMu.RUnlock()
 
 	if err := l.SetRolling(1<<20, time.Minute); err != nil {
 		t.Fatal(err)
@@ -524,13 +500,8 @@ func TestSegmentsGrowWithTheLog(t *testing.T) {
 	}
 	// sizes returns the sizes of the sealed segments.
 	sizes := func() []int64 {
-		l.stateMu.RLock()
-		defer l.stateMu.RUnlock()
-		var out []int64
-		for _, s := range l.segs[:len(l.segs)-1] {
-			out = append(out, s.size)
-		}
-		return out
+		all := segmentSizes(l)
+		return all[:len(all)-1]
 	}
 	write(400)
 	got := sizes()
