@@ -157,11 +157,12 @@ func (l *Log) SetRolling(bytes int64, age time.Duration) error {
 // holds (the active one included), up to SegmentBytesGrowTo (when that is
 // larger).
 func (l *Log) rollBytesLocked() int64 {
-	limit := l.opts.SegmentBytes
-	for k := len(l.segs) / base.SegmentGrowthEvery; k > 0 && limit < l.opts.SegmentBytesGrowTo; k-- {
-		limit *= 2
+	size, grow := l.opts.SegmentBytes, l.opts.SegmentBytesGrowTo
+	if grow <= size {
+		return size
 	}
-	return max(l.opts.SegmentBytes, min(limit, l.opts.SegmentBytesGrowTo))
+	// size is below SegmentBytesMax (2^32): a shift of 30 cannot overflow.
+	return min(grow, size<<min(len(l.segs)/base.SegmentGrowthEvery, 30))
 }
 
 func (l *Log) needRollLocked(size int) bool {
