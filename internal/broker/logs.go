@@ -64,7 +64,7 @@ func (g *groupLogs) OpenLog(group replication.GroupID) (replication.LogStore, er
 		return nil, err
 	}
 	if r, ok := g.rolling[group]; ok {
-		if err := setRolling(l, r); err != nil {
+		if err := applyRolling(l, r); err != nil {
 			l.Close()
 			return nil, err
 		}
@@ -90,10 +90,11 @@ func (g *groupLogs) setRolling(group GroupID, r rollLimits) error {
 	if l == nil {
 		return nil
 	}
-	return setRolling(l, r)
+	return applyRolling(l, r)
 }
 
-func setRolling(l replication.LogStore, r rollLimits) error {
+// applyRolling gives the open log l the roll limits r.
+func applyRolling(l replication.LogStore, r rollLimits) error {
 	if rl, ok := l.(rollingLog); ok {
 		return rl.SetRolling(r.bytes, r.age)
 	}
