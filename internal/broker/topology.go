@@ -68,6 +68,9 @@ func (c *Conn) DeclareExchange(ctx context.Context, s ExchangeSpec) error {
 		return err
 	}
 	if s.Passive {
+		if err := routing.CheckNotDefault(s.Name); err != nil {
+			return err
+		}
 		ok := false
 		c.b.ctrl.read(func(ctl *controller.Controller) { _, ok = ctl.Exchange(c.p.Tenant, s.Name) })
 		if !ok {

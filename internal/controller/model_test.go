@@ -317,6 +317,9 @@ func (m *model) bind(tn string, b mBinding, owner string) mResult {
 
 func (m *model) unbind(tn string, b mBinding, owner string) mResult {
 	t, code := m.checkBinding(tn, b, owner)
+	if code == base.CodeNotFound && m.tenants[tn] != nil {
+		return mResult{} // RabbitMQ: unbinding from or to a missing resource is a no-op
+	}
 	if code != 0 {
 		return mResult{code: code}
 	}

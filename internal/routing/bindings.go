@@ -175,12 +175,16 @@ func (t *Table) addBinding(b *binding, pat pattern) {
 }
 
 // Unbind removes a binding; a binding that does not exist is a no-op, as
-// in RabbitMQ. If the source is auto-delete and this was its last
-// binding, it is deleted (reported in the Change). Errors are Bind's for
-// the source and destination: CodeAccessRefused, CodeNotFound, and
+// in RabbitMQ, also when its source or destination does not exist (so
+// that clean-up after a delete does not fail). If the source is
+// auto-delete and this was its last binding, it is deleted (reported in
+// the Change). Errors: CodeAccessRefused for the default exchange, and
 // CodeInvalidArgument for a malformed key or arguments.
 func (t *Table) Unbind(b Binding) (Change, error) {
 	src, _, err := t.resolve(&b)
+	if base.CodeOf(err) == base.CodeNotFound {
+		return Change{}, nil
+	}
 	if err != nil {
 		return Change{}, err
 	}

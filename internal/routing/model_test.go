@@ -214,7 +214,9 @@ func (m *model) bind(b modelBinding) (bool, base.Code) {
 
 func (m *model) unbind(b modelBinding) (Change, base.Code) {
 	b.args = modelCanonical(b.args)
-	if code := m.check(b, false); code != 0 {
+	if code := m.check(b, false); code == base.CodeNotFound {
+		return Change{}, 0 // RabbitMQ: unbinding from or to a missing resource is a no-op
+	} else if code != 0 {
 		return Change{}, code
 	}
 	if !slices.ContainsFunc(m.bindings, func(o modelBinding) bool { return o.String() == b.String() }) {
@@ -245,7 +247,7 @@ func (m *model) route(ex, key string, headers []Field) modelRoute {
 		name := queue[0]
 		queue = queue[1:]
 		matched := 0
-		if name == "" {
+		if name == "" && ex == "" { // only a publish to it: not as an alternate
 			if kind, ok := m.dests[key]; ok {
 				r.dests = append(r.dests, Destination{Kind: kind, Name: key})
 				matched++

@@ -127,6 +127,12 @@ func (s *scratch) release() {
 func (t *Table) routeOne(res *Result, step routeStep, key string, headers []Field) int {
 	x, s := step.x, &res.s
 	if x.isDefault {
+		// The default exchange routes by name only what is published to it:
+		// reached as an alternate exchange (it cannot be bound), it routes
+		// nothing, as in RabbitMQ.
+		if step.depth > 0 {
+			return 0
+		}
 		d, ok := t.dests[key]
 		if !ok {
 			return 0

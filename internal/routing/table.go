@@ -176,6 +176,15 @@ func errDefaultExchange() error {
 	return base.Errorf(base.CodeAccessRefused, "operation not permitted on the default exchange")
 }
 
+// CheckNotDefault refuses the default exchange "" with CodeAccessRefused,
+// as RabbitMQ refuses declaring it, passive or not.
+func CheckNotDefault(exchange string) error {
+	if exchange == "" {
+		return errDefaultExchange()
+	}
+	return nil
+}
+
 // DeclareExchange creates the exchange e describes, or checks that the
 // existing one is equivalent. It reports whether it created one. Errors:
 // CodeAccessRefused for the default exchange or a new name starting with
@@ -186,8 +195,8 @@ func errDefaultExchange() error {
 // type or arguments table; CodeTooLarge when the table already holds
 // RoutingExchangesMax exchanges.
 func (t *Table) DeclareExchange(e Exchange) (bool, error) {
-	if e.Name == "" {
-		return false, errDefaultExchange()
+	if err := CheckNotDefault(e.Name); err != nil {
+		return false, err
 	}
 	if err := checkName("exchange", e.Name); err != nil {
 		return false, err
