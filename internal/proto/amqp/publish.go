@@ -330,11 +330,16 @@ func (b *publishBatch) flush(c *conn) {
 // published handles the outcome of a publish call (a broker goroutine):
 // basic.return for unroutable mandatory messages, then confirms in
 // sequence order; a routing error closes the channel, as RabbitMQ's
-// synchronous checks would.
+// synchronous checks would: the publishes before it are confirmed, and
+// neither it nor any later one gets a confirm (RabbitMQ sends no nack
+// for the publish that closes the channel, and ignores what follows).
 func (ch *channel) published(msgs []Message, seqs []uint64, mandatory bool, res []PublishResult, err error) {
 	var fail *codec.Error
 	ch.mu.Lock()
 	for i := range msgs {
+		if fail != nil {
+			break
+		}
 		r := PublishResult{Err: err}
 		if err == nil && i < len(res) {
 			r = res[i]
@@ -344,10 +349,8 @@ func (ch *channel) published(msgs []Message, seqs []uint64, mandatory bool, res 
 		ack := true
 		switch {
 		case r.Err != nil && isChannelFault(r.Err):
-			if fail == nil {
-				fail = asReply(r.Err, codec.MethodBasicPublish)
-			}
-			ack = false
+			fail = asReply(r.Err, codec.MethodBasicPublish)
+			continue
 		case r.Err != nil:
 			ch.c.log.Debug("publish failed", "err", r.Err)
 			ack = false

@@ -46,6 +46,51 @@ func TestExchangeDeclarePassiveDeleteIfUnusedAndBuiltins(t *testing.T) {
 	}
 }
 
+// TestUnbindingFromOrToAMissingResourceIsANoOp: as RabbitMQ 3.10, an
+// unbind whose queue or exchange is gone answers unbind-ok, so that
+// clean-up after a delete keeps its channel; the default exchange is
+// still refused, passive declare included.
+func TestUnbindingFromOrToAMissingResourceIsANoOp(t *testing.T) {
+	ts := startServer(t)
+	ch := ts.channel(t)
+	declareQueue(t, ch, "kept")
+	if err := ch.ExchangeDeclare("kept-x", "direct", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	for what, unbind := range map[string]func() error{
+		"queue from a missing exchange":     func() error { return ch.QueueUnbind("kept", "k", "gone-x", nil) },
+		"missing queue from an exchange":    func() error { return ch.QueueUnbind("gone", "k", "kept-x", nil) },
+		"exchange from a missing exchange":  func() error { return ch.ExchangeUnbind("kept-x", "k", "gone-x", false, nil) },
+		"missing exchange from an exchange": func() error { return ch.ExchangeUnbind("gone-x", "k", "kept-x", false, nil) },
+	} {
+		if err := unbind(); err != nil {
+			t.Errorf("unbind %s: %v, want unbind-ok", what, err)
+		}
+	}
+	closed := ch.NotifyClose(make(chan *amqp091.Error, 1))
+	err := ch.ExchangeDeclarePassive("", "direct", true, false, false, false, nil)
+	if e := amqpErr(t, err); e.Code != 403 {
+		t.Errorf("passive declare of the default exchange: got %d %q, want 403", e.Code, e.Reason)
+	}
+	closeReason(t, closed)
+}
+
+// TestAPublishToAMissingExchangeInConfirmModeGetsNoNack: the channel is
+// closed with 404, as RabbitMQ does, and no basic.nack precedes the close
+// (RabbitMQ sends none): the publish is neither confirmed nor refused.
+func TestAPublishToAMissingExchangeInConfirmModeGetsNoNack(t *testing.T) {
+	ts := startServer(t)
+	ch, confirms := confirmedChannel(t, ts)
+	closed := ch.NotifyClose(make(chan *amqp091.Error, 1))
+	publish(t, ch, "no-such-exchange", "k", "lost")
+	if e := closeReason(t, closed); e.Code != 404 {
+		t.Errorf("channel closed with %d %q, want 404", e.Code, e.Reason)
+	}
+	for c := range confirms { // amqp091-go closes it with the channel
+		t.Errorf("confirm %+v before the channel's close, want none", c)
+	}
+}
+
 func TestUnknownExchangeTypeClosesTheConnectionWith503(t *testing.T) {
 	ts := startServer(t)
 	conn := ts.dial(t)
