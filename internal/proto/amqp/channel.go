@@ -238,6 +238,11 @@ func (ch *channel) release() {
 	}
 	clear(ch.consumers)
 	ops := ch.returnHeldLocked(nil)
+	if ch.tx != nil {
+		// Acknowledgements of a transaction never committed are undone, so
+		// that their deliveries return to their queues with the rest.
+		ch.rollbackLocked()
+	}
 	ops = append(ops, ch.unacked.takeAll(opNack, true)...)
 	ch.mu.Unlock()
 	runSettles(ch.ctx(), ops)

@@ -259,6 +259,46 @@ func TestTransactionsCoverPublishesAndAcks(t *testing.T) {
 	}
 }
 
+// A channel closed with acknowledgements in a transaction it never
+// committed returns those deliveries to their queue, as RabbitMQ does,
+// with the connection still open: they are not left held by the channel.
+func TestClosingATransactionalChannelReturnsItsUncommittedAcks(t *testing.T) {
+	ts := startServer(t)
+	conn := ts.dial(t)
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	declareQueue(t, ch, "txclose")
+	publishN(t, ts, ch, "txclose", 2)
+	if err := ch.Tx(); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := ch.Consume("txclose", "", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv(t, msgs)
+	last := recv(t, msgs)
+	if err := last.Ack(true); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "both deliveries back in the queue", func() bool { n, _ := ts.depth("txclose"); return n == 2 })
+	other, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		d, ok, err := other.Get("txclose", false)
+		if err != nil || !ok || !d.Redelivered {
+			t.Fatalf("get %d after the close: ok=%v redelivered=%v err=%v, want a redelivery", i, ok, d.Redelivered, err)
+		}
+	}
+}
+
 func TestTxCommitWithoutSelectIs406(t *testing.T) {
 	ts := startServer(t)
 	ch := ts.channel(t)

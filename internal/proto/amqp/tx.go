@@ -133,10 +133,17 @@ func (ch *channel) txRollback() error {
 		return protoErr(codec.ReplyPreconditionFailed, codec.MethodTxRollback, "channel is not transactional")
 	}
 	ch.mu.Lock()
+	ch.rollbackLocked()
+	ch.mu.Unlock()
+	return ch.reply(&codec.TxRollbackOk{})
+}
+
+// rollbackLocked starts a new transaction, its predecessor's
+// acknowledgements undone (their deliveries unacknowledged again) and its
+// publishes dropped. ch.tx must not be nil.
+func (ch *channel) rollbackLocked() {
 	for _, s := range ch.tx.settles {
 		ch.unacked.restore(s.taken)
 	}
 	ch.tx = &txState{}
-	ch.mu.Unlock()
-	return ch.reply(&codec.TxRollbackOk{})
 }
