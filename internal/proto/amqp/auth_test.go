@@ -59,6 +59,34 @@ func TestWrongPasswordOfACreatedUserClosesTheSocket(t *testing.T) {
 	ts.dialAs(t, "walt", "right") // fails the test unless walt logs in with the right password
 }
 
+// rawSASL is a SASL response as given, for malformed ones.
+type rawSASL struct{ mechanism, response string }
+
+func (r rawSASL) Mechanism() string { return r.mechanism }
+func (r rawSASL) Response() string  { return r.response }
+
+// TestMalformedSASLResponsesCloseTheSocketAsWrongPasswords: a response
+// that does not parse, names no user, or asks to act as another user is
+// refused the way a wrong password is, so amqp091-go (no
+// authentication_failure_close) reports ErrCredentials for each, as it
+// does against RabbitMQ.
+func TestMalformedSASLResponsesCloseTheSocketAsWrongPasswords(t *testing.T) {
+	ts := startServer(t)
+	for _, r := range []rawSASL{
+		{"PLAIN", "garbage"},
+		{"PLAIN", "\x00\x00guest"},
+		{"PLAIN", "\x00guest\x00guest\x00extra"},
+		{"PLAIN", "other\x00guest\x00guest"},
+		{"AMQPLAIN", "\x05LOGINS\x00\x00\x00\x00"},
+	} {
+		_, err := amqp091.DialConfig(ts.url, amqp091.Config{SASL: []amqp091.Authentication{r}, Heartbeat: time.Hour})
+		if err != amqp091.ErrCredentials {
+			t.Errorf("%s %q: got %v, want ErrCredentials", r.mechanism, r.response, err)
+		}
+	}
+	ts.dialAs(t, "guest", "guest") // and the server still takes logins
+}
+
 // TestDeletingAUserClosesItsAMQPConnection: as RabbitMQ, the broker closes
 // a deleted user's connections; the client sees connection.close 320
 // CONNECTION_FORCED with the reason.

@@ -92,12 +92,14 @@ func (c *conn) authenticate() error {
 	}
 	ok := m.(*codec.ConnectionStartOk)
 	c.readClientProperties(ok.ClientProperties)
+	// A malformed response is refused as wrong credentials are (403), so
+	// that a client without authentication_failure_close sees the same
+	// silent close for both, as with RabbitMQ.
 	user, password, err := saslCredentials(ok.Mechanism, ok.Response)
-	if err != nil {
-		return err
+	var p Principal
+	if err == nil {
+		p, err = c.cfg.Backend.Authenticate(user, password, c.peer.Addr())
 	}
-	peer := c.peer.Addr()
-	p, err := c.cfg.Backend.Authenticate(user, password, peer)
 	if err != nil {
 		c.log.Info("authentication failed", "user", user, "mechanism", ok.Mechanism, "err", err)
 		if code := base.CodeOf(err); code != base.CodeUnauthenticated && code != base.CodeAccessRefused {
@@ -143,6 +145,11 @@ func saslCredentials(mechanism, response string) (user, password string, err err
 		msg, perr := auth.ParsePlain([]byte(response))
 		if perr != nil {
 			return "", "", protoErr(codec.ReplyAccessRefused, codec.MethodConnectionStartOk, "%v", perr)
+		}
+		if msg.AuthzID != "" && msg.AuthzID != msg.AuthcID {
+			// No user acts as another (auth.Directory.AuthenticatePlain's rule).
+			return "", "", protoErr(codec.ReplyAccessRefused, codec.MethodConnectionStartOk,
+				"user '%s' may not act as '%s'", msg.AuthcID, msg.AuthzID)
 		}
 		return msg.AuthcID, msg.Password, nil
 	case "AMQPLAIN":
