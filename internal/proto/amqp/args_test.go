@@ -160,10 +160,17 @@ func TestDeliveryLimitDeadLetters(t *testing.T) {
 	declareArgs(t, ch, "poison-dlq", nil)
 	declareArgs(t, ch, "poison", amqp091.Table{"x-delivery-limit": int32(1), "x-dead-letter-exchange": "",
 		"x-dead-letter-routing-key": "poison-dlq"})
-	publishConfirmed(t, ch, confirms, "", "poison", amqp091.Publishing{Body: []byte("bad")})
+	publishConfirmed(t, ch, confirms, "", "poison", amqp091.Publishing{Body: []byte("bad"),
+		Headers: amqp091.Table{"app": "kept"}})
 	msgs, _ := ch.Consume("poison", "", false, false, false, false, nil)
 	for i := 0; i < 2; i++ {
 		d := recv(t, msgs)
+		// RabbitMQ's quorum queues count the returned deliveries in
+		// x-delivery-count (absent on the first), beside the publisher's headers.
+		count, counted := d.Headers["x-delivery-count"]
+		if i == 0 && counted || i == 1 && count != int64(1) || d.Headers["app"] != "kept" {
+			t.Errorf("delivery %d: headers %v, want app=kept and x-delivery-count %d (absent when 0)", i, d.Headers, i)
+		}
 		if err := d.Nack(false, true); err != nil {
 			t.Fatal(err)
 		}

@@ -142,7 +142,7 @@ func (s *brokerSession) Subscribe(ctx context.Context, o SubscribeOptions, deliv
 	sub, err := s.c.Subscribe(ctx, bo, func(d broker.Delivery) {
 		out := fromBrokerDelivery(&d)
 		if isStream {
-			withStreamOffset(&out, d.StreamOffset)
+			withHeader(&out, "x-stream-offset", d.StreamOffset)
 		}
 		deliver(out)
 	}, cancelled)
@@ -152,9 +152,10 @@ func (s *brokerSession) Subscribe(ctx context.Context, o SubscribeOptions, deliv
 	return brokerSub{sub}, nil
 }
 
-// withStreamOffset adds the x-stream-offset header to a stream delivery,
-// decoding the raw properties to do so (the raw list cannot be edited).
-func withStreamOffset(d *Delivery, offset int64) {
+// withHeader adds a header to a delivery (x-stream-offset,
+// x-delivery-count), decoding the raw properties to do so (the raw list
+// cannot be edited).
+func withHeader(d *Delivery, key string, v int64) {
 	if d.RawProperties != nil {
 		var p codec.BasicProperties
 		if err := codec.DecodeBasicProperties(d.RawProperties, &p); err == nil {
@@ -166,7 +167,7 @@ func withStreamOffset(d *Delivery, offset int64) {
 	for k, v := range d.Properties.Headers {
 		h[k] = v
 	}
-	h["x-stream-offset"] = offset
+	h[key] = v
 	d.Properties.SetHeaders(h)
 }
 
@@ -256,6 +257,11 @@ func fromBrokerDelivery(d *broker.Delivery) Delivery {
 	}
 	if out.RawProperties == nil {
 		fromBrokerProperties(m, &out.Properties)
+	}
+	if d.DeliveryCount > 0 {
+		// RabbitMQ's quorum queues count a message's returned deliveries
+		// in this header, which consumers read to spot a poison message.
+		withHeader(&out, "x-delivery-count", int64(d.DeliveryCount))
 	}
 	return out
 }
