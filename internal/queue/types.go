@@ -92,7 +92,8 @@ const (
 	ReasonDeliveryLimit               // failed delivery attempts exceeded the delivery limit
 )
 
-var reasonNames = [...]string{"rejected", "expired", "maxlen", "delivery-limit"}
+// reasonNames are RabbitMQ's x-death reasons.
+var reasonNames = [...]string{"rejected", "expired", "maxlen", "delivery_limit"}
 
 func (r Reason) String() string {
 	if int(r) < len(reasonNames) {
@@ -171,7 +172,7 @@ type ReasonSchedule struct {
 // explicit return with requeue, an ack timeout, a consumer going down or a
 // recover. Each such return is a failed attempt.
 type RetryPolicy struct {
-	// DeliveryLimit dead-letters a message (reason delivery-limit) when
+	// DeliveryLimit dead-letters a message (reason delivery_limit) when
 	// its failed attempts exceed it; 0 means no limit (RabbitMQ's
 	// x-delivery-limit).
 	DeliveryLimit uint32

@@ -176,6 +176,10 @@ func TestDeliveryLimitDeadLetters(t *testing.T) {
 		}
 	}
 	waitFor(t, "the poison message dead-lettered", func() bool { n, _ := ts.depth("poison-dlq"); return n == 1 })
+	d, ok, err := ch.Get("poison-dlq", true)
+	if err != nil || !ok || d.Headers["x-first-death-reason"] != "delivery_limit" {
+		t.Errorf("dead-lettered: ok=%v err=%v headers %v, want x-first-death-reason delivery_limit (RabbitMQ's name)", ok, err, d.Headers)
+	}
 }
 
 func TestAlternateExchangeAndHeadersAndTopicRouting(t *testing.T) {
