@@ -65,7 +65,9 @@ type Config struct {
 	Dial            func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	// Engine tuning (replication.Config): defaults as there.
+	// ProposalGather < 0 suits a clock moved only by hand (tests).
 	TickInterval    time.Duration
+	ProposalGather  time.Duration
 	ElectionTicks   int
 	Loops           int
 	SnapshotEntries uint64
@@ -314,7 +316,7 @@ func (b *Broker) startEngine() error {
 	eng, err := replication.New(replication.Config{
 		NodeID: b.node, Clock: b.clock, FS: b.cfg.FS, Dir: path.Join(b.cfg.Dir, "raft"),
 		Logs: b.logs, State: replication.MetaState{Store: b.meta}, Transport: tr,
-		Address: b.raftAddr, Loops: b.cfg.Loops, TickInterval: b.cfg.TickInterval,
+		Address: b.raftAddr, Loops: b.cfg.Loops, TickInterval: b.cfg.TickInterval, ProposalGather: b.cfg.ProposalGather,
 		ElectionTicks: b.cfg.ElectionTicks, SnapshotEntries: b.cfg.SnapshotEntries, Logger: b.cfg.Logger,
 	})
 	if err != nil {

@@ -69,6 +69,9 @@ func openNode(t testing.TB, o nodeOpts) *Broker {
 	}
 	cfg := Config{NodeID: 1, GuestCredentials: guestCreds(t), Dir: o.dir, FS: o.fs, Clock: o.clock, TickInterval: 10 * time.Millisecond, Logger: quietLog,
 		LeaderPollInterval: 5 * time.Millisecond, Flow: FlowConfig{Disabled: true}}
+	if _, manual := o.clock.(interface{ Advance(time.Duration) }); manual {
+		cfg.ProposalGather = -1 // timed on the clock, which only the test moves
+	}
 	if o.tweak != nil {
 		o.tweak(&cfg)
 	}

@@ -49,6 +49,12 @@ type Config struct {
 	TickInterval   time.Duration
 	ElectionTicks  int
 	HeartbeatTicks int
+	// ProposalGather bounds the loop's wait for proposers after a synced
+	// batch (see loop.gather); default base.RaftProposalGatherMax.
+	// Negative turns the wait off: a test whose clock moves only by hand
+	// sets it, since the wait is timed on Clock and nothing else would end
+	// it.
+	ProposalGather time.Duration
 	// QuiesceTicks is how many ticks a leader's group must be idle and
 	// fully replicated before it sleeps; default 2*ElectionTicks. Negative
 	// disables quiescence.
@@ -111,6 +117,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.ElectionTicks <= c.HeartbeatTicks {
 		return base.Errorf(base.CodeInvalidArgument, "replication: ElectionTicks %d must exceed HeartbeatTicks %d", c.ElectionTicks, c.HeartbeatTicks)
+	}
+	if c.ProposalGather == 0 {
+		c.ProposalGather = base.RaftProposalGatherMax
 	}
 	if c.QuiesceTicks == 0 {
 		c.QuiesceTicks = 2 * c.ElectionTicks

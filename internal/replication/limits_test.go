@@ -323,7 +323,7 @@ func TestSnapshotReaderRefusesChunksOverTheChunkBound(t *testing.T) {
 
 func TestGatherWaitsAtMostRaftProposalGatherMax(t *testing.T) {
 	clock := base.NewFakeClock(epoch)
-	e := &Engine{clock: clock, stop: make(chan struct{})}
+	e := &Engine{clock: clock, stop: make(chan struct{}), cfg: Config{ProposalGather: base.RaftProposalGatherMax}}
 	l := newLoop(e, 0)
 	l.lastProposals, l.lastSynced = 8, true
 	var timer base.Timer
@@ -352,7 +352,7 @@ func TestGatherWaitsAtMostRaftProposalGatherMax(t *testing.T) {
 // batches alternate).
 func TestGatherWaitsForTheLastBatchOnTopOfThoseWaiting(t *testing.T) {
 	clock := base.NewFakeClock(epoch)
-	e := &Engine{clock: clock, stop: make(chan struct{})}
+	e := &Engine{clock: clock, stop: make(chan struct{}), cfg: Config{ProposalGather: base.RaftProposalGatherMax}}
 	l := newLoop(e, 0)
 	l.lastProposals, l.lastSynced = 8, true
 	for range 3 {

@@ -259,7 +259,7 @@ func (l *loop) run() {
 // the proposers it just answered to propose again: until as many requests
 // have arrived since it started as the last batch held proposals, on top
 // of those already waiting (proposers that missed the last batch), or for
-// at most base.RaftProposalGatherMax. Otherwise the next iteration starts
+// at most Config.ProposalGather. Otherwise the next iteration starts
 // with the few that arrived first and pays a whole fsync for them, and
 // batches alternate between small and large (group commit's classic
 // pitfall). Counting only the last batch, and not those already waiting,
@@ -267,7 +267,7 @@ func (l *loop) run() {
 // batches averaged 50. It is woken once, when the count is reached, not by
 // every request.
 func (l *loop) gather(timer *base.Timer) {
-	if l.lastProposals < 4 || !l.lastSynced {
+	if l.lastProposals < 4 || !l.lastSynced || l.e.cfg.ProposalGather < 0 {
 		return
 	}
 	l.mu.Lock()
@@ -279,7 +279,7 @@ func (l *loop) gather(timer *base.Timer) {
 		l.gatherWant = 0
 		l.mu.Unlock()
 	}()
-	deadline := l.e.clock.Now().Add(base.RaftProposalGatherMax)
+	deadline := l.e.clock.Now().Add(l.e.cfg.ProposalGather)
 	for {
 		l.mu.Lock()
 		n := len(l.in.reqs)
