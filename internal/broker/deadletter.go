@@ -172,6 +172,27 @@ func addDeath(m *Message, queueName, reason string, at time.Time) {
 	m.setHeader("x-last-death-reason", StringValue(reason))
 }
 
+// deadLetterCycle reports RabbitMQ's dead-letter cycle: queueName is in
+// the x-death entries (most recent first), and neither its entry nor any
+// more recent one is a rejection. Such a copy would go round forever (a
+// queue whose TTL dead-letters to itself, two that dead-letter to each
+// other), so it is dropped; a cycle with a consumer's rejection in it is
+// the application's retry loop and goes on.
+func deadLetterCycle(m *Message, queueName string) bool {
+	deaths, _ := m.Headers.Get("x-death")
+	for _, d := range deaths.Array() {
+		t := d.Table()
+		r, _ := t.Get("reason")
+		if r.Text() == queue.ReasonRejected.String() {
+			return false
+		}
+		if q, _ := t.Get("queue"); q.Text() == queueName {
+			return true
+		}
+	}
+	return false
+}
+
 // setHeader replaces the first header named key, or appends one.
 func (m *Message) setHeader(key string, v Value) {
 	for i := range m.Headers {
@@ -214,6 +235,11 @@ func (b *Broker) publishInternal(ctx context.Context, tenant, exchange string, m
 			continue
 		}
 		for _, d := range res.Destinations {
+			if deadLetterCycle(m, d.Name) {
+				b.log.Debug("a dead-lettered message would cycle back to a queue with no rejection on the way; dropped as RabbitMQ does",
+					"vhost", tenant, "queue", d.Name, "message_id", m.MessageID)
+				continue
+			}
 			ent, err := b.lookupEntity(tenant, d.Kind, d.Name)
 			if err != nil {
 				continue

@@ -67,6 +67,47 @@ func TestMessageTTLDeadLettersExpiredMessages(t *testing.T) {
 	waitStats(t, b, "ttl", func(st QueueStats) bool { return st.Ready == 0 && st.Counters.Expired == 2 })
 }
 
+// TestDeadLetterCyclesOfExpiriesAreDropped: as RabbitMQ, a dead-lettered
+// copy that would return to a queue it left with no rejection on the way
+// is dropped (it would go round forever); a cycle with a consumer's
+// rejection in it, the delayed-retry pattern, goes on.
+func TestDeadLetterCyclesOfExpiriesAreDropped(t *testing.T) {
+	b, clock := fakeNode(t)
+	c := guestConn(t, b)
+	ttlTo := func(target string) []Header {
+		return []Header{{"x-message-ttl", IntValue(KindInt32, 1000)}, {"x-dead-letter-exchange", StringValue("")},
+			{"x-dead-letter-routing-key", StringValue(target)}}
+	}
+	declare(t, c, "self", ttlTo("self")...)
+	declare(t, c, "ping", ttlTo("pong")...)
+	declare(t, c, "pong", ttlTo("ping")...)
+	declare(t, c, "work", Header{"x-dead-letter-exchange", StringValue("")}, Header{"x-dead-letter-routing-key", StringValue("wait")})
+	declare(t, c, "wait", ttlTo("work")...)
+	publishOne(t, c, "", "self", "s")
+	publishOne(t, c, "", "ping", "p")
+	publishOne(t, c, "", "work", "w")
+	sub, col := subscribe(t, c, SubscribeOptions{Queue: "work", Tag: "w"})
+
+	d := col.next(t)
+	if err := sub.Nack(d.DeliveryID, false, false, ""); err != nil { // to "wait", which expires it back
+		t.Fatal(err)
+	}
+	waitStats(t, b, "wait", func(st QueueStats) bool { return st.Ready == 1 })
+	clock.Advance(time.Second) // self, ping and wait expire
+	waitStats(t, b, "self", func(st QueueStats) bool { return st.Counters.DeadLetterDone == 1 })
+	waitStats(t, b, "pong", func(st QueueStats) bool { return st.Ready == 1 })
+	clock.Advance(time.Second) // pong's copy would return to ping; wait's goes back to work
+	waitStats(t, b, "pong", func(st QueueStats) bool { return st.Counters.DeadLetterDone == 1 })
+	for _, q := range []string{"self", "ping", "pong"} {
+		if st, _ := b.QueueStats("/", q); st.Ready != 0 || st.DeadLetter != 0 {
+			t.Errorf("%s: %d ready, %d dead-letter pending, want the cycle's copy dropped", q, st.Ready, st.DeadLetter)
+		}
+	}
+	if d := col.next(t); string(d.Message.Body) != "w" {
+		t.Errorf("the rejected message came back as %q, want w", d.Message.Body)
+	}
+}
+
 func TestDelayedMessageIsDeliveredAtItsTime(t *testing.T) {
 	b, clock := fakeNode(t)
 	c := guestConn(t, b)
