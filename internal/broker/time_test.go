@@ -149,6 +149,26 @@ func TestUnusedQueueExpires(t *testing.T) {
 	waitGone(t, b, "idle")
 }
 
+// TestPassiveDeclareRenewsXExpires: a queue polled with passive declares
+// is in use, as in RabbitMQ: its x-expires runs from the last one.
+func TestPassiveDeclareRenewsXExpires(t *testing.T) {
+	b, clock := fakeNode(t)
+	c := guestConn(t, b)
+	declare(t, c, "polled", Header{"x-expires", IntValue(KindInt64, 10_000)})
+	clock.Advance(9 * time.Second)
+	if _, err := c.DeclareQueue(testCtx(t), QueueSpec{Name: "polled", Passive: true}); err != nil {
+		t.Fatal(err)
+	}
+	// The renewal was proposed before this publish (a publish is no use):
+	// once the publish is confirmed, the renewal is applied.
+	publishOne(t, c, "", "polled", "barrier")
+	if st, err := b.QueueStats("/", "polled"); err != nil || st.LastUsedMs != epoch.Add(9*time.Second).UnixMilli() {
+		t.Fatalf("after a passive declare at 9 s: last used %d (err %v), want %d", st.LastUsedMs, err, epoch.Add(9*time.Second).UnixMilli())
+	}
+	clock.Advance(10 * time.Second)
+	waitGone(t, b, "polled")
+}
+
 func TestAckTimeoutReturnsTheDelivery(t *testing.T) {
 	b, clock := fakeNode(t)
 	c := guestConn(t, b)

@@ -156,6 +156,7 @@ func (c *Conn) passiveDeclare(ctx context.Context, name string) (QueueInfo, erro
 	if err != nil {
 		return QueueInfo{}, err
 	}
+	c.b.touchQueue(ent) // a passive declare is a use, as in RabbitMQ
 	return c.b.queueInfo(ctx, ent)
 }
 

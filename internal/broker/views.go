@@ -23,6 +23,7 @@ type QueueStats struct {
 	ReadyBytes   uint64
 	UnackedBytes uint64
 	DelayedBytes uint64
+	LastUsedMs   int64          // declared, consumed from or read by a get, Unix ms: x-expires runs from it
 	Counters     queue.Counters // monotonic: rates are their differences over time
 	Leader       NodeID
 	IsLeaderHere bool
@@ -50,7 +51,7 @@ func (b *Broker) QueueStats(tenant, name string) (QueueStats, error) {
 		out.Ready, out.Unacked, out.Delayed = uint64(st.Ready), uint64(st.Unacked), uint64(st.Delayed)
 		out.DeadLetter, out.Consumers = uint64(st.DeadLetterPending), uint64(st.Consumers)
 		out.ReadyBytes, out.UnackedBytes, out.DelayedBytes = st.ReadyBytes, st.UnackedBytes, st.DelayedBytes
-		out.Counters = st.Counters
+		out.LastUsedMs, out.Counters = st.LastUsedMs, st.Counters
 	})
 	return out, nil
 }

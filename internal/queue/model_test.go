@@ -844,7 +844,7 @@ func (q *model) dispatch() {
 }
 
 func (q *model) stats() Stats {
-	s := Stats{Counters: q.ctr, Consumers: q.subscribedCount()}
+	s := Stats{Counters: q.ctr, Consumers: q.subscribedCount(), LastUsedMs: q.lastUsed}
 	s.Ready, s.ReadyBytes = q.count(func(m *mMsg) bool { return m.state == mReady })
 	s.Unacked, s.UnackedBytes = q.count(func(m *mMsg) bool { return m.state == mUnacked })
 	s.Delayed, s.DelayedBytes = q.count(func(m *mMsg) bool { return m.state == mDelayed || m.state == mBackoff })

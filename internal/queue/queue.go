@@ -119,6 +119,9 @@ type Stats struct {
 	ReadyBytes        uint64
 	UnackedBytes      uint64
 	DelayedBytes      uint64
+	// LastUsedMs is when the queue was last used (declared, consumed
+	// from, read by a get), Unix ms: x-expires runs from it.
+	LastUsedMs int64
 	Counters
 }
 
@@ -364,7 +367,7 @@ func (q *Queue) Stats() Stats {
 	return Stats{
 		Ready: q.ready, Unacked: q.unacked, Delayed: q.delayed, DeadLetterPending: len(q.dlx),
 		Consumers: q.subscribed, ReadyBytes: q.readyBytes, UnackedBytes: q.unackedBytes,
-		DelayedBytes: q.delayedBytes, Counters: q.ctr,
+		DelayedBytes: q.delayedBytes, LastUsedMs: q.lastUsed, Counters: q.ctr,
 	}
 }
 
