@@ -55,7 +55,8 @@ func TestCredentialsAreRequiredAndWrongOnesAre401WithAChallenge(t *testing.T) {
 
 func TestQueueLifecyclePublishGetAckAndStats(t *testing.T) {
 	a := newAPI(t, openBroker(t), Config{})
-	a.must(http.StatusNoContent, "PUT", "/api/queues/orders", QueueSpec{Arguments: map[string]any{"x-max-length": 100}})
+	a.must(http.StatusNoContent, "PUT", "/api/queues/orders", QueueSpec{Arguments: map[string]any{"x-max-length": 100,
+		"x-app": map[string]any{"team": "billing", "tags": []any{"eu", "prio"}}}})
 	var pub PublishResponse
 	a.must(http.StatusOK, "POST", "/api/queues/orders/publish", PublishRequest{Messages: []MessageIn{
 		{Body: "one", Properties: Properties{MessageID: "m1", ContentType: "text/plain"}, Headers: map[string]any{"n": 1, "s": "x", "b": true}},
@@ -69,6 +70,9 @@ func TestQueueLifecyclePublishGetAckAndStats(t *testing.T) {
 	a.must(http.StatusOK, "GET", "/api/queues/orders", nil).json(t, &q)
 	if q.Stats == nil || q.Stats.Ready != 3 || q.Stats.Totals.Enqueued != 3 || q.Arguments["x-max-length"] != float64(100) {
 		t.Fatalf("queue = %+v (stats %+v), want 3 ready, 3 enqueued, x-max-length 100", q, q.Stats)
+	}
+	if app, _ := q.Arguments["x-app"].(map[string]any); app["team"] != "billing" || fmt.Sprint(app["tags"]) != "[eu prio]" {
+		t.Errorf("an object argument came back as %v, want it whole", q.Arguments["x-app"])
 	}
 
 	var got GetResponse
@@ -191,7 +195,7 @@ func TestErrorsAreJSONWithStableCodes(t *testing.T) {
 		{"no messages", "POST", "/api/queues/q/publish", PublishRequest{}, 400, "invalid_argument"},
 		{"bad ack mode", "POST", "/api/queues/q/get", GetRequest{AckMode: "sometimes"}, 400, "invalid_argument"},
 		{"bad boolean", "DELETE", "/api/queues/q?if_empty=maybe", nil, 400, "invalid_argument"},
-		{"nested argument", "PUT", "/api/queues/r", QueueSpec{Arguments: map[string]any{"x": map[string]any{"a": 1}}}, 400, "invalid_argument"},
+		{"object for a number argument", "PUT", "/api/queues/r", QueueSpec{Arguments: map[string]any{"x-max-length": map[string]any{"a": 1}}}, 409, "precondition_failed"},
 		{"trailing data", "PUT", "/api/queues/r", `{} {}`, 400, "invalid_argument"},
 		{"not JSON", "PUT", "/api/queues/r", `type=direct`, 400, "invalid_argument"},
 	} {

@@ -85,18 +85,10 @@ func valueFromJSON(v any, depth int) (broker.Value, error) {
 	return broker.Value{}, invalid("unsupported JSON value %T", v)
 }
 
-// argsFromJSON converts arguments: scalars only.
+// argsFromJSON converts arguments. Objects and arrays are taken, as over
+// AMQP, where RabbitMQ accepts tables and arrays in any arguments table.
 func argsFromJSON(m map[string]any) (broker.Headers, error) {
-	h, err := headersFromJSON(m, 0)
-	if err != nil {
-		return nil, err
-	}
-	for _, f := range h {
-		if k := f.Value.Kind(); k == broker.KindTable || k == broker.KindArray {
-			return nil, invalid("argument '%s' is a %s; arguments are strings, numbers, booleans or null", f.Key, k)
-		}
-	}
-	return h, nil
+	return headersFromJSON(m, 0)
 }
 
 // headersToJSON converts headers to a JSON object (a later duplicate key
@@ -175,9 +167,15 @@ type scalar interface {
 }
 
 // scalarToJSON converts a routing value given its kind's name ("void",
-// "bool", "int", "float", "string", "bytes").
+// "bool", "int", "float", "string", "bytes", "encoded": a table, array or
+// decimal in the broker's encoding).
 func scalarToJSON(kind string, v scalar) any {
 	switch kind {
+	case "encoded":
+		if x, ok := broker.DecodeArgument(v.Text()); ok {
+			return valueToJSON(x)
+		}
+		return nil
 	case "void":
 		return nil
 	case "bool":

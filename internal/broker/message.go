@@ -241,9 +241,13 @@ func (v Value) Equal(o Value) bool {
 	return true
 }
 
-// routingValue maps v onto the flat routing value used by headers
-// exchanges: integers and timestamps compare by value, decimals, tables
-// and arrays only by presence (void), as routing.Value documents.
+// routingValue maps v onto the routing value used by headers exchanges
+// and arguments: integers and timestamps compare by value; decimals,
+// tables and arrays are held whole in appendNested's form
+// (routing.KindEncoded), so that they equal only the same value, nested
+// types included, as in RabbitMQ. One nested deeper than
+// BrokerHeaderDepthMax (which the front ends' decoders already bound)
+// matches by presence.
 func (v Value) routingValue() routing.Value {
 	switch v.kind {
 	case KindString:
@@ -256,6 +260,10 @@ func (v Value) routingValue() routing.Value {
 		return routing.IntValue(v.Int())
 	case KindFloat32, KindFloat64:
 		return routing.FloatValue(v.Float())
+	case KindDecimal, KindTable, KindArray:
+		if b, err := appendNested(nil, v, 1); err == nil {
+			return routing.EncodedValue(b)
+		}
 	}
 	return routing.VoidValue()
 }
@@ -281,13 +289,27 @@ func fromRoutingValue(v routing.Value) Value {
 		return StringValue(v.Text())
 	case routing.KindBytes:
 		return BytesValue([]byte(v.Text()))
+	case routing.KindEncoded:
+		if x, ok := DecodeArgument(v.Text()); ok {
+			return x
+		}
 	}
 	return VoidValue()
 }
 
-// argFields converts declared arguments for the controller. Tables and
-// arrays have no routing form: an argument holding one is refused by the
-// caller before this (see toArgs).
+// DecodeArgument decodes the encoding a routing.KindEncoded argument
+// holds (a table, array or decimal); ok is false when it is not one
+// well-formed value.
+func DecodeArgument(encoding string) (v Value, ok bool) {
+	d := nestedDecoder{b: []byte(encoding)}
+	v = d.value(1)
+	return v, !d.err && len(d.b) == 0
+}
+
+// argFields converts declared arguments for the controller. Tables,
+// arrays and decimals are kept whole (routing.KindEncoded): RabbitMQ
+// accepts them in every arguments table, and a headers binding matches
+// them.
 func argFields(h Headers) []routing.Field {
 	if len(h) == 0 {
 		return nil

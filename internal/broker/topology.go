@@ -82,10 +82,7 @@ func (c *Conn) DeclareExchange(ctx context.Context, s ExchangeSpec) error {
 	if err != nil {
 		return err
 	}
-	args, err := toArgs(s.Arguments)
-	if err != nil {
-		return err
-	}
+	args := argFields(s.Arguments)
 	return c.b.controllerCall(ctx, &controller.DeclareExchange{Now: c.b.nowMs(), Tenant: c.p.Tenant,
 		Exchange: routing.Exchange{Name: s.Name, Type: typ, Durable: s.Durable, AutoDelete: s.AutoDelete,
 			Internal: s.Internal, Args: args}})
@@ -118,10 +115,7 @@ func (c *Conn) DeclareQueue(ctx context.Context, s QueueSpec) (QueueInfo, error)
 	if err := c.Authorize(ActionConfigure, EntityQueue, s.Name); err != nil {
 		return QueueInfo{}, err
 	}
-	args, err := toArgs(s.Arguments)
-	if err != nil {
-		return QueueInfo{}, err
-	}
+	args := argFields(s.Arguments)
 	// Owner is the asker also when the queue is not exclusive, for the
 	// exclusive check of a redeclaration.
 	cmd := &controller.DeclareQueue{Now: c.b.nowMs(), Tenant: c.p.Tenant, Name: s.Name, ServerNamed: serverNamed,
@@ -367,10 +361,7 @@ func (c *Conn) binding(s BindingSpec) (routing.Binding, error) {
 	if err := c.Authorize(ActionRead, EntityExchange, s.Source); err != nil {
 		return routing.Binding{}, err
 	}
-	args, err := toArgs(s.Arguments)
-	if err != nil {
-		return routing.Binding{}, err
-	}
+	args := argFields(s.Arguments)
 	b := routing.Binding{Source: s.Source, Key: s.RoutingKey, Args: args}
 	if s.MQTT {
 		b.Syntax = routing.SyntaxMQTT
@@ -471,15 +462,4 @@ func (b *Broker) controllerCall(ctx context.Context, cmd controller.Command) err
 		return err
 	}
 	return res.Err
-}
-
-// toArgs converts an arguments table for the controller. Tables and
-// arrays cannot be arguments.
-func toArgs(h Headers) ([]routing.Field, error) {
-	for _, f := range h {
-		if f.Value.kind == KindTable || f.Value.kind == KindArray {
-			return nil, base.Errorf(base.CodeInvalidArgument, "argument '%s' is a %s; arguments are scalars", f.Key, f.Value.kind)
-		}
-	}
-	return argFields(h), nil
 }

@@ -168,6 +168,8 @@ func rabbitType(v routing.Value) string {
 		return "double"
 	case routing.KindString:
 		return "longstr"
+	case routing.KindEncoded:
+		return "table"
 	}
 	return "binary"
 }

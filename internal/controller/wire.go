@@ -37,7 +37,7 @@ func boolByte(b bool) byte {
 // fields encodes an arguments table: count, then per field the key, the
 // kind (one byte) and the payload (none for void, one byte for bool, a
 // varint for int, 8 little-endian bytes of IEEE bits for float, a string
-// for string and bytes).
+// for string, bytes and encoded).
 func (e *encoder) fields(fs []routing.Field) {
 	e.count(len(fs))
 	for _, f := range fs {
@@ -51,7 +51,7 @@ func (e *encoder) fields(fs []routing.Field) {
 			e.varint(v.Int())
 		case routing.KindFloat:
 			e.buf = binary.LittleEndian.AppendUint64(e.buf, math.Float64bits(v.Float()))
-		case routing.KindString, routing.KindBytes:
+		case routing.KindString, routing.KindBytes, routing.KindEncoded:
 			e.str(v.Text())
 		}
 	}
@@ -210,6 +210,8 @@ func (d *decoder) fields(maxFields, max int) []routing.Field {
 			f.Value = routing.StringValue(d.str(max))
 		case routing.KindBytes:
 			f.Value = routing.BytesValue(d.raw(max))
+		case routing.KindEncoded:
+			f.Value = routing.EncodedValue(d.raw(max))
 		default:
 			d.fail("unknown value kind %d", kind)
 		}

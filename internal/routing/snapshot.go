@@ -398,6 +398,8 @@ func (d *decoder) field() Field {
 		f.Value = StringValue(d.str(base.RoutingArgsBytesMax))
 	case KindBytes:
 		f.Value = BytesValue(d.bytes(base.RoutingArgsBytesMax))
+	case KindEncoded:
+		f.Value = EncodedValue(d.bytes(base.RoutingArgsBytesMax))
 	default:
 		d.fail("unknown value kind %d", kind)
 	}

@@ -16,9 +16,7 @@ type ValueKind uint8
 
 const (
 	// KindVoid is AMQP's void ('V'). A void binding argument matches any
-	// value of a header with that key (presence). Front ends also map the
-	// values this type does not carry (decimals, tables, arrays) to void,
-	// so that presence matching still works on them.
+	// value of a header with that key (presence).
 	KindVoid ValueKind = iota
 	KindBool
 	// KindInt holds every AMQP integer width (b B s u I i l) and
@@ -31,11 +29,16 @@ const (
 	// KindBytes is AMQP's byte array ('x'). It matches a string with the
 	// same bytes, as in RabbitMQ where both are binaries.
 	KindBytes
+	// KindEncoded is a value of a type routing does not model (AMQP's
+	// decimals, tables and arrays), held as its front end's canonical
+	// encoding, nested types included: it equals only the same encoding,
+	// as RabbitMQ compares such values whole.
+	KindEncoded
 )
 
-const kindMax = KindBytes
+const kindMax = KindEncoded
 
-var kindNames = [...]string{"void", "bool", "int", "float", "string", "bytes"}
+var kindNames = [...]string{"void", "bool", "int", "float", "string", "bytes", "encoded"}
 
 // String returns the kind's name as used in error messages and dumps.
 func (k ValueKind) String() string {
@@ -78,6 +81,9 @@ func StringValue(s string) Value { return Value{kind: KindString, str: s} }
 // BytesValue returns a byte-array value holding a copy of b.
 func BytesValue(b []byte) Value { return Value{kind: KindBytes, str: string(b)} }
 
+// EncodedValue returns a KindEncoded value holding a copy of encoding.
+func EncodedValue(encoding []byte) Value { return Value{kind: KindEncoded, str: string(encoding)} }
+
 // Kind returns the value's kind.
 func (v Value) Kind() ValueKind { return v.kind }
 
@@ -100,8 +106,8 @@ func (v Value) Float() float64 {
 	return math.Float64frombits(v.num)
 }
 
-// Text returns the bytes of a KindString or KindBytes value ("" for other
-// kinds).
+// Text returns the bytes of a KindString or KindBytes value, or the
+// encoding of a KindEncoded one ("" for other kinds).
 func (v Value) Text() string { return v.str }
 
 // String formats the value as dumps and test files write it: void, true,
@@ -120,6 +126,8 @@ func (v Value) String() string {
 		return strconv.Quote(v.str)
 	case KindBytes:
 		return "bytes(" + strconv.Quote(v.str) + ")"
+	case KindEncoded:
+		return "encoded(" + strconv.Quote(v.str) + ")"
 	}
 	return v.kind.String()
 }
@@ -136,6 +144,8 @@ func (p Value) satisfies(h Value) bool {
 		return (h.kind == KindString || h.kind == KindBytes) && h.str == p.str
 	case KindFloat:
 		return h.kind == KindFloat && p.Float() == h.Float()
+	case KindEncoded:
+		return h.kind == KindEncoded && h.str == p.str
 	case KindVoid:
 		return true
 	}
@@ -204,7 +214,8 @@ func formatArgs(sb *strings.Builder, args []Field) {
 // The encoding of a field, used for binding identity and in snapshots:
 // uvarint key length, key, kind byte, then the payload: nothing for void,
 // one byte 0/1 for bool, a zigzag varint for int, 8 little-endian bytes of
-// IEEE bits for float, uvarint length and bytes for string and bytes.
+// IEEE bits for float, uvarint length and bytes for string, bytes and
+// encoded.
 
 func encodedFieldBytes(f Field) int {
 	n := uvarintLen(uint64(len(f.Key))) + len(f.Key) + 1
@@ -216,7 +227,7 @@ func encodedFieldBytes(f Field) int {
 		n += binary.PutVarint(tmp[:], f.Value.Int())
 	case KindFloat:
 		n += 8
-	case KindString, KindBytes:
+	case KindString, KindBytes, KindEncoded:
 		n += uvarintLen(uint64(len(f.Value.str))) + len(f.Value.str)
 	}
 	return n
@@ -232,7 +243,7 @@ func appendField(buf []byte, f Field) []byte {
 		buf = binary.AppendVarint(buf, f.Value.Int())
 	case KindFloat:
 		buf = binary.LittleEndian.AppendUint64(buf, f.Value.num)
-	case KindString, KindBytes:
+	case KindString, KindBytes, KindEncoded:
 		buf = appendString(buf, f.Value.str)
 	}
 	return buf

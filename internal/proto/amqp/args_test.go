@@ -182,6 +182,47 @@ func TestDeliveryLimitDeadLetters(t *testing.T) {
 	}
 }
 
+// TestTablesArraysAndDecimalsAreArgumentsAndMatchWhole: RabbitMQ accepts
+// a table, an array or a decimal in any arguments table, and a headers
+// binding on one matches only an equal value (nested types included),
+// not any value under that key.
+func TestTablesArraysAndDecimalsAreArgumentsAndMatchWhole(t *testing.T) {
+	ts := startServer(t)
+	ch, confirms := confirmedChannel(t, ts)
+	if _, err := ch.QueueDeclare("composite-args", false, false, false, false,
+		amqp091.Table{"x-app-table": amqp091.Table{"k": "v"}, "x-app-array": []interface{}{int32(1), "two"}}); err != nil {
+		t.Fatalf("queue.declare with a table and an array argument: %v", err)
+	}
+	if err := ch.ExchangeDeclare("composite-x", "fanout", false, false, false, false,
+		amqp091.Table{"x-app": amqp091.Decimal{Scale: 2, Value: 150}}); err != nil {
+		t.Fatalf("exchange.declare with a decimal argument: %v", err)
+	}
+	bindings := map[string]amqp091.Table{
+		"by-table":   {"x-match": "all", "v": amqp091.Table{"a": int32(1)}},
+		"by-array":   {"x-match": "all", "v": []interface{}{"x", int32(2)}},
+		"by-decimal": {"x-match": "all", "v": amqp091.Decimal{Scale: 2, Value: 150}},
+	}
+	for q, args := range bindings {
+		declareArgs(t, ch, q, nil)
+		if err := ch.QueueBind(q, "", "amq.headers", false, args); err != nil {
+			t.Fatalf("binding %s: %v", q, err)
+		}
+	}
+	for _, v := range []interface{}{
+		amqp091.Table{"a": int32(1)}, amqp091.Table{"a": int32(2)}, amqp091.Table{"a": int64(1)},
+		[]interface{}{"x", int32(2)}, []interface{}{"x"},
+		amqp091.Decimal{Scale: 2, Value: 150}, amqp091.Decimal{Scale: 1, Value: 15},
+		"a string",
+	} {
+		publishConfirmed(t, ch, confirms, "amq.headers", "", amqp091.Publishing{Headers: amqp091.Table{"v": v}})
+	}
+	for q := range bindings {
+		if n, _ := ts.depth(q); n != 1 {
+			t.Errorf("%s holds %d messages, want 1 (only the equal value)", q, n)
+		}
+	}
+}
+
 func TestAlternateExchangeAndHeadersAndTopicRouting(t *testing.T) {
 	ts := startServer(t)
 	ch, confirms := confirmedChannel(t, ts)
