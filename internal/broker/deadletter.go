@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -99,7 +100,10 @@ func (ql *queueLeader) republish(effs []queue.Effect) error {
 		m = copyMessage(m)
 		addDeath(&m, ql.fsm.name, e.Reason.String(), time.UnixMilli(e.AtMs))
 		if target.HasRoutingKey {
+			// RabbitMQ drops CC with a routing key of its own: the copy goes
+			// where that key alone routes it.
 			m.RoutingKey = target.RoutingKey
+			m.deleteHeader("CC")
 		}
 		ql.b.trace.record(ql.fsm.tenant, m.MessageID, TraceEvent{Kind: TraceDeadLettered, Queue: ql.fsm.name,
 			Exchange: target.Exchange, Reason: e.Reason.String()})
@@ -147,7 +151,10 @@ func addDeath(m *Message, queueName, reason string, at time.Time) {
 		}
 		kept = append(kept, d)
 	}
-	keys := []Value{StringValue(m.RoutingKey)}
+	var keys []Value // the routing key and CC's, as RabbitMQ records them
+	for _, k := range senderKeys(nil, m) {
+		keys = append(keys, StringValue(k))
+	}
 	entry := Headers{
 		{Key: "count", Value: IntValue(KindInt64, count)},
 		{Key: "reason", Value: StringValue(reason)},
@@ -193,6 +200,11 @@ func deadLetterCycle(m *Message, queueName string) bool {
 	return false
 }
 
+// deleteHeader removes every header named key.
+func (m *Message) deleteHeader(key string) {
+	m.Headers = slices.DeleteFunc(m.Headers, func(h Header) bool { return h.Key == key })
+}
+
 // setHeader replaces the first header named key, or appends one.
 func (m *Message) setHeader(key string, v Value) {
 	for i := range m.Headers {
@@ -213,6 +225,7 @@ func (b *Broker) publishInternal(ctx context.Context, tenant, exchange string, m
 	defer routePool.Put(res)
 	var enc recordEncoder
 	var fields []routing.Field
+	var keys []string
 	sends := map[GroupID]*groupSend{}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -220,8 +233,9 @@ func (b *Broker) publishInternal(ctx context.Context, tenant, exchange string, m
 	for i := range msgs {
 		m := &msgs[i]
 		m.Exchange = exchange
+		keys = senderKeys(keys, m)
 		fields = routingFields(fields[:0], m.Headers)
-		if err := b.route(tenant, res, exchange, m.RoutingKey, fields); err != nil {
+		if err := b.route(tenant, res, exchange, keys, fields); err != nil {
 			if base.CodeOf(err) == base.CodeNotFound {
 				continue
 			}

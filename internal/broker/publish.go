@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -127,6 +128,7 @@ func (c *Conn) publish(ctx context.Context, exchange string, msgs []Message, opt
 	res := routePool.Get().(*routing.Result)
 	defer routePool.Put(res)
 	var fields []routing.Field
+	var keys []string
 	now := c.b.clock.Now()
 	routedKey, reuse := "", false // res and run.dests are the route of routedKey, without header fields
 	for i := range msgs {
@@ -136,12 +138,13 @@ func (c *Conn) publish(ctx context.Context, exchange string, msgs []Message, opt
 			pc.results[i].Err = err
 			continue
 		}
+		keys = senderKeys(keys, &m)
 		fields = routingFields(fields[:0], m.Headers)
 		// A batch's messages mostly share their routing key: the route
 		// and its destinations are computed again only when the key or
 		// the headers could change them.
 		if !reuse || len(fields) > 0 || m.RoutingKey != routedKey {
-			if err := c.b.route(c.p.Tenant, res, exchange, m.RoutingKey, fields); err != nil {
+			if err := c.b.route(c.p.Tenant, res, exchange, keys, fields); err != nil {
 				// The same for every message (no such exchange, internal):
 				// nothing has been sent yet when the first one fails.
 				if i == 0 || len(run.sends) == 0 {
@@ -332,10 +335,39 @@ type groupSend struct {
 	items []*pubItem
 }
 
+// senderKeys returns m's routing keys into keys: its routing key, then
+// the strings of its CC and BCC headers (RabbitMQ's sender-selected
+// distribution; a CC or BCC that is not an array is ignored). BCC is
+// removed from m, since consumers must not see it; the raw AMQP property
+// list, which still holds it, goes too, so that deliveries are built from
+// the typed headers.
+func senderKeys(keys []string, m *Message) []string {
+	keys = append(keys[:0], m.RoutingKey)
+	bcc := -1
+	for i, h := range m.Headers {
+		if h.Key != "CC" && h.Key != "BCC" {
+			continue
+		}
+		for _, v := range h.Value.Array() {
+			if v.Kind() == KindString || v.Kind() == KindBytes {
+				keys = append(keys, v.Text())
+			}
+		}
+		if h.Key == "BCC" && bcc < 0 {
+			bcc = i
+		}
+	}
+	if bcc >= 0 {
+		m.Headers = slices.Delete(slices.Clone(m.Headers), bcc, bcc+1)
+		m.RawAMQPProperties = nil
+	}
+	return keys
+}
+
 // route computes a publish's destinations under the controller's lock.
-func (b *Broker) route(tenant string, res *routing.Result, exchange, key string, headers []routing.Field) error {
+func (b *Broker) route(tenant string, res *routing.Result, exchange string, keys []string, headers []routing.Field) error {
 	var err error
-	b.ctrl.read(func(c *controller.Controller) { err = c.Route(tenant, res, exchange, key, headers) })
+	b.ctrl.read(func(c *controller.Controller) { err = c.RouteKeys(tenant, res, exchange, keys, headers) })
 	if err != nil && base.CodeOf(err) == base.CodeNotFound {
 		return base.Errorf(base.CodeNotFound, "no exchange '%s' in vhost '%s'", exchange, tenant)
 	}

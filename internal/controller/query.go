@@ -65,11 +65,18 @@ func (c *Controller) Bindings(tenant string, f BindingFilter) []routing.Binding 
 // exchange with routingKey and headers (routing.Table.Route; res is the
 // caller's reusable Result). A missing tenant is CodeNotFound.
 func (c *Controller) Route(tenant string, res *routing.Result, exchange, routingKey string, headers []routing.Field) error {
+	keys := [1]string{routingKey}
+	return c.RouteKeys(tenant, res, exchange, keys[:], headers)
+}
+
+// RouteKeys is Route for a message with several routing keys
+// (routing.Table.RouteKeys).
+func (c *Controller) RouteKeys(tenant string, res *routing.Result, exchange string, keys []string, headers []routing.Field) error {
 	t, err := c.tenantOf(tenant)
 	if err != nil {
 		return err
 	}
-	return t.routing.Route(res, exchange, routingKey, headers)
+	return t.routing.RouteKeys(res, exchange, keys, headers)
 }
 
 // RoutingStats returns the counts of tenant's routing table.

@@ -77,9 +77,21 @@ func (r *Result) reset() {
 // walk bounded by the key's words for topic wildcards, one pass over the
 // bindings of fanout and headers exchanges, plus sorting the destinations.
 func (t *Table) Route(res *Result, exchange, routingKey string, headers []Field) error {
+	keys := [1]string{routingKey}
+	return t.RouteKeys(res, exchange, keys[:], headers)
+}
+
+// RouteKeys is Route for a message with several routing keys (RabbitMQ's
+// sender-selected distribution: the routing key and those of the CC and
+// BCC headers): every exchange on the route matches each key, and its
+// alternate applies when none matched, as in RabbitMQ. keys must not be
+// empty.
+func (t *Table) RouteKeys(res *Result, exchange string, keys []string, headers []Field) error {
 	res.reset()
-	if err := checkKeyBytes("routing key", routingKey); err != nil {
-		return err
+	for _, k := range keys {
+		if err := checkKeyBytes("routing key", k); err != nil {
+			return err
+		}
 	}
 	x, ok := t.exchanges[exchange]
 	if !ok {
@@ -91,7 +103,11 @@ func (t *Table) Route(res *Result, exchange, routingKey string, headers []Field)
 	res.visit(x, 0)
 	for i := 0; i < len(res.s.work); i++ {
 		step := res.s.work[i]
-		if t.routeOne(res, step, routingKey, headers) > 0 || !step.x.hasAlternate {
+		matched := 0
+		for _, k := range keys {
+			matched += t.routeOne(res, step, k, headers)
+		}
+		if matched > 0 || !step.x.hasAlternate {
 			continue
 		}
 		if ae, ok := t.exchanges[step.x.alternate]; ok && res.visit(ae, step.depth+1) {

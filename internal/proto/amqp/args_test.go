@@ -223,6 +223,71 @@ func TestTablesArraysAndDecimalsAreArgumentsAndMatchWhole(t *testing.T) {
 	}
 }
 
+// TestSenderSelectedDistribution: RabbitMQ's CC and BCC headers add
+// routing keys; consumers see CC and never BCC. Dead-lettered without a
+// routing key of its own, a message goes where its routing key and CC
+// route it, and x-death lists them; with one, CC is dropped.
+func TestSenderSelectedDistribution(t *testing.T) {
+	ts := startServer(t)
+	ch, confirms := confirmedChannel(t, ts)
+	for _, q := range []string{"ssd-main", "ssd-cc", "ssd-bcc"} {
+		declareArgs(t, ch, q, nil)
+	}
+	publishConfirmed(t, ch, confirms, "", "ssd-main", amqp091.Publishing{Body: []byte("m"),
+		Headers: amqp091.Table{"CC": []interface{}{"ssd-cc"}, "BCC": []interface{}{"ssd-bcc"}}})
+	for _, q := range []string{"ssd-main", "ssd-cc", "ssd-bcc"} {
+		d, ok, err := ch.Get(q, true)
+		if err != nil || !ok {
+			t.Fatalf("%s: no copy (ok=%v err=%v)", q, ok, err)
+		}
+		if _, bcc := d.Headers["BCC"]; bcc || fmt.Sprint(d.Headers["CC"]) != "[ssd-cc]" {
+			t.Errorf("%s: headers %v, want CC [ssd-cc] and no BCC", q, d.Headers)
+		}
+	}
+
+	if err := ch.ExchangeDeclare("ssd-dlx", "direct", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	for q, key := range map[string]string{"ssd-dl-main": "ssd-src", "ssd-dl-cc": "cc1", "ssd-dl-own": "own"} {
+		declareArgs(t, ch, q, nil)
+		if err := ch.QueueBind(q, key, "ssd-dlx", false, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	declareArgs(t, ch, "ssd-src", amqp091.Table{"x-dead-letter-exchange": "ssd-dlx"})
+	declareArgs(t, ch, "ssd-src-own", amqp091.Table{"x-dead-letter-exchange": "ssd-dlx", "x-dead-letter-routing-key": "own"})
+	cc := amqp091.Table{"CC": []interface{}{"cc1"}}
+	publishConfirmed(t, ch, confirms, "", "ssd-src", amqp091.Publishing{Body: []byte("d"), Headers: cc})
+	publishConfirmed(t, ch, confirms, "", "ssd-src-own", amqp091.Publishing{Body: []byte("o"), Headers: cc})
+	for _, q := range []string{"ssd-src", "ssd-src-own"} {
+		d, ok, err := ch.Get(q, false)
+		if err != nil || !ok {
+			t.Fatalf("get %s: ok=%v err=%v", q, ok, err)
+		}
+		if err := d.Reject(false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the copies dead-lettered", func() bool {
+		a, _ := ts.depth("ssd-dl-main")
+		b, _ := ts.depth("ssd-dl-cc")
+		c, _ := ts.depth("ssd-dl-own")
+		return a == 1 && b == 1 && c == 1
+	})
+	d, _, _ := ch.Get("ssd-dl-cc", true)
+	deaths, _ := d.Headers["x-death"].([]interface{})
+	if len(deaths) != 1 || fmt.Sprint(deaths[0].(amqp091.Table)["routing-keys"]) != "[ssd-src cc1]" {
+		t.Errorf("x-death %v, want routing-keys [ssd-src cc1]", d.Headers["x-death"])
+	}
+	d, _, _ = ch.Get("ssd-dl-own", true)
+	if _, kept := d.Headers["CC"]; kept || string(d.Body) != "o" {
+		t.Errorf("dead-lettered with a routing key of its own: %q, headers %v, want o without CC", d.Body, d.Headers)
+	}
+	if n, _ := ts.depth("ssd-dl-main"); n != 1 {
+		t.Errorf("ssd-dl-main holds %d, want 1 (the own-key copy went to its key alone)", n)
+	}
+}
+
 func TestAlternateExchangeAndHeadersAndTopicRouting(t *testing.T) {
 	ts := startServer(t)
 	ch, confirms := confirmedChannel(t, ts)
