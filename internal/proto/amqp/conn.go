@@ -316,6 +316,9 @@ func (c *conn) handleFrame(f codec.Frame) error {
 		}
 		if m.Key() != codec.MethodBasicPublish {
 			c.flushPublishes()
+			if readsQueueState(m.Key()) {
+				c.awaitPublishes()
+			}
 		}
 		return ch.handleMethod(m)
 	default: // content header or body
@@ -384,6 +387,37 @@ func (c *conn) setBlocked(blocked bool, reason string) {
 		m = &codec.ConnectionBlocked{Reason: reason}
 	}
 	_ = c.out.sendMethod(false, 0, m)
+}
+
+// readsQueueState reports the methods whose answer depends on a queue's
+// contents: basic.get, queue.declare (its counts), queue.purge and
+// queue.delete (theirs).
+func readsQueueState(k codec.MethodKey) bool {
+	switch k {
+	case codec.MethodBasicGet, codec.MethodQueueDeclare, codec.MethodQueuePurge, codec.MethodQueueDelete:
+		return true
+	}
+	return false
+}
+
+// awaitPublishes waits until every publish the connection handed to the
+// broker has its outcome (or the connection is closing), so that a method
+// read after them sees them: publishes are appended asynchronously, and
+// a RabbitMQ client expects a basic.get, a purge or a passive declare's
+// count on the channel that published to see what it published, as a
+// classic queue's channel does. The reader does not read meanwhile, so
+// no new publish holds it up.
+func (c *conn) awaitPublishes() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.inFlight == 0 {
+		return
+	}
+	c.readerPaused.Store(true)
+	for c.inFlight > 0 && !c.closing {
+		c.settled.Wait()
+	}
+	c.readerPaused.Store(false)
 }
 
 // acquirePublish waits until n more publishes may be in flight. It
