@@ -343,8 +343,8 @@ type groupSend struct {
 // the typed headers.
 func senderKeys(keys []string, m *Message) []string {
 	keys = append(keys[:0], m.RoutingKey)
-	bcc := -1
-	for i, h := range m.Headers {
+	bcc := false
+	for _, h := range m.Headers {
 		if h.Key != "CC" && h.Key != "BCC" {
 			continue
 		}
@@ -353,12 +353,11 @@ func senderKeys(keys []string, m *Message) []string {
 				keys = append(keys, v.Text())
 			}
 		}
-		if h.Key == "BCC" && bcc < 0 {
-			bcc = i
-		}
+		bcc = bcc || h.Key == "BCC"
 	}
-	if bcc >= 0 {
-		m.Headers = slices.Delete(slices.Clone(m.Headers), bcc, bcc+1)
+	if bcc {
+		m.Headers = slices.Clone(m.Headers) // the caller's are not ours to change
+		m.deleteHeader("BCC")
 		m.RawAMQPProperties = nil
 	}
 	return keys
