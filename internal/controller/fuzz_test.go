@@ -21,6 +21,7 @@ func sampleCommands(t testing.TB) []Command {
 		{Key: "x-max-length", Value: routing.IntValue(10)}, {Key: "x-b", Value: routing.BoolValue(true)},
 		{Key: "x-f", Value: routing.FloatValue(1.5)}, {Key: "x-s", Value: routing.StringValue("s")},
 		{Key: "x-raw", Value: routing.BytesValue([]byte{0, 255})}, {Key: "x-v", Value: routing.VoidValue()},
+		{Key: "x-whole", Value: routing.EncodedValue([]byte{0x0f, 0x01, 0x01, 0x61, 0x0b, 0x02})},
 	}
 	b := routing.Binding{Source: "x", Destination: routing.Destination{Kind: routing.Queue, Name: "q"}, Key: "a/#",
 		Syntax: routing.SyntaxMQTT, Args: args[:2]}

@@ -28,6 +28,7 @@ func richTable(t testing.TB) *Table {
 		second(tbl.Bind(Binding{Source: "h", Destination: Destination{Kind: Queue, Name: "q1"}, Args: []Field{
 			{Key: "x-match", Value: StringValue("any-with-x")}, {Key: "b", Value: BoolValue(true)},
 			{Key: "f", Value: FloatValue(2.5)}, {Key: "raw", Value: BytesValue([]byte{0, 255})}, {Key: "v", Value: VoidValue()},
+			{Key: "whole", Value: EncodedValue([]byte{0x0f, 0x01, 0x01, 0x61, 0x0b, 0x02})},
 		}})),
 	}
 	for i, err := range steps {
