@@ -216,13 +216,14 @@ func (d *Directory) AuthenticateAMQPlain(login, password string, peer netip.Addr
 	return d.Authenticate(MechAMQPlain, login, password, peer)
 }
 
-// AuthenticatePlain verifies a decoded PLAIN message. Ferry does not let a
-// user act as another: a non-empty authzid must equal the authcid.
+// AuthenticatePlain verifies a decoded PLAIN message (PlainMessage.User's
+// rule, then the password).
 func (d *Directory) AuthenticatePlain(m PlainMessage, peer netip.Addr) (*Principal, error) {
-	if m.AuthzID != "" && m.AuthzID != m.AuthcID {
-		return nil, base.Errorf(base.CodeAccessRefused, "auth: user %q may not act as %q", m.AuthcID, m.AuthzID)
+	user, err := m.User()
+	if err != nil {
+		return nil, err
 	}
-	return d.Authenticate(MechPlain, m.AuthcID, m.Password, peer)
+	return d.Authenticate(MechPlain, user, m.Password, peer)
 }
 
 // Admit applies what follows a successful authentication by any mechanism

@@ -16,6 +16,16 @@ type PlainMessage struct {
 	Password string
 }
 
+// User returns the user the message authenticates. Ferry does not let a
+// user act as another: a non-empty authzid must equal the authcid
+// (base.CodeAccessRefused otherwise).
+func (m PlainMessage) User() (string, error) {
+	if m.AuthzID != "" && m.AuthzID != m.AuthcID {
+		return "", base.Errorf(base.CodeAccessRefused, "auth: user %q may not act as %q", m.AuthcID, m.AuthzID)
+	}
+	return m.AuthcID, nil
+}
+
 // ParsePlain decodes a PLAIN message, [authzid] NUL authcid NUL passwd,
 // within base.AuthSASLMessageBytesMax. It refuses (base.CodeInvalidArgument)
 // anything else: a missing or extra NUL, an empty authcid or password,

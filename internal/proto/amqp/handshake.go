@@ -143,15 +143,13 @@ func saslCredentials(mechanism, response string) (user, password string, err err
 	switch mechanism {
 	case "PLAIN":
 		msg, perr := auth.ParsePlain([]byte(response))
+		if perr == nil {
+			user, perr = msg.User()
+		}
 		if perr != nil {
 			return "", "", protoErr(codec.ReplyAccessRefused, codec.MethodConnectionStartOk, "%v", perr)
 		}
-		if msg.AuthzID != "" && msg.AuthzID != msg.AuthcID {
-			// No user acts as another (auth.Directory.AuthenticatePlain's rule).
-			return "", "", protoErr(codec.ReplyAccessRefused, codec.MethodConnectionStartOk,
-				"user '%s' may not act as '%s'", msg.AuthcID, msg.AuthzID)
-		}
-		return msg.AuthcID, msg.Password, nil
+		return user, msg.Password, nil
 	case "AMQPLAIN":
 		return parseAMQPlain(response)
 	}
