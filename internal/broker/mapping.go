@@ -527,12 +527,19 @@ func (d *nestedDecoder) value(depth int) Value {
 // decodeNested decodes one table or array value; ok is false when b is not
 // exactly one well-formed value of the wanted kind.
 func decodeNested(b []byte, want ValueKind) (Value, bool) {
-	d := nestedDecoder{b: b}
-	v := d.value(1)
-	if d.err || len(d.b) != 0 || v.kind != want {
+	v, ok := decodeOne(b)
+	if !ok || v.kind != want {
 		return Value{}, false
 	}
 	return v, true
+}
+
+// decodeOne decodes one value of appendNested's form; ok is false when b
+// is not exactly one well-formed value.
+func decodeOne(b []byte) (Value, bool) {
+	d := nestedDecoder{b: b}
+	v := d.value(1)
+	return v, !d.err && len(d.b) == 0
 }
 
 // parseReadable turns a stored user header back into a Value of kind. A

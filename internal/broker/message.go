@@ -300,11 +300,7 @@ func fromRoutingValue(v routing.Value) Value {
 // DecodeArgument decodes the encoding a routing.KindEncoded argument
 // holds (a table, array or decimal); ok is false when it is not one
 // well-formed value.
-func DecodeArgument(encoding string) (v Value, ok bool) {
-	d := nestedDecoder{b: []byte(encoding)}
-	v = d.value(1)
-	return v, !d.err && len(d.b) == 0
-}
+func DecodeArgument(encoding string) (Value, bool) { return decodeOne([]byte(encoding)) }
 
 // argFields converts declared arguments for the controller. Tables,
 // arrays and decimals are kept whole (routing.KindEncoded): RabbitMQ
