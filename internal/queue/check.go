@@ -42,7 +42,7 @@ type checker struct {
 func (q *Queue) check() error {
 	ck := &checker{q: q, seen: make([]bool, q.arena.next), keyRefs: make([]int, len(q.keys.keys))}
 	for _, f := range []func() error{ck.levels, ck.keys, ck.ttl, ck.delayed, ck.consumers, ck.dlx, ck.arena,
-		ck.totals, ck.refsUnique, ck.dedupe, q.checkConservation} {
+		ck.totals, ck.refsUnique, ck.relocation, ck.dedupe, q.checkConservation} {
 		if err := f(); err != nil {
 			return err
 		}
@@ -458,6 +458,37 @@ func (ck *checker) refsUnique() error {
 	}
 	if n := len(ck.refs); n > 0 && (!q.hasRef || q.lastRef.Less(ck.refs[n-1])) {
 		return fmt.Errorf("ref %s above the last enqueued %s", ck.refs[n-1], q.lastRef)
+	}
+	return nil
+}
+
+// relocation runs after refsUnique, which sorts ck.refs.
+func (ck *checker) relocation() error {
+	r := &ck.q.reloc
+	for _, ref := range ck.refs {
+		if _, ok := r.moved[ref]; ok != (ref.Index < r.below) {
+			return fmt.Errorf("message %s: moved %v, relocation mark %d", ref, ok, r.below)
+		}
+	}
+	current := 0
+	for i := 0; i < r.order.Len(); i++ {
+		e := r.order.At(i)
+		if i > 0 && !r.order.At(i-1).at.Less(e.at) {
+			return fmt.Errorf("moved body of %s out of order at %s", e.ref, e.at)
+		}
+		if r.moved[e.ref] != e.at {
+			if i == 0 {
+				return fmt.Errorf("moved order has a stale entry for %s at its front", e.ref)
+			}
+			continue
+		}
+		current++
+		if _, ok := slices.BinarySearchFunc(ck.refs, e.ref, Ref.Compare); !ok {
+			return fmt.Errorf("moved body of %s, which is not a live message", e.ref)
+		}
+	}
+	if current != len(r.moved) {
+		return fmt.Errorf("%d moved bodies, %d in the moved order", len(r.moved), current)
 	}
 	return nil
 }

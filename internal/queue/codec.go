@@ -71,6 +71,15 @@ func Encode(dst []byte, cmd Command) ([]byte, error) {
 		e.boolean(c.IfEmpty)
 	case *Configure:
 		e.config(&c.Config)
+	case *Relocate:
+		e.uvarint(c.Cutoff)
+		e.uvarint(uint64(len(c.Refs)))
+		if len(c.Refs) > base.QueueEnqueueMessagesMax {
+			e.tooLong = true
+		}
+		for _, r := range c.Refs {
+			e.ref(r)
+		}
 	default:
 		return dst, base.Errorf(base.CodeInvalidArgument, "queue: cannot encode %T", cmd)
 	}
@@ -139,6 +148,14 @@ func (d *dec) command() Command {
 		return &Delete{Now: now, IfUnused: d.boolean(), IfEmpty: d.boolean()}
 	case kindConfigure:
 		return &Configure{Now: now, Config: d.config()}
+	case kindRelocate:
+		c := &Relocate{Now: now, Cutoff: d.uvarint()}
+		n := d.count(base.QueueEnqueueMessagesMax, 2)
+		c.Refs = make([]Ref, 0, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			c.Refs = append(c.Refs, d.ref())
+		}
+		return c
 	}
 	d.fail("unknown command kind %d", k)
 	return nil

@@ -38,6 +38,7 @@ func sampleCommands() []Command {
 		&Purge{Now: 15},
 		&Delete{Now: 16, IfUnused: true, IfEmpty: true},
 		&Configure{Now: 17, Config: cfg},
+		&Relocate{Now: 18, Cutoff: 40, Refs: []Ref{{Index: 3, Slot: 0}, {Index: 39, Slot: 7}}},
 	}
 }
 

@@ -30,6 +30,7 @@ const (
 	kindPurge
 	kindDelete
 	kindConfigure
+	kindRelocate
 	kindEnd // one past the last kind
 )
 
@@ -167,6 +168,29 @@ type Configure struct {
 	Config Config
 }
 
+// Relocate moves the bodies of old messages into its own entry, so that
+// the log below Cutoff can be released: a message held for long (an
+// unacknowledged delivery, a delayed message, a retry backoff, a message
+// waiting behind its ordering key) would otherwise keep every entry after
+// its own on disk until it leaves (DESIGN.md "Queue log relocation").
+//
+// Refs, strictly increasing, name the messages whose bodies the entry
+// carries, in the order of the entry's records: record k of entry Index
+// holds the body of Refs[k]. Every live message whose body lies below
+// Cutoff and whose Ref is listed reads it from there afterwards (Locate).
+// A listed Ref no longer live, or whose body already lies at or above
+// Cutoff, is ignored; a live message below Cutoff that is not listed
+// keeps its body where it is, and the floor with it. Index is the Raft
+// index of the entry carrying the bodies: the broker sets it when it
+// applies the entry (it is not encoded, like an Enqueue's Refs); Cutoff
+// must not be above it. Result.Count is the number of messages moved.
+type Relocate struct {
+	Now    int64
+	Cutoff uint64
+	Refs   []Ref
+	Index  uint64
+}
+
 func (*Enqueue) kind() cmdKind        { return kindEnqueue }
 func (*Subscribe) kind() cmdKind      { return kindSubscribe }
 func (*Cancel) kind() cmdKind         { return kindCancel }
@@ -181,6 +205,7 @@ func (*DeadLetterDone) kind() cmdKind { return kindDeadLetterDone }
 func (*Purge) kind() cmdKind          { return kindPurge }
 func (*Delete) kind() cmdKind         { return kindDelete }
 func (*Configure) kind() cmdKind      { return kindConfigure }
+func (*Relocate) kind() cmdKind       { return kindRelocate }
 
 func (c *Enqueue) now() int64        { return c.Now }
 func (c *Subscribe) now() int64      { return c.Now }
@@ -196,3 +221,4 @@ func (c *DeadLetterDone) now() int64 { return c.Now }
 func (c *Purge) now() int64          { return c.Now }
 func (c *Delete) now() int64         { return c.Now }
 func (c *Configure) now() int64      { return c.Now }
+func (c *Relocate) now() int64       { return c.Now }

@@ -316,7 +316,7 @@ func (q *Queue) get(cmd *Get) Result {
 		}
 		q.ctr.Acked++
 		q.unkey(s)
-		q.arena.release(s)
+		q.free(s)
 	} else {
 		c, err := q.record(cmd.Consumer)
 		if err != nil {

@@ -101,6 +101,17 @@ func (h *harness) command(t *testing.T, d *datadriven.TestData) string {
 		return h.browse(t, d)
 	case "snapshot":
 		return h.snapshot(t)
+	case "locate":
+		v, _ := d.Arg("ref")
+		return "at " + q.Locate(parseRef(t, v.SingleVal(t))).String()
+	case "relocatable":
+		list, cut := q.Relocatable(uint64(intArg(t, d, "cutoff", 0)), intArg(t, d, "max", 100), uint64(intArg(t, d, "max-bytes", 1<<20)))
+		var b strings.Builder
+		for _, p := range list {
+			fmt.Fprintf(&b, "%s at %s bytes=%d\n", p.Ref, p.At, p.Bytes)
+		}
+		fmt.Fprintf(&b, "cut %d", cut)
+		return b.String()
 	}
 	cmd := h.parseCommand(t, d)
 	// Every command must survive its own encoding.
@@ -111,6 +122,9 @@ func (h *harness) command(t *testing.T, d *datadriven.TestData) string {
 	dec, err := Decode(enc)
 	if err != nil {
 		t.Fatalf("%s: decode: %v", d.Pos, err)
+	}
+	if r, ok := dec.(*Relocate); ok {
+		r.Index = cmd.(*Relocate).Index // the entry's index is not encoded
 	}
 	res, effects := q.Apply(dec)
 	return formatResult(dec, res) + formatEffects(effects)
@@ -169,6 +183,14 @@ func (h *harness) parseCommand(t *testing.T, d *datadriven.TestData) Command {
 		return &Delete{Now: now, IfUnused: d.HasArg("if-unused"), IfEmpty: d.HasArg("if-empty")}
 	case "dlx-done":
 		c := &DeadLetterDone{Now: now}
+		if v, ok := d.Arg("refs"); ok {
+			for _, r := range v.Vals {
+				c.Refs = append(c.Refs, parseRef(t, r))
+			}
+		}
+		return c
+	case "relocate":
+		c := &Relocate{Now: now, Index: uint64(intArg(t, d, "index", 0)), Cutoff: uint64(intArg(t, d, "cutoff", 0))}
 		if v, ok := d.Arg("refs"); ok {
 			for _, r := range v.Vals {
 				c.Refs = append(c.Refs, parseRef(t, r))
@@ -400,6 +422,8 @@ func formatResult(cmd Command, res Result) string {
 		fmt.Fprintf(&b, "returned %d\n", res.Count)
 	case *Purge:
 		fmt.Fprintf(&b, "purged %d\n", res.Count)
+	case *Relocate:
+		fmt.Fprintf(&b, "relocated %d\n", res.Count)
 	case *Delete:
 		fmt.Fprintf(&b, "deleted with %d messages\n", res.Count)
 	case *DeadLetterDone:
@@ -425,7 +449,7 @@ func formatStats(s Stats) string {
 		c.Enqueued, c.Delivered, c.Redelivered, c.Acked, c.Returned, c.Expired)
 	fmt.Fprintf(&b, "dead-lettered=%d dropped=%d dlx-done=%d deduplicated=%d rejected=%d overflow-dlx=%d\n",
 		c.DeadLettered, c.Dropped, c.DeadLetterDone, c.Deduplicated, c.Rejected, c.OverflowDeadLettered)
-	fmt.Fprintf(&b, "purged=%d deleted=%d ack-timeouts=%d dedupe-evicted=%d\n", c.Purged, c.Deleted, c.AckTimeouts, c.DedupeEvicted)
+	fmt.Fprintf(&b, "purged=%d deleted=%d ack-timeouts=%d dedupe-evicted=%d relocated=%d\n", c.Purged, c.Deleted, c.AckTimeouts, c.DedupeEvicted, c.Relocated)
 	return b.String()
 }
 

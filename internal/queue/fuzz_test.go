@@ -80,6 +80,8 @@ func fuzzQueues(t testing.TB) []*Queue {
 			&Get{Now: 13, Consumer: ConsumerID{"a", "get"}},
 			&Return{Now: 14, Consumer: c1, DeliveryIDs: []uint64{1}, Requeue: true},
 			&Return{Now: 15, Consumer: c1, UpTo: 10},
+			// The delayed 2.0 and the held 1.1 move to entry 9.
+			&Relocate{Now: 16, Cutoff: 3, Index: 9, Refs: []Ref{{1, 0}, {1, 1}, {1, 2}, {2, 0}, {2, 1}, {2, 2}}},
 		},
 	}
 	var qs []*Queue

@@ -42,6 +42,17 @@ type mMsg struct {
 	reason Reason
 	dlAt   int64
 	dlSeq  uint64
+	// relocated: where a Relocate moved the body
+	moved bool
+	body  Ref
+}
+
+// loc is where the message's body lies.
+func (m *mMsg) loc() Ref {
+	if m.moved {
+		return m.body
+	}
+	return m.ref
 }
 
 type mConsumer struct {
@@ -79,6 +90,7 @@ type model struct {
 	effects                     []Effect
 	maxMessages, maxDedupe      int
 	maxConsumers                int
+	below                       uint64 // the relocation mark
 }
 
 func newModel(cfg Config, created int64, lim limits) *model {
@@ -119,6 +131,8 @@ func (q *model) exec(cmd Command) Result {
 	switch c := cmd.(type) {
 	case *Enqueue:
 		return q.enqueue(c)
+	case *Relocate:
+		return q.relocate(c)
 	case *Subscribe:
 		return q.subscribe(c)
 	case *Cancel:
@@ -852,12 +866,44 @@ func (q *model) stats() Stats {
 	return s
 }
 
+// floor is the lowest place a body lies.
 func (q *model) floor() uint64 {
 	f := FloorNone
 	for _, m := range q.msgs {
-		f = min(f, m.ref.Index)
+		f = min(f, m.loc().Index)
 	}
 	return f
+}
+
+func (q *model) relocate(c *Relocate) Result {
+	if c.Cutoff > c.Index || len(c.Refs) > base.QueueEnqueueMessagesMax {
+		return Result{Err: base.Errorf(base.CodeInvalidArgument, "relocate")}
+	}
+	for i := 1; i < len(c.Refs); i++ {
+		if !c.Refs[i-1].Less(c.Refs[i]) {
+			return Result{Err: base.Errorf(base.CodeInvalidArgument, "relocate order")}
+		}
+	}
+	// Every unlisted, unmoved body below the cutoff stays, and so does
+	// every unmoved one from the lowest of them up.
+	cut, n := c.Cutoff, 0
+	for _, m := range q.msgs {
+		if _, ok := slices.BinarySearchFunc(c.Refs, m.ref, Ref.Compare); !ok && !m.moved && m.ref.Index < c.Cutoff {
+			cut = min(cut, m.ref.Index)
+		}
+	}
+	for _, m := range q.msgs {
+		k, ok := slices.BinarySearchFunc(c.Refs, m.ref, Ref.Compare)
+		if ok && m.loc().Index < c.Cutoff && (m.moved || m.ref.Index < cut) {
+			m.moved, m.body = true, Ref{Index: c.Index, Slot: uint32(k)}
+			n++
+		}
+	}
+	if n > 0 {
+		q.below = max(q.below, cut)
+		q.ctr.Relocated += uint64(n)
+	}
+	return Result{Count: n}
 }
 
 func (q *model) pending() []Effect {

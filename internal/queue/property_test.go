@@ -100,6 +100,11 @@ func compareViews(t *rapid.T, step int, q *Queue, m *model) {
 	if got, want := q.Browse(Ref{}, 1000), m.browse(Ref{}, 1000); !slices.Equal(got, want) {
 		t.Fatalf("step %d: browse\ngot  %v\nwant %v", step, got, want)
 	}
+	for _, mm := range m.msgs {
+		if got := q.Locate(mm.ref); got != mm.loc() {
+			t.Fatalf("step %d: message %s located at %s, model %s", step, mm.ref, got, mm.loc())
+		}
+	}
 	gotC := q.Consumers()
 	if len(gotC) != len(m.consumers) {
 		t.Fatalf("step %d: %d consumer records, model %d", step, len(gotC), len(m.consumers))
@@ -235,6 +240,8 @@ func (g *gen) command(t *rapid.T) Command {
 			}
 		}
 		return &DeadLetterDone{Now: now, Refs: refs}
+	case k < 92:
+		return g.relocate(t, now)
 	case k < 93:
 		return &Purge{Now: now}
 	case k < 94:
@@ -246,6 +253,27 @@ func (g *gen) command(t *rapid.T) Command {
 		}
 		return &Configure{Now: now, Config: cfg}
 	}
+}
+
+// relocate moves a random choice of recent messages into the next entry,
+// below a random cutoff (sometimes above the entry: refused).
+func (g *gen) relocate(t *rapid.T, now int64) Command {
+	g.nextIdx++
+	c := &Relocate{Now: now, Index: g.nextIdx, Cutoff: uint64(rapid.IntRange(0, int(g.nextIdx)).Draw(t, "cutoff"))}
+	if rapid.IntRange(0, 20).Draw(t, "badCutoff") == 0 {
+		c.Cutoff = g.nextIdx + 1
+	}
+	for _, r := range g.refs {
+		if rapid.IntRange(0, 3).Draw(t, "move?") > 0 {
+			c.Refs = append(c.Refs, r)
+		}
+	}
+	slices.SortFunc(c.Refs, Ref.Compare)
+	c.Refs = slices.Compact(c.Refs)
+	if len(c.Refs) > 1 && rapid.IntRange(0, 20).Draw(t, "badOrder") == 0 {
+		c.Refs[0], c.Refs[1] = c.Refs[1], c.Refs[0]
+	}
+	return c
 }
 
 func (g *gen) enqueue(t *rapid.T, now int64) Command {

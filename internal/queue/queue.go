@@ -2,6 +2,7 @@ package queue
 
 import (
 	"slices"
+	"sort"
 
 	"github.com/ferry-mq/ferry/internal/base"
 )
@@ -40,6 +41,7 @@ type Queue struct {
 	dlxOrder ring[Ref]      // dlx refs in dead-letter order; refs no longer in dlx are skipped
 
 	dedupe dedupeWindow
+	reloc  relocation
 
 	lastUsed    int64 // when the queue was last used, for idle expiry
 	expiredSent bool  // QueueExpired has been emitted since lastUsed
@@ -107,6 +109,7 @@ type Counters struct {
 	Deleted              uint64 // messages discarded by Delete
 	AckTimeouts          uint64
 	DedupeEvicted        uint64 // dedupe ids forgotten early at QueueDedupeIDsMax
+	Relocated            uint64 // bodies moved by Relocate (a message moved twice counts twice)
 }
 
 // Stats is a point-in-time view of the queue.
@@ -162,6 +165,7 @@ func (q *Queue) resetState() {
 	q.active, q.exclusive, q.subscribed = nil, nil, 0
 	q.dlx, q.dlxOrder = map[Ref]uint32{}, ring[Ref]{}
 	q.dedupe = dedupeWindow{seen: map[dedupeKey]int64{}}
+	q.reloc = relocation{}
 	q.ready, q.delayed, q.unacked, q.tombs = 0, 0, 0, 0
 	q.readyBytes, q.delayedBytes, q.unackedBytes = 0, 0, 0
 	q.nonEmpty = [4]uint64{}
@@ -214,6 +218,9 @@ func (q *Queue) Apply(cmd Command) (Result, []Effect) {
 		q.dispatch()
 	}
 	q.emitWake()
+	if q.reloc.order.Len() > 0 {
+		q.trimMoved()
+	}
 	if base.InvariantsEnabled {
 		q.mustCheck()
 	}
@@ -251,6 +258,8 @@ func (q *Queue) exec(cmd Command) Result {
 		return q.deleteQueue(c)
 	case *Configure:
 		return q.configure(c)
+	case *Relocate:
+		return q.relocate(c)
 	}
 	base.Bugf("queue: unknown command %T", cmd)
 	return Result{}
@@ -379,24 +388,43 @@ const FloorNone = ^uint64(0)
 
 // Floor returns the lowest Raft index still referenced by a message in any
 // state (ready, delayed, unacknowledged, dead-letter pending), or FloorNone
-// when none is. Log entries below both the floor and the last snapshot may
-// be released. It costs O(levels + waiting keyed + delayed + unacknowledged
-// + dead-letter pending): ready messages in level containers are read at
-// their heads only (see DESIGN.md).
+// when none is: where its body lies, which a Relocate may have moved. Log
+// entries below both the floor and the last snapshot may be released. It
+// costs O(levels + waiting keyed + delayed + unacknowledged + dead-letter
+// pending): ready messages in level containers are read at their heads
+// only (see DESIGN.md), and moved bodies at the front of their order.
 func (q *Queue) Floor() uint64 {
-	floor := FloorNone
+	floor := q.movedFloor()
+	// A message below the relocation mark has its body moved (its place
+	// is in the moved order); those at or above it are read at their Refs.
+	below := q.reloc.below
 	see := func(s uint32) {
-		if m := q.arena.at(s); m.state() != stTomb && m.index < floor {
+		if m := q.arena.at(s); m.state() != stTomb && m.index >= below && m.index < floor {
 			floor = m.index
 		}
 	}
 	for l := range q.levels {
 		lv := &q.levels[l]
 		if lv.fifo.Len() > 0 {
-			see(lv.fifo.Front())
+			i := 0
+			if q.arena.at(lv.fifo.Front()).index < below {
+				i = sort.Search(lv.fifo.Len(), func(i int) bool { return q.arena.at(lv.fifo.At(i)).index >= below })
+			}
+			for ; i < lv.fifo.Len(); i++ {
+				if s := lv.fifo.At(i); q.arena.at(s).state() != stTomb {
+					see(s)
+					break
+				}
+			}
 		}
 		if lv.back.Len() > 0 {
-			see(lv.back.Top())
+			if q.arena.at(lv.back.Top()).index >= below {
+				see(lv.back.Top())
+			} else {
+				for _, s := range lv.back.items {
+					see(s)
+				}
+			}
 		}
 	}
 	for id := range q.keys.keys {
@@ -416,7 +444,9 @@ func (q *Queue) Floor() uint64 {
 		}
 	}
 	for ref := range q.dlx {
-		floor = min(floor, ref.Index)
+		if ref.Index >= below {
+			floor = min(floor, ref.Index)
+		}
 	}
 	return floor
 }

@@ -138,7 +138,7 @@ func (q *Queue) freeTomb(s uint32) {
 	if q.arena.at(s).state() != stTomb {
 		base.Bugf("queue: freeing slot %d that is not a tomb", s)
 	}
-	q.arena.release(s)
+	q.free(s)
 	q.tombs--
 }
 
@@ -383,10 +383,10 @@ func (q *Queue) purge() int {
 	for l := range q.levels {
 		lv := &q.levels[l]
 		for lv.fifo.Len() > 0 {
-			q.arena.release(lv.fifo.PopFront())
+			q.free(lv.fifo.PopFront())
 		}
 		for _, s := range lv.back.items {
-			q.arena.release(s)
+			q.free(s)
 		}
 		lv.fifo.Clear()
 		lv.back.Clear()
@@ -395,7 +395,7 @@ func (q *Queue) purge() int {
 	q.nonEmpty = [4]uint64{}
 	q.ttl.Clear()
 	for _, t := range q.delay.items {
-		q.arena.release(t.slot)
+		q.free(t.slot)
 	}
 	q.delay.Clear()
 	q.parked.Clear()
@@ -405,7 +405,7 @@ func (q *Queue) purge() int {
 			continue
 		}
 		for k.waiting.Len() > 0 {
-			q.arena.release(k.waiting.PopFront())
+			q.free(k.waiting.PopFront())
 		}
 		k.waiting.Clear()
 		k.eligible, k.hidx = noSlot, -1

@@ -50,7 +50,7 @@ func (q *Queue) finish(s uint32, ret *Return) {
 	case ret == nil:
 		q.ctr.Acked++
 		q.unkey(s)
-		q.arena.release(s)
+		q.free(s)
 	case ret.Requeue:
 		q.requeue(s, ret.Reason)
 	default:
@@ -142,7 +142,7 @@ func (q *Queue) deadLetter(s uint32, reason Reason) {
 	if q.cfg.DeadLetterTarget == "" {
 		q.emit(Effect{Kind: EffectDrop, Ref: m.ref(), Reason: reason, AtMs: q.now, DeliveryCount: uint32(m.count), Bytes: m.bytes})
 		q.ctr.Dropped++
-		q.arena.release(s)
+		q.free(s)
 		return
 	}
 	m.setState(stDLX)
@@ -210,7 +210,7 @@ func (q *Queue) deadLetterDone(cmd *DeadLetterDone) Result {
 	for _, ref := range cmd.Refs {
 		if s, ok := q.dlx[ref]; ok {
 			delete(q.dlx, ref)
-			q.arena.release(s)
+			q.free(s)
 			q.ctr.DeadLetterDone++
 			n++
 		}

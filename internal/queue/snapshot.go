@@ -13,7 +13,7 @@ import (
 	"github.com/ferry-mq/ferry/internal/base"
 )
 
-// Snapshot format (version 1), all in the canonical encoding of codec.go:
+// Snapshot format (version 2), all in the canonical encoding of codec.go:
 //
 //	magic "FQS" 0x01, version
 //	config, scalars (time, last ref, idle state, last wake, counters of
@@ -28,7 +28,13 @@ import (
 //	  waiting messages in key order
 //	dead-letter pending messages in dead-letter order, with their reason
 //	dedupe ids in insertion order, with their deadlines
+//	relocation (version 2 on): the mark below which every live message's
+//	  body is moved, the Relocated counter, and the moved bodies in
+//	  the order of where they lie (message Ref, place, bytes)
 //	CRC-32C (little endian) of everything before it
+//
+// Version 1 (before relocation) is still read: it has no relocation
+// section.
 //
 // It holds live state only: a settled message leaves no trace but the
 // counters and the dedupe window. The order of every list is a function of
@@ -36,7 +42,7 @@ import (
 // out, so snapshotting a restored queue gives the same bytes.
 const (
 	snapshotMagic   = "FQS\x01"
-	snapshotVersion = 1
+	snapshotVersion = 2
 	snapshotBufLen  = 64 << 10
 )
 
@@ -108,6 +114,17 @@ func (q *Queue) Snapshot(w io.Writer) error {
 		}
 		sw.varint(e.deadline)
 		sw.flushIf(snapshotBufLen)
+	}
+	sw.uvarint(q.reloc.below)
+	sw.uvarint(q.ctr.Relocated)
+	sw.uvarint(uint64(len(q.reloc.moved)))
+	for i := 0; i < q.reloc.order.Len(); i++ {
+		if e := q.reloc.order.At(i); q.reloc.moved[e.ref] == e.at {
+			sw.ref(e.ref)
+			sw.ref(e.at)
+			sw.uvarint(uint64(e.bytes))
+			sw.flushIf(snapshotBufLen)
+		}
 	}
 	sw.flushIf(0)
 	if sw.err != nil {
@@ -297,8 +314,9 @@ func restore(r io.Reader, lim limits, trusted bool) (*Queue, error) {
 			return nil, fmt.Errorf("not a queue snapshot")
 		}
 	}
-	if v := d.uvarint(); d.err == nil && v != snapshotVersion {
-		return nil, fmt.Errorf("snapshot version %d, want %d", v, snapshotVersion)
+	version := d.uvarint()
+	if d.err == nil && (version < 1 || version > snapshotVersion) {
+		return nil, fmt.Errorf("snapshot version %d, want 1 to %d", version, snapshotVersion)
 	}
 	cfg := d.config()
 	if d.err != nil {
@@ -312,6 +330,9 @@ func restore(r io.Reader, lim limits, trusted bool) (*Queue, error) {
 	rs.consumers()
 	rs.messages()
 	rs.dedupe()
+	if version >= 2 {
+		rs.relocation()
+	}
 	if d.err != nil {
 		return nil, d.err
 	}
@@ -620,6 +641,30 @@ func (rs *restorer) dedupe() {
 		}
 		q.dedupe.seen[k] = deadline
 		q.dedupe.order.PushBack(dedupeEntry{key: k, deadline: deadline})
+	}
+}
+
+// relocation reads the moved bodies; check verifies they are live messages'.
+func (rs *restorer) relocation() {
+	d, q := rs.d, rs.q
+	r := &q.reloc
+	r.below = d.uvarint()
+	q.ctr.Relocated = d.uvarint()
+	n := d.count(q.lim.messages, 5)
+	if n > 0 {
+		r.moved = make(map[Ref]Ref, n)
+	}
+	for i := 0; i < n && d.err == nil; i++ {
+		e := movedBody{ref: d.ref(), at: d.ref(), bytes: d.u32()}
+		if d.err != nil {
+			return
+		}
+		if _, dup := r.moved[e.ref]; dup || r.order.Len() > 0 && !r.order.At(r.order.Len()-1).at.Less(e.at) {
+			d.fail("moved body of %s repeated or out of order", e.ref)
+			return
+		}
+		r.moved[e.ref] = e.at
+		r.order.PushBack(e)
 	}
 }
 

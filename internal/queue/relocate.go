@@ -1,0 +1,249 @@
+package queue
+
+import (
+	"slices"
+
+	"github.com/ferry-mq/ferry/internal/base"
+)
+
+// relocation records the messages whose bodies a Relocate moved out of the
+// entry that enqueued them (DESIGN.md "Queue log relocation").
+//
+// Invariant: a live message is in moved exactly when its Ref.Index is
+// below the mark. So Floor finds every body still at its Ref by looking at
+// Refs at or above the mark only, and every moved body through order.
+type relocation struct {
+	below uint64
+	moved map[Ref]Ref // a live message's Ref -> where its body is now
+	// order holds (where, whose) for every moved body in where-order; an
+	// entry whose message left or moved again is stale. Apply keeps the
+	// front current, so the front is the lowest place a moved body holds.
+	order ring[movedBody]
+}
+
+type movedBody struct {
+	at, ref Ref
+	bytes   uint32
+}
+
+// Placed is a live message whose body lies at At (its Ref, or where a
+// Relocate moved it).
+type Placed struct {
+	Ref   Ref
+	At    Ref
+	Bytes uint32
+}
+
+// Locate returns where the body of the message ref lies now: ref itself
+// unless a Relocate moved it. For a message no longer live it returns ref.
+func (q *Queue) Locate(ref Ref) Ref {
+	if at, ok := q.reloc.moved[ref]; ok {
+		return at
+	}
+	return ref
+}
+
+// Relocated is how many live messages have their bodies moved.
+func (q *Queue) Relocated() int { return len(q.reloc.moved) }
+
+// free releases slot s. A live message leaving forgets where its body was
+// moved; a tomb shares its Ref with the live copy dead-lettering made of it
+// (expireReady), so freeing the tomb forgets nothing.
+func (q *Queue) free(s uint32) {
+	if len(q.reloc.moved) > 0 {
+		if m := q.arena.at(s); m.state() != stTomb {
+			delete(q.reloc.moved, m.ref())
+		}
+	}
+	q.arena.release(s)
+}
+
+// trimMoved drops stale entries from the front of the moved order, and
+// rebuilds the order when stale entries behind a long-lived front make up
+// most of it. Deterministic: Apply calls it after every command.
+func (q *Queue) trimMoved() {
+	r := &q.reloc
+	for r.order.Len() > 0 {
+		f := r.order.Front()
+		if at, ok := r.moved[f.ref]; ok && at == f.at {
+			break
+		}
+		r.order.PopFront()
+	}
+	if r.order.Len() > 2*len(r.moved)+64 {
+		var fresh ring[movedBody]
+		for i := 0; i < r.order.Len(); i++ {
+			if e := r.order.At(i); r.moved[e.ref] == e.at {
+				fresh.PushBack(e)
+			}
+		}
+		r.order = fresh
+	}
+}
+
+// movedFloor is the lowest index a moved body holds (FloorNone: none).
+func (q *Queue) movedFloor() uint64 {
+	if q.reloc.order.Len() == 0 {
+		return FloorNone
+	}
+	return q.reloc.order.Front().at.Index
+}
+
+// placedBelow calls fn for every live message whose body lies below
+// cutoff, moved or not, in no particular order, until fn returns false.
+// It reads each ordered container (the level fifos) only up to cutoff and
+// the others whole, as Floor does.
+func (q *Queue) placedBelow(cutoff uint64, fn func(s uint32, p Placed) bool) {
+	r := &q.reloc
+	for i := 0; i < r.order.Len(); i++ {
+		e := r.order.At(i)
+		if e.at.Index >= cutoff {
+			break
+		}
+		if r.moved[e.ref] != e.at {
+			continue
+		}
+		if !fn(noSlot, Placed{Ref: e.ref, At: e.at, Bytes: e.bytes}) {
+			return
+		}
+	}
+	// Bodies still at their Refs: live messages below cutoff not moved.
+	see := func(s uint32) bool {
+		m := q.arena.at(s)
+		if m.state() == stTomb || m.index >= cutoff {
+			return true
+		}
+		if _, ok := r.moved[m.ref()]; ok {
+			return true
+		}
+		return fn(s, Placed{Ref: m.ref(), At: m.ref(), Bytes: m.bytes})
+	}
+	for l := range q.levels {
+		lv := &q.levels[l]
+		for i := 0; i < lv.fifo.Len(); i++ {
+			s := lv.fifo.At(i)
+			if q.arena.at(s).index >= cutoff {
+				break
+			}
+			if !see(s) {
+				return
+			}
+		}
+		for _, s := range lv.back.items {
+			if !see(s) {
+				return
+			}
+		}
+	}
+	for id := range q.keys.keys {
+		k := &q.keys.keys[id]
+		for i := 0; i < k.waiting.Len(); i++ {
+			if !see(k.waiting.At(i)) {
+				return
+			}
+		}
+	}
+	for _, t := range q.delay.items {
+		if !see(t.slot) {
+			return
+		}
+	}
+	for _, c := range q.sortedConsumers(func(*consumer) bool { return true }) {
+		for i := 0; i < c.unacked.Len(); i++ {
+			if e := c.unacked.At(i); e.slot != noSlot && !see(e.slot) {
+				return
+			}
+		}
+	}
+	for i := 0; i < q.dlxOrder.Len(); i++ {
+		if s, ok := q.dlx[q.dlxOrder.At(i)]; ok && !see(s) {
+			return
+		}
+	}
+}
+
+// Relocatable lists, by where their bodies lie, the live messages whose
+// bodies lie below cutoff, the oldest first: a Relocate of them lets the
+// log go up to the returned cut, which is cutoff when the list holds them
+// all. The list stops before maxCount messages or maxBytes of bodies
+// would be passed, at an entry boundary, but always holds the messages
+// of the first entry.
+func (q *Queue) Relocatable(cutoff uint64, maxCount int, maxBytes uint64) (list []Placed, cut uint64) {
+	cut = cutoff
+	// The fifos are in Ref order: past maxCount unmoved messages of one,
+	// the rest of it cannot be listed, so cut there.
+	for l := range q.levels {
+		lv := &q.levels[l]
+		n := 0
+		for i := 0; i < lv.fifo.Len() && n <= maxCount; i++ {
+			m := q.arena.at(lv.fifo.At(i))
+			if m.index >= cut {
+				break
+			}
+			if m.state() == stTomb {
+				continue
+			}
+			if _, ok := q.reloc.moved[m.ref()]; !ok {
+				n++
+				if n > maxCount {
+					cut = m.index
+				}
+			}
+		}
+	}
+	q.placedBelow(cut, func(s uint32, p Placed) bool {
+		list = append(list, p)
+		return true
+	})
+	slices.SortFunc(list, func(x, y Placed) int { return x.At.Compare(y.At) })
+	var bytes uint64
+	for i, p := range list {
+		if i > 0 && p.At.Index != list[i-1].At.Index && (i >= maxCount || bytes+uint64(p.Bytes) > maxBytes) {
+			return list[:i], p.At.Index
+		}
+		bytes += uint64(p.Bytes)
+	}
+	return list, cut
+}
+
+// relocate applies a Relocate.
+func (q *Queue) relocate(c *Relocate) Result {
+	if c.Cutoff > c.Index || len(c.Refs) > base.QueueEnqueueMessagesMax {
+		return Result{Err: base.Errorf(base.CodeInvalidArgument, "queue: relocate below %d in entry %d with %d messages", c.Cutoff, c.Index, len(c.Refs))}
+	}
+	for i := 1; i < len(c.Refs); i++ {
+		if !c.Refs[i-1].Less(c.Refs[i]) {
+			return Result{Err: base.Errorf(base.CodeInvalidArgument, "queue: relocate: refs out of order at %s", c.Refs[i])}
+		}
+	}
+	r := &q.reloc
+	cut := c.Cutoff
+	var moves []movedBody // record k of the entry, for every message it may move
+	q.placedBelow(c.Cutoff, func(s uint32, p Placed) bool {
+		k, ok := slices.BinarySearchFunc(c.Refs, p.Ref, Ref.Compare)
+		switch {
+		case ok:
+			moves = append(moves, movedBody{at: Ref{Index: c.Index, Slot: uint32(k)}, ref: p.Ref, bytes: p.Bytes})
+		case p.At == p.Ref:
+			// Not listed and not moved: its body stays, and so must
+			// every unmoved one from its Ref up (the mark's invariant).
+			cut = min(cut, p.At.Index)
+		}
+		return true
+	})
+	moves = slices.DeleteFunc(moves, func(mv movedBody) bool { return mv.ref.Index >= cut && r.moved[mv.ref] == Ref{} })
+	if len(moves) == 0 {
+		return Result{}
+	}
+	if r.moved == nil {
+		r.moved = map[Ref]Ref{}
+	}
+	slices.SortFunc(moves, func(x, y movedBody) int { return x.at.Compare(y.at) })
+	for _, mv := range moves {
+		r.moved[mv.ref] = mv.at
+		r.order.PushBack(mv)
+	}
+	r.below = max(r.below, cut)
+	q.ctr.Relocated += uint64(len(moves))
+	return Result{Count: len(moves)}
+}
