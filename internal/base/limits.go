@@ -302,6 +302,17 @@ const (
 	// one command carries the records of one batch.
 	QueueEnqueueMessagesMax = BatchRecordsMax
 
+	// QueueRelocateBytesMax and QueueRelocateMessagesMax bound one
+	// Relocate: the bodies it copies into its entry, and their number
+	// (more than one pass moves more). 8 MiB is half a default segment.
+	QueueRelocateBytesMax    = 8 << 20
+	QueueRelocateMessagesMax = 8192
+
+	// QueueRelocateCopyShare: a queue's leader relocates message bodies
+	// only when the log that frees is at least this many times the bytes
+	// copied, so relocation writes at most an eighth of what it frees.
+	QueueRelocateCopyShare = 8
+
 	// QueueFieldBytesMax bounds every string a queue command or snapshot
 	// carries: dedupe id, message id, ordering key, consumer owner and
 	// name, consumer tag, return reason, dead-letter target. AMQP's
@@ -853,6 +864,13 @@ const (
 	// passes controller changes trigger.
 	BrokerLeaderPollIntervalDefault = 50 * time.Millisecond
 	BrokerReconcileIntervalDefault  = time.Second
+
+	// BrokerRelocateIntervalDefault is how often a queue's leader checks
+	// whether old messages hold much of its log (relocate.go), and
+	// BrokerRelocateFreeBytesDefault how much a relocation must free to be
+	// worth it: four default segments.
+	BrokerRelocateIntervalDefault  = 30 * time.Second
+	BrokerRelocateFreeBytesDefault = 4 * GroupSegmentBytesDefault
 
 	// BrokerRetentionIntervalDefault is how often a partition's leader
 	// applies retention (Kafka's log.retention.check.interval.ms is 5

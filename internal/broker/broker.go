@@ -88,6 +88,12 @@ type Config struct {
 	// RetentionInterval is how often a stream partition's leader applies
 	// retention (default BrokerRetentionIntervalDefault).
 	RetentionInterval time.Duration
+	// RelocateInterval is how often a queue's leader checks whether old
+	// messages hold much of its log, and RelocateFreeBytes how much log a
+	// relocation must free (defaults BrokerRelocateIntervalDefault and
+	// BrokerRelocateFreeBytesDefault); see relocate.go.
+	RelocateInterval  time.Duration
+	RelocateFreeBytes int64
 	// GroupTickInterval is how often a coordinator's leader lets time pass
 	// for session timeouts and rebalance deadlines (default
 	// BrokerGroupTickIntervalDefault).
@@ -158,6 +164,10 @@ func (c *Config) setDefaults() error {
 	def(&c.MetadataSpreadWait, base.BrokerMetadataSpreadWaitMax)
 	def(&c.RetentionInterval, base.BrokerRetentionIntervalDefault)
 	def(&c.GroupTickInterval, base.BrokerGroupTickIntervalDefault)
+	def(&c.RelocateInterval, base.BrokerRelocateIntervalDefault)
+	if c.RelocateFreeBytes <= 0 {
+		c.RelocateFreeBytes = base.BrokerRelocateFreeBytesDefault
+	}
 	if c.SegmentBytes == 0 {
 		c.SegmentBytes = base.GroupSegmentBytesDefault
 	}

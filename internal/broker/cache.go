@@ -90,7 +90,7 @@ func recordsCap(h batch.Header, batchBytes int) int {
 }
 
 // decodeStoredBatch decodes a queue's entry as read back from its log: a
-// data batch, or a control batch wrapping one (tagEnqueue).
+// data batch, or a control batch wrapping one (tagEnqueue, tagRelocate).
 func decodeStoredBatch(data []byte) (*cachedBatch, error) {
 	h, err := batch.ParseHeader(data)
 	if err != nil {
@@ -101,10 +101,17 @@ func decodeStoredBatch(data []byte) (*cachedBatch, error) {
 		if err != nil {
 			return nil, err
 		}
-		if len(payload) == 0 || payload[0] != tagEnqueue {
-			return nil, base.Errorf(base.CodeCorrupt, "broker: a message's entry is a command, not a batch")
+		switch {
+		case len(payload) > 0 && payload[0] == tagEnqueue:
+			return decodeBatch(payload[1:])
+		case len(payload) > 0 && payload[0] == tagRelocate:
+			_, data, err := splitRelocate(payload[1:])
+			if err != nil {
+				return nil, err
+			}
+			return decodeBatch(data)
 		}
-		return decodeBatch(payload[1:])
+		return nil, base.Errorf(base.CodeCorrupt, "broker: a message's entry is a command, not a batch")
 	}
 	return decodeBatch(data)
 }

@@ -29,6 +29,10 @@ const (
 	// itself (ProposeBuildAsync), and logs written before still hold
 	// these entries, which the simulator keeps proposing among the others.
 	tagEnqueue byte = 'B'
+	// tagRelocate is a queue's Relocate command with the bodies it moves:
+	// the command's length (uvarint), the command (queue.Encode), then a
+	// data batch whose record k is the message Refs[k] (relocate.go).
+	tagRelocate byte = 'R'
 )
 
 // controllerFSM is the metadata group's state machine: the controller's

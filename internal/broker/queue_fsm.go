@@ -28,6 +28,9 @@ type queueFSM struct {
 	msgs []queue.Message // guarded by mu: Apply's scratch
 
 	leader atomic.Pointer[queueLeader] // set while a leader runtime runs here
+	// moved is set while a Relocate has moved some live message's body,
+	// so that reads look its place up (locate) only then.
+	moved atomic.Bool
 
 	// observe, when set (the simulator), sees every applied entry as a
 	// queue command with its result and effects; called with mu held, the
@@ -75,10 +78,13 @@ func (f *queueFSM) Apply(entries []replication.Entry, results []any) {
 			results[i] = f.applyBatch(e.Index, e.Data, ql)
 		case len(e.Data) > 0 && e.Data[0] == tagEnqueue:
 			results[i] = f.applyBatch(e.Index, e.Data[1:], ql)
+		case len(e.Data) > 0 && e.Data[0] == tagRelocate:
+			results[i] = f.applyRelocate(e, ql)
 		default:
 			results[i] = f.applyCommand(e, ql)
 		}
 	}
+	f.moved.Store(f.q.Relocated() > 0)
 	f.mu.Unlock()
 	if ql != nil {
 		ql.kick()
@@ -136,10 +142,43 @@ func (f *queueFSM) applyCommand(e replication.Entry, ql *queueLeader) *queueCmdR
 	if err != nil {
 		return &queueCmdResult{res: queue.Result{Err: err}}
 	}
+	return f.applyDecoded(e.Index, cmd, ql)
+}
+
+// applyRelocate applies a Relocate whose entry carries the bodies it
+// moves. An entry whose batch does not hold one record per listed message
+// is refused whole: the queue would read bodies that are not there.
+func (f *queueFSM) applyRelocate(e replication.Entry, ql *queueLeader) *queueCmdResult {
+	cmdBytes, data, err := splitRelocate(e.Data[1:])
+	var cb *cachedBatch
+	if err == nil {
+		cb, err = decodeBatch(data)
+	}
+	var cmd queue.Command
+	if err == nil {
+		cmd, err = queue.Decode(cmdBytes)
+	}
+	rc, _ := cmd.(*queue.Relocate)
+	switch {
+	case err != nil:
+	case rc == nil:
+		err = base.Errorf(base.CodeCorrupt, "broker: entry %d: a relocation holds a %T", e.Index, cmd)
+	case len(rc.Refs) != len(cb.records):
+		err = base.Errorf(base.CodeCorrupt, "broker: entry %d: a relocation of %d messages holds %d records", e.Index, len(rc.Refs), len(cb.records))
+	}
+	if err != nil {
+		return &queueCmdResult{res: queue.Result{Err: err}}
+	}
+	rc.Index = e.Index
+	return f.applyDecoded(e.Index, rc, ql)
+}
+
+// applyDecoded applies a decoded command of entry index.
+func (f *queueFSM) applyDecoded(index uint64, cmd queue.Command, ql *queueLeader) *queueCmdResult {
 	res, effects := f.q.Apply(cmd)
 	res.Outcomes = nil
 	if f.observe != nil {
-		f.observe(e.Index, cmd, res, effects)
+		f.observe(index, cmd, res, effects)
 	}
 	if ql != nil {
 		ql.pushEffects(effects)
@@ -157,7 +196,9 @@ func (f *queueFSM) Snapshot(w io.Writer) error {
 func (f *queueFSM) Restore(r io.Reader) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.q.Restore(r)
+	err := f.q.Restore(r)
+	f.moved.Store(f.q.Relocated() > 0)
+	return err
 }
 
 // RetainFrom keeps every entry a message in any state still refers to:
@@ -169,6 +210,16 @@ func (f *queueFSM) RetainFrom() uint64 {
 		return fl
 	}
 	return 0
+}
+
+// locate returns where the body of message ref lies now.
+func (f *queueFSM) locate(ref queue.Ref) queue.Ref {
+	if !f.moved.Load() {
+		return ref
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.q.Locate(ref)
 }
 
 // with runs fn with the queue locked; fn must not keep the queue.

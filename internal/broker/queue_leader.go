@@ -9,6 +9,7 @@ import (
 	"github.com/ferry-mq/ferry/internal/controller"
 	"github.com/ferry-mq/ferry/internal/queue"
 	"github.com/ferry-mq/ferry/internal/replication"
+	"github.com/ferry-mq/ferry/internal/storage/log/batch"
 )
 
 // queueLeader is what runs for a queue on the node that leads its group:
@@ -20,7 +21,8 @@ import (
 //     emits (deliveries, the wake timer, dead-lettering, cancellations,
 //     queue expiry) and sends the settlements of its consumers, coalesced
 //     into one command per consumer per pass;
-//   - the dead-letter worker, started when there is work.
+//   - the dead-letter worker, started when there is work;
+//   - the relocation loop (relocate.go).
 //
 // Its goroutines end when stop is called (leadership lost, group closed,
 // node closing).
@@ -77,10 +79,14 @@ func newQueueLeader(b *Broker, lg *localGroup) *queueLeader {
 	f.mu.Unlock()
 	ql.timer = b.clock.NewTimer(time.Hour)
 	ql.timer.Stop()
-	ql.wg.Add(1)
+	ql.wg.Add(2)
 	go func() {
 		defer ql.wg.Done()
 		ql.run()
+	}()
+	go func() {
+		defer ql.wg.Done()
+		ql.relocateLoop()
 	}()
 	return ql
 }
@@ -301,28 +307,42 @@ func (ql *queueLeader) deliver(e *queue.Effect) {
 		Redelivered: e.Redelivered, DeliveryCount: e.DeliveryCount, Message: m})
 }
 
-// readMessage returns the message at ref: from the cache of recent
-// batches, or from the group's log.
+// readMessage returns the message ref from where its body lies (a
+// Relocate may have moved it): from the cache of recent batches, or from
+// the group's log. A read that fails because the body moved meanwhile
+// (and its old place was released) is made again at the new place.
 func (ql *queueLeader) readMessage(ref queue.Ref) (Message, error) {
-	return readQueueMessage(ql.b, ql.g, ref)
+	at := ql.fsm.locate(ref)
+	cb, r, err := readStoredRecord(ql.b, ql.g, at)
+	if err != nil {
+		if again := ql.fsm.locate(ref); again != at {
+			cb, r, err = readStoredRecord(ql.b, ql.g, again)
+		}
+	}
+	if err != nil {
+		return Message{}, err
+	}
+	return decodeRecord(r, cb.header.BaseTimestamp), nil
 }
 
-func readQueueMessage(b *Broker, g GroupID, ref queue.Ref) (Message, error) {
-	cb := b.cache.get(g, ref.Index)
+// readStoredRecord returns record at.Slot of the queue entry at.Index and
+// its batch.
+func readStoredRecord(b *Broker, g GroupID, at queue.Ref) (*cachedBatch, *batch.Record, error) {
+	cb := b.cache.get(g, at.Index)
 	if cb == nil {
-		data, err := b.logs.readBatch(g, ref.Index)
+		data, err := b.logs.readBatch(g, at.Index)
 		if err != nil {
-			return Message{}, err
+			return nil, nil, err
 		}
 		if cb, err = decodeStoredBatch(data); err != nil {
-			return Message{}, err
+			return nil, nil, err
 		}
-		b.cache.put(g, ref.Index, cb)
+		b.cache.put(g, at.Index, cb)
 	}
-	if int(ref.Slot) >= len(cb.records) {
-		return Message{}, base.Errorf(base.CodeCorrupt, "broker: group %d: message %s: the batch has %d records", g, ref, len(cb.records))
+	if int(at.Slot) >= len(cb.records) {
+		return nil, nil, base.Errorf(base.CodeCorrupt, "broker: group %d: message %s: the batch has %d records", g, at, len(cb.records))
 	}
-	return decodeRecord(&cb.records[ref.Slot], cb.header.BaseTimestamp), nil
+	return cb, &cb.records[at.Slot], nil
 }
 
 func (ql *queueLeader) sub(id queue.ConsumerID) *Subscription {

@@ -194,6 +194,15 @@ func (l *Log) LastIndex() uint64 {
 	return l.active().nextIndex - 1
 }
 
+// ActiveBase returns the Index of the active segment's first batch (the
+// next Index when the active segment is empty): every batch below it lies
+// in a sealed segment, which TruncatePrefix can free whole.
+func (l *Log) ActiveBase() uint64 {
+	l.stateMu.RLock()
+	defer l.stateMu.RUnlock()
+	return l.active().baseIndex
+}
+
 // FirstOffset returns the base offset of the first batch.
 func (l *Log) FirstOffset() int64 {
 	l.stateMu.RLock()
