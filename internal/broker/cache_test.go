@@ -192,9 +192,10 @@ func TestDeliveryCacheBoundCoversTheDecodedRecords(t *testing.T) {
 }
 
 // TestStoredQueueEntriesOfBothFormatsDecode: a queue's messages are read
-// back from a data batch entry (written since 2026-11-21) and from a
-// command wrapping the batch (tagEnqueue, in older logs) alike; any other
-// command at a message's index is corrupt.
+// back from a data batch entry (written since 2026-11-21), from a
+// command wrapping the batch (tagEnqueue, in older logs) and from a
+// relocation (tagRelocate) alike; any other command at a message's index,
+// or a relocation whose command length is wrong, is corrupt.
 func TestStoredQueueEntriesOfBothFormatsDecode(t *testing.T) {
 	data, err := buildBatch(encodeItems(t, []Message{{RoutingKey: "k", Body: []byte("one")}, {RoutingKey: "k", Body: []byte("two")}}), 5, true)
 	if err != nil {
@@ -207,9 +208,14 @@ func TestStoredQueueEntriesOfBothFormatsDecode(t *testing.T) {
 		}
 		return b
 	}
+	reloc := func(cmdLen uint64) []byte {
+		p := binary.AppendUvarint([]byte{tagRelocate}, cmdLen)
+		return command(append(append(p, "cmd"...), data...))
+	}
 	for name, entry := range map[string][]byte{
 		"data batch":         data,
 		"tagEnqueue command": command(append([]byte{tagEnqueue}, data...)),
+		"relocation":         reloc(3),
 	} {
 		cb, err := decodeStoredBatch(entry)
 		if err != nil {
@@ -222,4 +228,26 @@ func TestStoredQueueEntriesOfBothFormatsDecode(t *testing.T) {
 	if _, err := decodeStoredBatch(command(append([]byte{tagQueue}, 1, 2, 3))); base.CodeOf(err) != base.CodeCorrupt {
 		t.Errorf("a queue command read as messages: got %v, want corrupt", err)
 	}
+	if _, err := decodeStoredBatch(reloc(1 << 40)); base.CodeOf(err) != base.CodeCorrupt {
+		t.Errorf("a relocation whose command runs past its end: got %v, want corrupt", err)
+	}
+}
+
+// FuzzSplitRelocate: a relocation payload read back from the log never
+// panics its splitter, and what it accepts is the payload's bytes after
+// the length, split at the length.
+func FuzzSplitRelocate(f *testing.F) {
+	f.Add([]byte{3, 'c', 'm', 'd', 'b'})
+	f.Add([]byte{0x80})
+	f.Add(binary.AppendUvarint(nil, 1<<63))
+	f.Fuzz(func(t *testing.T, p []byte) {
+		cmd, data, err := splitRelocate(p)
+		if err != nil {
+			return
+		}
+		n, k := binary.Uvarint(p)
+		if uint64(len(cmd)) != n || !bytes.Equal(append(append([]byte{}, cmd...), data...), p[k:]) {
+			t.Fatalf("split %x into %x and %x", p, cmd, data)
+		}
+	})
 }
