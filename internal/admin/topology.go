@@ -75,6 +75,9 @@ type QueueTotals struct {
 	Dropped      uint64 `json:"dropped"`
 	Deduplicated uint64 `json:"deduplicated"`
 	Rejected     uint64 `json:"rejected"`
+	// Relocated counts bodies moved forward in the queue's log so that
+	// the log behind long-held messages can be freed.
+	Relocated uint64 `json:"relocated"`
 }
 
 // QueueSpec declares a queue (PUT).
@@ -300,7 +303,7 @@ func (s *Server) queueStats(st broker.QueueStats) *QueueStats {
 		Leader: uint64(st.Leader), Rates: s.rates.observe(st),
 		Totals: QueueTotals{Enqueued: c.Enqueued, Delivered: c.Delivered, Redelivered: c.Redelivered, Acked: c.Acked,
 			Returned: c.Returned, Expired: c.Expired, DeadLettered: c.DeadLettered, Dropped: c.Dropped,
-			Deduplicated: c.Deduplicated, Rejected: c.Rejected}}
+			Deduplicated: c.Deduplicated, Rejected: c.Rejected, Relocated: c.Relocated}}
 }
 
 func (s *Server) listQueues(c *call) (any, error) {
