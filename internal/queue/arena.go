@@ -4,7 +4,8 @@ package queue
 // pointer-free and 40 bytes (TestMsgIsFortyBytes pins it): the budget of 64
 // bytes per ready message is this record, 4 bytes for its slot in a level
 // fifo and 4 for a TTL heap entry when it has a TTL, plus the TTL heap's
-// growth slack (BenchmarkReadyMessageMemory measures it).
+// growth slack, plus its share of its log entry's body count (16 bytes
+// per entry: see places). BenchmarkReadyMessageMemory measures it.
 type msg struct {
 	index    uint64 // Ref.Index
 	expireAt int64  // Unix ms when the TTL passes (0: none); dead-letter pending: when it was dead-lettered

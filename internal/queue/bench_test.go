@@ -122,32 +122,36 @@ func BenchmarkDelayedRelease(b *testing.B) {
 }
 
 // BenchmarkReadyMessageMemory enqueues 10 million ready messages and
-// reports the heap they take per message (the budget is 64 B/msg).
+// reports the heap they take per message (the budget is 64 B/msg): 1,000
+// per log entry, and one per entry (a lone publisher), where each message
+// has a body count of its own (places).
 // Run: go test ./internal/queue -run '^$' -bench ReadyMessageMemory -benchtime 1x
 func BenchmarkReadyMessageMemory(b *testing.B) {
 	for _, tc := range []struct {
-		name string
-		ttl  uint64
-	}{{"plain", 0}, {"with-ttl", 3_600_000}} {
+		name     string
+		ttl      uint64
+		perEntry int
+	}{{"plain", 0, 1000}, {"with-ttl", 3_600_000, 1000}, {"one-per-entry", 0, 1}} {
 		b.Run(tc.name, func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				b.ReportMetric(readyBytesPerMessage(b, 10_000_000, tc.ttl), "B/msg")
+				b.ReportMetric(readyBytesPerMessage(b, 10_000_000, tc.ttl, tc.perEntry), "B/msg")
 			}
 		})
 	}
 }
 
 // readyQueue returns a queue of n ready messages of 1,000 bytes, in
-// batches of 1,000 across three priorities, each with ttl (0: none).
-func readyQueue(b *testing.B, n int, ttl uint64) *Queue {
+// entries of perEntry messages across three priorities, each with ttl (0:
+// none).
+func readyQueue(b *testing.B, n int, ttl uint64, perEntry int) *Queue {
 	q, err := New(DefaultConfig(), 0)
 	if err != nil {
 		b.Fatal(err)
 	}
-	enq := &Enqueue{Messages: make([]Message, 1000)}
+	enq := &Enqueue{Messages: make([]Message, perEntry)}
 	for i := 0; i < n; i += len(enq.Messages) {
 		for j := range enq.Messages {
-			enq.Messages[j] = Message{Ref: Ref{Index: uint64(i/len(enq.Messages) + 1), Slot: uint32(j)}, Bytes: 1000, Priority: uint8(j % 3), TTLms: ttl}
+			enq.Messages[j] = Message{Ref: Ref{Index: uint64(i/len(enq.Messages) + 1), Slot: uint32(j)}, Bytes: 1000, Priority: uint8((i + j) % 3), TTLms: ttl}
 		}
 		if res, _ := q.Apply(enq); res.Err != nil {
 			b.Fatal(res.Err)
@@ -156,11 +160,11 @@ func readyQueue(b *testing.B, n int, ttl uint64) *Queue {
 	return q
 }
 
-func readyBytesPerMessage(b *testing.B, n int, ttl uint64) float64 {
+func readyBytesPerMessage(b *testing.B, n int, ttl uint64, perEntry int) float64 {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	q := readyQueue(b, n, ttl)
+	q := readyQueue(b, n, ttl, perEntry)
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	if got := q.Stats().Ready; got != n {
@@ -176,7 +180,7 @@ func readyBytesPerMessage(b *testing.B, n int, ttl uint64) float64 {
 // Run: go test ./internal/queue -run '^$' -bench Snapshot -benchtime 5x
 func BenchmarkSnapshot(b *testing.B) {
 	const n = 1_000_000
-	q := readyQueue(b, n, 0)
+	q := readyQueue(b, n, 0, 1000)
 	var w countingDiscard
 	b.ReportAllocs()
 	b.ResetTimer()

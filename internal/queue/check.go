@@ -42,7 +42,7 @@ type checker struct {
 func (q *Queue) check() error {
 	ck := &checker{q: q, seen: make([]bool, q.arena.next), keyRefs: make([]int, len(q.keys.keys))}
 	for _, f := range []func() error{ck.levels, ck.keys, ck.ttl, ck.delayed, ck.consumers, ck.dlx, ck.arena,
-		ck.totals, ck.refsUnique, ck.relocation, ck.dedupe, q.checkConservation} {
+		ck.totals, ck.refsUnique, ck.relocation, ck.places, ck.dedupe, q.checkConservation} {
 		if err := f(); err != nil {
 			return err
 		}
@@ -489,6 +489,44 @@ func (ck *checker) relocation() error {
 	}
 	if current != len(r.moved) {
 		return fmt.Errorf("%d moved bodies, %d in the moved order", len(r.moved), current)
+	}
+	return nil
+}
+
+// places checks the body counts Floor reads against every live message's
+// place.
+func (ck *checker) places() error {
+	q := ck.q
+	at := make([]uint64, 0, len(ck.refs))
+	for _, ref := range ck.refs {
+		at = append(at, q.Locate(ref).Index)
+	}
+	slices.Sort(at)
+	p := &q.places
+	nonZero, j := 0, 0
+	for i := 0; i < p.counts.Len(); i++ {
+		c := p.counts.At(i)
+		if i > 0 && p.counts.At(i-1).index >= c.index {
+			return fmt.Errorf("body counts out of order at %d", c.index)
+		}
+		if c.n == 0 {
+			if i == 0 {
+				return fmt.Errorf("body count at the front (%d) is zero", c.index)
+			}
+			continue
+		}
+		nonZero++
+		for k := uint32(0); k < c.n; k, j = k+1, j+1 {
+			if j == len(at) || at[j] != c.index {
+				return fmt.Errorf("%d bodies counted at %d, fewer lie there", c.n, c.index)
+			}
+		}
+	}
+	if j != len(at) {
+		return fmt.Errorf("the body at %d is not counted", at[j])
+	}
+	if nonZero != p.nonZero || p.counts.Len() > 2*nonZero+64 {
+		return fmt.Errorf("%d body counts, %d above zero, %d noted", p.counts.Len(), nonZero, p.nonZero)
 	}
 	return nil
 }

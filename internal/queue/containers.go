@@ -75,61 +75,69 @@ func (r *ring[T]) resize(size int) {
 	r.buf, r.head = buf, 0
 }
 
-// fifoChunkLen is the slots per fifo chunk: 4 KiB chunks, so an empty
-// level costs nothing and a full one wastes at most one chunk.
+// fifoChunkLen is the elements per fifo chunk: 4 KiB chunks of slots, so
+// an empty level costs nothing and a full one wastes at most one chunk.
 const fifoChunkLen = 1024
 
-// fifo is a chunked FIFO of message slots: pointer-free fixed-size chunks,
-// so a ready message costs 4 bytes here and the structure never copies its
-// contents when it grows.
-type fifo struct {
-	chunks []*[fifoChunkLen]uint32
+// fifo is a chunked FIFO with random access: pointer-free fixed-size
+// chunks for pointer-free T, so a ready message costs 4 bytes in a fifo of
+// slots, and the structure never copies its contents when it grows (a ring
+// may hold twice its length).
+type fifo[T any] struct {
+	chunks []*[fifoChunkLen]T
 	head   int // position of the front in chunks[0]
 	n      int
-	spare  *[fifoChunkLen]uint32 // one emptied chunk kept to avoid churn at a chunk boundary
+	spare  *[fifoChunkLen]T // one emptied chunk kept to avoid churn at a chunk boundary
 }
 
-func (f *fifo) Len() int { return f.n }
+func (f *fifo[T]) Len() int { return f.n }
 
-func (f *fifo) At(i int) uint32 {
+// At returns the i-th element from the front; 0 <= i < Len.
+func (f *fifo[T]) At(i int) T {
 	p := f.head + i
 	return f.chunks[p/fifoChunkLen][p%fifoChunkLen]
 }
 
-func (f *fifo) Front() uint32 { return f.chunks[0][f.head] }
+// Set replaces the i-th element from the front.
+func (f *fifo[T]) Set(i int, v T) {
+	p := f.head + i
+	f.chunks[p/fifoChunkLen][p%fifoChunkLen] = v
+}
 
-func (f *fifo) PushBack(s uint32) {
+func (f *fifo[T]) Front() T { return f.chunks[0][f.head] }
+
+func (f *fifo[T]) PushBack(v T) {
 	p := f.head + f.n
 	if p == len(f.chunks)*fifoChunkLen {
 		c := f.spare
 		f.spare = nil
 		if c == nil {
-			c = new([fifoChunkLen]uint32)
+			c = new([fifoChunkLen]T)
 		}
 		f.chunks = append(f.chunks, c)
 	}
-	f.chunks[p/fifoChunkLen][p%fifoChunkLen] = s
+	f.chunks[p/fifoChunkLen][p%fifoChunkLen] = v
 	f.n++
 }
 
-func (f *fifo) PopFront() uint32 {
-	s := f.chunks[0][f.head]
+func (f *fifo[T]) PopFront() T {
+	v := f.chunks[0][f.head]
 	f.head++
 	f.n--
 	if f.head == fifoChunkLen || f.n == 0 {
 		if f.n == 0 && f.head != fifoChunkLen {
 			f.head = 0 // the only chunk is empty: reuse it from the start
-			return s
+			return v
 		}
 		f.spare = f.chunks[0]
 		f.chunks[0] = nil
 		f.chunks = f.chunks[1:]
 		f.head = 0
 	}
-	return s
+	return v
 }
 
-func (f *fifo) Clear() { *f = fifo{} }
+func (f *fifo[T]) Clear() { *f = fifo[T]{} }
 
 // heap is a binary min-heap. When moved is set it is called with every
 // element's new position, so owners can remove or fix an element by

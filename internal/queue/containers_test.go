@@ -63,7 +63,7 @@ func TestRingMatchesSlice(t *testing.T) {
 
 func TestFifoMatchesSliceAcrossChunks(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		var f fifo
+		var f fifo[uint32]
 		var want []uint32
 		next := uint32(0)
 		ops := rapid.IntRange(0, 50).Draw(t, "ops")

@@ -107,6 +107,7 @@ func (q *Queue) newMsg(in *Message, withKey bool) uint32 {
 	s := q.arena.alloc()
 	m := q.arena.at(s)
 	*m = msg{index: in.Ref.Index, refSlot: in.Ref.Slot, bytes: in.Bytes, seed: jitterSeed(in), hidx: noPos, prio: in.Priority}
+	q.places.add(in.Ref.Index)
 	ttl := in.TTLms
 	if q.cfg.MessageTTLms > 0 && (ttl == 0 || q.cfg.MessageTTLms < ttl) {
 		ttl = q.cfg.MessageTTLms

@@ -2,7 +2,6 @@ package queue
 
 import (
 	"slices"
-	"sort"
 
 	"github.com/ferry-mq/ferry/internal/base"
 )
@@ -42,6 +41,7 @@ type Queue struct {
 
 	dedupe dedupeWindow
 	reloc  relocation
+	places places // live bodies by log index: Floor
 
 	lastUsed    int64 // when the queue was last used, for idle expiry
 	expiredSent bool  // QueueExpired has been emitted since lastUsed
@@ -166,6 +166,7 @@ func (q *Queue) resetState() {
 	q.dlx, q.dlxOrder = map[Ref]uint32{}, ring[Ref]{}
 	q.dedupe = dedupeWindow{seen: map[dedupeKey]int64{}}
 	q.reloc = relocation{}
+	q.places = places{}
 	q.ready, q.delayed, q.unacked, q.tombs = 0, 0, 0, 0
 	q.readyBytes, q.delayedBytes, q.unackedBytes = 0, 0, 0
 	q.nonEmpty = [4]uint64{}
@@ -382,71 +383,3 @@ func (q *Queue) Stats() Stats {
 
 // live is the number of messages in every state.
 func (q *Queue) live() int { return q.ready + q.delayed + q.unacked + len(q.dlx) }
-
-// FloorNone is what Floor returns when no message is referenced.
-const FloorNone = ^uint64(0)
-
-// Floor returns the lowest Raft index still referenced by a message in any
-// state (ready, delayed, unacknowledged, dead-letter pending), or FloorNone
-// when none is: where its body lies, which a Relocate may have moved. Log
-// entries below both the floor and the last snapshot may be released. It
-// costs O(levels + waiting keyed + delayed + unacknowledged + dead-letter
-// pending): ready messages in level containers are read at their heads
-// only (see DESIGN.md), and moved bodies at the front of their order.
-func (q *Queue) Floor() uint64 {
-	floor := q.movedFloor()
-	// A message below the relocation mark has its body moved (its place
-	// is in the moved order); those at or above it are read at their Refs.
-	below := q.reloc.below
-	see := func(s uint32) {
-		if m := q.arena.at(s); m.state() != stTomb && m.index >= below && m.index < floor {
-			floor = m.index
-		}
-	}
-	for l := range q.levels {
-		lv := &q.levels[l]
-		if lv.fifo.Len() > 0 {
-			i := 0
-			if q.arena.at(lv.fifo.Front()).index < below {
-				i = sort.Search(lv.fifo.Len(), func(i int) bool { return q.arena.at(lv.fifo.At(i)).index >= below })
-			}
-			for ; i < lv.fifo.Len(); i++ {
-				if s := lv.fifo.At(i); q.arena.at(s).state() != stTomb {
-					see(s)
-					break
-				}
-			}
-		}
-		if lv.back.Len() > 0 {
-			if q.arena.at(lv.back.Top()).index >= below {
-				see(lv.back.Top())
-			} else {
-				for _, s := range lv.back.items {
-					see(s)
-				}
-			}
-		}
-	}
-	for id := range q.keys.keys {
-		k := &q.keys.keys[id]
-		for i := 0; i < k.waiting.Len(); i++ {
-			see(k.waiting.At(i))
-		}
-	}
-	for _, t := range q.delay.items {
-		see(t.slot)
-	}
-	for _, c := range q.consumers {
-		for i := 0; i < c.unacked.Len(); i++ {
-			if e := c.unacked.At(i); e.slot != noSlot {
-				see(e.slot)
-			}
-		}
-	}
-	for ref := range q.dlx {
-		if ref.Index >= below {
-			floor = min(floor, ref.Index)
-		}
-	}
-	return floor
-}

@@ -14,7 +14,7 @@ import (
 // message of a level is the smaller head of the two. Messages that expire
 // in place stay as tombs until they reach a head (see DESIGN.md).
 type level struct {
-	fifo fifo
+	fifo fifo[uint32]
 	back heap[uint32]
 	live int // messages that are not tombs
 }
@@ -529,7 +529,7 @@ func (q *Queue) Browse(from Ref, max int) []Browsed {
 }
 
 // fifoSearch returns the first position in f whose Ref is at least from.
-func (q *Queue) fifoSearch(f *fifo, from Ref) int {
+func (q *Queue) fifoSearch(f *fifo[uint32], from Ref) int {
 	lo, hi := 0, f.Len()
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)

@@ -46,14 +46,20 @@ func (q *Queue) Locate(ref Ref) Ref {
 // Relocated is how many live messages have their bodies moved.
 func (q *Queue) Relocated() int { return len(q.reloc.moved) }
 
-// free releases slot s. A live message leaving forgets where its body was
-// moved; a tomb shares its Ref with the live copy dead-lettering made of it
-// (expireReady), so freeing the tomb forgets nothing.
+// free releases slot s. A live message leaving takes its body's place
+// from the count and forgets where its body was moved; a tomb shares its
+// Ref with the live copy dead-lettering made of it (expireReady), so
+// freeing the tomb changes neither.
 func (q *Queue) free(s uint32) {
-	if len(q.reloc.moved) > 0 {
-		if m := q.arena.at(s); m.state() != stTomb {
-			delete(q.reloc.moved, m.ref())
+	if m := q.arena.at(s); m.state() != stTomb {
+		at := m.index
+		if len(q.reloc.moved) > 0 {
+			if to, ok := q.reloc.moved[m.ref()]; ok {
+				at = to.Index
+				delete(q.reloc.moved, m.ref())
+			}
 		}
+		q.places.remove(at)
 	}
 	q.arena.release(s)
 }
@@ -79,14 +85,6 @@ func (q *Queue) trimMoved() {
 		}
 		r.order = fresh
 	}
-}
-
-// movedFloor is the lowest index a moved body holds (FloorNone: none).
-func (q *Queue) movedFloor() uint64 {
-	if q.reloc.order.Len() == 0 {
-		return FloorNone
-	}
-	return q.reloc.order.Front().at.Index
 }
 
 // placedBelow calls fn for every live message whose body lies below
@@ -240,6 +238,8 @@ func (q *Queue) relocate(c *Relocate) Result {
 	}
 	slices.SortFunc(moves, func(x, y movedBody) int { return x.at.Compare(y.at) })
 	for _, mv := range moves {
+		q.places.remove(q.Locate(mv.ref).Index)
+		q.places.add(mv.at.Index)
 		r.moved[mv.ref] = mv.at
 		r.order.PushBack(mv)
 	}

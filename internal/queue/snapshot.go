@@ -285,6 +285,7 @@ func (q *Queue) compact() {
 		base.Bugf("queue: compaction restore: %v", err)
 	}
 	nq.effects, nq.outcomes, nq.scratch = q.effects, q.outcomes, q.scratch
+	nq.places = q.places // no body moves in a compaction
 	*q = *nq
 }
 
@@ -355,6 +356,7 @@ func restore(r io.Reader, lim limits, trusted bool) (*Queue, error) {
 	}
 	rs.build()
 	if !trusted {
+		rs.q.rebuildPlaces()
 		if err := rs.q.check(); err != nil {
 			return nil, err
 		}
