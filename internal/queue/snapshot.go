@@ -654,7 +654,7 @@ func (rs *restorer) relocation() {
 	q.ctr.Relocated = d.uvarint()
 	n := d.count(q.lim.messages, 5)
 	if n > 0 {
-		r.moved = make(map[Ref]Ref, n)
+		r.moved = map[Ref]Ref{} // not sized by n: the count is not yet backed by bytes read
 	}
 	for i := 0; i < n && d.err == nil; i++ {
 		e := movedBody{ref: d.ref(), at: d.ref(), bytes: d.u32()}
