@@ -872,6 +872,14 @@ const (
 	BrokerRelocateIntervalDefault  = 30 * time.Second
 	BrokerRelocateFreeBytesDefault = 4 * GroupSegmentBytesDefault
 
+	// BrokerGetReadPinMs and BrokerGetReadPinsMax bound how long, and for
+	// how many messages at once, a queue's log keeps the body of a message
+	// an auto-ack Get took out of the queue, until the getter has read it
+	// (queueFSM.reads): a getter that has not read it by then has given
+	// up.
+	BrokerGetReadPinMs   = 10_000
+	BrokerGetReadPinsMax = 4096
+
 	// BrokerRetentionIntervalDefault is how often a partition's leader
 	// applies retention (Kafka's log.retention.check.interval.ms is 5
 	// minutes; a minute keeps age retention closer to its setting).

@@ -570,7 +570,10 @@ func (ql *queueLeader) get(ctx context.Context, cons queue.ConsumerID, autoAck b
 	if err != nil || !res.Found {
 		return getResult{}, err
 	}
-	m, err := ql.readMessage(res.Delivery.Ref)
+	m, err := ql.readMessageAt(res.Delivery.Ref, res.Delivery.At)
+	if autoAck {
+		ql.fsm.unpin(res.Delivery.Ref)
+	}
 	if err != nil {
 		return getResult{}, err
 	}

@@ -31,6 +31,13 @@ type queueFSM struct {
 	// moved is set while a Relocate has moved some live message's body,
 	// so that reads look its place up (locate) only then.
 	moved atomic.Bool
+	// reads pins the bodies of messages an auto-ack Get took out of the
+	// queue on this leader, until the getter has read them (unpin) or
+	// BrokerGetReadPinMs of queue time passed: the message is gone from
+	// the queue, so without a pin the floor, and a snapshot's truncation,
+	// could pass its entry before the read. At most BrokerGetReadPinsMax,
+	// the oldest dropped first; guarded by mu.
+	reads []readPin
 
 	// observe, when set (the simulator), sees every applied entry as a
 	// queue command with its result and effects; called with mu held, the
@@ -173,10 +180,23 @@ func (f *queueFSM) applyRelocate(e replication.Entry, ql *queueLeader) *queueCmd
 	return f.applyDecoded(e.Index, rc, ql)
 }
 
+// readPin keeps the log from index up while message ref's body is read.
+type readPin struct {
+	ref   queue.Ref
+	index uint64
+	atMs  int64
+}
+
 // applyDecoded applies a decoded command of entry index.
 func (f *queueFSM) applyDecoded(index uint64, cmd queue.Command, ql *queueLeader) *queueCmdResult {
 	res, effects := f.q.Apply(cmd)
 	res.Outcomes = nil
+	if ql != nil && res.Found && res.Delivery.DeliveryID == 0 {
+		if len(f.reads) == base.BrokerGetReadPinsMax {
+			f.reads = slices.Delete(f.reads, 0, 1)
+		}
+		f.reads = append(f.reads, readPin{ref: res.Delivery.Ref, index: res.Delivery.At.Index, atMs: f.q.Now()})
+	}
 	if f.observe != nil {
 		f.observe(index, cmd, res, effects)
 	}
@@ -201,15 +221,31 @@ func (f *queueFSM) Restore(r io.Reader) error {
 	return err
 }
 
-// RetainFrom keeps every entry a message in any state still refers to:
-// bodies stay in the log and are read from it on delivery.
+// RetainFrom keeps every entry a message in any state still refers to
+// (bodies stay in the log and are read from it on delivery), and those
+// of messages taken out by an auto-ack Get and not read yet (reads).
 func (f *queueFSM) RetainFrom() uint64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if fl := f.q.Floor(); fl != queue.FloorNone {
+	fl := f.q.Floor()
+	now := f.q.Now()
+	f.reads = slices.DeleteFunc(f.reads, func(p readPin) bool { return now-p.atMs > base.BrokerGetReadPinMs })
+	for _, p := range f.reads {
+		fl = min(fl, p.index)
+	}
+	if fl != queue.FloorNone {
 		return fl
 	}
 	return 0
+}
+
+// unpin ends the read pin of message ref, if it has one.
+func (f *queueFSM) unpin(ref queue.Ref) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if i := slices.IndexFunc(f.reads, func(p readPin) bool { return p.ref == ref }); i >= 0 {
+		f.reads = slices.Delete(f.reads, i, i+1)
+	}
 }
 
 // locate returns where the body of message ref lies now.

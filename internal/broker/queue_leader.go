@@ -312,7 +312,11 @@ func (ql *queueLeader) deliver(e *queue.Effect) {
 // the group's log. A read that fails because the body moved meanwhile
 // (and its old place was released) is made again at the new place.
 func (ql *queueLeader) readMessage(ref queue.Ref) (Message, error) {
-	at := ql.fsm.locate(ref)
+	return ql.readMessageAt(ref, ql.fsm.locate(ref))
+}
+
+// readMessageAt is readMessage where the queue said the body lay.
+func (ql *queueLeader) readMessageAt(ref, at queue.Ref) (Message, error) {
 	cb, r, err := readStoredRecord(ql.b, ql.g, at)
 	if err != nil {
 		if again := ql.fsm.locate(ref); again != at {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/base/vfs"
 	"github.com/ferry-mq/ferry/internal/queue"
 )
@@ -96,4 +97,137 @@ func TestRelocationFreesTheLogBehindAHeldDelivery(t *testing.T) {
 	}
 	b = open()
 	check(guestConn(t, b))
+}
+
+// TestClusterRelocationSurvivesALeaderChange: the leader proposes the
+// relocation, every replica applies it and releases its log below the
+// held message's entry, and after the leader stops the new one delivers
+// the held message whole from where its body was moved.
+func TestClusterRelocationSurvivesALeaderChange(t *testing.T) {
+	cl := threeNodesWith(t, func(c *Config) {
+		c.SegmentBytes = 16 << 10
+		c.RelocateFreeBytes = 64 << 10
+		c.RelocateInterval = time.Hour // the test runs the pass itself
+		c.SnapshotEntries = 64
+	})
+	ctx := testCtx(t)
+	if _, err := guestConn(t, cl.nodes[0]).DeclareQueue(ctx, QueueSpec{Name: "q", Durable: true}); err != nil {
+		t.Fatal(err)
+	}
+	lead := cl.leaderOfQueue("q")
+	holder := guestConn(t, cl.nodes[(lead+1)%3])
+	other := (lead + 2) % 3
+	fc := guestConn(t, cl.nodes[other])
+	publishAll(t, holder, []Message{{RoutingKey: "q", Body: []byte("held body"), Headers: Headers{{Key: "h", Value: StringValue("v")}}}})
+	if _, _, ok, err := holder.Get(ctx, "q", false); err != nil || !ok {
+		t.Fatalf("Get: %v %v", ok, err)
+	}
+	body := strings.Repeat("x", 2<<10)
+	flow := func() {
+		t.Helper()
+		publishOne(t, fc, "", "q", body)
+		if _, _, ok, err := fc.Get(ctx, "q", true); err != nil || !ok {
+			t.Fatalf("Get: %v %v", ok, err)
+		}
+	}
+	for range 150 {
+		flow()
+	}
+	ent, err := cl.nodes[lead].lookupQueue("/", "q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := ent.group
+	ql := cl.nodes[lead].queueLeaderOf(g)
+	var held uint64
+	ql.fsm.with(func(q *queue.Queue) { held = q.Floor() })
+	if n, err := ql.relocate(ctx); err != nil || n != 1 {
+		t.Fatalf("relocate: moved %d, %v; want 1", n, err)
+	}
+	// Every replica snapshots on its own (every 64 entries here): more
+	// traffic brings each past the held message's old entry.
+	released := func() bool {
+		for _, b := range cl.nodes {
+			l, err := b.logs.get(g)
+			if err != nil || l.FirstIndex() <= held {
+				return false
+			}
+		}
+		return true
+	}
+	for i := 0; !released(); i++ {
+		if i == 1000 {
+			t.Fatalf("after %d more messages a replica's log still starts at or below the held message's entry %d", i, held)
+		}
+		flow()
+	}
+	cl.stop(lead)
+	if err := holder.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	next := cl.leaderOfQueue("q")
+	waitStats(t, cl.nodes[next], "q", func(st QueueStats) bool { return st.Ready == 1 && st.Unacked == 0 })
+	d, _, ok, err := fc.Get(ctx, "q", true)
+	if err != nil || !ok {
+		t.Fatalf("Get from the new leader (node %d): %v %v", next+1, ok, err)
+	}
+	if string(d.Message.Body) != "held body" || len(d.Message.Headers) != 1 || d.Message.Headers[0].Value.Text() != "v" || !d.Redelivered {
+		t.Fatalf("the new leader delivered %+v (redelivered %v), want the held message again", d.Message, d.Redelivered)
+	}
+}
+
+// TestAnAutoAckGetKeepsItsBodyInTheLogUntilRead: an auto-ack Get takes
+// its message out of the queue in the command that hands it out, so the
+// floor passes the message at once; the log keeps its body (RetainFrom)
+// until the getter has read it, or until BrokerGetReadPinMs of queue time
+// says the getter gave up.
+func TestAnAutoAckGetKeepsItsBodyInTheLogUntilRead(t *testing.T) {
+	clock := base.NewFakeClock(epoch)
+	b := openNode(t, nodeOpts{clock: clock})
+	c := guestConn(t, b)
+	declare(t, c, "q")
+	publishOne(t, c, "", "q", "a")
+	publishOne(t, c, "", "q", "b") // in an entry of its own, after a's
+	ent, err := b.lookupQueue("/", "q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ql := b.queueLeaderOf(ent.group)
+	ctx := testCtx(t)
+	get := func() queue.Delivery {
+		t.Helper()
+		res, err := ql.propose(ctx, &queue.Get{Now: b.nowMs(), AutoAck: true})
+		if err != nil || !res.Found {
+			t.Fatalf("Get: %v %v", res.Found, err)
+		}
+		return res.Delivery
+	}
+	first := get()
+	if got := ql.fsm.RetainFrom(); got != first.At.Index {
+		t.Fatalf("with the first message taken and not read, the log is kept from %d, want its entry %d", got, first.At.Index)
+	}
+	m, err := ql.readMessageAt(first.Ref, first.At)
+	if err != nil || string(m.Body) != "a" {
+		t.Fatalf("reading the first message: %q %v", m.Body, err)
+	}
+	ql.fsm.unpin(first.Ref)
+	var second uint64
+	ql.fsm.with(func(q *queue.Queue) { second = q.Floor() })
+	if got := ql.fsm.RetainFrom(); got != second || second <= first.At.Index {
+		t.Fatalf("with the first message read, the log is kept from %d, want the second message's entry %d (after %d)", got, second, first.At.Index)
+	}
+	// A getter that never reads: its pin ends with queue time.
+	if got := get(); got.At.Index != second {
+		t.Fatalf("the second message lies at %d, want %d", got.At.Index, second)
+	}
+	if got := ql.fsm.RetainFrom(); got != second {
+		t.Fatalf("with the second message taken and not read, the log is kept from %d, want %d", got, second)
+	}
+	clock.Advance(base.BrokerGetReadPinMs*time.Millisecond + time.Millisecond)
+	if res, err := ql.propose(ctx, &queue.Tick{Now: b.nowMs()}); err != nil || res.Err != nil {
+		t.Fatalf("Tick: %v %v", err, res.Err)
+	}
+	if got := ql.fsm.RetainFrom(); got != 0 {
+		t.Fatalf("%v after the second Get, the log is kept from %d, want nothing kept", base.BrokerGetReadPinMs*time.Millisecond, got)
+	}
 }

@@ -308,7 +308,7 @@ func (q *Queue) get(cmd *Get) Result {
 	}
 	s := q.takeReady()
 	m := q.arena.at(s)
-	d := Delivery{Consumer: cmd.Consumer, Ref: m.ref(), Redelivered: m.redelivered(), DeliveryCount: uint32(m.count), Bytes: m.bytes}
+	d := Delivery{Consumer: cmd.Consumer, Ref: m.ref(), At: q.Locate(m.ref()), Redelivered: m.redelivered(), DeliveryCount: uint32(m.count), Bytes: m.bytes}
 	if cmd.AutoAck {
 		q.ctr.Delivered++
 		if m.redelivered() {

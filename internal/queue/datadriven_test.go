@@ -409,6 +409,9 @@ func formatResult(cmd Command, res Result) string {
 		} else {
 			dl := res.Delivery
 			fmt.Fprintf(&b, "got ref=%s id=%d bytes=%d", dl.Ref, dl.DeliveryID, dl.Bytes)
+			if dl.At != dl.Ref {
+				fmt.Fprintf(&b, " at=%s", dl.At)
+			}
 			if dl.Redelivered {
 				fmt.Fprintf(&b, " redelivered count=%d", dl.DeliveryCount)
 			}

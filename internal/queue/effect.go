@@ -94,9 +94,12 @@ func (e Effect) String() string {
 
 // Delivery is a message handed out by Get.
 type Delivery struct {
-	Consumer      ConsumerID
-	DeliveryID    uint64 // 0 for an AutoAck Get: nothing to settle
-	Ref           Ref
+	Consumer   ConsumerID
+	DeliveryID uint64 // 0 for an AutoAck Get: nothing to settle
+	Ref        Ref
+	// At is where the body lies: Ref, unless a Relocate moved it. An
+	// AutoAck Get's message has left the queue, so Locate no longer knows.
+	At            Ref
 	Redelivered   bool
 	DeliveryCount uint32
 	Bytes         uint32

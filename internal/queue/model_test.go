@@ -733,7 +733,7 @@ func (q *model) get(g *Get) Result {
 	if m == nil {
 		return Result{Count: q.readyCount()}
 	}
-	d := Delivery{Consumer: g.Consumer, Ref: m.ref, Redelivered: m.redelivered, DeliveryCount: uint32(m.count), Bytes: m.bytes}
+	d := Delivery{Consumer: g.Consumer, Ref: m.ref, At: m.loc(), Redelivered: m.redelivered, DeliveryCount: uint32(m.count), Bytes: m.bytes}
 	if g.AutoAck {
 		q.ctr.Delivered++
 		if m.redelivered {
