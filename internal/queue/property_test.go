@@ -105,6 +105,27 @@ func compareViews(t *rapid.T, step int, q *Queue, m *model) {
 			t.Fatalf("step %d: message %s located at %s, model %s", step, mm.ref, got, mm.loc())
 		}
 	}
+	// Relocatable, with small budgets: sorted by place, all below the
+	// cut, every message whose body lies below the cut listed, at most
+	// max+1 of them.
+	for _, max := range []int{0, 3} {
+		list, cut := q.Relocatable(FloorNone, max, 200)
+		listed := map[Ref]bool{}
+		for i, p := range list {
+			if i > 0 && !list[i-1].At.Less(p.At) || p.At.Index >= cut || p.At != q.Locate(p.Ref) {
+				t.Fatalf("step %d: relocatable(max %d) %v with cut %d", step, max, list, cut)
+			}
+			listed[p.Ref] = true
+		}
+		for _, mm := range m.msgs {
+			if mm.loc().Index < cut && !listed[mm.ref] {
+				t.Fatalf("step %d: relocatable(max %d) cut at %d leaves out %s at %s", step, max, cut, mm.ref, mm.loc())
+			}
+		}
+		if len(list) > max+1 {
+			t.Fatalf("step %d: relocatable(max %d) listed %d", step, max, len(list))
+		}
+	}
 	gotC := q.Consumers()
 	if len(gotC) != len(m.consumers) {
 		t.Fatalf("step %d: %d consumer records, model %d", step, len(gotC), len(m.consumers))

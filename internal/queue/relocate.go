@@ -164,8 +164,10 @@ func (q *Queue) placedBelow(cutoff uint64, fn func(s uint32, p Placed) bool) {
 // bodies lie below cutoff, the oldest first: a Relocate of them lets the
 // log go up to the returned cut, which is cutoff when the list holds them
 // all. The list stops before maxCount messages or maxBytes of bodies
-// would be passed, at an entry boundary, but always holds the messages
-// of the first entry.
+// would be passed, at an entry boundary; it holds the messages of the
+// first entry past maxCount, up to maxCount+1 of them (past that, none:
+// the cut is that entry). It keeps only the maxCount+1 oldest while it
+// looks, so millions of old messages cost a walk, not a copy and a sort.
 func (q *Queue) Relocatable(cutoff uint64, maxCount int, maxBytes uint64) (list []Placed, cut uint64) {
 	cut = cutoff
 	// The fifos are in Ref order: past maxCount unmoved messages of one,
@@ -189,13 +191,29 @@ func (q *Queue) Relocatable(cutoff uint64, maxCount int, maxBytes uint64) (list 
 			}
 		}
 	}
-	q.placedBelow(cut, func(s uint32, p Placed) bool {
-		list = append(list, p)
+	// The newest of the oldest maxCount+1 on top; a message past them
+	// is left out, and the cut cannot pass its entry.
+	oldest := heap[Placed]{less: func(x, y Placed) bool { return y.At.Less(x.At) }}
+	q.placedBelow(cut, func(_ uint32, p Placed) bool {
+		if oldest.Len() <= maxCount {
+			oldest.Push(p)
+			return true
+		}
+		if top := oldest.Top(); p.At.Less(top.At) {
+			oldest.items[0] = p
+			oldest.Fix(0)
+			p = top
+		}
+		cut = min(cut, p.At.Index)
 		return true
 	})
+	list = oldest.items
 	slices.SortFunc(list, func(x, y Placed) int { return x.At.Compare(y.At) })
 	var bytes uint64
 	for i, p := range list {
+		if p.At.Index >= cut {
+			return list[:i], cut
+		}
 		if i > 0 && p.At.Index != list[i-1].At.Index && (i >= maxCount || bytes+uint64(p.Bytes) > maxBytes) {
 			return list[:i], p.At.Index
 		}
