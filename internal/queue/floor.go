@@ -2,6 +2,7 @@ package queue
 
 import (
 	"slices"
+	"sort"
 
 	"github.com/ferry-mq/ferry/internal/base"
 )
@@ -71,7 +72,7 @@ func (p *places) remove(index uint64) {
 	r := &p.counts
 	i := 0
 	if r.Len() == 0 || r.Front().index != index {
-		i = p.search(index)
+		i = sort.Search(r.Len(), func(i int) bool { return r.At(i).index >= index })
 	}
 	if i == r.Len() || r.At(i).index != index || r.At(i).n == 0 {
 		base.Bugf("queue: no body counted at %d", index)
@@ -95,20 +96,6 @@ func (p *places) remove(index uint64) {
 		}
 		p.counts = fresh
 	}
-}
-
-// search returns the position of index in the counts, or where it would go.
-func (p *places) search(index uint64) int {
-	lo, hi := 0, p.counts.Len()
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if p.counts.At(mid).index < index {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	return lo
 }
 
 // rebuildPlaces counts the bodies of every live message from scratch (Restore).
