@@ -69,8 +69,10 @@ type Config struct {
 	// SnapshotFreeBytes: a replica also snapshots its FSM, however little
 	// it applied since the last snapshot, when the snapshot would let the
 	// log free this many bytes of storage (default
-	// base.RaftSnapshotFreeBytesDefault): a queue drained by its consumers
-	// gives its disk space back without waiting for more traffic.
+	// base.RaftSnapshotFreeBytesDefault), and at least the last snapshot's
+	// size: a queue drained by its consumers gives its disk space back
+	// without waiting for more traffic, and a snapshot writes no more than
+	// it frees.
 	SnapshotFreeBytes int64
 	// MaxClockRateDrift is the largest fraction by which two nodes' clocks
 	// may disagree about the length of an interval (default 0.1). Leader

@@ -327,6 +327,48 @@ func TestASnapshotIsTakenWhenItFreesEnoughOfTheLog(t *testing.T) {
 	})
 }
 
+// A snapshot taken because it frees the log writes the whole state while
+// the loop waits, so it also waits until it frees at least the last
+// snapshot's size: a queue draining a long backlog otherwise rewrote its
+// state every SnapshotFreeBytes of log, work quadratic in the backlog.
+func TestASnapshotThatFreesTheLogFreesAtLeastWhatItWrites(t *testing.T) {
+	c, f := retainingNode(t, func(cfg *Config) {
+		cfg.SnapshotEntries, cfg.SnapshotBytes, cfg.SnapshotFreeBytes = 1_000_000, 1<<30, 1000
+	})
+	n := c.nodes[1]
+	cmd := strings.Repeat("x", 100)
+	for i := range 60 {
+		if r := c.propose(1, 1, cmd); r.Err != nil {
+			t.Fatalf("proposal %d: %v", i, r.Err)
+		}
+	}
+	released := release(t, c, f, cmd)
+	c.runUntil("a snapshot that frees the released log", 100, func() bool {
+		return n.e.Metrics().Snapshots == 1 && n.e.groupLogFirst(1) > released
+	})
+	// That snapshot holds 61 entries of over 100 bytes each (6 KB). The
+	// FSM retains nothing now, so every 5 entries free 1,000 bytes of log
+	// (about 200 bytes an entry there); the next snapshot waits until the
+	// log freed outweighs the state, about 33 entries.
+	f.mu.Lock()
+	f.retain = 0
+	f.mu.Unlock()
+	for i := 1; ; i++ {
+		if r := c.propose(1, 1, cmd); r.Err != nil {
+			t.Fatalf("proposal %d after the snapshot: %v", i, r.Err)
+		}
+		if got := n.e.Metrics().Snapshots; got > 1 {
+			if i < 20 {
+				t.Fatalf("a second snapshot after %d entries, want it to wait until the log they free outweighs the 61 of the first", i)
+			}
+			return
+		}
+		if i == 200 {
+			t.Fatal("no second snapshot after 200 entries")
+		}
+	}
+}
+
 // release lets the FSM of retainingNode's group drop its whole log and
 // proposes cmd; it returns the last index applied before.
 func release(t *testing.T, c *testCluster, f *listFSM, cmd string) uint64 {

@@ -95,7 +95,9 @@ func (g *group) snapshotRequested() bool {
 }
 
 // snapshotFrees reports whether a snapshot now would let the log free
-// SnapshotFreeBytes of storage: the FSM stopped retaining much of it (a
+// SnapshotFreeBytes of storage, and no less than the last snapshot's size
+// (a snapshot of a long queue stalls the loop; writing no more than it
+// frees keeps a drain linear): the FSM stopped retaining much of it (a
 // queue's consumers caught up) without applying enough since the last
 // snapshot for the other rules. It asks once per applied index.
 func (g *group) snapshotFrees() bool {
@@ -103,7 +105,7 @@ func (g *group) snapshotFrees() bool {
 		return false
 	}
 	g.freeCheckedAt = g.applied
-	return g.log.PrefixBytes(g.keepFrom()) >= g.e.cfg.SnapshotFreeBytes
+	return g.log.PrefixBytes(g.keepFrom()) >= max(g.e.cfg.SnapshotFreeBytes, int64(g.snapBytes))
 }
 
 // snapshotPays reports whether a snapshot now is worth its cost. A
