@@ -520,7 +520,14 @@ func TestRejectPublishDLXNacksAndDeadLetters(t *testing.T) {
 	if publishConfirmed(t, ch, confirms, "", "full", amqp091.Publishing{Body: []byte("overflows")}) {
 		t.Errorf("a publish over x-max-length with reject-publish-dlx was acked")
 	}
-	waitFor(t, "the refused message dead-lettered", func() bool { n, _ := ts.depth("full-dlq"); return n == 1 })
+	// The failure says where the message went, should it not arrive: it
+	// timed out once in a full CI run and could not be reproduced.
+	waitForWhy(t, "the refused message dead-lettered", func() bool { n, _ := ts.depth("full-dlq"); return n == 1 }, func() string {
+		full, errFull := ts.broker.QueueStats("/", "full")
+		dlq, errDLQ := ts.broker.QueueStats("/", "full-dlq")
+		return fmt.Sprintf("full: %d ready, %d dead-letter pending, counters %+v (%v); full-dlq: %d ready, counters %+v (%v)",
+			full.Ready, full.DeadLetter, full.Counters, errFull, dlq.Ready, dlq.Counters, errDLQ)
+	})
 	if d, ok, err := ch.Get("full-dlq", true); err != nil || !ok || string(d.Body) != "overflows" {
 		t.Errorf("dead-letter queue holds %q (ok %v, err %v), want overflows", d.Body, ok, err)
 	}

@@ -277,9 +277,19 @@ func (ts *testServer) channel(t testing.TB) *amqp091.Channel {
 // a bug reaches.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
+	waitForWhy(t, what, cond, nil)
+}
+
+// waitForWhy is waitFor whose failure also says why(), when set: the
+// state that kept cond false.
+func waitForWhy(t testing.TB, what string, cond func() bool, why func() string) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
+			if why != nil {
+				t.Fatalf("timed out waiting for %s: %s", what, why())
+			}
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		runtime.Gosched()
