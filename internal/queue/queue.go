@@ -219,9 +219,6 @@ func (q *Queue) Apply(cmd Command) (Result, []Effect) {
 		q.dispatch()
 	}
 	q.emitWake()
-	if q.reloc.order.Len() > 0 {
-		q.trimMoved()
-	}
 	if base.InvariantsEnabled {
 		q.mustCheck()
 	}

@@ -10,20 +10,11 @@ import (
 // entry that enqueued them (DESIGN.md "Queue log relocation").
 //
 // Invariant: a live message is in moved exactly when its Ref.Index is
-// below the mark. So Floor finds every body still at its Ref by looking at
-// Refs at or above the mark only, and every moved body through order.
+// below the mark, so that a Relocate frees a prefix of the log (see
+// relocate).
 type relocation struct {
 	below uint64
 	moved map[Ref]Ref // a live message's Ref -> where its body is now
-	// order holds (where, whose) for every moved body in where-order; an
-	// entry whose message left or moved again is stale. Apply keeps the
-	// front current, so the front is the lowest place a moved body holds.
-	order ring[movedBody]
-}
-
-type movedBody struct {
-	at, ref Ref
-	bytes   uint32
 }
 
 // Placed is a live message whose body lies at At (its Ref, or where a
@@ -41,6 +32,23 @@ func (q *Queue) Locate(ref Ref) Ref {
 		return at
 	}
 	return ref
+}
+
+// movedBodies lists the live messages whose bodies a Relocate moved, in
+// the order of where they lie (the snapshot's order).
+func (q *Queue) movedBodies() []Placed {
+	if len(q.reloc.moved) == 0 {
+		return nil
+	}
+	list := make([]Placed, 0, len(q.reloc.moved))
+	q.placedBelow(FloorNone, func(p Placed) bool {
+		if p.At != p.Ref {
+			list = append(list, p)
+		}
+		return true
+	})
+	slices.SortFunc(list, func(x, y Placed) int { return x.At.Compare(y.At) })
+	return list
 }
 
 // Relocated is how many live messages have their bodies moved.
@@ -64,57 +72,20 @@ func (q *Queue) free(s uint32) {
 	q.arena.release(s)
 }
 
-// trimMoved drops stale entries from the front of the moved order, and
-// rebuilds the order when stale entries behind a long-lived front make up
-// most of it. Deterministic: Apply calls it after every command.
-func (q *Queue) trimMoved() {
-	r := &q.reloc
-	for r.order.Len() > 0 {
-		f := r.order.Front()
-		if at, ok := r.moved[f.ref]; ok && at == f.at {
-			break
-		}
-		r.order.PopFront()
-	}
-	if r.order.Len() > 2*len(r.moved)+64 {
-		var fresh ring[movedBody]
-		for i := 0; i < r.order.Len(); i++ {
-			if e := r.order.At(i); r.moved[e.ref] == e.at {
-				fresh.PushBack(e)
-			}
-		}
-		r.order = fresh
-	}
-}
-
 // placedBelow calls fn for every live message whose body lies below
 // cutoff, moved or not, in no particular order, until fn returns false.
-// It reads each ordered container (the level fifos) only up to cutoff and
-// the others whole, as Floor does.
-func (q *Queue) placedBelow(cutoff uint64, fn func(s uint32, p Placed) bool) {
-	r := &q.reloc
-	for i := 0; i < r.order.Len(); i++ {
-		e := r.order.At(i)
-		if e.at.Index >= cutoff {
-			break
-		}
-		if r.moved[e.ref] != e.at {
-			continue
-		}
-		if !fn(noSlot, Placed{Ref: e.ref, At: e.at, Bytes: e.bytes}) {
-			return
-		}
-	}
-	// Bodies still at their Refs: live messages below cutoff not moved.
+// It reads the level fifos, which are in Ref order, only up to cutoff (a
+// body lies at or after its Ref) and the other containers whole.
+func (q *Queue) placedBelow(cutoff uint64, fn func(p Placed) bool) {
 	see := func(s uint32) bool {
 		m := q.arena.at(s)
 		if m.state() == stTomb || m.index >= cutoff {
 			return true
 		}
-		if _, ok := r.moved[m.ref()]; ok {
-			return true
+		if at := q.Locate(m.ref()); at.Index < cutoff {
+			return fn(Placed{Ref: m.ref(), At: at, Bytes: m.bytes})
 		}
-		return fn(s, Placed{Ref: m.ref(), At: m.ref(), Bytes: m.bytes})
+		return true
 	}
 	for l := range q.levels {
 		lv := &q.levels[l]
@@ -194,7 +165,7 @@ func (q *Queue) Relocatable(cutoff uint64, maxCount int, maxBytes uint64) (list 
 	// The newest of the oldest maxCount+1 on top; a message past them
 	// is left out, and the cut cannot pass its entry.
 	oldest := heap[Placed]{less: func(x, y Placed) bool { return y.At.Less(x.At) }}
-	q.placedBelow(cut, func(_ uint32, p Placed) bool {
+	q.placedBelow(cut, func(p Placed) bool {
 		if oldest.Len() <= maxCount {
 			oldest.Push(p)
 			return true
@@ -234,12 +205,12 @@ func (q *Queue) relocate(c *Relocate) Result {
 	}
 	r := &q.reloc
 	cut := c.Cutoff
-	var moves []movedBody // record k of the entry, for every message it may move
-	q.placedBelow(c.Cutoff, func(s uint32, p Placed) bool {
+	var moves []Placed // At: record k of the entry, for every message it may move
+	q.placedBelow(c.Cutoff, func(p Placed) bool {
 		k, ok := slices.BinarySearchFunc(c.Refs, p.Ref, Ref.Compare)
 		switch {
 		case ok:
-			moves = append(moves, movedBody{at: Ref{Index: c.Index, Slot: uint32(k)}, ref: p.Ref, bytes: p.Bytes})
+			moves = append(moves, Placed{Ref: p.Ref, At: Ref{Index: c.Index, Slot: uint32(k)}})
 		case p.At == p.Ref:
 			// Not listed and not moved: its body stays, and so must
 			// every unmoved one from its Ref up (the mark's invariant).
@@ -247,19 +218,17 @@ func (q *Queue) relocate(c *Relocate) Result {
 		}
 		return true
 	})
-	moves = slices.DeleteFunc(moves, func(mv movedBody) bool { return mv.ref.Index >= cut && r.moved[mv.ref] == Ref{} })
+	moves = slices.DeleteFunc(moves, func(mv Placed) bool { return mv.Ref.Index >= cut && r.moved[mv.Ref] == Ref{} })
 	if len(moves) == 0 {
 		return Result{}
 	}
 	if r.moved == nil {
 		r.moved = map[Ref]Ref{}
 	}
-	slices.SortFunc(moves, func(x, y movedBody) int { return x.at.Compare(y.at) })
 	for _, mv := range moves {
-		q.places.remove(q.Locate(mv.ref).Index)
-		q.places.add(mv.at.Index)
-		r.moved[mv.ref] = mv.at
-		r.order.PushBack(mv)
+		q.places.remove(q.Locate(mv.Ref).Index)
+		q.places.add(mv.At.Index)
+		r.moved[mv.Ref] = mv.At
 	}
 	r.below = max(r.below, cut)
 	q.ctr.Relocated += uint64(len(moves))

@@ -37,3 +37,36 @@ func TestSnapshotVersionOneStillRestores(t *testing.T) {
 		}
 	}
 }
+
+// A moved body's size in a snapshot is its message's: one that differs is
+// refused, since the queue keeps no size of its own for moved bodies.
+func TestSnapshotWithAMovedBodyOfTheWrongSizeIsRefused(t *testing.T) {
+	q, err := New(DefaultConfig(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []Command{
+		&Enqueue{Messages: []Message{{Ref: Ref{Index: 1}, Bytes: 5}, {Ref: Ref{Index: 2}, Bytes: 7}}},
+		&Relocate{Index: 3, Cutoff: 2, Refs: []Ref{{Index: 1}}},
+	} {
+		if res, _ := q.Apply(cmd); res.Err != nil {
+			t.Fatal(res.Err)
+		}
+	}
+	var b bytes.Buffer
+	if err := q.Snapshot(&b); err != nil {
+		t.Fatal(err)
+	}
+	// The section ends with the one moved body's size, 5, before the CRC.
+	body := b.Bytes()[:b.Len()-4]
+	if body[len(body)-1] != 5 {
+		t.Fatalf("unexpected snapshot layout: last byte %d", body[len(body)-1])
+	}
+	if err := newQueue(q.lim, Config{}).Restore(bytes.NewReader(withChecksum(body))); err != nil {
+		t.Fatalf("the snapshot as written: %v", err)
+	}
+	body[len(body)-1] = 6
+	if err := newQueue(q.lim, Config{}).Restore(bytes.NewReader(withChecksum(body))); err == nil {
+		t.Fatal("a moved body of 6 bytes for a message of 5 was restored")
+	}
+}

@@ -118,13 +118,11 @@ func (q *Queue) Snapshot(w io.Writer) error {
 	sw.uvarint(q.reloc.below)
 	sw.uvarint(q.ctr.Relocated)
 	sw.uvarint(uint64(len(q.reloc.moved)))
-	for i := 0; i < q.reloc.order.Len(); i++ {
-		if e := q.reloc.order.At(i); q.reloc.moved[e.ref] == e.at {
-			sw.ref(e.ref)
-			sw.ref(e.at)
-			sw.uvarint(uint64(e.bytes))
-			sw.flushIf(snapshotBufLen)
-		}
+	for _, p := range q.movedBodies() {
+		sw.ref(p.Ref)
+		sw.ref(p.At)
+		sw.uvarint(uint64(p.Bytes))
+		sw.flushIf(snapshotBufLen)
 	}
 	sw.flushIf(0)
 	if sw.err != nil {
@@ -304,6 +302,9 @@ type restorer struct {
 	q        *Queue
 	ackItems []ackTimer
 	ttlItems []uint32
+	// movedBytes holds the sizes the relocation section gives the moved
+	// bodies, checked against their messages once those are read.
+	movedBytes map[Ref]uint32
 }
 
 func restore(r io.Reader, lim limits, trusted bool) (*Queue, error) {
@@ -356,6 +357,9 @@ func restore(r io.Reader, lim limits, trusted bool) (*Queue, error) {
 	}
 	rs.build()
 	if !trusted {
+		if err := rs.checkMovedBytes(); err != nil {
+			return nil, err
+		}
 		rs.q.rebuildPlaces()
 		if err := rs.q.check(); err != nil {
 			return nil, err
@@ -646,7 +650,8 @@ func (rs *restorer) dedupe() {
 	}
 }
 
-// relocation reads the moved bodies; check verifies they are live messages'.
+// relocation reads the moved bodies; movedBytes and check verify they are
+// live messages' with their sizes.
 func (rs *restorer) relocation() {
 	d, q := rs.d, rs.q
 	r := &q.reloc
@@ -655,19 +660,31 @@ func (rs *restorer) relocation() {
 	n := d.count(q.lim.messages, 5)
 	if n > 0 {
 		r.moved = map[Ref]Ref{} // not sized by n: the count is not yet backed by bytes read
+		rs.movedBytes = map[Ref]uint32{}
 	}
+	var last Ref
 	for i := 0; i < n && d.err == nil; i++ {
-		e := movedBody{ref: d.ref(), at: d.ref(), bytes: d.u32()}
+		ref, at, bytes := d.ref(), d.ref(), d.u32()
 		if d.err != nil {
 			return
 		}
-		if _, dup := r.moved[e.ref]; dup || r.order.Len() > 0 && !r.order.At(r.order.Len()-1).at.Less(e.at) {
-			d.fail("moved body of %s repeated or out of order", e.ref)
+		if _, dup := r.moved[ref]; dup || i > 0 && !last.Less(at) {
+			d.fail("moved body of %s repeated or out of order", ref)
 			return
 		}
-		r.moved[e.ref] = e.at
-		r.order.PushBack(e)
+		r.moved[ref], rs.movedBytes[ref], last = at, bytes, at
 	}
+}
+
+// checkMovedBytes fails unless every moved body's size is its message's
+// (the writer takes it from the message).
+func (rs *restorer) checkMovedBytes() error {
+	for _, p := range rs.q.movedBodies() {
+		if rs.movedBytes[p.Ref] != p.Bytes {
+			return fmt.Errorf("moved body of %s has %d bytes, its message %d", p.Ref, rs.movedBytes[p.Ref], p.Bytes)
+		}
+	}
+	return nil
 }
 
 // build indexes what the sections gave.
