@@ -311,8 +311,15 @@ func TestASnapshotIsTakenWhenItFreesEnoughOfTheLog(t *testing.T) {
 	c, f := retainingNode(t, func(cfg *Config) {
 		cfg.SnapshotEntries, cfg.SnapshotBytes, cfg.SnapshotFreeBytes = 1_000_000, 1<<30, 4000
 	})
+	fillAndRelease(t, c, f, strings.Repeat("x", 100))
+}
+
+// fillAndRelease proposes 60 entries of cmd to retainingNode's group,
+// which retains them all (no snapshot), then releases them and waits for
+// the snapshot that frees them.
+func fillAndRelease(t *testing.T, c *testCluster, f *listFSM, cmd string) {
+	t.Helper()
 	n := c.nodes[1]
-	cmd := strings.Repeat("x", 100)
 	for i := range 60 {
 		if r := c.propose(1, 1, cmd); r.Err != nil {
 			t.Fatalf("proposal %d: %v", i, r.Err)
@@ -337,15 +344,7 @@ func TestASnapshotThatFreesTheLogFreesAtLeastWhatItWrites(t *testing.T) {
 	})
 	n := c.nodes[1]
 	cmd := strings.Repeat("x", 100)
-	for i := range 60 {
-		if r := c.propose(1, 1, cmd); r.Err != nil {
-			t.Fatalf("proposal %d: %v", i, r.Err)
-		}
-	}
-	released := release(t, c, f, cmd)
-	c.runUntil("a snapshot that frees the released log", 100, func() bool {
-		return n.e.Metrics().Snapshots == 1 && n.e.groupLogFirst(1) > released
-	})
+	fillAndRelease(t, c, f, cmd)
 	// That snapshot holds 61 entries of over 100 bytes each (6 KB). The
 	// FSM retains nothing now, so every 5 entries free 1,000 bytes of log
 	// (about 200 bytes an entry there); the next snapshot waits until the
