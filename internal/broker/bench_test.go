@@ -47,21 +47,8 @@ func publishConsumeAck(b *testing.B, delayed int) {
 	const producers, consumers, window, prefetch = 4, 4, 1000, 1000
 	node := benchNode(b)
 	c := guestConn(b, node)
-	ctx := context.Background()
 	declare(b, c, "bench")
-	for i := 0; i < delayed; i += 1000 {
-		msgs := make([]Message, 0, 1000)
-		for range min(1000, delayed-i) {
-			msgs = append(msgs, Message{RoutingKey: "bench", Body: make([]byte, 16), Delay: time.Hour})
-		}
-		res, err := c.Publish(ctx, "", msgs, PublishOptions{})
-		for _, r := range res {
-			err = cmp.Or(err, r.Err)
-		}
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
+	publishBatches(b, c, delayed, Message{RoutingKey: "bench", Body: make([]byte, 16), Delay: time.Hour})
 	if st, err := node.QueueStats("/", "bench"); err != nil || st.Delayed != uint64(delayed) {
 		b.Fatalf("%d messages delayed (%v), want %d", st.Delayed, err, delayed)
 	}
@@ -70,26 +57,7 @@ func publishConsumeAck(b *testing.B, delayed int) {
 	done := make(chan struct{})
 	total := int64(b.N)
 	for i := range consumers {
-		var s *Subscription
-		var mu sync.Mutex
-		var err error
-		mu.Lock()
-		s, err = c.Subscribe(ctx, SubscribeOptions{Queue: "bench", Tag: fmt.Sprint("c", i), PrefetchCount: prefetch},
-			func(d Delivery) {
-				mu.Lock()
-				sub := s
-				mu.Unlock()
-				if err := sub.Ack(d.DeliveryID, false); err != nil {
-					panic(err)
-				}
-				if received.Add(1) == total {
-					close(done)
-				}
-			}, nil)
-		mu.Unlock()
-		if err != nil {
-			b.Fatal(err)
-		}
+		subscribeAcking(b, c, SubscribeOptions{Queue: "bench", Tag: fmt.Sprint("c", i), PrefetchCount: prefetch}, &received, total, done)
 	}
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
@@ -148,48 +116,17 @@ func publishConsumeAck(b *testing.B, delayed int) {
 //
 //	go test ./internal/broker -run XXX -bench DrainBacklog -benchtime 1x -timeout 20m
 func BenchmarkDrainBacklog(b *testing.B) {
-	const n, batch = 10_000_000, 1000
+	const n = 10_000_000
 	node := benchNode(b)
 	c := guestConn(b, node)
-	ctx := context.Background()
 	declare(b, c, "backlog")
-	body := make([]byte, 64)
-	msgs := make([]Message, batch)
-	for i := range msgs {
-		msgs[i] = Message{RoutingKey: "backlog", Body: body}
-	}
-	for i := 0; i < n; i += batch {
-		res, err := c.Publish(ctx, "", msgs, PublishOptions{})
-		for _, r := range res {
-			err = cmp.Or(err, r.Err)
-		}
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
+	publishBatches(b, c, n, Message{RoutingKey: "backlog", Body: make([]byte, 64)})
 	before := node.engine.Metrics()
 	var received atomic.Int64
 	done := make(chan struct{})
-	var s *Subscription
-	var mu sync.Mutex
 	b.ResetTimer()
 	start := time.Now()
-	mu.Lock()
-	s, err := c.Subscribe(ctx, SubscribeOptions{Queue: "backlog", PrefetchCount: 1000}, func(d Delivery) {
-		mu.Lock()
-		sub := s
-		mu.Unlock()
-		if err := sub.Ack(d.DeliveryID, false); err != nil {
-			panic(err)
-		}
-		if received.Add(1) == n {
-			close(done)
-		}
-	}, nil)
-	mu.Unlock()
-	if err != nil {
-		b.Fatal(err)
-	}
+	subscribeAcking(b, c, SubscribeOptions{Queue: "backlog", PrefetchCount: 1000}, &received, n, done)
 	select {
 	case <-done:
 	case <-time.After(10 * time.Minute):
@@ -201,6 +138,50 @@ func BenchmarkDrainBacklog(b *testing.B) {
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "msgs/s")
 	b.ReportMetric(float64(after.Snapshots-before.Snapshots), "snapshots")
 	b.ReportMetric(after.SnapshotSeconds.Sum-before.SnapshotSeconds.Sum, "snap-s")
+}
+
+// publishBatches publishes n copies of m, 1,000 to a call, and fails on
+// any refusal.
+func publishBatches(b *testing.B, c *Conn, n int, m Message) {
+	b.Helper()
+	for i := 0; i < n; i += 1000 {
+		msgs := make([]Message, min(1000, n-i))
+		for j := range msgs {
+			msgs[j] = m
+		}
+		res, err := c.Publish(context.Background(), "", msgs, PublishOptions{})
+		for _, r := range res {
+			err = cmp.Or(err, r.Err)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// subscribeAcking subscribes a consumer that acks every delivery and
+// counts it in received; the one that makes received total closes done.
+func subscribeAcking(b *testing.B, c *Conn, o SubscribeOptions, received *atomic.Int64, total int64, done chan struct{}) {
+	b.Helper()
+	var s *Subscription
+	var mu sync.Mutex
+	mu.Lock()
+	defer mu.Unlock()
+	var err error
+	s, err = c.Subscribe(context.Background(), o, func(d Delivery) {
+		mu.Lock()
+		sub := s
+		mu.Unlock()
+		if err := sub.Ack(d.DeliveryID, false); err != nil {
+			panic(err)
+		}
+		if received.Add(1) == total {
+			close(done)
+		}
+	}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
 }
 
 // BenchmarkDelayedDeliveryLateness measures how late delayed messages
