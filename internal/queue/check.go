@@ -514,7 +514,7 @@ func (ck *checker) places() error {
 	if j != len(at) {
 		return fmt.Errorf("the body at %d is not counted", at[j])
 	}
-	if nonZero != p.nonZero || p.counts.Len() > 2*nonZero+64 {
+	if nonZero != p.nonZero || p.counts.Len() > 2*nonZero+placesZeroSlack {
 		return fmt.Errorf("%d body counts, %d above zero, %d noted", p.counts.Len(), nonZero, p.nonZero)
 	}
 	return nil

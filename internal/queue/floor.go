@@ -23,6 +23,11 @@ type places struct {
 	nonZero int // counts above zero
 }
 
+// placesZeroSlack is how many zero counts places keeps beyond as many as
+// it has non-zero ones before it rebuilds: counts cost at most twice the
+// live ones plus this, and a rebuild is amortised over as many removals.
+const placesZeroSlack = 64
+
 type placeCount struct {
 	index uint64
 	n     uint32
@@ -87,7 +92,7 @@ func (p *places) remove(index uint64) {
 	for r.Len() > 0 && r.Front().n == 0 {
 		r.PopFront()
 	}
-	if r.Len() > 2*p.nonZero+64 {
+	if r.Len() > 2*p.nonZero+placesZeroSlack {
 		var fresh fifo[placeCount]
 		for j := 0; j < r.Len(); j++ {
 			if c := r.At(j); c.n > 0 {

@@ -60,7 +60,7 @@ func TestPlacesCountBodiesByIndex(t *testing.T) {
 			if !slices.Equal(got, want) {
 				t.Fatalf("step %d: counted %v, want %v", step, got, want)
 			}
-			if nonZero != p.nonZero || p.counts.Len() > 2*nonZero+64 {
+			if nonZero != p.nonZero || p.counts.Len() > 2*nonZero+placesZeroSlack {
 				t.Fatalf("step %d: %d counts, %d above zero, %d noted", step, p.counts.Len(), nonZero, p.nonZero)
 			}
 		}
