@@ -115,7 +115,7 @@ var (
 	descCommitSec    = prometheus.NewDesc("ferry_raft_commit_duration_seconds", "Time from a proposal to its outcome on this node (committed and applied, or failed).", nil, nil)
 	descApplied      = prometheus.NewDesc("ferry_raft_entries_applied_total", "Raft entries applied to state machines on this node.", nil, nil)
 	descSnapshots    = prometheus.NewDesc("ferry_raft_snapshots_total", "State machine snapshots taken by the Raft groups on this node.", nil, nil)
-	descSnapshotSec  = prometheus.NewDesc("ferry_raft_snapshot_duration_seconds", "Time each snapshot held its engine loop (and every group on it).", nil, nil)
+	descSnapshotSec  = prometheus.NewDesc("ferry_raft_snapshot_duration_seconds", "Time each snapshot took to write, off the engine loop: its group applied nothing meanwhile.", nil, nil)
 	descRefused      = prometheus.NewDesc("ferry_replication_handshakes_refused_total", "Replication connections refused, by this node or its peer, because the two belong to different clusters.", nil, nil)
 	descBytesIn      = prometheus.NewDesc("ferry_network_received_bytes_total", "Bytes read from client connections, by protocol.", []string{"protocol"}, nil)
 	descBytesOut     = prometheus.NewDesc("ferry_network_sent_bytes_total", "Bytes written to client connections, by protocol.", []string{"protocol"}, nil)

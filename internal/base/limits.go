@@ -281,6 +281,16 @@ const (
 	// (docs/benchmarks.md, "Publish and consume at 20,000 msg/s").
 	RaftSnapshotFreeBytesDefault = 16 << 20
 
+	// RaftSnapshotDeferBytesMax bounds the committed entries (their data's
+	// bytes) a group holds back from its FSM while its snapshot is written
+	// off the engine loop (replication's snapWrite): the group goes on
+	// replicating and committing, and applies them once the write ends.
+	// Past the bound the loop waits for the write, as it did for every
+	// snapshot before writes left it. The entries stay in memory (the
+	// group's entry cache) until applied, so this is memory per group
+	// writing a snapshot.
+	RaftSnapshotDeferBytesMax = 64 << 20
+
 	// SnapshotStreamsMax bounds the snapshot streams in flight to or from
 	// one peer; more are refused and retried by Raft later.
 	SnapshotStreamsMax = 2

@@ -140,6 +140,68 @@ func BenchmarkDrainBacklog(b *testing.B) {
 	b.ReportMetric(after.SnapshotSeconds.Sum-before.SnapshotSeconds.Sum, "snap-s")
 }
 
+// BenchmarkPublishBesideADrain measures what a long queue's snapshots
+// cost the other queues of its node: one queue drains a backlog of
+// 10,000,000 × 64 B messages, as in BenchmarkDrainBacklog, and each
+// snapshot that frees its log writes the whole remaining state; meanwhile
+// another client publishes to a second queue, a confirmed 64 B message
+// every millisecond. The
+// latency of those publishes is measured from when each was due, so a
+// stall counts for every publish it delayed; reported in ms (p50, p99,
+// max), with the drain's snapshots. b.N is ignored: one drain per run.
+//
+//	go test ./internal/broker -run XXX -bench PublishBesideADrain -benchtime 1x -timeout 20m
+func BenchmarkPublishBesideADrain(b *testing.B) {
+	const n = 10_000_000
+	node := benchNode(b)
+	c := guestConn(b, node)
+	declare(b, c, "backlog")
+	declare(b, c, "beside")
+	publishBatches(b, c, n, Message{RoutingKey: "backlog", Body: make([]byte, 64)})
+	before := node.engine.Metrics()
+	var received atomic.Int64
+	done := make(chan struct{})
+	b.ResetTimer()
+	subscribeAcking(b, c, SubscribeOptions{Queue: "backlog", PrefetchCount: 1000}, &received, n, done)
+	other := guestConn(b, node) // another client's
+	msg := []Message{{RoutingKey: "beside", Body: make([]byte, 64)}}
+	var lat []time.Duration
+	pace := time.NewTimer(0)
+	defer pace.Stop()
+	due := time.Now()
+	deadline := due.Add(10 * time.Minute)
+	for received.Load() < n {
+		if due.After(deadline) {
+			b.Fatalf("received %d of %d", received.Load(), n)
+		}
+		due = due.Add(time.Millisecond)
+		if d := time.Until(due); d > 0 {
+			pace.Reset(d)
+			select {
+			case <-pace.C:
+			case <-done:
+			}
+		}
+		res, err := other.Publish(context.Background(), "", msg, PublishOptions{})
+		if err == nil {
+			err = res[0].Err
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(due))
+	}
+	b.StopTimer()
+	after := node.engine.Metrics()
+	slices.Sort(lat)
+	ms := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))]) / 1e6 }
+	b.ReportMetric(ms(0.5), "p50-ms")
+	b.ReportMetric(ms(0.99), "p99-ms")
+	b.ReportMetric(ms(1), "max-ms")
+	b.ReportMetric(float64(after.Snapshots-before.Snapshots), "snapshots")
+	b.ReportMetric(after.SnapshotSeconds.Sum-before.SnapshotSeconds.Sum, "snap-s")
+}
+
 // publishBatches publishes n copies of m, 1,000 to a call, and fails on
 // any refusal.
 func publishBatches(b *testing.B, c *Conn, n int, m Message) {

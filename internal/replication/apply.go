@@ -108,6 +108,7 @@ func (g *group) applyReady(r ready) {
 	if rd.SoftState != nil {
 		g.softStateChanged(rd.SoftState)
 	}
+	held := g.holdBack(&rd)
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		if err := g.restoreInstalled(); err != nil {
 			g.stop(err)
@@ -118,7 +119,9 @@ func (g *group) applyReady(r ready) {
 	if len(rd.Entries) > 0 || len(rd.CommittedEntries) > 0 {
 		g.idleTicks = 0
 	}
-	g.applyCommitted(rd.CommittedEntries)
+	if !held {
+		g.applyCommitted(rd.CommittedEntries)
+	}
 	g.cache.dropThrough(g.applied)
 	g.rn.Advance(rd)
 	g.completeReads()

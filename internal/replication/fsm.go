@@ -59,8 +59,12 @@ type FSM interface {
 	// the FSM rejects is applied as a no-op with an error result.
 	Apply(entries []Entry, results []any)
 
-	// Snapshot writes the state as of the last applied entry to w. It is
-	// called between Apply calls; the engine makes the file durable.
+	// Snapshot writes the state as of the last applied entry to w, on a
+	// goroutine of its own: the engine goes on with its other groups, and
+	// with this group's replication, holding its committed entries back
+	// until Snapshot returns. It calls none of the FSM's methods
+	// meanwhile; goroutines of the FSM's own that read its state lock as
+	// they would against Apply. The engine makes the file durable.
 	Snapshot(w io.Writer) error
 
 	// Restore replaces the state with one written by Snapshot (on this

@@ -82,6 +82,11 @@ type group struct {
 
 	cache entryCache // entries written and not yet applied
 
+	// writing is the snapshot being written off the loop; held are the
+	// entries committed meanwhile, applied when it ends (holdBack).
+	writing     *snapWrite
+	held        []*pb.Entry
+	heldBytes   int
 	snapPending *SnapshotMeta // written, waiting for the state commit
 	installing  *SnapshotMeta // a received snapshot being installed this iteration
 	snapWanted  bool          // raft needs a snapshot newer than the last conf change
@@ -142,6 +147,7 @@ func (e *Engine) openGroup(id GroupID, fsm FSM, bootstrap []NodeID) (*group, err
 		log.Close()
 		return nil, err
 	}
+	g.removeStaleSnapFiles(gs.Snapshot.File)
 	g.st = &raftStorage{g: g, log: log, hs: gs.HardState, snap: gs.Snapshot}
 	g.hs, g.persisted = gs.HardState, gs.HardState
 	g.setConfState(cloneConfState(gs.Snapshot.ConfState), gs.Snapshot.Index)

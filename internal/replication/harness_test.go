@@ -345,3 +345,11 @@ func (c *testCluster) propose(id NodeID, g GroupID, cmd string) Result {
 func equalStrings(a, b []string) bool { return slices.Equal(a, b) }
 
 var _ = bytes.Equal
+
+// groupOf returns the engine's replica of group g, for tests of a Manual
+// engine (whose loop runs on the test's goroutine).
+func (e *Engine) groupOf(g GroupID) *group {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.groups[g]
+}

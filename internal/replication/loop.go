@@ -87,14 +87,16 @@ type inHeartbeat struct {
 	hb   Heartbeat
 }
 
-// inbox is what waits for a loop: messages from peers and requests.
+// inbox is what waits for a loop: messages from peers, requests, and
+// snapshot writes that ended.
 type inbox struct {
-	msgs []inMsg
-	hbs  []inHeartbeat
-	reqs []*request
+	msgs    []inMsg
+	hbs     []inHeartbeat
+	reqs    []*request
+	written []*snapWrite
 }
 
-func (in *inbox) len() int { return len(in.msgs) + len(in.hbs) + len(in.reqs) }
+func (in *inbox) len() int { return len(in.msgs) + len(in.hbs) + len(in.reqs) + len(in.written) }
 
 // loop drives a share of the node's groups. Everything below mu is owned
 // by the goroutine running iterate (the loop's own, or Step's caller).
@@ -118,6 +120,7 @@ type loop struct {
 	dirty        map[GroupID]*group // may have a Ready this iteration
 	busy         map[GroupID]*group // have requests waiting; see group.updateBusy
 	metaPending  []*group           // snapshot metadata waiting for a state commit
+	manualWrites []*snapWrite       // Manual engines: snapshots the next Step writes
 	// early holds small messages for groups not open here yet, for one
 	// to two ticks (see holdEarly).
 	early    []heldMsg
@@ -210,7 +213,27 @@ func (l *loop) recycle(in inbox) {
 	clear(in.msgs)
 	clear(in.hbs)
 	clear(in.reqs)
-	l.spare = inbox{msgs: in.msgs[:0], hbs: in.hbs[:0], reqs: in.reqs[:0]}
+	clear(in.written)
+	l.spare = inbox{msgs: in.msgs[:0], hbs: in.hbs[:0], reqs: in.reqs[:0], written: in.written[:0]}
+}
+
+// runManualWrites writes, on a Manual engine, the snapshots started
+// Config.SnapshotWriteSteps Steps ago.
+func (l *loop) runManualWrites() {
+	kept := l.manualWrites[:0]
+	for _, w := range l.manualWrites {
+		w.steps++
+		switch {
+		case w.started:
+		case w.steps >= l.e.cfg.SnapshotWriteSteps:
+			w.started = true
+			w.run()
+		default:
+			kept = append(kept, w)
+		}
+	}
+	clear(l.manualWrites[len(kept):])
+	l.manualWrites = kept
 }
 
 // run is the loop's goroutine: iterate while there is work, then sleep
@@ -335,6 +358,9 @@ func (l *loop) iterate() (worked bool) {
 		if r.kind == reqPropose {
 			l.lastProposals++
 		}
+	}
+	for _, w := range in.written {
+		w.g.finishWrite(w)
 	}
 	l.handleRequests(in.reqs, now)
 	if !now.Before(l.nextTick) {

@@ -28,7 +28,7 @@ type metrics struct {
 	proposalsFailed    atomic.Uint64
 	fsyncSeconds       latencyHistogram // every SyncAll and StateStore.Commit
 	commitSeconds      latencyHistogram // ProposeAsync/ProposeBatch to its outcome
-	snapshotSeconds    latencyHistogram // takeSnapshot, on the loop
+	snapshotSeconds    latencyHistogram // snapshot writes, off the loop
 }
 
 // Metrics is a snapshot of the engine's counters since New.
@@ -66,8 +66,9 @@ type Metrics struct {
 	// CommitSeconds is the latency from a proposal to its outcome on this
 	// node (committed and applied, or failed): what a proposer waits.
 	CommitSeconds Histogram
-	// SnapshotSeconds is how long each FSM snapshot took to write: the
-	// time its engine loop, and every group on it, waited.
+	// SnapshotSeconds is how long each FSM snapshot took to write (off
+	// the engine loop): the time its group held its committed entries
+	// back from the FSM.
 	SnapshotSeconds Histogram
 }
 

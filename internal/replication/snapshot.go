@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"time"
 
 	raft "go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -76,7 +77,7 @@ func openSnapFile(fsys vfs.FS, name string) (vfs.File, *snapReader, error) {
 // snapshot and a snapshot pays for itself (snapshotPays), or when raft
 // needs one newer than the last membership change.
 func (g *group) maybeSnapshot() error {
-	if g.snapPending != nil || g.applied == 0 || g.applied <= g.st.snap.Index {
+	if g.writing != nil || g.snapPending != nil || g.applied == 0 || g.applied <= g.st.snap.Index {
 		return nil
 	}
 	c := &g.e.cfg
@@ -135,9 +136,12 @@ func (g *group) keepFrom() uint64 {
 	return keep
 }
 
-// takeSnapshot writes the FSM's state at the applied index to a durable
-// file; its metadata goes into the next state commit, after which the log
-// prefix is truncated (snapshotDurable).
+// takeSnapshot starts writing the FSM's state at the applied index to a
+// durable file, off the loop (snapWrite): the group goes on replicating
+// and committing, and holds its committed entries back from the FSM until
+// the write ends (finishWrite). The snapshot's metadata then goes into the
+// next state commit, after which the log prefix is truncated
+// (snapshotDurable).
 func (g *group) takeSnapshot() error {
 	index, term := g.applied, g.appliedTerm
 	keep := g.keepFrom()
@@ -146,27 +150,139 @@ func (g *group) takeSnapshot() error {
 		return fmt.Errorf("group %d: offset of index %d: %w", g.id, keep, err)
 	}
 	name := fmt.Sprintf("%020d-%020d.snap", index, term)
-	hdr := &snapHeader{Group: g.id, Index: index, Term: term, RetainFrom: keep, FirstOffset: off, ConfState: g.confState}
-	var stateBytes uint64
-	start := g.e.clock.Now()
-	err = writeFileDurably(g.e.cfg.FS, g.dir, name, func(w io.Writer) error {
-		sw := newSnapWriter(w, hdr)
-		if err := g.fsm.Snapshot(sw); err != nil {
+	meta := SnapshotMeta{Index: index, Term: term, ConfState: cloneConfState(g.confState), File: name, RetainFrom: keep, FirstOffset: off}
+	w := &snapWrite{
+		g: g, fsm: g.fsm, fs: g.e.cfg.FS, dir: g.dir, l: g.l, clock: g.e.clock, done: make(chan struct{}), meta: meta,
+		hdr: &snapHeader{Group: g.id, Index: index, Term: term, RetainFrom: keep, FirstOffset: off, ConfState: meta.ConfState},
+	}
+	g.writing = w
+	g.appliedSinceSnap, g.bytesSinceSnap, g.snapWanted = 0, 0, false
+	if g.e.cfg.Manual {
+		// Deterministic: a later Step writes it (runManualWrites), so
+		// the iterations in between hold entries back as they do while
+		// a real write runs.
+		g.l.manualWrites = append(g.l.manualWrites, w)
+		return nil
+	}
+	g.e.wg.Add(1)
+	go func() {
+		defer g.e.wg.Done()
+		w.run()
+	}()
+	return nil
+}
+
+// snapWrite is a snapshot being written off the loop. The loop sets
+// every field before the write starts; run sets stateBytes, took and err
+// before closing done; the loop reads them only after done. g is the
+// loop's: run does not touch it.
+type snapWrite struct {
+	g     *group
+	fsm   FSM
+	fs    vfs.FS
+	dir   string
+	l     *loop
+	clock base.Clock
+	hdr   *snapHeader
+	meta  SnapshotMeta
+
+	// Manual engines only, the loop's: run was called; Steps since the
+	// write started.
+	started bool
+	steps   int
+
+	done       chan struct{}
+	stateBytes uint64
+	took       time.Duration
+	err        error
+}
+
+// run writes the snapshot file and hands the write back to its loop. The
+// engine calls none of the FSM's methods until the loop finishes it.
+func (w *snapWrite) run() {
+	start := w.clock.Now()
+	w.err = writeFileDurably(w.fs, w.dir, w.meta.File, func(out io.Writer) error {
+		sw := newSnapWriter(out, w.hdr)
+		if err := w.fsm.Snapshot(sw); err != nil {
 			return fmt.Errorf("FSM snapshot: %w", err)
 		}
-		stateBytes = sw.fsm
+		w.stateBytes = sw.fsm
 		return sw.close()
 	})
-	if err != nil {
-		return fmt.Errorf("group %d: %w", g.id, err)
+	w.took = w.clock.Now().Sub(start)
+	close(w.done)
+	w.l.mu.Lock()
+	w.l.in.written = append(w.l.in.written, w)
+	w.l.mu.Unlock()
+	w.l.signal()
+}
+
+// holdBack keeps committed entries from the FSM while a snapshot is
+// being written, and reports whether it did. It does not when the Ready
+// must not wait (it installs a snapshot, which restores the FSM; it
+// changes the membership, which must apply in order with the snapshot's
+// configuration; or the entries held back would pass
+// RaftSnapshotDeferBytesMax): then it waits for the write to end.
+func (g *group) holdBack(rd *raft.Ready) bool {
+	if g.writing == nil {
+		return false
 	}
-	g.snapBytes = stateBytes
-	g.e.metrics.snapshotSeconds.observe(g.e.clock.Now().Sub(start))
-	g.snapPending = &SnapshotMeta{Index: index, Term: term, ConfState: cloneConfState(g.confState), File: name, RetainFrom: keep, FirstOffset: off}
-	g.l.metaPending = append(g.l.metaPending, g)
-	g.appliedSinceSnap, g.bytesSinceSnap, g.snapWanted = 0, 0, false
+	size := g.heldBytes
+	wait := !raft.IsEmptySnap(rd.Snapshot)
+	for _, e := range rd.CommittedEntries {
+		size += len(e.GetData())
+		wait = wait || e.GetType() == pb.EntryConfChangeV2
+	}
+	if wait || size > base.RaftSnapshotDeferBytesMax {
+		g.awaitWrite()
+		return false
+	}
+	g.held = append(g.held, rd.CommittedEntries...)
+	g.heldBytes = size
+	return true
+}
+
+// awaitWrite waits on the loop for the group's snapshot write to end, and
+// finishes it.
+func (g *group) awaitWrite() {
+	w := g.writing
+	if g.e.cfg.Manual && !w.started {
+		w.started = true
+		w.run()
+	}
+	<-w.done
+	g.finishWrite(w)
+}
+
+// finishWrite ends write w of the group, if it is still the group's: the
+// snapshot's metadata waits for the next state commit, and the entries
+// held back meanwhile are applied.
+func (g *group) finishWrite(w *snapWrite) {
+	if g.writing != w {
+		return // finished already (awaitWrite)
+	}
+	g.writing = nil
+	held := g.held
+	g.held, g.heldBytes = nil, 0
+	switch {
+	case w.err != nil:
+		g.e.fail(fmt.Errorf("group %d: %w", g.id, w.err))
+		return
+	case g.stopped:
+		g.removeSnapFile(w.meta.File, g.st.snap.File)
+		return
+	}
+	g.snapBytes = w.stateBytes
+	g.e.metrics.snapshotSeconds.observe(w.took)
 	g.e.metrics.snapshots.Add(1)
-	return nil
+	g.snapPending = &w.meta
+	g.l.metaPending = append(g.l.metaPending, g)
+	g.applyCommitted(held)
+	g.cache.dropThrough(g.applied)
+	g.completeReads()
+	g.publish()
+	g.updateBusy()
+	g.l.markDirty(g)
 }
 
 // snapshotUpdate is the state commit of a pending snapshot: its metadata
@@ -190,6 +306,21 @@ func (g *group) snapshotDurable() error {
 	}
 	g.removeSnapFile(old, meta.File)
 	return nil
+}
+
+// removeStaleSnapFiles deletes, at open, every file in the group's
+// snapshot directory but its current snapshot: one written and not yet
+// committed when the node stopped or crashed, one received and not
+// installed, a temporary file. Nothing else can know of them.
+func (g *group) removeStaleSnapFiles(current string) {
+	names, err := g.e.cfg.FS.List(g.dir)
+	if err != nil {
+		g.e.log.Warn("listing snapshot files", "group", g.id, "err", err)
+		return
+	}
+	for _, n := range names {
+		g.removeSnapFile(n, current)
+	}
 }
 
 func (g *group) removeSnapFile(old, current string) {
