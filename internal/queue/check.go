@@ -40,7 +40,7 @@ type checker struct {
 // first violation. Restore relies on it to refuse inconsistent snapshots,
 // so it must not panic on any state restore can build.
 func (q *Queue) check() error {
-	ck := &checker{q: q, seen: make([]bool, q.arena.next), keyRefs: make([]int, len(q.keys.keys))}
+	ck := &checker{q: q, seen: make([]bool, q.arena.slots()), keyRefs: make([]int, len(q.keys.keys))}
 	for _, f := range []func() error{ck.levels, ck.keys, ck.ttl, ck.delayed, ck.consumers, ck.dlx, ck.arena,
 		ck.totals, ck.refsUnique, ck.relocation, ck.places, ck.dedupe, q.checkConservation} {
 		if err := f(); err != nil {
@@ -52,7 +52,7 @@ func (q *Queue) check() error {
 
 // visit marks slot s seen and returns its message.
 func (ck *checker) visit(s uint32, where string) (*msg, error) {
-	if int64(s) >= int64(len(ck.seen)) {
+	if !ck.q.arena.holds(s) {
 		return nil, fmt.Errorf("%s: slot %d out of the arena", where, s)
 	}
 	if ck.seen[s] {
@@ -218,7 +218,7 @@ func (ck *checker) keyEnds(id uint32, waiting int) error {
 		return fmt.Errorf("key %q in use with %d refs", k.name, k.refs)
 	}
 	for _, s := range []uint32{k.eligible, k.out} {
-		if s != noSlot && (int64(s) >= int64(q.arena.next) || q.arena.at(s).key != id) {
+		if s != noSlot && (!q.arena.holds(s) || q.arena.at(s).key != id) {
 			return fmt.Errorf("key %q names slot %d, which is not of the key", k.name, s)
 		}
 	}
@@ -408,20 +408,64 @@ func (ck *checker) dlx() error {
 }
 
 func (ck *checker) arena() error {
-	q := ck.q
+	a := ck.q.arena
 	visited := 0
 	for _, v := range ck.seen {
 		if v {
 			visited++
 		}
 	}
-	if visited != q.arena.used || q.arena.used+len(q.arena.free) != int(q.arena.next) {
-		return fmt.Errorf("arena: %d slots used, %d reachable, %d free of %d", q.arena.used, visited, len(q.arena.free), q.arena.next)
+	if visited != a.used || len(a.info) != len(a.chunks) {
+		return fmt.Errorf("arena: %d slots used, %d reachable; %d chunks, %d described", a.used, visited, len(a.chunks), len(a.info))
 	}
-	for _, s := range q.arena.free {
-		if int64(s) >= int64(len(ck.seen)) || ck.seen[s] || q.arena.at(s).state() != stFree {
-			return fmt.Errorf("arena: free slot %d is in use", s)
+	vacant := 0
+	for _, c := range a.vacant {
+		if int(c) >= len(a.chunks) || a.chunks[c] != nil {
+			return fmt.Errorf("arena: chunk %d listed vacant is not", c)
 		}
+	}
+	live, empty, open := 0, 0, 0
+	for c, ch := range a.chunks {
+		if ch == nil {
+			vacant++
+			continue
+		}
+		ci := a.info[c]
+		first, fresh := c*arenaChunkLen, int(ci.fresh)
+		free := 0
+		for s := ci.free; s != noSlot; s = uint32(a.at(s).index) {
+			if int(s) < first || int(s) >= first+fresh || free == fresh || ck.seen[s] || a.at(s).state() != stFree {
+				return fmt.Errorf("arena: chunk %d lists slot %d free, which is not", c, s)
+			}
+			free++
+		}
+		seen := 0
+		for i, v := range ck.seen[first : first+arenaChunkLen] {
+			if v && i >= fresh {
+				return fmt.Errorf("arena: chunk %d hands out %d slots, and slot %d is in use", c, fresh, first+i)
+			}
+			if v {
+				seen++
+			}
+		}
+		if fresh > arenaChunkLen || int(ci.live) != seen || free+seen != fresh {
+			return fmt.Errorf("arena: chunk %d counts %d live of %d handed out, has %d in use and %d free", c, ci.live, fresh, seen, free)
+		}
+		hasRoom := free > 0 || fresh < arenaChunkLen
+		if hasRoom != (ci.open >= 0) || ci.open >= 0 && (int(ci.open) >= len(a.open) || a.open[ci.open] != uint32(c)) {
+			return fmt.Errorf("arena: chunk %d with %d free slots is at %d of the open list", c, free, ci.open)
+		}
+		if hasRoom {
+			open++
+		}
+		if seen == 0 {
+			empty++
+		}
+		live += seen
+	}
+	if vacant != len(a.vacant) || open != len(a.open) || empty != a.empty || empty > 1 {
+		return fmt.Errorf("arena: %d vacant chunks (%d listed), %d open (%d listed), %d empty (%d counted)",
+			vacant, len(a.vacant), open, len(a.open), empty, a.empty)
 	}
 	return nil
 }

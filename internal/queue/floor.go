@@ -106,7 +106,10 @@ func (p *places) remove(index uint64) {
 // rebuildPlaces counts the bodies of every live message from scratch (Restore).
 func (q *Queue) rebuildPlaces() {
 	var at []uint64
-	for s := uint32(0); s < q.arena.next; s++ {
+	for s := uint32(0); int(s) < q.arena.slots(); s++ {
+		if !q.arena.holds(s) {
+			continue
+		}
 		if m := q.arena.at(s); m.state() != stFree && m.state() != stTomb {
 			at = append(at, q.Locate(m.ref()).Index)
 		}
