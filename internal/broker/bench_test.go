@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ferry-mq/ferry/internal/base/vfs"
+	"github.com/ferry-mq/ferry/internal/replication"
 )
 
 // benchNode opens a durable single node on the real disk (t.TempDir), as
@@ -111,75 +112,59 @@ func publishConsumeAck(b *testing.B, delayed int) {
 // durable queue (outside the timing), then drained by one consumer with
 // prefetch 1,000 acking every delivery. A drain frees the log as it goes,
 // and each snapshot that frees it writes the whole remaining state (16 B
-// a message) while every group on the engine loop waits; snapshots and
-// snap-s say how many and how long. b.N is ignored: one drain per run.
+// a message), off the engine loop, while the queue holds back what
+// commits meanwhile; snapshots and snap-s say how many and how long. b.N
+// is ignored: one drain per run.
 //
 //	go test ./internal/broker -run XXX -bench DrainBacklog -benchtime 1x -timeout 20m
 func BenchmarkDrainBacklog(b *testing.B) {
 	const n = 10_000_000
 	node := benchNode(b)
-	c := guestConn(b, node)
-	declare(b, c, "backlog")
-	publishBatches(b, c, n, Message{RoutingKey: "backlog", Body: make([]byte, 64)})
-	before := node.engine.Metrics()
-	var received atomic.Int64
-	done := make(chan struct{})
-	b.ResetTimer()
+	d := startDrain(b, node, guestConn(b, node), n)
 	start := time.Now()
-	subscribeAcking(b, c, SubscribeOptions{Queue: "backlog", PrefetchCount: 1000}, &received, n, done)
 	select {
-	case <-done:
+	case <-d.done:
 	case <-time.After(10 * time.Minute):
-		b.Fatalf("received %d of %d", received.Load(), n)
+		b.Fatalf("received %d of %d", d.received.Load(), n)
 	}
 	elapsed := time.Since(start)
 	b.StopTimer()
-	after := node.engine.Metrics()
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "msgs/s")
-	b.ReportMetric(float64(after.Snapshots-before.Snapshots), "snapshots")
-	b.ReportMetric(after.SnapshotSeconds.Sum-before.SnapshotSeconds.Sum, "snap-s")
+	d.reportSnapshots(b)
 }
 
 // BenchmarkPublishBesideADrain measures what a long queue's snapshots
 // cost the other queues of its node: one queue drains a backlog of
-// 10,000,000 × 64 B messages, as in BenchmarkDrainBacklog, and each
-// snapshot that frees its log writes the whole remaining state; meanwhile
-// another client publishes to a second queue, a confirmed 64 B message
-// every millisecond. The
-// latency of those publishes is measured from when each was due, so a
-// stall counts for every publish it delayed; reported in ms (p50, p99,
-// max), with the drain's snapshots. b.N is ignored: one drain per run.
+// 10,000,000 × 64 B messages, as in BenchmarkDrainBacklog, while another
+// client publishes to a second queue, a confirmed 64 B message every
+// millisecond. The latency of those publishes is measured from when each
+// was due, so a stall counts for every publish it delayed; reported in ms
+// (p50, p99, max), with the drain's snapshots. b.N is ignored: one drain
+// per run.
 //
 //	go test ./internal/broker -run XXX -bench PublishBesideADrain -benchtime 1x -timeout 20m
 func BenchmarkPublishBesideADrain(b *testing.B) {
 	const n = 10_000_000
 	node := benchNode(b)
-	c := guestConn(b, node)
-	declare(b, c, "backlog")
-	declare(b, c, "beside")
-	publishBatches(b, c, n, Message{RoutingKey: "backlog", Body: make([]byte, 64)})
-	before := node.engine.Metrics()
-	var received atomic.Int64
-	done := make(chan struct{})
-	b.ResetTimer()
-	subscribeAcking(b, c, SubscribeOptions{Queue: "backlog", PrefetchCount: 1000}, &received, n, done)
 	other := guestConn(b, node) // another client's
+	declare(b, other, "beside")
+	d := startDrain(b, node, guestConn(b, node), n)
 	msg := []Message{{RoutingKey: "beside", Body: make([]byte, 64)}}
 	var lat []time.Duration
 	pace := time.NewTimer(0)
 	defer pace.Stop()
 	due := time.Now()
 	deadline := due.Add(10 * time.Minute)
-	for received.Load() < n {
+	for d.received.Load() < n {
 		if due.After(deadline) {
-			b.Fatalf("received %d of %d", received.Load(), n)
+			b.Fatalf("received %d of %d", d.received.Load(), n)
 		}
 		due = due.Add(time.Millisecond)
-		if d := time.Until(due); d > 0 {
-			pace.Reset(d)
+		if wait := time.Until(due); wait > 0 {
+			pace.Reset(wait)
 			select {
 			case <-pace.C:
-			case <-done:
+			case <-d.done:
 			}
 		}
 		res, err := other.Publish(context.Background(), "", msg, PublishOptions{})
@@ -192,14 +177,41 @@ func BenchmarkPublishBesideADrain(b *testing.B) {
 		lat = append(lat, time.Since(due))
 	}
 	b.StopTimer()
-	after := node.engine.Metrics()
 	slices.Sort(lat)
 	ms := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))]) / 1e6 }
 	b.ReportMetric(ms(0.5), "p50-ms")
 	b.ReportMetric(ms(0.99), "p99-ms")
 	b.ReportMetric(ms(1), "max-ms")
-	b.ReportMetric(float64(after.Snapshots-before.Snapshots), "snapshots")
-	b.ReportMetric(after.SnapshotSeconds.Sum-before.SnapshotSeconds.Sum, "snap-s")
+	d.reportSnapshots(b)
+}
+
+// drain is the workload of BenchmarkDrainBacklog: a backlog in queue
+// "backlog" drained by one consumer acking every delivery.
+type drain struct {
+	node     *Broker
+	before   replication.Metrics
+	received atomic.Int64
+	done     chan struct{} // closed at the last delivery
+}
+
+// startDrain publishes n × 64 B to queue "backlog" through c, resets the
+// timer and starts the consumer (prefetch 1,000).
+func startDrain(b *testing.B, node *Broker, c *Conn, n int) *drain {
+	b.Helper()
+	declare(b, c, "backlog")
+	publishBatches(b, c, n, Message{RoutingKey: "backlog", Body: make([]byte, 64)})
+	d := &drain{node: node, before: node.engine.Metrics(), done: make(chan struct{})}
+	b.ResetTimer()
+	subscribeAcking(b, c, SubscribeOptions{Queue: "backlog", PrefetchCount: 1000}, &d.received, int64(n), d.done)
+	return d
+}
+
+// reportSnapshots reports how many snapshots the node took since the
+// drain started, and the time they took to write.
+func (d *drain) reportSnapshots(b *testing.B) {
+	after := d.node.engine.Metrics()
+	b.ReportMetric(float64(after.Snapshots-d.before.Snapshots), "snapshots")
+	b.ReportMetric(after.SnapshotSeconds.Sum-d.before.SnapshotSeconds.Sum, "snap-s")
 }
 
 // publishBatches publishes n copies of m, 1,000 to a call, and fails on
