@@ -58,8 +58,9 @@ const arenaChunkLen = 4096
 const noSlot = ^uint32(0)
 
 // arena holds every msg in fixed-size chunks that never move, so a *msg
-// stays valid while the arena grows. Each chunk keeps its free slots in a
-// list threaded through them (a free msg's index holds the next), so a
+// stays valid while the arena grows. Each chunk hands its slots out in
+// order, then reuses released ones through a list threaded through them
+// (a free msg's index holds the next), and counts its live slots, so a
 // chunk whose last message leaves is dropped at once: a draining queue
 // gives its memory back as it drains. Before, only a compaction did,
 // which rebuilds the whole state in one command, on the engine loop:
@@ -71,7 +72,7 @@ const noSlot = ^uint32(0)
 type arena struct {
 	chunks []*[arenaChunkLen]msg // nil: vacant
 	info   []chunkInfo
-	open   []uint32 // present chunks with a free slot; alloc takes the last
+	open   []uint32 // present chunks with room; alloc takes from the last
 	vacant []uint32 // vacant chunk numbers, reused before the table grows
 	used   int      // slots handed out and not released (live messages and tombs)
 	empty  int      // present chunks with no slot handed out: 0 or 1 (the spare)

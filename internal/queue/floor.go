@@ -106,12 +106,14 @@ func (p *places) remove(index uint64) {
 // rebuildPlaces counts the bodies of every live message from scratch (Restore).
 func (q *Queue) rebuildPlaces() {
 	var at []uint64
-	for s := uint32(0); int(s) < q.arena.slots(); s++ {
-		if !q.arena.holds(s) {
+	for _, ch := range q.arena.chunks {
+		if ch == nil {
 			continue
 		}
-		if m := q.arena.at(s); m.state() != stFree && m.state() != stTomb {
-			at = append(at, q.Locate(m.ref()).Index)
+		for i := range ch {
+			if m := &ch[i]; m.state() != stFree && m.state() != stTomb {
+				at = append(at, q.Locate(m.ref()).Index)
+			}
 		}
 	}
 	slices.Sort(at)
