@@ -282,13 +282,13 @@ const (
 	RaftSnapshotFreeBytesDefault = 16 << 20
 
 	// RaftSnapshotDeferBytesMax bounds the committed entries (their data's
-	// bytes) a group holds back from its FSM while its snapshot is written
-	// off the engine loop (replication's snapWrite): the group goes on
-	// replicating and committing, and applies them once the write ends.
-	// Past the bound the loop waits for the write, as it did for every
-	// snapshot before writes left it. The entries stay in memory (the
-	// group's entry cache) until applied, so this is memory per group
-	// writing a snapshot.
+	// bytes) a group holds back from its FSM while its snapshot is written,
+	// or a received one restored, off the engine loop (replication's
+	// fsmJob): the group goes on replicating and committing, and applies
+	// them once the job ends. Past the bound the loop waits for the job,
+	// as it did for every snapshot before they left it. The entries stay
+	// in memory (the group's entry cache) until applied, so this is memory
+	// per group with a job.
 	RaftSnapshotDeferBytesMax = 64 << 20
 
 	// SnapshotStreamsMax bounds the snapshot streams in flight to or from

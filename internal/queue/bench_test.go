@@ -177,8 +177,9 @@ func readyBytesPerMessage(b *testing.B, n int, ttl uint64, perEntry int) float64
 }
 
 // BenchmarkSnapshot writes the snapshot of a queue of 1M ready messages
-// (readyQueue's): the time its engine loop waits (replication takes it on
-// the loop). It reports ns and snapshot bytes per message.
+// (readyQueue's): the time its group holds its committed entries back
+// (replication writes it off the engine loop). It reports ns and snapshot
+// bytes per message.
 // Run: go test ./internal/queue -run '^$' -bench Snapshot -benchtime 5x
 func BenchmarkSnapshot(b *testing.B) {
 	const n = 1_000_000

@@ -108,13 +108,10 @@ func (g *group) applyReady(r ready) {
 	if rd.SoftState != nil {
 		g.softStateChanged(rd.SoftState)
 	}
-	held := g.holdBack(&rd)
 	if !raft.IsEmptySnap(rd.Snapshot) {
-		if err := g.restoreInstalled(); err != nil {
-			g.stop(err)
-			return
-		}
+		g.restoreInstalled() // persist waited for any job of the group
 	}
+	held := g.holdBack(&rd)
 	g.readStates(rd.ReadStates)
 	if len(rd.Entries) > 0 || len(rd.CommittedEntries) > 0 {
 		g.idleTicks = 0

@@ -83,10 +83,10 @@ type Config struct {
 	// Manual makes the engine start no goroutine: the caller drives it by
 	// calling Step (the deterministic simulator does).
 	Manual bool
-	// SnapshotWriteSteps: a Manual engine writes a snapshot it started at
-	// the SnapshotWriteSteps-th Step after (default 1), standing for the
-	// time a write takes off the loop.
-	SnapshotWriteSteps int
+	// SnapshotSteps: a Manual engine writes a snapshot, or restores a
+	// received one, at the SnapshotSteps-th Step after it started
+	// (default 1), standing for the time the job takes off the loop.
+	SnapshotSteps int
 	// Logger receives the engine's and raft's warnings; nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -127,8 +127,8 @@ func (c *Config) setDefaults() error {
 	if c.ProposalGather == 0 {
 		c.ProposalGather = base.RaftProposalGatherMax
 	}
-	if c.SnapshotWriteSteps <= 0 {
-		c.SnapshotWriteSteps = 1
+	if c.SnapshotSteps <= 0 {
+		c.SnapshotSteps = 1
 	}
 	if c.QuiesceTicks == 0 {
 		c.QuiesceTicks = 2 * c.ElectionTicks
@@ -267,8 +267,8 @@ func (e *Engine) Step() bool {
 	base.Assert(e.cfg.Manual, "Engine.Step called on an engine that runs its own loops")
 	worked := false
 	for _, l := range e.loops {
-		l.runManualWrites()
-		if l.iterate() || len(l.manualWrites) > 0 {
+		l.runManualJobs()
+		if l.iterate() || len(l.manualJobs) > 0 {
 			worked = true
 		}
 	}

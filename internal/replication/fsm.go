@@ -68,8 +68,11 @@ type FSM interface {
 	Snapshot(w io.Writer) error
 
 	// Restore replaces the state with one written by Snapshot (on this
-	// node or another). An error is fatal for the group: the engine stops
-	// it, since it can neither apply entries nor catch up.
+	// node or another). When a follower installs a snapshot it runs on a
+	// goroutine of its own, as Snapshot does, with the group's committed
+	// entries held back until it returns; at open, on OpenGroup's caller.
+	// An error is fatal for the group: the engine stops it, since it can
+	// neither apply entries nor catch up.
 	Restore(r io.Reader) error
 
 	// RetainFrom returns the lowest log index the FSM still needs to read

@@ -82,9 +82,10 @@ type group struct {
 
 	cache entryCache // entries written and not yet applied
 
-	// writing is the snapshot being written off the loop; held are the
-	// entries committed meanwhile, applied when it ends (holdBack).
-	writing     *snapWrite
+	// job is the snapshot being written or restored off the loop; held
+	// are the entries committed meanwhile, applied when it ends
+	// (holdBack).
+	job         *fsmJob
 	held        []*pb.Entry
 	heldBytes   int
 	snapPending *SnapshotMeta // written, waiting for the state commit

@@ -88,15 +88,15 @@ type inHeartbeat struct {
 }
 
 // inbox is what waits for a loop: messages from peers, requests, and
-// snapshot writes that ended.
+// FSM jobs that ended.
 type inbox struct {
-	msgs    []inMsg
-	hbs     []inHeartbeat
-	reqs    []*request
-	written []*snapWrite
+	msgs []inMsg
+	hbs  []inHeartbeat
+	reqs []*request
+	jobs []*fsmJob
 }
 
-func (in *inbox) len() int { return len(in.msgs) + len(in.hbs) + len(in.reqs) + len(in.written) }
+func (in *inbox) len() int { return len(in.msgs) + len(in.hbs) + len(in.reqs) + len(in.jobs) }
 
 // loop drives a share of the node's groups. Everything below mu is owned
 // by the goroutine running iterate (the loop's own, or Step's caller).
@@ -120,7 +120,7 @@ type loop struct {
 	dirty        map[GroupID]*group // may have a Ready this iteration
 	busy         map[GroupID]*group // have requests waiting; see group.updateBusy
 	metaPending  []*group           // snapshot metadata waiting for a state commit
-	manualWrites []*snapWrite       // Manual engines: snapshots the next Step writes
+	manualJobs   []*fsmJob          // Manual engines: FSM jobs a later Step runs
 	// early holds small messages for groups not open here yet, for one
 	// to two ticks (see holdEarly).
 	early    []heldMsg
@@ -213,27 +213,27 @@ func (l *loop) recycle(in inbox) {
 	clear(in.msgs)
 	clear(in.hbs)
 	clear(in.reqs)
-	clear(in.written)
-	l.spare = inbox{msgs: in.msgs[:0], hbs: in.hbs[:0], reqs: in.reqs[:0], written: in.written[:0]}
+	clear(in.jobs)
+	l.spare = inbox{msgs: in.msgs[:0], hbs: in.hbs[:0], reqs: in.reqs[:0], jobs: in.jobs[:0]}
 }
 
-// runManualWrites writes, on a Manual engine, the snapshots started
-// Config.SnapshotWriteSteps Steps ago.
-func (l *loop) runManualWrites() {
-	kept := l.manualWrites[:0]
-	for _, w := range l.manualWrites {
-		w.steps++
+// runManualJobs runs, on a Manual engine, the FSM jobs started
+// Config.SnapshotSteps Steps ago.
+func (l *loop) runManualJobs() {
+	kept := l.manualJobs[:0]
+	for _, j := range l.manualJobs {
+		j.steps++
 		switch {
-		case w.started:
-		case w.steps >= l.e.cfg.SnapshotWriteSteps:
-			w.started = true
-			w.run()
+		case j.started:
+		case j.steps >= l.e.cfg.SnapshotSteps:
+			j.started = true
+			j.exec()
 		default:
-			kept = append(kept, w)
+			kept = append(kept, j)
 		}
 	}
-	clear(l.manualWrites[len(kept):])
-	l.manualWrites = kept
+	clear(l.manualJobs[len(kept):])
+	l.manualJobs = kept
 }
 
 // run is the loop's goroutine: iterate while there is work, then sleep
@@ -359,8 +359,8 @@ func (l *loop) iterate() (worked bool) {
 			l.lastProposals++
 		}
 	}
-	for _, w := range in.written {
-		w.g.finishWrite(w)
+	for _, j := range in.jobs {
+		j.g.finishJob(j)
 	}
 	l.handleRequests(in.reqs, now)
 	if !now.Before(l.nextTick) {
@@ -464,6 +464,11 @@ func (l *loop) persist(rds []ready) error {
 	var pre []StateUpdate
 	for i := range rds {
 		if r := &rds[i]; !raft.IsEmptySnap(r.rd.Snapshot) {
+			if r.g.job != nil {
+				// The install replaces the log and the snapshot file a
+				// restore reads, and the FSM either job uses.
+				r.g.awaitJob()
+			}
 			u, err := r.g.prepareInstall(r.rd)
 			if err != nil {
 				return err

@@ -273,7 +273,7 @@ func (g *group) maybeQuiesce(stamp uint64) bool {
 	qt := g.e.cfg.QuiesceTicks
 	if qt < 0 || g.quiesced || g.state != raft.StateLeader || g.idleTicks < qt ||
 		len(g.queued)+len(g.proposed)+len(g.props)+len(g.reads)+len(g.readWait)+len(g.promotes) > 0 ||
-		g.transfer != nil || g.writing != nil || g.snapPending != nil || g.rn.HasReady() {
+		g.transfer != nil || g.job != nil || g.snapPending != nil || g.rn.HasReady() {
 		return false
 	}
 	st := g.rn.BasicStatus()

@@ -176,10 +176,10 @@ func (g *group) handleRequest(r *request, now time.Time) {
 		g.campaignEagerly()
 		r.finish(Result{})
 	case reqCloseGroup:
-		if g.writing != nil {
+		if g.job != nil {
 			// The group's files may go once it is closed: its snapshot
-			// must not be written after.
-			g.awaitWrite()
+			// must not be written or read after.
+			g.awaitJob()
 		}
 		g.stop(base.Errorf(base.CodeStopped, "replication: group %d closed on node %d", g.id, g.e.cfg.NodeID))
 		delete(g.l.groups, g.id)
@@ -534,10 +534,11 @@ func caughtUp(match, last uint64) bool { return match+base.RaftPromoteLagEntries
 
 // expireRequests fails the requests whose deadline (in loop ticks) passed.
 func (g *group) expireRequests(now int64) {
-	if g.writing != nil {
-		// The group applies nothing while its snapshot is written, as
-		// when the loop itself waited for snapshots: nothing is timed
-		// out meanwhile, and the ticks after the write settle the rest.
+	if g.job != nil {
+		// The group applies nothing while its snapshot is written or
+		// restored, as when the loop itself waited for it: nothing is
+		// timed out meanwhile, and the ticks after the job settle the
+		// rest.
 		return
 	}
 	expired := func(r *request) bool { return r.deadline != 0 && r.deadline < now }

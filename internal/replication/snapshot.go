@@ -77,7 +77,7 @@ func openSnapFile(fsys vfs.FS, name string) (vfs.File, *snapReader, error) {
 // snapshot and a snapshot pays for itself (snapshotPays), or when raft
 // needs one newer than the last membership change.
 func (g *group) maybeSnapshot() error {
-	if g.writing != nil || g.snapPending != nil || g.applied == 0 || g.applied <= g.st.snap.Index {
+	if g.job != nil || g.snapPending != nil || g.applied == 0 || g.applied <= g.st.snap.Index {
 		return nil
 	}
 	c := &g.e.cfg
@@ -137,11 +137,10 @@ func (g *group) keepFrom() uint64 {
 }
 
 // takeSnapshot starts writing the FSM's state at the applied index to a
-// durable file, off the loop (snapWrite): the group goes on replicating
+// durable file, off the loop (an fsmJob): the group goes on replicating
 // and committing, and holds its committed entries back from the FSM until
-// the write ends (finishWrite). The snapshot's metadata then goes into the
-// next state commit, after which the log prefix is truncated
-// (snapshotDurable).
+// the write ends. The snapshot's metadata then goes into the next state
+// commit, after which the log prefix is truncated (snapshotDurable).
 func (g *group) takeSnapshot() error {
 	index, term := g.applied, g.appliedTerm
 	keep := g.keepFrom()
@@ -151,90 +150,109 @@ func (g *group) takeSnapshot() error {
 	}
 	name := fmt.Sprintf("%020d-%020d.snap", index, term)
 	meta := SnapshotMeta{Index: index, Term: term, ConfState: cloneConfState(g.confState), File: name, RetainFrom: keep, FirstOffset: off}
-	w := &snapWrite{
-		g: g, fsm: g.fsm, fs: g.e.cfg.FS, dir: g.dir, l: g.l, clock: g.e.clock, done: make(chan struct{}), meta: meta,
-		hdr: &snapHeader{Group: g.id, Index: index, Term: term, RetainFrom: keep, FirstOffset: off, ConfState: meta.ConfState},
-	}
-	g.writing = w
+	hdr := &snapHeader{Group: g.id, Index: index, Term: term, RetainFrom: keep, FirstOffset: off, ConfState: meta.ConfState}
 	g.appliedSinceSnap, g.bytesSinceSnap, g.snapWanted = 0, 0, false
+	fsm, fsys, dir, clock := g.fsm, g.e.cfg.FS, g.dir, g.e.clock
+	var stateBytes uint64
+	var took time.Duration
+	g.startJob(func() error {
+		start := clock.Now()
+		err := writeFileDurably(fsys, dir, name, func(w io.Writer) error {
+			sw := newSnapWriter(w, hdr)
+			if err := fsm.Snapshot(sw); err != nil {
+				return fmt.Errorf("FSM snapshot: %w", err)
+			}
+			stateBytes = sw.fsm
+			return sw.close()
+		})
+		took = clock.Now().Sub(start)
+		return err
+	}, func(err error) bool {
+		switch {
+		case err != nil:
+			g.e.fail(fmt.Errorf("group %d: %w", g.id, err))
+			return false
+		case g.stopped:
+			g.removeSnapFile(name, g.st.snap.File)
+			return false
+		}
+		g.snapBytes = stateBytes
+		g.e.metrics.snapshotSeconds.observe(took)
+		g.e.metrics.snapshots.Add(1)
+		g.snapPending = &meta
+		g.l.metaPending = append(g.l.metaPending, g)
+		return true
+	})
+	return nil
+}
+
+// fsmJob is work on a group's FSM done off the loop: a snapshot written,
+// or a received one restored. Meanwhile the group goes on stepping,
+// writing, syncing and sending, but its committed entries are held back
+// (holdBack), and the engine calls none of its FSM's methods. run runs off
+// the loop; finish runs on it, once run returned, and says whether the
+// entries held back may now be applied. run's results reach the loop
+// through done (closed after run) or the loop's inbox.
+type fsmJob struct {
+	g      *group
+	l      *loop
+	run    func() error
+	finish func(err error) bool
+
+	// Manual engines only, the loop's: exec was called; Steps since the
+	// job started.
+	started bool
+	steps   int
+
+	done chan struct{}
+	err  error
+}
+
+// startJob makes run the group's job: on a goroutine of its own, or, on a
+// Manual engine, at the Config.SnapshotSteps-th Step after
+// (runManualJobs), so that the iterations in between hold entries back as
+// they do while a real job runs.
+func (g *group) startJob(run func() error, finish func(err error) bool) {
+	j := &fsmJob{g: g, l: g.l, run: run, finish: finish, done: make(chan struct{})}
+	g.job = j
 	if g.e.cfg.Manual {
-		// Deterministic: a later Step writes it (runManualWrites), so
-		// the iterations in between hold entries back as they do while
-		// a real write runs.
-		g.l.manualWrites = append(g.l.manualWrites, w)
-		return nil
+		g.l.manualJobs = append(g.l.manualJobs, j)
+		return
 	}
 	g.e.wg.Add(1)
 	go func() {
 		defer g.e.wg.Done()
-		w.run()
+		j.exec()
 	}()
-	return nil
 }
 
-// snapWrite is a snapshot being written off the loop. The loop sets
-// every field before the write starts; run sets stateBytes, took and err
-// before closing done; the loop reads them only after done. g is the
-// loop's: run does not touch it.
-type snapWrite struct {
-	g     *group
-	fsm   FSM
-	fs    vfs.FS
-	dir   string
-	l     *loop
-	clock base.Clock
-	hdr   *snapHeader
-	meta  SnapshotMeta
-
-	// Manual engines only, the loop's: run was called; Steps since the
-	// write started.
-	started bool
-	steps   int
-
-	done       chan struct{}
-	stateBytes uint64
-	took       time.Duration
-	err        error
+// exec runs the job and hands it back to its loop.
+func (j *fsmJob) exec() {
+	j.err = j.run()
+	close(j.done)
+	j.l.mu.Lock()
+	j.l.in.jobs = append(j.l.in.jobs, j)
+	j.l.mu.Unlock()
+	j.l.signal()
 }
 
-// run writes the snapshot file and hands the write back to its loop. The
-// engine calls none of the FSM's methods until the loop finishes it.
-func (w *snapWrite) run() {
-	start := w.clock.Now()
-	w.err = writeFileDurably(w.fs, w.dir, w.meta.File, func(out io.Writer) error {
-		sw := newSnapWriter(out, w.hdr)
-		if err := w.fsm.Snapshot(sw); err != nil {
-			return fmt.Errorf("FSM snapshot: %w", err)
-		}
-		w.stateBytes = sw.fsm
-		return sw.close()
-	})
-	w.took = w.clock.Now().Sub(start)
-	close(w.done)
-	w.l.mu.Lock()
-	w.l.in.written = append(w.l.in.written, w)
-	w.l.mu.Unlock()
-	w.l.signal()
-}
-
-// holdBack keeps committed entries from the FSM while a snapshot is
-// being written, and reports whether it did. It does not when the Ready
-// must not wait (it installs a snapshot, which restores the FSM; it
-// changes the membership, which must apply in order with the snapshot's
-// configuration; or the entries held back would pass
-// RaftSnapshotDeferBytesMax): then it waits for the write to end.
+// holdBack keeps committed entries from the FSM while a job runs, and
+// reports whether it did. It does not when the entries change the
+// membership, which must apply in order with the snapshot's
+// configuration, or the entries held back would pass
+// RaftSnapshotDeferBytesMax: then it waits for the job to end. (A
+// snapshot install waited for it already, in persist.)
 func (g *group) holdBack(rd *raft.Ready) bool {
-	if g.writing == nil {
+	if g.job == nil {
 		return false
 	}
-	size := g.heldBytes
-	wait := !raft.IsEmptySnap(rd.Snapshot)
+	size, wait := g.heldBytes, false
 	for _, e := range rd.CommittedEntries {
 		size += len(e.GetData())
 		wait = wait || e.GetType() == pb.EntryConfChangeV2
 	}
 	if wait || size > base.RaftSnapshotDeferBytesMax {
-		g.awaitWrite()
+		g.awaitJob()
 		return false
 	}
 	g.held = append(g.held, rd.CommittedEntries...)
@@ -242,41 +260,29 @@ func (g *group) holdBack(rd *raft.Ready) bool {
 	return true
 }
 
-// awaitWrite waits on the loop for the group's snapshot write to end, and
-// finishes it.
-func (g *group) awaitWrite() {
-	w := g.writing
-	if g.e.cfg.Manual && !w.started {
-		w.started = true
-		w.run()
+// awaitJob waits on the loop for the group's job to end, and finishes it.
+func (g *group) awaitJob() {
+	j := g.job
+	if g.e.cfg.Manual && !j.started {
+		j.started = true
+		j.exec()
 	}
-	<-w.done
-	g.finishWrite(w)
+	<-j.done
+	g.finishJob(j)
 }
 
-// finishWrite ends write w of the group, if it is still the group's: the
-// snapshot's metadata waits for the next state commit, and the entries
-// held back meanwhile are applied.
-func (g *group) finishWrite(w *snapWrite) {
-	if g.writing != w {
-		return // finished already (awaitWrite)
+// finishJob ends job j of the group, if it is still the group's, and
+// applies the entries held back meanwhile when the job allows it.
+func (g *group) finishJob(j *fsmJob) {
+	if g.job != j {
+		return // finished already (awaitJob)
 	}
-	g.writing = nil
+	g.job = nil
 	held := g.held
 	g.held, g.heldBytes = nil, 0
-	switch {
-	case w.err != nil:
-		g.e.fail(fmt.Errorf("group %d: %w", g.id, w.err))
-		return
-	case g.stopped:
-		g.removeSnapFile(w.meta.File, g.st.snap.File)
+	if !j.finish(j.err) {
 		return
 	}
-	g.snapBytes = w.stateBytes
-	g.e.metrics.snapshotSeconds.observe(w.took)
-	g.e.metrics.snapshots.Add(1)
-	g.snapPending = &w.meta
-	g.l.metaPending = append(g.l.metaPending, g)
 	g.applyCommitted(held)
 	g.cache.dropThrough(g.applied)
 	g.completeReads()
@@ -486,28 +492,40 @@ func (g *group) rebuildLogUnsynced(meta *SnapshotMeta) error {
 }
 
 // restoreInstalled is the last step, in the apply phase: the FSM takes the
-// snapshot's state.
-func (g *group) restoreInstalled() error {
-	meta := g.installing
+// snapshot's state, in a job off the loop (a queue of millions of messages
+// takes a second to decode, and every other group of the loop, some led
+// here, would wait). The entries committed after the snapshot are held
+// back until it is restored.
+func (g *group) restoreInstalled() {
+	meta := *g.installing
 	g.installing = nil
-	f, sr, err := openSnapFile(g.e.cfg.FS, path.Join(g.dir, meta.File))
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := g.fsm.Restore(sr); err != nil {
-		return fmt.Errorf("group %d: FSM restore: %w", g.id, err)
-	}
-	g.applied, g.appliedTerm = meta.Index, meta.Term
-	g.setConfState(cloneConfState(meta.ConfState), meta.Index)
-	g.appliedSinceSnap, g.bytesSinceSnap, g.snapBytes = 0, 0, 0
-	for len(g.props) > 0 && g.props[0].index <= meta.Index {
-		r := g.props[0]
-		g.props = g.props[1:]
-		r.finish(Result{Err: base.Errorf(base.CodeTimeout, "replication: outcome of entry %d unknown: a snapshot replaced the log", r.index)})
-	}
-	g.e.metrics.snapshotsInstalled.Add(1)
-	return nil
+	fsm, fsys, name := g.fsm, g.e.cfg.FS, path.Join(g.dir, meta.File)
+	g.startJob(func() error {
+		f, sr, err := openSnapFile(fsys, name)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return fsm.Restore(sr)
+	}, func(err error) bool {
+		switch {
+		case g.stopped:
+			return false
+		case err != nil:
+			g.stop(fmt.Errorf("group %d: FSM restore: %w", g.id, err))
+			return false
+		}
+		g.applied, g.appliedTerm = meta.Index, meta.Term
+		g.setConfState(cloneConfState(meta.ConfState), meta.Index)
+		g.appliedSinceSnap, g.bytesSinceSnap, g.snapBytes = 0, 0, 0
+		for len(g.props) > 0 && g.props[0].index <= meta.Index {
+			r := g.props[0]
+			g.props = g.props[1:]
+			r.finish(Result{Err: base.Errorf(base.CodeTimeout, "replication: outcome of entry %d unknown: a snapshot replaced the log", r.index)})
+		}
+		g.e.metrics.snapshotsInstalled.Add(1)
+		return true
+	})
 }
 
 // removeStaleRecvFiles deletes received snapshot files raft did not

@@ -146,15 +146,16 @@ func TestASnapshotWriteHoldsBackOnlyItsGroup(t *testing.T) {
 
 // A follower still writing its own snapshot when the leader's arrives
 // (it fell behind the leader's log) waits for its write, applies what it
-// held back, then installs the leader's; its own, superseded, is deleted.
-// The follower's writes last until something waits for them
-// (SnapshotWriteSteps).
+// held back, then installs the leader's, restoring it off the loop and
+// holding back what commits meanwhile; its own snapshot, superseded, is
+// deleted. The follower's jobs last 1,000 Steps (SnapshotSteps) unless
+// something waits for them.
 func TestAFollowerWritingASnapshotInstallsTheLeaders(t *testing.T) {
 	const lag = NodeID(3)
 	c := newTestCluster(t, []NodeID{1, 2, 3}, func(cfg *Config) {
 		cfg.SnapshotEntries = 10
 		if cfg.NodeID == lag {
-			cfg.SnapshotWriteSteps = 1 << 30
+			cfg.SnapshotSteps = 1000
 		}
 	})
 	voters := []NodeID{1, 2, 3}
@@ -175,7 +176,7 @@ func TestAFollowerWritingASnapshotInstallsTheLeaders(t *testing.T) {
 	}
 	proposeAll(12)
 	follower := c.nodes[lag].e.groupOf(1)
-	c.runUntil("the follower starts a snapshot", 500, func() bool { return follower.writing != nil })
+	c.runUntil("the follower starts a snapshot", 500, func() bool { return follower.job != nil })
 	for _, id := range voters[:2] {
 		c.net.cut[[2]NodeID{id, lag}] = true
 		c.net.cut[[2]NodeID{lag, id}] = true
@@ -184,26 +185,41 @@ func TestAFollowerWritingASnapshotInstallsTheLeaders(t *testing.T) {
 	c.runUntil("the leader compacted its log", 500, func() bool {
 		return c.nodes[1].e.groupLogFirst(1) > uint64(len(want))
 	})
-	own := follower.writing.meta.File
+	if follower.job == nil {
+		t.Fatal("the follower's snapshot write ended before the leader's snapshot could arrive")
+	}
+	leaderSnap := c.nodes[1].e.groupOf(1).st.snap.Index
 	clear(c.net.cut)
+	c.runUntil("the follower takes the leader's snapshot", 3000, func() bool { return follower.st.snap.Index >= leaderSnap })
+	if follower.job == nil || c.nodes[lag].e.Metrics().SnapshotsInstalled != 0 {
+		t.Fatal("the follower restored the leader's snapshot on the loop")
+	}
+	// While it restores, it commits what comes and applies nothing.
+	applied := len(c.nodes[lag].fsms[1].datas())
+	proposeAll(3)
+	lead, _ := c.nodes[1].e.Status(1)
+	c.runUntil("the follower commits the new entries", 500, func() bool {
+		st, _ := c.nodes[lag].e.Status(1)
+		return st.Commit >= lead.Commit
+	})
+	if got := len(c.nodes[lag].fsms[1].datas()); got != applied || follower.job == nil {
+		t.Fatalf("the follower applied %d entries during its restore (had %d)", got-applied, applied)
+	}
 	c.runUntil("the follower installed the leader's snapshot", 3000, func() bool {
 		return c.nodes[lag].e.Metrics().SnapshotsInstalled > 0
 	})
-	c.runUntil("the follower caught up", 500, func() bool {
+	c.runUntil("the follower caught up", 3000, func() bool {
 		return len(c.nodes[lag].fsms[1].datas()) == len(want)
 	})
 	if got := c.nodes[lag].fsms[1].datas(); !slices.Equal(got, want) {
 		t.Errorf("the follower applied %q, want %q", got, want)
 	}
-	if follower.writing != nil {
-		t.Errorf("the follower's own snapshot is still being written")
-	}
 	names, err := c.nodes[lag].fs.List(follower.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if slices.Contains(names, own) || len(names) != 1 {
-		t.Errorf("the follower's snapshot files: %q; want only the installed one, not its own %s", names, own)
+	if !slices.Equal(names, []string{follower.st.snap.File}) {
+		t.Errorf("the follower's snapshot files: %q; want only the installed one, %s", names, follower.st.snap.File)
 	}
 }
 

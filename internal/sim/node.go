@@ -100,7 +100,7 @@ func (s *Sim) start(n *node) {
 		Loops:     1 + int(n.id)%2, Manual: true, Logger: quietLog,
 		TickInterval: tick, ElectionTicks: 10, HeartbeatTicks: 2, QuiesceTicks: 30,
 		SnapshotEntries:     s.snapEvery,
-		SnapshotWriteSteps:  1 + s.rng.IntN(20),
+		SnapshotSteps:       1 + s.rng.IntN(20),
 		UnsafeAckBeforeSync: s.opts.UnsafeAckBeforeSync,
 	})
 	if err != nil {
