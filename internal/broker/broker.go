@@ -59,9 +59,11 @@ type Config struct {
 	Peers []Peer
 	// RaftListener and ForwardListener, when set, are used instead of
 	// listening on this node's Peer addresses (tests pass listeners on
-	// port 0). Dial replaces net.Dialer for both.
+	// port 0); otherwise Listen opens them (default net.Listen). Dial
+	// replaces net.Dialer for both.
 	RaftListener    net.Listener
 	ForwardListener net.Listener
+	Listen          func(network, addr string) (net.Listener, error)
 	Dial            func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	// Engine tuning (replication.Config): defaults as there.
@@ -355,7 +357,7 @@ func (b *Broker) newTransport() (*replication.TCPTransport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: reading the cluster id: %w", err)
 	}
-	listen := net.Listen
+	listen := b.listen
 	if b.cfg.RaftListener != nil {
 		ln := b.cfg.RaftListener
 		listen = func(string, string) (net.Listener, error) { return ln, nil }
@@ -368,6 +370,14 @@ func (b *Broker) newTransport() (*replication.TCPTransport, error) {
 		},
 		Logger: b.cfg.Logger,
 	})
+}
+
+// listen opens a listener with Config.Listen, or net.Listen.
+func (b *Broker) listen(network, addr string) (net.Listener, error) {
+	if b.cfg.Listen != nil {
+		return b.cfg.Listen(network, addr)
+	}
+	return net.Listen(network, addr)
 }
 
 // peer returns the configured peer n (zero when unknown).

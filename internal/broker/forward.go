@@ -47,7 +47,7 @@ func (f *forwarder) start() error {
 	ln := f.b.cfg.ForwardListener
 	if ln == nil {
 		var err error
-		if ln, err = net.Listen("tcp", f.b.peer(f.b.node).ForwardAddr); err != nil {
+		if ln, err = f.b.listen("tcp", f.b.peer(f.b.node).ForwardAddr); err != nil {
 			return base.Errorf(base.CodeUnavailable, "broker: listening for forwarded calls: %w", err)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,27 +17,48 @@ import (
 	"github.com/ferry-mq/ferry/internal/admin"
 )
 
-// freePorts returns n distinct free loopback ports. The ports are closed
-// again before use, so another process could take one in between; the
+// heldPorts are loopback listeners opened on free ports and held until a
+// node listens on their address: a port closed before use could be taken
+// by another process in between (a client's ephemeral port), and the
 // peers list needs the numbers up front.
-func freePorts(t *testing.T, n int) []int {
+type heldPorts struct {
+	mu  sync.Mutex
+	lns map[string]net.Listener
+}
+
+func holdPorts(t *testing.T, n int) (*heldPorts, []int) {
 	t.Helper()
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
+	h := &heldPorts{lns: map[string]net.Listener{}}
+	t.Cleanup(func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for _, ln := range h.lns {
 			ln.Close()
 		}
-	}()
+	})
 	ports := make([]int, n)
 	for i := range ports {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		lns = append(lns, ln)
+		h.lns[ln.Addr().String()] = ln
 		ports[i] = ln.Addr().(*net.TCPAddr).Port
 	}
-	return ports
+	return h, ports
+}
+
+// listen is a node's Options.Listen: the held listener of addr, once, or
+// a new one.
+func (h *heldPorts) listen(network, addr string) (net.Listener, error) {
+	h.mu.Lock()
+	ln := h.lns[addr]
+	delete(h.lns, addr)
+	h.mu.Unlock()
+	if ln != nil {
+		return ln, nil
+	}
+	return net.Listen(network, addr)
 }
 
 // startNodes starts n nodes of one cluster on loopback, from one
@@ -46,7 +68,7 @@ func freePorts(t *testing.T, n int) []int {
 // the nodes, in the order it needs.
 func startNodes(t *testing.T, n, extraPorts int, tweak func(i int, cfg *Config, extra []int)) ([]*Server, []string) {
 	t.Helper()
-	ports := freePorts(t, 2*n+extraPorts)
+	held, ports := holdPorts(t, 2*n+extraPorts)
 	var peers, raftAddrs []string
 	for i := range n {
 		raftAddrs = append(raftAddrs, fmt.Sprintf("127.0.0.1:%d", ports[2*i]))
@@ -58,7 +80,9 @@ func startNodes(t *testing.T, n, extraPorts int, tweak func(i int, cfg *Config, 
 		cfg.Node.ID = uint64(i + 1)
 		cfg.Cluster.Peers = peers
 		tweak(i, &cfg, ports[2*n:])
-		s, err := Start(cfg, testOptions(io.Discard))
+		opts := testOptions(io.Discard)
+		opts.Listen = held.listen
+		s, err := Start(cfg, opts)
 		if err != nil {
 			t.Fatalf("node %d: %v", i+1, err)
 		}

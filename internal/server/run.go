@@ -33,7 +33,8 @@ type Options struct {
 	Announce io.Writer
 	FS       vfs.FS     // default vfs.Default
 	Clock    base.Clock // default base.RealClock
-	// Listen opens a listener (default net.Listen).
+	// Listen opens a listener, the Raft and forwarding ones too (default
+	// net.Listen).
 	Listen func(network, addr string) (net.Listener, error)
 	// Version is what the node reports (server properties, /healthz).
 	Version string
@@ -164,6 +165,7 @@ func (s *Server) openBroker() error {
 	}
 	bc := broker.Config{
 		NodeID: s.cfg.Node.ID, Dir: s.cfg.DataDir, FS: s.opts.FS, Clock: s.opts.Clock, Logger: s.log, Abort: s.opts.Abort,
+		Listen:  s.opts.Listen,
 		NoGuest: s.cfg.Auth.NoGuest,
 		Flow: broker.FlowConfig{
 			MemoryLimitBytes:   uint64(s.cfg.Flow.MemoryLimit),
