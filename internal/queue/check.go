@@ -101,12 +101,13 @@ func (ck *checker) levels() error {
 		lv := &q.levels[l]
 		live := 0
 		var prev *msg
+		where := fmt.Sprintf("level %d", l)
 		check := func(s uint32, inFifo bool) error {
-			m, err := ck.visit(s, fmt.Sprintf("level %d", l))
+			m, err := ck.visit(s, where)
 			if err != nil || m.state() == stTomb {
 				return err
 			}
-			if err := ck.readyMsg(m, fmt.Sprintf("level %d", l)); err != nil {
+			if err := ck.readyMsg(m, where); err != nil {
 				return err
 			}
 			if q.levelOf(m) != l {
