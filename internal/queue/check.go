@@ -536,33 +536,42 @@ func (ck *checker) places() error {
 		at = append(at, q.Locate(ref).Index)
 	}
 	slices.Sort(at)
-	p := &q.places
-	nonZero, j := 0, 0
-	for i := 0; i < p.counts.Len(); i++ {
-		c := p.counts.At(i)
-		if i > 0 && p.counts.At(i-1).index >= c.index {
-			return fmt.Errorf("body counts out of order at %d", c.index)
-		}
-		if c.n == 0 {
-			if i == 0 {
-				return fmt.Errorf("body count at the front (%d) is zero", c.index)
-			}
-			continue
-		}
-		nonZero++
-		for k := uint32(0); k < c.n; k, j = k+1, j+1 {
-			if j == len(at) || at[j] != c.index {
-				return fmt.Errorf("%d bodies counted at %d, fewer lie there", c.n, c.index)
-			}
-		}
+	counted, err := q.places.bodies()
+	if err != nil {
+		return err
 	}
-	if j != len(at) {
-		return fmt.Errorf("the body at %d is not counted", at[j])
-	}
-	if nonZero != p.nonZero || p.counts.Len() > 2*nonZero+placesZeroSlack {
-		return fmt.Errorf("%d body counts, %d above zero, %d noted", p.counts.Len(), nonZero, p.nonZero)
+	for i := range max(len(at), len(counted)) {
+		if i == len(at) || i == len(counted) || at[i] != counted[i] {
+			return fmt.Errorf("body counts differ from the bodies' places at the %d-th body (%d counted, %d lie)", i, len(counted), len(at))
+		}
 	}
 	return nil
+}
+
+// bodies checks the counts' own invariants (indexes increasing, no zero
+// count at the front, nonZero right, zero counts within the rebuild
+// bound) and returns the index of every body counted, in order.
+func (p *places) bodies() ([]uint64, error) {
+	var out []uint64
+	nonZero := 0
+	for i := 0; i < p.counts.Len(); i++ {
+		c := p.counts.At(i)
+		switch {
+		case i > 0 && p.counts.At(i-1).index >= c.index:
+			return nil, fmt.Errorf("body counts out of order at %d", c.index)
+		case i == 0 && c.n == 0:
+			return nil, fmt.Errorf("body count at the front (%d) is zero", c.index)
+		case c.n > 0:
+			nonZero++
+		}
+		for range c.n {
+			out = append(out, c.index)
+		}
+	}
+	if nonZero != p.nonZero || p.counts.Len() > 2*nonZero+placesZeroSlack {
+		return nil, fmt.Errorf("%d body counts, %d above zero, %d noted", p.counts.Len(), nonZero, p.nonZero)
+	}
+	return out, nil
 }
 
 func (ck *checker) dedupe() error {
