@@ -335,8 +335,8 @@ func fillAndRelease(t *testing.T, c *testCluster, f *listFSM, cmd string) {
 }
 
 // A snapshot taken because it frees the log writes the whole state while
-// the loop waits, so it also waits until it frees at least the last
-// snapshot's size: a queue draining a long backlog otherwise rewrote its
+// its group holds its entries back, so it also waits until it frees at
+// least the last snapshot's size: a queue draining a long backlog otherwise rewrote its
 // state every SnapshotFreeBytes of log, work quadratic in the backlog.
 func TestASnapshotThatFreesTheLogFreesAtLeastWhatItWrites(t *testing.T) {
 	c, f := retainingNode(t, func(cfg *Config) {

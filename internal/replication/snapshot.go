@@ -97,8 +97,8 @@ func (g *group) snapshotRequested() bool {
 
 // snapshotFrees reports whether a snapshot now would let the log free
 // SnapshotFreeBytes of storage, and no less than the last snapshot's size
-// (a snapshot of a long queue stalls the loop; writing no more than it
-// frees keeps a drain linear): the FSM stopped retaining much of it (a
+// (a snapshot of a long queue holds its group's entries back while it is
+// written; writing no more than it frees keeps a drain linear): the FSM stopped retaining much of it (a
 // queue's consumers caught up) without applying enough since the last
 // snapshot for the other rules. It asks once per applied index.
 func (g *group) snapshotFrees() bool {
