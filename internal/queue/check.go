@@ -1,8 +1,8 @@
 package queue
 
 import (
+	"cmp"
 	"fmt"
-	"slices"
 
 	"github.com/ferry-mq/ferry/internal/base"
 )
@@ -40,7 +40,10 @@ type checker struct {
 // first violation. Restore relies on it to refuse inconsistent snapshots,
 // so it must not panic on any state restore can build.
 func (q *Queue) check() error {
-	ck := &checker{q: q, seen: make([]bool, q.arena.slots()), keyRefs: make([]int, len(q.keys.keys))}
+	// Room for every live message's Ref, bounded by the arena: the counts
+	// are what a snapshot said, which the check is about to verify.
+	ck := &checker{q: q, seen: make([]bool, q.arena.slots()), keyRefs: make([]int, len(q.keys.keys)),
+		refs: make([]Ref, 0, max(0, min(q.live(), q.arena.slots())))}
 	for _, f := range []func() error{ck.levels, ck.keys, ck.ttl, ck.delayed, ck.consumers, ck.dlx, ck.arena,
 		ck.totals, ck.refsUnique, ck.relocation, ck.places, ck.dedupe, q.checkConservation} {
 		if err := f(); err != nil {
@@ -495,7 +498,7 @@ func (ck *checker) totals() error {
 
 func (ck *checker) refsUnique() error {
 	q := ck.q
-	slices.SortFunc(ck.refs, Ref.Compare)
+	sortRuns(ck.refs, Ref.Compare)
 	for i, r := range ck.refs {
 		if i > 0 && ck.refs[i-1] == r {
 			return fmt.Errorf("ref %s held twice", r)
@@ -535,7 +538,7 @@ func (ck *checker) places() error {
 	for _, ref := range ck.refs {
 		at = append(at, q.Locate(ref).Index)
 	}
-	slices.Sort(at)
+	sortRuns(at, cmp.Compare[uint64])
 	counted, err := q.places.bodies()
 	if err != nil {
 		return err

@@ -1,5 +1,7 @@
 package queue
 
+import "slices"
+
 // Containers used by the state machine. None of them is safe for concurrent
 // use; the Queue that owns them is single-threaded by contract.
 
@@ -244,4 +246,65 @@ func (h *heap[T]) down(i int) bool {
 		i = j
 	}
 	return i > start
+}
+
+// sortRunsMax is how many ascending runs sortRuns merges; past it the
+// input is in no useful order, and it sorts from scratch.
+const sortRunsMax = 64
+
+// sortRuns sorts s like slices.SortFunc. It is for what Restore's checks
+// collect: the concatenation of a few ascending runs (one per priority
+// level's fifo, then the smaller containers), which it merges in
+// O(n log r) for r runs instead of sorting from scratch. It allocates a
+// buffer as long as s when there is more than one run.
+func sortRuns[T any](s []T, cmp func(a, b T) int) {
+	bounds := []int{0}
+	for i := 1; i < len(s); i++ {
+		if cmp(s[i-1], s[i]) > 0 {
+			if len(bounds) == sortRunsMax {
+				slices.SortFunc(s, cmp)
+				return
+			}
+			bounds = append(bounds, i)
+		}
+	}
+	if len(bounds) == 1 {
+		return
+	}
+	bounds = append(bounds, len(s))
+	src, dst := s, make([]T, len(s))
+	for len(bounds) > 2 {
+		next := bounds[:1]
+		for i := 0; i+1 < len(bounds); i += 2 {
+			lo, mid := bounds[i], bounds[i+1]
+			if i+2 == len(bounds) { // an odd run out: carried over
+				copy(dst[lo:mid], src[lo:mid])
+				next = append(next, mid)
+				continue
+			}
+			hi := bounds[i+2]
+			mergeRuns(dst[lo:hi], src[lo:mid], src[mid:hi], cmp)
+			next = append(next, hi)
+		}
+		bounds = next
+		src, dst = dst, src
+	}
+	if &src[0] != &s[0] {
+		copy(s, src)
+	}
+}
+
+// mergeRuns merges the ascending a and b into out, len(a)+len(b) long.
+func mergeRuns[T any](out, a, b []T, cmp func(x, y T) int) {
+	k := 0
+	for len(a) > 0 && len(b) > 0 {
+		if cmp(b[0], a[0]) < 0 {
+			out[k], b = b[0], b[1:]
+		} else {
+			out[k], a = a[0], a[1:]
+		}
+		k++
+	}
+	k += copy(out[k:], a)
+	copy(out[k:], b)
 }

@@ -144,3 +144,27 @@ func TestIndexedHeapMatchesSortedSlice(t *testing.T) {
 		}
 	})
 }
+
+// TestSortRunsSortsAsSlicesDoes: sortRuns orders any input as
+// slices.SortFunc does, whether it is a few ascending runs (what Restore's
+// checks give it), more than sortRunsMax of them, or none, and equal Refs
+// stay side by side.
+func TestSortRunsSortsAsSlicesDoes(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		runs := rapid.IntRange(0, sortRunsMax+8).Draw(t, "runs")
+		var s []Ref
+		for range runs {
+			run := rapid.SliceOfN(rapid.Uint64Range(0, 40), 0, 30).Draw(t, "run")
+			slices.Sort(run)
+			for _, i := range run {
+				s = append(s, Ref{Index: i, Slot: uint32(i % 3)})
+			}
+		}
+		want := slices.Clone(s)
+		slices.SortFunc(want, Ref.Compare)
+		sortRuns(s, Ref.Compare)
+		if !slices.Equal(s, want) {
+			t.Fatalf("sortRuns gave %v, want %v", s, want)
+		}
+	})
+}

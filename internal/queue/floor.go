@@ -1,7 +1,7 @@
 package queue
 
 import (
-	"slices"
+	"cmp"
 	"sort"
 
 	"github.com/ferry-mq/ferry/internal/base"
@@ -105,7 +105,7 @@ func (p *places) remove(index uint64) {
 
 // rebuildPlaces counts the bodies of every live message from scratch (Restore).
 func (q *Queue) rebuildPlaces() {
-	var at []uint64
+	at := make([]uint64, 0, q.arena.slots())
 	for _, ch := range q.arena.chunks {
 		if ch == nil {
 			continue
@@ -116,7 +116,7 @@ func (q *Queue) rebuildPlaces() {
 			}
 		}
 	}
-	slices.Sort(at)
+	sortRuns(at, cmp.Compare[uint64])
 	q.places = places{}
 	for _, index := range at {
 		q.places.add(index)
