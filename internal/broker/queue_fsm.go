@@ -23,7 +23,12 @@ type queueFSM struct {
 	tenant string
 	name   string
 
-	mu   sync.Mutex
+	// mu guards the queue: Apply and Restore change it under the write
+	// lock; Snapshot, which replication runs off the engine loop for as
+	// long as encoding a large queue takes, and the readers of counts
+	// (read) share the read lock, so that a passive declare or the
+	// management API need not wait for a snapshot.
+	mu   sync.RWMutex
 	q    *queue.Queue    // guarded by mu
 	msgs []queue.Message // guarded by mu: Apply's scratch
 
@@ -208,8 +213,8 @@ func (f *queueFSM) applyDecoded(index uint64, cmd queue.Command, ql *queueLeader
 }
 
 func (f *queueFSM) Snapshot(w io.Writer) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.mu.RLock()
+	defer f.mu.RUnlock()
 	return f.q.Snapshot(w)
 }
 
@@ -262,6 +267,15 @@ func (f *queueFSM) locate(ref queue.Ref) queue.Ref {
 func (f *queueFSM) with(fn func(q *queue.Queue)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	fn(f.q)
+}
+
+// read runs fn with the queue read-locked, beside a snapshot being
+// written: fn must only call the queue's methods that change nothing
+// (Stats, Config, Deleted), and must not keep the queue.
+func (f *queueFSM) read(fn func(q *queue.Queue)) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
 	fn(f.q)
 }
 

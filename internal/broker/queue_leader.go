@@ -440,7 +440,7 @@ func (ql *queueLeader) configure(info controller.QueueInfo) {
 	want := info.Config.Queue
 	var cur queue.Config
 	deleted := false
-	ql.fsm.with(func(q *queue.Queue) { cur, deleted = q.Config(), q.Deleted() })
+	ql.fsm.read(func(q *queue.Queue) { cur, deleted = q.Config(), q.Deleted() })
 	want.MaxPriority = cur.MaxPriority
 	if deleted || queueConfigEqual(cur, want) {
 		return
@@ -487,7 +487,7 @@ func (ql *queueLeader) checkAutoDelete() {
 		return
 	}
 	consumers := 0
-	ql.fsm.with(func(q *queue.Queue) { consumers = q.Stats().Consumers })
+	ql.fsm.read(func(q *queue.Queue) { consumers = q.Stats().Consumers })
 	if consumers == 0 {
 		ql.deleteSelf(controller.DeleteAutoDelete)
 	}

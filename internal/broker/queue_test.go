@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -478,4 +479,70 @@ func TestAuthorizationRefusesWithoutPermission(t *testing.T) {
 		t.Fatalf("unknown vhost: got %v, want CodeNotFound", err)
 	}
 	_ = context.Background()
+}
+
+// blockingWriter is a snapshot's destination that holds its first Write
+// until release is closed, and signals it on entered.
+type blockingWriter struct {
+	entered, release chan struct{}
+	once             sync.Once
+}
+
+func (w *blockingWriter) Write(p []byte) (int, error) {
+	w.once.Do(func() { close(w.entered) })
+	<-w.release
+	return len(p), nil
+}
+
+// TestQueueCountsAnswerBesideASnapshot: while a snapshot of a queue is
+// being written (off the engine loop, for as long as a large queue takes),
+// its stats and a passive declaration answer with the counts.
+func TestQueueCountsAnswerBesideASnapshot(t *testing.T) {
+	b := openNode(t, nodeOpts{})
+	c := guestConn(t, b)
+	declare(t, c, "q")
+	for i := range 3 {
+		publishOne(t, c, "", "q", fmt.Sprint(i))
+	}
+	ent, err := b.lookupQueue("/", "q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := b.group(ent.group).fsm.(*queueFSM)
+	w := &blockingWriter{entered: make(chan struct{}), release: make(chan struct{})}
+	snapped := make(chan error, 1)
+	go func() { snapped <- f.Snapshot(w) }()
+	<-w.entered
+	answered := make(chan string, 1)
+	go func() {
+		st, err := b.QueueStats("/", "q")
+		if err != nil || st.Ready != 3 {
+			answered <- fmt.Sprintf("QueueStats: %+v, %v; want 3 ready", st, err)
+			return
+		}
+		qi, err := c.DeclareQueue(testCtx(t), QueueSpec{Name: "q", Passive: true})
+		if err != nil || qi.Messages != 3 {
+			answered <- fmt.Sprintf("passive DeclareQueue: %+v, %v; want 3 messages", qi, err)
+			return
+		}
+		answered <- ""
+	}()
+	timeout := time.NewTimer(10 * time.Second) // only a bug reaches it
+	defer timeout.Stop()
+	select {
+	case msg := <-answered:
+		if msg != "" {
+			t.Error(msg)
+		}
+	case <-timeout.C:
+		t.Error("the counts waited for the snapshot")
+		close(w.release)
+		<-answered
+		<-snapped
+		return
+	}
+	close(w.release)
+	if err := <-snapped; err != nil {
+		t.Fatal(err)
+	}
 }

@@ -187,7 +187,7 @@ func (b *Broker) localQueueCounts(ctx context.Context, g GroupID) (queueCounts, 
 		return queueCounts{}, err
 	}
 	var c queueCounts
-	f.with(func(q *queue.Queue) {
+	f.read(func(q *queue.Queue) {
 		st := q.Stats()
 		c = queueCounts{ready: uint64(st.Ready), consumers: uint64(st.Consumers)}
 	})

@@ -46,7 +46,7 @@ func (b *Broker) QueueStats(tenant, name string) (QueueStats, error) {
 	f := lg.fsm.(*queueFSM)
 	out := QueueStats{Name: name, Tenant: tenant, Leader: b.knownLeader(ent.group)}
 	out.IsLeaderHere = out.Leader == b.node
-	f.with(func(q *queue.Queue) {
+	f.read(func(q *queue.Queue) {
 		st := q.Stats()
 		out.Ready, out.Unacked, out.Delayed = uint64(st.Ready), uint64(st.Unacked), uint64(st.Delayed)
 		out.DeadLetter, out.Consumers = uint64(st.DeadLetterPending), uint64(st.Consumers)
