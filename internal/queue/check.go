@@ -40,10 +40,9 @@ type checker struct {
 // first violation. Restore relies on it to refuse inconsistent snapshots,
 // so it must not panic on any state restore can build.
 func (q *Queue) check() error {
-	// Room for every live message's Ref, bounded by the arena: the counts
-	// are what a snapshot said, which the check is about to verify.
+	// refs has room for every slot handed out: the live messages and tombs.
 	ck := &checker{q: q, seen: make([]bool, q.arena.slots()), keyRefs: make([]int, len(q.keys.keys)),
-		refs: make([]Ref, 0, max(0, min(q.live(), q.arena.slots())))}
+		refs: make([]Ref, 0, q.arena.used)}
 	for _, f := range []func() error{ck.levels, ck.keys, ck.ttl, ck.delayed, ck.consumers, ck.dlx, ck.arena,
 		ck.totals, ck.refsUnique, ck.relocation, ck.places, ck.dedupe, q.checkConservation} {
 		if err := f(); err != nil {
@@ -539,24 +538,30 @@ func (ck *checker) places() error {
 		at = append(at, q.Locate(ref).Index)
 	}
 	sortRuns(at, cmp.Compare[uint64])
-	counted, err := q.places.bodies()
+	counts, err := q.places.above()
 	if err != nil {
 		return err
 	}
-	for i := range max(len(at), len(counted)) {
-		if i == len(at) || i == len(counted) || at[i] != counted[i] {
-			return fmt.Errorf("body counts differ from the bodies' places at the %d-th body (%d counted, %d lie)", i, len(counted), len(at))
+	j := 0
+	for _, c := range counts {
+		for range c.n {
+			if j == len(at) || at[j] != c.index {
+				return fmt.Errorf("%d bodies counted at %d, fewer lie there", c.n, c.index)
+			}
+			j++
 		}
+	}
+	if j != len(at) {
+		return fmt.Errorf("the body at %d is not counted", at[j])
 	}
 	return nil
 }
 
-// bodies checks the counts' own invariants (indexes increasing, no zero
+// above checks the counts' own invariants (indexes increasing, no zero
 // count at the front, nonZero right, zero counts within the rebuild
-// bound) and returns the index of every body counted, in order.
-func (p *places) bodies() ([]uint64, error) {
-	var out []uint64
-	nonZero := 0
+// bound) and returns the counts above zero, in index order.
+func (p *places) above() ([]placeCount, error) {
+	out := make([]placeCount, 0, p.nonZero)
 	for i := 0; i < p.counts.Len(); i++ {
 		c := p.counts.At(i)
 		switch {
@@ -565,14 +570,11 @@ func (p *places) bodies() ([]uint64, error) {
 		case i == 0 && c.n == 0:
 			return nil, fmt.Errorf("body count at the front (%d) is zero", c.index)
 		case c.n > 0:
-			nonZero++
-		}
-		for range c.n {
-			out = append(out, c.index)
+			out = append(out, c)
 		}
 	}
-	if nonZero != p.nonZero || p.counts.Len() > 2*nonZero+placesZeroSlack {
-		return nil, fmt.Errorf("%d body counts, %d above zero, %d noted", p.counts.Len(), nonZero, p.nonZero)
+	if len(out) != p.nonZero || p.counts.Len() > 2*len(out)+placesZeroSlack {
+		return nil, fmt.Errorf("%d body counts, %d above zero, %d noted", p.counts.Len(), len(out), p.nonZero)
 	}
 	return out, nil
 }

@@ -105,7 +105,7 @@ func (p *places) remove(index uint64) {
 
 // rebuildPlaces counts the bodies of every live message from scratch (Restore).
 func (q *Queue) rebuildPlaces() {
-	at := make([]uint64, 0, q.arena.slots())
+	at := make([]uint64, 0, q.arena.used)
 	for _, ch := range q.arena.chunks {
 		if ch == nil {
 			continue
