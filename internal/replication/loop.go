@@ -464,11 +464,9 @@ func (l *loop) persist(rds []ready) error {
 	var pre []StateUpdate
 	for i := range rds {
 		if r := &rds[i]; !raft.IsEmptySnap(r.rd.Snapshot) {
-			if r.g.job != nil {
-				// The install replaces the log and the snapshot file a
-				// restore reads, and the FSM either job uses.
-				r.g.awaitJob()
-			}
+			// The install replaces the log and the snapshot file a
+			// restore reads, and the FSM either job uses.
+			r.g.awaitJob()
 			u, err := r.g.prepareInstall(r.rd)
 			if err != nil {
 				return err

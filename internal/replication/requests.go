@@ -176,11 +176,9 @@ func (g *group) handleRequest(r *request, now time.Time) {
 		g.campaignEagerly()
 		r.finish(Result{})
 	case reqCloseGroup:
-		if g.job != nil {
-			// The group's files may go once it is closed: its snapshot
-			// must not be written or read after.
-			g.awaitJob()
-		}
+		// The group's files may go once it is closed: its snapshot must
+		// not be written or read after.
+		g.awaitJob()
 		g.stop(base.Errorf(base.CodeStopped, "replication: group %d closed on node %d", g.id, g.e.cfg.NodeID))
 		delete(g.l.groups, g.id)
 		g.e.mu.Lock()

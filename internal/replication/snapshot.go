@@ -98,9 +98,10 @@ func (g *group) snapshotRequested() bool {
 // snapshotFrees reports whether a snapshot now would let the log free
 // SnapshotFreeBytes of storage, and no less than the last snapshot's size
 // (a snapshot of a long queue holds its group's entries back while it is
-// written; writing no more than it frees keeps a drain linear): the FSM stopped retaining much of it (a
-// queue's consumers caught up) without applying enough since the last
-// snapshot for the other rules. It asks once per applied index.
+// written; writing no more than it frees keeps a drain linear): the FSM
+// stopped retaining much of it (a queue's consumers caught up) without
+// applying enough since the last snapshot for the other rules. It asks
+// once per applied index.
 func (g *group) snapshotFrees() bool {
 	if g.applied == g.freeCheckedAt {
 		return false
@@ -260,9 +261,13 @@ func (g *group) holdBack(rd *raft.Ready) bool {
 	return true
 }
 
-// awaitJob waits on the loop for the group's job to end, and finishes it.
+// awaitJob waits on the loop for the group's job, if any, to end, and
+// finishes it.
 func (g *group) awaitJob() {
 	j := g.job
+	if j == nil {
+		return
+	}
 	if g.e.cfg.Manual && !j.started {
 		j.started = true
 		j.exec()
