@@ -430,22 +430,7 @@ func connScenarios() []scenario {
 			x := r.N("x")
 			r.Say("x: %s", E(ch.ExchangeDeclare(x, "topic", false, true, false, false, nil)))
 			patterns := []string{"#", "*", "a.#", "#.b", "a.#.b", "#.#", "a.*", "*.b", "a.*.b", "a..b", "", "*.*", "a", "a.#.#.b", "#.a.#", "*.#", "#.*", "a.b", "a.*.#"}
-			qs := map[string]string{}
-			for i, p := range patterns {
-				q := connQ(r, ch, fmt.Sprintf("q%d", i))
-				qs[p] = q
-				if err := ch.QueueBind(q, p, x, false, nil); err != nil {
-					r.Say("bind %q: %s", p, E(err))
-					ch = r.Ch()
-				}
-			}
-			keys := []string{"", "a", "b", "a.b", "a.c.b", "a.c.d.b", "a..b", ".", "a.", ".b", "a.b.c", "c.a.d", "A.b", "a.b.b", "..", "#", "*"}
-			for _, k := range keys {
-				_ = ch.Publish(x, k, false, false, amqp.Publishing{Body: []byte("k=" + k)})
-			}
-			for _, p := range patterns {
-				r.Say("pattern %q got %s", p, connDrain(ch, qs[p]))
-			}
+			topicRoutes(r, ch, x, patterns, []string{"", "a", "b", "a.b", "a.c.b", "a.c.d.b", "a..b", ".", "a.", ".b", "a.b.c", "c.a.d", "A.b", "a.b.b", "..", "#", "*"})
 		}},
 
 		{"conn.direct-fanout-routing", func(r *run) {
@@ -903,22 +888,7 @@ func connScenarios() []scenario {
 			x := r.N("x")
 			_ = ch.ExchangeDeclare(x, "topic", false, true, false, false, nil)
 			patterns := []string{"a.#b", "a*", "*a", "##", "a.**", "#a.b", "a.#.*", "*.*.*", "#.*.#", "a.*.*.#"}
-			qs := map[string]string{}
-			for i, p := range patterns {
-				q := connQ(r, ch, fmt.Sprintf("q%d", i))
-				qs[p] = q
-				if err := ch.QueueBind(q, p, x, false, nil); err != nil {
-					r.Say("bind %q: %s", p, E(err))
-					ch = r.Ch()
-				}
-			}
-			keys := []string{"a.#b", "a.xb", "a*", "ab", "*a", "ba", "##", "x", "a.**", "a.b", "#a.b", "a.b.c", "a", "a.b.c.d", "", ".", "..", "a.b.", "a..", "a...."}
-			for _, k := range keys {
-				_ = ch.Publish(x, k, false, false, amqp.Publishing{Body: []byte("k=" + k)})
-			}
-			for _, p := range patterns {
-				r.Say("pattern %q got %s", p, connDrain(ch, qs[p]))
-			}
+			topicRoutes(r, ch, x, patterns, []string{"a.#b", "a.xb", "a*", "ab", "*a", "ba", "##", "x", "a.**", "a.b", "#a.b", "a.b.c", "a", "a.b.c.d", "", ".", "..", "a.b.", "a..", "a...."})
 		}},
 
 		{"conn.headers-types", func(r *run) {
@@ -1119,3 +1089,25 @@ type connSASL struct{ mech, resp string }
 
 func (a connSASL) Mechanism() string { return a.mech }
 func (a connSASL) Response() string  { return a.resp }
+
+// topicRoutes binds a queue of its own to topic exchange x with each of
+// patterns, publishes a message with each of keys, and says which keys
+// each pattern's queue got. A binding refused closes ch; the rest go on
+// on a new channel.
+func topicRoutes(r *run, ch *amqp.Channel, x string, patterns, keys []string) {
+	qs := map[string]string{}
+	for i, p := range patterns {
+		q := connQ(r, ch, fmt.Sprintf("q%d", i))
+		qs[p] = q
+		if err := ch.QueueBind(q, p, x, false, nil); err != nil {
+			r.Say("bind %q: %s", p, E(err))
+			ch = r.Ch()
+		}
+	}
+	for _, k := range keys {
+		_ = ch.Publish(x, k, false, false, amqp.Publishing{Body: []byte("k=" + k)})
+	}
+	for _, p := range patterns {
+		r.Say("pattern %q got %s", p, connDrain(ch, qs[p]))
+	}
+}
