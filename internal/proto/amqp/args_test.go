@@ -390,6 +390,48 @@ func TestQueueTypesAndStreamOffsets(t *testing.T) {
 	if e := amqpErr(t, err); e.Code != 406 {
 		t.Errorf("basic.get on a stream: got %d %q, want 406 (a channel error)", e.Code, e.Reason)
 	}
+
+	// A nack or reject of a stream delivery closes the connection with
+	// 540, as in RabbitMQ; the delivery is not settled, and a nack that
+	// covers only queue deliveries is unaffected.
+	for _, settle := range []func(d amqp091.Delivery) error{
+		func(d amqp091.Delivery) error { return d.Reject(false) },
+		func(d amqp091.Delivery) error { return d.Nack(true, true) },
+	} {
+		conn := ts.dial(t)
+		closed := conn.NotifyClose(make(chan *amqp091.Error, 1))
+		c, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Qos(10, 0, false); err != nil {
+			t.Fatal(err)
+		}
+		declareQueue(t, c, "nackable")
+		if err := c.Publish("", "nackable", false, false, amqp091.Publishing{Body: []byte("q")}); err != nil {
+			t.Fatal(err)
+		}
+		qmsgs, _ := c.Consume("nackable", "", false, false, false, false, nil)
+		if err := recv(t, qmsgs).Nack(false, true); err != nil {
+			t.Fatal(err)
+		}
+		recv(t, qmsgs) // redelivered: the queue nack was not refused
+		smsgs, err := c.Consume("events", "", false, false, false, false, amqp091.Table{"x-stream-offset": "first"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := settle(recv(t, smsgs)); err != nil {
+			t.Fatal(err)
+		}
+		if e := closeReason(t, closed); e.Code != 540 || !strings.Contains(e.Reason, "stream") {
+			t.Errorf("nack of a stream delivery: closed with %d %q, want 540", e.Code, e.Reason)
+		}
+		if _, err := c.QueueDelete("nackable", false, false, false); err == nil {
+			t.Error("the channel outlived its connection")
+		}
+	}
+	// Each connection's queue delivery returns when the connection closes.
+	waitFor(t, "the queue deliveries back", func() bool { n, _ := ts.depth("nackable"); return n == 2 })
 }
 
 func TestFerryDelayAndDedupeHeaders(t *testing.T) {

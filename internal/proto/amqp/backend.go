@@ -127,8 +127,12 @@ type Subscription interface {
 	// delivery of the subscription too.
 	Ack(id uint64, multiple bool)
 	// Nack returns (requeue) or dead-letters delivery id (and earlier
-	// ones with multiple).
+	// ones with multiple). The front end never nacks a stream's
+	// deliveries.
 	Nack(id uint64, multiple, requeue bool)
+	// Stream says the subscription reads a stream, whose deliveries are
+	// acknowledged only (a consumer's position is its offset).
+	Stream() bool
 	// SetPrefetch changes the number of unsettled deliveries the
 	// subscription may hold (never 0: the front end bounds it).
 	SetPrefetch(ctx context.Context, count uint32) error

@@ -149,7 +149,7 @@ func (s *brokerSession) Subscribe(ctx context.Context, o SubscribeOptions, deliv
 	if err != nil {
 		return nil, err
 	}
-	return brokerSub{sub}, nil
+	return brokerSub{sub, isStream}, nil
 }
 
 // withHeader adds a header to a delivery (x-stream-offset,
@@ -187,7 +187,10 @@ func streamStart(so *StreamOffset) *broker.StreamStart {
 	return &broker.StreamStart{Kind: broker.StreamNext}
 }
 
-type brokerSub struct{ s *broker.Subscription }
+type brokerSub struct {
+	s      *broker.Subscription
+	stream bool
+}
 
 func (b brokerSub) Cancel(ctx context.Context) error { return b.s.Cancel(ctx) }
 
@@ -196,6 +199,8 @@ func (b brokerSub) Cancel(ctx context.Context) error { return b.s.Cancel(ctx) }
 func (b brokerSub) Ack(id uint64, multiple bool) { _ = b.s.Ack(id, multiple) }
 
 func (b brokerSub) Nack(id uint64, multiple, requeue bool) { _ = b.s.Nack(id, multiple, requeue, "") }
+
+func (b brokerSub) Stream() bool { return b.stream }
 
 func (b brokerSub) SetPrefetch(ctx context.Context, n uint32) error {
 	return b.s.SetPrefetch(ctx, n, 0)

@@ -128,11 +128,11 @@ func (ch *channel) dispatch(m codec.Method) error {
 	case *codec.BasicPublish:
 		return ch.startPublish(m)
 	case *codec.BasicAck:
-		return ch.settle(m.DeliveryTag, m.Multiple, opAck, false)
+		return ch.settle(m.Key(), m.DeliveryTag, m.Multiple, opAck, false)
 	case *codec.BasicNack:
-		return ch.settle(m.DeliveryTag, m.Multiple, opNack, m.Requeue)
+		return ch.settle(m.Key(), m.DeliveryTag, m.Multiple, opNack, m.Requeue)
 	case *codec.BasicReject:
-		return ch.settle(m.DeliveryTag, false, opNack, m.Requeue)
+		return ch.settle(m.Key(), m.DeliveryTag, false, opNack, m.Requeue)
 	case *codec.ChannelClose:
 		ch.finish()
 		return ch.c.out.sendMethod(true, ch.id, &codec.ChannelCloseOk{})

@@ -594,6 +594,8 @@ func (sub *fakeSub) Nack(id uint64, multiple, requeue bool) {
 	}
 }
 
+func (sub *fakeSub) Stream() bool { return false } // the double has no streams
+
 func (sub *fakeSub) SetPrefetch(_ context.Context, n uint32) error {
 	b := sub.s.b
 	b.mu.Lock()
