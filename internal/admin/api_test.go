@@ -321,6 +321,9 @@ func TestStreamsCreateReadAndDelete(t *testing.T) {
 	if hw := st.Partitions[0].HighWatermark; hw == nil || *hw != second+2 {
 		t.Errorf("high watermark = %v, want %d", hw, second+2)
 	}
+	if n := st.Partitions[0].Messages; n == nil || *n != 3 {
+		t.Errorf("messages = %v, want 3", n)
+	}
 	if r := a.do("GET", "/api/streams/clicks/messages?offset=soon", nil); r.status != http.StatusBadRequest {
 		t.Errorf("bad offset: %d, want 400", r.status)
 	}

@@ -104,6 +104,7 @@ var (
 	descStreamHW     = prometheus.NewDesc("ferry_stream_high_watermark_offset", "The next offset of a stream partition (its high watermark).", partLabels, nil)
 	descStreamStart  = prometheus.NewDesc("ferry_stream_log_start_offset", "The first retained offset of a stream partition.", partLabels, nil)
 	descStreamBytes  = prometheus.NewDesc("ferry_stream_retained_bytes", "Bytes retained by a stream partition.", partLabels, nil)
+	descStreamMsgs   = prometheus.NewDesc("ferry_stream_retained_messages", "Messages (records) retained by a stream partition.", partLabels, nil)
 	descStreamLag    = prometheus.NewDesc("ferry_stream_consumer_lag", "Offsets a consumer group has yet to read on a stream partition: the end of its data minus the group's committed offset.", []string{"tenant", "stream", "partition", "group"}, nil)
 	descLagTruncated = prometheus.NewDesc("ferry_stream_consumer_lag_truncated", "1 when the scrape left out consumer lag series past the per-scrape bound (AdminMetricsConsumerLagSeriesMax).", nil, nil)
 	descTruncated    = prometheus.NewDesc("ferry_metrics_entities_truncated", "1 when the scrape left out queues or streams past the per-scrape bound (AdminMetricsEntitiesMax).", nil, nil)
@@ -129,7 +130,7 @@ type brokerCollector struct {
 
 func (bc *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descNodeInfo, descBlocked, descConns, descQueueDepth, descQueueBytes, descQueueConsum,
-		descQueueEvents, descQueueLeader, descStreamHW, descStreamStart, descStreamBytes, descStreamLag, descLagTruncated, descTruncated, descFsyncs, descFsyncSec,
+		descQueueEvents, descQueueLeader, descStreamHW, descStreamStart, descStreamBytes, descStreamMsgs, descStreamLag, descLagTruncated, descTruncated, descFsyncs, descFsyncSec,
 		descLeaderChg, descProposals, descProposalsErr, descCommitSec, descApplied, descSnapshots, descSnapshotSec, descRefused, descBytesIn, descBytesOut} {
 		ch <- d
 	}
@@ -286,6 +287,7 @@ func (bc *brokerCollector) collectEntities(gauge func(*prometheus.Desc, float64,
 				gauge(descStreamHW, float64(p.HighWatermark), t, name, ps)
 				gauge(descStreamStart, float64(p.LogStartOffset), t, name, ps)
 				gauge(descStreamBytes, float64(p.RetainedBytes), t, name, ps)
+				gauge(descStreamMsgs, float64(p.Records), t, name, ps)
 			}
 			bc.collectLag(gauge, t, name, lag)
 		}

@@ -93,6 +93,7 @@ func TestMetricsScrapeParsesAndReportsQueuesConnectionsAndRuntime(t *testing.T) 
 		{"ferry_queue_events_total", merge(q, "event", "delivered"), 1},
 		{"ferry_queue_events_total", merge(q, "event", "relocated"), 0},
 		{"ferry_stream_high_watermark_offset", map[string]string{"stream": "s", "partition": "0"}, -1},
+		{"ferry_stream_retained_messages", map[string]string{"stream": "s", "partition": "0"}, 1},
 		{"ferry_client_connections", map[string]string{"protocol": "http"}, 1},
 		{"ferry_node_info", map[string]string{"node": "1", "version": "v7"}, 1},
 		{"ferry_flow_blocked", nil, 0},

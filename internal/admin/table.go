@@ -96,7 +96,7 @@ func (s *Server) table() []*route {
 		// Streams.
 		{method: get, path: "/api/streams", id: "listStreams", summary: "A tenant's streams",
 			tag: "streams", access: accessMonitor, query: pList, out: []Stream{}, status: ok, handle: s.listStreams},
-		{method: get, path: "/api/streams/{name}", id: "getStream", summary: "One stream with its partitions' offsets",
+		{method: get, path: "/api/streams/{name}", id: "getStream", summary: "One stream with its partitions' offsets and message counts",
 			tag: "streams", access: accessMonitor, query: []param{pTenant}, out: Stream{}, status: ok, errors: []int{notFound}, handle: s.getStream},
 		{method: put, path: "/api/streams/{name}", id: "putStream", summary: "Create a stream",
 			tag: "streams", access: accessUser, query: []param{pTenant}, in: StreamSpec{}, inOptional: true, status: noContent,

@@ -118,6 +118,7 @@ type Partition struct {
 	LogStartOffset *int64   `json:"log_start_offset,omitempty"`
 	HighWatermark  *int64   `json:"high_watermark,omitempty"`
 	RetainedBytes  *int64   `json:"retained_bytes,omitempty"`
+	Messages       *int64   `json:"messages,omitempty"` // records retained
 	Producers      *int     `json:"producers,omitempty"`
 }
 
@@ -410,6 +411,7 @@ func (s *Server) streamJSON(tenant string, i int, v *broker.TopologyView) Stream
 			if st := stats[k]; st.Partition == int32(p) {
 				part.Leader = uint64(st.Leader)
 				part.LogStartOffset, part.HighWatermark, part.RetainedBytes = &st.LogStartOffset, &st.HighWatermark, &st.RetainedBytes
+				part.Messages = &st.Records
 				part.Producers = &st.Producers
 			}
 		}

@@ -96,6 +96,7 @@ type PartitionStats struct {
 	LogStartOffset int64
 	HighWatermark  int64
 	RetainedBytes  int64
+	Records        int64 // in the retained data batches
 	Producers      int
 	Leader         NodeID
 }
@@ -118,6 +119,7 @@ func (b *Broker) StreamStats(tenant, name string) ([]PartitionStats, error) {
 			ps.LogStartOffset, _ = pp.LogStart()
 			ps.HighWatermark = pp.HighWatermark()
 			ps.RetainedBytes = pp.RetainedBytes()
+			ps.Records = pp.Records()
 			ps.Producers = pp.ProducerCount()
 		})
 		out = append(out, ps)

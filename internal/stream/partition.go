@@ -65,6 +65,7 @@ type Partition struct {
 	startIndex uint64
 	start      int64
 	bytes      int64 // sum of chunks' bytes
+	records    int64 // sum of chunks' records
 
 	maxTimestamp       int64 // -1 when no batch was appended
 	maxTimestampOffset int64 // base offset of the first batch with maxTimestamp
@@ -78,6 +79,7 @@ type chunk struct {
 	firstIndex   uint64
 	firstOffset  int64
 	bytes        int64
+	records      int64 // in the data batches (not Control)
 	maxTimestamp int64
 }
 
@@ -242,6 +244,11 @@ func (p *Partition) addToChunk(a Append, first int64) {
 	c.bytes += a.Bytes
 	c.maxTimestamp = max(c.maxTimestamp, a.MaxTimestamp)
 	p.bytes += a.Bytes
+	if !a.Control {
+		records := int64(a.LastOffsetDelta) + 1
+		c.records += records
+		p.records += records
+	}
 }
 
 // mergeChunks halves the chunk count by merging neighbours pairwise, so
@@ -253,6 +260,7 @@ func (p *Partition) mergeChunks() {
 		if i+1 < len(p.chunks) {
 			d := p.chunks[i+1]
 			c.bytes += d.bytes
+			c.records += d.records
 			c.maxTimestamp = max(c.maxTimestamp, d.maxTimestamp)
 		}
 		out = append(out, c)
@@ -313,6 +321,7 @@ func (p *Partition) applyRetention(now int64) RetentionResult {
 	remaining := p.bytes
 	for drop < len(p.chunks) && p.chunkExpired(p.chunks[drop], remaining, now) {
 		remaining -= p.chunks[drop].bytes
+		p.records -= p.chunks[drop].records
 		drop++
 	}
 	if drop > 0 {
@@ -351,6 +360,10 @@ func (p *Partition) NextIndex() uint64 { return p.nextIndex }
 
 // RetainedBytes returns the size of the retained batches.
 func (p *Partition) RetainedBytes() int64 { return p.bytes }
+
+// Records returns the number of records in the retained data batches (a
+// stream's message count; Control batches hold none).
+func (p *Partition) Records() int64 { return p.records }
 
 // Config returns the partition's configuration.
 func (p *Partition) Config() PartitionConfig { return p.cfg }

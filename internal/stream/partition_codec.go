@@ -117,8 +117,11 @@ func DecodeCommand(b []byte) (Command, error) {
 }
 
 // Version 2 added the data end after the high watermark; a version 1
-// snapshot restores with the data end at the high watermark.
-const partitionSnapshotVersion = 2
+// snapshot restores with the data end at the high watermark. Version 3
+// added each chunk's records; an earlier snapshot restores each chunk with
+// as many records as it spans data offsets (its Control batches take
+// offsets too, so that is an upper bound).
+const partitionSnapshotVersion = 3
 
 // positionMax bounds the offsets and indexes a snapshot may claim, far
 // beyond any real log, so that arithmetic on them cannot overflow.
@@ -143,6 +146,7 @@ func (p *Partition) Snapshot(dst []byte) []byte {
 		e.varint(c.firstOffset)
 		e.varint(c.bytes)
 		e.varint(c.maxTimestamp)
+		e.varint(c.records)
 	}
 	ids := make([]int64, 0, len(p.producers))
 	for id := range p.producers {
@@ -185,7 +189,7 @@ func (p *Partition) Snapshot(dst []byte) []byte {
 func RestorePartition(b []byte) (*Partition, error) {
 	d := decoder{b: b}
 	v := d.u8()
-	if d.err == nil && v != 1 && v != partitionSnapshotVersion {
+	if d.err == nil && (v < 1 || v > partitionSnapshotVersion) {
 		d.fail("unknown partition snapshot version %d", v)
 	}
 	p := &Partition{cfg: decodeConfig(&d), producers: map[int64]*producer{}, groups: map[string]*groupOffset{}}
@@ -199,7 +203,12 @@ func RestorePartition(b []byte) (*Partition, error) {
 	n := d.count(base.StreamRetentionChunksMax, 4, "chunks")
 	p.chunks = make([]chunk, 0, n)
 	for range n {
-		c := chunk{firstIndex: d.uvarint(), firstOffset: d.varint(), bytes: d.varint(), maxTimestamp: d.varint()}
+		c := chunk{firstIndex: d.uvarint(), firstOffset: d.varint(), bytes: d.varint(), maxTimestamp: d.varint(), records: -1}
+		if v >= 3 {
+			if c.records = d.varint(); d.err == nil && c.records < 0 {
+				d.fail("chunk of %d records", c.records)
+			}
+		}
 		if d.err == nil && (c.bytes <= 0 || c.bytes > math.MaxInt64-p.bytes) {
 			d.fail("chunk of %d bytes", c.bytes)
 		}
@@ -214,7 +223,34 @@ func RestorePartition(b []byte) (*Partition, error) {
 	if err := p.checkPositions(); err != nil {
 		return nil, err
 	}
+	if err := p.restoreRecords(); err != nil {
+		return nil, err
+	}
 	return p, nil
+}
+
+// restoreRecords checks each chunk's records against the data offsets it
+// spans, estimates those a snapshot before version 3 left out (-1) as
+// that span, and sums them. It runs after checkPositions, so the chunks
+// are in order and within the log.
+func (p *Partition) restoreRecords() error {
+	for i := range p.chunks {
+		c := &p.chunks[i]
+		end := p.dataEnd
+		if i+1 < len(p.chunks) {
+			end = min(end, p.chunks[i+1].firstOffset)
+		}
+		span := max(end-c.firstOffset, 0)
+		if c.records < 0 {
+			c.records = span
+		}
+		if c.records > span {
+			return errf(base.CodeCorrupt, "partition snapshot: chunk at offset %d has %d records in %d data offsets",
+				c.firstOffset, c.records, span)
+		}
+		p.records += c.records
+	}
+	return nil
 }
 
 func restoreProducers(d *decoder, p *Partition) {

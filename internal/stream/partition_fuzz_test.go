@@ -65,6 +65,8 @@ func FuzzRestorePartition(f *testing.F) {
 	p.Apply(CommitOffset{Group: "other", Offset: 1})
 	f.Add(p.Snapshot(nil))
 	f.Add([]byte{partitionSnapshotVersion})
+	f.Add(unhex(f, partitionSnapshotV1))
+	f.Add(unhex(f, partitionSnapshotV2))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		q, err := RestorePartition(b)
 		if err != nil {

@@ -65,11 +65,14 @@ func TestChunksAtLimitMergePairwise(t *testing.T) {
 		t.Fatalf("chunks after one more: got %d, want %d", got, want)
 	}
 	c := p.chunks[1]
-	if c.firstOffset != 2 || c.bytes != 2*base.StreamRetentionChunkBytes || c.maxTimestamp != 3 {
-		t.Errorf("merged chunk 1: got %+v, want offsets from 2, two chunks' bytes, max ts 3", c)
+	if c.firstOffset != 2 || c.bytes != 2*base.StreamRetentionChunkBytes || c.records != 2 || c.maxTimestamp != 3 {
+		t.Errorf("merged chunk 1: got %+v, want offsets from 2, two chunks' bytes and records, max ts 3", c)
 	}
 	if got, want := p.RetainedBytes(), int64(base.StreamRetentionChunksMax)*base.StreamRetentionChunkBytes+1; got != want {
 		t.Errorf("retained bytes: got %d, want %d", got, want)
+	}
+	if got, want := p.Records(), int64(base.StreamRetentionChunksMax)+1; got != want {
+		t.Errorf("records: got %d, want %d", got, want)
 	}
 	checkSnapshot(t, p)
 }

@@ -25,6 +25,7 @@ type modelBatch struct {
 	index       uint64
 	first, last int64
 	bytes, ts   int64
+	control     bool
 }
 
 // chunks groups the retained batches as the partition does: a chunk ends
@@ -48,7 +49,7 @@ func (m *offsetModel) chunks() [][]modelBatch {
 
 func (m *offsetModel) append(a Append) {
 	b := modelBatch{index: a.Index, first: m.nextOffset, last: m.nextOffset + int64(a.LastOffsetDelta),
-		bytes: a.Bytes, ts: a.MaxTimestamp}
+		bytes: a.Bytes, ts: a.MaxTimestamp, control: a.Control}
 	m.batches = append(m.batches, b)
 	m.nextIndex++
 	m.nextOffset = b.last + 1
@@ -138,12 +139,15 @@ func comparePartition(t *rapid.T, p *Partition, m *offsetModel) {
 	if want := max(m.dataEnd, m.start); p.DataEnd() != want {
 		t.Fatalf("data end: got %d, want %d (high watermark %d)", p.DataEnd(), want, m.nextOffset)
 	}
-	var bytes int64
+	var bytes, records int64
 	for _, b := range m.batches {
 		bytes += b.bytes
+		if !b.control {
+			records += b.last - b.first + 1
+		}
 	}
-	if p.RetainedBytes() != bytes {
-		t.Fatalf("retained bytes: got %d, want %d", p.RetainedBytes(), bytes)
+	if p.RetainedBytes() != bytes || p.Records() != records {
+		t.Fatalf("retained: got %d bytes, %d records, want %d and %d", p.RetainedBytes(), p.Records(), bytes, records)
 	}
 	if got := len(p.chunks); got != len(m.chunks()) {
 		t.Fatalf("chunks: got %d, want %d", got, len(m.chunks()))

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"bytes"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/datadriven"
+	"github.com/ferry-mq/ferry/internal/base"
 )
 
 // fataler is the part of testing.TB and *rapid.T the helpers use.
@@ -125,10 +127,10 @@ func formatPartition(p *Partition) string {
 	var b strings.Builder
 	off, idx := p.LogStart()
 	ts, tsOff := p.MaxTimestamp()
-	fmt.Fprintf(&b, "start=%d@%d hwm=%d next-index=%d bytes=%d chunks=%d max-ts=%d@%d\n",
-		off, idx, p.HighWatermark(), p.NextIndex(), p.RetainedBytes(), len(p.chunks), ts, tsOff)
+	fmt.Fprintf(&b, "start=%d@%d hwm=%d next-index=%d bytes=%d records=%d chunks=%d max-ts=%d@%d\n",
+		off, idx, p.HighWatermark(), p.NextIndex(), p.RetainedBytes(), p.Records(), len(p.chunks), ts, tsOff)
 	for _, c := range p.chunks {
-		fmt.Fprintf(&b, "  chunk %d@%d bytes=%d max-ts=%d\n", c.firstOffset, c.firstIndex, c.bytes, c.maxTimestamp)
+		fmt.Fprintf(&b, "  chunk %d@%d bytes=%d records=%d max-ts=%d\n", c.firstOffset, c.firstIndex, c.bytes, c.records, c.maxTimestamp)
 	}
 	for _, id := range sortedProducerIDs(p) {
 		info, _ := p.Producer(id)
@@ -251,43 +253,57 @@ func runPartitionCmd(t *testing.T, pp **Partition, td *datadriven.TestData, a ar
 	return ""
 }
 
-// TestVersion1SnapshotRestoresTheDataEndAtTheHighWatermark: a snapshot
-// written before the data end was kept restores with the data end at the
-// high watermark, the most a consumer could be told; the next data batch
-// sets it exactly.
-func TestVersion1SnapshotRestoresTheDataEndAtTheHighWatermark(t *testing.T) {
+// TestOlderSnapshotsRestore: snapshots as earlier versions wrote them
+// restore. Version 1 had no data end, and restores it at the high
+// watermark, the most a consumer could be told; versions 1 and 2 had no
+// record counts, and restore each chunk's as the data offsets it spans.
+// Batches appended after the restore are counted exactly.
+func TestOlderSnapshotsRestore(t *testing.T) {
+	// The partition: 5 records (offsets 0-4) filling a chunk, a control
+	// batch (5), 3 records (6-8) and a control batch (9).
 	p := NewPartition(PartitionConfig{}, 1)
-	p.Apply(Append{Index: 1, LastOffsetDelta: 4, Bytes: 100, ProducerID: NoProducerID})
+	p.Apply(Append{Index: 1, LastOffsetDelta: 4, Bytes: base.StreamRetentionChunkBytes, ProducerID: NoProducerID})
 	p.Apply(Append{Index: 2, Bytes: 50, ProducerID: NoProducerID, Control: true})
-	if p.DataEnd() != 5 || p.HighWatermark() != 6 {
-		t.Fatalf("data end %d, high watermark %d, want 5 and 6", p.DataEnd(), p.HighWatermark())
+	p.Apply(Append{Index: 3, LastOffsetDelta: 2, Bytes: 100, ProducerID: NoProducerID})
+	p.Apply(Append{Index: 4, Bytes: 50, ProducerID: NoProducerID, Control: true})
+	for _, tc := range []struct {
+		version string
+		snap    []byte
+		dataEnd int64
+		records int64
+	}{
+		{"1", unhex(t, partitionSnapshotV1), 10, 5 + 5},
+		{"2", unhex(t, partitionSnapshotV2), 9, 5 + 4},
+		{"current", p.Snapshot(nil), 9, 5 + 3},
+	} {
+		q, err := RestorePartition(tc.snap)
+		if err != nil {
+			t.Fatalf("restore of version %s: %v", tc.version, err)
+		}
+		if q.DataEnd() != tc.dataEnd || q.HighWatermark() != 10 || q.Records() != tc.records {
+			t.Errorf("version %s: data end %d, high watermark %d, records %d, want %d, 10 and %d",
+				tc.version, q.DataEnd(), q.HighWatermark(), q.Records(), tc.dataEnd, tc.records)
+		}
+		q.Apply(Append{Index: 5, LastOffsetDelta: 1, Bytes: 100, ProducerID: NoProducerID})
+		if q.DataEnd() != 12 || q.Records() != tc.records+2 {
+			t.Errorf("version %s, after a data batch: data end %d, records %d, want 12 and %d",
+				tc.version, q.DataEnd(), q.Records(), tc.records+2)
+		}
 	}
-	// Version 1 is version 2 without the data end after the high watermark.
-	head := encoder{}
-	head.u8(partitionSnapshotVersion)
-	encodeConfig(&head, p.Config())
-	head.uvarint(p.NextIndex())
-	head.varint(p.HighWatermark())
-	v2 := p.Snapshot(nil)
-	if !bytes.HasPrefix(v2, head.b) {
-		t.Fatalf("snapshot %x does not start with %x", v2, head.b)
-	}
-	dataEnd := encoder{}
-	dataEnd.varint(p.DataEnd())
-	v1 := append(append([]byte{1}, head.b[1:]...), v2[len(head.b)+len(dataEnd.b):]...)
-	q, err := RestorePartition(v1)
+}
+
+// The partition of TestOlderSnapshotsRestore as the encoders of versions
+// 1 and 2 wrote it (at 85a1f7d).
+const (
+	partitionSnapshotV1 = "01000000000514010000000201008080800800020a9003000000"
+	partitionSnapshotV2 = "0200000000051412010000000201008080800800020a9003000000"
+)
+
+func unhex(t testing.TB, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
 	if err != nil {
-		t.Fatalf("restore of version 1: %v", err)
+		t.Fatal(err)
 	}
-	if q.DataEnd() != 6 || q.HighWatermark() != 6 {
-		t.Errorf("version 1: data end %d, high watermark %d, want 6 and 6", q.DataEnd(), q.HighWatermark())
-	}
-	q.Apply(Append{Index: 3, LastOffsetDelta: 1, Bytes: 100, ProducerID: NoProducerID})
-	if q.DataEnd() != 8 {
-		t.Errorf("after a data batch: data end %d, want 8", q.DataEnd())
-	}
-	r, err := RestorePartition(v2)
-	if err != nil || r.DataEnd() != 5 {
-		t.Errorf("version 2: data end %d (%v), want 5", r.DataEnd(), err)
-	}
+	return b
 }
