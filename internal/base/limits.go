@@ -785,11 +785,12 @@ const (
 	// than a follower's apply lags on a loaded node.
 	BrokerMetadataSpreadWaitMax = 500 * time.Millisecond
 
-	// BrokerForwardOpenWaitMax bounds how long a forwarded proposal waits
-	// on a node the controller places its group on but whose reconciler
-	// has not opened it yet (a group declared a moment ago), before it
-	// answers CodeNotLeader: the reconciler runs on every controller
-	// change, so this is a bound, not a usual wait.
+	// BrokerForwardOpenWaitMax bounds how long a forwarded proposal or
+	// read waits on a node the controller places its group on but whose
+	// reconciler has not opened it yet, or whose replica knows no leader
+	// yet (a group declared a moment ago), before it answers
+	// CodeNotLeader: the reconciler runs on every controller change and a
+	// new group elects at once, so this is a bound, not a usual wait.
 	BrokerForwardOpenWaitMax = time.Second
 
 	// BrokerForwardRetriesMax bounds how often a call follows a leader

@@ -557,6 +557,25 @@ func TestClusterDeclareCountsAreReadThroughTheQueuesGroup(t *testing.T) {
 			}
 		}
 	}
+	// A stream's count is its partitions' records, each read through its
+	// group: three partitions of one replica each, so every node lacks
+	// some of them.
+	if _, err := conns[0].DeclareQueue(ctx, QueueSpec{Name: "events", Durable: true, Arguments: Headers{
+		{"x-queue-type", StringValue("stream")}, {"x-ferry-partitions", IntValue(KindInt64, 3)},
+		{"x-initial-cluster-size", IntValue(KindInt32, 1)}}}); err != nil {
+		t.Fatal(err)
+	}
+	var msgs []Message
+	for i := range 7 {
+		msgs = append(msgs, Message{RoutingKey: "events", Key: []byte(fmt.Sprint("key-", i)), Body: []byte("e")})
+	}
+	publishAll(t, conns[1], msgs)
+	for i, c := range conns {
+		info, err := c.DeclareQueue(ctx, QueueSpec{Name: "events", Passive: true})
+		if err != nil || info.Messages != 7 || !info.IsStream {
+			t.Errorf("node %d: passive declare of the stream: %+v, %v; want 7 messages", i+1, info, err)
+		}
+	}
 }
 
 // TestClusterForwardedPublishesKeepTheirOrder: a connection's publishes to

@@ -678,6 +678,7 @@ func (f *forwarder) handle(sess *fwdSession, fr frame) []byte {
 		var off CommittedOffset
 		var found bool
 		if err == nil {
+			f.awaitReplica(req.g)
 			off, found, err = f.b.localCommittedOffset(f.ctx, req.g, req.group)
 		}
 		w.err(err)
@@ -690,6 +691,7 @@ func (f *forwarder) handle(sess *fwdSession, fr frame) []byte {
 		g, err := decodeNumberReq(fr.payload)
 		var c queueCounts
 		if err == nil {
+			f.awaitReplica(g)
 			c, err = f.b.localQueueCounts(f.ctx, g)
 		}
 		w.err(err)
@@ -714,12 +716,7 @@ func (f *forwarder) handle(sess *fwdSession, fr frame) []byte {
 // NotLeader answer sends the caller to the leader this node knows).
 func (f *forwarder) serveProposal(w *wireWriter, g GroupID, payload []byte) {
 	if f.b.group(g) == nil {
-		// Placed here but not open yet (the caller read a placement this
-		// node's reconciler has not acted on): wait for it a moment
-		// rather than send the caller round the replicas.
-		ctx, cancel := base.WithTimeout(f.ctx, f.b.clock, base.BrokerForwardOpenWaitMax)
-		_ = f.b.waitGroupReady(ctx, g) // what follows answers for it
-		cancel()
+		f.awaitReplica(g)
 	}
 	if f.b.group(g) == nil {
 		w.err(base.Errorf(base.CodeNotLeader, "broker: node %d has no replica of group %d: %w", f.b.node, g, leaderErr(g, 0)))
@@ -741,6 +738,17 @@ func (f *forwarder) serveProposal(w *wireWriter, g GroupID, payload []byte) {
 	}
 	w.err(valueErr)
 	w.varint(count)
+}
+
+// awaitReplica waits a moment (BrokerForwardOpenWaitMax at most) for
+// group g to be ready here (waitGroupReady) rather than send the caller
+// round the replicas: the caller may have read a placement this node's
+// reconciler has not acted on, or reached the group before its first
+// election. What follows the wait answers for the group either way.
+func (f *forwarder) awaitReplica(g GroupID) {
+	ctx, cancel := base.WithTimeout(f.ctx, f.b.clock, base.BrokerForwardOpenWaitMax)
+	_ = f.b.waitGroupReady(ctx, g)
+	cancel()
 }
 
 // admitEnqueue hands a forwarded batch of messages to the local leader's

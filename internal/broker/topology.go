@@ -9,6 +9,7 @@ import (
 	"github.com/ferry-mq/ferry/internal/controller"
 	"github.com/ferry-mq/ferry/internal/queue"
 	"github.com/ferry-mq/ferry/internal/routing"
+	"github.com/ferry-mq/ferry/internal/stream"
 )
 
 // ExchangeSpec is an exchange declaration (AMQP exchange.declare).
@@ -32,7 +33,7 @@ type QueueSpec struct {
 type QueueInfo struct {
 	Name      string
 	IsStream  bool
-	Messages  uint64 // ready messages (streams: 0)
+	Messages  uint64 // ready messages (streams: retained records)
 	Consumers uint64
 }
 
@@ -154,43 +155,56 @@ func (c *Conn) passiveDeclare(ctx context.Context, name string) (QueueInfo, erro
 	return c.b.queueInfo(ctx, ent)
 }
 
-// queueCounts are a queue's counts in queue.declare-ok.
+// queueCounts are a queue's counts in queue.declare-ok: its ready
+// messages and consumers, or a stream partition's retained records.
 type queueCounts struct{ ready, consumers uint64 }
 
 // queueInfo returns a declared queue with its counts, read after a read
 // through its group (so they count every publish, ack and consumer
 // acknowledged before the call): from the replica on this node, or, in a
-// cluster, from a node that has one.
+// cluster, from a node that has one. A stream's count is the sum of its
+// partitions' records.
 func (b *Broker) queueInfo(ctx context.Context, ent entity) (QueueInfo, error) {
 	qi := QueueInfo{Name: ent.name, IsStream: ent.isStream}
-	if ent.isStream {
-		return qi, nil
+	for _, g := range ent.groups() {
+		c, err := b.fwd.queueCounts(ctx, g)
+		if err != nil {
+			return qi, err
+		}
+		qi.Messages += c.ready
+		qi.Consumers += c.consumers
 	}
-	c, err := b.fwd.queueCounts(ctx, ent.group)
-	qi.Messages, qi.Consumers = c.ready, c.consumers
-	return qi, err
+	return qi, nil
 }
 
-// localQueueCounts reads queue group g's counts from its replica on this
-// node after a read through the group. A node without a replica answers
-// CodeNotLeader.
+// localQueueCounts reads queue or partition group g's counts from its
+// replica on this node after a read through the group. A node without a
+// replica answers CodeNotLeader.
 func (b *Broker) localQueueCounts(ctx context.Context, g GroupID) (queueCounts, error) {
-	var f *queueFSM
+	var fsm any
 	if lg := b.group(g); lg != nil {
-		f, _ = lg.fsm.(*queueFSM)
+		fsm = lg.fsm
 	}
-	if f == nil {
-		return queueCounts{}, base.Errorf(base.CodeNotLeader, "broker: node %d has no replica of queue group %d: %w",
+	var read func(*queueCounts)
+	switch f := fsm.(type) {
+	case *queueFSM:
+		read = func(c *queueCounts) {
+			f.read(func(q *queue.Queue) {
+				st := q.Stats()
+				*c = queueCounts{ready: uint64(st.Ready), consumers: uint64(st.Consumers)}
+			})
+		}
+	case *partitionFSM:
+		read = func(c *queueCounts) { f.with(func(p *stream.Partition) { c.ready = uint64(p.Records()) }) }
+	default:
+		return queueCounts{}, base.Errorf(base.CodeNotLeader, "broker: node %d has no replica of group %d: %w",
 			b.node, g, leaderErr(g, b.otherLeader(g)))
 	}
 	if _, err := b.engine.ReadIndex(ctx, g); err != nil {
 		return queueCounts{}, err
 	}
 	var c queueCounts
-	f.read(func(q *queue.Queue) {
-		st := q.Stats()
-		c = queueCounts{ready: uint64(st.Ready), consumers: uint64(st.Consumers)}
-	})
+	read(&c)
 	return c, nil
 }
 

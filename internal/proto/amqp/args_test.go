@@ -345,6 +345,9 @@ func TestQueueTypesAndStreamOffsets(t *testing.T) {
 			t.Fatalf("stream publish %d nacked", i)
 		}
 	}
+	if q, err := ch.QueueDeclarePassive("events", true, false, false, false, nil); err != nil || q.Messages != 5 {
+		t.Errorf("passive declare of the stream: %+v, %v; want 5 messages", q, err)
+	}
 	// Find message "3"'s offset from the x-stream-offset header of a
 	// consumer from the first, then start a consumer there.
 	var third int64 = -1
