@@ -127,8 +127,9 @@ type Subscription interface {
 	// delivery of the subscription too.
 	Ack(id uint64, multiple bool)
 	// Nack returns (requeue) or dead-letters delivery id (and earlier
-	// ones with multiple). The front end never nacks a stream's
-	// deliveries.
+	// ones with multiple). A stream's deliveries are only settled by it:
+	// the front end refuses basic.nack and basic.reject of them, and
+	// nacks them when their channel closes or recovers.
 	Nack(id uint64, multiple, requeue bool)
 	// Stream says the subscription reads a stream, whose deliveries are
 	// acknowledged only (a consumer's position is its offset).

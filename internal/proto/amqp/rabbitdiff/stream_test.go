@@ -134,7 +134,7 @@ func streamScenarios() []scenario {
 			r.Say("purge: %s", E(err))
 		}},
 
-		// A stream ignores nack and reject in Ferry: the reader goes on.
+		// nack and reject of a stream delivery close the connection (540).
 		{"stream.nack-reject", func(r *run) {
 			ch := r.Ch()
 			q := r.N("s")
@@ -159,6 +159,26 @@ func streamScenarios() []scenario {
 				return
 			}
 			// What comes next is what is published next.
+			r.pub(q, "end")
+			if d := recv(ds); d != nil {
+				r.Say("then %s redelivered=%v", d.Body, d.Redelivered)
+			} else {
+				r.Say("then nothing")
+			}
+		}},
+
+		// basic.recover of a stream consumer's deliveries.
+		{"stream.recover", func(r *run) {
+			ch := r.Ch()
+			q := r.N("s")
+			streamDeclare(r, ch, q, 3, nil)
+			c2, cl := r.ChCl()
+			_ = c2.Qos(10, 0, false)
+			ds, err := c2.Consume(q, "", false, false, false, false, amqp.Table{"x-stream-offset": "first"})
+			r.Say("consume: %s", E(err))
+			r.Say("got %d", len(recvN(ds, 3)))
+			r.Say("recover: %s", E(c2.Recover(true)))
+			r.Say("channel: %s", r.State(c2, cl))
 			r.pub(q, "end")
 			if d := recv(ds); d != nil {
 				r.Say("then %s redelivered=%v", d.Body, d.Redelivered)
