@@ -1047,9 +1047,16 @@ func basicScenarios() []scenario {
 			r.Say("count: %s", r.count(q))
 		}},
 
+		// A fanout publish one of whose queues refuses it. That queue is
+		// classic: a quorum queue of RabbitMQ 3.10 takes one message past
+		// its limit, and whether it refuses the next depends on when the
+		// channel hears that it is full (basic.confirm-nack-reject-publish
+		// shows the extra message).
 		{"basic.confirm-fanout-partial", func(r *run) {
 			ch := r.Ch()
-			full := basicQ(r, ch, "full", amqp.Table{"x-max-length": int32(1), "x-overflow": "reject-publish"})
+			full := r.N("full")
+			_, err := ch.QueueDeclare(full, false, false, false, false, amqp.Table{"x-queue-type": "classic", "x-max-length": int32(1), "x-overflow": "reject-publish"})
+			r.Say("declare: %s", E(err))
 			ok := basicQ(r, ch, "ok", nil)
 			defer r.del(full, ok)
 			r.pub(full, "pre")
@@ -1069,7 +1076,9 @@ func basicScenarios() []scenario {
 			case <-time.After(patience):
 				r.Say("no confirm")
 			}
-			r.Say("ok count: %s", r.count(ok))
+			// RabbitMQ sends the nack when the full queue refuses, before
+			// the other queue's enqueue is applied.
+			r.Say("ok count: %s", r.waitCount(ok, "msgs=1 consumers=0"))
 			r.Say("full count: %s", r.count(full))
 			_ = ch.ExchangeDelete(x, false, false)
 		}},
