@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -18,6 +17,8 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ferry-mq/ferry/internal/testnet"
 )
 
 // TestClusterKillNineOfTheQueueLeaderLosesNoConfirmedPublish: three
@@ -219,7 +220,7 @@ func startCluster(t *testing.T) []*node {
 	if testing.Short() {
 		t.Skip("runs three ferry processes; skipped with -short")
 	}
-	ports := freePorts(t, 9)
+	ports := testnet.FreePorts(t, 9)
 	var peers, kafka []string
 	for i := range 3 {
 		peers = append(peers, fmt.Sprintf("%d=127.0.0.1:%d/127.0.0.1:%d", i+1, ports[3*i], ports[3*i+1]))
@@ -273,21 +274,6 @@ func queueLeader(t *testing.T, n *node, name string) int {
 		t.Fatalf("GET /api/queues/%s: status %d, leader %d, %v", name, resp.StatusCode, q.Stats.Leader, err)
 	}
 	return q.Stats.Leader
-}
-
-// freePorts returns n ports that were free a moment ago.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
 }
 
 // TestClusterKillNineOfThePartitionLeaderLosesNoAcknowledgedRecord is the

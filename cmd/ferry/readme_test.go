@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferry-mq/ferry/internal/testnet"
 )
 
 // readmeBlock returns the fenced code block that follows the line
@@ -53,12 +55,7 @@ func portsFor(t *testing.T) (env []string, replace []string) {
 			ln.Close()
 			continue
 		}
-		free, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := free.Addr().(*net.TCPAddr).Port
-		free.Close()
+		port := testnet.FreePorts(t, 1)[0]
 		env = append(env, fmt.Sprintf("%s=127.0.0.1:%d", p.env, port))
 		if p.port == 8080 {
 			env = append(env, fmt.Sprintf("FERRY_SERVER=http://127.0.0.1:%d", port)) // where the client commands find the API

@@ -56,6 +56,10 @@ var allowed = map[string][]string{
 	// tests; only tests import it, and it imports no Ferry package.
 	"internal/proto/clienttest": nil,
 
+	// testnet gives tests the ports of the programs they start; only
+	// tests import it, and it imports no Ferry package.
+	"internal/testnet": nil,
+
 	// wirestats is the socket-byte and error counting every front end
 	// shares, so front ends may import it; it imports no Ferry package.
 	"internal/proto/wirestats": nil,

@@ -19,6 +19,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/ferry-mq/ferry/internal/server"
+	"github.com/ferry-mq/ferry/internal/testnet"
 )
 
 // rabbitScriptGlob is where the Debian package rabbitmq-server puts the
@@ -55,7 +56,7 @@ func startRabbitMQ(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	ports := freePorts(t, 3)
+	ports := testnet.FreePorts(t, 3)
 	amqpPort, distPort, epmdPort := ports[0], ports[1], ports[2]
 	files := map[string]string{
 		"rabbitmq.conf": fmt.Sprintf("listeners.tcp.1 = 127.0.0.1:%d\nloopback_users = none\n"+
@@ -191,28 +192,6 @@ func waitListening(addr string, done chan error) error {
 		}
 		time.Sleep(10 * time.Millisecond) // a poll interval, not synchronisation: the dial decides
 	}
-}
-
-// freePorts returns n distinct loopback ports that were free a moment ago.
-// The listeners are closed before the ports are used by another process,
-// so another program could take one in between; the start then fails
-// with that port named.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	for _, ln := range lns {
-		_ = ln.Close()
-	}
-	return ports
 }
 
 // tail returns the last lines of a log file, for a failure message.
