@@ -136,13 +136,7 @@ func streamScenarios() []scenario {
 
 		// nack and reject of a stream delivery close the connection (540).
 		{"stream.nack-reject", func(r *run) {
-			ch := r.Ch()
-			q := r.N("s")
-			streamDeclare(r, ch, q, 3, nil)
-			c2, cl := r.ChCl()
-			_ = c2.Qos(10, 0, false)
-			ds, err := c2.Consume(q, "", false, false, false, false, amqp.Table{"x-stream-offset": "first"})
-			r.Say("consume: %s", E(err))
+			q, c2, cl, ds := streamReader(r)
 			ms := recvN(ds, 3)
 			r.Say("got %d", len(ms))
 			if len(ms) < 3 {
@@ -158,33 +152,16 @@ func streamScenarios() []scenario {
 				r.Say("channel: %s", state)
 				return
 			}
-			// What comes next is what is published next.
-			r.pub(q, "end")
-			if d := recv(ds); d != nil {
-				r.Say("then %s redelivered=%v", d.Body, d.Redelivered)
-			} else {
-				r.Say("then nothing")
-			}
+			streamNext(r, q, ds)
 		}},
 
 		// basic.recover of a stream consumer's deliveries.
 		{"stream.recover", func(r *run) {
-			ch := r.Ch()
-			q := r.N("s")
-			streamDeclare(r, ch, q, 3, nil)
-			c2, cl := r.ChCl()
-			_ = c2.Qos(10, 0, false)
-			ds, err := c2.Consume(q, "", false, false, false, false, amqp.Table{"x-stream-offset": "first"})
-			r.Say("consume: %s", E(err))
+			q, c2, cl, ds := streamReader(r)
 			r.Say("got %d", len(recvN(ds, 3)))
 			r.Say("recover: %s", E(c2.Recover(true)))
 			r.Say("channel: %s", r.State(c2, cl))
-			r.pub(q, "end")
-			if d := recv(ds); d != nil {
-				r.Say("then %s redelivered=%v", d.Body, d.Redelivered)
-			} else {
-				r.Say("then nothing")
-			}
+			streamNext(r, q, ds)
 		}},
 
 		{"stream.declare-args", func(r *run) {
@@ -229,5 +206,27 @@ func streamScenarios() []scenario {
 			n, err := ch2.QueueDelete(q, false, false, false)
 			r.Say("delete: %s n=%d", E(err), n)
 		}},
+	}
+}
+
+// streamReader declares a stream of three messages and starts a consumer
+// of it from the first, on a channel of its own with a prefetch of 10.
+func streamReader(r *run) (q string, ch *amqp.Channel, closed chan *amqp.Error, ds <-chan amqp.Delivery) {
+	q = r.N("s")
+	streamDeclare(r, r.Ch(), q, 3, nil)
+	ch, closed = r.ChCl()
+	_ = ch.Qos(10, 0, false)
+	ds, err := ch.Consume(q, "", false, false, false, false, amqp.Table{"x-stream-offset": "first"})
+	r.Say("consume: %s", E(err))
+	return q, ch, closed, ds
+}
+
+// streamNext publishes "end" to stream q and says what ds delivers next.
+func streamNext(r *run, q string, ds <-chan amqp.Delivery) {
+	r.pub(q, "end")
+	if d := recv(ds); d != nil {
+		r.Say("then %s redelivered=%v", d.Body, d.Redelivered)
+	} else {
+		r.Say("then nothing")
 	}
 }
