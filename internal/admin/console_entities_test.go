@@ -3,6 +3,7 @@ package admin
 import (
 	"net/http"
 	"net/netip"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -94,7 +95,12 @@ func TestConsoleClosesAConnectionAndCreatesReadsAndDeletesAStream(t *testing.T) 
 	b.act("/console/streams/create", "tenant", "/", "name", "clicks", "partitions", "2", "retention.ms", "3600000").
 		contains(t, "stream created", "Stream &#39;clicks&#39; created.", "1h0m0s")
 	b.act("/console/queues/publish", "tenant", "/", "queue", "clicks", "kind", "stream", "key", "k", "body", "first click")
-	b.mustGet("/console/stream?name=clicks&offset=first").contains(t, "stream read", "first click")
+	read := b.mustGet("/console/stream?name=clicks&offset=first")
+	read.contains(t, "stream read", "first click", "<th>Messages</th>")
+	// The partition holding the message: 1 message, its bytes, no producer.
+	if !regexp.MustCompile(`<td class="num">1</td><td class="num">[1-9][0-9]*</td><td class="num">0</td></tr>`).MatchString(read.body) {
+		t.Errorf("stream page: no partition row with 1 message:\n%s", read.body)
+	}
 	b.mustGet("/console/streams").contains(t, "stream list", "clicks", `<td class="num">2</td>`)
 	b.act("/console/streams/delete", "tenant", "/", "name", "clicks").contains(t, "stream deleted", "No streams in tenant /")
 }
