@@ -33,6 +33,46 @@ func basicCQ(r *run, ch *amqp.Channel, name string) string {
 	return n
 }
 
+// confirming opens a channel in confirm mode and returns it with its
+// confirmations.
+func confirming(r *run) (*amqp.Channel, chan amqp.Confirmation) {
+	c := r.Ch()
+	pc := c.NotifyPublish(make(chan amqp.Confirmation, 10))
+	_ = c.Confirm(false)
+	return c, pc
+}
+
+// sayConfirm says the next confirmation of pc, or that none came.
+func sayConfirm(r *run, pc <-chan amqp.Confirmation) {
+	select {
+	case cf := <-pc:
+		r.Say("confirm tag=%d ack=%v", cf.DeliveryTag, cf.Ack)
+	case <-time.After(patience):
+		r.Say("no confirm")
+	}
+}
+
+// exclusiveConsumers walks queue q through exclusive consumption: an
+// exclusive consumer beside a plain one (on ch), then alone, then a
+// second consumer beside it. It returns the exclusive consumer's channel.
+func exclusiveConsumers(r *run, ch *amqp.Channel, q string) *amqp.Channel {
+	_, err := ch.Consume(q, "plain", false, false, false, false, nil)
+	r.Say("plain consume: %s", E(err))
+	c2, cl2 := r.ChCl()
+	_, err = c2.Consume(q, "excl", false, true, false, false, nil)
+	r.Say("exclusive when other exists: %s", E(err))
+	r.Say("closed: %s", r.State(c2, cl2))
+	r.Say("cancel plain: %s", E(ch.Cancel("plain", false)))
+	c3 := r.Ch()
+	_, err = c3.Consume(q, "excl", false, true, false, false, nil)
+	r.Say("exclusive alone: %s", E(err))
+	c4, cl4 := r.ChCl()
+	_, err = c4.Consume(q, "second", false, false, false, false, nil)
+	r.Say("second consumer on exclusive: %s", E(err))
+	r.Say("closed: %s", r.State(c4, cl4))
+	return c3
+}
+
 func basicDesc(ms []amqp.Delivery) string {
 	var s []string
 	for _, m := range ms {
@@ -240,21 +280,8 @@ func basicScenarios() []scenario {
 			ch := r.Ch()
 			q := basicQ(r, ch, "q", nil)
 			defer r.del(q)
-			_, err := ch.Consume(q, "plain", false, false, false, false, nil)
-			r.Say("plain consume: %s", E(err))
-			c2, cl2 := r.ChCl()
-			_, err = c2.Consume(q, "excl", false, true, false, false, nil)
-			r.Say("exclusive when other exists: %s", E(err))
-			r.Say("closed: %s", r.State(c2, cl2))
-			r.Say("cancel plain: %s", E(ch.Cancel("plain", false)))
-			c3 := r.Ch()
-			_, err = c3.Consume(q, "excl", false, true, false, false, nil)
-			r.Say("exclusive alone: %s", E(err))
-			c4, cl4 := r.ChCl()
-			_, err = c4.Consume(q, "second", false, false, false, false, nil)
-			r.Say("second consumer on exclusive: %s", E(err))
-			r.Say("closed: %s", r.State(c4, cl4))
-			_, err = c3.Consume(q, "same-ch", false, false, false, false, nil)
+			c3 := exclusiveConsumers(r, ch, q)
+			_, err := c3.Consume(q, "same-ch", false, false, false, false, nil)
 			r.Say("second consumer same channel: %s", E(err))
 			c5 := r.Ch()
 			_, err = c5.Consume(q, "excl2", false, true, false, false, nil)
@@ -1022,17 +1049,10 @@ func basicScenarios() []scenario {
 			ch := r.Ch()
 			q := basicQ(r, ch, "q", amqp.Table{"x-max-length": int32(1), "x-overflow": "reject-publish"})
 			defer r.del(q)
-			c := r.Ch()
-			pc := c.NotifyPublish(make(chan amqp.Confirmation, 10))
-			_ = c.Confirm(false)
+			c, pc := confirming(r)
 			for i := 0; i < 3; i++ {
 				_ = c.Publish("", q, false, false, amqp.Publishing{Body: []byte(fmt.Sprint(i))})
-				select {
-				case cf := <-pc:
-					r.Say("confirm tag=%d ack=%v", cf.DeliveryTag, cf.Ack)
-				case <-time.After(patience):
-					r.Say("no confirm")
-				}
+				sayConfirm(r, pc)
 			}
 			// A mandatory publish the queue refuses: a nack, and a
 			// basic.return (which would come before the nack) or not.
@@ -1066,16 +1086,9 @@ func basicScenarios() []scenario {
 			_ = ch.ExchangeDeclare(x, "fanout", false, true, false, false, nil)
 			_ = ch.QueueBind(full, "", x, false, nil)
 			_ = ch.QueueBind(ok, "", x, false, nil)
-			c := r.Ch()
-			pc := c.NotifyPublish(make(chan amqp.Confirmation, 10))
-			_ = c.Confirm(false)
+			c, pc := confirming(r)
 			_ = c.Publish(x, "", false, false, amqp.Publishing{Body: []byte("f")})
-			select {
-			case cf := <-pc:
-				r.Say("confirm tag=%d ack=%v", cf.DeliveryTag, cf.Ack)
-			case <-time.After(patience):
-				r.Say("no confirm")
-			}
+			sayConfirm(r, pc)
 			// RabbitMQ sends the nack when the full queue refuses, before
 			// the other queue's enqueue is applied.
 			r.Say("ok count: %s", r.waitCount(ok, "msgs=1 consumers=0"))
@@ -1345,22 +1358,9 @@ func basicScenarios() []scenario {
 			ch := r.Ch()
 			q := basicCQ(r, ch, "q")
 			defer r.del(q)
-			_, err := ch.Consume(q, "plain", false, false, false, false, nil)
-			r.Say("plain consume: %s", E(err))
-			c2, cl2 := r.ChCl()
-			_, err = c2.Consume(q, "excl", false, true, false, false, nil)
-			r.Say("exclusive when other exists: %s", E(err))
-			r.Say("closed: %s", r.State(c2, cl2))
-			r.Say("cancel plain: %s", E(ch.Cancel("plain", false)))
-			c3 := r.Ch()
-			_, err = c3.Consume(q, "excl", false, true, false, false, nil)
-			r.Say("exclusive alone: %s", E(err))
-			c4, cl4 := r.ChCl()
-			_, err = c4.Consume(q, "second", false, false, false, false, nil)
-			r.Say("second consumer on exclusive: %s", E(err))
-			r.Say("closed: %s", r.State(c4, cl4))
+			c3 := exclusiveConsumers(r, ch, q)
 			c5, cl5 := r.ChCl()
-			_, err = c5.Consume(q, "excl2", false, true, false, false, nil)
+			_, err := c5.Consume(q, "excl2", false, true, false, false, nil)
 			r.Say("second exclusive: %s", E(err))
 			r.Say("closed: %s", r.State(c5, cl5))
 			_, err = c3.Consume(q, "same-ch", false, false, false, false, nil)
@@ -1401,17 +1401,10 @@ func basicScenarios() []scenario {
 			_, err := ch.QueueDeclare(q, false, false, false, false, amqp.Table{"x-queue-type": "classic", "x-max-length": int32(1), "x-overflow": "reject-publish"})
 			r.Say("declare: %s", E(err))
 			defer r.del(q)
-			c := r.Ch()
-			pc := c.NotifyPublish(make(chan amqp.Confirmation, 10))
-			_ = c.Confirm(false)
+			c, pc := confirming(r)
 			for i := 0; i < 3; i++ {
 				_ = c.Publish("", q, false, false, amqp.Publishing{Body: []byte(fmt.Sprint(i))})
-				select {
-				case cf := <-pc:
-					r.Say("confirm tag=%d ack=%v", cf.DeliveryTag, cf.Ack)
-				case <-time.After(patience):
-					r.Say("no confirm")
-				}
+				sayConfirm(r, pc)
 			}
 			r.Say("count: %s", r.count(q))
 		}},
