@@ -42,16 +42,6 @@ func confirming(r *run) (*amqp.Channel, chan amqp.Confirmation) {
 	return c, pc
 }
 
-// sayConfirm says the next confirmation of pc, or that none came.
-func sayConfirm(r *run, pc <-chan amqp.Confirmation) {
-	select {
-	case cf := <-pc:
-		r.Say("confirm tag=%d ack=%v", cf.DeliveryTag, cf.Ack)
-	case <-time.After(patience):
-		r.Say("no confirm")
-	}
-}
-
 // exclusiveConsumers walks queue q through exclusive consumption: an
 // exclusive consumer beside a plain one (on ch), then alone, then a
 // second consumer beside it. It returns the exclusive consumer's channel.
@@ -264,9 +254,7 @@ func basicScenarios() []scenario {
 			ch := r.Ch()
 			q := basicQ(r, ch, "q", nil)
 			defer r.del(q)
-			for i := 0; i < 3; i++ {
-				r.pub(q, fmt.Sprint("m", i))
-			}
+			r.pubN(q, "m", 3)
 			c := r.Ch()
 			r.Say("qos: %s", E(c.Qos(1, 0, false)))
 			for i := 0; i < 3; i++ {
@@ -393,9 +381,7 @@ func basicScenarios() []scenario {
 			defer r.del(q)
 			m, ok, err := ch.Get(q, false)
 			r.Say("get empty: ok=%v %s", ok, E(err))
-			for i := 0; i < 3; i++ {
-				r.pub(q, fmt.Sprint("m", i))
-			}
+			r.pubN(q, "m", 3)
 			r.Say("count: %s", r.count(q))
 			for i := 0; i < 4; i++ {
 				m, ok, err = ch.Get(q, i == 2)
@@ -414,9 +400,7 @@ func basicScenarios() []scenario {
 			ch := r.Ch()
 			q := basicQ(r, ch, "q", nil)
 			defer r.del(q)
-			for i := 0; i < 5; i++ {
-				r.pub(q, fmt.Sprint("m", i))
-			}
+			r.pubN(q, "m", 5)
 			c := r.Ch()
 			d, _ := c.Consume(q, "c", false, false, false, false, nil)
 			r.Say("got: %s", basicDesc(recvN(d, 5)))
@@ -434,9 +418,7 @@ func basicScenarios() []scenario {
 			ch := r.Ch()
 			q := basicQ(r, ch, "q", nil)
 			defer r.del(q)
-			for i := 0; i < 3; i++ {
-				r.pub(q, fmt.Sprint("m", i))
-			}
+			r.pubN(q, "m", 3)
 			c, cl := r.ChCl()
 			for i := 0; i < 3; i++ {
 				_, _, _ = c.Get(q, false)
@@ -556,9 +538,7 @@ func basicScenarios() []scenario {
 			ch := r.Ch()
 			q := basicQ(r, ch, "q", nil)
 			defer r.del(q)
-			for i := 0; i < 4; i++ {
-				r.pub(q, fmt.Sprint("m", i))
-			}
+			r.pubN(q, "m", 4)
 			r.Say("count: %s", r.count(q))
 			c := r.Ch()
 			for i := 0; i < 4; i++ {
@@ -599,9 +579,7 @@ func basicScenarios() []scenario {
 			ch := r.Ch()
 			q := basicQ(r, ch, "q", nil)
 			defer r.del(q)
-			for i := 0; i < 3; i++ {
-				r.pub(q, fmt.Sprint("m", i))
-			}
+			r.pubN(q, "m", 3)
 			c, cl := r.ChCl()
 			d, _ := c.Consume(q, "c", false, false, false, false, nil)
 			r.Say("first: %s", basicDesc(recvN(d, 3)))
@@ -681,9 +659,7 @@ func basicScenarios() []scenario {
 			ch := r.Ch()
 			q := basicQ(r, ch, "q", nil)
 			defer r.del(q)
-			for i := 0; i < 3; i++ {
-				r.pub(q, fmt.Sprint("m", i))
-			}
+			r.pubN(q, "m", 3)
 			c := r.Ch()
 			d, _ := c.Consume(q, "c", false, false, false, false, nil)
 			ms := recvN(d, 3)
@@ -704,9 +680,7 @@ func basicScenarios() []scenario {
 			ch := r.Ch()
 			q := basicQ(r, ch, "q", nil)
 			defer r.del(q)
-			for i := 0; i < 2; i++ {
-				r.pub(q, fmt.Sprint("m", i))
-			}
+			r.pubN(q, "m", 2)
 			conn := r.Dial()
 			c, _ := conn.Channel()
 			d, _ := c.Consume(q, "c", false, false, false, false, nil)
@@ -727,18 +701,14 @@ func basicScenarios() []scenario {
 			r.Say("lo: %s", E(err))
 			dh, err := hi.Consume(q, "hi", false, false, false, false, amqp.Table{"x-priority": int32(10)})
 			r.Say("hi: %s", E(err))
-			for i := 0; i < 4; i++ {
-				r.pub(q, fmt.Sprint("m", i))
-			}
+			r.pubN(q, "m", 4)
 			r.Say("hi=%d", len(recvN(dh, 4)))
 			// With the highest-priority consumer's prefetch full, the next
 			// one down gets the rest.
 			hi2 := r.Ch()
 			_ = hi2.Qos(1, 0, false)
 			dh2, _ := hi2.Consume(q, "hi2", false, false, false, false, amqp.Table{"x-priority": int64(20)})
-			for i := 0; i < 3; i++ {
-				r.pub(q, fmt.Sprint("n", i))
-			}
+			r.pubN(q, "n", 3)
 			r.Say("hi2=%d hi=%d", len(recvN(dh2, 1)), len(recvN(dh, 2)))
 			ml, err := cancelDrain(lo, "lo", dl)
 			r.Say("cancel lo: %s, lo got %d", E(err), len(ml))
@@ -752,9 +722,7 @@ func basicScenarios() []scenario {
 			ch := r.Ch()
 			q := basicQ(r, ch, "q", nil)
 			defer r.del(q)
-			for i := 0; i < 3; i++ {
-				r.pub(q, fmt.Sprint("m", i))
-			}
+			r.pubN(q, "m", 3)
 			c := r.Ch()
 			_ = c.Qos(1, 0, false)
 			d, _ := c.Consume(q, "c", true, false, false, false, nil)
@@ -1052,7 +1020,7 @@ func basicScenarios() []scenario {
 			c, pc := confirming(r)
 			for i := 0; i < 3; i++ {
 				_ = c.Publish("", q, false, false, amqp.Publishing{Body: []byte(fmt.Sprint(i))})
-				sayConfirm(r, pc)
+				r.Say("%s", nextConfirm(pc))
 			}
 			// A mandatory publish the queue refuses: a nack, and a
 			// basic.return (which would come before the nack) or not.
@@ -1088,7 +1056,7 @@ func basicScenarios() []scenario {
 			_ = ch.QueueBind(ok, "", x, false, nil)
 			c, pc := confirming(r)
 			_ = c.Publish(x, "", false, false, amqp.Publishing{Body: []byte("f")})
-			sayConfirm(r, pc)
+			r.Say("%s", nextConfirm(pc))
 			// RabbitMQ sends the nack when the full queue refuses, before
 			// the other queue's enqueue is applied.
 			r.Say("ok count: %s", r.waitCount(ok, "msgs=1 consumers=0"))
@@ -1240,9 +1208,7 @@ func basicScenarios() []scenario {
 			ch := r.Ch()
 			q := basicQ(r, ch, "q", nil)
 			defer r.del(q)
-			for i := 0; i < 4; i++ {
-				r.pub(q, fmt.Sprint("m", i))
-			}
+			r.pubN(q, "m", 4)
 			c := r.Ch()
 			_ = c.Qos(2, 0, false)
 			_ = c.Tx()
@@ -1404,7 +1370,7 @@ func basicScenarios() []scenario {
 			c, pc := confirming(r)
 			for i := 0; i < 3; i++ {
 				_ = c.Publish("", q, false, false, amqp.Publishing{Body: []byte(fmt.Sprint(i))})
-				sayConfirm(r, pc)
+				r.Say("%s", nextConfirm(pc))
 			}
 			r.Say("count: %s", r.count(q))
 		}},
@@ -1438,9 +1404,7 @@ func basicScenarios() []scenario {
 			ch := r.Ch()
 			q := basicQ(r, ch, "q", nil)
 			defer r.del(q)
-			for i := 0; i < 3; i++ {
-				r.pub(q, fmt.Sprint("m", i))
-			}
+			r.pubN(q, "m", 3)
 			r.Say("count: %s", r.count(q))
 			c := r.Ch()
 			_ = c.Qos(2, 0, false)
@@ -1459,9 +1423,7 @@ func basicScenarios() []scenario {
 			ch := r.Ch()
 			q := basicQ(r, ch, "q", nil)
 			defer r.del(q)
-			for i := 0; i < 6; i++ {
-				r.pub(q, fmt.Sprint("m", i))
-			}
+			r.pubN(q, "m", 6)
 			r.Say("count: %s", r.count(q))
 			c := r.Ch()
 			r.Say("qos 1: %s", E(c.Qos(1, 0, false)))

@@ -77,8 +77,15 @@ func startRabbitMQ(t *testing.T) string {
 	epmd := exec.Command(epmdPath, "-port", fmt.Sprint(epmdPort), "-address", "127.0.0.1")
 	epmdDone := startProcess(t, epmd, filepath.Join(dir, "epmd.log"))
 	t.Cleanup(func() { stopProcess(t, "epmd", epmd, epmdDone) })
-	if err := waitListening(fmt.Sprintf("127.0.0.1:%d", epmdPort), epmdDone); err != nil {
-		t.Fatalf("epmd: %v", err)
+	epmdAddr := fmt.Sprintf("127.0.0.1:%d", epmdPort)
+	if _, err := waitTaking(epmdDone, func() error {
+		c, err := net.DialTimeout("tcp", epmdAddr, time.Second)
+		if err == nil {
+			err = c.Close()
+		}
+		return err
+	}); err != nil {
+		t.Fatalf("epmd (%s): %v", epmdAddr, err)
 	}
 
 	srv := exec.Command(script)
@@ -103,26 +110,18 @@ func startRabbitMQ(t *testing.T) string {
 	t.Cleanup(func() { stopProcess(t, "rabbitmq-server", srv, srvDone) })
 
 	url := fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/", amqpPort)
-	began := time.Now()
-	deadline := began.Add(brokerStartMax)
-	for {
+	took, err := waitTaking(srvDone, func() error {
 		c, err := amqp.Dial(url)
 		if err == nil {
-			_ = c.Close()
-			t.Logf("RabbitMQ (%s) took connections after %v", script, time.Since(began).Round(time.Millisecond))
-			return url
+			err = c.Close()
 		}
-		select {
-		case werr := <-srvDone:
-			srvDone <- werr // for stopProcess
-			t.Fatalf("rabbitmq-server exited (%v) before it took connections; its output:\n%s", werr, tail(out))
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("RabbitMQ took no connection within %v (%v); its output:\n%s", brokerStartMax, err, tail(out))
-		}
-		time.Sleep(50 * time.Millisecond) // a poll interval, not synchronisation: the dial decides
+		return err
+	})
+	if err != nil {
+		t.Fatalf("rabbitmq-server: %v; its output:\n%s", err, tail(out))
 	}
+	t.Logf("RabbitMQ (%s) took connections after %v", script, took.Round(time.Millisecond))
+	return url
 }
 
 // startProcess starts cmd in a process group of its own, its output to
@@ -172,23 +171,25 @@ func stopProcess(t *testing.T, name string, cmd *exec.Cmd, done chan error) {
 	}
 }
 
-// waitListening polls until addr takes TCP connections, or the process
-// whose Wait result arrives on done has exited.
-func waitListening(addr string, done chan error) error {
-	deadline := time.Now().Add(brokerStartMax)
+// waitTaking polls dial, a connection to a process just started, until it
+// succeeds, and returns how long that took; it fails when the process
+// (whose Wait result arrives on done) exits first, or after
+// brokerStartMax.
+func waitTaking(done chan error, dial func() error) (time.Duration, error) {
+	began := time.Now()
 	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
+		err := dial()
 		if err == nil {
-			return c.Close()
+			return time.Since(began), nil
 		}
 		select {
 		case werr := <-done:
-			done <- werr
-			return fmt.Errorf("exited (%v) before it listened on %s", werr, addr)
+			done <- werr // for stopProcess
+			return 0, fmt.Errorf("exited (%v) before it took connections", werr)
 		default:
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not listening on %s after %v: %w", addr, brokerStartMax, err)
+		if time.Since(began) > brokerStartMax {
+			return 0, fmt.Errorf("took no connection within %v: %w", brokerStartMax, err)
 		}
 		time.Sleep(10 * time.Millisecond) // a poll interval, not synchronisation: the dial decides
 	}

@@ -56,33 +56,6 @@ func connQ(r *run, ch *amqp.Channel, name string) string {
 	return q
 }
 
-// connCloseReason waits for a close notification that must come.
-func connCloseReason(c chan *amqp.Error) string {
-	select {
-	case e, ok := <-c:
-		if !ok || e == nil {
-			return "closed-nil"
-		}
-		return fmt.Sprintf("code=%d server=%v recover=%v", e.Code, e.Server, e.Recover)
-	case <-time.After(patience):
-		return "no-close"
-	}
-}
-
-// connConfirm waits for the next confirm, which must come, or for the
-// confirms to end (the channel closed).
-func connConfirm(acks chan amqp.Confirmation) string {
-	select {
-	case a, ok := <-acks:
-		if !ok {
-			return "confirms ended"
-		}
-		return fmt.Sprintf("confirm tag=%d ack=%v", a.DeliveryTag, a.Ack)
-	case <-time.After(patience):
-		return "no confirm"
-	}
-}
-
 // connConfirmsLeft returns the confirms that come until the channel's
 // confirms end, as they do when it is closed.
 func connConfirmsLeft(acks chan amqp.Confirmation) []string {
@@ -206,7 +179,7 @@ func connScenarios() []scenario {
 			}
 			cc := c.NotifyClose(make(chan *amqp.Error, 1))
 			r.Say("unknown type: %s", E(ch1.ExchangeDeclare(r.N("x"), "no-such-type", false, true, false, false, nil)))
-			r.Say("conn close: %s", connCloseReason(cc))
+			r.Say("conn close: %s", closeReason(cc))
 			_, err := ch2.QueueDeclare(r.N("q"), false, true, false, false, nil)
 			r.Say("other channel: %s", E(err))
 			r.Say("closed: %v", c.IsClosed())
@@ -570,23 +543,23 @@ func connScenarios() []scenario {
 			}
 			p := amqp.Publishing{ContentType: "text/plain", Headers: amqp.Table{"h": "v"}, MessageId: "mid", Priority: 3, Body: []byte("body")}
 			r.Say("publish mandatory: %s", E(ch.Publish(x, "nokey", true, false, p)))
-			cf := connConfirm(acks)
+			cf := nextConfirm(acks)
 			sayReturns()
 			r.Say("%s", cf)
 			// not mandatory: no return, but an ack
 			_ = ch.Publish(x, "nokey", false, false, p)
-			cf = connConfirm(acks)
+			cf = nextConfirm(acks)
 			sayReturns()
 			r.Say("%s", cf)
 			// the default exchange, to a missing queue
 			_ = ch.Publish("", r.N("noq"), true, false, amqp.Publishing{Body: []byte("b2")})
-			cf = connConfirm(acks)
+			cf = nextConfirm(acks)
 			sayReturns()
 			r.Say("%s", cf)
 			// mandatory and routed: no return
 			q := connQ(r, ch, "q")
 			_ = ch.Publish("", q, true, false, amqp.Publishing{Body: []byte("b3")})
-			cf = connConfirm(acks)
+			cf = nextConfirm(acks)
 			sayReturns()
 			r.Say("%s", cf)
 		}},
@@ -618,14 +591,14 @@ func connScenarios() []scenario {
 			q := connQ(r, ch, "q")
 			cc := ch.NotifyClose(make(chan *amqp.Error, 1))
 			_ = ch.Publish("", q, false, true, amqp.Publishing{Body: []byte("x")})
-			r.Say("close: %s", connCloseReason(cc))
+			r.Say("close: %s", closeReason(cc))
 		}},
 
 		{"conn.publish-missing-exchange", func(r *run) {
 			ch := r.Ch()
 			cc := ch.NotifyClose(make(chan *amqp.Error, 1))
 			r.Say("publish: %s", E(ch.Publish(r.N("nox"), "k", false, false, amqp.Publishing{Body: []byte("x")})))
-			r.Say("close: %s", connCloseReason(cc))
+			r.Say("close: %s", closeReason(cc))
 			// in confirm mode, mandatory
 			ch = r.Ch()
 			_ = ch.Confirm(false)
@@ -633,10 +606,10 @@ func connScenarios() []scenario {
 			acks := ch.NotifyPublish(make(chan amqp.Confirmation, 1))
 			rets := ch.NotifyReturn(make(chan amqp.Return, 1))
 			_ = ch.Publish(r.N("nox"), "k", true, false, amqp.Publishing{Body: []byte("x")})
-			r.Say("close: %s", connCloseReason(cc))
+			r.Say("close: %s", closeReason(cc))
 			// amqp091-go ends a closed channel's confirms and returns; what
 			// came before the close would come first.
-			r.Say("%s", connConfirm(acks))
+			r.Say("%s", nextConfirm(acks))
 			select {
 			case ret, ok := <-rets:
 				r.Say("return ok=%v code=%d", ok, ret.ReplyCode)
@@ -652,7 +625,7 @@ func connScenarios() []scenario {
 			_ = ch.Publish(r.N("nox"), "k", false, false, amqp.Publishing{Body: []byte("x")})
 			_, err := ch.QueueDeclare(r.N("q"), false, true, false, false, nil)
 			r.Say("declare after bad publish failed: %v", err != nil)
-			r.Say("close: %s", connCloseReason(cc))
+			r.Say("close: %s", closeReason(cc))
 		}},
 
 		{"conn.internal-exchange", func(r *run) {
@@ -668,7 +641,7 @@ func connScenarios() []scenario {
 			r.Say("q: %s", connDrain(ch, q))
 			cc := ch.NotifyClose(make(chan *amqp.Error, 1))
 			_ = ch.Publish(in, "", false, false, amqp.Publishing{Body: []byte("direct")})
-			r.Say("close: %s", connCloseReason(cc))
+			r.Say("close: %s", closeReason(cc))
 			ch = r.Ch()
 			r.Say("q after: %s", connDrain(ch, q))
 			r.Say("passive internal: %s", E(ch.ExchangeDeclarePassive(in, "fanout", false, true, true, false, nil)))
@@ -799,11 +772,11 @@ func connScenarios() []scenario {
 			r.Say("declare nowait: %s", E(ch.ExchangeDeclare(x, "direct", false, true, false, true, nil)))
 			r.Say("passive: %s", E(ch.ExchangeDeclarePassive(x, "direct", false, true, false, false, nil)))
 			r.Say("redeclare mismatch nowait: %s", E(ch.ExchangeDeclare(x, "fanout", false, true, false, true, nil)))
-			r.Say("close: %s", connCloseReason(cc))
+			r.Say("close: %s", closeReason(cc))
 			ch = r.Ch()
 			cc = ch.NotifyClose(make(chan *amqp.Error, 1))
 			r.Say("delete amq.direct nowait: %s", E(ch.ExchangeDelete("amq.direct", false, true)))
-			r.Say("close: %s", connCloseReason(cc))
+			r.Say("close: %s", closeReason(cc))
 		}},
 
 		{"conn.exchange-names", func(r *run) {
@@ -866,9 +839,9 @@ func connScenarios() []scenario {
 				// confirm a publish pipelined just before one that closes
 				// the channel is a race in both.
 				_ = ch.Publish("", q, false, false, amqp.Publishing{Body: []byte("ok1")})
-				r.Say("%s first: %s", kind, connConfirm(acks))
+				r.Say("%s first: %s", kind, nextConfirm(acks))
 				_ = ch.Publish(ex, "k", false, false, amqp.Publishing{Body: []byte("bad")})
-				r.Say("%s close: %s", kind, connCloseReason(cc))
+				r.Say("%s close: %s", kind, closeReason(cc))
 				r.Say("%s confirms: %v", kind, connConfirmsLeft(acks))
 			}
 		}},
@@ -1027,9 +1000,9 @@ func connScenarios() []scenario {
 			cc := ch.NotifyClose(make(chan *amqp.Error, 1))
 			q := connQ(r, ch, "q")
 			_ = ch.Publish("", q, false, false, amqp.Publishing{Body: []byte("ok1")})
-			r.Say("first: %s", connConfirm(acks))
+			r.Say("first: %s", nextConfirm(acks))
 			_ = ch.Publish(r.N("nox"), "k", false, false, amqp.Publishing{Body: []byte("bad")})
-			r.Say("close: %s", connCloseReason(cc))
+			r.Say("close: %s", closeReason(cc))
 			r.Say("confirms after: %v", connConfirmsLeft(acks))
 		}},
 

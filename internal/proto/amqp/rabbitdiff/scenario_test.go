@@ -235,6 +235,20 @@ func closeReason(cl chan *amqp.Error) string {
 	}
 }
 
+// nextConfirm waits for the next confirm, which must come, or for the
+// confirms to end (the channel closed).
+func nextConfirm(acks chan amqp.Confirmation) string {
+	select {
+	case a, ok := <-acks:
+		if !ok {
+			return "confirms ended"
+		}
+		return fmt.Sprintf("confirm tag=%d ack=%v", a.DeliveryTag, a.Ack)
+	case <-time.After(patience):
+		return "no confirm"
+	}
+}
+
 // count returns a queue's ready messages and consumers, or the error.
 func (r *run) count(q string) string {
 	x, err := r.admin().QueueDeclarePassive(q, true, false, false, false, nil)
@@ -282,6 +296,13 @@ func (r *run) waitForWithin(bound time.Duration, cond func() bool) bool {
 // for the confirm, so that whatever follows sees the message.
 func (r *run) pub(q, body string) {
 	r.publish(q, body, amqp.Publishing{})
+}
+
+// pubN publishes prefix0 .. prefix(n-1) to q, as pub does.
+func (r *run) pubN(q, prefix string, n int) {
+	for i := range n {
+		r.pub(q, fmt.Sprint(prefix, i))
+	}
 }
 
 // publish is pub with properties.
