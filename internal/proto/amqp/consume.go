@@ -475,19 +475,23 @@ func (ch *channel) qos(m *codec.BasicQos) error {
 // settle handles basic.ack, basic.nack and basic.reject.
 func (ch *channel) settle(method codec.MethodKey, tag uint64, multiple bool, kind settleKind, requeue bool) error {
 	ch.mu.Lock()
-	if kind == opNack {
-		// As RabbitMQ: a stream consumer's position is its offset, and
-		// its deliveries cannot be returned (540, a connection error).
-		if e, ok := ch.unacked.streamEntry(tag, multiple); ok {
-			ch.mu.Unlock()
-			return protoErr(codec.ReplyNotImplemented, method,
-				"basic.nack and basic.reject not supported by stream queues queue '%s' in vhost '%s'", e.cons.queue, ch.c.vhost)
-		}
-	}
 	taken, ok := ch.unacked.take(tag, multiple)
 	if !ok {
 		ch.mu.Unlock()
 		return protoErr(codec.ReplyPreconditionFailed, method, "unknown delivery tag %d", tag)
+	}
+	if kind == opNack {
+		// As RabbitMQ: a stream consumer's position is its offset, and
+		// its deliveries cannot be returned (540, a connection error).
+		// Nothing is settled here: the connection's close releases every
+		// delivery, those taken too, from the broker's side.
+		for _, e := range taken {
+			if e.cons != nil && e.cons.sub.Stream() {
+				ch.mu.Unlock()
+				return protoErr(codec.ReplyNotImplemented, method,
+					"basic.nack and basic.reject not supported by stream queues queue '%s' in vhost '%s'", e.cons.queue, ch.c.vhost)
+			}
+		}
 	}
 	var ops []settleOp
 	if ch.tx != nil {

@@ -70,28 +70,6 @@ func (l *unackedList) take(tag uint64, multiple bool) (taken []unackedEntry, ok 
 	return taken, true
 }
 
-// streamEntry returns the first live entry a settlement of tag would take
-// (as take chooses them) that is a delivery from a stream, if any.
-func (l *unackedList) streamEntry(tag uint64, multiple bool) (unackedEntry, bool) {
-	first, end := 0, len(l.entries)
-	if !multiple || tag != 0 {
-		i := l.find(tag)
-		if i < 0 {
-			return unackedEntry{}, false
-		}
-		if !multiple {
-			first = i
-		}
-		end = i + 1
-	}
-	for _, e := range l.entries[first:end] {
-		if !e.gone && e.cons != nil && e.cons.sub.Stream() {
-			return e, true
-		}
-	}
-	return unackedEntry{}, false
-}
-
 func (l *unackedList) takeAllEntries() []unackedEntry {
 	var taken []unackedEntry
 	for _, e := range l.entries {

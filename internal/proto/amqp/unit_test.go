@@ -84,46 +84,15 @@ type recSettle struct {
 	multiple bool
 }
 
-type recSub struct {
-	acks, nacks []recSettle
-	stream      bool
-}
+type recSub struct{ acks, nacks []recSettle }
 
 func (r *recSub) Cancel(context.Context) error { return nil }
 func (r *recSub) Ack(id uint64, multiple bool) { r.acks = append(r.acks, recSettle{id, multiple}) }
 func (r *recSub) Nack(id uint64, multiple, _ bool) {
 	r.nacks = append(r.nacks, recSettle{id, multiple})
 }
-func (r *recSub) Stream() bool                              { return r.stream }
+func (r *recSub) Stream() bool                              { return false }
 func (r *recSub) SetPrefetch(context.Context, uint32) error { return nil }
-
-// TestStreamEntryLooksWhereTakeWould: a nack is refused exactly when the
-// entries it would settle include a stream delivery.
-func TestStreamEntryLooksWhereTakeWould(t *testing.T) {
-	q := &consumer{queue: "q", sub: &recSub{}}
-	s := &consumer{queue: "s", sub: &recSub{stream: true}}
-	var l unackedList
-	for i, c := range []*consumer{q, s, q, s, q, nil} { // 6: a basic.get delivery
-		l.push(unackedEntry{tag: uint64(i + 1), cons: c})
-	}
-	if _, ok := l.take(2, false); !ok {
-		t.Fatal("take 2")
-	}
-	for _, tc := range []struct {
-		tag      uint64
-		multiple bool
-		want     uint64 // the stream entry's tag, 0 for none
-	}{
-		{1, false, 0}, {1, true, 0}, {2, true, 0}, // 2 is settled
-		{3, true, 0}, {4, false, 4}, {5, false, 0}, {5, true, 4},
-		{0, true, 4}, {6, false, 0}, {9, true, 0}, // 9 is unknown: take refuses it
-	} {
-		e, ok := l.streamEntry(tc.tag, tc.multiple)
-		if got := map[bool]uint64{true: e.tag}[ok]; got != tc.want {
-			t.Errorf("streamEntry(%d, %v) = %d, want %d", tc.tag, tc.multiple, got, tc.want)
-		}
-	}
-}
 
 func TestConfirmTrackerEmitsInOrderWithMultiple(t *testing.T) {
 	var buf bytes.Buffer
