@@ -181,31 +181,36 @@ func (b *Broker) queueInfo(ctx context.Context, ent entity) (QueueInfo, error) {
 // replica on this node after a read through the group. A node without a
 // replica answers CodeNotLeader.
 func (b *Broker) localQueueCounts(ctx context.Context, g GroupID) (queueCounts, error) {
-	var fsm any
+	var f interface{ counts() queueCounts }
 	if lg := b.group(g); lg != nil {
-		fsm = lg.fsm
+		f, _ = lg.fsm.(interface{ counts() queueCounts })
 	}
-	var read func(*queueCounts)
-	switch f := fsm.(type) {
-	case *queueFSM:
-		read = func(c *queueCounts) {
-			f.read(func(q *queue.Queue) {
-				st := q.Stats()
-				*c = queueCounts{ready: uint64(st.Ready), consumers: uint64(st.Consumers)}
-			})
-		}
-	case *partitionFSM:
-		read = func(c *queueCounts) { f.with(func(p *stream.Partition) { c.ready = uint64(p.Records()) }) }
-	default:
+	if f == nil {
 		return queueCounts{}, base.Errorf(base.CodeNotLeader, "broker: node %d has no replica of group %d: %w",
 			b.node, g, leaderErr(g, b.otherLeader(g)))
 	}
 	if _, err := b.engine.ReadIndex(ctx, g); err != nil {
 		return queueCounts{}, err
 	}
+	return f.counts(), nil
+}
+
+// counts are the queue's counts in queue.declare-ok.
+func (f *queueFSM) counts() queueCounts {
 	var c queueCounts
-	read(&c)
-	return c, nil
+	f.read(func(q *queue.Queue) {
+		st := q.Stats()
+		c = queueCounts{ready: uint64(st.Ready), consumers: uint64(st.Consumers)}
+	})
+	return c
+}
+
+// counts are the partition's share of its stream's queue.declare-ok:
+// its retained records.
+func (f *partitionFSM) counts() queueCounts {
+	var c queueCounts
+	f.with(func(p *stream.Partition) { c.ready = uint64(p.Records()) })
+	return c
 }
 
 // touchQueue restarts an existing queue's idle expiry (a redeclare uses
