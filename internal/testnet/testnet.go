@@ -13,9 +13,16 @@ import (
 	"testing"
 )
 
-// lowestPort is where FreePorts starts looking: above the ports services
-// are usually configured on.
-const lowestPort = 10000
+const (
+	// lowestPort is where FreePorts starts looking: above the ports
+	// services are usually configured on.
+	lowestPort = 10000
+	// rangeMin is the fewest ports below the ephemeral range FreePorts
+	// draws from; with fewer it takes what listening on port 0 gives.
+	rangeMin = 1000
+	// triesPerPort bounds the random draws per port asked for.
+	triesPerPort = 100
+)
 
 // FreePorts returns n distinct loopback TCP ports that were free a
 // moment ago, for processes that must be told their ports before they
@@ -37,8 +44,8 @@ func FreePorts(t testing.TB, n int) []int {
 	ports := make([]int, 0, n)
 	for tries := 0; len(ports) < n; tries++ {
 		addr := "127.0.0.1:0" // no room below the ephemeral range
-		if hi-lo > 1000 {
-			if tries >= 100*n {
+		if hi-lo > rangeMin {
+			if tries >= triesPerPort*n {
 				t.Fatalf("testnet: no free port in [%d, %d) after %d tries", lo, hi, tries)
 			}
 			addr = fmt.Sprintf("127.0.0.1:%d", lo+rand.IntN(hi-lo))

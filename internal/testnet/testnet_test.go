@@ -15,7 +15,7 @@ func TestFreePortsAreDistinctBindableAndBelowTheEphemeralRange(t *testing.T) {
 			t.Errorf("port %d given twice", p)
 		}
 		seen[p] = true
-		if eph-lowestPort > 1000 && (p < lowestPort || p >= eph) {
+		if eph-lowestPort > rangeMin && (p < lowestPort || p >= eph) {
 			t.Errorf("port %d outside [%d, %d)", p, lowestPort, eph)
 		}
 		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
