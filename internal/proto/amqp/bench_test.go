@@ -1,13 +1,19 @@
 package amqp
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/ferry-mq/ferry/internal/proto/amqp/codec"
 )
 
 // Benchmarks of the front end over real sockets with amqp091-go:
@@ -16,7 +22,9 @@ import (
 //
 // "Broker" variants go through the real broker (fsync before confirm, on
 // the disk of os.TempDir); "Double" variants through the in-memory test
-// double, which measures the front end and the client alone.
+// double, which measures the front end and the client alone; "Null"
+// variants of the confirmed publish through nullServer, which measures
+// the client alone.
 
 // confirmedPublish publishes b.N messages of size bytes from producers
 // connections, each keeping window confirms in flight.
@@ -76,16 +84,19 @@ func confirmedPublish(b *testing.B, ts *testServer, queue string, size, producer
 }
 
 func BenchmarkConfirmedPublish(b *testing.B) {
-	for _, backend := range []string{"Broker", "Double"} {
+	for _, backend := range []string{"Broker", "Double", "Null"} {
 		for _, size := range []int{128, 1024} {
 			for _, producers := range []int{1, 4} {
 				name := fmt.Sprintf("%s/%dB/%dp", backend, size, producers)
 				b.Run(name, func(b *testing.B) {
 					var ts *testServer
-					if backend == "Broker" {
+					switch backend {
+					case "Broker":
 						ts = startServer(b)
-					} else {
+					case "Double":
 						ts = startFakeServer(b)
+					default:
+						ts = startNullServer(b)
 					}
 					confirmedPublish(b, ts, fmt.Sprintf("bench-%d-%d", size, producers), size, producers, 256)
 				})
@@ -140,5 +151,132 @@ func BenchmarkDrain(b *testing.B) {
 			}
 			b.StopTimer()
 		})
+	}
+}
+
+// startNullServer serves the least an AMQP server can for
+// confirmedPublish: it answers the handshake and the methods the
+// benchmark sends, and confirms every message as soon as it has read it,
+// with one basic.ack (multiple) per channel for all it read in one go. No
+// routing, no storage, no broker: what amqp091-go reaches against it is
+// the client's ceiling on this machine, which a broker's throughput
+// cannot exceed (docs/benchmarks.md "The ceiling without a broker").
+func startNullServer(b *testing.B) *testServer {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	b.Cleanup(func() {
+		_ = ln.Close()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := nullServe(c); err != nil && !errors.Is(err, io.EOF) {
+					b.Error(err)
+				}
+			}()
+		}
+	}()
+	return &testServer{url: "amqp://guest:guest@" + ln.Addr().String() + "/"}
+}
+
+// nullServe is startNullServer's side of one connection, until the client
+// closes it.
+func nullServe(c net.Conn) error {
+	defer c.Close()
+	const frameMax = 128 << 10
+	br := bufio.NewReaderSize(c, 64<<10)
+	bw := bufio.NewWriterSize(c, 64<<10)
+	fw := codec.NewFrameWriter(bw)
+	if err := codec.ReadProtocolHeader(br); err != nil {
+		return err
+	}
+	if err := fw.WriteMethod(0, &codec.ConnectionStart{VersionMinor: 9, Mechanisms: "PLAIN", Locales: "en_US"}); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	fr := codec.NewFrameReader(br)
+	if err := errors.Join(fr.SetFrameMax(frameMax), fw.SetFrameMax(frameMax)); err != nil {
+		return err
+	}
+	read := map[uint16]uint64{} // messages read per channel: its last delivery tag
+	unacked := map[uint16]bool{}
+	var hdr codec.ContentHeader
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return err
+		}
+		var reply codec.Method
+		switch f.Type {
+		case codec.FrameMethod:
+			m, err := codec.DecodeMethod(f.Payload)
+			if err != nil {
+				return err
+			}
+			switch m := m.(type) {
+			case *codec.ConnectionStartOk:
+				reply = &codec.ConnectionTune{ChannelMax: 16, FrameMax: frameMax}
+			case *codec.ConnectionOpen:
+				reply = &codec.ConnectionOpenOk{}
+			case *codec.ChannelOpen:
+				reply = &codec.ChannelOpenOk{}
+			case *codec.ConfirmSelect:
+				reply = &codec.ConfirmSelectOk{}
+			case *codec.QueueDeclare:
+				reply = &codec.QueueDeclareOk{Queue: m.Queue}
+			case *codec.QueueDelete:
+				reply = &codec.QueueDeleteOk{}
+			case *codec.ChannelClose:
+				reply = &codec.ChannelCloseOk{}
+			case *codec.ConnectionClose:
+				if err := fw.WriteMethod(0, &codec.ConnectionCloseOk{}); err != nil {
+					return err
+				}
+				return bw.Flush()
+			}
+		case codec.FrameHeader:
+			if err := hdr.Decode(f.Payload); err != nil {
+				return err
+			}
+			if hdr.BodySize == 0 {
+				read[f.Channel]++
+				unacked[f.Channel] = true
+			}
+		case codec.FrameBody:
+			// confirmedPublish's bodies fit one frame.
+			read[f.Channel]++
+			unacked[f.Channel] = true
+		}
+		if reply != nil {
+			if err := fw.WriteMethod(f.Channel, reply); err != nil {
+				return err
+			}
+		}
+		if br.Buffered() > 0 {
+			continue
+		}
+		for ch := range unacked {
+			if err := fw.WriteMethod(ch, &codec.BasicAck{DeliveryTag: read[ch], Multiple: true}); err != nil {
+				return err
+			}
+			delete(unacked, ch)
+		}
+		if err := bw.Flush(); err != nil {
+			return err
+		}
 	}
 }
