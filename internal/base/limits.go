@@ -385,6 +385,21 @@ const (
 	// ids are stored as the first 16 bytes of their SHA-256.
 	QueueDedupeIDRawBytes = 16
 
+	// QueueSendersMax bounds the senders (a broker's publish lanes) one
+	// queue remembers the applied messages of, so that a message a lane
+	// sends again after a leader change is not enqueued twice; past it
+	// the sender applied to longest ago is forgotten (counted as evicted),
+	// and a message it sends again is enqueued again (at least once).
+	// QueueSenderRangesMax bounds the ranges of applied sequence numbers
+	// one sender keeps (one, unless messages were lost in a leader change
+	// or refused); past it the lowest range is forgotten. QueueSenderIdle
+	// forgets a sender nothing was applied from for that long (queue
+	// time): far longer than any publish waits for its outcome. A sender
+	// costs about 100 bytes and 24 per range.
+	QueueSendersMax      = 4096
+	QueueSenderRangesMax = 16
+	QueueSenderIdle      = 10 * time.Minute
+
 	// QueueDeliveryLimitMax is the largest delivery limit: delivery counts
 	// are 16-bit and saturate at 65,535, so a limit must stay below that
 	// to be reachable.

@@ -44,7 +44,7 @@ func (q *Queue) check() error {
 	ck := &checker{q: q, seen: make([]bool, q.arena.slots()), keyRefs: make([]int, len(q.keys.keys)),
 		refs: make([]Ref, 0, q.arena.used)}
 	for _, f := range []func() error{ck.levels, ck.keys, ck.ttl, ck.delayed, ck.consumers, ck.dlx, ck.arena,
-		ck.totals, ck.refsUnique, ck.relocation, ck.places, ck.dedupe, q.checkConservation} {
+		ck.totals, ck.refsUnique, ck.relocation, ck.places, ck.dedupe, ck.senders, q.checkConservation} {
 		if err := f(); err != nil {
 			return err
 		}
@@ -605,6 +605,11 @@ func (ck *checker) dedupe() error {
 		}
 	}
 	return nil
+}
+
+func (ck *checker) senders() error {
+	q := ck.q
+	return q.senders.check(q.now, q.lim.senders, q.lim.senderRanges)
 }
 
 // checkConservation: every message accepted is somewhere or has left

@@ -220,6 +220,8 @@ func (e *enc) message(m *Message) {
 	e.str(m.DedupeID)
 	e.str(m.OrderingKey)
 	e.str(m.MessageID)
+	e.uvarint(m.Sender.Lane)
+	e.uvarint(m.Sender.Seq)
 }
 
 func (e *enc) schedule(s *Schedule) {
@@ -438,7 +440,7 @@ func (d *dec) ids() []uint64 {
 
 func (d *dec) message() Message {
 	return Message{Ref: d.ref(), Bytes: d.u32(), Priority: d.u8(), TTLms: d.uvarint(), NotBeforeMs: d.varint(),
-		DedupeID: d.str(), OrderingKey: d.str(), MessageID: d.str()}
+		DedupeID: d.str(), OrderingKey: d.str(), MessageID: d.str(), Sender: SenderID{Lane: d.uvarint(), Seq: d.uvarint()}}
 }
 
 func (d *dec) schedule() Schedule {

@@ -22,13 +22,14 @@ import (
 //	  input lines "reason NAME KIND [delay=D] [max=M] [jitter]" add retry reasons
 //	configure [config args]                 same arguments as new
 //	enqueue [now=T]                         input: one message a line:
-//	  REF [bytes=N] [prio=P] [ttl=D] [not-before=T] [dedupe=ID] [key=K] [id=MSGID]
+//	  REF [bytes=N] [prio=P] [ttl=D] [not-before=T] [dedupe=ID] [key=K] [id=MSGID] [sender=LANE.SEQ]
 //	subscribe c=OWNER/NAME [prefetch=N] [prefetch-bytes=N] [prio=P] [exclusive] [tag=T]
 //	cancel c=..., down owner=O, recover c=..., get [c=...] [autoack]
 //	settle c=... (ids=(1,2) | up-to=N)
 //	return c=... (ids=(..) | up-to=N) [requeue] [reason=R]
 //	tick, touch, purge, delete [if-unused] [if-empty], dlx-done refs=(1.0,2.0)
 //	stats, dump, floor, browse [from=REF] [max=N], pending, consumers, wake
+//	senders                                 the sender table, applied to longest ago first
 //	snapshot                                snapshot, restore into a new queue, continue on it
 //
 // After every command the harness runs the full invariant check.
@@ -97,6 +98,8 @@ func (h *harness) command(t *testing.T, d *datadriven.TestData) string {
 		return b.String()
 	case "consumers":
 		return formatConsumers(q.Consumers())
+	case "senders":
+		return formatSenders(&q.senders)
 	case "browse":
 		return h.browse(t, d)
 	case "snapshot":
@@ -341,6 +344,9 @@ func parseMessage(t *testing.T, line string) Message {
 			m.OrderingKey = v
 		case "id":
 			m.MessageID = v
+		case "sender":
+			lane, seq, _ := strings.Cut(v, ".")
+			m.Sender = SenderID{Lane: uint64(mustInt(t, lane)), Seq: uint64(mustInt(t, seq))}
 		default:
 			t.Fatalf("bad message field %q", kv)
 		}
@@ -453,6 +459,30 @@ func formatStats(s Stats) string {
 	fmt.Fprintf(&b, "dead-lettered=%d dropped=%d dlx-done=%d deduplicated=%d rejected=%d overflow-dlx=%d\n",
 		c.DeadLettered, c.Dropped, c.DeadLetterDone, c.Deduplicated, c.Rejected, c.OverflowDeadLettered)
 	fmt.Fprintf(&b, "purged=%d deleted=%d ack-timeouts=%d dedupe-evicted=%d relocated=%d\n", c.Purged, c.Deleted, c.AckTimeouts, c.DedupeEvicted, c.Relocated)
+	if c.Resent > 0 || c.SendersEvicted > 0 {
+		fmt.Fprintf(&b, "resent=%d senders-evicted=%d\n", c.Resent, c.SendersEvicted)
+	}
+	return b.String()
+}
+
+// formatSenders lists a sender table, applied to longest ago first, a
+// sender a line: its lane, when it was last applied to, and its ranges
+// of applied numbers ("dl" marks dead-lettered ones).
+func formatSenders(t *senderTable) string {
+	var b strings.Builder
+	for s := t.oldest; s != nil; s = s.newer {
+		fmt.Fprintf(&b, "lane=%d last=%d", s.lane, s.lastMs)
+		for _, r := range s.ranges {
+			fmt.Fprintf(&b, " [%d,%d)", r.from, r.to)
+			if r.lettered {
+				b.WriteString("dl")
+			}
+		}
+		b.WriteByte('\n')
+	}
+	if b.Len() == 0 {
+		return "none"
+	}
 	return b.String()
 }
 

@@ -10,6 +10,7 @@ func (q *Queue) enqueue(cmd *Enqueue) Result {
 	if err := q.validateEnqueue(cmd); err != nil {
 		return Result{Err: err}
 	}
+	q.senders.expire(q.now - base.QueueSenderIdle.Milliseconds())
 	q.outcomes = q.outcomes[:0]
 	n := 0
 	for i := range cmd.Messages {
@@ -47,11 +48,35 @@ func (q *Queue) validateEnqueue(cmd *Enqueue) error {
 		if m.NotBeforeMs < 0 || m.NotBeforeMs > base.QueueTimeMsMax {
 			return base.Errorf(base.CodeInvalidArgument, "queue: message %s not-before %d out of range", m.Ref, m.NotBeforeMs)
 		}
+		if m.Sender != (SenderID{}) && !validSender(m.Sender) {
+			return base.Errorf(base.CodeInvalidArgument, "queue: message %s has sender %d number %d", m.Ref, m.Sender.Lane, m.Sender.Seq)
+		}
 	}
 	return nil
 }
 
+// enqueueOne enqueues in unless its sender sent it before (Message.Sender).
 func (q *Queue) enqueueOne(in *Message) Outcome {
+	if in.Sender.Lane == 0 {
+		return q.admit(in)
+	}
+	if o, sent := q.senders.outcome(in.Sender); sent {
+		q.ctr.Resent++
+		return o
+	}
+	o := q.admit(in)
+	if o == OutcomeEnqueued || o == OutcomeDeadLettered {
+		// A refused message or a duplicate by dedupe id left nothing to
+		// enqueue twice: sent again, it is judged again.
+		if q.senders.record(in.Sender, o == OutcomeDeadLettered, q.now, q.lim.senders, q.lim.senderRanges) {
+			q.ctr.SendersEvicted++
+		}
+	}
+	return o
+}
+
+// admit enqueues in, dead-letters it at once or refuses it.
+func (q *Queue) admit(in *Message) Outcome {
 	var dk dedupeKey
 	dedupe := in.DedupeID != "" && q.cfg.DedupeWindowMs > 0
 	if dedupe {

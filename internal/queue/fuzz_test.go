@@ -72,8 +72,9 @@ func fuzzQueues(t testing.TB) []*Queue {
 				return c
 			}()},
 			&Enqueue{Now: 10, Messages: []Message{
-				{Ref: Ref{1, 0}, OrderingKey: "k"}, {Ref: Ref{1, 1}, OrderingKey: "k"}, {Ref: Ref{1, 2}, OrderingKey: "k", TTLms: 5000},
-				{Ref: Ref{2, 0}, NotBeforeMs: 500, DedupeID: "x"}, {Ref: Ref{2, 1}, DedupeID: "a-long-dedupe-id-over-sixteen"}, {Ref: Ref{2, 2}, Priority: 3},
+				{Ref: Ref{1, 0}, OrderingKey: "k", Sender: SenderID{7, 1}}, {Ref: Ref{1, 1}, OrderingKey: "k", Sender: SenderID{7, 2}},
+				{Ref: Ref{1, 2}, OrderingKey: "k", TTLms: 5000, Sender: SenderID{9, 4}},
+				{Ref: Ref{2, 0}, NotBeforeMs: 500, DedupeID: "x"}, {Ref: Ref{2, 1}, DedupeID: "a-long-dedupe-id-over-sixteen"}, {Ref: Ref{2, 2}, Priority: 3, Sender: SenderID{7, 4}},
 			}},
 			&Subscribe{Now: 11, Consumer: c1, PrefetchCount: 2},
 			&Subscribe{Now: 12, Consumer: c2, PrefetchCount: 1, Priority: 2},
@@ -146,7 +147,7 @@ func FuzzRestore(f *testing.F) {
 		}
 		now := q.Now()
 		for _, cmd := range []Command{
-			&Tick{Now: now}, &Enqueue{Now: now, Messages: []Message{{Ref: Ref{Index: 1 << 62}, OrderingKey: "k"}}},
+			&Tick{Now: now}, &Enqueue{Now: now, Messages: []Message{{Ref: Ref{Index: 1 << 62}, OrderingKey: "k", Sender: SenderID{7, 3}}}},
 			&Subscribe{Now: now, Consumer: ConsumerID{"fuzz", "1"}}, &Tick{Now: now + 1_000_000}, &Purge{Now: now + 2_000_000},
 			&ConsumerDown{Now: now + 2_000_001, Owner: "a"}, &Tick{Now: now + 1e10},
 		} {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -343,5 +344,66 @@ func TestDeliveryCountSaturatesWithoutALimit(t *testing.T) {
 	}
 	if effects[0].Kind != EffectDeliver || effects[0].DeliveryCount != math.MaxUint16 {
 		t.Fatalf("after %d returns: got %v, want a delivery with count %d", math.MaxUint16+2, effects, math.MaxUint16)
+	}
+}
+
+// sent enqueues one message at index per SenderID and returns the
+// outcomes.
+func sent(t *testing.T, q *Queue, index uint64, ids ...SenderID) []Outcome {
+	t.Helper()
+	ms := msgs(index, len(ids))
+	for i := range ms {
+		ms[i].Sender = ids[i]
+	}
+	res, _ := apply(t, q, &Enqueue{Messages: ms})
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	return res.Outcomes
+}
+
+// Past QueueSendersMax the sender applied to longest ago is forgotten:
+// its next resend is enqueued again (at least once), the others' are not.
+func TestSendersMaxForgetsTheSenderAppliedToLongestAgo(t *testing.T) {
+	q := mustNew(t, DefaultConfig())
+	q.lim.senders = 2
+	sent(t, q, 1, SenderID{1, 1}, SenderID{2, 1})
+	sent(t, q, 2, SenderID{1, 2}) // lane 1 is now the newer
+	sent(t, q, 3, SenderID{3, 1}) // forgets lane 2
+	got := sent(t, q, 4, SenderID{1, 1}, SenderID{3, 1}, SenderID{2, 1})
+	if want := []Outcome{OutcomeDuplicate, OutcomeDuplicate, OutcomeEnqueued}; !slices.Equal(got, want) {
+		t.Fatalf("resends: got %v, want %v", got, want)
+	}
+	if c := q.Stats().Counters; c.SendersEvicted != 2 || c.Resent != 2 {
+		t.Fatalf("counters: %d evicted, %d resent; want 2 (lanes 2, then 1 for lane 2 again) and 2", c.SendersEvicted, c.Resent)
+	}
+}
+
+// Past QueueSenderRangesMax a sender's lowest range is forgotten.
+func TestSenderRangesMaxForgetsTheLowestRange(t *testing.T) {
+	q := mustNew(t, DefaultConfig())
+	q.lim.senderRanges = 2
+	sent(t, q, 1, SenderID{1, 1}, SenderID{1, 3}, SenderID{1, 5}) // three ranges: [1] is forgotten
+	got := sent(t, q, 2, SenderID{1, 1}, SenderID{1, 3}, SenderID{1, 5}, SenderID{1, 4})
+	if want := []Outcome{OutcomeEnqueued, OutcomeDuplicate, OutcomeDuplicate, OutcomeEnqueued}; !slices.Equal(got, want) {
+		t.Fatalf("resends: got %v, want %v", got, want)
+	}
+	// 1 came back as a third range, the lowest, so it was forgotten at
+	// once; 4 joined [3,4) and [5,6).
+	if r := q.senders.byLane[1].ranges; !slices.Equal(r, []seqRange{{from: 3, to: 6}}) {
+		t.Fatalf("ranges: %v", r)
+	}
+}
+
+// A sender id that could not be recorded (no lane, or a number whose
+// range would overflow) makes the Enqueue invalid.
+func TestEnqueueRefusesAnInvalidSender(t *testing.T) {
+	q := mustNew(t, DefaultConfig())
+	for _, id := range []SenderID{{Lane: 0, Seq: 1}, {Lane: 1, Seq: math.MaxUint64}} {
+		ms := msgs(1, 1)
+		ms[0].Sender = id
+		if res, _ := apply(t, q, &Enqueue{Messages: ms}); base.CodeOf(res.Err) != base.CodeInvalidArgument {
+			t.Fatalf("sender %+v: got %v, want invalid_argument", id, res.Err)
+		}
 	}
 }

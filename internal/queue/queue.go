@@ -39,9 +39,10 @@ type Queue struct {
 	dlx      map[Ref]uint32 // dead-letter pending messages
 	dlxOrder ring[Ref]      // dlx refs in dead-letter order; refs no longer in dlx are skipped
 
-	dedupe dedupeWindow
-	reloc  relocation
-	places places // live bodies by log index: Floor
+	dedupe  dedupeWindow
+	senders senderTable
+	reloc   relocation
+	places  places // live bodies by log index: Floor
 
 	lastUsed    int64 // when the queue was last used, for idle expiry
 	expiredSent bool  // QueueExpired has been emitted since lastUsed
@@ -63,9 +64,11 @@ type Queue struct {
 // limits are the hard bounds of base, held per Queue so that tests can
 // lower them to reach their edges with small inputs.
 type limits struct {
-	messages  int
-	consumers int
-	dedupeIDs int
+	messages     int
+	consumers    int
+	dedupeIDs    int
+	senders      int
+	senderRanges int
 	// Compaction thresholds (see needsCompaction); tests lower them to
 	// compact on every command.
 	compactSlots int
@@ -74,6 +77,7 @@ type limits struct {
 
 func defaultLimits() limits {
 	return limits{messages: base.QueueMessagesMax, consumers: base.QueueConsumersMax, dedupeIDs: base.QueueDedupeIDsMax,
+		senders: base.QueueSendersMax, senderRanges: base.QueueSenderRangesMax,
 		compactSlots: 4 * arenaChunkLen, compactTombs: 4096}
 }
 
@@ -110,6 +114,8 @@ type Counters struct {
 	AckTimeouts          uint64
 	DedupeEvicted        uint64 // dedupe ids forgotten early at QueueDedupeIDsMax
 	Relocated            uint64 // bodies moved by Relocate (a message moved twice counts twice)
+	Resent               uint64 // messages their sender sent again after they were applied, not enqueued again
+	SendersEvicted       uint64 // senders forgotten at QueueSendersMax before they went idle
 }
 
 // Stats is a point-in-time view of the queue.

@@ -7,33 +7,37 @@ import (
 	"testing"
 )
 
-// A snapshot of version 1, written before relocation existed, restores as
-// the same queue with nothing moved.
-func TestSnapshotVersionOneStillRestores(t *testing.T) {
+// Snapshots of version 1, written before relocation existed, and of
+// version 2, before senders, restore as the same queue with nothing moved
+// and no senders.
+func TestOlderSnapshotVersionsStillRestore(t *testing.T) {
 	for i, q := range fuzzQueues(t)[:2] {
-		var v2 bytes.Buffer
-		if err := q.Snapshot(&v2); err != nil {
+		var v3 bytes.Buffer
+		if err := q.Snapshot(&v3); err != nil {
 			t.Fatal(err)
 		}
-		b := v2.Bytes()
-		// Version 1: the version varint is 1 and the relocation section
-		// (mark, counter and count, all zero here) is absent.
-		body := append([]byte{}, b[:len(b)-4-3]...)
-		if !bytes.Equal(b[len(b)-7:len(b)-4], []byte{0, 0, 0}) || body[len(snapshotMagic)] != 2 {
+		b := v3.Bytes()
+		// Each version lacks the last section of the next: the senders
+		// (count and two counters) and the relocation (mark, counter and
+		// count), all zero here.
+		if !bytes.Equal(b[len(b)-4-6:len(b)-4], make([]byte, 6)) || b[len(snapshotMagic)] != snapshotVersion {
 			t.Fatalf("queue %d: unexpected snapshot layout", i)
 		}
-		body[len(snapshotMagic)] = 1
-		v1 := binary.LittleEndian.AppendUint32(body, crc32.Checksum(body, castagnoli))
-		r := newQueue(q.lim, Config{})
-		if err := r.Restore(bytes.NewReader(v1)); err != nil {
-			t.Fatalf("queue %d: restoring version 1: %v", i, err)
-		}
-		var again bytes.Buffer
-		if err := r.Snapshot(&again); err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(again.Bytes(), b) {
-			t.Fatalf("queue %d: the version 1 snapshot restored to another state", i)
+		for version := 1; version < snapshotVersion; version++ {
+			body := append([]byte{}, b[:len(b)-4-3*(snapshotVersion-version)]...)
+			body[len(snapshotMagic)] = byte(version)
+			old := binary.LittleEndian.AppendUint32(body, crc32.Checksum(body, castagnoli))
+			r := newQueue(q.lim, Config{})
+			if err := r.Restore(bytes.NewReader(old)); err != nil {
+				t.Fatalf("queue %d: restoring version %d: %v", i, version, err)
+			}
+			var again bytes.Buffer
+			if err := r.Snapshot(&again); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(again.Bytes(), b) {
+				t.Fatalf("queue %d: the version %d snapshot restored to another state", i, version)
+			}
 		}
 	}
 }
@@ -57,15 +61,17 @@ func TestSnapshotWithAMovedBodyOfTheWrongSizeIsRefused(t *testing.T) {
 	if err := q.Snapshot(&b); err != nil {
 		t.Fatal(err)
 	}
-	// The section ends with the one moved body's size, 5, before the CRC.
+	// The section ends with the one moved body's size, 5, before the
+	// empty senders section (three zeros) and the CRC.
 	body := b.Bytes()[:b.Len()-4]
-	if body[len(body)-1] != 5 {
-		t.Fatalf("unexpected snapshot layout: last byte %d", body[len(body)-1])
+	size := len(body) - 1 - 3
+	if body[size] != 5 {
+		t.Fatalf("unexpected snapshot layout: byte %d", body[size])
 	}
 	if err := newQueue(q.lim, Config{}).Restore(bytes.NewReader(withChecksum(body))); err != nil {
 		t.Fatalf("the snapshot as written: %v", err)
 	}
-	body[len(body)-1] = 6
+	body[size] = 6
 	if err := newQueue(q.lim, Config{}).Restore(bytes.NewReader(withChecksum(body))); err == nil {
 		t.Fatal("a moved body of 6 bytes for a message of 5 was restored")
 	}

@@ -7,13 +7,14 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"slices"
 	"strings"
 
 	"github.com/ferry-mq/ferry/internal/base"
 )
 
-// Snapshot format (version 2), all in the canonical encoding of codec.go:
+// Snapshot format (version 3), all in the canonical encoding of codec.go:
 //
 //	magic "FQS" 0x01, version
 //	config, scalars (time, last ref, idle state, last wake, counters of
@@ -31,10 +32,14 @@ import (
 //	relocation (version 2 on): the mark below which every live message's
 //	  body is moved, the Relocated counter, and the moved bodies in
 //	  the order of where they lie (message Ref, place, bytes)
+//	senders (version 3 on): each sender, the one applied to longest ago
+//	  first, as its lane, when it was last applied to and its ranges of
+//	  applied numbers (first, length, dead-lettered); then the Resent and
+//	  SendersEvicted counters
 //	CRC-32C (little endian) of everything before it
 //
-// Version 1 (before relocation) is still read: it has no relocation
-// section.
+// Versions 1 (before relocation) and 2 (before senders) are still read:
+// they lack the sections added since, which restore empty.
 //
 // It holds live state only: a settled message leaves no trace but the
 // counters and the dedupe window. The order of every list is a function of
@@ -42,7 +47,7 @@ import (
 // out, so snapshotting a restored queue gives the same bytes.
 const (
 	snapshotMagic   = "FQS\x01"
-	snapshotVersion = 2
+	snapshotVersion = 3
 	snapshotBufLen  = 64 << 10
 )
 
@@ -124,6 +129,20 @@ func (q *Queue) Snapshot(w io.Writer) error {
 		sw.uvarint(uint64(p.Bytes))
 		sw.flushIf(snapshotBufLen)
 	}
+	sw.uvarint(uint64(q.senders.len()))
+	for s := q.senders.oldest; s != nil; s = s.newer {
+		sw.uvarint(s.lane)
+		sw.varint(s.lastMs)
+		sw.uvarint(uint64(len(s.ranges)))
+		for _, r := range s.ranges {
+			sw.uvarint(r.from)
+			sw.uvarint(r.to - r.from)
+			sw.boolean(r.lettered)
+		}
+		sw.flushIf(snapshotBufLen)
+	}
+	sw.uvarint(q.ctr.Resent)
+	sw.uvarint(q.ctr.SendersEvicted)
 	sw.flushIf(0)
 	if sw.err != nil {
 		return fmt.Errorf("queue: writing snapshot: %w", sw.err)
@@ -334,6 +353,9 @@ func restore(r io.Reader, lim limits, trusted bool) (*Queue, error) {
 	rs.dedupe()
 	if version >= 2 {
 		rs.relocation()
+	}
+	if version >= 3 {
+		rs.senders()
 	}
 	if d.err != nil {
 		return nil, d.err
@@ -648,6 +670,40 @@ func (rs *restorer) dedupe() {
 		q.dedupe.seen[k] = deadline
 		q.dedupe.order.PushBack(dedupeEntry{key: k, deadline: deadline})
 	}
+}
+
+// senders reads the sender table; the checker verifies its order and
+// ranges with the rest of an untrusted snapshot.
+func (rs *restorer) senders() {
+	d, q := rs.d, rs.q
+	t := &q.senders
+	n := d.count(q.lim.senders, 5)
+	for i := 0; i < n && d.err == nil; i++ {
+		s := &sender{lane: d.uvarint(), lastMs: d.varint()}
+		nr := d.count(q.lim.senderRanges, 3)
+		for j := 0; j < nr && d.err == nil; j++ {
+			from, length, lettered := d.uvarint(), d.uvarint(), d.boolean()
+			if length > math.MaxUint64-from {
+				d.fail("sender %d: range of %d from %d overflows", s.lane, length, from)
+				return
+			}
+			s.ranges = append(s.ranges, seqRange{from: from, to: from + length, lettered: lettered})
+		}
+		if d.err != nil {
+			return
+		}
+		if s.lane == 0 || t.byLane[s.lane] != nil {
+			d.fail("sender lane %d repeated or zero", s.lane)
+			return
+		}
+		if t.byLane == nil {
+			t.byLane = map[uint64]*sender{}
+		}
+		t.byLane[s.lane] = s
+		t.pushNewest(s)
+	}
+	q.ctr.Resent = d.uvarint()
+	q.ctr.SendersEvicted = d.uvarint()
 }
 
 // relocation reads the moved bodies; movedBytes and check verify they are

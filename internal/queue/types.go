@@ -79,6 +79,21 @@ type Message struct {
 	// MessageID, when set, seeds the backoff jitter instead of the Ref, so
 	// a message moved between queues keeps its retry schedule.
 	MessageID string
+	// Sender, when its Lane is set, names the message as its sender
+	// numbered it: a message whose Sender was applied before is answered
+	// as it was then (OutcomeDuplicate for one enqueued, or dead-lettered
+	// again) and not enqueued again.
+	Sender SenderID
+}
+
+// SenderID names one message of one sender: the broker's publish lane
+// (Lane, never 0 when set) and the message's number in it (Seq). A lane
+// numbers its messages in the order it sends them and sends a message
+// again, with the same SenderID, when it cannot know whether the leader it
+// sent it to applied it (DESIGN.md "Senders").
+type SenderID struct {
+	Lane uint64
+	Seq  uint64
 }
 
 // Reason says why a message was dead-lettered or dropped; the broker writes
