@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"encoding/binary"
 	"slices"
 	"sync"
 
@@ -16,10 +17,11 @@ import (
 // when owner is set, to owner.itemDone with slot: the owner form lets a
 // publish call allocate its items in chunks instead of a closure each.
 type pubItem struct {
-	rec   *encodedRecord
-	done  func(queue.Outcome, error)
-	owner pubOwner
-	slot  int
+	rec    *encodedRecord
+	done   func(queue.Outcome, error)
+	owner  pubOwner
+	slot   int
+	sender queue.SenderID // set by its lane (zero: none)
 }
 
 // pubOwner is told the outcomes of the items it owns.
@@ -229,23 +231,34 @@ func (a *accumulator) takeLocked() ([]*pubItem, int) {
 	return items, bytes
 }
 
-// buildBatch makes items one data batch. Every record carries the same
-// timestamp, nowMs: the time the queue uses as the Enqueue's Now. The
-// batch is in a buffer of its own.
+// buildBatch makes items one data batch without senders. Every record
+// carries the same timestamp, nowMs: the time the queue uses as the
+// Enqueue's Now. The batch is in a buffer of its own.
 func buildBatch(items []*pubItem, nowMs int64, withOrdering bool) ([]byte, error) {
-	return buildBatchInto(nil, items, nowMs, withOrdering)
+	return buildBatchInto(nil, items, nowMs, withOrdering, false)
 }
 
 // buildBatchInto is buildBatch appended to dst when its array has room
-// for the batch, or into a fresh one.
-func buildBatchInto(dst []byte, items []*pubItem, nowMs int64, withOrdering bool) ([]byte, error) {
+// for the batch, or into a fresh one, with the items' senders when
+// withSenders (a queue's batch: mapping.go "ferry.sender").
+func buildBatchInto(dst []byte, items []*pubItem, nowMs int64, withOrdering, withSenders bool) ([]byte, error) {
 	var bld batch.Builder
-	if size := batchBytes(items); cap(dst)-len(dst) < size {
+	if size := batchBytes(items, withSenders); cap(dst)-len(dst) < size {
 		dst = append(make([]byte, 0, len(dst)+size), dst...)
 	}
 	bld.Begin(dst, batch.Header{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1})
+	var prev queue.SenderID
+	var hdrs []batch.RecordHeader // a record's headers behind its ferry.sender
+	var val [8 + binary.MaxVarintLen64]byte
 	for _, it := range items {
-		if err := bld.Add(nowMs, it.rec.key, it.rec.value, it.rec.headersFor(withOrdering)); err != nil {
+		headers := it.rec.headersFor(withOrdering)
+		// A sender header starts a run of the item's lane, or ends one.
+		if withSenders && !continues(prev, it.sender) && (it.sender.Lane != 0 || prev.Lane != 0) {
+			hdrs = append(append(hdrs[:0], batch.RecordHeader{Key: hdrSenderKey, Value: appendSender(val[:0], it.sender)}), headers...)
+			headers = hdrs
+		}
+		prev = it.sender
+		if err := bld.Add(nowMs, it.rec.key, it.rec.value, headers); err != nil {
 			bld.Finish()
 			return nil, err
 		}
@@ -255,20 +268,24 @@ func buildBatchInto(dst []byte, items []*pubItem, nowMs int64, withOrdering bool
 
 // proposeItems proposes items to group g as one data batch, stamped now
 // and built straight into the buffer the engine proposes from
-// (ProposeBuildAsync): the submit of a queue's and a stream partition's
-// accumulator. done gets the engine's outcome.
-func (b *Broker) proposeItems(g GroupID, items []*pubItem, withOrdering bool, done func(replication.Result)) {
+// (ProposeBuildAsync): the submit of a queue's (withSenders) and a
+// stream partition's accumulator. done gets the engine's outcome.
+func (b *Broker) proposeItems(g GroupID, items []*pubItem, withOrdering, withSenders bool, done func(replication.Result)) {
 	nowMs := b.nowMs()
-	b.engine.ProposeBuildAsync(g, batchBytes(items), func(dst []byte) ([]byte, error) {
-		return buildBatchInto(dst, items, nowMs, withOrdering)
+	b.engine.ProposeBuildAsync(g, batchBytes(items, withSenders), func(dst []byte) ([]byte, error) {
+		return buildBatchInto(dst, items, nowMs, withOrdering, withSenders)
 	}, nil, done)
 }
 
-// batchBytes bounds the size of the data batch buildBatch makes of items.
-func batchBytes(items []*pubItem) int {
+// batchBytes bounds the size of the data batch buildBatchInto makes of
+// items.
+func batchBytes(items []*pubItem, withSenders bool) int {
 	size := batch.HeaderSize
 	for _, it := range items {
 		size += it.rec.size
+	}
+	if withSenders {
+		size += len(items) * senderHeaderBytesMax
 	}
 	return size
 }
@@ -287,9 +304,9 @@ const batchBufBytesMin = 4 << 10
 // buildTransientBatch is buildBatch into a recycled buffer. The caller
 // must copy data, or be done with it, before handing buf back with
 // releaseBatch; data is nil on error (buf must still be released).
-func buildTransientBatch(items []*pubItem, nowMs int64, withOrdering bool) (data []byte, buf *[]byte, err error) {
-	buf = batchBuffers.Get(batchBytes(items))
-	data, err = buildBatchInto(*buf, items, nowMs, withOrdering)
+func buildTransientBatch(items []*pubItem, nowMs int64, withOrdering, withSenders bool) (data []byte, buf *[]byte, err error) {
+	buf = batchBuffers.Get(batchBytes(items, withSenders))
+	data, err = buildBatchInto(*buf, items, nowMs, withOrdering, withSenders)
 	return data, buf, err
 }
 

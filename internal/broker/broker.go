@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	crand "crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -201,6 +202,11 @@ type Broker struct {
 	// boot is unique per start of the node: connection owners carry it,
 	// so consumers of a previous run are never mistaken for live ones.
 	boot string
+	// laneIDs is the last publish lane id handed out (newLaneID). It
+	// starts at random, so that the lanes of another start of this node,
+	// or of another node, do not share ids, which would make a queue take
+	// a lane's new messages for another's resends.
+	laneIDs atomic.Uint64
 
 	meta      *meta.Store
 	logs      *groupLogs
@@ -247,10 +253,11 @@ func Open(cfg Config) (*Broker, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	boot := make([]byte, 6)
+	boot := make([]byte, 6+8)
 	if _, err := crand.Read(boot); err != nil {
 		return nil, fmt.Errorf("broker: drawing the boot id: %w", err)
 	}
+	boot, laneIDs := boot[:6], binary.BigEndian.Uint64(boot[6:])
 	b := &Broker{
 		cfg: cfg, clock: cfg.Clock, log: cfg.Logger.With("node", cfg.NodeID), node: cfg.NodeID,
 		boot:          fmt.Sprintf("%d.%s", cfg.NodeID, hex.EncodeToString(boot)),
@@ -262,6 +269,7 @@ func Open(cfg Config) (*Broker, error) {
 		reconcileKick: make(chan struct{}, 1),
 		leaderKick:    make(chan struct{}, 1),
 	}
+	b.laneIDs.Store(laneIDs)
 	b.bctx, b.bcancel = context.WithCancel(context.Background())
 	b.stop = b.bctx.Done()
 	b.trace.clock, b.trace.node = b.clock, b.node

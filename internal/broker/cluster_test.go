@@ -2,11 +2,13 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -823,4 +825,84 @@ func blackHole(t *testing.T, addr string) {
 			c.Close()
 		}
 	})
+}
+
+// answerDropper is a node's forwarding listener whose connections, once
+// armed, close instead of writing the first answer to a forwarded enqueue:
+// the leader applied the batch and its sender never hears so. It closes
+// dropped when it does.
+type answerDropper struct {
+	net.Listener
+	armed   *atomic.Bool
+	dropped chan struct{}
+}
+
+func (l *answerDropper) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &answerDroppingConn{Conn: c, l: l}, nil
+}
+
+type answerDroppingConn struct {
+	net.Conn
+	l *answerDropper
+}
+
+func (c *answerDroppingConn) Write(b []byte) (int, error) {
+	// A frame is written whole: its length (4 bytes), then its type.
+	if len(b) > 4 && b[4] == respFlag|opEnqueue && c.l.armed.CompareAndSwap(true, false) {
+		c.Conn.Close()
+		close(c.l.dropped)
+		return 0, net.ErrClosed
+	}
+	return c.Conn.Write(b)
+}
+
+// A queue's leader that applied a forwarded publish and stopped before
+// answering leaves the publishing node to send it again to the next
+// leader, which has applied it too: the queue must hold it once, not
+// twice (the sender table, DESIGN.md "Senders"), and the publisher gets
+// its confirm.
+func TestClusterAPublishWhoseLeaderStoppedBeforeAnsweringIsStoredOnce(t *testing.T) {
+	var armed atomic.Bool
+	dropped := make(chan struct{})
+	cl := threeNodesWith(t, func(c *Config) {
+		c.ForwardListener = &answerDropper{Listener: c.ForwardListener, armed: &armed, dropped: dropped}
+	})
+	ctx := testCtx(t)
+	lead, follower, fc := cl.forwardedSetup("once", 2)
+	armed.Store(true)
+	published := make(chan error, 1)
+	go func() {
+		res, err := fc.Publish(ctx, "", []Message{{RoutingKey: "once", Body: []byte("m2")}, {RoutingKey: "once", Body: []byte("m3")}}, PublishOptions{})
+		if err == nil {
+			err = errors.Join(res[0].Err, res[1].Err)
+		}
+		published <- err
+	}()
+	<-dropped
+	cl.stop(lead)
+	if err := <-published; err != nil {
+		t.Fatalf("the publish whose answer was lost: %v", err)
+	}
+	publishOne(t, fc, "", "once", "m4")
+	var got []string
+	for {
+		d, _, ok, err := fc.Get(ctx, "once", true)
+		if err != nil {
+			if base.IsRetriable(err) {
+				continue
+			}
+			t.Fatalf("get through node %d: %v", follower+1, err)
+		}
+		if !ok {
+			break
+		}
+		got = append(got, string(d.Message.Body))
+	}
+	if want := "[m0 m1 m2 m3 m4]"; fmt.Sprint(got) != want {
+		t.Fatalf("the queue holds %v, want %s", got, want)
+	}
 }

@@ -363,7 +363,7 @@ func (f *forwarder) propose(ctx context.Context, node NodeID, g GroupID, payload
 // enqueue sends items to group g's leader, node lead, which appends them
 // as it does local publishes; each item's done gets its outcome.
 func (f *forwarder) enqueue(ctx context.Context, lead NodeID, g GroupID, items []*pubItem) {
-	data, buf, err := buildTransientBatch(items, f.b.nowMs(), true)
+	data, buf, err := buildTransientBatch(items, f.b.nowMs(), true, true)
 	if err != nil {
 		releaseBatch(buf)
 		failAll(items, err)
@@ -781,10 +781,11 @@ func (f *forwarder) startEnqueue(payload []byte) (outcomes []byte, wait func() e
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
+	var run senderRun
 	wg.Add(len(items))
 	for i := range cb.records {
-		rec := recordToEncoded(&cb.records[i])
-		items[i] = &pubItem{rec: &rec, done: func(o queue.Outcome, err error) {
+		rec, mark := recordToEncoded(&cb.records[i])
+		items[i] = &pubItem{rec: &rec, sender: run.next(mark), done: func(o queue.Outcome, err error) {
 			mu.Lock()
 			outcomes[i] = byte(o)
 			if err != nil && firstErr == nil {
@@ -854,9 +855,12 @@ func decodeForwardedMessage(data []byte) (Message, error) {
 }
 
 // recordToEncoded turns a received record back into an item for an
-// accumulator; its slices alias the received frame.
-func recordToEncoded(r *batch.Record) encodedRecord {
+// accumulator, without its ferry.sender header, which it returns: the
+// accumulator writes the item's sender into the batch it builds. Its
+// slices alias the received frame.
+func recordToEncoded(r *batch.Record) (encodedRecord, senderMark) {
 	rec := encodedRecord{key: r.Key, value: r.Value, orderingAt: -1, size: 32 + len(r.Key) + len(r.Value)}
+	var mark senderMark
 	if r.KeyNull {
 		rec.key = nil
 	}
@@ -868,7 +872,11 @@ func recordToEncoded(r *batch.Record) encodedRecord {
 		if null {
 			v = nil
 		}
-		if string(k) == hdrOrderingKey {
+		switch string(k) {
+		case hdrSender: // the sending node's, not the message's
+			mark = parseSender(v)
+			continue
+		case hdrOrderingKey:
 			rec.orderingAt = len(rec.headers)
 		}
 		rec.headers = append(rec.headers, batch.RecordHeader{Key: k, Value: v})
@@ -877,7 +885,7 @@ func recordToEncoded(r *batch.Record) encodedRecord {
 	if rec.orderingAt >= 0 && rec.orderingAt != len(rec.headers)-1 {
 		rec.orderingAt = -1 // not where encode puts it: keep it whatever the queue says
 	}
-	return rec
+	return rec, mark
 }
 
 // otherLeader is the leader of a hosted group when it is another node:

@@ -26,8 +26,9 @@ import (
 // sent again, before every newer send, once a leader is known: up to
 // BrokerForwardRetriesMax times, then they fail.
 type lane struct {
-	b *Broker
-	g GroupID
+	b  *Broker
+	g  GroupID
+	id uint64 // names the lane to the queue, with each item's number (DESIGN.md "Senders")
 
 	mu          sync.Mutex
 	retries     []*laneSend // guarded by mu: sends to hand over again, oldest first
@@ -35,6 +36,7 @@ type lane struct {
 	inflight    int         // guarded by mu: sends handed over and not resolved
 	target      NodeID      // guarded by mu: the node the inflight sends went to
 	nextSeq     uint64      // guarded by mu
+	nextItem    uint64      // guarded by mu: the last item's number
 	dispatching bool        // guarded by mu: a goroutine is handing sends over
 	dropped     bool        // guarded by mu: its connection forgot it (dropIfIdle)
 }
@@ -56,7 +58,17 @@ type laneSend struct {
 	attempts int    // hand-overs so far
 }
 
-func newLane(b *Broker, g GroupID) *lane { return &lane{b: b, g: g} }
+// newLaneID returns a lane id no other lane of this start of the node
+// has, never 0.
+func (b *Broker) newLaneID() uint64 {
+	for {
+		if id := b.laneIDs.Add(1); id != 0 {
+			return id
+		}
+	}
+}
+
+func newLane(b *Broker, g GroupID) *lane { return &lane{b: b, g: g, id: b.newLaneID()} }
 
 // send hands items over behind the lane's earlier sends. It may block
 // while it waits for a leader or for the accumulator's room, as a publish
@@ -69,6 +81,10 @@ func (l *lane) send(ctx context.Context, items []*pubItem) bool {
 		return false
 	}
 	l.nextSeq++
+	for _, it := range items {
+		l.nextItem++
+		it.sender = queue.SenderID{Lane: l.id, Seq: l.nextItem}
+	}
 	l.queued = append(l.queued, &laneSend{l: l, seq: l.nextSeq, ctx: ctx, items: items})
 	if l.dispatching {
 		l.mu.Unlock()
@@ -181,7 +197,7 @@ func (s *laneSend) handOver(target NodeID, acc *accumulator) {
 	wrapped := make([]pubItem, len(s.items)) // per hand-over: its copies may be referenced after their outcome
 	out := make([]*pubItem, len(s.items))
 	for i, it := range s.items {
-		wrapped[i] = pubItem{rec: it.rec, owner: s, slot: i}
+		wrapped[i] = pubItem{rec: it.rec, owner: s, slot: i, sender: it.sender}
 		out[i] = &wrapped[i]
 	}
 	switch {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ferry-mq/ferry/internal/base"
+	"github.com/ferry-mq/ferry/internal/queue"
 	"github.com/ferry-mq/ferry/internal/storage/log/batch"
 )
 
@@ -50,6 +51,7 @@ const (
 	hdrDedupeID        = "ferry.dedupe-id"
 	hdrOrderingKey     = "ferry.ordering-key"
 	hdrTypes           = "ferry.types"
+	hdrSender          = "ferry.sender"
 	hdrEscapedPrefix   = "ferry.escaped."
 
 	prefixAMQP  = "amqp."
@@ -666,6 +668,7 @@ func (m *Message) reserved(k, v []byte, types *[]byte) bool {
 		m.OrderingKey = string(v)
 	case hdrTypes:
 		*types = v
+	case hdrSender: // the broker's, not the message's
 	default:
 		return false
 	}
@@ -702,6 +705,7 @@ type queueMeta struct {
 	dedupeID    string
 	orderingKey string
 	messageID   string
+	sender      senderMark
 }
 
 // readQueueMeta reads a record's queue metadata. Malformed values are
@@ -735,9 +739,78 @@ func readQueueMeta(r *batch.Record) queueMeta {
 			q.orderingKey = boundedString(v)
 		case hdrMessageID:
 			q.messageID = boundedString(v)
+		case hdrSender:
+			q.sender = parseSender(v)
 		}
 	}
 	return q
+}
+
+// A queue batch names the sender of each record (queue.SenderID: the
+// publish lane and the message's number in it; DESIGN.md "Senders") with
+// a ferry.sender header on the first record of each run of consecutive
+// numbers of one lane: its value is the lane (8 bytes, big endian) and
+// the number (uvarint). The records after it continue the run, one
+// number each, until the next ferry.sender header; an empty one ends the
+// run (a record with no sender). Stream records carry none.
+
+// senderHeaderBytesMax bounds what a ferry.sender header adds to a
+// record: the header (key and value with their lengths) and a byte more
+// for each of the record's header count and length varints.
+const senderHeaderBytesMax = 1 + len(hdrSender) + 1 + 8 + binary.MaxVarintLen64 + 2
+
+var hdrSenderKey = []byte(hdrSender)
+
+// senderMark is what a record's ferry.sender header says: set when it has
+// one, with the sender it names (zero: none, or unreadable).
+type senderMark struct {
+	set bool
+	id  queue.SenderID
+}
+
+// parseSender reads a ferry.sender value. A value that does not name a
+// lane and a number the queue can record names no sender: the records
+// are then enqueued without one (at least once), never refused.
+func parseSender(v []byte) senderMark {
+	if len(v) < 9 {
+		return senderMark{set: true}
+	}
+	lane := binary.BigEndian.Uint64(v)
+	seq, n := binary.Uvarint(v[8:])
+	if n != len(v)-8 || lane == 0 || seq == math.MaxUint64 {
+		return senderMark{set: true}
+	}
+	return senderMark{set: true, id: queue.SenderID{Lane: lane, Seq: seq}}
+}
+
+// appendSender appends the ferry.sender value naming id (empty for none).
+func appendSender(dst []byte, id queue.SenderID) []byte {
+	if id.Lane == 0 {
+		return dst
+	}
+	return binary.AppendUvarint(binary.BigEndian.AppendUint64(dst, id.Lane), id.Seq)
+}
+
+// senderRun follows the sender runs of a batch's records, in order.
+type senderRun struct{ cur queue.SenderID }
+
+// next returns the sender of the record whose header says m.
+func (s *senderRun) next(m senderMark) queue.SenderID {
+	switch {
+	case m.set:
+		s.cur = m.id
+	case s.cur.Lane != 0 && s.cur.Seq+1 < math.MaxUint64:
+		s.cur.Seq++
+	default:
+		s.cur = queue.SenderID{}
+	}
+	return s.cur
+}
+
+// continues reports whether id is the number after prev in prev's lane:
+// a record of id needs no ferry.sender header after one of prev.
+func continues(prev, id queue.SenderID) bool {
+	return prev.Lane != 0 && id.Lane == prev.Lane && id.Seq == prev.Seq+1
 }
 
 // boundedString keeps an id within the queue's field limit (the queue

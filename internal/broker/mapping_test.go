@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ferry-mq/ferry/internal/base"
+	"github.com/ferry-mq/ferry/internal/queue"
 	"github.com/ferry-mq/ferry/internal/storage/log/batch"
 )
 
@@ -256,6 +257,8 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 		f.Add(rec.key, rec.value, flat)
 	}
+	sender := appendSender(nil, queue.SenderID{Lane: 1 << 60, Seq: 300})
+	f.Add([]byte{}, []byte("b"), append(append([]byte{byte(len(hdrSender))}, hdrSender...), append([]byte{byte(len(sender))}, sender...)...))
 	f.Fuzz(func(t *testing.T, key, value, flat []byte) {
 		var hs []batch.RecordHeader
 		for len(flat) >= 2 && len(hs) < base.RecordHeadersMax {
@@ -285,8 +288,13 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 		r := &cb.records[0]
 		m := decodeRecord(r, cb.header.BaseTimestamp)
-		readQueueMeta(r)
-		recordToEncoded(r)
+		meta := readQueueMeta(r)
+		if _, mark := recordToEncoded(r); mark != meta.sender {
+			t.Fatalf("the queue reads sender %+v, a forwarded batch's receiver %+v", meta.sender, mark)
+		}
+		if id := meta.sender.id; id != (queue.SenderID{}) && (id.Lane == 0 || id.Seq == math.MaxUint64) {
+			t.Fatalf("sender %+v, which the queue refuses", id)
+		}
 		var enc recordEncoder
 		if _, err := enc.encode(&m, 0); err != nil && base.CodeOf(err) != base.CodeTooLarge {
 			t.Fatalf("a decoded message does not encode: %v", err)
@@ -320,4 +328,96 @@ func FuzzDecodeNested(f *testing.F) {
 		}
 		applyTypes(Headers{{"a", StringValue(string(data))}, {"b", StringValue("1")}}, data)
 	})
+}
+
+// A queue batch names each record's sender: the queue reads the senders
+// back in order (runs of one lane's consecutive numbers, records without
+// one between them), a forwarded batch's receiver takes them off the
+// records it re-adds, and no consumer sees the header.
+func TestSendersRoundTripThroughAQueueBatch(t *testing.T) {
+	senders := []queue.SenderID{
+		{}, {Lane: 7, Seq: 1}, {Lane: 7, Seq: 2}, {Lane: 7, Seq: 3}, {Lane: 9, Seq: 1}, {Lane: 7, Seq: 4},
+		{Lane: 7, Seq: 6}, {}, {}, {Lane: 9, Seq: 2}, {Lane: 9, Seq: 3}, {Lane: math.MaxUint64, Seq: math.MaxUint64 - 1}, {},
+	}
+	msgs := make([]Message, len(senders))
+	for i := range msgs {
+		msgs[i] = Message{RoutingKey: "k", Body: []byte{byte(i)}, Headers: Headers{{"h", StringValue("v")}}}
+	}
+	items := encodeItems(t, msgs)
+	for i, it := range items {
+		it.sender = senders[i]
+	}
+	data, err := buildBatchInto(nil, items, 5, true, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := decodeBatch(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored, forwarded senderRun
+	headers := 0
+	for i := range cb.records {
+		r := &cb.records[i]
+		if got := stored.next(readQueueMeta(r).sender); got != senders[i] {
+			t.Errorf("record %d: the queue reads sender %+v, want %+v", i, got, senders[i])
+		}
+		rec, mark := recordToEncoded(r)
+		if got := forwarded.next(mark); got != senders[i] {
+			t.Errorf("record %d: a forwarded batch's receiver reads sender %+v, want %+v", i, got, senders[i])
+		}
+		for _, h := range rec.headers {
+			if string(h.Key) == hdrSender {
+				t.Errorf("record %d: re-added with its ferry.sender header", i)
+			}
+		}
+		if mark.set {
+			headers++
+		}
+		if m := decodeRecord(r, cb.header.BaseTimestamp); !reflect.DeepEqual(m.Headers, msgs[i].Headers) {
+			t.Errorf("record %d: a consumer sees headers %v, want %v", i, m.Headers, msgs[i].Headers)
+		}
+	}
+	// Only where a run starts or ends: 7.1, 9.1, 7.4, 7.6, the {} after
+	// it, 9.2, the last lane's and the {} after it.
+	if headers != 8 {
+		t.Errorf("%d ferry.sender headers, want 8", headers)
+	}
+	// A stream's batch carries none.
+	plain, err := buildBatchInto(nil, items, 5, true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cb, err := decodeBatch(plain); err != nil || readQueueMeta(&cb.records[1]).sender.set {
+		t.Errorf("a batch built without senders names one (%v)", err)
+	}
+}
+
+// A ferry.sender value the queue could not record names no sender, so
+// the records are enqueued without one rather than refused, and a run
+// that would reach the largest number ends.
+func TestUnreadableSendersNameNone(t *testing.T) {
+	lane7 := func(seq uint64) []byte { return appendSender(nil, queue.SenderID{Lane: 7, Seq: seq}) }
+	for name, v := range map[string][]byte{
+		"empty":          nil,
+		"short":          {0, 0, 0, 0, 0, 0, 0, 7},
+		"lane 0":         appendSender(make([]byte, 8), queue.SenderID{}),
+		"largest number": lane7(math.MaxUint64),
+		"trailing byte":  append(lane7(3), 0),
+		"bad varint":     append(lane7(0)[:8], 0xff),
+	} {
+		if m := parseSender(v); !m.set || m.id != (queue.SenderID{}) {
+			t.Errorf("%s: %+v, want set and no sender", name, m)
+		}
+	}
+	var run senderRun
+	if got := run.next(parseSender(lane7(math.MaxUint64 - 2))); got.Seq != math.MaxUint64-2 {
+		t.Fatalf("run start: %+v", got)
+	}
+	if got := run.next(senderMark{}); got.Seq != math.MaxUint64-1 {
+		t.Fatalf("the run's next: %+v", got)
+	}
+	if got := run.next(senderMark{}); got != (queue.SenderID{}) {
+		t.Errorf("the run continued to %+v, which the queue refuses", got)
+	}
 }

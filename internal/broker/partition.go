@@ -328,7 +328,7 @@ func (pl *partitionLeader) proposeCommand(ctx context.Context, cmd stream.Comman
 // built straight into the buffer the engine proposes from; the engine
 // keeps the accumulator's batches in flight in order, as a queue's.
 func (pl *partitionLeader) submitBatch(items []*pubItem, done func([]queue.Outcome, error)) {
-	pl.b.proposeItems(pl.g, items, true, func(r replication.Result) {
+	pl.b.proposeItems(pl.g, items, true, false, func(r replication.Result) {
 		if r.Err != nil {
 			done(nil, r.Err)
 			return

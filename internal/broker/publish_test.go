@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
 	"github.com/ferry-mq/ferry/internal/base"
+	"github.com/ferry-mq/ferry/internal/queue"
 	"github.com/ferry-mq/ferry/internal/storage/log/batch"
 )
 
@@ -307,18 +309,24 @@ func TestBatchBuiltIntoAReusedBufferMatchesAFreshOne(t *testing.T) {
 		msgs = append(msgs, Message{RoutingKey: fmt.Sprint("k", i), Body: []byte(strings.Repeat("b", i*10)), MessageID: fmt.Sprint(i)})
 	}
 	items := encodeItems(t, msgs)
-	want, err := buildBatch(items, 77, true)
+	// A sender header on nearly every record: the bound's worst case.
+	for i, it := range items {
+		if i%4 != 3 {
+			it.sender = queue.SenderID{Lane: math.MaxUint64 - uint64(i%2), Seq: math.MaxUint64 - 2 - uint64(i)}
+		}
+	}
+	want, err := buildBatchInto(nil, items, 77, true, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := batchBytes(items); n < len(want) {
+	if n := batchBytes(items, true); n < len(want) {
 		t.Errorf("batchBytes: %d, want at least the batch's %d bytes", n, len(want))
 	}
 	dirty := make([]byte, 3*len(want))
 	for i := range dirty {
 		dirty[i] = 0xa5
 	}
-	got, err := buildBatchInto(dirty[:3], items, 77, true)
+	got, err := buildBatchInto(dirty[:3], items, 77, true, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +336,7 @@ func TestBatchBuiltIntoAReusedBufferMatchesAFreshOne(t *testing.T) {
 	if !bytes.Equal(got[:3], dirty[:3]) || !bytes.Equal(got[3:], want) {
 		t.Errorf("batch built over stale bytes differs from a fresh one, or the bytes before it changed")
 	}
-	small, _ := buildBatchInto([]byte("pre"), items, 77, true)
+	small, _ := buildBatchInto([]byte("pre"), items, 77, true, true)
 	if string(small[:3]) != "pre" || !bytes.Equal(small[3:], want) {
 		t.Errorf("built after 3 bytes of a buffer too small: got %d bytes, want pre and the batch", len(small))
 	}

@@ -113,6 +113,7 @@ func (f *queueFSM) applyBatch(index uint64, data []byte, ql *queueLeader) *enque
 		return &enqueueResult{err: err}
 	}
 	f.msgs = f.msgs[:0]
+	var run senderRun
 	for slot := range cb.records {
 		r := &cb.records[slot]
 		m := readQueueMeta(r)
@@ -120,6 +121,7 @@ func (f *queueFSM) applyBatch(index uint64, data []byte, ql *queueLeader) *enque
 			Ref:   queue.Ref{Index: index, Slot: uint32(slot)},
 			Bytes: uint32(min(len(r.Value), 1<<32-1)), Priority: m.priority, TTLms: m.ttlMs,
 			NotBeforeMs: m.notBeforeMs, DedupeID: m.dedupeID, OrderingKey: m.orderingKey, MessageID: m.messageID,
+			Sender: run.next(m.sender),
 		})
 	}
 	now := max(0, min(cb.header.MaxTimestamp, base.QueueTimeMsMax))

@@ -460,7 +460,7 @@ func (ql *queueLeader) orderingByKey() bool {
 // a group's proposals as submitted and answers by callback, with no
 // goroutine per batch.
 func (ql *queueLeader) submitBatch(items []*pubItem, done func([]queue.Outcome, error)) {
-	ql.b.proposeItems(ql.g, items, ql.orderingByKey(), func(r replication.Result) {
+	ql.b.proposeItems(ql.g, items, ql.orderingByKey(), true, func(r replication.Result) {
 		if r.Err != nil {
 			done(nil, r.Err)
 			return

@@ -41,8 +41,15 @@ func BenchmarkEnqueueDeliverSettle(b *testing.B) {
 
 // BenchmarkEnqueueDeliverSettleBatch is the same with 100 messages per
 // Enqueue and one multiple-ack Settle per batch; ns/op is per message.
+// "plain" has no senders, "senders" four publishers' lanes taking turns
+// in runs of 25, as the broker's batches mix them.
 func BenchmarkEnqueueDeliverSettleBatch(b *testing.B) {
-	const batch = 100
+	b.Run("plain", func(b *testing.B) { enqueueDeliverSettleBatch(b, 0) })
+	b.Run("senders", func(b *testing.B) { enqueueDeliverSettleBatch(b, 4) })
+}
+
+func enqueueDeliverSettleBatch(b *testing.B, lanes int) {
+	const batch, run = 100, 25
 	q, err := New(DefaultConfig(), 0)
 	if err != nil {
 		b.Fatal(err)
@@ -51,6 +58,7 @@ func BenchmarkEnqueueDeliverSettleBatch(b *testing.B) {
 	q.Apply(&Subscribe{Consumer: c, PrefetchCount: 1000})
 	enq := &Enqueue{Messages: make([]Message, batch)}
 	settle := &Settle{Consumer: c}
+	seqs := make([]uint64, lanes)
 	b.ReportAllocs()
 	b.ResetTimer()
 	idx := uint64(0)
@@ -58,6 +66,11 @@ func BenchmarkEnqueueDeliverSettleBatch(b *testing.B) {
 		idx++
 		for j := range enq.Messages {
 			enq.Messages[j] = Message{Ref: Ref{Index: idx, Slot: uint32(j)}, Bytes: 100}
+			if lanes > 0 {
+				l := (j / run) % lanes
+				seqs[l]++
+				enq.Messages[j].Sender = SenderID{Lane: uint64(l + 1), Seq: seqs[l]}
+			}
 		}
 		_, effects := q.Apply(enq)
 		for _, e := range effects {

@@ -21,6 +21,7 @@ import (
 type senderTable struct {
 	byLane         map[uint64]*sender
 	oldest, newest *sender
+	last           *sender // the last one looked up: a batch's messages come in runs of one lane
 }
 
 type sender struct {
@@ -39,7 +40,7 @@ type seqRange struct {
 // outcome returns what the message id named was answered when it was
 // applied, and whether it was.
 func (t *senderTable) outcome(id SenderID) (Outcome, bool) {
-	s := t.byLane[id.Lane]
+	s := t.find(id.Lane)
 	if s == nil {
 		return 0, false
 	}
@@ -62,7 +63,7 @@ func (t *senderTable) outcome(id SenderID) (Outcome, bool) {
 // now, dead-lettered or enqueued. It reports whether another sender had to
 // be forgotten to make room (the table holds maxSenders).
 func (t *senderTable) record(id SenderID, lettered bool, now int64, maxSenders, maxRanges int) (evicted bool) {
-	s := t.byLane[id.Lane]
+	s := t.find(id.Lane)
 	if s == nil {
 		if len(t.byLane) >= maxSenders {
 			t.remove(t.oldest)
@@ -73,11 +74,13 @@ func (t *senderTable) record(id SenderID, lettered bool, now int64, maxSenders, 
 		}
 		s = &sender{lane: id.Lane}
 		t.byLane[id.Lane] = s
-	} else {
+		t.last = s
+		t.pushNewest(s)
+	} else if s != t.newest {
 		t.unlink(s)
+		t.pushNewest(s)
 	}
 	s.lastMs = now
-	t.pushNewest(s)
 	s.add(id.Seq, lettered, maxRanges)
 	return evicted
 }
@@ -123,9 +126,24 @@ func (t *senderTable) expire(cutoff int64) {
 
 func (t *senderTable) len() int { return len(t.byLane) }
 
+// find returns lane's sender, or nil.
+func (t *senderTable) find(lane uint64) *sender {
+	if t.last != nil && t.last.lane == lane {
+		return t.last
+	}
+	s := t.byLane[lane]
+	if s != nil {
+		t.last = s
+	}
+	return s
+}
+
 func (t *senderTable) remove(s *sender) {
 	t.unlink(s)
 	delete(t.byLane, s.lane)
+	if t.last == s {
+		t.last = nil
+	}
 }
 
 func (t *senderTable) unlink(s *sender) {
@@ -157,6 +175,9 @@ func (t *senderTable) pushNewest(s *sender) {
 func (t *senderTable) check(now int64, maxSenders, maxRanges int) error {
 	if len(t.byLane) > maxSenders {
 		return fmt.Errorf("senders: %d, limit %d", len(t.byLane), maxSenders)
+	}
+	if t.last != nil && t.byLane[t.last.lane] != t.last {
+		return fmt.Errorf("senders: the last looked up, lane %d, is forgotten", t.last.lane)
 	}
 	n := 0
 	var prev *sender
