@@ -27,10 +27,11 @@ import (
 // through a node that does not lead the queue, and the process leading
 // it is killed with SIGKILL a third of the way through, mid-write. The
 // publisher goes on through the same connection; every message the
-// broker confirmed is then read back through the same node, first
-// occurrences in the order published. (A batch the dead leader had
-// committed but not answered for is sent again to the new leader, so a
-// message may come twice: at least once, never lost.)
+// broker confirmed is then read back through the same node, once each,
+// in the order published. (A batch the dead leader had committed but not
+// answered for is sent again to the new leader, which holds it already
+// and does not store it again: internal/broker/DESIGN.md "Senders".
+// Before the senders, 5 runs in 6 read 1 to 9 messages twice.)
 func TestClusterKillNineOfTheQueueLeaderLosesNoConfirmedPublish(t *testing.T) {
 	nodes := startCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -116,10 +117,13 @@ func TestClusterKillNineOfTheQueueLeaderLosesNoConfirmedPublish(t *testing.T) {
 	}
 	for i := 1; i < len(order); i++ {
 		if order[i] < order[i-1] {
-			t.Fatalf("first deliveries out of publish order: %s after %s", order[i], order[i-1])
+			t.Fatalf("deliveries out of publish order: %s after %s", order[i], order[i-1])
 		}
 	}
-	t.Logf("%d of %d confirmed; all read back, %d duplicates", len(confirmed), total, dups)
+	if dups > 0 {
+		t.Fatalf("%d messages were read twice", dups)
+	}
+	t.Logf("%d of %d confirmed; all read back once", len(confirmed), total)
 }
 
 // TestClusterAFrozenQueueLeaderDoesNotHoldPublishesThroughOthers: the
