@@ -268,7 +268,7 @@ func (bc *brokerCollector) collectEntities(gauge func(*prometheus.Desc, float64,
 				n     uint64
 			}{{"enqueued", c.Enqueued}, {"delivered", c.Delivered}, {"redelivered", c.Redelivered}, {"acked", c.Acked},
 				{"returned", c.Returned}, {"expired", c.Expired}, {"dead_lettered", c.DeadLettered}, {"dropped", c.Dropped},
-				{"deduplicated", c.Deduplicated}, {"rejected", c.Rejected}, {"relocated", c.Relocated}} {
+				{"deduplicated", c.Deduplicated}, {"rejected", c.Rejected}, {"relocated", c.Relocated}, {"resent", c.Resent}} {
 				counter(descQueueEvents, e.n, t, name, e.event)
 			}
 		}

@@ -78,6 +78,9 @@ type QueueTotals struct {
 	// Relocated counts bodies moved forward in the queue's log so that
 	// the log behind long-held messages can be freed.
 	Relocated uint64 `json:"relocated"`
+	// Resent counts messages a node sent again after a leader change
+	// that the queue held already, and did not store again.
+	Resent uint64 `json:"resent"`
 }
 
 // QueueSpec declares a queue (PUT).
@@ -304,7 +307,7 @@ func (s *Server) queueStats(st broker.QueueStats) *QueueStats {
 		Leader: uint64(st.Leader), Rates: s.rates.observe(st),
 		Totals: QueueTotals{Enqueued: c.Enqueued, Delivered: c.Delivered, Redelivered: c.Redelivered, Acked: c.Acked,
 			Returned: c.Returned, Expired: c.Expired, DeadLettered: c.DeadLettered, Dropped: c.Dropped,
-			Deduplicated: c.Deduplicated, Rejected: c.Rejected, Relocated: c.Relocated}}
+			Deduplicated: c.Deduplicated, Rejected: c.Rejected, Relocated: c.Relocated, Resent: c.Resent}}
 }
 
 func (s *Server) listQueues(c *call) (any, error) {

@@ -905,4 +905,8 @@ func TestClusterAPublishWhoseLeaderStoppedBeforeAnsweringIsStoredOnce(t *testing
 	if want := "[m0 m1 m2 m3 m4]"; fmt.Sprint(got) != want {
 		t.Fatalf("the queue holds %v, want %s", got, want)
 	}
+	// The leader that answered the resends has applied them.
+	if st, err := cl.nodes[cl.leaderOfQueue("once")].QueueStats("/", "once"); err != nil || st.Counters.Resent != 2 {
+		t.Fatalf("the queue counts %d resent (%v), want 2", st.Counters.Resent, err)
+	}
 }
