@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -90,12 +91,23 @@ type model struct {
 	effects                     []Effect
 	maxMessages, maxDedupe      int
 	maxConsumers                int
-	below                       uint64 // the relocation mark
+	below                       uint64     // the relocation mark
+	senders                     []*mSender // by last applied to, oldest first
+	maxSenders, maxRanges       int
+}
+
+// mSender is a sender as the model keeps it: every number applied, with
+// whether it was dead-lettered; ranges are worked out when needed.
+type mSender struct {
+	lane   uint64
+	lastMs int64
+	dl     map[uint64]bool
 }
 
 func newModel(cfg Config, created int64, lim limits) *model {
 	return &model{cfg: cfg, now: created, lastUsed: created, nextReg: 1, nextTicket: 1,
-		dedupeSeen: map[string]int64{}, maxMessages: lim.messages, maxDedupe: lim.dedupeIDs, maxConsumers: lim.consumers}
+		dedupeSeen: map[string]int64{}, maxMessages: lim.messages, maxDedupe: lim.dedupeIDs, maxConsumers: lim.consumers,
+		maxSenders: lim.senders, maxRanges: lim.senderRanges}
 }
 
 func (q *model) emit(e Effect) { q.effects = append(q.effects, e) }
@@ -450,11 +462,13 @@ func (q *model) enqueue(c *Enqueue) Result {
 	prev, has := q.lastRef, q.hasRef
 	for _, m := range c.Messages {
 		if has && !prev.Less(m.Ref) || len(m.DedupeID) > base.QueueFieldBytesMax || len(m.OrderingKey) > base.QueueFieldBytesMax ||
-			len(m.MessageID) > base.QueueFieldBytesMax || m.TTLms > base.QueueDurationMsMax || m.NotBeforeMs < 0 || m.NotBeforeMs > base.QueueTimeMsMax {
+			len(m.MessageID) > base.QueueFieldBytesMax || m.TTLms > base.QueueDurationMsMax || m.NotBeforeMs < 0 || m.NotBeforeMs > base.QueueTimeMsMax ||
+			m.Sender != (SenderID{}) && (m.Sender.Lane == 0 || m.Sender.Seq == math.MaxUint64) {
 			return Result{Err: base.Errorf(base.CodeInvalidArgument, "message")}
 		}
 		prev, has = m.Ref, true
 	}
+	q.senders = slices.DeleteFunc(q.senders, func(s *mSender) bool { return s.lastMs <= q.now-base.QueueSenderIdle.Milliseconds() })
 	var outs []Outcome
 	n := 0
 	for i := range c.Messages {
@@ -480,6 +494,61 @@ func (q *model) over(n int, b uint64) bool {
 }
 
 func (q *model) enqueueOne(in *Message) Outcome {
+	i := slices.IndexFunc(q.senders, func(s *mSender) bool { return s.lane == in.Sender.Lane })
+	if in.Sender.Lane != 0 && i >= 0 {
+		if dl, ok := q.senders[i].dl[in.Sender.Seq]; ok {
+			q.ctr.Resent++
+			if dl {
+				return OutcomeDeadLettered
+			}
+			return OutcomeDuplicate
+		}
+	}
+	o := q.admit(in)
+	if in.Sender.Lane == 0 || o != OutcomeEnqueued && o != OutcomeDeadLettered {
+		return o
+	}
+	var s *mSender
+	if i >= 0 {
+		s = q.senders[i]
+		q.senders = slices.Delete(q.senders, i, i+1)
+	} else {
+		if len(q.senders) >= q.maxSenders {
+			q.senders = q.senders[1:]
+			q.ctr.SendersEvicted++
+		}
+		s = &mSender{lane: in.Sender.Lane, dl: map[uint64]bool{}}
+	}
+	s.dl[in.Sender.Seq] = o == OutcomeDeadLettered
+	s.lastMs = q.now
+	s.trim(q.maxRanges)
+	q.senders = append(q.senders, s)
+	return o
+}
+
+// trim forgets the lowest run of consecutive numbers of one kind while
+// there are more than max runs.
+func (s *mSender) trim(max int) {
+	for {
+		seqs := slices.Sorted(maps.Keys(s.dl))
+		var runs [][]uint64
+		for i, n := range seqs {
+			if i > 0 && n == seqs[i-1]+1 && s.dl[n] == s.dl[seqs[i-1]] {
+				runs[len(runs)-1] = append(runs[len(runs)-1], n)
+			} else {
+				runs = append(runs, []uint64{n})
+			}
+		}
+		if len(runs) <= max {
+			return
+		}
+		for _, n := range runs[0] {
+			delete(s.dl, n)
+		}
+	}
+}
+
+func (q *model) admit(in *Message) Outcome {
 	dedupe := in.DedupeID != "" && q.cfg.DedupeWindowMs > 0
 	if dedupe {
 		if d, ok := q.dedupeSeen[in.DedupeID]; ok && d > q.now {

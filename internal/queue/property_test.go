@@ -21,6 +21,8 @@ func TestQueueMatchesModel(t *testing.T) {
 		lim.messages = rapid.IntRange(3, 40).Draw(t, "maxMessages")
 		lim.consumers = rapid.IntRange(2, 6).Draw(t, "maxConsumers")
 		lim.dedupeIDs = rapid.IntRange(1, 8).Draw(t, "maxDedupe")
+		lim.senders = rapid.IntRange(1, 3).Draw(t, "maxSenders")
+		lim.senderRanges = rapid.IntRange(1, 3).Draw(t, "maxSenderRanges")
 		if rapid.Bool().Draw(t, "compactAlways") {
 			lim.compactSlots, lim.compactTombs = 0, 1
 		}
@@ -318,6 +320,13 @@ func (g *gen) enqueue(t *rapid.T, now int64) Command {
 		}
 		if rapid.Bool().Draw(t, "msgid?") {
 			m.MessageID = fmt.Sprintf("m%d", rapid.IntRange(0, 5).Draw(t, "msgid"))
+		}
+		if rapid.Bool().Draw(t, "sender?") {
+			// Few lanes and numbers: resends, holes and runs of both kinds.
+			m.Sender = SenderID{Lane: uint64(rapid.IntRange(1, 3).Draw(t, "lane")), Seq: uint64(rapid.IntRange(1, 8).Draw(t, "seq"))}
+			if rapid.IntRange(0, 40).Draw(t, "badSender") == 0 {
+				m.Sender.Lane = 0 // refused: a number without a lane
+			}
 		}
 		c.Messages = append(c.Messages, m)
 	}
