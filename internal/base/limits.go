@@ -884,6 +884,16 @@ const (
 	// measured for flow control.
 	BrokerFlowSampleIntervalDefault = 100 * time.Millisecond
 
+	// BrokerSameLeaderRetryAfter is how long a call that failed on a
+	// group's leader without a word from it (its node's forwarding
+	// connection broke) waits for another leader before it goes to the
+	// same one again, provided the replication transport does not report
+	// that node down. Longer than the transport's PeerTimeout (1 s) and an
+	// election, so that a leader that died is reported down or replaced
+	// first; a queue drops the messages it receives twice (its senders),
+	// so resending to a leader that applied them is safe.
+	BrokerSameLeaderRetryAfter = 3 * time.Second
+
 	// BrokerLeaderPollIntervalDefault is how often a node checks which of
 	// its groups it leads (the engine has no notification);
 	// BrokerReconcileIntervalDefault the reconciler's period beside the

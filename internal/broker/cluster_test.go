@@ -910,3 +910,50 @@ func TestClusterAPublishWhoseLeaderStoppedBeforeAnsweringIsStoredOnce(t *testing
 		t.Fatalf("the queue counts %d resent (%v), want 2", st.Counters.Resent, err)
 	}
 }
+
+// A publish whose answer a live leader sent but the forwarding connection
+// lost is sent to the same leader again once no other has been elected
+// for BrokerSameLeaderRetryAfter: it is confirmed, and the queue holds it
+// once. (It used to wait for another leader until its context ended.)
+func TestClusterAPublishWhoseAnswerWasLostGoesToTheSameLeaderAgain(t *testing.T) {
+	var armed atomic.Bool
+	dropped := make(chan struct{})
+	cl := threeNodesWith(t, func(c *Config) {
+		c.ForwardListener = &answerDropper{Listener: c.ForwardListener, armed: &armed, dropped: dropped}
+	})
+	ctx := testCtx(t)
+	lead, _, fc := cl.forwardedSetup("stay", 1)
+	armed.Store(true)
+	res, err := fc.Publish(ctx, "", []Message{{RoutingKey: "stay", Body: []byte("m1")}}, PublishOptions{})
+	if err == nil {
+		err = res[0].Err
+	}
+	if err != nil {
+		t.Fatalf("the publish whose answer was lost: %v", err)
+	}
+	select {
+	case <-dropped:
+	default:
+		t.Fatal("no answer was lost")
+	}
+	if now := cl.leaderOfQueue("stay"); now != lead {
+		t.Fatalf("the leader moved from node %d to %d: the test needs it to stay", lead+1, now+1)
+	}
+	var got []string
+	for {
+		d, _, ok, err := fc.Get(ctx, "stay", true)
+		if err != nil {
+			t.Fatalf("get: %v", err)
+		}
+		if !ok {
+			break
+		}
+		got = append(got, string(d.Message.Body))
+	}
+	if want := "[m0 m1]"; fmt.Sprint(got) != want {
+		t.Fatalf("the queue holds %v, want %s", got, want)
+	}
+	if st, err := cl.nodes[lead].QueueStats("/", "stay"); err != nil || st.Counters.Resent != 1 {
+		t.Fatalf("the queue counts %d resent (%v), want 1", st.Counters.Resent, err)
+	}
+}

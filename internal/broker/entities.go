@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/ferry-mq/ferry/internal/base"
 	"github.com/ferry-mq/ferry/internal/controller"
@@ -103,10 +104,12 @@ func (b *Broker) waitGroupReady(ctx context.Context, g GroupID) error {
 //
 //   - for a group the controller places on this node: once the group is
 //     open here (the reconciler opens it after a restart or a declare),
-//     its replica knows a leader other than avoid (or avoid again, in a
-//     later term than the one this node knew at the start: a leader whose
-//     node failed the call can restart and win the next election) and
-//     has replayed its
+//     its replica knows a leader other than avoid (or avoid again: in a
+//     later term than the one this node knew at the start, as a leader
+//     whose node failed the call can restart and win the next election,
+//     or after BrokerSameLeaderRetryAfter while the transport does not
+//     report avoid's node down, as when only the forwarding connection to
+//     a live leader broke) and has replayed its
 //     log (localGroup.replayed: reads of the replica, stats and fetches,
 //     are then no older than before a restart), and, when that leader is
 //     this node, once its leader runtime runs;
@@ -127,6 +130,7 @@ func (b *Broker) awaitLeader(ctx context.Context, g GroupID, avoid NodeID) (Node
 		}
 	}()
 	var avoidTerm uint64 // the term this node knew at its first look
+	var lookedAt time.Time
 	looked := false
 	for {
 		ch := b.readyChanged()
@@ -135,7 +139,7 @@ func (b *Broker) awaitLeader(ctx context.Context, g GroupID, avoid NodeID) (Node
 		var stErr error
 		if lg != nil {
 			if st, stErr = b.engine.Status(g); stErr == nil && !looked {
-				avoidTerm, looked = st.Term, true
+				avoidTerm, looked, lookedAt = st.Term, true, b.clock.Now()
 			}
 		}
 		if lg == nil {
@@ -147,7 +151,7 @@ func (b *Broker) awaitLeader(ctx context.Context, g GroupID, avoid NodeID) (Node
 				return otherReplica(p, avoid), nil
 			}
 			kick(b.reconcileKick) // placed here, not open yet
-		} else if stErr == nil && st.Leader != 0 && (st.Leader != avoid || st.Term > avoidTerm) &&
+		} else if stErr == nil && st.Leader != 0 && (st.Leader != avoid || st.Term > avoidTerm || b.avoidedLongEnough(avoid, lookedAt)) &&
 			(st.Leader != b.node || lg.kind == kindController || lg.currentLeader() != nil) {
 			if lg.kind == kindController || lg.replayed.Load() {
 				return st.Leader, nil
@@ -177,6 +181,14 @@ func (b *Broker) awaitLeader(ctx context.Context, g GroupID, avoid NodeID) (Node
 			return 0, base.Errorf(base.CodeStopped, "broker: node %d is stopping", b.node)
 		}
 	}
+}
+
+// avoidedLongEnough reports whether node avoid, which failed a call
+// without answering it and still leads in the same term, may be sent the
+// call again: BrokerSameLeaderRetryAfter has passed since the wait began
+// and the transport does not report the node down.
+func (b *Broker) avoidedLongEnough(avoid NodeID, since time.Time) bool {
+	return avoid != b.node && b.clock.Now().Sub(since) >= base.BrokerSameLeaderRetryAfter && !b.peers.isDown(avoid)
 }
 
 // placementOf returns group g's placement as the controller has it. It
