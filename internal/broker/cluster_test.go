@@ -860,19 +860,48 @@ func (c *answerDroppingConn) Write(b []byte) (int, error) {
 	return c.Conn.Write(b)
 }
 
+// answerDroppingCluster is three nodes whose forwarding listeners, once
+// armed is set, drop the first answer to a forwarded enqueue; dropped is
+// closed when one is.
+func answerDroppingCluster(t *testing.T) (cl *cluster, armed *atomic.Bool, dropped <-chan struct{}) {
+	armed = new(atomic.Bool)
+	ch := make(chan struct{})
+	cl = threeNodesWith(t, func(c *Config) {
+		c.ForwardListener = &answerDropper{Listener: c.ForwardListener, armed: armed, dropped: ch}
+	})
+	return cl, armed, ch
+}
+
+// getAll takes every message of queue name through c (auto-ack), trying
+// again on retriable errors (a leader change), and returns their bodies.
+func getAll(t *testing.T, c *Conn, name string) []string {
+	t.Helper()
+	ctx := testCtx(t)
+	var got []string
+	for {
+		d, _, ok, err := c.Get(ctx, name, true)
+		if err != nil {
+			if base.IsRetriable(err) {
+				continue
+			}
+			t.Fatalf("get from %s: %v", name, err)
+		}
+		if !ok {
+			return got
+		}
+		got = append(got, string(d.Message.Body))
+	}
+}
+
 // A queue's leader that applied a forwarded publish and stopped before
 // answering leaves the publishing node to send it again to the next
 // leader, which has applied it too: the queue must hold it once, not
 // twice (the sender table, DESIGN.md "Senders"), and the publisher gets
 // its confirm.
 func TestClusterAPublishWhoseLeaderStoppedBeforeAnsweringIsStoredOnce(t *testing.T) {
-	var armed atomic.Bool
-	dropped := make(chan struct{})
-	cl := threeNodesWith(t, func(c *Config) {
-		c.ForwardListener = &answerDropper{Listener: c.ForwardListener, armed: &armed, dropped: dropped}
-	})
+	cl, armed, dropped := answerDroppingCluster(t)
 	ctx := testCtx(t)
-	lead, follower, fc := cl.forwardedSetup("once", 2)
+	lead, _, fc := cl.forwardedSetup("once", 2)
 	armed.Store(true)
 	published := make(chan error, 1)
 	go func() {
@@ -888,21 +917,7 @@ func TestClusterAPublishWhoseLeaderStoppedBeforeAnsweringIsStoredOnce(t *testing
 		t.Fatalf("the publish whose answer was lost: %v", err)
 	}
 	publishOne(t, fc, "", "once", "m4")
-	var got []string
-	for {
-		d, _, ok, err := fc.Get(ctx, "once", true)
-		if err != nil {
-			if base.IsRetriable(err) {
-				continue
-			}
-			t.Fatalf("get through node %d: %v", follower+1, err)
-		}
-		if !ok {
-			break
-		}
-		got = append(got, string(d.Message.Body))
-	}
-	if want := "[m0 m1 m2 m3 m4]"; fmt.Sprint(got) != want {
+	if got, want := getAll(t, fc, "once"), "[m0 m1 m2 m3 m4]"; fmt.Sprint(got) != want {
 		t.Fatalf("the queue holds %v, want %s", got, want)
 	}
 	// The leader that answered the resends has applied them.
@@ -916,11 +931,7 @@ func TestClusterAPublishWhoseLeaderStoppedBeforeAnsweringIsStoredOnce(t *testing
 // for BrokerSameLeaderRetryAfter: it is confirmed, and the queue holds it
 // once. (It used to wait for another leader until its context ended.)
 func TestClusterAPublishWhoseAnswerWasLostGoesToTheSameLeaderAgain(t *testing.T) {
-	var armed atomic.Bool
-	dropped := make(chan struct{})
-	cl := threeNodesWith(t, func(c *Config) {
-		c.ForwardListener = &answerDropper{Listener: c.ForwardListener, armed: &armed, dropped: dropped}
-	})
+	cl, armed, dropped := answerDroppingCluster(t)
 	ctx := testCtx(t)
 	lead, _, fc := cl.forwardedSetup("stay", 1)
 	armed.Store(true)
@@ -939,18 +950,7 @@ func TestClusterAPublishWhoseAnswerWasLostGoesToTheSameLeaderAgain(t *testing.T)
 	if now := cl.leaderOfQueue("stay"); now != lead {
 		t.Fatalf("the leader moved from node %d to %d: the test needs it to stay", lead+1, now+1)
 	}
-	var got []string
-	for {
-		d, _, ok, err := fc.Get(ctx, "stay", true)
-		if err != nil {
-			t.Fatalf("get: %v", err)
-		}
-		if !ok {
-			break
-		}
-		got = append(got, string(d.Message.Body))
-	}
-	if want := "[m0 m1]"; fmt.Sprint(got) != want {
+	if got, want := getAll(t, fc, "stay"), "[m0 m1]"; fmt.Sprint(got) != want {
 		t.Fatalf("the queue holds %v, want %s", got, want)
 	}
 	if st, err := cl.nodes[lead].QueueStats("/", "stay"); err != nil || st.Counters.Resent != 1 {
