@@ -197,8 +197,8 @@ func (e *recordEncoder) encode(m *Message, notBeforeMs int64) (encodedRecord, er
 		orderingAt = len(e.spans)
 		e.addString(hdrOrderingKey, m.OrderingKey)
 	}
-	if len(e.spans) > base.RecordHeadersMax {
-		return encodedRecord{}, base.Errorf(base.CodeTooLarge, "message has %d headers, over the limit of %d", len(e.spans), base.RecordHeadersMax)
+	if len(e.spans) > messageHeadersMax {
+		return encodedRecord{}, base.Errorf(base.CodeTooLarge, "message has %d headers, over the limit of %d", len(e.spans), messageHeadersMax)
 	}
 	r := encodedRecord{key: m.Key, value: m.Body, orderingAt: orderingAt, headers: e.carveHeaders(len(e.spans))}
 	if r.value == nil {
@@ -760,6 +760,11 @@ func readQueueMeta(r *batch.Record) queueMeta {
 const senderHeaderBytesMax = 1 + len(hdrSender) + 1 + 8 + binary.MaxVarintLen64 + 2
 
 var hdrSenderKey = []byte(hdrSender)
+
+// messageHeadersMax is the most headers a message's record may have: a
+// queue's batch may add a ferry.sender header to it, which must not take
+// it over base.RecordHeadersMax and fail the whole batch.
+const messageHeadersMax = base.RecordHeadersMax - 1
 
 // senderMark is what a record's ferry.sender header says: set when it has
 // one, with the sender it names (zero: none, or unreadable).
