@@ -344,8 +344,10 @@ func TestBatchBuiltIntoAReusedBufferMatchesAFreshOne(t *testing.T) {
 
 func TestBatchBuffersHoldEveryBatchAnAccumulatorTakes(t *testing.T) {
 	// Every batch an accumulator takes (up to BrokerPublishBatchBytesMax,
-	// plus its last message) fits a pooled class.
-	most := base.BrokerPublishBatchBytesMax + batch.HeaderSize + base.BrokerPublishBatchBytesMax/2
+	// plus its last message, plus a queue's sender headers) fits a pooled
+	// class.
+	most := base.BrokerPublishBatchBytesMax + batch.HeaderSize + base.BrokerPublishBatchBytesMax/2 +
+		base.BrokerPublishBatchRecordsMax*senderHeaderBytesMax
 	if buf := batchBuffers.Get(most); cap(*buf) != base.BrokerBatchBufferBytesMax {
 		t.Errorf("a batch of %d bytes gets a buffer of %d, want the largest class, %d", most, cap(*buf), base.BrokerBatchBufferBytesMax)
 	}
