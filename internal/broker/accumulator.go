@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"encoding/binary"
 	"slices"
 	"sync"
 
@@ -249,7 +248,7 @@ func buildBatchInto(dst []byte, items []*pubItem, nowMs int64, withOrdering, wit
 	bld.Begin(dst, batch.Header{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1})
 	var prev queue.SenderID
 	var hdrs []batch.RecordHeader // a record's headers behind its ferry.sender
-	var val [8 + binary.MaxVarintLen64]byte
+	var val [senderValueBytesMax]byte
 	for _, it := range items {
 		headers := it.rec.headersFor(withOrdering)
 		// A sender header starts a run of the item's lane, or ends one.

@@ -754,10 +754,15 @@ func readQueueMeta(r *batch.Record) queueMeta {
 // number each, until the next ferry.sender header; an empty one ends the
 // run (a record with no sender). Stream records carry none.
 
-// senderHeaderBytesMax bounds what a ferry.sender header adds to a
-// record: the header (key and value with their lengths) and a byte more
-// for each of the record's header count and length varints.
-const senderHeaderBytesMax = 1 + len(hdrSender) + 1 + 8 + binary.MaxVarintLen64 + 2
+// senderLaneBytes is the lane's part of a ferry.sender value;
+// senderHeaderBytesMax bounds what the header adds to a record: the
+// header (key and value with their lengths) and a byte more for each of
+// the record's header count and length varints.
+const (
+	senderLaneBytes      = 8
+	senderValueBytesMax  = senderLaneBytes + binary.MaxVarintLen64
+	senderHeaderBytesMax = 1 + len(hdrSender) + 1 + senderValueBytesMax + 2
+)
 
 var hdrSenderKey = []byte(hdrSender)
 
@@ -777,15 +782,15 @@ type senderMark struct {
 // lane and a number the queue can record names no sender: the records
 // are then enqueued without one (at least once), never refused.
 func parseSender(v []byte) senderMark {
-	if len(v) < 9 {
+	if len(v) <= senderLaneBytes {
 		return senderMark{set: true}
 	}
-	lane := binary.BigEndian.Uint64(v)
-	seq, n := binary.Uvarint(v[8:])
-	if n != len(v)-8 || lane == 0 || seq == math.MaxUint64 {
+	id := queue.SenderID{Lane: binary.BigEndian.Uint64(v)}
+	seq, n := binary.Uvarint(v[senderLaneBytes:])
+	if id.Seq = seq; n != len(v)-senderLaneBytes || !id.Valid() {
 		return senderMark{set: true}
 	}
-	return senderMark{set: true, id: queue.SenderID{Lane: lane, Seq: seq}}
+	return senderMark{set: true, id: id}
 }
 
 // appendSender appends the ferry.sender value naming id (empty for none).
@@ -804,18 +809,19 @@ func (s *senderRun) next(m senderMark) queue.SenderID {
 	switch {
 	case m.set:
 		s.cur = m.id
-	case s.cur.Lane != 0 && s.cur.Seq+1 < math.MaxUint64:
-		s.cur.Seq++
-	default:
-		s.cur = queue.SenderID{}
+	case s.cur.Lane != 0:
+		if s.cur.Seq++; !s.cur.Valid() {
+			s.cur = queue.SenderID{}
+		}
 	}
 	return s.cur
 }
 
-// continues reports whether id is the number after prev in prev's lane:
-// a record of id needs no ferry.sender header after one of prev.
+// continues reports whether id is the number after prev in prev's lane,
+// as senderRun reads it: a record of id needs no ferry.sender header
+// after one of prev.
 func continues(prev, id queue.SenderID) bool {
-	return prev.Lane != 0 && id.Lane == prev.Lane && id.Seq == prev.Seq+1
+	return prev.Lane != 0 && id.Lane == prev.Lane && id.Seq == prev.Seq+1 && id.Valid()
 }
 
 // boundedString keeps an id within the queue's field limit (the queue

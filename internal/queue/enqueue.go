@@ -48,7 +48,7 @@ func (q *Queue) validateEnqueue(cmd *Enqueue) error {
 		if m.NotBeforeMs < 0 || m.NotBeforeMs > base.QueueTimeMsMax {
 			return base.Errorf(base.CodeInvalidArgument, "queue: message %s not-before %d out of range", m.Ref, m.NotBeforeMs)
 		}
-		if m.Sender != (SenderID{}) && !validSender(m.Sender) {
+		if m.Sender != (SenderID{}) && !m.Sender.Valid() {
 			return base.Errorf(base.CodeInvalidArgument, "queue: message %s has sender %d number %d", m.Ref, m.Sender.Lane, m.Sender.Seq)
 		}
 	}

@@ -2,7 +2,6 @@ package queue
 
 import (
 	"fmt"
-	"math"
 	"slices"
 )
 
@@ -171,7 +170,7 @@ func (t *senderTable) pushNewest(s *sender) {
 }
 
 // check verifies the table's invariants against the limits and the
-// queue's time now (the checker's and Restore's).
+// queue's time now.
 func (t *senderTable) check(now int64, maxSenders, maxRanges int) error {
 	if len(t.byLane) > maxSenders {
 		return fmt.Errorf("senders: %d, limit %d", len(t.byLane), maxSenders)
@@ -213,7 +212,3 @@ func checkRanges(rs []seqRange, maxRanges int) error {
 	}
 	return nil
 }
-
-// validSender reports whether id may be recorded: a lane, and a number
-// whose range end does not overflow.
-func validSender(id SenderID) bool { return id.Lane != 0 && id.Seq < math.MaxUint64 }

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -95,6 +96,10 @@ type SenderID struct {
 	Lane uint64
 	Seq  uint64
 }
+
+// Valid reports whether Enqueue accepts id as a message's sender: a lane,
+// and a number whose range end ([Seq, Seq+1)) does not overflow.
+func (id SenderID) Valid() bool { return id.Lane != 0 && id.Seq < math.MaxUint64 }
 
 // Reason says why a message was dead-lettered or dropped; the broker writes
 // it into the message's history (x-death).
