@@ -253,14 +253,13 @@ func Open(cfg Config) (*Broker, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	boot := make([]byte, 6+8)
-	if _, err := crand.Read(boot); err != nil {
+	var seed [6 + 8]byte // the boot id, then the first lane id
+	if _, err := crand.Read(seed[:]); err != nil {
 		return nil, fmt.Errorf("broker: drawing the boot id: %w", err)
 	}
-	boot, laneIDs := boot[:6], binary.BigEndian.Uint64(boot[6:])
 	b := &Broker{
 		cfg: cfg, clock: cfg.Clock, log: cfg.Logger.With("node", cfg.NodeID), node: cfg.NodeID,
-		boot:          fmt.Sprintf("%d.%s", cfg.NodeID, hex.EncodeToString(boot)),
+		boot:          fmt.Sprintf("%d.%s", cfg.NodeID, hex.EncodeToString(seed[:6])),
 		peers:         &peerWatch{clock: cfg.Clock, since: map[NodeID]time.Time{}},
 		groups:        map[GroupID]*localGroup{},
 		conns:         map[string]*Conn{},
@@ -269,7 +268,7 @@ func Open(cfg Config) (*Broker, error) {
 		reconcileKick: make(chan struct{}, 1),
 		leaderKick:    make(chan struct{}, 1),
 	}
-	b.laneIDs.Store(laneIDs)
+	b.laneIDs.Store(binary.BigEndian.Uint64(seed[6:]))
 	b.bctx, b.bcancel = context.WithCancel(context.Background())
 	b.stop = b.bctx.Done()
 	b.trace.clock, b.trace.node = b.clock, b.node

@@ -911,7 +911,11 @@ func TestClusterAPublishWhoseLeaderStoppedBeforeAnsweringIsStoredOnce(t *testing
 		}
 		published <- err
 	}()
-	<-dropped
+	select {
+	case <-dropped:
+	case <-ctx.Done():
+		t.Fatal("no answer to a forwarded enqueue was dropped")
+	}
 	cl.stop(lead)
 	if err := <-published; err != nil {
 		t.Fatalf("the publish whose answer was lost: %v", err)
